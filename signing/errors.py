@@ -1,0 +1,102 @@
+"""Errors of the signing and trust layer (sub-roots from :mod:`siogw.errors`)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from siogw.errors import ConfigError, SigningError, TrustError
+from siogw.timeutil import astana_iso
+
+
+# --- producing signatures -------------------------------------------------------------
+class KeyURIError(ConfigError):
+    """A key URI is malformed or names an unknown scheme."""
+
+
+class PinError(ConfigError):
+    """A PIN source is missing, unreadable or refused by the token."""
+
+
+class TokenNotFound(SigningError):
+    """No token with the given label is present."""
+
+
+class KeyNotFound(SigningError):
+    """The token has no key with the given label/id."""
+
+
+class TokenError(SigningError):
+    """The PKCS#11 module failed (wraps ``pkcs11.PKCS11Error``)."""
+
+
+class UnsupportedAlgorithm(SigningError):
+    """The key type or algorithm is not one sio-gateway signs with."""
+
+
+# --- verifying signatures, envelopes, certificates -------------------------------------
+class MalformedEnvelope(TrustError):
+    """The envelope is not a well-formed DSSE envelope."""
+
+    reason = "malformed envelope"
+
+
+class BadSignature(TrustError):
+    """The signature does not verify with the key it names."""
+
+    reason = "bad signature"
+
+
+class UnknownSigner(TrustError):
+    """No trusted certificate or key matches the signature's key id."""
+
+    reason = "unknown signer"
+
+
+class UntrustedChain(TrustError):
+    """The certificate does not chain to a configured trust anchor."""
+
+    reason = "untrusted chain"
+
+
+class CertificateExpired(TrustError):
+    """The certificate is outside its validity period at the time of checking."""
+
+    reason = "expired"
+
+
+class KeyUsageRefused(TrustError):
+    """The certificate's key usage does not allow digital signatures."""
+
+    reason = "key usage"
+
+
+class CertificateRevoked(TrustError):
+    """The certificate has been revoked (CRL or the gateway's own store)."""
+
+    reason = "revoked"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        revoked_at: _dt.datetime,
+        revocation_reason: str,
+        serial: int,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.revoked_at = revoked_at
+        self.revocation_reason = revocation_reason
+        self.serial = serial
+
+    def diagnostics(self) -> str:
+        return (
+            f"{self.message}: revoked at {astana_iso(self.revoked_at)} "
+            f"(reason: {self.revocation_reason})"
+        )
+
+
+class StaleCRL(TrustError):
+    """A CRL is past its nextUpdate or its signature does not verify."""
+
+    reason = "stale CRL"

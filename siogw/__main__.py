@@ -1,0 +1,5 @@
+import sys
+
+from siogw.cli import main
+
+sys.exit(main())
