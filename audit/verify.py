@@ -1,0 +1,908 @@
+"""Offline verification of the audit log: pure functions over bytes, plus the archive walk.
+
+Nothing here imports gRPC or SQLAlchemy, and nothing but :func:`verify_archive` (and
+:func:`load_trusted_keys`) touches the file system. The parts:
+
+* **Hashing** (RFC 9162 §2.1.1): ``leaf = SHA-256(0x00 || data)``,
+  ``node = SHA-256(0x01 || left || right)``, empty tree = ``SHA-256("")``.
+* **Proofs**: :func:`verify_inclusion` (RFC 9162 §2.1.3.2) and
+  :func:`verify_consistency` (§2.1.4.2). Preconditions are checked first
+  (:class:`~audit.errors.ProofError`); a wrong result is a
+  :class:`~audit.errors.RootMismatch`.
+* **Checkpoints** in the C2SP ``tlog-checkpoint`` text format inside a C2SP
+  ``signed-note``: origin line, decimal tree size, base64 root, extension lines, a blank
+  line, then ``— <name> <base64(key hash[4] || signature)>``. :func:`open_checkpoint`
+  verifies the signature *before* parsing the body. Seals are checkpoints with
+  extension lines (see :class:`Seal`).
+* **Segments**: ``MAGIC`` then frames ``u32be length || u32be CRC-32(body) || body``;
+  :func:`scan_frames` finds a torn tail.
+* :func:`verify_archive` walks a log directory and raises at the FIRST bad place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import gzip
+import hashlib
+import json
+import os
+import re
+import struct
+import zlib
+import zlib as _zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from audit.errors import (
+    CheckpointError,
+    MalformedRecord,
+    ProofError,
+    RootMismatch,
+    SegmentError,
+    VerificationError,
+)
+from audit.record import LoggedRecord, decode_record
+from signing.api import Algorithm, PublicKey, key_id_for
+
+HASH_SIZE = 32
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+ZERO_HASH_HEX = "0" * 64
+
+_sha256 = hashlib.sha256
+
+
+# --- hashing ------------------------------------------------------------------------------
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 leaf hash: SHA-256(0x00 || data)."""
+    return _sha256(LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 9162 interior node hash: SHA-256(0x01 || left || right)."""
+    return _sha256(NODE_PREFIX + left + right).digest()
+
+
+def root_from_leaf_hashes(leaf_hashes: Iterable[bytes]) -> tuple[int, bytes]:
+    """(size, MTH) of the tree over the given leaf hashes, in O(log n) memory."""
+    stack: list[bytes] = []
+    size = 0
+    for h in leaf_hashes:
+        index = size
+        while index & 1:
+            h = node_hash(stack.pop(), h)
+            index >>= 1
+        stack.append(h)
+        size += 1
+    if not stack:
+        return 0, EMPTY_ROOT
+    h = stack[-1]
+    for left in reversed(stack[:-1]):
+        h = node_hash(left, h)
+    return size, h
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if not isinstance(value, bytes | bytearray) or len(value) != HASH_SIZE:
+        raise ProofError(f"{what} is not a {HASH_SIZE}-byte hash")
+
+
+# --- inclusion (RFC 9162 §2.1.3.2) --------------------------------------------------------
+def root_from_inclusion_proof(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
+) -> bytes:
+    """The root that ``proof`` implies for ``leaf`` (a leaf hash) at ``index``."""
+    if size <= 0 or not 0 <= index < size:
+        raise ProofError(f"leaf index {index} out of range for tree size {size}")
+    _check_hash(leaf, "leaf hash")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
+    # Step 2: fn = index, sn = size - 1; step 3: r = leaf hash.
+    fn, sn, r = index, size - 1, bytes(leaf)
+    for p in proof:
+        # Step 4a.
+        if sn == 0:
+            raise ProofError("inclusion proof is too long")
+        # Step 4b.
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        # Step 4c.
+        fn >>= 1
+        sn >>= 1
+    # Step 5: sn must be 0.
+    if sn != 0:
+        raise ProofError("inclusion proof is too short")
+    return r
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Return None if ``proof`` shows ``leaf`` at ``index`` in the tree ``(size, root)``."""
+    _check_hash(root, "root")
+    computed = root_from_inclusion_proof(leaf, index, size, proof)
+    if computed != root:
+        raise RootMismatch(computed, bytes(root), what="inclusion proof root mismatch")
+
+
+# --- consistency (RFC 9162 §2.1.4.2) ------------------------------------------------------
+def verify_consistency(
+    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
+) -> None:
+    """Return None if the tree ``(size2, root2)`` extends ``(size1, root1)``."""
+    _check_hash(root1, "first root")
+    _check_hash(root2, "second root")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
+    if size1 < 0 or size2 < size1:
+        raise ProofError(f"bad consistency sizes {size1} -> {size2}")
+    if size1 == size2:
+        if proof:
+            raise ProofError("consistency proof between equal sizes must be empty")
+        if root1 != root2:
+            raise RootMismatch(bytes(root1), bytes(root2), what="equal-size roots differ")
+        return
+    if size1 == 0:
+        if proof:
+            raise ProofError("consistency proof from the empty tree must be empty")
+        return
+    # Step 1.
+    if not proof:
+        raise ProofError("empty consistency proof")
+    path = list(proof)
+    # Step 2: first is an exact power of two -> prepend first_hash.
+    if size1 & (size1 - 1) == 0:
+        path.insert(0, bytes(root1))
+    # Step 3.
+    fn, sn = size1 - 1, size2 - 1
+    # Step 4.
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    # Step 5.
+    fr = sr = path[0]
+    # Step 6.
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    # Step 7.
+    if sn != 0:
+        raise ProofError("consistency proof is too short")
+    if fr != root1:
+        raise RootMismatch(fr, bytes(root1), what="consistency proof: first root mismatch")
+    if sr != root2:
+        raise RootMismatch(sr, bytes(root2), what="consistency proof: second root mismatch")
+
+
+# --- keys ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrustedKey:
+    """A key allowed to sign checkpoints, with the tree sizes it may sign.
+
+    ``valid_from_size`` is the tree size at which the key took over; a key may sign
+    checkpoints of size ``>= valid_from_size`` and, once a later key took over at size
+    ``S``, only those of size ``<= S`` (so seals made before a rotation still verify).
+    """
+
+    public_key: PublicKey
+    algorithm: Algorithm
+    valid_from_size: int = 0
+    valid_from_time: str | None = None
+    retired: bool = False
+
+    @property
+    def key_id(self) -> str:
+        return key_id_for(self.public_key)
+
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+
+
+def default_algorithm(public_key: PublicKey) -> Algorithm:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return Algorithm.ECDSA_P256_SHA256
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return Algorithm.ED25519
+    return Algorithm.RSA_PSS_SHA256
+
+
+def verify_raw_signature(
+    public_key: PublicKey, algorithm: Algorithm, payload: bytes, sig: bytes
+) -> bool:
+    """True if ``sig`` (standard encoding) verifies ``payload``; False otherwise."""
+    try:
+        if algorithm is Algorithm.ECDSA_P256_SHA256 and isinstance(
+            public_key, ec.EllipticCurvePublicKey
+        ):
+            public_key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
+        elif algorithm is Algorithm.ED25519 and isinstance(
+            public_key, ed25519.Ed25519PublicKey
+        ):
+            public_key.verify(sig, payload)
+        elif algorithm is Algorithm.RSA_PSS_SHA256 and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(
+                sig,
+                payload,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                hashes.SHA256(),
+            )
+        elif algorithm is Algorithm.RSA_PKCS1_SHA256 and isinstance(
+            public_key, rsa.RSAPublicKey
+        ):
+            public_key.verify(sig, payload, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def note_key_hash(name: str, public_key: PublicKey, algorithm: Algorithm) -> bytes:
+    """C2SP signed-note key ID: SHA-256(name || 0x0A || type || key)[:4].
+
+    Type 0x01 with the raw key for Ed25519, 0x02 with the SPKI DER for ECDSA, and for
+    RSA the private-use type 0xFF followed by the algorithm name and the SPKI DER.
+    """
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        typed = b"\x01" + public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+    else:
+        spki = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            typed = b"\x02" + spki
+        else:
+            typed = b"\xff" + algorithm.value.encode("ascii") + spki
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + typed).digest()[:4]
+
+
+def _load_public_pem(pem: bytes, where: str) -> PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
+        raise CheckpointError(f"not a PEM public key: {exc}", where=where) from exc
+    if not isinstance(
+        key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+    ):
+        raise CheckpointError("unsupported public key type", where=where)
+    return key
+
+
+def parse_key_history(data: bytes, *, where: str = "keys.json") -> list[TrustedKey]:
+    """Parse a key-history file (see ``audit.keys``), ordered by ``valid_from_size``."""
+    try:
+        obj = json.loads(data)
+        entries = obj["keys"]
+        keys = []
+        for e in entries:
+            pub = _load_public_pem(e["public_key_pem"].encode("ascii"), where)
+            tk = TrustedKey(
+                public_key=pub,
+                algorithm=Algorithm(e["algorithm"]),
+                valid_from_size=int(e["valid_from_size"]),
+                valid_from_time=e.get("valid_from_time"),
+                retired=bool(e.get("retired", False)),
+            )
+            if tk.key_id != e["key_id"]:
+                raise CheckpointError(f"key id mismatch for {e['key_id']}", where=where)
+            keys.append(tk)
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"malformed key history: {exc}", where=where) from exc
+    keys.sort(key=lambda k: k.valid_from_size)
+    return keys
+
+
+def load_trusted_keys(paths: Sequence[str | os.PathLike[str]]) -> list[TrustedKey]:
+    """Load keys from key-history JSON files and/or PEM public keys."""
+    keys: list[TrustedKey] = []
+    for p in paths:
+        data = Path(p).read_bytes()
+        if data.lstrip().startswith(b"{"):
+            keys.extend(parse_key_history(data, where=str(p)))
+        else:
+            pub = _load_public_pem(data, str(p))
+            keys.append(TrustedKey(public_key=pub, algorithm=default_algorithm(pub)))
+    return keys
+
+
+# --- checkpoints and signed notes ---------------------------------------------------------
+_EM_DASH = "\u2014"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A C2SP checkpoint: origin, tree size, root hash and extension lines."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def body(self) -> bytes:
+        if not self.origin or "\n" in self.origin:
+            raise CheckpointError("bad checkpoint origin")
+        lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode()]
+        for ext in self.extensions:
+            if not ext or "\n" in ext:
+                raise CheckpointError("bad checkpoint extension line")
+            lines.append(ext)
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def ext(self, keyword: str) -> list[str]:
+        """The fields of the extension line starting with ``keyword`` (CheckpointError)."""
+        for line in self.extensions:
+            parts = line.split(" ")
+            if parts[0] == keyword:
+                return parts[1:]
+        raise CheckpointError(f"checkpoint has no {keyword!r} line")
+
+
+def sign_note(body: bytes, name: str, sign: Callable[[bytes], bytes], key_hash: bytes) -> bytes:
+    """Append a signature line to ``body`` (which must end in a newline)."""
+    if not body.endswith(b"\n") or b"\n\n" in body:
+        raise CheckpointError("note body must end in one newline and have no blank line")
+    sig = sign(body)
+    line = f"{_EM_DASH} {name} {base64.b64encode(key_hash + sig).decode()}\n"
+    return body + b"\n" + line.encode("utf-8")
+
+
+def sign_checkpoint(
+    checkpoint: Checkpoint,
+    sign: Callable[[bytes], bytes],
+    public_key: PublicKey,
+    algorithm: Algorithm,
+) -> bytes:
+    """Signed-note bytes of ``checkpoint``; the key name is the origin."""
+    kh = note_key_hash(checkpoint.origin, public_key, algorithm)
+    return sign_note(checkpoint.body(), checkpoint.origin, sign, kh)
+
+
+def open_note(
+    note: bytes, keys: Sequence[TrustedKey], *, name: str | None = None, where: str | None = None
+) -> tuple[bytes, TrustedKey]:
+    """Verify a signed note; return (body, key). The body is NOT parsed here.
+
+    ``name`` restricts the accepted key name (the log origin). Unknown signature lines
+    are ignored; a known key whose signature fails rejects the note.
+    """
+    if len(note) > 1 << 20:
+        raise CheckpointError("note too large", where=where)
+    try:
+        text = note.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError("note is not UTF-8", where=where) from exc
+    split = text.rfind("\n\n")
+    if split < 0 or not text.endswith("\n"):
+        raise CheckpointError("note has no signature block", where=where)
+    body = text[: split + 1].encode("utf-8")
+    sig_lines = text[split + 2 : -1].split("\n")
+    for line in sig_lines:
+        if not line.startswith(_EM_DASH + " "):
+            raise CheckpointError("malformed signature line", where=where)
+        try:
+            line_name, b64 = line[2:].rsplit(" ", 1)
+            blob = base64.b64decode(b64, validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise CheckpointError("malformed signature line", where=where) from exc
+        if len(blob) < 5 or (name is not None and line_name != name):
+            continue
+        kh, sig = blob[:4], blob[4:]
+        for key in keys:
+            if note_key_hash(line_name, key.public_key, key.algorithm) != kh:
+                continue
+            if verify_raw_signature(key.public_key, key.algorithm, body, sig):
+                return body, key
+            raise CheckpointError(
+                f"bad signature by key {key.key_id[:16]}", where=where
+            )
+    raise CheckpointError("no signature from a trusted key", where=where)
+
+
+def parse_checkpoint_body(body: bytes, *, where: str | None = None) -> Checkpoint:
+    """Parse a checkpoint body (only ever call on a body whose signature verified)."""
+    try:
+        lines = body.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError("checkpoint is not UTF-8", where=where) from exc
+    if len(lines) < 4 or lines[-1] != "":
+        raise CheckpointError("checkpoint body too short", where=where)
+    origin, size_text, root_text = lines[0], lines[1], lines[2]
+    if not origin or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
+        raise CheckpointError("bad checkpoint origin or size", where=where)
+    try:
+        root = base64.b64decode(root_text, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise CheckpointError("bad checkpoint root hash", where=where) from exc
+    if len(root) != HASH_SIZE:
+        raise CheckpointError("bad checkpoint root hash length", where=where)
+    return Checkpoint(origin, int(size_text), root, tuple(lines[3:-1]))
+
+
+def open_checkpoint(
+    note: bytes,
+    keys: Sequence[TrustedKey],
+    *,
+    origin: str | None = None,
+    where: str | None = None,
+) -> tuple[Checkpoint, TrustedKey]:
+    """Verify the signature, THEN parse; checks the origin if given."""
+    body, key = open_note(note, keys, name=origin, where=where)
+    cp = parse_checkpoint_body(body, where=where)
+    if origin is not None and cp.origin != origin:
+        raise CheckpointError(f"checkpoint origin {cp.origin!r} != {origin!r}", where=where)
+    return cp, key
+
+
+# --- seals --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seal:
+    """A seal: a checkpoint whose extension lines bind one archived segment.
+
+    Extension lines (space separated)::
+
+        siogw-seal <segment number>
+        prev <hex SHA-256 of the previous seal file, or 64 zeros>
+        seq <first seq> <last seq>
+        time <first record time> <last record time>
+        segment <file name> <hex SHA-256 of the uncompressed segment> <length>
+        key <key id of the sealing key>
+        sealed <time of sealing>
+    """
+
+    checkpoint: Checkpoint
+    number: int
+    prev: str
+    first_seq: int
+    last_seq: int
+    first_time: str
+    last_time: str
+    segment_name: str
+    segment_sha256: str
+    segment_length: int
+    key_id: str
+    sealed_at: str
+
+    def extensions(self) -> tuple[str, ...]:
+        return seal_extensions(
+            number=self.number,
+            prev=self.prev,
+            first_seq=self.first_seq,
+            last_seq=self.last_seq,
+            first_time=self.first_time,
+            last_time=self.last_time,
+            segment_name=self.segment_name,
+            segment_sha256=self.segment_sha256,
+            segment_length=self.segment_length,
+            key_id=self.key_id,
+            sealed_at=self.sealed_at,
+        )
+
+
+def seal_extensions(
+    *,
+    number: int,
+    prev: str,
+    first_seq: int,
+    last_seq: int,
+    first_time: str,
+    last_time: str,
+    segment_name: str,
+    segment_sha256: str,
+    segment_length: int,
+    key_id: str,
+    sealed_at: str,
+) -> tuple[str, ...]:
+    return (
+        f"siogw-seal {number}",
+        f"prev {prev}",
+        f"seq {first_seq} {last_seq}",
+        f"time {first_time} {last_time}",
+        f"segment {segment_name} {segment_sha256} {segment_length}",
+        f"key {key_id}",
+        f"sealed {sealed_at}",
+    )
+
+
+def parse_seal(cp: Checkpoint, *, where: str | None = None) -> Seal:
+    try:
+        (number,) = cp.ext("siogw-seal")
+        (prev,) = cp.ext("prev")
+        first_seq, last_seq = cp.ext("seq")
+        first_time, last_time = cp.ext("time")
+        seg_name, seg_hash, seg_len = cp.ext("segment")
+        (key_id,) = cp.ext("key")
+        (sealed_at,) = cp.ext("sealed")
+        seal = Seal(
+            checkpoint=cp,
+            number=int(number),
+            prev=prev,
+            first_seq=int(first_seq),
+            last_seq=int(last_seq),
+            first_time=first_time,
+            last_time=last_time,
+            segment_name=seg_name,
+            segment_sha256=seg_hash,
+            segment_length=int(seg_len),
+            key_id=key_id,
+            sealed_at=sealed_at,
+        )
+    except CheckpointError as exc:
+        raise CheckpointError(f"not a seal: {exc.what}", where=where) from exc
+    except ValueError as exc:
+        raise CheckpointError(f"malformed seal line: {exc}", where=where) from exc
+    if seal.extensions() != cp.extensions:
+        raise CheckpointError("seal extension lines are not in canonical form", where=where)
+    return seal
+
+
+# --- segments -----------------------------------------------------------------------------
+MAGIC = b"SIOGW-AUDIT-SEGMENT v1\n"
+FRAME_HEADER = struct.Struct(">II")
+MAX_FRAME = 16 << 20
+
+
+def encode_frame(body: bytes) -> bytes:
+    """``u32be length || u32be CRC-32(body) || body``."""
+    return FRAME_HEADER.pack(len(body), _zlib.crc32(body)) + body
+
+
+@dataclass
+class FrameScan:
+    """Result of :func:`scan_frames`: the good frames and where (if) they stop."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    good_length: int = 0  #: bytes up to the end of the last good frame
+    problem: str | None = None  #: why scanning stopped early, or None
+    complete_frame_bad: bool = False  #: stopped at a whole frame with a bad CRC/length
+
+
+def scan_frames(data: bytes | memoryview, *, max_frame: int = MAX_FRAME) -> FrameScan:
+    """Split segment bytes into frame bodies, stopping at the first defect."""
+    scan = FrameScan()
+    if len(data) < len(MAGIC):
+        scan.problem = "segment shorter than its header"
+        return scan
+    if bytes(data[: len(MAGIC)]) != MAGIC:
+        scan.problem = "bad segment magic"
+        scan.complete_frame_bad = True
+        return scan
+    pos = len(MAGIC)
+    scan.good_length = pos
+    end = len(data)
+    unpack = FRAME_HEADER.unpack_from
+    crc = zlib.crc32
+    bodies = scan.bodies
+    while pos < end:
+        if end - pos < FRAME_HEADER.size:
+            scan.problem = f"torn frame header at offset {pos}"
+            break
+        length, expected_crc = unpack(data, pos)
+        if length == 0 or length > max_frame:
+            scan.problem = f"bad frame length {length} at offset {pos}"
+            scan.complete_frame_bad = True
+            break
+        start = pos + FRAME_HEADER.size
+        if start + length > end:
+            scan.problem = f"torn frame at offset {pos} ({end - start} of {length} bytes)"
+            break
+        body = bytes(data[start : start + length])
+        if crc(body) != expected_crc:
+            scan.problem = f"CRC mismatch in frame at offset {pos}"
+            scan.complete_frame_bad = True
+            break
+        bodies.append(body)
+        pos = start + length
+        scan.good_length = pos
+    return scan
+
+
+# --- archive layout -----------------------------------------------------------------------
+ARCHIVE_DIR = "archive"
+LIVE_DIR = "live"
+KEYS_FILE = "keys.json"
+_SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
+_GZ_RE = re.compile(r"^seg-(\d{8})\.log\.gz$")
+_SEAL_RE = re.compile(r"^seg-(\d{8})\.seal$")
+
+
+def segment_name(number: int) -> str:
+    return f"seg-{number:08d}.log"
+
+
+def seal_name(number: int) -> str:
+    return f"seg-{number:08d}.seal"
+
+
+def key_valid_for(keys: Sequence[TrustedKey], key: TrustedKey, size: int) -> bool:
+    """Is ``key`` allowed to sign a checkpoint of ``size`` under the key history?"""
+    ordered = sorted(keys, key=lambda k: k.valid_from_size)
+    for i, k in enumerate(ordered):
+        if k.key_id != key.key_id:
+            continue
+        if size < k.valid_from_size:
+            continue
+        later = [o for o in ordered[i + 1 :] if o.key_id != k.key_id]
+        if later and size > later[0].valid_from_size:
+            continue
+        return True
+    return False
+
+
+@dataclass
+class ArchiveReport:
+    """What :func:`verify_archive` checked."""
+
+    sealed_segments: int = 0
+    records: int = 0
+    tree_size: int = 0
+    root_hash: bytes = EMPTY_ROOT
+    sealed_size: int = 0
+    last_seal: Seal | None = None
+    live_records: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class _Walker:
+    """State carried across segments while verifying (one CompactRange, seq, time)."""
+
+    def __init__(self) -> None:
+        from audit.merkle import CompactRange
+
+        self.tree = CompactRange()
+        self.prev_time: _dt.datetime | None = None
+
+    def records(self, bodies: list[bytes], where: str) -> tuple[LoggedRecord, LoggedRecord]:
+        first: LoggedRecord | None = None
+        rec: LoggedRecord | None = None
+        tree = self.tree
+        for body in bodies:
+            expected = tree.size
+            try:
+                rec = decode_record(body)
+            except MalformedRecord as exc:
+                raise SegmentError(f"malformed record: {exc.message}", where=where,
+                                   seq=expected) from exc
+            if rec.seq != expected:
+                raise SegmentError(
+                    f"sequence gap or reorder: found seq {rec.seq}, expected {expected}",
+                    where=where, seq=expected,
+                )
+            if self.prev_time is not None and rec.time < self.prev_time:
+                raise SegmentError("record time goes backwards", where=where, seq=rec.seq)
+            self.prev_time = rec.time
+            tree.append(leaf_hash(body))
+            if first is None:
+                first = rec
+        assert first is not None and rec is not None
+        return first, rec
+
+
+def _times_equal(text: str, value: _dt.datetime) -> bool:
+    try:
+        return _dt.datetime.fromisoformat(text) == value
+    except ValueError:
+        return False
+
+
+def verify_archive(
+    directory: str | os.PathLike[str],
+    trusted_keys: Sequence[TrustedKey],
+    *,
+    origin: str | None = None,
+    progress: ProgressCallback | None = None,
+    check_live: bool = True,
+) -> ArchiveReport:
+    """Verify a whole log directory; raise :class:`VerificationError` at the first bad place.
+
+    ``directory`` is the log root (with ``archive/`` and ``live/``) or an archive
+    directory alone. Checks, in order, for each segment: the seal's signature (before
+    parsing it) against ``trusted_keys`` and the key history, the seal number, the chain
+    (``prev`` = SHA-256 of the previous seal file), the segment file digest and length,
+    every frame's CRC, every record's form, sequence continuity and time ordering, the
+    seal's seq and time range, and the Merkle root. Then the live tail (unsealed
+    records) continues the same checks. ``progress(records, segments, name)`` is called
+    after each segment.
+    """
+    root = Path(directory)
+    archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
+    live = root / LIVE_DIR
+    if not archive.is_dir():
+        raise VerificationError("archive directory does not exist", where=str(archive))
+    if not trusted_keys:
+        raise CheckpointError("no trusted keys given", where=str(archive))
+    report = ArchiveReport()
+    gz: dict[int, Path] = {}
+    seals: dict[int, Path] = {}
+    for p in archive.iterdir():
+        if m := _GZ_RE.match(p.name):
+            gz[int(m.group(1))] = p
+        elif m := _SEAL_RE.match(p.name):
+            seals[int(m.group(1))] = p
+        elif p.name != KEYS_FILE:
+            report.warnings.append(f"ignored unexpected file {p.name}")
+    lives: dict[int, Path] = {}
+    if check_live and live.is_dir() and live != archive:
+        for p in live.iterdir():
+            if m := _SEG_RE.match(p.name):
+                lives[int(m.group(1))] = p
+    numbers = sorted(set(gz) | set(seals))
+    walker = _Walker()
+    prev_seal_hash = ZERO_HASH_HEX
+    expected_number = 1
+    for number in numbers:
+        gz_path = gz.get(number)
+        seal_path = seals.get(number)
+        if seal_path is None and gz_path is not None and number == numbers[-1] and (
+            number in lives
+        ):
+            # An interrupted seal: the segment is still live; check it as the tail.
+            report.warnings.append(f"{gz_path.name}: seal not yet written (interrupted)")
+            break
+        if number != expected_number:
+            raise VerificationError(
+                f"segment {segment_name(expected_number)} is missing",
+                where=str(archive / (segment_name(expected_number) + ".gz")),
+                seq=walker.tree.size,
+            )
+        if seal_path is None:
+            assert gz_path is not None
+            raise VerificationError("segment has no seal", where=str(gz_path),
+                                    seq=walker.tree.size)
+        if gz_path is None:
+            raise VerificationError(
+                "sealed segment file is missing",
+                where=str(archive / (segment_name(number) + ".gz")), seq=walker.tree.size,
+            )
+        seal_bytes = seal_path.read_bytes()
+        sw = str(seal_path)
+        cp, key = open_checkpoint(seal_bytes, trusted_keys, origin=origin, where=sw)
+        if origin is None:
+            origin = cp.origin
+        seal = parse_seal(cp, where=sw)
+        if not key_valid_for(trusted_keys, key, cp.size):
+            raise CheckpointError(
+                f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
+                where=sw,
+            )
+        if seal.key_id != key.key_id:
+            raise CheckpointError("seal names a different key than signed it", where=sw)
+        if seal.number != number:
+            raise CheckpointError(f"seal is for segment {seal.number}, not {number}", where=sw)
+        if seal.prev != prev_seal_hash:
+            raise CheckpointError("seal chain broken: prev does not match the previous seal",
+                                  where=sw)
+        if seal.segment_name != segment_name(number):
+            raise CheckpointError("seal names another segment file", where=sw)
+        gw = str(gz_path)
+        try:
+            data = gzip.decompress(gz_path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SegmentError(f"compressed segment is corrupt: {exc}", where=gw,
+                               seq=walker.tree.size) from exc
+        scan = scan_frames(data)
+        if scan.problem is not None:
+            raise SegmentError(scan.problem, where=gw,
+                               seq=walker.tree.size + len(scan.bodies))
+        if not scan.bodies:
+            raise SegmentError("sealed segment has no records", where=gw, seq=walker.tree.size)
+        if seal.first_seq != walker.tree.size:
+            raise CheckpointError(
+                f"seal starts at seq {seal.first_seq}, expected {walker.tree.size}", where=sw
+            )
+        first, last = walker.records(scan.bodies, gw)
+        if last.seq != seal.last_seq:
+            raise SegmentError(
+                f"segment ends at seq {last.seq} but its seal says {seal.last_seq}",
+                where=gw, seq=min(last.seq, seal.last_seq) + 1,
+            )
+        if hashlib.sha256(data).hexdigest() != seal.segment_sha256 or (
+            len(data) != seal.segment_length
+        ):
+            raise SegmentError("segment digest does not match its seal", where=gw,
+                               seq=first.seq)
+        if not (_times_equal(seal.first_time, first.time)
+                and _times_equal(seal.last_time, last.time)):
+            raise CheckpointError("seal time range does not match the records", where=sw)
+        if cp.size != walker.tree.size:
+            raise CheckpointError(f"seal tree size {cp.size} != {walker.tree.size}", where=sw)
+        computed = walker.tree.root()
+        if computed != cp.root_hash:
+            raise RootMismatch(computed, cp.root_hash, what="Merkle root does not match seal",
+                               where=sw)
+        prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
+        report.sealed_segments += 1
+        report.last_seal = seal
+        report.sealed_size = cp.size
+        expected_number += 1
+        if progress is not None:
+            progress(walker.tree.size, report.sealed_segments, gz_path.name)
+    # The live tail: at most one unsealed segment, numbered right after the last seal.
+    tail_numbers = sorted(n for n in lives if n >= expected_number)
+    stale = sorted(n for n in lives if n < expected_number)
+    for n in stale:
+        report.warnings.append(f"{lives[n].name}: already sealed, left over from a seal")
+    if tail_numbers:
+        if tail_numbers != [expected_number]:
+            bad = next(n for n in tail_numbers if n != expected_number)
+            raise VerificationError(
+                f"unexpected live segment (expected {segment_name(expected_number)})",
+                where=str(lives[bad]), seq=walker.tree.size,
+            )
+        path = lives[expected_number]
+        data = path.read_bytes()
+        scan = scan_frames(data)
+        if scan.problem is not None:
+            if scan.complete_frame_bad:
+                raise SegmentError(scan.problem, where=str(path),
+                                   seq=walker.tree.size + len(scan.bodies))
+            report.warnings.append(f"{path.name}: {scan.problem} (torn tail, unacknowledged)")
+        if scan.bodies:
+            walker.records(scan.bodies, str(path))
+            report.live_records = len(scan.bodies)
+        if progress is not None:
+            progress(walker.tree.size, report.sealed_segments, path.name)
+    report.tree_size = report.records = walker.tree.size
+    report.root_hash = walker.tree.root()
+    return report
+
+
+def iter_archive_records(
+    directory: str | os.PathLike[str],
+) -> Iterable[tuple[bytes, LoggedRecord]]:
+    """Yield (canonical bytes, record) for every record, sealed then live, unverified.
+
+    Call :func:`verify_archive` first when the result must be trusted.
+    """
+    root = Path(directory)
+    archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
+    numbers = sorted(int(m.group(1)) for p in archive.iterdir() if (m := _SEAL_RE.match(p.name)))
+    for n in numbers:
+        data = gzip.decompress((archive / (segment_name(n) + ".gz")).read_bytes())
+        for body in scan_frames(data).bodies:
+            yield body, decode_record(body, check_canonical=False)
+    live = root / LIVE_DIR
+    if live.is_dir() and live != archive:
+        for p in sorted(live.iterdir()):
+            m = _SEG_RE.match(p.name)
+            if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
+                for body in scan_frames(p.read_bytes()).bodies:
+                    yield body, decode_record(body, check_canonical=False)
+
+
+def bundle_json(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
