@@ -1,0 +1,340 @@
+"""``siogw client ...``: log in, sign consent, list resources, query, status, shred.
+
+The session token lives in ``$SIOGW_HOME/client/session.json`` (mode 0600) between
+invocations; PINs come only from ``--pin-source env:VAR`` or ``file:PATH`` (or the key
+URI's ``pin-source``). ``query`` prints the verified result and writes nothing to disk
+unless ``--export FILE`` is given (R14); ``shred FILE`` destroys such an export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siogw.errors import InputError
+
+if TYPE_CHECKING:
+    from clients.sync import GatewayClient
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection (default: $SIOGW_HOME/client/config.json)")
+    g.add_argument("--target", help="gateway address HOST:PORT (env SIOGW_GATEWAY)")
+    g.add_argument("--ca-file", help="TLS CA certificate, PEM (env SIOGW_CA_FILE)")
+    g.add_argument(
+        "--gateway-cert", help="pinned gateway signing certificate (env SIOGW_GATEWAY_CERT)"
+    )
+    g.add_argument("--server-name", help="TLS server name to expect (when dialing an IP)")
+    g.add_argument("--client-cert", help="TLS client certificate, PEM")
+    g.add_argument("--client-key", help="TLS client key, PEM")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``siogw client`` and its sub-commands."""
+    client = subparsers.add_parser(
+        "client", help="gateway client: login, consent, resources, query, status, shred"
+    )
+    sub = client.add_subparsers(dest="client_command", metavar="ACTION")
+    sub.required = True
+
+    p = sub.add_parser("login", help="multi-factor login (token signature + SMS or biometric)")
+    _add_connection(p)
+    p.add_argument("--user", required=True, help="user id")
+    p.add_argument("--key", required=True, help="key URI, e.g. pkcs11:token=alice;object=sign")
+    p.add_argument("--cert", help="the user's certificate (PEM/DER); default: from the token")
+    p.add_argument("--pin-source", help="env:VAR or file:PATH (never the PIN itself)")
+    p.add_argument("--factor", choices=("sms", "biometric"), default="sms")
+    p.add_argument(
+        "--sms-outbox",
+        help="read the code from the gateway's SMS stand-in outbox (demo/test); "
+        "default: prompt on the terminal",
+    )
+    p.add_argument("--device-key", help="biometric: the software device key file (stand-in)")
+    p.add_argument("--biometric-sample-file", help="biometric: the presented sample (stand-in)")
+    p.set_defaults(func=_cmd_login)
+
+    p = sub.add_parser("consent", help="show and sign the terms of use (R6)")
+    _add_connection(p)
+    p.add_argument("--show", action="store_true", help="only print the text, do not sign")
+    p.set_defaults(func=_cmd_consent)
+
+    p = sub.add_parser("resources", help="list the information resources")
+    _add_connection(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_resources)
+
+    p = sub.add_parser("query", help="sign and send a query; print the verified result")
+    _add_connection(p)
+    p.add_argument("resource", type=int, help="catalogue number 1..52")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="query parameter, e.g. iin=900101300017 (repeatable)",
+    )
+    p.add_argument("--basis", default="financial monitoring", help="legal basis (R1)")
+    p.add_argument("--task-ref", required=True, help="task or case reference")
+    p.add_argument("--justification", required=True, help="why the information is needed")
+    p.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write the gateway-signed result envelope (DSSE JSON, mode 0600) to FILE; "
+        "destroy it with `siogw client shred FILE`",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("status", help="service status and published maintenance (R10)")
+    _add_connection(p)
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("logout", help="end the session and remove the session file")
+    _add_connection(p)
+    p.set_defaults(func=_cmd_logout)
+
+    p = sub.add_parser("shred", help="overwrite, fsync and delete exported files (R14)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=_cmd_shred)
+
+
+# --- helpers ----------------------------------------------------------------------------
+def _home() -> Path:
+    from clients.session import siogw_home
+
+    return siogw_home()
+
+
+def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
+    from clients.session import load_session, load_settings
+    from clients.sync import GatewayClient
+
+    settings = load_settings(
+        _home(),
+        overrides={
+            "target": args.target,
+            "ca_file": args.ca_file,
+            "gateway_cert": args.gateway_cert,
+            "server_name": args.server_name,
+            "client_cert": args.client_cert,
+            "client_key": args.client_key,
+        },
+    )
+    token = user = None
+    if session:
+        stored = load_session(_home())
+        token, user = stored.session_token, stored.user_id
+    return GatewayClient(
+        settings.target,
+        ca_file=settings.ca_file,
+        gateway_certificate=settings.gateway_cert,
+        client_cert_file=settings.client_cert,
+        client_key_file=settings.client_key,
+        server_name=settings.server_name,
+        session_token=token,
+        user_id=user,
+    )
+
+
+def _session_signer() -> Any:
+    from clients.session import load_session
+    from signing import load_signer
+
+    stored = load_session(_home())
+    return load_signer(stored.key_uri, pin_source=stored.pin_source, certificate=stored.cert_file)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--param expects NAME=VALUE, got {item!r}")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _print_json(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2, ensure_ascii=False, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+# --- commands ---------------------------------------------------------------------------
+def _cmd_login(args: argparse.Namespace) -> int:
+    from clients.session import StoredSession, save_session
+    from signing import load_signer
+
+    signer = load_signer(args.key, pin_source=args.pin_source, certificate=args.cert)
+    sms_provider = None
+    device = None
+    sample = None
+    if args.factor == "sms":
+        if args.sms_outbox:
+            from clients.outbox import latest_code, line_count
+
+            start = line_count(args.sms_outbox)
+
+            def sms_provider(destination: str) -> str:
+                return latest_code(args.sms_outbox, user_id=args.user, after=start)
+
+        else:
+
+            def sms_provider(destination: str) -> str:
+                return input(f"SMS code sent to {destination}: ").strip()
+
+    else:
+        from clients.biometric import SoftwareDeviceKey
+
+        if not args.device_key or not args.biometric_sample_file:
+            raise InputError("biometric login needs --device-key and --biometric-sample-file")
+        device = SoftwareDeviceKey.load(args.device_key)
+        sample = Path(args.biometric_sample_file).read_bytes()
+    with _client(args, session=False) as client:
+        result = client.login(
+            args.user,
+            signer,
+            factor=args.factor,
+            sms_code_provider=sms_provider,
+            device_key=device,
+            biometric_sample=sample,
+        )
+    path = save_session(
+        _home(),
+        StoredSession(
+            target=client.target,
+            user_id=args.user,
+            session_token=result.session_token,
+            expires_at=result.expires_at,
+            key_uri=args.key,
+            cert_file=str(Path(args.cert).resolve()) if args.cert else None,
+            pin_source=args.pin_source,
+        ),
+    )
+    print(f"logged in as {args.user} ({args.factor}); session until {result.expires_at}")
+    print(f"session saved to {path} (mode 0600)")
+    if result.consent_required:
+        print(f"consent {result.consent_version} required: run `siogw client consent`")
+    return 0
+
+
+def _cmd_consent(args: argparse.Namespace) -> int:
+    with _client(args, session=True) as client:
+        consent = client.get_consent()
+        print(f"terms of use, version {consent.version}:\n{consent.text}\n")
+        if args.show:
+            return 0
+        signed = client.sign_consent(consent, signer=_session_signer())
+    print(f"consent signed at {signed.signed_at}")
+    return 0
+
+
+def _cmd_resources(args: argparse.Namespace) -> int:
+    with _client(args, session=True) as client:
+        resources = client.list_resources()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "number": r.number,
+                    "name": r.name,
+                    "access_right": r.access_right,
+                    "parameters": list(r.parameters),
+                }
+                for r in resources
+            ]
+        )
+        return 0
+    for r in resources:
+        print(f"{r.number:3d}  {r.access_right:9s}  {r.name}  [{', '.join(r.parameters)}]")
+    return 0
+
+
+def _write_export(path: str, data: bytes) -> Path:
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"refusing to overwrite {target}") from None
+    except OSError as exc:
+        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return target
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    params = _parse_params(args.param)
+    signer = _session_signer()
+    with _client(args, session=True) as client:
+        outcome = client.query(
+            args.resource,
+            params,
+            args.basis,
+            args.task_ref,
+            args.justification,
+            signer=signer,
+        )
+    if args.json:
+        _print_json(outcome.as_dict())
+    else:
+        flag = " (truncated)" if outcome.truncated else ""
+        right = outcome.access_right
+        print(f"resource {outcome.resource}: {outcome.resource_name} [{right}]{flag}")
+        print(f"request {outcome.request_id}, produced {outcome.produced_at}")
+        if outcome.receipt:
+            r = outcome.receipt
+            print(f"audit receipt: seq {r.seq}, tree size {r.tree_size}")
+        print("gateway signature: verified against the pinned certificate")
+        _print_json(outcome.data)
+    if args.export:
+        target = _write_export(args.export, outcome.result_envelope.to_json())
+        print(
+            f"exported the signed result to {target}; destroy it with `siogw client shred`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from clients.session import client_dir
+
+    has_session = (client_dir(_home()) / "session.json").exists()
+    with _client(args, session=has_session) as client:
+        status = client.service_status()
+    state = "serving" if status.serving else "NOT serving"
+    print(f"gateway {state} at {status.now}" + (f": {status.reason}" if status.reason else ""))
+    if status.current:
+        print(f"maintenance now until {status.current.ends_at}: {status.current.description}")
+    for w in status.windows:
+        print(f"maintenance {w.starts_at} .. {w.ends_at}: {w.description}")
+    return 0 if status.serving else 1
+
+
+def _cmd_logout(args: argparse.Namespace) -> int:
+    from clients.errors import ClientError
+    from clients.session import clear_session
+
+    try:
+        with _client(args, session=True) as client:
+            client.logout()
+    except ClientError as exc:
+        print(f"gateway did not confirm the logout: {exc.diagnostics()}", file=sys.stderr)
+    clear_session(_home())
+    print("logged out; session file removed")
+    return 0
+
+
+def _cmd_shred(args: argparse.Namespace) -> int:
+    from clients.shred import shred
+
+    for name in args.files:
+        size = shred(name)
+        print(f"shredded {name} ({size} bytes overwritten, unlinked)")
+    return 0
