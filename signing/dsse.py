@@ -1,0 +1,384 @@
+"""DSSE v1 envelopes (secure-systems-lab ``signing-spec``, ``envelope.md`` / ``protocol.md``).
+
+An envelope carries a payload, its type and one or more signatures. Signatures are over
+the *pre-authentication encoding* (PAE) of type and payload, never over the payload
+alone, so a signature cannot be replayed under another payload type::
+
+    PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body
+
+where ``LEN`` is the ASCII decimal byte length without leading zeros and ``SP`` is one
+space (0x20).
+
+The JSON form follows the spec: ``payload`` and ``sig`` are standard base64 (with
+padding; URL-safe input is accepted on decode, as the spec asks), ``payloadType`` is a
+string and ``signatures`` a non-empty list of ``{"keyid", "sig"}``. sio-gateway adds one
+optional extension field per signature, ``cert``: the signer's X.509 certificate in PEM,
+so that a verifier needs only the trust anchors. Unknown fields are ignored, as the spec
+requires.
+
+This module does no I/O. Verification is delegated to an :class:`SignatureVerifier`
+(``signing.trust.CertificateVerifier`` for certificates chained to the trust store,
+``signing.trust.PublicKeyVerifier`` for bare keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from signing.api import PublicKey, Signer, key_id_for
+from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
+from siogw.errors import TrustError
+
+# --- payload types -----------------------------------------------------------------------
+PAYLOAD_QUERY = "application/vnd.siogw.query+protobuf"
+PAYLOAD_RESULT = "application/vnd.siogw.result+protobuf"
+PAYLOAD_CONSENT = "application/vnd.siogw.consent+json"
+PAYLOAD_LOGIN_CHALLENGE = "application/vnd.siogw.login-challenge"
+PAYLOAD_ADMIN = "application/vnd.siogw.admin+protobuf"
+PAYLOAD_REFUSAL = "application/vnd.siogw.refusal+json"
+
+PAYLOAD_TYPES: frozenset[str] = frozenset(
+    {
+        PAYLOAD_QUERY,
+        PAYLOAD_RESULT,
+        PAYLOAD_CONSENT,
+        PAYLOAD_LOGIN_CHALLENGE,
+        PAYLOAD_ADMIN,
+        PAYLOAD_REFUSAL,
+    }
+)
+
+#: Largest JSON envelope :func:`decode_envelope` accepts, in bytes (4 MiB).
+MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+#: Most signatures one envelope may carry.
+MAX_SIGNATURES = 16
+#: Longest payload type accepted.
+MAX_PAYLOAD_TYPE_LEN = 256
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding of ``payload_type`` and ``payload``."""
+    type_bytes = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
+
+
+@dataclass(frozen=True)
+class EnvSig:
+    """One signature of an envelope.
+
+    ``keyid`` is the signer's key id (hex SHA-256 of its SubjectPublicKeyInfo, see
+    :func:`signing.api.key_id_for`) or empty; ``cert_der`` is the optional certificate
+    extension field, held as DER.
+    """
+
+    keyid: str
+    sig: bytes
+    cert_der: bytes | None = None
+
+    @property
+    def certificate(self) -> x509.Certificate | None:
+        """The embedded certificate, parsed; :class:`MalformedEnvelope` if unparsable."""
+        if self.cert_der is None:
+            return None
+        try:
+            return x509.load_der_x509_certificate(self.cert_der)
+        except ValueError as exc:
+            raise MalformedEnvelope(
+                "signature carries an unparsable certificate", detail=str(exc)
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A DSSE envelope: payload type, payload bytes and one or more signatures."""
+
+    payload_type: str
+    payload: bytes
+    signatures: tuple[EnvSig, ...] = field(default_factory=tuple)
+
+    def pae(self) -> bytes:
+        """The bytes every signature of this envelope signs."""
+        return pae(self.payload_type, self.payload)
+
+    def to_json(self) -> bytes:
+        """Encode as DSSE JSON (UTF-8, compact, keys in spec order)."""
+        return encode_envelope(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
+        """Decode DSSE JSON strictly; see :func:`decode_envelope`."""
+        return decode_envelope(data, max_bytes=max_bytes)
+
+    def to_proto_fields(self) -> dict[str, Any]:
+        """Plain values for ``siogw.v1.Envelope``.
+
+        Returns ``{"payload_type": str, "payload": bytes, "signatures": [{"keyid": str,
+        "sig": bytes, "cert_der": bytes}]}`` (``cert_der`` is ``b""`` when absent, as
+        proto3 has no null bytes field), ready for ``Envelope(**fields)`` after wrapping
+        each signature dict in the generated ``Signature`` message.
+        """
+        return {
+            "payload_type": self.payload_type,
+            "payload": self.payload,
+            "signatures": [
+                {"keyid": s.keyid, "sig": s.sig, "cert_der": s.cert_der or b""}
+                for s in self.signatures
+            ],
+        }
+
+    @classmethod
+    def from_proto_fields(
+        cls,
+        payload_type: str,
+        payload: bytes,
+        signatures: Iterable[Mapping[str, Any] | Any],
+    ) -> Envelope:
+        """Build from plain values or a generated message's fields, validating as decode does.
+
+        ``signatures`` items may be mappings with ``keyid``/``sig``/``cert_der`` keys or
+        any object with those attributes (a generated ``Signature`` message).
+        """
+        sigs: list[EnvSig] = []
+        for i, item in enumerate(signatures):
+            if i >= MAX_SIGNATURES:
+                raise MalformedEnvelope(f"more than {MAX_SIGNATURES} signatures")
+            if isinstance(item, Mapping):
+                keyid, sig, cert = item.get("keyid", ""), item.get("sig"), item.get("cert_der")
+            else:
+                keyid = getattr(item, "keyid", "")
+                sig = getattr(item, "sig", None)
+                cert = getattr(item, "cert_der", None)
+            if not isinstance(keyid, str):
+                raise MalformedEnvelope(f"signatures[{i}].keyid is not a string")
+            if not isinstance(sig, bytes | bytearray) or not sig:
+                raise MalformedEnvelope(f"signatures[{i}].sig is missing or empty")
+            if cert is not None and not isinstance(cert, bytes | bytearray):
+                raise MalformedEnvelope(f"signatures[{i}].cert_der is not bytes")
+            sigs.append(EnvSig(keyid=keyid, sig=bytes(sig), cert_der=bytes(cert) if cert else None))
+        return _checked(payload_type, bytes(payload), tuple(sigs))
+
+
+def _checked(payload_type: Any, payload: bytes, signatures: tuple[EnvSig, ...]) -> Envelope:
+    if not isinstance(payload_type, str) or not payload_type:
+        raise MalformedEnvelope("payloadType is missing or empty")
+    if len(payload_type) > MAX_PAYLOAD_TYPE_LEN:
+        raise MalformedEnvelope(f"payloadType longer than {MAX_PAYLOAD_TYPE_LEN} characters")
+    if not signatures:
+        raise MalformedEnvelope("envelope has no signatures")
+    return Envelope(payload_type=payload_type, payload=payload, signatures=signatures)
+
+
+# --- signing -----------------------------------------------------------------------------
+def sign_envelope(
+    payload_type: str,
+    payload: bytes,
+    signers: Sequence[Signer] | Signer,
+    *,
+    include_certificates: bool = True,
+) -> Envelope:
+    """Sign ``payload`` under ``payload_type`` with each signer (at least one).
+
+    When a signer knows its certificate and ``include_certificates`` is true, the
+    certificate is embedded in the signature's ``cert`` extension field.
+    """
+    if isinstance(signers, Signer):
+        signers = [signers]
+    if not signers:
+        raise MalformedEnvelope("sign_envelope needs at least one signer")
+    if not isinstance(payload_type, str) or not payload_type:
+        raise MalformedEnvelope("payloadType is missing or empty")
+    message = pae(payload_type, payload)
+    sigs = []
+    for signer in signers:
+        cert = signer.certificate if include_certificates else None
+        cert_der = cert.public_bytes(serialization.Encoding.DER) if cert is not None else None
+        sigs.append(EnvSig(keyid=signer.key_id, sig=signer.sign(message), cert_der=cert_der))
+    return _checked(payload_type, payload, tuple(sigs))
+
+
+# --- JSON --------------------------------------------------------------------------------
+def _b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64d(value: Any, where: str) -> bytes:
+    """Decode standard or URL-safe base64 (the spec asks decoders to take both)."""
+    if not isinstance(value, str):
+        raise MalformedEnvelope(f"{where} is not a base64 string")
+    text = value.strip()
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedEnvelope(f"{where} is not valid base64", detail=str(exc)) from exc
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """DSSE JSON for ``envelope``; the certificate extension goes in ``cert`` as PEM."""
+    sigs: list[dict[str, str]] = []
+    for s in envelope.signatures:
+        item = {"keyid": s.keyid, "sig": _b64e(s.sig)}
+        if s.cert_der is not None:
+            pem = s.certificate
+            assert pem is not None
+            item["cert"] = pem.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        sigs.append(item)
+    doc = {
+        "payload": _b64e(envelope.payload),
+        "payloadType": envelope.payload_type,
+        "signatures": sigs,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
+    """Parse DSSE JSON strictly.
+
+    Raises :class:`MalformedEnvelope` naming the first problem: oversize input, not
+    UTF-8 / not JSON, not an object, a missing or mistyped field, bad base64, no
+    signatures, too many signatures, an unparsable certificate.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if len(raw) > max_bytes:
+        raise MalformedEnvelope(f"envelope is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MalformedEnvelope("envelope is not UTF-8", detail=str(exc)) from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedEnvelope("envelope is not JSON", detail=str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise MalformedEnvelope("envelope is not a JSON object")
+    for name in ("payload", "payloadType", "signatures"):
+        if name not in doc:
+            raise MalformedEnvelope(f"envelope has no {name!r} field")
+    payload_type = doc["payloadType"]
+    if not isinstance(payload_type, str):
+        raise MalformedEnvelope("payloadType is not a string")
+    payload = _b64d(doc["payload"], "payload")
+    raw_sigs = doc["signatures"]
+    if not isinstance(raw_sigs, list):
+        raise MalformedEnvelope("signatures is not a list")
+    if not raw_sigs:
+        raise MalformedEnvelope("envelope has no signatures")
+    if len(raw_sigs) > MAX_SIGNATURES:
+        raise MalformedEnvelope(f"more than {MAX_SIGNATURES} signatures")
+    sigs: list[EnvSig] = []
+    for i, item in enumerate(raw_sigs):
+        if not isinstance(item, dict):
+            raise MalformedEnvelope(f"signatures[{i}] is not an object")
+        if "sig" not in item:
+            raise MalformedEnvelope(f"signatures[{i}] has no 'sig' field")
+        keyid = item.get("keyid", "")
+        if not isinstance(keyid, str):
+            raise MalformedEnvelope(f"signatures[{i}].keyid is not a string")
+        sig = _b64d(item["sig"], f"signatures[{i}].sig")
+        if not sig:
+            raise MalformedEnvelope(f"signatures[{i}].sig is empty")
+        cert_der: bytes | None = None
+        if item.get("cert") is not None:
+            cert_pem = item["cert"]
+            if not isinstance(cert_pem, str):
+                raise MalformedEnvelope(f"signatures[{i}].cert is not a PEM string")
+            try:
+                cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+            except (ValueError, UnicodeEncodeError) as exc:
+                raise MalformedEnvelope(
+                    f"signatures[{i}].cert is not a PEM certificate", detail=str(exc)
+                ) from exc
+            cert_der = cert.public_bytes(serialization.Encoding.DER)
+        sigs.append(EnvSig(keyid=keyid, sig=sig, cert_der=cert_der))
+    return _checked(payload_type, payload, tuple(sigs))
+
+
+# --- verification ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VerifiedSigner:
+    """A signature that verified: whose key, and the certificate path when there is one."""
+
+    keyid: str
+    public_key: PublicKey
+    certificate: x509.Certificate | None = None
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        """The certificate subject (RFC 4514), or ``keyid:<hex>`` for a bare key."""
+        if self.certificate is not None:
+            return self.certificate.subject.rfc4514_string()
+        return f"keyid:{self.keyid}"
+
+
+@dataclass(frozen=True)
+class VerifiedEnvelope:
+    """An envelope whose signatures met the threshold. Only read the payload from here."""
+
+    payload_type: str
+    payload: bytes
+    signers: tuple[VerifiedSigner, ...]
+
+
+class SignatureVerifier(Protocol):
+    """Resolves a signature's key (by key id / embedded certificate) and checks it.
+
+    Returns the :class:`VerifiedSigner` or raises a :class:`siogw.errors.TrustError`
+    (:class:`UnknownSigner` when no key matches, :class:`BadSignature`, chain errors...).
+    """
+
+    def verify_signature(self, signature: EnvSig, message: bytes) -> VerifiedSigner: ...
+
+
+def verify_envelope(
+    envelope: Envelope,
+    verifier: SignatureVerifier,
+    *,
+    threshold: int = 1,
+    payload_types: Iterable[str] | None = None,
+) -> VerifiedEnvelope:
+    """Verify ``envelope``: at least ``threshold`` distinct keys must sign it validly.
+
+    ``payload_types``, when given, is the set of types the caller accepts; anything else
+    is :class:`MalformedEnvelope` before any signature is checked. When the threshold is
+    not met the most informative error is raised: the first one that is not
+    :class:`UnknownSigner` (a revoked or expired signer says more than an unknown one).
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    if payload_types is not None and envelope.payload_type not in set(payload_types):
+        raise MalformedEnvelope(f"unexpected payloadType {envelope.payload_type!r}")
+    if not envelope.signatures:
+        raise MalformedEnvelope("envelope has no signatures")
+    message = envelope.pae()
+    verified: dict[str, VerifiedSigner] = {}
+    errors: list[TrustError] = []
+    for signature in envelope.signatures:
+        try:
+            signer = verifier.verify_signature(signature, message)
+        except TrustError as exc:
+            errors.append(exc)
+            continue
+        verified.setdefault(key_id_for(signer.public_key), signer)
+    if len(verified) >= threshold:
+        return VerifiedEnvelope(
+            payload_type=envelope.payload_type,
+            payload=envelope.payload,
+            signers=tuple(verified.values()),
+        )
+    for err in errors:
+        if not isinstance(err, UnknownSigner):
+            raise err
+    if errors:
+        raise errors[0]
+    raise BadSignature(
+        f"{len(verified)} valid signature(s) from distinct keys, {threshold} required"
+    )
