@@ -1,0 +1,857 @@
+"""PKCS#11 signing over python-pkcs11, through p11-kit's proxy by default.
+
+Model (see docs/adr/0001-pkcs11-through-p11-kit.md):
+
+* **One module handle per library path per process.** It is initialised lazily in the
+  process that first uses it; the owning pid is recorded, and a forked child
+  re-initialises (C_Finalize/C_Initialize) before its first call. No PKCS#11 state
+  crosses ``fork()``.
+* **One logged-in session per token**, shared by every :class:`Pkcs11Signer` and every
+  thread of the process (PKCS#11 login is per token per application: a second
+  ``C_Login`` fails and closing a logged-in session logs every session out).
+  python-pkcs11 serialises operations on a session with its own lock. Key handles are
+  cached per session.
+* **Self-healing.** A call that fails because the session handle is invalid or closed,
+  the user is no longer logged in, the device was removed, the token is not present or
+  the library is not initialised drops the session and cached handles, re-initialises
+  the module when the failure says so, reopens and logs in again, and retries once.
+  A token that is not found triggers one module re-initialisation too (a token created
+  by another process is invisible until then). Module re-initialisation takes an
+  exclusive lock that every operation holds shared, so no thread is inside the module
+  while it is finalised.
+* **Errors.** Every ``pkcs11.PKCS11Error`` comes out as a :mod:`signing.errors` class
+  (TokenNotFound, KeyNotFound, PinError, UnsupportedAlgorithm, TokenError) naming the
+  token and key. PIN failures are never retried (a retry could lock the token).
+
+Concurrency: every public method is safe to call from many threads. PKCS#11 calls block,
+so asyncio callers should use ``await asyncio.to_thread(signer.sign, payload)`` (or
+:meth:`Pkcs11Signer.sign_async`), never call :meth:`Pkcs11Signer.sign` on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pkcs11
+from asn1crypto.core import ObjectIdentifier, OctetString
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import exceptions as p11x
+from pkcs11.util.ec import (
+    encode_ec_public_key,
+    encode_ecdsa_signature,
+    encode_named_curve_parameters,
+)
+
+from signing.api import Algorithm, PublicKey, Signer, key_id_for
+from signing.errors import (
+    KeyNotFound,
+    KeyURIError,
+    PinError,
+    TokenError,
+    TokenNotFound,
+    UnsupportedAlgorithm,
+)
+from signing.pins import PinSpec, as_pin_source, resolve_pin
+from signing.uri import Pkcs11URI, parse_pkcs11_uri
+from signing.verify import PSS_SALT_LENGTH, check_key_algorithm, coerce_algorithm
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ED25519_OID = "1.3.101.112"
+#: Key types :meth:`Pkcs11Token.generate_keypair` accepts.
+KEY_TYPES = ("ec", "rsa", "ed25519")
+
+# Failures that a fresh session fixes.
+_SESSION_FAILURES: tuple[type[Exception], ...] = (
+    p11x.SessionHandleInvalid,
+    p11x.SessionClosed,
+    p11x.UserNotLoggedIn,
+    p11x.ObjectHandleInvalid,
+    p11x.KeyHandleInvalid,
+)
+# Failures that need the module re-initialised (and then a fresh session).
+_MODULE_FAILURES: tuple[type[Exception], ...] = (
+    p11x.DeviceRemoved,
+    p11x.TokenNotPresent,
+    p11x.TokenNotRecognised,
+    p11x.SlotIDInvalid,
+    p11x.NoSuchToken,
+)
+_PIN_FAILURES: tuple[type[Exception], ...] = (
+    p11x.PinIncorrect,
+    p11x.PinInvalid,
+    p11x.PinLenRange,
+    p11x.PinLocked,
+    p11x.PinExpired,
+    p11x.UserPinNotInitialized,
+)
+_ALGORITHM_FAILURES: tuple[type[Exception], ...] = (
+    p11x.MechanismInvalid,
+    p11x.MechanismParamInvalid,
+    p11x.KeyTypeInconsistent,
+    p11x.FunctionNotSupported,
+    p11x.KeySizeRange,
+)
+
+
+def _not_initialised(exc: BaseException) -> bool:
+    # python-pkcs11 maps CKR_CRYPTOKI_NOT_INITIALIZED to a bare PKCS11Error.
+    return type(exc) is p11x.PKCS11Error and "not initialized" in str(exc)
+
+
+def _heal_kind(exc: BaseException) -> str | None:
+    """``"module"``, ``"session"`` or ``None`` (not healable)."""
+    if isinstance(exc, _MODULE_FAILURES) or _not_initialised(exc):
+        return "module"
+    if isinstance(exc, _SESSION_FAILURES):
+        return "session"
+    return None
+
+
+def wrap_error(exc: BaseException, *, op: str, token: str | None, key: str | None) -> Exception:
+    """The :mod:`signing.errors` exception for a python-pkcs11 failure."""
+    where = f"token {token!r}" + (f" key {key!r}" if key is not None else "")
+    name = type(exc).__name__
+    if isinstance(exc, p11x.NoSuchToken):
+        return TokenNotFound(f"{op}: no token labelled {token!r} is present")
+    if isinstance(exc, p11x.NoSuchKey):
+        return KeyNotFound(f"{op}: {where}: no such key")
+    if isinstance(exc, p11x.MultipleObjectsReturned):
+        return KeyNotFound(f"{op}: {where}: more than one key matches; add id= to the URI")
+    if isinstance(exc, _PIN_FAILURES):
+        return PinError(f"{op}: {where}: the token refused the PIN ({name})")
+    if isinstance(exc, _ALGORITHM_FAILURES):
+        return UnsupportedAlgorithm(f"{op}: {where}: the token refused the mechanism ({name})")
+    return TokenError(f"{op}: {where}: PKCS#11 failure ({name})", detail=str(exc) or None)
+
+
+# --- a shared/exclusive lock -----------------------------------------------------------
+class _SharedExclusiveLock:
+    """Many holders in shared mode, or one in exclusive mode (writers are preferred)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+# --- module handles ---------------------------------------------------------------------
+#: pid in which each library path was last C_Initialize'd by this module.
+_initialised_in: dict[str, int] = {}
+
+
+class _Module:
+    """A PKCS#11 library loaded in this process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.generation = 0
+        self.rw = _SharedExclusiveLock()
+        self._lock = threading.Lock()
+        self._lib: Any = None
+
+    def lib(self) -> Any:
+        """The initialised ``pkcs11.lib`` (loads and initialises on first use)."""
+        with self._lock:
+            if self._lib is None:
+                self._lib = self._load()
+            return self._lib
+
+    def _load(self) -> Any:
+        try:
+            lib = pkcs11.lib(self.path)
+        except p11x.PKCS11Error as exc:
+            raise TokenError(f"cannot load PKCS#11 module {self.path}", detail=str(exc)) from exc
+        pid = os.getpid()
+        if _initialised_in.get(self.path, pid) != pid:
+            # Inherited across fork(): the parent's initialisation is not ours.
+            with contextlib.suppress(p11x.PKCS11Error):
+                lib.finalize()
+            try:
+                lib.initialize()
+            except p11x.PKCS11Error as exc:
+                raise TokenError(
+                    f"cannot initialise PKCS#11 module {self.path} after fork", detail=str(exc)
+                ) from exc
+        _initialised_in[self.path] = pid
+        return lib
+
+    def reinitialize(self, seen_generation: int) -> None:
+        """C_Finalize + C_Initialize, unless someone did it since ``seen_generation``."""
+        with self.rw.exclusive():
+            if self.generation != seen_generation:
+                return
+            lib = self.lib()
+            _log.info("re-initialising PKCS#11 module %s", self.path)
+            with contextlib.suppress(p11x.PKCS11Error):
+                lib.finalize()
+            try:
+                lib.initialize()
+            except p11x.PKCS11Error as exc:
+                raise TokenError(
+                    f"cannot re-initialise PKCS#11 module {self.path}", detail=str(exc)
+                ) from exc
+            self.generation += 1
+
+
+_registry_lock = threading.Lock()
+_modules: dict[str, _Module] = {}
+_sessions: dict[tuple[str, str], _TokenSession] = {}
+_owner_pid = os.getpid()
+
+
+def _reset_after_fork() -> None:
+    global _registry_lock, _owner_pid
+    _registry_lock = threading.Lock()
+    _modules.clear()
+    _sessions.clear()
+    _owner_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _check_pid() -> None:
+    if os.getpid() != _owner_pid:  # fork without the at-fork hook (should not happen)
+        _reset_after_fork()
+
+
+def default_module_path() -> str:
+    from softhsm.store import SoftHSMError, find_pkcs11_module
+
+    try:
+        return str(find_pkcs11_module())
+    except SoftHSMError as exc:
+        raise TokenError("no PKCS#11 module found", detail=exc.diagnostics()) from exc
+
+
+def get_module(path: str | None = None) -> _Module:
+    """The process-wide handle of the module at ``path`` (default: p11-kit-proxy)."""
+    path = path or default_module_path()
+    _check_pid()
+    with _registry_lock:
+        module = _modules.get(path)
+        if module is None:
+            module = _modules[path] = _Module(path)
+        return module
+
+
+def reinitialize_module(path: str | None = None) -> None:
+    """Re-initialise a module now (e.g. after another process created a token)."""
+    module = get_module(path)
+    module.reinitialize(module.generation)
+
+
+def close_all_sessions() -> None:
+    """Log out and close every shared session of this process (shutdown, tests)."""
+    _check_pid()
+    with _registry_lock:
+        sessions = list(_sessions.values())
+        _sessions.clear()
+    for shared in sessions:
+        shared.close()
+
+
+# --- the shared session of one token ------------------------------------------------------
+def _pin_digest(pin: str, salt: bytes) -> bytes:
+    return hmac.new(salt, pin.encode("utf-8"), hashlib.sha256).digest()
+
+
+class _TokenSession:
+    """The one logged-in read/write session of one token in this process."""
+
+    def __init__(self, module: _Module, label: str) -> None:
+        self.module = module
+        self.label = label
+        self._lock = threading.RLock()
+        self._session: Any = None
+        self._generation = -1
+        self._salt = secrets.token_bytes(16)
+        self._pin_digest: bytes | None = None
+        self._cache: dict[Any, Any] = {}
+
+    # -- state ------------------------------------------------------------------------
+    def _open(self, pin_spec: PinSpec | None) -> Any:
+        """Open and log in (caller holds ``self._lock`` and the module's shared lock)."""
+        lib = self.module.lib()
+        try:
+            token = lib.get_token(token_label=self.label)
+        except p11x.MultipleTokensReturned as exc:
+            raise TokenNotFound(f"more than one token is labelled {self.label!r}") from exc
+        if pin_spec is None:
+            raise PinError(f"token {self.label!r}: no PIN source given")
+        pin = resolve_pin(pin_spec, f"token {self.label!r}")
+        try:
+            session = token.open(rw=True, user_pin=pin)
+        except p11x.UserAlreadyLoggedIn:
+            # Logged in already by this process (e.g. a forked child with inherited
+            # state): a plain session shares the login. Keep the PIN check honest.
+            session = token.open(rw=True)
+            if self._pin_digest is not None and not hmac.compare_digest(
+                self._pin_digest, _pin_digest(pin, self._salt)
+            ):
+                session.close()
+                raise PinError(
+                    f"token {self.label!r}: PIN does not match the logged-in PIN"
+                ) from None
+        self._pin_digest = _pin_digest(pin, self._salt)
+        self._session = session
+        self._generation = self.module.generation
+        self._cache.clear()
+        return session
+
+    def _current(self, pin_spec: PinSpec | None) -> Any:
+        with self._lock:
+            if self._session is not None and self._generation != self.module.generation:
+                self._forget()  # the module was re-initialised: the handle is stale
+            if self._session is None:
+                return self._open(pin_spec)
+            return self._session
+
+    def _forget(self) -> None:
+        self._session = None
+        self._cache.clear()
+
+    def _drop(self, session: Any) -> None:
+        with self._lock:
+            if self._session is session and session is not None:
+                with contextlib.suppress(p11x.PKCS11Error):
+                    session.close()
+                self._forget()
+
+    def close(self) -> None:
+        with self._lock, self.module.rw.shared():
+            if self._session is not None and self._generation == self.module.generation:
+                with contextlib.suppress(p11x.PKCS11Error):
+                    self._session.close()
+            self._forget()
+
+    def check_pin(self, pin_spec: PinSpec) -> None:
+        """Refuse a PIN that differs from the one the token was unlocked with."""
+        pin = resolve_pin(pin_spec, f"token {self.label!r}")
+        with self._lock:
+            if self._pin_digest is not None and not hmac.compare_digest(
+                self._pin_digest, _pin_digest(pin, self._salt)
+            ):
+                raise PinError(f"token {self.label!r}: PIN does not match the logged-in PIN")
+
+    def pin_changed(self, new_pin: str) -> None:
+        with self._lock:
+            self._pin_digest = _pin_digest(new_pin, self._salt)
+
+    def cached(self, session: Any, key: Any, load: Callable[[], T]) -> T:
+        """A per-session cache (key handles); emptied whenever the session is."""
+        with self._lock:
+            if self._session is session and key in self._cache:
+                return self._cache[key]  # type: ignore[no-any-return]
+        value = load()
+        with self._lock:
+            if self._session is session:
+                self._cache[key] = value
+        return value
+
+    # -- running operations -----------------------------------------------------------
+    def run(
+        self,
+        op: Callable[[Any], T],
+        *,
+        pin_spec: PinSpec | None,
+        what: str,
+        key: str | None = None,
+    ) -> T:
+        """Run ``op(session)``, healing once on a session/module failure."""
+        _check_pid()
+        for attempt in (1, 2):
+            session: Any = None
+            generation = self.module.generation
+            try:
+                with self.module.rw.shared():
+                    session = self._current(pin_spec)
+                    return op(session)
+            except p11x.PKCS11Error as exc:
+                kind = _heal_kind(exc)
+                if kind is None or attempt == 2:
+                    raise wrap_error(exc, op=what, token=self.label, key=key) from exc
+                _log.warning(
+                    "PKCS#11 %s on token %r failed (%s); reopening the session%s",
+                    what, self.label, type(exc).__name__,
+                    " and re-initialising the module" if kind == "module" else "",
+                )
+                self._drop(session)
+                if kind == "module":
+                    self.module.reinitialize(generation)
+        raise AssertionError("unreachable")
+
+
+def shared_session(label: str, module_path: str | None = None) -> _TokenSession:
+    """The process-wide :class:`_TokenSession` of token ``label``."""
+    module = get_module(module_path)
+    with _registry_lock:
+        key = (module.path, label)
+        shared = _sessions.get(key)
+        if shared is None:
+            shared = _sessions[key] = _TokenSession(module, label)
+        return shared
+
+
+# --- public key export ------------------------------------------------------------------
+def _ec_point_bytes(raw: bytes) -> bytes:
+    """EC_POINT is a DER OCTET STRING per the standard; some modules give it bare."""
+    try:
+        parsed = OctetString.load(raw)
+        return bytes(parsed.native)
+    except (ValueError, TypeError):
+        return raw
+
+
+def public_key_from_object(obj: Any) -> PublicKey:
+    """A ``cryptography`` public key from a PKCS#11 public key object."""
+    key_type = obj[Attribute.KEY_TYPE]
+    if key_type == KeyType.RSA:
+        n = int.from_bytes(obj[Attribute.MODULUS], "big")
+        e = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big")
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    if key_type == KeyType.EC:
+        key = serialization.load_der_public_key(encode_ec_public_key(obj))
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        return key
+    if key_type == KeyType.EC_EDWARDS:
+        return ed25519.Ed25519PublicKey.from_public_bytes(
+            _ec_point_bytes(obj[Attribute.EC_POINT])
+        )
+    raise UnsupportedAlgorithm(f"unsupported PKCS#11 key type {key_type!r}")
+
+
+def _find(session: Any, attrs: dict[Any, Any]) -> list[Any]:
+    # list() exhausts the search so python-pkcs11 releases its session lock at once.
+    return list(session.get_objects(attrs))
+
+
+def _key_attrs(cls: ObjectClass, label: str | None, key_id: bytes | None) -> dict[Any, Any]:
+    attrs: dict[Any, Any] = {Attribute.CLASS: cls}
+    if label is not None:
+        attrs[Attribute.LABEL] = label
+    if key_id is not None:
+        attrs[Attribute.ID] = key_id
+    return attrs
+
+
+def _one(objs: list[Any], what: str) -> Any:
+    if not objs:
+        raise p11x.NoSuchKey(what)
+    if len(objs) > 1:
+        raise p11x.MultipleObjectsReturned(what)
+    return objs[0]
+
+
+# --- the signer -------------------------------------------------------------------------
+class Pkcs11Signer(Signer):
+    """Signs with a private key on a PKCS#11 token.
+
+    ``uri`` is an RFC 7512 URI (string or parsed) naming the token and the key by
+    ``object`` (label) and/or ``id``. The PIN comes from ``pin_source`` or the URI's
+    ``pin-source``. ``algorithm`` picks RSA padding (default RSA-PSS-SHA256).
+    ``certificate``: a certificate, a PEM/DER path, or ``None`` to look for a
+    CKO_CERTIFICATE with the key's CKA_ID on the token.
+
+    Construction opens (or joins) the token's shared session and reads the public key,
+    so a missing token, key or wrong PIN fails here.
+    """
+
+    def __init__(
+        self,
+        uri: str | Pkcs11URI,
+        *,
+        pin_source: PinSpec | None = None,
+        certificate: x509.Certificate | Path | str | None = None,
+        algorithm: Algorithm | str | None = None,
+        module_path: str | None = None,
+    ) -> None:
+        parsed = parse_pkcs11_uri(uri) if isinstance(uri, str) else uri
+        if parsed.token is None:
+            raise KeyURIError("a pkcs11: signing URI must name the token (token=...)")
+        if parsed.object is None and parsed.id is None:
+            raise KeyURIError("a pkcs11: signing URI must name the key (object= and/or id=)")
+        if parsed.type not in (None, "private"):
+            raise KeyURIError(f"a signing key URI must have type=private, not {parsed.type}")
+        spec = pin_source if pin_source is not None else parsed.pin_source
+        if spec is None:
+            raise PinError(f"{parsed.describe()}: no PIN source (pin-source= or pin_source)")
+        self._pin_spec: PinSpec = as_pin_source(spec)
+        self._uri = parsed
+        self._module_path = module_path or parsed.module_path
+        self._label = parsed.object
+        self._id = parsed.id
+        self._key_name = parsed.object if parsed.object is not None else parsed.id.hex()  # type: ignore[union-attr]
+        shared = self._shared()
+        shared.check_pin(self._pin_spec)
+        public_key, key_id = shared.run(
+            self._load_public, pin_spec=self._pin_spec, what="read public key", key=self._key_name
+        )
+        self._public: PublicKey = public_key
+        self._ck_id: bytes = key_id
+        if algorithm is None:
+            from signing.software import default_algorithm
+
+            self._algorithm = default_algorithm(public_key)
+        else:
+            self._algorithm = coerce_algorithm(algorithm)
+        check_key_algorithm(public_key, self._algorithm)
+        self._key_id = key_id_for(public_key)
+        self._certificate: x509.Certificate | None = None
+        self._certificate_loaded = False
+        if certificate is not None:
+            from signing.registry import load_certificate
+
+            self._certificate = load_certificate(certificate)
+            self._certificate_loaded = True
+            self._check_certificate(self._certificate)
+
+    def _shared(self) -> _TokenSession:
+        # Looked up per call: after fork() the registry is new.
+        assert self._uri.token is not None
+        return shared_session(self._uri.token, self._module_path)
+
+    def _private(self, session: Any) -> Any:
+        def load() -> Any:
+            objs = _find(session, _key_attrs(ObjectClass.PRIVATE_KEY, self._label, self._id))
+            return _one(objs, f"private key {self._key_name!r}")
+
+        return self._shared().cached(session, ("private", self._label, self._id), load)
+
+    def _load_public(self, session: Any) -> tuple[PublicKey, bytes]:
+        private = self._private(session)
+        key_id: bytes = private[Attribute.ID] or b""
+        candidates: list[Any] = []
+        if key_id:
+            candidates = _find(session, _key_attrs(ObjectClass.PUBLIC_KEY, None, key_id))
+        if not candidates and self._label is not None:
+            candidates = _find(session, _key_attrs(ObjectClass.PUBLIC_KEY, self._label, None))
+        if len(candidates) != 1:
+            if private[Attribute.KEY_TYPE] == KeyType.RSA:
+                # An RSA private key carries its modulus and public exponent.
+                return public_key_from_object(private), key_id
+            raise p11x.NoSuchKey("no unique public key object next to the private key")
+        return public_key_from_object(candidates[0]), key_id
+
+    def _check_certificate(self, cert: x509.Certificate | None) -> None:
+        if cert is None:
+            return
+        cert_key = cert.public_key()
+        if not isinstance(
+            cert_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+        ) or key_id_for(cert_key) != self._key_id:
+            raise UnsupportedAlgorithm(
+                f"{self._uri.describe()}: the certificate does not belong to this key"
+            )
+
+    @property
+    def uri(self) -> Pkcs11URI:
+        return self._uri
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self._algorithm
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def ck_id(self) -> bytes:
+        """The key's CKA_ID on the token."""
+        return self._ck_id
+
+    @property
+    def certificate(self) -> x509.Certificate | None:
+        if not self._certificate_loaded:
+            cert = self._shared().run(
+                self._load_certificate, pin_spec=self._pin_spec, what="read certificate",
+                key=self._key_name,
+            )
+            self._check_certificate(cert)
+            self._certificate = cert
+            self._certificate_loaded = True
+        return self._certificate
+
+    def _load_certificate(self, session: Any) -> x509.Certificate | None:
+        if not self._ck_id:
+            return None
+        objs = _find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: self._ck_id})
+        if not objs:
+            return None
+        return x509.load_der_x509_certificate(bytes(objs[0][Attribute.VALUE]))
+
+    def sign(self, payload: bytes) -> bytes:
+        """Sign ``payload``; ECDSA comes out DER-encoded. Thread-safe."""
+        data = bytes(payload)
+        alg = self._algorithm
+
+        def op(session: Any) -> bytes:
+            key = self._private(session)
+            if alg is Algorithm.ECDSA_P256_SHA256:
+                # SoftHSM has no hashed ECDSA mechanism: hash here, sign the digest.
+                raw = key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
+                return bytes(encode_ecdsa_signature(raw))
+            if alg is Algorithm.RSA_PSS_SHA256:
+                return bytes(key.sign(
+                    data, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
+                    mechanism_param=(Mechanism.SHA256, pkcs11.MGF.SHA256, PSS_SALT_LENGTH),
+                ))
+            if alg is Algorithm.RSA_PKCS1_SHA256:
+                return bytes(key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+            return bytes(key.sign(data, mechanism=Mechanism.EDDSA))
+
+        return self._shared().run(op, pin_spec=self._pin_spec, what="sign", key=self._key_name)
+
+    async def sign_async(self, payload: bytes) -> bytes:
+        """:meth:`sign` in a worker thread, for asyncio callers."""
+        return await asyncio.to_thread(self.sign, payload)
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Signer({self._uri.describe()}, {self._algorithm.value})"
+
+
+# --- token management -------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key pair on a token."""
+
+    label: str
+    id: bytes
+    key_type: str
+    public_key: PublicKey | None
+
+    @property
+    def key_id(self) -> str | None:
+        """Key id (hex SHA-256 of the SPKI) when the public key is known."""
+        return key_id_for(self.public_key) if self.public_key is not None else None
+
+
+_KEY_TYPE_NAMES = {KeyType.EC: "ec", KeyType.RSA: "rsa", KeyType.EC_EDWARDS: "ed25519"}
+
+
+class Pkcs11Token:
+    """Key management on one token (through its shared, logged-in session).
+
+    Keys are generated on the token: private keys are sensitive, non-extractable and
+    sign-only, and both halves carry the same random 16-byte CKA_ID.
+    """
+
+    def __init__(
+        self, label: str, *, pin_source: PinSpec, module_path: str | None = None
+    ) -> None:
+        self.label = label
+        self._pin_spec = as_pin_source(pin_source)
+        self._module_path = module_path
+
+    def _run(self, op: Callable[[Any], T], what: str, key: str | None = None) -> T:
+        shared = shared_session(self.label, self._module_path)
+        shared.check_pin(self._pin_spec)
+        return shared.run(op, pin_spec=self._pin_spec, what=what, key=key)
+
+    def uri(self, label: str | None = None, key_id: bytes | None = None) -> str:
+        """A ``pkcs11:`` URI for a key on this token (carries the pin-source if textual)."""
+        pin = str(self._pin_spec) if not str(self._pin_spec) == "callback" else None
+        return str(Pkcs11URI(token=self.label, object=label, id=key_id, type="private",
+                             pin_source=pin))
+
+    def generate_keypair(
+        self, key_type: str, label: str, *, key_id: bytes | None = None
+    ) -> bytes:
+        """Generate ``key_type`` (``ec`` P-256, ``rsa`` 2048, ``ed25519``); return CKA_ID."""
+        if key_type not in KEY_TYPES:
+            raise UnsupportedAlgorithm(
+                f"key type {key_type!r} not supported (use one of {', '.join(KEY_TYPES)})"
+            )
+        ck_id = key_id if key_id is not None else secrets.token_bytes(16)
+        private_template = {
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.PRIVATE: True,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        public_template: dict[Any, Any] = {Attribute.VERIFY: True, Attribute.PRIVATE: False}
+        capabilities = pkcs11.MechanismFlag.SIGN | pkcs11.MechanismFlag.VERIFY
+
+        def op(session: Any) -> bytes:
+            if _find(session, _key_attrs(ObjectClass.PRIVATE_KEY, label, None)):
+                raise KeyURIError(f"token {self.label!r} already has a key labelled {label!r}")
+            kwargs: dict[str, Any] = dict(
+                store=True, label=label, id=ck_id, capabilities=capabilities,
+                private_template=private_template,
+            )
+            if key_type == "ec":
+                public_template[Attribute.EC_PARAMS] = encode_named_curve_parameters("secp256r1")
+                session.generate_keypair(KeyType.EC, public_template=public_template, **kwargs)
+            elif key_type == "rsa":
+                session.generate_keypair(
+                    KeyType.RSA, 2048, public_template=public_template, **kwargs
+                )
+            else:
+                public_template[Attribute.EC_PARAMS] = ObjectIdentifier(ED25519_OID).dump()
+                session.generate_keypair(
+                    KeyType.EC_EDWARDS, mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
+                    public_template=public_template, **kwargs,
+                )
+            return ck_id
+
+        return self._run(op, "generate key", key=label)
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Private keys on the token, with their public halves when present."""
+
+        def op(session: Any) -> list[KeyInfo]:
+            out: list[KeyInfo] = []
+            for private in _find(session, {Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
+                ck_id = private[Attribute.ID] or b""
+                label = private[Attribute.LABEL] or ""
+                pubs = (
+                    _find(session, _key_attrs(ObjectClass.PUBLIC_KEY, None, ck_id)) if ck_id else []
+                )
+                public = public_key_from_object(pubs[0]) if len(pubs) == 1 else None
+                raw_type = private[Attribute.KEY_TYPE]
+                kt = _KEY_TYPE_NAMES.get(raw_type, str(raw_type))
+                out.append(KeyInfo(label=label, id=bytes(ck_id), key_type=kt, public_key=public))
+            return out
+
+        return self._run(op, "list keys")
+
+    def public_key(self, *, label: str | None = None, key_id: bytes | None = None) -> PublicKey:
+        """The public key (from its CKO_PUBLIC_KEY object) by label and/or CKA_ID."""
+        if label is None and key_id is None:
+            raise KeyURIError("name the key by label or id")
+        name = label if label is not None else (key_id or b"").hex()
+
+        def op(session: Any) -> PublicKey:
+            obj = _one(_find(session, _key_attrs(ObjectClass.PUBLIC_KEY, label, key_id)), name)
+            return public_key_from_object(obj)
+
+        return self._run(op, "export public key", key=name)
+
+    def delete(self, *, label: str | None = None, key_id: bytes | None = None) -> int:
+        """Destroy every key and certificate object with this label and/or id; return count."""
+        if label is None and key_id is None:
+            raise KeyURIError("name the key to delete by label or id")
+        name = label if label is not None else (key_id or b"").hex()
+
+        def op(session: Any) -> int:
+            count = 0
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.CERTIFICATE):
+                for obj in _find(session, _key_attrs(cls, label, key_id)):
+                    obj.destroy()
+                    count += 1
+            if count == 0:
+                raise p11x.NoSuchKey(name)
+            return count
+
+        result = self._run(op, "delete key", key=name)
+        shared_session(self.label, self._module_path)._cache.clear()
+        return result
+
+    def import_certificate(
+        self, certificate: x509.Certificate, *, key_id: bytes, label: str | None = None
+    ) -> None:
+        """Store an X.509 certificate with the key's CKA_ID (found by Pkcs11Signer)."""
+        der = certificate.public_bytes(serialization.Encoding.DER)
+
+        def op(session: Any) -> None:
+            session.create_object({
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: False,
+                Attribute.ID: key_id,
+                Attribute.LABEL: label or key_id.hex(),
+                Attribute.SUBJECT: certificate.subject.public_bytes(),
+                Attribute.ISSUER: certificate.issuer.public_bytes(),
+                Attribute.SERIAL_NUMBER: _der_integer(certificate.serial_number),
+                Attribute.VALUE: der,
+            })
+
+        self._run(op, "import certificate", key=label or key_id.hex())
+
+    def set_pin(self, new_pin: PinSpec, *, old_pin: PinSpec | None = None) -> None:
+        """Change the user PIN (C_SetPIN on the logged-in session)."""
+        old = resolve_pin(old_pin or self._pin_spec, f"token {self.label!r}")
+        new = resolve_pin(new_pin, f"new PIN of token {self.label!r}")
+
+        def op(session: Any) -> None:
+            session.set_pin(old, new)
+
+        self._run(op, "set PIN")
+        shared_session(self.label, self._module_path).pin_changed(new)
+
+
+def _der_integer(value: int) -> bytes:
+    from asn1crypto.core import Integer
+
+    return bytes(Integer(value).dump())
+
+
+__all__ = [
+    "KEY_TYPES",
+    "KeyInfo",
+    "Pkcs11Signer",
+    "Pkcs11Token",
+    "close_all_sessions",
+    "get_module",
+    "public_key_from_object",
+    "reinitialize_module",
+    "shared_session",
+    "wrap_error",
+]
