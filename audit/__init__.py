@@ -1,0 +1,69 @@
+"""The WORM audit log-journal (R11): sealed, signed segments over one Merkle tree.
+
+Public API (what the server uses)::
+
+    from audit import AuditLog, AuditConfig, AuditRecord, Receipt
+
+    log = AuditLog.open(directory, signer, origin, AuditConfig())   # recovers after a crash
+    receipt = await log.append(AuditRecord(actor=..., event="query", outcome="success",
+                                           cert_fingerprint=..., details={...},
+                                           payload=envelope_bytes))
+    receipt = log.append_sync(record)            # same, blocking (threads, CLI)
+    fut = log.submit(record)                     # concurrent.futures.Future[Receipt]
+    log.checkpoint() -> SignedCheckpoint         # signed C2SP checkpoint of the current tree
+    log.inclusion_proof(seq, tree_size=None) -> Proof
+    log.consistency_proof(size1, size2=None) -> Proof
+    log.health() -> Health                       # state ok|degraded|failed|closed + reason
+    log.seal_now()                               # seal the live segment early
+    log.close()
+
+``append`` resolves only after the record is fsync'd (group commit: concurrent appends
+share one write and one fsync). When the log cannot write (OSError, disk full) or the
+seal signer keeps failing past ``AuditConfig.seal_grace_seconds``, the log *fails
+closed*: every append raises :class:`AuditUnavailable` with the reason, and ``health()``
+says why. Records are never acknowledged unless durable.
+
+Offline verification (pure, no gRPC or SQLAlchemy): :mod:`audit.verify`
+(``verify_archive(dir, trusted_keys, progress=cb)``, ``verify_inclusion``,
+``verify_consistency``, ``open_checkpoint``). Index for Reports: :mod:`audit.index`.
+CLI: ``siogw audit verify|prove|reindex`` (:mod:`audit.cli`). Formats: docs/adr/0003.
+"""
+
+from __future__ import annotations
+
+from audit.errors import (
+    AuditClosed,
+    AuditUnavailable,
+    CheckpointError,
+    MalformedRecord,
+    ProofError,
+    RootMismatch,
+    SegmentError,
+    VerificationError,
+)
+from audit.log import AuditConfig, AuditLog, Health, Proof, Receipt, SignedCheckpoint
+from audit.record import AuditRecord, EventType, LoggedRecord, Outcome
+from audit.verify import TrustedKey, verify_archive
+
+__all__ = [
+    "AuditClosed",
+    "AuditConfig",
+    "AuditLog",
+    "AuditRecord",
+    "AuditUnavailable",
+    "CheckpointError",
+    "EventType",
+    "Health",
+    "LoggedRecord",
+    "MalformedRecord",
+    "Outcome",
+    "Proof",
+    "ProofError",
+    "Receipt",
+    "RootMismatch",
+    "SegmentError",
+    "SignedCheckpoint",
+    "TrustedKey",
+    "VerificationError",
+    "verify_archive",
+]

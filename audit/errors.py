@@ -17,7 +17,7 @@ class AuditUnavailable(AuditError):
     """
 
     def __init__(self, reason: str) -> None:
-        super().__init__("audit log unavailable", detail=reason)
+        super().__init__(f"audit log unavailable: {reason}")
         self.reason = reason
 
 

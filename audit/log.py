@@ -1,0 +1,809 @@
+"""The audit log writer: group-committed, fsync'd appends; sealed, signed segments.
+
+Directory layout (``root`` is the directory given to :meth:`AuditLog.open`)::
+
+    root/LOCK                      flock: one writer process at a time
+    root/live/seg-NNNNNNNN.log     the current segment (append only)
+    root/archive/seg-NNNNNNNN.log.gz   sealed segments, gzip (mtime 0), mode 0444
+    root/archive/seg-NNNNNNNN.seal     the signed seal checkpoint, mode 0444
+    root/archive/keys.json         audit key history (see :mod:`audit.keys`)
+    root/tree/level-KK.bin         stored Merkle levels (derived, rebuildable)
+    root/torn/                     bytes cut from a torn tail at recovery (evidence)
+
+One writer thread takes every queued append, encodes the batch, writes it with one
+``write`` and one ``fsync`` (group commit), then resolves the callers' futures. A
+record is acknowledged only after its fsync. Any write error puts the log in the failed
+state: pending and later appends raise :class:`~audit.errors.AuditUnavailable`.
+
+Sealing (segment reached ``segment_max_records`` or ``segment_max_bytes``): sign the
+seal checkpoint, write ``.log.gz`` (temp, fsync, rename, chmod 0444), write ``.seal``
+the same way, start the next live segment, then remove the old live file. Recovery
+after a crash at any step: a ``.gz`` without ``.seal`` is discarded and the seal redone;
+a live file whose seal exists is checked against the seal's digest and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as _dt
+import fcntl
+import gzip
+import hashlib
+import json
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
+from audit.keys import ensure_current
+from audit.merkle import consistency_proof, inclusion_proof
+from audit.record import AuditRecord, EventType, Outcome, decode_record, encode_record, format_time
+from audit.tree import TreeStore
+from audit.verify import (
+    ARCHIVE_DIR,
+    KEYS_FILE,
+    LIVE_DIR,
+    MAGIC,
+    ZERO_HASH_HEX,
+    Checkpoint,
+    TrustedKey,
+    encode_frame,
+    leaf_hash,
+    open_checkpoint,
+    parse_seal,
+    scan_frames,
+    seal_extensions,
+    seal_name,
+    segment_name,
+    sign_checkpoint,
+)
+from signing.api import Signer
+from siogw.errors import AuditError, ConfigError, SiogwError
+from siogw.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Limits of the audit log. All have safe production defaults.
+
+    * ``segment_max_records`` / ``segment_max_bytes``: a live segment is sealed once it
+      holds this many records or bytes (checked after each batch).
+    * ``max_record_bytes``: an encoded record larger than this is refused
+      (:class:`~audit.errors.MalformedRecord`), the log stays healthy.
+    * ``max_batch``: at most this many appends share one write + fsync.
+    * ``seal_grace_seconds``: how long sealing may keep failing (signer down) while
+      appends continue into the oversize live segment; past it the log fails closed.
+    * ``seal_retry_seconds``: pause between sealing attempts while the signer fails.
+    * ``queue_limit``: appends waiting for the writer; more raise ``AuditUnavailable``.
+    """
+
+    segment_max_records: int = 100_000
+    segment_max_bytes: int = 64 << 20
+    max_record_bytes: int = 1 << 20
+    max_batch: int = 4096
+    seal_grace_seconds: float = 300.0
+    seal_retry_seconds: float = 5.0
+    queue_limit: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.segment_max_records < 1 or self.segment_max_bytes < 1024:
+            raise ConfigError("segment limits too small")
+        if self.max_batch < 1 or self.max_record_bytes < 256 or self.queue_limit < 1:
+            raise ConfigError("bad audit batch/record/queue limits")
+        if self.seal_grace_seconds < 0 or self.seal_retry_seconds < 0:
+            raise ConfigError("negative audit seal timing")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof of acknowledgment: the record is durable at ``seq`` with ``leaf_hash``.
+
+    ``tree_size`` is the size of the tree right after the batch that holds it; ask the
+    log for a checkpoint of at least that size and an inclusion proof to check it.
+    """
+
+    origin: str
+    seq: int
+    leaf_hash: bytes
+    tree_size: int
+    time: _dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "seq": self.seq,
+            "leaf_hash": self.leaf_hash.hex(),
+            "tree_size": self.tree_size,
+            "time": format_time(self.time),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Receipt:
+        try:
+            return cls(
+                origin=str(obj["origin"]),
+                seq=int(obj["seq"]),
+                leaf_hash=bytes.fromhex(obj["leaf_hash"]),
+                tree_size=int(obj["tree_size"]),
+                time=_dt.datetime.fromisoformat(obj["time"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise MalformedRecord(f"malformed receipt: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint and its signed-note bytes (what clients store and verify)."""
+
+    checkpoint: Checkpoint
+    note: bytes
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An inclusion (``kind="inclusion"``, ``first`` = leaf index) or consistency proof."""
+
+    kind: str
+    first: int
+    tree_size: int
+    hashes: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        key = "leaf_index" if self.kind == "inclusion" else "size1"
+        return {"type": self.kind, key: self.first, "tree_size": self.tree_size,
+                "hashes": [h.hex() for h in self.hashes]}
+
+
+@dataclass(frozen=True)
+class Health:
+    """``state`` is ok, degraded (sealing failing, within grace), failed or closed."""
+
+    state: str
+    reason: str | None
+    tree_size: int
+    sealed_size: int
+    sealed_segments: int
+    live_records: int
+    seal_failing_since: _dt.datetime | None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("ok", "degraded")
+
+
+class _Pending:
+    __slots__ = ("future", "record")
+
+    def __init__(self, record: AuditRecord) -> None:
+        self.record = record
+        self.future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
+
+
+_STOP = object()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file_durably(path: Path, data: bytes, mode: int = 0o444) -> None:
+    """temp + write + fsync + rename + chmod + fsync(dir)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.chmod(path, stat.S_IWUSR | stat.S_IRUSR)
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+class AuditLog:
+    """The WORM audit log. Build with :meth:`open`; see the package docstring."""
+
+    def __init__(self, root: Path, signer: Signer, origin: str, config: AuditConfig) -> None:
+        self.root = root
+        self.origin = origin
+        self.config = config
+        self._signer = signer
+        self._archive = root / ARCHIVE_DIR
+        self._live_dir = root / LIVE_DIR
+        self._lock = threading.Lock()  # guards tree + counters read by other threads
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._failed: str | None = None
+        self._closed = False
+        self._lock_fd = -1
+        self._tree = TreeStore(root / "tree")
+        self._keys: list[TrustedKey] = []
+        # sealed state
+        self._sealed_size = 0
+        self._sealed_segments = 0
+        self._prev_seal_hash = ZERO_HASH_HEX
+        # live segment state
+        self._live_number = 1
+        self._live_fd = -1
+        self._live_bytes = 0
+        self._live_records = 0
+        self._live_first: tuple[int, str] | None = None
+        self._last_time: _dt.datetime | None = None
+        self._last_time_text = ""
+        self._seal_failing_since: float | None = None
+        self._seal_failing_at: _dt.datetime | None = None
+        self._seal_last_try = 0.0
+        self._seal_error = ""
+        self._checkpoint_cache: SignedCheckpoint | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        signer: Signer,
+        origin: str,
+        config: AuditConfig | None = None,
+    ) -> AuditLog:
+        """Open (creating if needed) the log at ``directory`` and recover after a crash.
+
+        Recovery truncates a torn tail (keeping the cut bytes under ``torn/`` and
+        recording an ``audit.recovered`` event), completes or redoes an interrupted seal,
+        rebuilds the Merkle levels when they disagree with the last seal, and rotates
+        the audit key when ``signer`` is a new key (``audit.key_rotated`` event).
+        """
+        if not origin or any(c.isspace() for c in origin) or "+" in origin:
+            raise ConfigError(f"bad audit log origin {origin!r} (no spaces or '+')")
+        root = Path(directory)
+        self = cls(root, signer, origin, config or AuditConfig())
+        try:
+            self._open_locked()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _open_locked(self) -> None:
+        for d in (self.root, self._archive, self._live_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise AuditError("audit log is open in another process", detail=str(self.root)) \
+                from exc
+        recovered = self._recover()
+        now_text = format_time(now_utc())
+        self._keys, previous = ensure_current(
+            self._archive / KEYS_FILE, self.origin, self._signer, self._tree.size, now_text
+        )
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+        for rec in recovered:
+            self.append_sync(rec)
+        if previous is not None:
+            self.append_sync(
+                AuditRecord(
+                    actor="audit",
+                    event=EventType.AUDIT_KEY_ROTATED,
+                    outcome=Outcome.SUCCESS,
+                    details={
+                        "key_id": self._signer.key_id,
+                        "previous_key_id": previous.key_id,
+                        "algorithm": self._signer.algorithm.value,
+                        "public_key_pem": self._keys[-1].public_pem(),
+                        "valid_from_size": self._keys[-1].valid_from_size,
+                    },
+                )
+            )
+
+    def _recover(self) -> list[AuditRecord]:
+        archive, live = self._archive, self._live_dir
+        for p in list(archive.iterdir()) + list(live.iterdir()):
+            if p.name.endswith(".tmp"):
+                _remove(p)
+        seal_numbers = sorted(
+            int(p.name[4:12]) for p in archive.iterdir() if p.name.endswith(".seal")
+        )
+        if seal_numbers and seal_numbers != list(range(1, len(seal_numbers) + 1)):
+            raise AuditError("archive seals are not numbered 1..N", detail=str(archive))
+        last = seal_numbers[-1] if seal_numbers else 0
+        live_numbers = sorted(
+            int(p.name[4:12]) for p in live.iterdir()
+            if p.name.startswith("seg-") and p.name.endswith(".log")
+        )
+        # A .gz without its .seal: the seal was interrupted; redo it from the live file.
+        for p in archive.iterdir():
+            if p.name.endswith(".log.gz") and int(p.name[4:12]) > last:
+                if int(p.name[4:12]) not in live_numbers:
+                    raise AuditError("sealed segment without seal or live copy", detail=str(p))
+                _remove(p)
+        if last:
+            keys = self._history_keys()
+            seal_path = archive / seal_name(last)
+            seal_bytes = seal_path.read_bytes()
+            cp, _ = open_checkpoint(seal_bytes, keys, origin=self.origin, where=str(seal_path))
+            seal = parse_seal(cp, where=str(seal_path))
+            self._sealed_size = cp.size
+            self._sealed_segments = last
+            self._prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
+            self._last_time = _dt.datetime.fromisoformat(seal.last_time)
+            self._last_time_text = seal.last_time
+            # A live file that was already sealed: check it matches, then drop it.
+            for n in [n for n in live_numbers if n <= last]:
+                path = live / segment_name(n)
+                if n == last:
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                    if digest != seal.segment_sha256:
+                        raise AuditError("live segment differs from its seal", detail=str(path))
+                _remove(path)
+                live_numbers.remove(n)
+            self._restore_tree(cp)
+        self._live_number = last + 1
+        extra = [n for n in live_numbers if n != self._live_number]
+        if extra:
+            raise AuditError("unexpected live segment", detail=segment_name(extra[0]))
+        return self._recover_live()
+
+    def _history_keys(self) -> list[TrustedKey]:
+        from audit.keys import read_history
+
+        keys = read_history(self._archive / KEYS_FILE)
+        if not keys:
+            raise AuditError("archive has seals but no key history", detail=str(self._archive))
+        return keys
+
+    def _restore_tree(self, cp: Checkpoint) -> None:
+        """Make the stored levels match the last seal; rebuild from segments if not."""
+        tree = self._tree
+        try:
+            if tree.stored_leaves() >= cp.size:
+                tree.reset_to(cp.size)
+                if tree.root() == cp.root_hash:
+                    return
+        except SiogwError:
+            pass
+        log.warning("rebuilding audit Merkle levels from %d sealed segments",
+                    self._sealed_segments)
+        tree.reset_to(0)
+        for n in range(1, self._sealed_segments + 1):
+            data = gzip.decompress((self._archive / (segment_name(n) + ".gz")).read_bytes())
+            tree.append(leaf_hash(b) for b in scan_frames(data).bodies)
+        if tree.size != cp.size or tree.root() != cp.root_hash:
+            raise AuditError("sealed segments do not match the last seal; run audit verify")
+
+    def _recover_live(self) -> list[AuditRecord]:
+        path = self._live_dir / segment_name(self._live_number)
+        recovered: list[AuditRecord] = []
+        if not path.exists():
+            self._new_live_file(path)
+            return recovered
+        data = path.read_bytes()
+        scan = scan_frames(data)
+        expected = self._tree.size
+        leaves = []
+        for body in scan.bodies:
+            rec = decode_record(body)
+            if rec.seq != expected:
+                raise SegmentError(f"expected seq {expected}", where=str(path), seq=rec.seq)
+            if self._live_first is None:
+                self._live_first = (rec.seq, format_time(rec.time))
+            self._last_time = rec.time
+            self._last_time_text = format_time(rec.time)
+            leaves.append(leaf_hash(body))
+            expected += 1
+        if scan.problem is not None:
+            cut = data[scan.good_length:]
+            torn_dir = self.root / "torn"
+            torn_dir.mkdir(exist_ok=True)
+            if scan.good_length < len(MAGIC):
+                scan.good_length = 0
+            if cut:
+                evidence = torn_dir / f"{path.name}.{scan.good_length}.{int(time.time())}"
+                _write_file_durably(evidence, cut, 0o444)
+            recovered.append(
+                AuditRecord(
+                    actor="audit",
+                    event=EventType.AUDIT_RECOVERED,
+                    outcome=Outcome.SUCCESS,
+                    details={
+                        "segment": path.name,
+                        "problem": scan.problem,
+                        "truncated_at": scan.good_length,
+                        "cut_bytes": len(cut),
+                        "cut_sha256": hashlib.sha256(cut).hexdigest(),
+                    },
+                )
+            )
+            log.warning("audit: truncating torn tail of %s: %s", path, scan.problem)
+        fd = os.open(path, os.O_RDWR)
+        if scan.good_length == 0:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, MAGIC, 0)
+            scan.good_length = len(MAGIC)
+        else:
+            os.ftruncate(fd, scan.good_length)
+        os.fsync(fd)
+        os.lseek(fd, scan.good_length, os.SEEK_SET)
+        self._live_fd = fd
+        self._live_bytes = scan.good_length
+        self._live_records = len(scan.bodies)
+        self._tree.reset_to(self._sealed_size)
+        self._tree.append(leaves)
+        return recovered
+
+    def _new_live_file(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, MAGIC)
+        os.fsync(fd)
+        _fsync_dir(path.parent)
+        self._live_fd = fd
+        self._live_bytes = len(MAGIC)
+        self._live_records = 0
+        self._live_first = None
+
+    # ------------------------------------------------------------------ appending
+    def submit(self, record: AuditRecord) -> concurrent.futures.Future[Receipt]:
+        """Queue ``record``; the future resolves to its :class:`Receipt` once durable."""
+        if not isinstance(record, AuditRecord):
+            raise MalformedRecord("append takes an AuditRecord")
+        if self._closed:
+            raise AuditClosed()
+        if self._failed is not None:
+            raise AuditUnavailable(self._failed)
+        if self._queue.qsize() >= self.config.queue_limit:
+            raise AuditUnavailable("audit queue is full")
+        item = _Pending(record)
+        self._queue.put(item)
+        return item.future
+
+    def append_sync(self, record: AuditRecord, timeout: float | None = None) -> Receipt:
+        """Append and block until durable. Raises AuditUnavailable if it is not."""
+        return self.submit(record).result(timeout)
+
+    async def append(self, record: AuditRecord) -> Receipt:
+        """Append and await durability (group-committed with concurrent appends)."""
+        return await asyncio.wrap_future(self.submit(record))
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            timeout = self.config.seal_retry_seconds if self._seal_failing_since else None
+            try:
+                first = q.get(timeout=timeout)
+            except queue.Empty:
+                self._maybe_seal()
+                continue
+            if first is _STOP:
+                break
+            batch: list[_Pending] = []
+            requests: list[_SealRequest] = []
+            stop = False
+            item = first
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, _SealRequest):
+                    requests.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= self._batch_cap():
+                    break
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+            self._maybe_seal(force=bool(requests))
+            for req in requests:
+                if self._failed is not None:
+                    req.done.set_exception(AuditUnavailable(self._failed))
+                elif self._seal_failing_since is not None:
+                    req.done.set_exception(
+                        AuditError("seal failed", detail=self._seal_error)
+                    )
+                else:
+                    req.done.set_result(None)
+            if stop:
+                break
+        # Fail whatever is still queued.
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _SealRequest):
+                item.done.set_exception(AuditClosed())
+            elif isinstance(item, _Pending):
+                item.future.set_exception(AuditClosed())
+
+    def _batch_cap(self) -> int:
+        """Batch size limit: never run a segment past its record limit in one batch."""
+        cap = self.config.max_batch
+        if self._seal_failing_since is None:
+            room = self.config.segment_max_records - self._live_records
+            cap = max(1, min(cap, room))
+        return cap
+
+    def _fail(self, reason: str) -> None:
+        if self._failed is None:
+            log.error("audit log failed closed: %s", reason)
+            self._failed = reason
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        if self._failed is not None:
+            for item in batch:
+                item.future.set_exception(AuditUnavailable(self._failed))
+            return
+        now = now_utc()
+        if self._last_time is not None and now < self._last_time:
+            now = self._last_time
+        seq = self._tree.size
+        accepted: list[tuple[_Pending, bytes]] = []
+        for item in batch:
+            try:
+                body = encode_record(item.record, seq, now)
+            except (ValueError, TypeError) as exc:
+                item.future.set_exception(MalformedRecord(f"cannot encode record: {exc}"))
+                continue
+            if len(body) > self.config.max_record_bytes:
+                item.future.set_exception(
+                    MalformedRecord(f"record of {len(body)} bytes exceeds max_record_bytes")
+                )
+                continue
+            accepted.append((item, body))
+            seq += 1
+        if not accepted:
+            return
+        buf = b"".join(encode_frame(body) for _, body in accepted)
+        try:
+            view = memoryview(buf)
+            while view:
+                n = os.write(self._live_fd, view)
+                view = view[n:]
+            os.fsync(self._live_fd)
+        except OSError as exc:
+            self._fail(f"cannot write audit segment: {exc}")
+            for item, _ in accepted:
+                item.future.set_exception(AuditUnavailable(self._failed or str(exc)))
+            return
+        leaves = [leaf_hash(body) for _, body in accepted]
+        first_seq = self._tree.size
+        try:
+            with self._lock:
+                self._tree.append(leaves)
+                self._live_bytes += len(buf)
+                self._live_records += len(accepted)
+                time_text = format_time(now)
+                if self._live_first is None:
+                    self._live_first = (first_seq, time_text)
+                self._last_time = now
+                self._last_time_text = time_text
+                size = self._tree.size
+        except OSError as exc:
+            # The records are durable; the derived tree is not. Acknowledge, then fail.
+            size = first_seq + len(accepted)
+            self._fail(f"cannot write audit Merkle levels: {exc}")
+        for i, (item, _) in enumerate(accepted):
+            item.future.set_result(
+                Receipt(self.origin, first_seq + i, leaves[i], size, now)
+            )
+
+    # ------------------------------------------------------------------ sealing
+    def _seal_due(self) -> bool:
+        return self._live_records > 0 and (
+            self._live_records >= self.config.segment_max_records
+            or self._live_bytes >= self.config.segment_max_bytes
+        )
+
+    def _maybe_seal(self, force: bool = False) -> None:
+        if self._failed is not None or not (self._seal_due() or (force and self._live_records)):
+            return
+        if self._seal_failing_since is not None and not force:
+            if time.monotonic() - self._seal_last_try < self.config.seal_retry_seconds:
+                self._check_grace()
+                return
+        self._seal_last_try = time.monotonic()
+        try:
+            self._seal()
+        except SiogwError as exc:  # the signer failed: retry within the grace period
+            if self._seal_failing_since is None:
+                self._seal_failing_since = time.monotonic()
+                self._seal_failing_at = now_utc()
+            log.warning("audit seal failed: %s", exc.diagnostics())
+            self._seal_error = exc.diagnostics()
+            self._check_grace()
+        except OSError as exc:
+            self._fail(f"cannot write audit seal: {exc}")
+        else:
+            self._seal_failing_since = None
+            self._seal_failing_at = None
+
+    def _check_grace(self) -> None:
+        since = self._seal_failing_since
+        if since is not None and time.monotonic() - since >= self.config.seal_grace_seconds:
+            self._fail(
+                "audit seal signer failing for longer than the grace period: "
+                + self._seal_error
+            )
+
+    def _seal(self) -> None:
+        number = self._live_number
+        live_path = self._live_dir / segment_name(number)
+        data = os.pread(self._live_fd, self._live_bytes, 0)
+        if len(data) != self._live_bytes:
+            raise OSError("short read of live segment")
+        assert self._live_first is not None
+        first_seq, first_time = self._live_first
+        size = self._tree.size
+        cp = Checkpoint(
+            self.origin,
+            size,
+            self._tree.root(),
+            seal_extensions(
+                number=number,
+                prev=self._prev_seal_hash,
+                first_seq=first_seq,
+                last_seq=size - 1,
+                first_time=first_time,
+                last_time=self._last_time_text,
+                segment_name=segment_name(number),
+                segment_sha256=hashlib.sha256(data).hexdigest(),
+                segment_length=len(data),
+                key_id=self._signer.key_id,
+                sealed_at=format_time(now_utc()),
+            ),
+        )
+        note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
+                               self._signer.algorithm)
+        _write_file_durably(self._archive / (segment_name(number) + ".gz"),
+                            gzip.compress(data, compresslevel=6, mtime=0))
+        _write_file_durably(self._archive / seal_name(number), note)
+        next_path = self._live_dir / segment_name(number + 1)
+        old_fd = self._live_fd
+        with self._lock:
+            self._new_live_file(next_path)
+            self._live_number = number + 1
+            self._sealed_size = size
+            self._sealed_segments = number
+            self._prev_seal_hash = hashlib.sha256(note).hexdigest()
+        os.close(old_fd)
+        live_path.unlink()
+        _fsync_dir(self._live_dir)
+
+    def seal_now(self) -> None:
+        """Seal the live segment now (if it has records), from the writer thread."""
+        if self._closed:
+            raise AuditClosed()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_SealRequest(done))
+        done.result()
+
+    # ------------------------------------------------------------------ reading
+    def checkpoint(self) -> SignedCheckpoint:
+        """A freshly signed checkpoint of the current tree (cached while unchanged)."""
+        with self._lock:
+            size, root = self._tree.size, self._tree.root()
+        cached = self._checkpoint_cache
+        if cached is not None and cached.checkpoint.size == size:
+            return cached
+        cp = Checkpoint(self.origin, size, root,
+                        (f"time {format_time(now_utc())}", f"key {self._signer.key_id}"))
+        note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
+                               self._signer.algorithm)
+        signed = SignedCheckpoint(cp, note)
+        self._checkpoint_cache = signed
+        return signed
+
+    @property
+    def tree_size(self) -> int:
+        with self._lock:
+            return self._tree.size
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> Proof:
+        with self._lock:
+            size = self._tree.size if tree_size is None else tree_size
+            if size > self._tree.size:
+                raise AuditError(f"tree size {size} is beyond the log ({self._tree.size})")
+            hashes = inclusion_proof(self._tree, seq, size)
+        return Proof("inclusion", seq, size, tuple(hashes))
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> Proof:
+        with self._lock:
+            size = self._tree.size if size2 is None else size2
+            if size > self._tree.size:
+                raise AuditError(f"tree size {size} is beyond the log ({self._tree.size})")
+            hashes = consistency_proof(self._tree, size1, size)
+        return Proof("consistency", size1, size, tuple(hashes))
+
+    def leaf_hash(self, seq: int) -> bytes:
+        with self._lock:
+            if not 0 <= seq < self._tree.size:
+                raise AuditError(f"no record {seq}")
+            return self._tree.leaf(seq)
+
+    def trusted_keys(self) -> list[TrustedKey]:
+        """The key history this log signs under (for verifiers in the same process)."""
+        return list(self._keys)
+
+    def health(self) -> Health:
+        if self._closed:
+            state, reason = "closed", "closed"
+        elif self._failed is not None:
+            state, reason = "failed", self._failed
+        elif self._seal_failing_since is not None:
+            state = "degraded"
+            reason = "sealing failing: " + self._seal_error
+        else:
+            state, reason = "ok", None
+        with self._lock:
+            return Health(
+                state=state,
+                reason=reason,
+                tree_size=self._tree.size,
+                sealed_size=self._sealed_size,
+                sealed_segments=self._sealed_segments,
+                live_records=self._live_records,
+                seal_failing_since=self._seal_failing_at,
+            )
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Stop the writer (pending appends finish first) and release the lock."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._release()
+
+    def _release(self) -> None:
+        if self._live_fd >= 0:
+            os.close(self._live_fd)
+            self._live_fd = -1
+        self._tree.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SealRequest:
+    def __init__(self, done: concurrent.futures.Future[None]) -> None:
+        self.done = done
+
+
+def receipt_json(receipt: Receipt) -> bytes:
+    return (json.dumps(receipt.to_json(), sort_keys=True, indent=1) + "\n").encode()
