@@ -1,0 +1,536 @@
+"""``siogw ca``, ``siogw token`` and ``siogw verify``.
+
+* ``ca init|issue|revoke|crl|list`` — the file-based test CA (:mod:`signing.ca`), the
+  stand-in for the national certifying centre.
+* ``token init|keygen|list|rotate|change-pin`` — key lifecycle on PKCS#11 tokens (SoftHSM
+  store under ``$SIOGW_HOME/softhsm``). PIN changes are dated in
+  ``$SIOGW_HOME/softhsm/pin-ages.json``; ``token list`` warns when a PIN is older than
+  :data:`PIN_MAX_AGE_DAYS` (R8: the token password changes at least monthly).
+* ``verify ENVELOPE.json --trust CA.pem ...`` — verify a DSSE envelope offline: exit 0
+  and print each signer's subject, or exit non-zero with one line naming the reason.
+
+PINs come from environment variables or files only (``--pin-env``/``--pin-file`` and
+friends), never from argv. Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from siogw.errors import ConfigError, InputError, TrustError
+
+#: A token PIN older than this many days is overdue (R8, §12: at least monthly).
+PIN_MAX_AGE_DAYS = 30
+PIN_AGES_FILE = "pin-ages.json"
+
+
+# --- shared helpers ----------------------------------------------------------------------
+def _home(args: argparse.Namespace) -> Path:
+    from softhsm.store import default_home
+
+    home: Path | None = getattr(args, "home", None)
+    return home if home is not None else default_home()
+
+
+def _read(path: str | Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}", detail=exc.strerror) from exc
+
+
+def _write_out(path: str | Path, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}", detail=exc.strerror) from exc
+
+
+def _pin_spec(
+    args: argparse.Namespace, prefix: str, what: str, *, required: bool = True
+) -> str | None:
+    env = getattr(args, f"{prefix}_env", None)
+    path = getattr(args, f"{prefix}_file", None)
+    flag = "--" + prefix.replace("_", "-")
+    if env is not None and path is not None:
+        raise ConfigError(f"give only one of {flag}-env or {flag}-file for the {what}")
+    if env is not None:
+        return f"env:{env}"
+    if path is not None:
+        return f"file:{Path(path).absolute()}"
+    if required:
+        raise ConfigError(f"the {what} is needed: give {flag}-env VAR or {flag}-file PATH")
+    return None
+
+
+def _add_pin_args(p: argparse.ArgumentParser, prefix: str, what: str) -> None:
+    flag = "--" + prefix.replace("_", "-")
+    p.add_argument(f"{flag}-env", dest=f"{prefix}_env", metavar="VAR",
+                   help=f"environment variable holding the {what}")
+    p.add_argument(f"{flag}-file", dest=f"{prefix}_file", metavar="PATH",
+                   help=f"file (mode 600) holding the {what}")
+
+
+def _parse_serial(text: str) -> int:
+    try:
+        return int(text[2:] if text.lower().startswith("0x") else text, 16)
+    except ValueError:
+        raise InputError(f"serial must be hexadecimal, got {text!r}") from None
+
+
+def _activate_store(args: argparse.Namespace) -> Any:
+    """The token store, with SoftHSM pointed at it.
+
+    If ``SOFTHSM2_CONF`` is already set, the store is the one it belongs to (so that a
+    token initialised here is visible to the signers of this process); otherwise the
+    store under ``--home``/``$SIOGW_HOME``, activated.
+    """
+    from softhsm.store import TokenStore
+
+    conf = os.environ.get("SOFTHSM2_CONF")
+    if conf:
+        store = TokenStore(Path(conf).parent.parent)
+        if store.conf_path != Path(conf).absolute():
+            raise ConfigError(
+                f"SOFTHSM2_CONF={conf} is not a sio-gateway token store configuration",
+                detail="unset it or point it at $SIOGW_HOME/softhsm/softhsm2.conf",
+            )
+        return store
+    store = TokenStore(_home(args))
+    store.activate()
+    return store
+
+
+# --- PIN ages (R8) -----------------------------------------------------------------------
+def pin_ages_path(home: Path) -> Path:
+    """``$SIOGW_HOME/softhsm/pin-ages.json``."""
+    return home / "softhsm" / PIN_AGES_FILE
+
+
+def load_pin_ages(home: Path) -> dict[str, _dt.datetime]:
+    """Token label -> when its user PIN was last set (UTC)."""
+    from siogw.timeutil import parse_iso
+
+    path = pin_ages_path(home)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}", detail=str(exc)) from exc
+    tokens = doc.get("tokens") if isinstance(doc, dict) else None
+    if not isinstance(tokens, dict):
+        raise ConfigError(f"{path} has no 'tokens' object")
+    out: dict[str, _dt.datetime] = {}
+    for label, item in tokens.items():
+        if not isinstance(item, dict) or not isinstance(item.get("changed_at"), str):
+            raise ConfigError(f"{path}: entry for {label!r} has no changed_at")
+        out[label] = parse_iso(item["changed_at"])
+    return out
+
+
+def record_pin_change(home: Path, label: str, at: _dt.datetime | None = None) -> None:
+    """Record that ``label``'s user PIN was set at ``at`` (default now)."""
+    from siogw.timeutil import astana_iso
+
+    ages = load_pin_ages(home)
+    ages[label] = at or _dt.datetime.now(_dt.UTC)
+    doc = {"version": 1, "tokens": {k: {"changed_at": astana_iso(v)} for k, v in ages.items()}}
+    path = pin_ages_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def pin_age_warning(
+    label: str, changed_at: _dt.datetime | None, now: _dt.datetime, max_days: int = PIN_MAX_AGE_DAYS
+) -> str | None:
+    """A warning line if ``label``'s PIN is overdue or its age unknown, else ``None``."""
+    from siogw.timeutil import astana_iso
+
+    if changed_at is None:
+        return (
+            f"warning: PIN age of token {label!r} is unknown; "
+            "change it with `siogw token change-pin`"
+        )
+    age = now - changed_at
+    if age > _dt.timedelta(days=max_days):
+        return (
+            f"warning: PIN of token {label!r} is {age.days} days old (last changed "
+            f"{astana_iso(changed_at)}); change it at least every {max_days} days"
+        )
+    return None
+
+
+# --- ca ----------------------------------------------------------------------------------
+def _ca_dir(args: argparse.Namespace) -> Path:
+    if args.dir is not None:
+        return Path(args.dir)
+    return _home(args) / "ca"
+
+
+def _ca_init(args: argparse.Namespace) -> int:
+    from signing.ca import CertificateAuthority
+
+    if args.key_uri:
+        _activate_store(args)
+    ca = CertificateAuthority.init(
+        _ca_dir(args), args.subject, key_uri=args.key_uri,
+        intermediate_subject=args.intermediate, days=args.days,
+    )
+    print(f"CA created in {ca.directory}")
+    print(f"trust anchor: {ca.directory / 'root.pem'}")
+    print(f"issuing CA: {ca.issuing_certificate.subject.rfc4514_string()}")
+    return 0
+
+
+def _open_ca(args: argparse.Namespace) -> Any:
+    from signing.ca import CertificateAuthority
+
+    directory = _ca_dir(args)
+    config = directory / "ca.json"
+    if config.exists() and '"uri"' in config.read_text("utf-8"):
+        _activate_store(args)
+    return CertificateAuthority.open(directory)
+
+
+def _ca_issue(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    ca = _open_ca(args)
+    cert = ca.issue(_read(args.csr, "CSR"), args.profile, args.days)
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    if args.out:
+        _write_out(args.out, pem)
+    else:
+        sys.stdout.write(pem.decode("ascii"))
+    print(f"issued serial {cert.serial_number:x} to {cert.subject.rfc4514_string()}",
+          file=sys.stderr if not args.out else sys.stdout)
+    return 0
+
+
+def _ca_revoke(args: argparse.Namespace) -> int:
+    from siogw.timeutil import astana_iso, parse_iso
+
+    ca = _open_ca(args)
+    at = parse_iso(args.at) if args.at else None
+    serial = _parse_serial(args.serial)
+    rec = ca.revoke(serial, args.reason, at)
+    assert rec.revoked_at is not None
+    if args.revocations:
+        from signing.revocation import JsonFileRevocationStore
+
+        JsonFileRevocationStore(args.revocations).revoke(
+            ca.issuing_certificate.subject, serial, rec.reason or args.reason, rec.revoked_at
+        )
+    print(f"revoked serial {serial:x} ({rec.subject}) at {astana_iso(rec.revoked_at)} "
+          f"reason {rec.reason}")
+    return 0
+
+
+def _ca_crl(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from siogw.timeutil import astana_iso, parse_iso
+
+    ca = _open_ca(args)
+    nxt: _dt.datetime | _dt.timedelta
+    nxt = parse_iso(args.next_update) if args.next_update else _dt.timedelta(days=args.days)
+    crl = ca.publish_crl(nxt)
+    if args.out:
+        _write_out(args.out, crl.public_bytes(serialization.Encoding.PEM))
+    print(f"CRL {ca.directory / 'crl.pem'}: {len(list(crl))} revoked, next update "
+          f"{astana_iso(crl.next_update_utc)}")
+    return 0
+
+
+def _ca_list(args: argparse.Namespace) -> int:
+    from siogw.timeutil import astana_iso
+
+    ca = _open_ca(args)
+    for r in ca.records():
+        state = f"revoked {astana_iso(r.revoked_at)} {r.reason}" if r.revoked_at else "valid"
+        print(f"{r.serial:x}\t{r.profile}\t{r.subject}\tuntil {astana_iso(r.not_after)}\t{state}")
+    return 0
+
+
+# --- token -------------------------------------------------------------------------------
+def _token(args: argparse.Namespace, label: str) -> Any:
+    from signing.pkcs11_backend import Pkcs11Token
+
+    _activate_store(args)
+    spec = _pin_spec(args, "pin", "user PIN")
+    assert spec is not None
+    return Pkcs11Token(label, pin_source=spec)
+
+
+def _token_init(args: argparse.Namespace) -> int:
+    from signing.pins import resolve_pin
+
+    store = _activate_store(args)
+    so = _pin_spec(args, "so_pin", "SO PIN")
+    user = _pin_spec(args, "pin", "user PIN")
+    assert so is not None and user is not None
+    info = store.init_token(
+        args.label,
+        resolve_pin(so, f"SO PIN of token {args.label!r}"),
+        resolve_pin(user, f"user PIN of token {args.label!r}"),
+    )
+    record_pin_change(store.home, info.label)
+    print(f"initialised token {info.label!r} serial {info.serial}")
+    return 0
+
+
+def _make_csr(
+    token: Any, key_label: str, ck_id: bytes, subject: str, algorithm: str | None
+) -> bytes:
+    from signing.csr import build_csr
+    from signing.pkcs11_backend import Pkcs11Signer
+
+    signer = Pkcs11Signer(token.uri(key_label, ck_id), algorithm=algorithm)
+    return build_csr(signer, subject)
+
+
+def _token_keygen(args: argparse.Namespace) -> int:
+    from signing.csr import csr_pem
+
+    token = _token(args, args.label)
+    ck_id = token.generate_keypair(args.type, args.key)
+    print(f"generated {args.type} key {args.key!r} id {ck_id.hex()} on token {args.label!r}")
+    print(f"uri: {token.uri(args.key, ck_id)}")
+    if args.csr_out:
+        if not args.subject:
+            raise ConfigError("--csr-out needs --subject")
+        _write_out(args.csr_out, csr_pem(_make_csr(token, args.key, ck_id, args.subject, None)))
+        print(f"CSR written to {args.csr_out}")
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    store = _activate_store(args)
+    ages = load_pin_ages(store.home)
+    now = _dt.datetime.now(_dt.UTC)
+    from siogw.timeutil import astana_iso
+
+    wanted = set(args.labels)
+    for info in store.list_tokens():
+        if not info.initialized or (wanted and info.label not in wanted):
+            continue
+        changed = ages.get(info.label)
+        when = astana_iso(changed) if changed else "unknown"
+        print(f"{info.label}\tserial={info.serial}\tpin-changed={when}")
+        warning = pin_age_warning(info.label, changed, now)
+        if warning:
+            print(warning, file=sys.stderr)
+        if _pin_spec(args, "pin", "user PIN", required=False) and len(wanted) == 1:
+            for key in _token(args, info.label).list_keys():
+                print(f"  key {key.label!r}\t{key.key_type}\tid={key.id.hex()}\t"
+                      f"keyid={key.key_id or '?'}")
+    return 0
+
+
+def _token_rotate(args: argparse.Namespace) -> int:
+    """New key on the token + CSR + certificate; the old key and certificate stay."""
+    from cryptography.hazmat.primitives import serialization
+
+    from signing.csr import csr_pem
+
+    token = _token(args, args.label)
+    ck_id = token.generate_keypair(args.type, args.key)
+    csr = _make_csr(token, args.key, ck_id, args.subject, None)
+    print(f"new {args.type} key {args.key!r} id {ck_id.hex()} on token {args.label!r}")
+    if args.csr_out:
+        _write_out(args.csr_out, csr_pem(csr))
+        print(f"CSR written to {args.csr_out}")
+    if args.ca_dir:
+        from signing.ca import CertificateAuthority
+
+        ca = CertificateAuthority.open(args.ca_dir)
+        cert = ca.issue(csr, args.profile, args.days)
+        token.import_certificate(cert, key_id=ck_id, label=args.key)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        if args.cert_out:
+            _write_out(args.cert_out, pem)
+        print(f"certificate serial {cert.serial_number:x} for {cert.subject.rfc4514_string()} "
+              "stored on the token; the previous certificate stays valid until revoked or expired")
+    elif not args.csr_out:
+        raise ConfigError("rotate needs --ca-dir (issue now) or --csr-out (send to the CA)")
+    return 0
+
+
+def _token_change_pin(args: argparse.Namespace) -> int:
+    token = _token(args, args.label)
+    new = _pin_spec(args, "new_pin", "new user PIN")
+    assert new is not None
+    token.set_pin(new)
+    record_pin_change(_activate_store(args).home, args.label)
+    print(f"PIN of token {args.label!r} changed")
+    return 0
+
+
+# --- verify ------------------------------------------------------------------------------
+class VerificationFailed(TrustError):
+    """``siogw verify`` refused an envelope; the message starts with the reason."""
+
+    def __init__(self, cause: TrustError) -> None:
+        reason = str(getattr(cause, "reason", "untrusted"))
+        text = " ".join(cause.diagnostics().split())  # one line, always
+        super().__init__(f"{reason}: {text}")
+        self.reason = reason
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from signing.crl import load_crl
+    from signing.dsse import decode_envelope, verify_envelope
+    from signing.revocation import JsonFileRevocationStore
+    from signing.trust import CertificateVerifier, TrustStore, load_certificates
+    from siogw.timeutil import parse_iso
+
+    anchors = [c for path in args.trust for c in load_certificates(_read(path, "trust anchor"))]
+    inters = [c for p in args.intermediate for c in load_certificates(_read(p, "certificate"))]
+    certs = [c for p in args.cert for c in load_certificates(_read(p, "certificate"))]
+    crls = [load_crl(_read(p, "CRL")) for p in args.crl]
+    revocations = JsonFileRevocationStore(args.revocations) if args.revocations else None
+    data = _read(args.envelope, "envelope")
+    try:
+        store = TrustStore(anchors, inters, crls, revocations)
+        envelope = decode_envelope(data)
+        at = parse_iso(args.at) if args.at else None
+        verified = verify_envelope(
+            envelope,
+            CertificateVerifier(store, certs, at=at),
+            threshold=args.threshold,
+            payload_types=[args.payload_type] if args.payload_type else None,
+        )
+    except TrustError as exc:
+        raise VerificationFailed(exc) from exc
+    if args.payload_out:
+        _write_out(args.payload_out, verified.payload)
+    for signer in verified.signers:
+        print(signer.subject)
+    return 0
+
+
+# --- argparse ----------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``ca``, ``token`` and ``verify`` to the ``siogw`` command."""
+
+    def home(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--home", type=Path, default=None,
+                       help="sio-gateway home (default: $SIOGW_HOME or ./var)")
+
+    # ca
+    ca = subparsers.add_parser("ca", help="the test certification authority")
+    ca_sub = ca.add_subparsers(dest="ca_command", metavar="ACTION")
+    ca_sub.required = True
+
+    def ca_common(p: argparse.ArgumentParser) -> None:
+        home(p)
+        p.add_argument("--dir", default=None, help="CA directory (default: $SIOGW_HOME/ca)")
+
+    p = ca_sub.add_parser("init", help="create a root (and optional intermediate) CA")
+    ca_common(p)
+    p.add_argument("--subject", required=True, help="root subject DN, e.g. 'CN=Test NCA,C=KZ'")
+    p.add_argument("--intermediate", default=None, help="subject DN of an issuing intermediate")
+    p.add_argument("--key-uri", default=None, help="root key URI (default: new software key)")
+    p.add_argument("--days", type=int, default=3650)
+    p.set_defaults(func=_ca_init)
+
+    p = ca_sub.add_parser("issue", help="issue a certificate for a CSR")
+    ca_common(p)
+    p.add_argument("--csr", required=True, help="PKCS#10 request (PEM or DER)")
+    p.add_argument("--profile", choices=["user", "server", "audit"], default="user")
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--out", default=None, help="write the certificate here (default: stdout)")
+    p.set_defaults(func=_ca_issue)
+
+    p = ca_sub.add_parser("revoke", help="revoke an issued certificate")
+    ca_common(p)
+    p.add_argument("serial", help="serial number in hex (as `ca list` prints it)")
+    p.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. keyCompromise")
+    p.add_argument("--at", default=None, help="revocation time, ISO 8601 with offset")
+    p.add_argument("--revocations", default=None,
+                   help="also record in this gateway revocation file (immediate effect)")
+    p.set_defaults(func=_ca_revoke)
+
+    p = ca_sub.add_parser("crl", help="publish a CRL")
+    ca_common(p)
+    p.add_argument("--days", type=int, default=7, help="nextUpdate in days (default 7)")
+    p.add_argument("--next-update", default=None, help="nextUpdate as ISO 8601")
+    p.add_argument("--out", default=None, help="also write the CRL here")
+    p.set_defaults(func=_ca_crl)
+
+    p = ca_sub.add_parser("list", help="list issued certificates")
+    ca_common(p)
+    p.set_defaults(func=_ca_list)
+
+    # token
+    tok = subparsers.add_parser("token", help="key lifecycle on PKCS#11 tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", metavar="ACTION")
+    tok_sub.required = True
+
+    p = tok_sub.add_parser("init", help="initialise a SoftHSM token")
+    home(p)
+    p.add_argument("label")
+    _add_pin_args(p, "so_pin", "SO PIN")
+    _add_pin_args(p, "pin", "user PIN")
+    p.set_defaults(func=_token_init)
+
+    p = tok_sub.add_parser("keygen", help="generate a key pair on a token")
+    home(p)
+    p.add_argument("label", help="token label")
+    p.add_argument("--key", required=True, help="label of the new key")
+    p.add_argument("--type", choices=["ec", "rsa", "ed25519"], default="ec")
+    p.add_argument("--subject", default=None, help="subject DN for --csr-out")
+    p.add_argument("--csr-out", default=None, help="write a CSR signed by the new key")
+    _add_pin_args(p, "pin", "user PIN")
+    p.set_defaults(func=_token_keygen)
+
+    p = tok_sub.add_parser("list", help="list tokens (and keys), warn about old PINs")
+    home(p)
+    p.add_argument("labels", nargs="*", help="only these tokens (one label + PIN: list keys)")
+    _add_pin_args(p, "pin", "user PIN")
+    p.set_defaults(func=_token_list)
+
+    p = tok_sub.add_parser("rotate", help="new key + CSR + certificate; old one stays")
+    home(p)
+    p.add_argument("label", help="token label")
+    p.add_argument("--key", required=True, help="label of the new key")
+    p.add_argument("--type", choices=["ec", "rsa", "ed25519"], default="ec")
+    p.add_argument("--subject", required=True, help="subject DN of the new certificate")
+    p.add_argument("--ca-dir", default=None, help="issue at once with this CA directory")
+    p.add_argument("--profile", choices=["user", "server", "audit"], default="user")
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--cert-out", default=None, help="also write the new certificate here")
+    p.add_argument("--csr-out", default=None, help="write the CSR here")
+    _add_pin_args(p, "pin", "user PIN")
+    p.set_defaults(func=_token_rotate)
+
+    p = tok_sub.add_parser("change-pin", help="change the user PIN (C_SetPIN), dated for R8")
+    home(p)
+    p.add_argument("label", help="token label")
+    _add_pin_args(p, "pin", "current user PIN")
+    _add_pin_args(p, "new_pin", "new user PIN")
+    p.set_defaults(func=_token_change_pin)
+
+    # verify
+    p = subparsers.add_parser("verify", help="verify a signed DSSE envelope offline")
+    p.add_argument("envelope", help="DSSE envelope JSON file")
+    p.add_argument("--trust", action="append", required=True, help="trust anchor PEM (repeat)")
+    p.add_argument("--intermediate", action="append", default=[], help="intermediate CA PEM")
+    p.add_argument("--crl", action="append", default=[], help="CRL (PEM or DER), repeatable")
+    p.add_argument("--cert", action="append", default=[],
+                   help="signer certificate when the envelope does not embed it")
+    p.add_argument("--revocations", default=None, help="gateway revocation list (JSON)")
+    p.add_argument("--at", default=None, help="check time, ISO 8601 (default now)")
+    p.add_argument("--threshold", type=int, default=1, help="distinct valid signers needed")
+    p.add_argument("--payload-type", default=None, help="refuse any other payloadType")
+    p.add_argument("--payload-out", default=None, help="write the verified payload here")
+    p.set_defaults(func=_verify)
