@@ -251,7 +251,7 @@ def test_key_rotation_keeps_old_seals_valid(
     rotated = [r for _, r in iter_archive_records(tmp_path / "log")
                if r.event == "audit.key_rotated"]
     assert rotated and rotated[0].details["previous_key_id"] == a.key_id
-    with pytest.raises(CheckpointError, match="seg-00000001.seal.*no signature"):
+    with pytest.raises(CheckpointError, match=r"seg-00000001\.seal.*no signature"):
         verify_archive(tmp_path / "log", history[1:])
     with pytest.raises(ConfigError, match="retired"):
         AuditLog.open(tmp_path / "log", a, ORIGIN)
