@@ -1,0 +1,340 @@
+"""Gateway configuration: frozen dataclasses loaded from ``$SIOGW_HOME/siogw.toml``.
+
+Precedence, lowest first: the defaults below, the TOML file, then ``SIOGW_*`` environment
+variables. Only the scalars an operator plausibly overrides per deployment have an
+environment variable (see :data:`ENV_OVERRIDES`); everything else lives in the file.
+
+Example ``siogw.toml``::
+
+    [server]
+    host = "0.0.0.0"
+    port = 8443
+    database_url = "postgresql+psycopg2://siogw@db/siogw"   # default: SQLite in $SIOGW_HOME
+
+    [tls]
+    cert_file = "tls/server.pem"      # relative paths are relative to $SIOGW_HOME
+    key_file = "tls/server.key"
+    client_ca_file = ""               # set to require client certificates
+    require_client_cert = false
+
+    [signer]
+    uri = "pkcs11:token=siogw-gateway;object=gateway;type=private"
+    pin_source = "file:secrets/gateway.pin"   # or "env:SIOGW_SIGNER_PIN" (the default)
+    certificate = "tls/gateway-signing.pem"   # embedded in signed results, pinned by clients
+
+    [trust]
+    anchors = ["ca/root.pem"]
+    crls = ["ca/root.crl"]
+
+    [limits]
+    max_message_bytes = 262144
+    clock_skew_seconds = 120
+    session_ttl_seconds = 900
+    challenge_ttl_seconds = 120
+
+    [policy]
+    consent_version = "2026-1"
+    consent_text = "..."
+
+The role -> basis table (R1) is :data:`server.resources.catalogue.ROLE_BASES`, not
+configuration. The PIN itself is never part of the configuration: only where to read it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from siogw.errors import ConfigError
+
+#: Default file name inside ``$SIOGW_HOME``.
+CONFIG_FILE = "siogw.toml"
+
+DEFAULT_CONSENT_VERSION = "2026-1"
+DEFAULT_CONSENT_TEXT = (
+    "I agree to the terms of use of the Information Exchange System of law enforcement, "
+    "special state and other bodies: I will request information only on the grounds and "
+    "for the tasks the rules allow, attach what I obtain to the case materials, destroy "
+    "electronic copies downloaded to a local device immediately, and not disclose it."
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Documented limits of the gateway (R5, R7, R10)."""
+
+    #: Largest request message the gateway accepts (RESOURCE_EXHAUSTED above it, recorded).
+    max_message_bytes: int = 256 * 1024
+    #: Hard cap at the gRPC transport: bigger messages are dropped by gRPC itself before
+    #: the application sees them. Must be >= max_message_bytes.
+    transport_max_message_bytes: int = 4 * 1024 * 1024
+    #: Allowed distance between a signed request's ``created_at`` and the gateway clock.
+    clock_skew_seconds: int = 120
+    #: Lifetime of a session token.
+    session_ttl_seconds: int = 15 * 60
+    #: Lifetime of a login challenge (BeginLogin -> CompleteLogin).
+    challenge_ttl_seconds: int = 2 * 60
+    #: Lifetime of an SMS code.
+    sms_code_ttl_seconds: int = 5 * 60
+    #: Wrong SMS codes before the login is locked.
+    sms_max_attempts: int = 5
+    #: Seconds a graceful shutdown waits for in-flight calls.
+    shutdown_grace_seconds: float = 5.0
+    #: How often the health status is re-evaluated against maintenance windows.
+    health_poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Transport security. TLS is on unless ``enabled = false`` (tests and local dev only)."""
+
+    enabled: bool = True
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    require_client_cert: bool = False
+
+
+@dataclass(frozen=True)
+class SignerConfig:
+    """The gateway's own signing key: a key URI (``pkcs11:`` on its own token).
+
+    ``pin_source`` is a :mod:`signing.pins` spec (``env:VAR`` or ``file:/path``);
+    ``certificate`` the PEM certificate of that key, embedded in every signed result.
+    """
+
+    uri: str = ""
+    pin_source: str | None = None
+    certificate: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """Trust anchors (PEM files) and CRLs (PEM or DER files) for user certificates."""
+
+    anchors: tuple[Path, ...] = ()
+    crls: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The consent text and its version (R6)."""
+
+    consent_version: str = DEFAULT_CONSENT_VERSION
+    consent_text: str = DEFAULT_CONSENT_TEXT
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything ``siogw serve`` needs."""
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 8443
+    database_url: str = ""
+    audit_dir: Path | None = None
+    sms_outbox: Path | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    signer: SignerConfig = field(default_factory=SignerConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    limits: Limits = field(default_factory=Limits)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL; SQLite at ``$SIOGW_HOME/siogw.db`` when none is configured."""
+        return self.database_url or f"sqlite:///{self.home / 'siogw.db'}"
+
+    @property
+    def effective_audit_dir(self) -> Path:
+        return self.audit_dir or self.home / "audit"
+
+    @property
+    def effective_sms_outbox(self) -> Path:
+        return self.sms_outbox or self.home / "sms-outbox.jsonl"
+
+    def with_port(self, port: int) -> GatewayConfig:
+        return replace(self, port=port)
+
+
+#: Environment variable -> (section, key). Section "" is the top level.
+ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
+    "SIOGW_HOST": ("server", "host"),
+    "SIOGW_PORT": ("server", "port"),
+    "SIOGW_DATABASE_URL": ("server", "database_url"),
+    "SIOGW_AUDIT_DIR": ("server", "audit_dir"),
+    "SIOGW_TLS": ("tls", "enabled"),
+    "SIOGW_TLS_CERT": ("tls", "cert_file"),
+    "SIOGW_TLS_KEY": ("tls", "key_file"),
+    "SIOGW_TLS_CLIENT_CA": ("tls", "client_ca_file"),
+    "SIOGW_SIGNER_URI": ("signer", "uri"),
+    "SIOGW_SIGNER_PIN_SOURCE": ("signer", "pin_source"),
+    "SIOGW_SIGNER_CERT": ("signer", "certificate"),
+    "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
+    "SIOGW_CLOCK_SKEW_SECONDS": ("limits", "clock_skew_seconds"),
+    "SIOGW_SESSION_TTL_SECONDS": ("limits", "session_ttl_seconds"),
+}
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$SIOGW_HOME``, or ``./var`` when unset."""
+    env = os.environ if env is None else env
+    return Path(env.get("SIOGW_HOME", "var")).resolve()
+
+
+def _path(home: Path, value: Any, where: str) -> Path | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a path string")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else home / p
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def _limits(raw: Mapping[str, Any]) -> Limits:
+    kwargs: dict[str, Any] = {}
+    types = {f.name: f.type for f in fields(Limits)}
+    for key, value in raw.items():
+        if key not in types:
+            raise ConfigError(f"unknown setting limits.{key}")
+        kind = float if types[key] in ("float", float) else int
+        kwargs[key] = _coerce(value, kind, f"limits.{key}")
+    limits = Limits(**kwargs)
+    if limits.max_message_bytes < 1024:
+        raise ConfigError("limits.max_message_bytes must be at least 1024")
+    if limits.transport_max_message_bytes < limits.max_message_bytes:
+        raise ConfigError("limits.transport_max_message_bytes is below max_message_bytes")
+    for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds"):
+        if getattr(limits, name) <= 0:
+            raise ConfigError(f"limits.{name} must be positive")
+    return limits
+
+
+def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return dict(value)
+
+
+def load_config(
+    home: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> GatewayConfig:
+    """Load ``siogw.toml`` from ``home`` (default ``$SIOGW_HOME``) and apply overrides.
+
+    ``overrides`` is ``{section: {key: value}}`` applied last (tests use it). A missing file
+    is fine (defaults); a malformed one is :class:`ConfigError`.
+    """
+    env = os.environ if env is None else env
+    home_path = Path(home).resolve() if home is not None else default_home(env)
+    doc: dict[str, Any] = {}
+    file = home_path / CONFIG_FILE
+    if file.exists():
+        try:
+            doc = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {file}", detail=str(exc)) from exc
+    sections = {
+        name: _section(doc, name)
+        for name in ("server", "tls", "signer", "trust", "limits", "policy")
+    }
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in env and env[var] != "":
+            sections[section][key] = env[var]
+    for section, values in (overrides or {}).items():
+        sections.setdefault(section, {}).update(values)
+
+    srv, tls, sig, tr, pol = (
+        sections["server"], sections["tls"], sections["signer"], sections["trust"],
+        sections["policy"],
+    )
+    tls_cfg = TlsConfig(
+        enabled=_coerce(tls.get("enabled", True), bool, "tls.enabled"),
+        cert_file=_path(home_path, tls.get("cert_file"), "tls.cert_file"),
+        key_file=_path(home_path, tls.get("key_file"), "tls.key_file"),
+        client_ca_file=_path(home_path, tls.get("client_ca_file"), "tls.client_ca_file"),
+        require_client_cert=_coerce(
+            tls.get("require_client_cert", False), bool, "tls.require_client_cert"
+        ),
+    )
+    pin_source = sig.get("pin_source") or None
+    if pin_source is None and env.get("SIOGW_SIGNER_PIN"):
+        pin_source = "env:SIOGW_SIGNER_PIN"
+    if isinstance(pin_source, str) and pin_source.startswith("file:"):
+        pin_path = _path(home_path, pin_source[len("file:"):], "signer.pin_source")
+        pin_source = f"file:{pin_path}"
+    signer_cfg = SignerConfig(
+        uri=_coerce(sig.get("uri", ""), str, "signer.uri"),
+        pin_source=_coerce(pin_source, str, "signer.pin_source") if pin_source else None,
+        certificate=_path(home_path, sig.get("certificate"), "signer.certificate"),
+    )
+    anchors = tr.get("anchors", [])
+    crls = tr.get("crls", [])
+    if isinstance(anchors, str):
+        anchors = [anchors]
+    if isinstance(crls, str):
+        crls = [crls]
+    if not isinstance(anchors, list) or not isinstance(crls, list):
+        raise ConfigError("trust.anchors and trust.crls must be lists of paths")
+    trust_cfg = TrustConfig(
+        anchors=tuple(p for p in (_path(home_path, a, "trust.anchors") for a in anchors) if p),
+        crls=tuple(p for p in (_path(home_path, c, "trust.crls") for c in crls) if p),
+    )
+    policy_cfg = PolicyConfig(
+        consent_version=_coerce(
+            pol.get("consent_version", DEFAULT_CONSENT_VERSION), str, "policy.consent_version"
+        ),
+        consent_text=_coerce(
+            pol.get("consent_text", DEFAULT_CONSENT_TEXT), str, "policy.consent_text"
+        ),
+    )
+    port = _coerce(srv.get("port", 8443), int, "server.port")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"server.port out of range: {port}")
+    return GatewayConfig(
+        home=home_path,
+        host=_coerce(srv.get("host", "127.0.0.1"), str, "server.host"),
+        port=port,
+        database_url=_coerce(srv.get("database_url", ""), str, "server.database_url"),
+        audit_dir=_path(home_path, srv.get("audit_dir"), "server.audit_dir"),
+        sms_outbox=_path(home_path, srv.get("sms_outbox"), "server.sms_outbox"),
+        tls=tls_cfg,
+        signer=signer_cfg,
+        trust=trust_cfg,
+        limits=_limits(sections["limits"]),
+        policy=policy_cfg,
+    )

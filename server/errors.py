@@ -1,0 +1,243 @@
+"""The ONE mapping from sio-gateway errors to gRPC status codes.
+
+Servicers raise :class:`~siogw.errors.SiogwError` subclasses and never build statuses;
+:class:`server.interceptors.ErrorInterceptor` calls :func:`to_status` for every refused
+call. The answer carries a ``google.rpc.Status`` in ``grpc-status-details-bin`` with one
+``google.rpc.ErrorInfo`` (domain ``siogw``, an UPPER_SNAKE ``reason`` and metadata with
+the call's ``request_id``), so clients can branch on the reason, not on message text.
+
+The code is found by walking the error's MRO against :data:`STATUS_BY_CLASS`: the most
+specific class listed wins, so a new error deriving from a sub-root gets the sub-root's
+code without touching this module.
+
+Choices worth knowing (also in docs/adr/0005-gateway.md):
+
+* a signature that does not verify, an untrusted or revoked certificate, or a missing /
+  dead session -> ``UNAUTHENTICATED``;
+* an authentic request the rules refuse (another user's certificate, basis not allowed
+  for the role, wrong role for an admin command, login locked) -> ``PERMISSION_DENIED``;
+* ``created_at`` outside the clock-skew window -> ``INVALID_ARGUMENT`` (reason
+  ``STALE_REQUEST``): the request itself is unacceptable and must be re-signed;
+* no signed consent -> ``FAILED_PRECONDITION`` (reason ``CONSENT_REQUIRED``);
+* a repeated request id -> ``ALREADY_EXISTS`` (reason ``REPLAY``);
+* an unknown resource -> ``NOT_FOUND``; a malformed IIN/BIN or envelope ->
+  ``INVALID_ARGUMENT``;
+* maintenance, audit log down, database down, upstream down -> ``UNAVAILABLE``;
+* an oversized message -> ``RESOURCE_EXHAUSTED``;
+* anything unexpected -> ``INTERNAL`` with the request id (details are only logged).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from siogw.errors import (
+    AuditError,
+    ConfigError,
+    InputError,
+    PolicyError,
+    SigningError,
+    SiogwError,
+    StorageError,
+    TrustError,
+)
+
+DOMAIN = "siogw"
+
+
+# --- errors the gateway itself raises --------------------------------------------------
+class Unauthenticated(TrustError):
+    """No session token, an unknown or expired one, or a session that was ended."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class LoginFailed(TrustError):
+    """A login step did not verify (challenge signature, SMS code, device assertion)."""
+
+    reason = "LOGIN_FAILED"
+
+
+class NotPermitted(PolicyError):
+    """The caller is authenticated but the rules do not allow this (role, basis, key)."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class CertificateNotRegistered(NotPermitted):
+    """The signing certificate is not the one registered to the session's user (R7)."""
+
+    reason = "CERTIFICATE_NOT_REGISTERED"
+
+
+class BasisNotAllowed(NotPermitted):
+    """The query's legal basis is not allowed for the user's role (R1)."""
+
+    reason = "BASIS_NOT_ALLOWED"
+
+
+class UserBlocked(NotPermitted):
+    """The user is blocked (R4, R13)."""
+
+    reason = "USER_BLOCKED"
+
+
+class LoginLocked(NotPermitted):
+    """Too many wrong second-factor codes: this login attempt is locked."""
+
+    reason = "LOGIN_LOCKED"
+
+
+class ConsentRequired(PolicyError):
+    """The user has not signed the current consent (R6)."""
+
+    reason = "CONSENT_REQUIRED"
+
+
+class FailedPrecondition(PolicyError):
+    """A call made out of order (e.g. CompleteLogin before ProveLogin)."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class UnderMaintenance(PolicyError):
+    """A published maintenance window is in progress (R10)."""
+
+    reason = "MAINTENANCE"
+
+
+class StaleRequest(InputError):
+    """``created_at`` is outside the allowed clock-skew window."""
+
+    reason = "STALE_REQUEST"
+
+
+class MissingField(InputError):
+    """A required field is empty (task reference, justification, request id ...)."""
+
+    reason = "MISSING_FIELD"
+
+
+class NotFound(InputError):
+    """The named thing does not exist (resource number, login id, log entry)."""
+
+    reason = "NOT_FOUND"
+
+
+class MessageTooLarge(InputError):
+    """A request message is over the documented size limit."""
+
+    reason = "MESSAGE_TOO_LARGE"
+
+
+class NotImplementedYet(SiogwError):
+    """The gateway does not offer this operation in the current configuration."""
+
+    reason = "UNIMPLEMENTED"
+
+
+# --- the mapping -------------------------------------------------------------------------
+#: The most specific class in an error's MRO found here decides its status code.
+STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
+    SiogwError: grpc.StatusCode.INTERNAL,
+    ConfigError: grpc.StatusCode.INTERNAL,
+    SigningError: grpc.StatusCode.UNAVAILABLE,
+    TrustError: grpc.StatusCode.UNAUTHENTICATED,
+    AuditError: grpc.StatusCode.UNAVAILABLE,
+    StorageError: grpc.StatusCode.UNAVAILABLE,
+    PolicyError: grpc.StatusCode.PERMISSION_DENIED,
+    InputError: grpc.StatusCode.INVALID_ARGUMENT,
+    ConsentRequired: grpc.StatusCode.FAILED_PRECONDITION,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    UnderMaintenance: grpc.StatusCode.UNAVAILABLE,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+#: Classes of other packages, by qualified name, so this module does not import them.
+STATUS_BY_NAME: Mapping[str, grpc.StatusCode] = {
+    "server.store.ReplayDetected": grpc.StatusCode.ALREADY_EXISTS,
+    "server.store.UnknownUser": grpc.StatusCode.NOT_FOUND,
+    "server.store.DuplicateUser": grpc.StatusCode.ALREADY_EXISTS,
+    "signing.errors.MalformedEnvelope": grpc.StatusCode.INVALID_ARGUMENT,
+    "server.resources.errors.UnknownResource": grpc.StatusCode.NOT_FOUND,
+    "server.resources.errors.UpstreamError": grpc.StatusCode.UNAVAILABLE,
+    "server.resources.errors.UpstreamUnavailable": grpc.StatusCode.UNAVAILABLE,
+    "server.resources.errors.UpstreamRejected": grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_code_for(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status code for ``exc`` (INTERNAL for anything not ours)."""
+    for cls in type(exc).__mro__:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if name in STATUS_BY_NAME:
+            return STATUS_BY_NAME[name]
+        if cls in STATUS_BY_CLASS:
+            return STATUS_BY_CLASS[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def _snake(text: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "ERROR"
+
+
+def reason_for(exc: BaseException) -> str:
+    """ErrorInfo reason: the error's ``reason`` attribute, else its class name, UPPER_SNAKE."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return _snake(reason)
+    return _snake(type(exc).__name__)
+
+
+def message_for(exc: BaseException) -> str:
+    if isinstance(exc, SiogwError):
+        return exc.diagnostics()
+    return "internal error"
+
+
+def build_status(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    reason: str,
+    metadata: Mapping[str, str] | None = None,
+) -> grpc.Status:
+    """A ``grpc.Status`` with a ``google.rpc.Status`` carrying one ErrorInfo."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    rich = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return rpc_status.to_status(rich)
+
+
+def to_status(exc: BaseException, *, request_id: str) -> grpc.Status:
+    """Map ``exc`` to the status the client sees (unexpected errors say nothing but the id)."""
+    code = status_code_for(exc)
+    meta = {"request_id": request_id}
+    if not isinstance(exc, SiogwError):
+        return build_status(
+            grpc.StatusCode.INTERNAL,
+            f"internal error (request id {request_id})",
+            reason="INTERNAL",
+            metadata=meta,
+        )
+    return build_status(code, message_for(exc), reason=reason_for(exc), metadata=meta)
+
+
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo detail of a ``google.rpc.Status``, if any (for clients and tests)."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
