@@ -467,6 +467,7 @@ class CertificateAuthority:
         start = ensure_utc(not_before).replace(microsecond=0) if not_before else now
         end = min(start + _dt.timedelta(days=days), self.issuing_certificate.not_valid_after_utc)
         key = req.public_key()
+        _check_subject_key(key)
         exts: list[a_x509.Extension] = [_ext("basic_constraints", {"ca": False}, critical=True)]
         if prof is Profile.SERVER:
             exts.append(_ext("key_usage", {"digital_signature"}, critical=True))
@@ -555,6 +556,21 @@ class CertificateAuthority:
         _write(self.directory / CONFIG_FILE, json.dumps(self._config, indent=2).encode() + b"\n")
         _write(self.directory / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
         return crl
+
+
+def _check_subject_key(key: object) -> None:
+    """Refuse keys sio-gateway cannot verify with (P-256, RSA >= 2048, Ed25519 only)."""
+    from signing.trust import algorithms_for_key
+    from signing.verify import check_key_algorithm
+    from siogw.errors import SiogwError
+
+    try:
+        algs = algorithms_for_key(key)  # type: ignore[arg-type]
+        check_key_algorithm(key, algs[0])
+    except SiogwError as exc:
+        raise InputError(
+            "the request's key is not one sio-gateway accepts", detail=exc.message
+        ) from exc
 
 
 def _requested_san(req: x509.CertificateSigningRequest) -> list[a_x509.GeneralName]:

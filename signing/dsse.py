@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from signing.api import PublicKey, Signer, key_id_for
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
-from siogw.errors import TrustError
+from siogw.errors import InputError, TrustError
 
 # --- payload types -----------------------------------------------------------------------
 PAYLOAD_QUERY = "application/vnd.siogw.query+protobuf"
@@ -353,7 +353,7 @@ def verify_envelope(
     :class:`UnknownSigner` (a revoked or expired signer says more than an unknown one).
     """
     if threshold < 1:
-        raise ValueError("threshold must be at least 1")
+        raise InputError(f"signature threshold must be at least 1, not {threshold}")
     if payload_types is not None and envelope.payload_type not in set(payload_types):
         raise MalformedEnvelope(f"unexpected payloadType {envelope.payload_type!r}")
     if not envelope.signatures:

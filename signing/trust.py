@@ -120,6 +120,13 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 _UNDERSTOOD_CRITICAL = {
     x509.BasicConstraints.oid,
     x509.KeyUsage.oid,
@@ -214,7 +221,11 @@ class TrustStore:
             if self.require_crl:
                 raise StaleCRL(f"no CRL of {issuer.subject.rfc4514_string()} is configured")
             return
-        crl = max(candidates, key=lambda c: c.last_update_utc)
+        # The freshest CRL that is genuinely the issuer's; a forged "newer" one must not
+        # hide a good one. If none verifies, the freshest one's error is reported.
+        candidates.sort(key=lambda c: c.last_update_utc, reverse=True)
+        genuine = [c for c in candidates if _crl_signed_by(c, issuer)]
+        crl = genuine[0] if genuine else candidates[0]
         check_crl(crl, issuer, at)
         hit = find_revocation(crl, cert.serial_number)
         if hit is not None and (
@@ -271,8 +282,7 @@ class TrustStore:
         for depth, issuer in enumerate(path[1:]):  # step 5
             self._check_ca(issuer, intermediates_below=depth)
 
-        if leaf not in self.anchors or len(path) > 1:  # step 6
-            _check_signing_usage(leaf)
+        _check_signing_usage(leaf)  # step 6
         return tuple(path)
 
     @staticmethod

@@ -143,3 +143,23 @@ def test_root_only_ca(tmp_path: Path) -> None:
         CertificateAuthority.init(tmp_path / "ca", "CN=Again")
     with pytest.raises(CAError, match="no CA"):
         CertificateAuthority.open(tmp_path / "nothing")
+
+
+def test_unsupported_request_keys_refused(ca: CertificateAuthority) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    # built with cryptography: SoftwareSigner itself refuses these keys
+    weak_keys = (
+        ec.generate_private_key(ec.SECP384R1()),
+        rsa.generate_private_key(public_exponent=65537, key_size=1024),
+    )
+    for key in weak_keys:
+        req = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name.from_rfc4514_string("CN=Weak"))
+            .sign(key, hashes.SHA256())
+        )
+        with pytest.raises(InputError, match="not one sio-gateway accepts"):
+            ca.issue(req.public_bytes(Encoding.DER), "user")

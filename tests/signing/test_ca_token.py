@@ -41,9 +41,11 @@ def test_token_key_csr_gets_a_certificate_that_verifies(ec_token_key, tmp_path: 
     assert ei.value.serial == cert.serial_number
 
 
-def test_ca_with_root_key_on_a_token(ec_token_key, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    ca = CertificateAuthority.init(tmp_path / "ca", "CN=Token Root", key_uri=ec_token_key.uri)
-    assert ca.root_certificate.public_key() == ec_token_key.signer.public_key
+@pytest.mark.parametrize("fixture", ["ec_token_key", "rsa_token_key"])
+def test_ca_with_root_key_on_a_token(fixture: str, request, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    token_key = request.getfixturevalue(fixture)
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=Token Root", key_uri=token_key.uri)
+    assert ca.root_certificate.public_key() == token_key.signer.public_key
     # reopening loads the token key again through its URI
     again = CertificateAuthority.open(tmp_path / "ca")
     from signing.software import SoftwareSigner, generate_software_key

@@ -100,6 +100,15 @@ def test_multi_signature_threshold() -> None:
         verify_envelope(env, only_a, threshold=2)
 
 
+def test_threshold_must_be_positive() -> None:
+    from siogw.errors import InputError
+
+    s = _ec()
+    env = sign_envelope(dsse.PAYLOAD_ADMIN, b"x", [s])
+    with pytest.raises(InputError):
+        verify_envelope(env, PublicKeyVerifier([s.public_key]), threshold=0)
+
+
 def test_threshold_counts_distinct_keys() -> None:
     a = _ec()
     env = sign_envelope(dsse.PAYLOAD_ADMIN, b"x", [a, a])

@@ -220,6 +220,26 @@ def test_crl_with_bad_signature(pki) -> None:  # type: ignore[no-untyped-def]
         store(pki, crls=[crl]).verify_certificate(pki["leaf"].cert)
 
 
+def test_forged_newer_crl_does_not_hide_genuine_one(pki) -> None:  # type: ignore[no-untyped-def]
+    genuine = _pki.crl(
+        pki["inter"], [(pki["leaf"].cert.serial_number, NOW - DAY, x509.ReasonFlags.key_compromise)]
+    )
+    forged = _pki.crl(
+        pki["inter"], last_update=NOW - DAY / 2,
+        signing_key=ec.generate_private_key(ec.SECP256R1()),
+    )
+    with pytest.raises(CertificateRevoked):
+        store(pki, crls=[forged, genuine]).verify_certificate(pki["leaf"].cert)
+
+
+def test_anchor_used_as_signer_needs_signing_usage(pki) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(KeyUsageRefused):
+        store(pki).verify_certificate(pki["root"].cert)
+    both = x509.KeyUsage(True, False, False, False, False, True, True, False, False)
+    r = _pki.root("Signing Root", key_usage=both)
+    assert TrustStore([r.cert], clock=lambda: NOW).verify_certificate(r.cert) == (r.cert,)
+
+
 def test_require_crl(pki) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(StaleCRL, match="no CRL"):
         store(pki, require_crl=True).verify_certificate(pki["leaf"].cert)
