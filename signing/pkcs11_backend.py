@@ -48,13 +48,10 @@ from asn1crypto.core import ObjectIdentifier, OctetString
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11x
-from pkcs11.util.ec import (
-    encode_ec_public_key,
-    encode_ecdsa_signature,
-    encode_named_curve_parameters,
-)
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from signing.api import Algorithm, PublicKey, Signer, key_id_for
 from signing.errors import (
@@ -294,8 +291,7 @@ def close_all_sessions() -> None:
     _check_pid()
     with _registry_lock:
         sessions = list(_sessions.values())
-        _sessions.clear()
-    for shared in sessions:
+    for shared in sessions:  # kept registered: the next call reopens and logs in
         shared.close()
 
 
@@ -374,10 +370,15 @@ class _TokenSession:
             self._forget()
 
     def check_pin(self, pin_spec: PinSpec) -> None:
-        """Refuse a PIN that differs from the one the token was unlocked with."""
+        """Refuse a PIN that differs from the one the open session was unlocked with.
+
+        Without an open session the next C_Login checks the PIN itself.
+        """
         pin = resolve_pin(pin_spec, f"token {self.label!r}")
         with self._lock:
-            if self._pin_digest is not None and not hmac.compare_digest(
+            if self._session is None or self._pin_digest is None:
+                return
+            if not hmac.compare_digest(
                 self._pin_digest, _pin_digest(pin, self._salt)
             ):
                 raise PinError(f"token {self.label!r}: PIN does not match the logged-in PIN")
@@ -526,7 +527,8 @@ class Pkcs11Signer(Signer):
             raise PinError(f"{parsed.describe()}: no PIN source (pin-source= or pin_source)")
         self._pin_spec: PinSpec = as_pin_source(spec)
         self._uri = parsed
-        self._module_path = module_path or parsed.module_path
+        self._module_path = module_path or parsed.module_path or default_module_path()
+        self._shared_cache: tuple[int, _TokenSession] | None = None
         self._label = parsed.object
         self._id = parsed.id
         self._key_name = parsed.object if parsed.object is not None else parsed.id.hex()  # type: ignore[union-attr]
@@ -555,9 +557,15 @@ class Pkcs11Signer(Signer):
             self._check_certificate(self._certificate)
 
     def _shared(self) -> _TokenSession:
-        # Looked up per call: after fork() the registry is new.
+        # Remembered per process: after fork() the registry is new.
+        cached = self._shared_cache
+        pid = os.getpid()
+        if cached is not None and cached[0] == pid and cached[0] == _owner_pid:
+            return cached[1]
         assert self._uri.token is not None
-        return shared_session(self._uri.token, self._module_path)
+        shared = shared_session(self._uri.token, self._module_path)
+        self._shared_cache = (pid, shared)
+        return shared
 
     def _private(self, session: Any) -> Any:
         def load() -> Any:
@@ -643,7 +651,10 @@ class Pkcs11Signer(Signer):
             if alg is Algorithm.ECDSA_P256_SHA256:
                 # SoftHSM has no hashed ECDSA mechanism: hash here, sign the digest.
                 raw = key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
-                return bytes(encode_ecdsa_signature(raw))
+                half = len(raw) // 2
+                return encode_dss_signature(
+                    int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+                )
             if alg is Algorithm.RSA_PSS_SHA256:
                 return bytes(key.sign(
                     data, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
