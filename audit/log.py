@@ -742,6 +742,19 @@ class AuditLog:
             hashes = consistency_proof(self._tree, size1, size)
         return Proof("consistency", size1, size, tuple(hashes))
 
+    def proof_bundle(self, receipt: Receipt) -> dict[str, Any]:
+        """A self-contained JSON bundle for ``siogw audit prove --bundle``.
+
+        Holds a freshly signed checkpoint, the receipt and its inclusion proof.
+        """
+        signed = self.checkpoint()
+        proof = self.inclusion_proof(receipt.seq, signed.checkpoint.size)
+        return {
+            "checkpoint": signed.note.decode("utf-8"),
+            "receipt": receipt.to_json(),
+            "proof": proof.to_json(),
+        }
+
     def leaf_hash(self, seq: int) -> bytes:
         with self._lock:
             if not 0 <= seq < self._tree.size:

@@ -685,6 +685,9 @@ class _Walker:
 
         self.tree = CompactRange()
         self.prev_time: _dt.datetime | None = None
+        self.anchor_size = -1
+        self.anchor_root: bytes | None = None
+        self.anchor_where = ""
 
     def records(self, bodies: list[bytes], where: str) -> tuple[LoggedRecord, LoggedRecord]:
         first: LoggedRecord | None = None
@@ -706,6 +709,9 @@ class _Walker:
                 raise SegmentError("record time goes backwards", where=where, seq=rec.seq)
             self.prev_time = rec.time
             tree.append(leaf_hash(body))
+            if tree.size == self.anchor_size:
+                self.anchor_root = tree.root()
+                self.anchor_where = where
             if first is None:
                 first = rec
         assert first is not None and rec is not None
@@ -719,6 +725,26 @@ def _times_equal(text: str, value: _dt.datetime) -> bool:
         return False
 
 
+def _decompress_segment(path: Path, first_seq: int) -> bytes:
+    """gunzip; on corruption, name the first bad record if the deflate data still reads."""
+    raw = path.read_bytes()
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        problem = f"compressed segment is corrupt ({exc})"
+        seq = first_seq
+        try:  # our writer emits a bare 10-byte gzip header (no name, mtime 0)
+            inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw[10:])
+        except zlib.error:
+            inflated = b""
+        if inflated:
+            scan = scan_frames(inflated)
+            seq = first_seq + len(scan.bodies)
+            if scan.problem is not None:
+                problem += f": {scan.problem}"
+        raise SegmentError(problem, where=str(path), seq=seq) from exc
+
+
 def verify_archive(
     directory: str | os.PathLike[str],
     trusted_keys: Sequence[TrustedKey],
@@ -726,6 +752,7 @@ def verify_archive(
     origin: str | None = None,
     progress: ProgressCallback | None = None,
     check_live: bool = True,
+    anchor: Checkpoint | None = None,
 ) -> ArchiveReport:
     """Verify a whole log directory; raise :class:`VerificationError` at the first bad place.
 
@@ -737,6 +764,10 @@ def verify_archive(
     seal's seq and time range, and the Merkle root. Then the live tail (unsealed
     records) continues the same checks. ``progress(records, segments, name)`` is called
     after each segment.
+
+    ``anchor`` is a checkpoint obtained out of band (already signature-checked, e.g.
+    the newest one a client or auditor kept): the archive must reach its size and have
+    its root there, so records removed from the end are detected too.
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
@@ -762,6 +793,11 @@ def verify_archive(
                 lives[int(m.group(1))] = p
     numbers = sorted(set(gz) | set(seals))
     walker = _Walker()
+    if anchor is not None:
+        walker.anchor_size = anchor.size
+        if origin is not None and anchor.origin != origin:
+            raise CheckpointError("anchor checkpoint is for another log", where="anchor")
+        origin = anchor.origin
     prev_seal_hash = ZERO_HASH_HEX
     expected_number = 1
     for number in numbers:
@@ -809,11 +845,7 @@ def verify_archive(
         if seal.segment_name != segment_name(number):
             raise CheckpointError("seal names another segment file", where=sw)
         gw = str(gz_path)
-        try:
-            data = gzip.decompress(gz_path.read_bytes())
-        except (OSError, EOFError, zlib.error) as exc:
-            raise SegmentError(f"compressed segment is corrupt: {exc}", where=gw,
-                               seq=walker.tree.size) from exc
+        data = _decompress_segment(gz_path, walker.tree.size)
         scan = scan_frames(data)
         if scan.problem is not None:
             raise SegmentError(scan.problem, where=gw,
@@ -878,6 +910,18 @@ def verify_archive(
             progress(walker.tree.size, report.sealed_segments, path.name)
     report.tree_size = report.records = walker.tree.size
     report.root_hash = walker.tree.root()
+    if anchor is not None:
+        if walker.tree.size < anchor.size:
+            raise VerificationError(
+                f"archive ends at tree size {walker.tree.size} but the anchor checkpoint "
+                f"has size {anchor.size}: records are missing at the end",
+                where=str(archive), seq=walker.tree.size,
+            )
+        root_at = EMPTY_ROOT if anchor.size == 0 else walker.anchor_root
+        if root_at != anchor.root_hash:
+            raise RootMismatch(root_at or b"", anchor.root_hash,
+                               what=f"root at anchor size {anchor.size} differs",
+                               where=walker.anchor_where or str(archive))
     return report
 
 
@@ -906,3 +950,88 @@ def iter_archive_records(
 
 def bundle_json(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
+
+
+# --- receipts and proof bundles -----------------------------------------------------------
+@dataclass(frozen=True)
+class ProvedReceipt:
+    """What :func:`verify_receipt` established."""
+
+    origin: str
+    seq: int
+    leaf_hash: bytes
+    checkpoint: Checkpoint
+    key_id: str
+
+
+def _hex_hash(obj: Any, what: str) -> bytes:
+    try:
+        value = bytes.fromhex(obj)
+    except (TypeError, ValueError) as exc:
+        raise ProofError(f"{what} is not hex") from exc
+    _check_hash(value, what)
+    return value
+
+
+def verify_receipt(
+    checkpoint_note: bytes,
+    receipt: Mapping[str, Any],
+    proof: Mapping[str, Any],
+    keys: Sequence[TrustedKey],
+    *,
+    record: bytes | None = None,
+) -> ProvedReceipt:
+    """Check offline that a receipt's record is in the signed checkpoint's tree.
+
+    Order: the checkpoint's signature (before parsing it), then the receipt and proof
+    fields, then the inclusion proof; if ``record`` (canonical record bytes) is given,
+    its leaf hash must be the receipt's.
+    """
+    cp, key = open_checkpoint(checkpoint_note, keys, where="checkpoint")
+    try:
+        if receipt.get("origin") != cp.origin:
+            raise ProofError("receipt is for another log", where="receipt")
+        seq = int(receipt["seq"])
+        leaf = _hex_hash(receipt["leaf_hash"], "receipt leaf_hash")
+        if proof.get("type") != "inclusion":
+            raise ProofError("proof is not an inclusion proof", where="proof")
+        index = int(proof["leaf_index"])
+        size = int(proof["tree_size"])
+        hashes = [_hex_hash(h, f"proof hash {i}") for i, h in enumerate(proof["hashes"])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofError(f"malformed receipt or proof: {exc}") from exc
+    if index != seq:
+        raise ProofError(f"proof is for seq {index}, receipt for {seq}", where="proof")
+    if size != cp.size:
+        raise ProofError(f"proof is for tree size {size}, checkpoint has {cp.size}",
+                         where="proof")
+    if record is not None and leaf_hash(record) != leaf:
+        raise RootMismatch(leaf_hash(record), leaf, what="record does not match receipt",
+                           where="record", seq=seq)
+    try:
+        verify_inclusion(leaf, seq, cp.size, hashes, cp.root_hash)
+    except VerificationError as exc:
+        exc.where, exc.seq = "proof", seq
+        exc.args = (exc.place(),)
+        raise
+    return ProvedReceipt(cp.origin, seq, leaf, cp, key.key_id)
+
+
+def verify_consistency_notes(
+    old_note: bytes, new_note: bytes, proof: Mapping[str, Any], keys: Sequence[TrustedKey]
+) -> tuple[Checkpoint, Checkpoint]:
+    """Both checkpoints signed, same origin, and the consistency proof links them."""
+    old, _ = open_checkpoint(old_note, keys, where="old checkpoint")
+    new, _ = open_checkpoint(new_note, keys, origin=old.origin, where="checkpoint")
+    try:
+        if proof.get("type") != "consistency":
+            raise ProofError("proof is not a consistency proof", where="consistency proof")
+        size1, size2 = int(proof["size1"]), int(proof["tree_size"])
+        hashes = [_hex_hash(h, f"proof hash {i}") for i, h in enumerate(proof["hashes"])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofError(f"malformed consistency proof: {exc}") from exc
+    if (size1, size2) != (old.size, new.size):
+        raise ProofError("consistency proof sizes do not match the checkpoints",
+                         where="consistency proof")
+    verify_consistency(old.size, new.size, hashes, old.root_hash, new.root_hash)
+    return old, new

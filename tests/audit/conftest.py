@@ -47,3 +47,17 @@ def open_log(tmp_path: Path, signer: SoftwareSigner) -> Iterator[Callable[..., A
     yield make
     for lg in opened:
         lg.close()
+
+
+@pytest.fixture
+def populated(tmp_path: Path, signer: SoftwareSigner) -> tuple[Path, Path, list]:
+    """A log with 4 sealed segments of 5 records and a live tail of 3; (dir, keys, receipts)."""
+    log_dir = tmp_path / "log"
+    lg = AuditLog.open(log_dir, signer, ORIGIN, AuditConfig(segment_max_records=5))
+    try:
+        receipts = [lg.append_sync(rec(i)) for i in range(23)]
+    finally:
+        lg.close()
+    keys = tmp_path / "trusted-keys.json"
+    keys.write_bytes((log_dir / "archive" / "keys.json").read_bytes())
+    return log_dir, keys, receipts

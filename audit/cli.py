@@ -1,0 +1,167 @@
+"""``siogw audit …``: verify an archive, check receipts/proofs offline, rebuild the index.
+
+Sub-commands (registered by :func:`register`)::
+
+    siogw audit verify ARCHIVE_DIR [--keys KEYS.json|PEM ...] [--origin O] [--checkpoint NOTE]
+    siogw audit prove  (--bundle F | --checkpoint F --receipt F --proof F) --keys K ...
+                       [--record F] [--old-checkpoint F --consistency F]
+    siogw audit reindex --db URL ARCHIVE_DIR [--keys K ...] [--table-prefix P]
+
+``verify`` prints progress to stderr on large archives and one summary line on success;
+on the first bad place it fails with one line naming the file, seq and check (exit 5).
+Without ``--keys`` it trusts the archive's own ``keys.json`` and says so on stderr.
+Imports stay inside the command functions so ``siogw --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from siogw.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    audit = subparsers.add_parser("audit", help="verify the WORM audit archive and proofs")
+    sub = audit.add_subparsers(dest="audit_command", metavar="ACTION")
+    sub.required = True
+
+    v = sub.add_parser("verify", help="verify every segment, seal, chain and Merkle root")
+    v.add_argument("archive", type=Path, help="log directory (or its archive/ directory)")
+    v.add_argument("--keys", nargs="+", type=Path, default=None,
+                   help="trusted audit keys: key-history JSON and/or PEM public keys")
+    v.add_argument("--origin", default=None, help="expected log origin")
+    v.add_argument("--checkpoint", type=Path, default=None,
+                   help="a signed checkpoint kept out of band; the archive must reach it")
+    v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    v.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("prove", help="check a receipt and its inclusion proof offline")
+    p.add_argument("--bundle", type=Path, help="JSON with checkpoint, receipt and proof")
+    p.add_argument("--checkpoint", type=Path, help="signed checkpoint (note text)")
+    p.add_argument("--receipt", type=Path, help="receipt JSON")
+    p.add_argument("--proof", type=Path, help="inclusion proof JSON")
+    p.add_argument("--record", type=Path, help="canonical record bytes to match the receipt")
+    p.add_argument("--old-checkpoint", type=Path, help="an older checkpoint to link")
+    p.add_argument("--consistency", type=Path, help="consistency proof JSON (old -> new)")
+    p.add_argument("--keys", nargs="+", type=Path, required=True, help="trusted audit keys")
+    p.set_defaults(func=_cmd_prove)
+
+    r = sub.add_parser("reindex", help="rebuild the Reports index from the verified log")
+    r.add_argument("archive", type=Path)
+    r.add_argument("--db", required=True, help="SQLAlchemy URL")
+    r.add_argument("--keys", nargs="+", type=Path, default=None)
+    r.add_argument("--table-prefix", default="", help="prefix for the index table name")
+    r.set_defaults(func=_cmd_reindex)
+
+
+def _keys(args: argparse.Namespace) -> list[Any]:
+    from audit.verify import ARCHIVE_DIR, KEYS_FILE, load_trusted_keys
+
+    if args.keys:
+        return load_trusted_keys(args.keys)
+    root: Path = args.archive
+    path = root / ARCHIVE_DIR / KEYS_FILE
+    if not path.exists():
+        path = root / KEYS_FILE
+    if not path.exists():
+        raise InputError("no --keys given and the archive has no keys.json")
+    print(f"siogw: warning: trusting the archive's own key history {path}; "
+          "pass --keys to check against keys kept elsewhere", file=sys.stderr)
+    return load_trusted_keys([path])
+
+
+def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
+    from audit.verify import open_checkpoint, verify_archive
+
+    anchor = None
+    if getattr(args, "checkpoint", None) is not None:
+        anchor, _ = open_checkpoint(args.checkpoint.read_bytes(), keys,
+                                    where=str(args.checkpoint))
+    start = time.monotonic()
+    last = [start]
+    quiet = getattr(args, "quiet", False)
+
+    def progress(records: int, segments: int, name: str) -> None:
+        now = time.monotonic()
+        if not quiet and now - last[0] >= 1.0:
+            rate = records / max(now - start, 1e-9)
+            print(f"verified {segments} segments, {records} records ({rate:,.0f}/s) … {name}",
+                  file=sys.stderr, flush=True)
+            last[0] = now
+
+    return verify_archive(args.archive, keys, origin=getattr(args, "origin", None),
+                          progress=progress, anchor=anchor)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    keys = _keys(args)
+    report = _verify(args, keys)
+    for w in report.warnings:
+        print(f"siogw: warning: {w}", file=sys.stderr)
+    print(f"OK: {report.sealed_segments} sealed segments, {report.records} records "
+          f"({report.live_records} unsealed), tree size {report.tree_size}, "
+          f"root {report.root_hash.hex()}")
+    return 0
+
+
+def _read_json(path: Path, what: str) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _cmd_prove(args: argparse.Namespace) -> int:
+    from audit.verify import load_trusted_keys, verify_consistency_notes, verify_receipt
+
+    keys = load_trusted_keys(args.keys)
+    if args.bundle is not None:
+        bundle = _read_json(args.bundle, "bundle")
+        if not isinstance(bundle, dict):
+            raise InputError("bundle is not a JSON object")
+        try:
+            note = str(bundle["checkpoint"]).encode("utf-8")
+            receipt, proof = bundle["receipt"], bundle["proof"]
+        except KeyError as exc:
+            raise InputError(f"bundle lacks {exc}") from exc
+    else:
+        if not (args.checkpoint and args.receipt and args.proof):
+            raise InputError("give --bundle, or --checkpoint, --receipt and --proof")
+        note = args.checkpoint.read_bytes()
+        receipt = _read_json(args.receipt, "receipt")
+        proof = _read_json(args.proof, "proof")
+    if not isinstance(receipt, dict) or not isinstance(proof, dict):
+        raise InputError("receipt and proof must be JSON objects")
+    record = args.record.read_bytes() if args.record else None
+    proved = verify_receipt(note, receipt, proof, keys, record=record)
+    print(f"OK: seq {proved.seq} is in {proved.origin} at tree size {proved.checkpoint.size} "
+          f"(signed by {proved.key_id[:16]})")
+    if args.old_checkpoint or args.consistency:
+        if not (args.old_checkpoint and args.consistency):
+            raise InputError("--old-checkpoint and --consistency go together")
+        cons = _read_json(args.consistency, "consistency proof")
+        if not isinstance(cons, dict):
+            raise InputError("consistency proof must be a JSON object")
+        old, new = verify_consistency_notes(args.old_checkpoint.read_bytes(), note, cons, keys)
+        print(f"OK: tree size {new.size} is consistent with tree size {old.size}")
+    return 0
+
+
+def _cmd_reindex(args: argparse.Namespace) -> int:
+    from audit.index import AuditIndex
+
+    keys = _keys(args)
+    _verify(args, keys)  # the index is only ever built from a verified log
+    index = AuditIndex(args.db, table_prefix=args.table_prefix)
+    try:
+        count = index.rebuild(args.archive)
+    finally:
+        index.dispose()
+    print(f"OK: indexed {count} records into {index.table.name}")
+    return 0
