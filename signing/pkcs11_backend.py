@@ -62,7 +62,7 @@ from signing.errors import (
     TokenNotFound,
     UnsupportedAlgorithm,
 )
-from signing.pins import PinSpec, as_pin_source, resolve_pin
+from signing.pins import EnvPin, FilePin, PinSpec, as_pin_source, resolve_pin
 from signing.uri import Pkcs11URI, parse_pkcs11_uri
 from signing.verify import PSS_SALT_LENGTH, check_key_algorithm, coerce_algorithm
 
@@ -714,7 +714,7 @@ class Pkcs11Token:
 
     def uri(self, label: str | None = None, key_id: bytes | None = None) -> str:
         """A ``pkcs11:`` URI for a key on this token (carries the pin-source if textual)."""
-        pin = str(self._pin_spec) if not str(self._pin_spec) == "callback" else None
+        pin = str(self._pin_spec) if isinstance(self._pin_spec, EnvPin | FilePin) else None
         return str(Pkcs11URI(token=self.label, object=label, id=key_id, type="private",
                              pin_source=pin))
 
