@@ -376,7 +376,7 @@ class CertificateVerifier:
         for cert in certificates:
             self._by_keyid.setdefault(key_id_for(cert.public_key()), cert)  # type: ignore[arg-type]
 
-    def _resolve(self, signature: EnvSig) -> x509.Certificate:
+    def _candidates(self, signature: EnvSig) -> list[x509.Certificate]:
         embedded = signature.certificate
         if embedded is not None:
             kid = key_id_for(embedded.public_key())  # type: ignore[arg-type]
@@ -385,16 +385,30 @@ class CertificateVerifier:
                     f"signature keyid {signature.keyid} does not match its embedded "
                     f"certificate {describe(embedded)}"
                 )
-            return embedded
+            return [embedded]
         if signature.keyid in self._by_keyid:
-            return self._by_keyid[signature.keyid]
+            return [self._by_keyid[signature.keyid]]
+        if not signature.keyid and self._by_keyid:
+            return list(self._by_keyid.values())  # keyid is an optional hint (DSSE)
         raise UnknownSigner(
             f"no certificate for signer keyid {signature.keyid or '(empty)'}: none embedded "
             "and none of the known certificates has that key"
         )
 
     def verify_signature(self, signature: EnvSig, message: bytes) -> VerifiedSigner:
-        cert = self._resolve(signature)
+        candidates = self._candidates(signature)
+        if len(candidates) > 1:
+            # No keyid: find the key that made the signature, then judge its certificate.
+            for cand in candidates:
+                try:
+                    verify_with_key(cand.public_key(), message, signature.sig)  # type: ignore[arg-type]
+                except BadSignature:
+                    continue
+                candidates = [cand]
+                break
+            else:
+                raise UnknownSigner("no known certificate's key made this keyid-less signature")
+        cert = candidates[0]
         path = self.trust.verify_signed(message, signature.sig, cert, at=self.at)
         return VerifiedSigner(
             keyid=key_id_for(cert.public_key()),  # type: ignore[arg-type]
@@ -415,10 +429,18 @@ class PublicKeyVerifier:
 
     def verify_signature(self, signature: EnvSig, message: bytes) -> VerifiedSigner:
         key = self._keys.get(signature.keyid)
-        if key is None:
-            raise UnknownSigner(f"no trusted key with keyid {signature.keyid or '(empty)'}")
-        verify_with_key(key, message, signature.sig)
-        return VerifiedSigner(keyid=signature.keyid, public_key=key)
+        if key is not None:
+            verify_with_key(key, message, signature.sig)
+            return VerifiedSigner(keyid=signature.keyid, public_key=key)
+        if signature.keyid:
+            raise UnknownSigner(f"no trusted key with keyid {signature.keyid}")
+        for kid, cand in self._keys.items():  # keyid is an optional hint (DSSE)
+            try:
+                verify_with_key(cand, message, signature.sig)
+            except BadSignature:
+                continue
+            return VerifiedSigner(keyid=kid, public_key=cand)
+        raise UnknownSigner("no trusted key made this keyid-less signature")
 
 
 def certificate_pem(cert: x509.Certificate) -> bytes:

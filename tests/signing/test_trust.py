@@ -365,3 +365,14 @@ def test_envelope_revoked_signer(pki) -> None:  # type: ignore[no-untyped-def]
     revoke_certificate(revs, pki["leaf"].cert, "keyCompromise", at=dt.datetime.now(dt.UTC))
     with pytest.raises(CertificateRevoked):
         dsse.verify_envelope(env, CertificateVerifier(ts))
+
+
+def test_keyid_less_signature_found_among_known_certificates(pki) -> None:  # type: ignore[no-untyped-def]
+    env = dsse.sign_envelope(dsse.PAYLOAD_QUERY, b"q", [pki["leaf"].signer()],
+                             include_certificates=False)
+    s = env.signatures[0]
+    anon = dsse.Envelope(env.payload_type, env.payload, (dsse.EnvSig("", s.sig),))
+    verifier = CertificateVerifier(store(pki), [pki["direct"].cert, pki["leaf"].cert])
+    assert dsse.verify_envelope(anon, verifier).signers[0].certificate == pki["leaf"].cert
+    with pytest.raises(UnknownSigner):
+        dsse.verify_envelope(anon, CertificateVerifier(store(pki), [pki["direct"].cert]))
