@@ -1,0 +1,499 @@
+"""Authentication: the gateway's shared state, sessions, and the AuthService (R5).
+
+:class:`Gateway` bundles what every servicer needs (config, control-plane store, trust
+store, audit sink, the gateway's signer, SMS sender, biometric verifier, health).
+
+Login (R5) is three calls:
+
+1. ``BeginLogin(user_id, certificate)``: a random 32-byte challenge bound to the user and
+   the certificate, valid ``limits.challenge_ttl_seconds``. Nothing about the user is
+   revealed yet (an unknown user still gets a challenge).
+2. ``ProveLogin``: a DSSE envelope (``application/vnd.siogw.login-challenge``) whose
+   payload is the challenge, signed on the token. The certificate must chain to the trust
+   anchors, be unrevoked (CRL + the gateway's DB revocations, effective at once), be
+   registered to that user, and the user must be ACTIVE. Then the second factor of the
+   user's choice: an SMS code, or a device challenge for the platform authenticator.
+3. ``CompleteLogin``: the code or the device assertion. The answer is a session token:
+   32 random bytes (base64url), stored only as its SHA-256, valid
+   ``limits.session_ttl_seconds``, bound to the certificate.
+
+Every authenticated call runs :meth:`Gateway.authenticate`, which re-checks the session
+(not ended, not expired), the user (active) and the certificate (registered to the user,
+chain valid, not revoked) — so blocking the user or revoking the certificate ends the
+session on the very next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as _dt
+import hashlib
+import os
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from grpc import aio
+
+from audit.record import AuditRecord
+from server import sms as sms_mod
+from server.auditsink import AuditSink, Receipt
+from server.biometric import BiometricVerifier, PlatformAuthenticatorVerifier
+from server.config import GatewayConfig
+from server.errors import (
+    CertificateNotRegistered,
+    FailedPrecondition,
+    LoginFailed,
+    LoginLocked,
+    MissingField,
+    NotFound,
+    StaleRequest,
+    Unauthenticated,
+    UserBlocked,
+)
+from server.gen.siogw.v1 import auth_pb2, auth_pb2_grpc, common_pb2
+from server.interceptors import current_call
+from server.store import CertRow, Store, UserRow, fingerprint
+from signing import dsse
+from signing.api import Signer, key_id_for
+from signing.crl import load_crl
+from signing.errors import MalformedEnvelope
+from signing.trust import CertificateVerifier, TrustStore, load_certificates
+from siogw.errors import ConfigError, InputError
+from siogw.timeutil import astana_iso, now_utc, parse_iso
+
+AUTH_METADATA_KEY = "authorization"
+SF_SMS = "sms"
+SF_BIOMETRIC = "biometric"
+
+
+# --- trust material ------------------------------------------------------------------------
+class TrustMaterial:
+    """Anchors and CRLs from files; CRL files are re-read when they change on disk."""
+
+    def __init__(self, anchors: Sequence[Path], crls: Sequence[Path], revocations: Any) -> None:
+        self.anchor_paths = tuple(anchors)
+        self.crl_paths = tuple(crls)
+        self.revocations = revocations
+        self._anchors: list[x509.Certificate] = []
+        for path in self.anchor_paths:
+            try:
+                self._anchors.extend(load_certificates(path.read_bytes()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read trust anchor {path}", detail=str(exc)) from exc
+        self._crl_stamp: tuple[float, ...] = ()
+        self._crls: list[x509.CertificateRevocationList] = []
+
+    def _load_crls(self) -> list[x509.CertificateRevocationList]:
+        stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.crl_paths)
+        if stamps != self._crl_stamp:
+            crls = []
+            for path in self.crl_paths:
+                if path.exists():
+                    crls.append(load_crl(path.read_bytes()))
+            self._crls, self._crl_stamp = crls, stamps
+        return self._crls
+
+    def store(self) -> TrustStore:
+        if not self._anchors:
+            raise ConfigError("no trust anchors configured (trust.anchors)")
+        return TrustStore(self._anchors, crls=self._load_crls(), revocations=self.revocations)
+
+
+# --- the shared state ----------------------------------------------------------------------
+@dataclass
+class Gateway:
+    """Everything the servicers share. Built by :func:`server.app.build_gateway`."""
+
+    config: GatewayConfig
+    store: Store
+    audit: AuditSink
+    trust: TrustMaterial
+    signer: Signer | None = None
+    sms: sms_mod.SmsSender | None = None
+    biometric: BiometricVerifier = field(default_factory=PlatformAuthenticatorVerifier)
+    health: Any = None
+    dispatcher: Any = None
+    audit_log: Any = None  # the audit.AuditLog behind the sink, when there is one
+
+    def signing_certificate(self) -> x509.Certificate | None:
+        return self.signer.certificate if self.signer is not None else None
+
+    # -- certificates ----------------------------------------------------------------------
+    def check_certificate(self, cert: x509.Certificate) -> None:
+        """Chain to the anchors, not revoked (DB + CRL), within validity, signing usage."""
+        self.trust.store().verify_certificate(cert)
+
+    def verify_by_certificate(
+        self,
+        envelope: common_pb2.Envelope,
+        payload_type: str,
+        cert: x509.Certificate,
+    ) -> bytes:
+        """Verify a proto envelope signed by ``cert`` and return its payload.
+
+        The signature must verify and its certificate chain be valid and unrevoked
+        (``UNAUTHENTICATED`` otherwise); a valid signature by any *other* certificate is
+        :class:`CertificateNotRegistered` (``PERMISSION_DENIED``): keys are not
+        transferable (R7).
+        """
+        env = envelope_from_proto(envelope)
+        if env.payload_type != payload_type:
+            raise MalformedEnvelope(
+                f"expected payload type {payload_type}, got {env.payload_type!r}"
+            )
+        verifier = CertificateVerifier(self.trust.store(), [cert])
+        verified = dsse.verify_envelope(env, verifier, payload_types=[payload_type])
+        want = key_id_for(cert.public_key())  # type: ignore[arg-type]
+        for signer in verified.signers:
+            if signer.keyid == want and signer.certificate is not None and (
+                fingerprint(der(signer.certificate)) == fingerprint(der(cert))
+            ):
+                return verified.payload
+        other = verified.signers[0]
+        raise CertificateNotRegistered(
+            "the request is signed with a certificate that is not the one registered to "
+            "this user and session",
+            detail=f"signed by {other.subject}",
+        )
+
+    # -- sessions --------------------------------------------------------------------------
+    async def authenticate(self, context: aio.ServicerContext) -> Session:
+        """The live session of this call, re-checked in full (see module docstring)."""
+        token = bearer_token(context)
+        if token is None:
+            raise Unauthenticated("no session: send 'authorization: Bearer <token>'")
+        row = self.store.get_session(token_hash(token))
+        if row is None:
+            raise Unauthenticated("unknown session token")
+        info = current_call()
+        info.user_id = row.user_id
+        info.cert_fingerprint = row.cert_fingerprint
+        if row.ended_at is not None:
+            raise Unauthenticated(f"session ended at {astana_iso(row.ended_at)}")
+        now = now_utc()
+        if now >= row.expires_at:
+            raise Unauthenticated(f"session expired at {astana_iso(row.expires_at)}")
+        user = self.store.get_user(row.user_id)
+        if user is None or not user.active:
+            self.store.end_session(row.token_hash)
+            raise UserBlocked(
+                f"user {row.user_id!r} is blocked",
+                detail=user.status_reason if user is not None else "user removed",
+            )
+        cert_row = self.store.get_certificate(row.cert_fingerprint)
+        if cert_row is None or cert_row.user_id != user.user_id:
+            self.store.end_session(row.token_hash)
+            raise CertificateNotRegistered("the session's certificate is no longer registered")
+        cert = x509.load_der_x509_certificate(cert_row.der)
+        try:
+            self.check_certificate(cert)
+        except Exception:
+            self.store.end_session(row.token_hash)
+            raise
+        return Session(
+            token_hash=row.token_hash, user=user, cert_row=cert_row, certificate=cert,
+            expires_at=row.expires_at,
+        )
+
+    async def record(self, record: AuditRecord) -> Receipt:
+        return await self.audit.record(record)
+
+
+@dataclass(frozen=True)
+class Session:
+    """An authenticated, re-checked session."""
+
+    token_hash: str
+    user: UserRow
+    cert_row: CertRow
+    certificate: x509.Certificate
+    expires_at: _dt.datetime
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    @property
+    def cert_fingerprint(self) -> str:
+        return self.cert_row.fingerprint
+
+
+# --- helpers -------------------------------------------------------------------------------
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def bearer_token(context: aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == AUTH_METADATA_KEY and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def envelope_from_proto(envelope: common_pb2.Envelope) -> dsse.Envelope:
+    """A proto envelope as a checked :class:`signing.dsse.Envelope`."""
+    return dsse.Envelope.from_proto_fields(
+        envelope.payload_type, bytes(envelope.payload), list(envelope.signatures)
+    )
+
+
+def envelope_to_proto(envelope: dsse.Envelope) -> common_pb2.Envelope:
+    fields = envelope.to_proto_fields()
+    return common_pb2.Envelope(
+        payload_type=fields["payload_type"],
+        payload=fields["payload"],
+        signatures=[common_pb2.Signature(**s) for s in fields["signatures"]],
+    )
+
+
+def envelope_json(envelope: common_pb2.Envelope) -> bytes:
+    """The DSSE JSON of a proto envelope (what the audit log keeps); raw bytes if malformed."""
+    try:
+        return envelope_from_proto(envelope).to_json()
+    except InputError:
+        return envelope.SerializeToString(deterministic=True)
+    except Exception:
+        return envelope.SerializeToString(deterministic=True)
+
+
+def check_fresh(created_at: str, skew_seconds: int) -> _dt.datetime:
+    """Parse ``created_at`` and refuse it outside ``now ± skew`` (:class:`StaleRequest`)."""
+    if not created_at:
+        raise MissingField("created_at is empty")
+    when = parse_iso(created_at)
+    now = now_utc()
+    if abs((now - when).total_seconds()) > skew_seconds:
+        raise StaleRequest(
+            f"created_at {astana_iso(when)} is outside ±{skew_seconds} s of the gateway clock "
+            f"({astana_iso(now)})"
+        )
+    return when
+
+
+def _parse_certificate(data: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise InputError("certificate_der is not a DER X.509 certificate") from exc
+
+
+def _factors(user: UserRow | None) -> list[int]:
+    if user is None:
+        return [auth_pb2.SECOND_FACTOR_SMS]
+    out = []
+    if user.phone:
+        out.append(auth_pb2.SECOND_FACTOR_SMS)
+    if user.device_public_key_der:
+        out.append(auth_pb2.SECOND_FACTOR_BIOMETRIC)
+    return out
+
+
+# --- the service ---------------------------------------------------------------------------
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
+    """AuthService: MFA login (R5), consent (R6, in :mod:`server.consent`), logout."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def BeginLogin(
+        self, request: auth_pb2.BeginLoginRequest, context: aio.ServicerContext
+    ) -> auth_pb2.BeginLoginResponse:
+        if not request.user_id:
+            raise MissingField("user_id is empty")
+        cert = _parse_certificate(bytes(request.certificate_der))
+        info = current_call()
+        info.user_id = request.user_id
+        info.cert_fingerprint = fingerprint(der(cert))
+        limits = self.gw.config.limits
+        login_id = uuid.uuid4().hex
+        challenge = secrets.token_bytes(32)
+        expires = now_utc() + _dt.timedelta(seconds=limits.challenge_ttl_seconds)
+        self.gw.store.create_login(
+            login_id=login_id, user_id=request.user_id, cert_der=der(cert),
+            challenge=challenge, expires_at=expires,
+        )
+        return auth_pb2.BeginLoginResponse(
+            login_id=login_id,
+            challenge=challenge,
+            factors=_factors(self.gw.store.get_user(request.user_id)),
+            expires_at=astana_iso(expires),
+        )
+
+    def _login(self, login_id: str) -> Any:
+        if not login_id:
+            raise MissingField("login_id is empty")
+        login = self.gw.store.get_login(login_id)
+        if login is None:
+            raise NotFound(f"no login {login_id!r}")
+        info = current_call()
+        info.user_id = login.user_id
+        info.cert_fingerprint = login.cert_fingerprint
+        info.details["login_id"] = login_id
+        return login
+
+    def _check_user_and_cert(self, login: Any) -> tuple[UserRow, x509.Certificate]:
+        cert = x509.load_der_x509_certificate(login.cert_der)
+        self.gw.check_certificate(cert)
+        user = self.gw.store.get_user(login.user_id)
+        cert_row = self.gw.store.get_certificate(login.cert_fingerprint)
+        if user is None or cert_row is None or cert_row.user_id != user.user_id:
+            raise CertificateNotRegistered(
+                f"the certificate is not registered to user {login.user_id!r}"
+            )
+        if not user.active:
+            raise UserBlocked(f"user {user.user_id!r} is blocked", detail=user.status_reason)
+        return user, cert
+
+    async def ProveLogin(
+        self, request: auth_pb2.ProveLoginRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ProveLoginResponse:
+        login = self._login(request.login_id)
+        if login.state != "begun":
+            raise FailedPrecondition(f"login is {login.state}, not waiting for the challenge")
+        if now_utc() >= login.expires_at:
+            raise LoginFailed(f"the challenge expired at {astana_iso(login.expires_at)}")
+        if not request.HasField("signed_challenge"):
+            raise MissingField("signed_challenge is missing")
+        current_call().payload = envelope_json(request.signed_challenge)
+        cert = x509.load_der_x509_certificate(login.cert_der)
+        payload = self.gw.verify_by_certificate(
+            request.signed_challenge, dsse.PAYLOAD_LOGIN_CHALLENGE, cert
+        )
+        if payload != login.challenge:
+            raise LoginFailed("the signed payload is not this login's challenge")
+        user, _ = self._check_user_and_cert(login)
+        factors = _factors(user)
+        factor = request.factor
+        if factor == auth_pb2.SECOND_FACTOR_UNSPECIFIED:
+            if len(factors) != 1:
+                raise MissingField("choose a second factor (sms or biometric)")
+            factor = factors[0]
+        if factor not in factors:
+            raise FailedPrecondition(
+                f"second factor {auth_pb2.SecondFactor.Name(factor)} is not enrolled"
+            )
+        limits = self.gw.config.limits
+        if factor == auth_pb2.SECOND_FACTOR_SMS:
+            if self.gw.sms is None:
+                raise ConfigError("no SMS sender configured")
+            code = sms_mod.new_code()
+            salt = os.urandom(16)
+            code_expires = now_utc() + _dt.timedelta(seconds=limits.sms_code_ttl_seconds)
+            if not self.gw.store.update_login(
+                login.login_id, expect_state="begun", state="proved", factor=SF_SMS,
+                code_hash=sms_mod.hash_code(code, salt), code_salt=salt,
+                code_expires_at=code_expires, expires_at=code_expires,
+            ):
+                raise FailedPrecondition("login already proved")
+            await asyncio.to_thread(self.gw.sms.send, user.phone, sms_mod.message_text(code))
+            return auth_pb2.ProveLoginResponse(
+                factor=factor, sms_destination=sms_mod.mask_phone(user.phone)
+            )
+        device_challenge = secrets.token_bytes(32)
+        if not self.gw.store.update_login(
+            login.login_id, expect_state="begun", state="proved", factor=SF_BIOMETRIC,
+            device_challenge=device_challenge,
+            expires_at=now_utc() + _dt.timedelta(seconds=limits.challenge_ttl_seconds),
+        ):
+            raise FailedPrecondition("login already proved")
+        return auth_pb2.ProveLoginResponse(factor=factor, device_challenge=device_challenge)
+
+    async def CompleteLogin(
+        self, request: auth_pb2.CompleteLoginRequest, context: aio.ServicerContext
+    ) -> auth_pb2.CompleteLoginResponse:
+        login = self._login(request.login_id)
+        limits = self.gw.config.limits
+        if login.state == "locked":
+            raise LoginLocked("this login is locked after too many wrong codes; start again")
+        if login.state != "proved":
+            raise FailedPrecondition(f"login is {login.state}: call ProveLogin first")
+        now = now_utc()
+        if now >= login.expires_at:
+            raise LoginFailed(f"the login expired at {astana_iso(login.expires_at)}")
+        which = request.WhichOneof("second_factor")
+        if login.factor == SF_SMS:
+            if which != "sms_code":
+                raise MissingField("sms_code is required for this login")
+            assert login.code_hash is not None and login.code_salt is not None
+            if not sms_mod.code_matches(request.sms_code, login.code_salt, login.code_hash):
+                attempts = self.gw.store.count_failed_attempt(login.login_id)
+                if attempts >= limits.sms_max_attempts:
+                    self.gw.store.update_login(login.login_id, state="locked")
+                    raise LoginLocked(
+                        f"{attempts} wrong SMS codes: this login is locked; start again"
+                    )
+                raise LoginFailed(
+                    f"wrong SMS code ({limits.sms_max_attempts - attempts} tries left)"
+                )
+        else:
+            if which != "biometric":
+                raise MissingField("a biometric assertion is required for this login")
+            user = self.gw.store.require_user(login.user_id)
+            if not user.device_public_key_der or login.device_challenge is None:
+                raise FailedPrecondition("no device key enrolled for this user")
+            a = request.biometric
+            current_call().details["biometric_method"] = a.method
+            self.gw.biometric.verify(
+                user.device_public_key_der, login.device_challenge, a.device_key_id,
+                bytes(a.signature), a.method,
+            )
+        user, _cert = self._check_user_and_cert(login)
+        if not self.gw.store.update_login(login.login_id, expect_state="proved", state="done"):
+            raise FailedPrecondition("login already completed")
+        token = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+        expires = now + _dt.timedelta(seconds=limits.session_ttl_seconds)
+        self.gw.store.create_session(
+            token_hash=token_hash(token), user_id=user.user_id,
+            cert_fingerprint=login.cert_fingerprint, factor=login.factor, expires_at=expires,
+        )
+        version = self.gw.config.policy.consent_version
+        receipt = await self.gw.record(
+            AuditRecord(
+                actor=user.user_id, event="login", outcome="success",
+                cert_fingerprint=login.cert_fingerprint,
+                details={"factor": login.factor, "login_id": login.login_id,
+                         "session_expires_at": astana_iso(expires)},
+            )
+        )
+        return auth_pb2.CompleteLoginResponse(
+            session_token=token,
+            expires_at=astana_iso(expires),
+            consent_required=not self.gw.store.has_consent(user.user_id, version),
+            consent_version=version,
+            receipt=receipt.to_proto(),
+        )
+
+    async def GetConsent(
+        self, request: auth_pb2.GetConsentRequest, context: aio.ServicerContext
+    ) -> auth_pb2.ConsentText:
+        from server.consent import consent_text
+
+        return consent_text(self.gw.config.policy)
+
+    async def SignConsent(
+        self, request: auth_pb2.SignConsentRequest, context: aio.ServicerContext
+    ) -> auth_pb2.SignConsentResponse:
+        from server.consent import sign_consent
+
+        session = await self.gw.authenticate(context)
+        return await sign_consent(self.gw, session, request)
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: aio.ServicerContext
+    ) -> auth_pb2.LogoutResponse:
+        session = await self.gw.authenticate(context)
+        self.gw.store.end_session(session.token_hash)
+        return auth_pb2.LogoutResponse()

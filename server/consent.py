@@ -1,0 +1,112 @@
+"""Consent to the terms of use (R6): versioned text, signed with the user's token.
+
+The consent envelope (``application/vnd.siogw.consent+json``) carries canonical JSON
+``{"sha256", "signed_at", "user_id", "version"}`` where ``sha256`` is the lowercase hex
+SHA-256 of the UTF-8 consent text. It must be signed by the session's certificate, name
+the session's user and the current version and digest, and ``signed_at`` must be within
+the clock-skew window. The envelope (DSSE JSON) is stored with its date in Astana time
+and recorded in the audit log. Until it is, every Query is ``FAILED_PRECONDITION``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from audit.record import AuditRecord
+from server.config import PolicyConfig
+from server.errors import ConsentRequired, MissingField
+from server.gen.siogw.v1 import auth_pb2
+from server.interceptors import current_call
+from signing import dsse
+from siogw.errors import InputError
+from siogw.timeutil import astana_iso
+
+if TYPE_CHECKING:
+    from server.auth import Gateway, Session
+
+
+class ConsentMismatch(InputError):
+    """The signed consent names another version, digest or user."""
+
+    reason = "CONSENT_MISMATCH"
+
+
+def text_digest(policy: PolicyConfig) -> bytes:
+    return hashlib.sha256(policy.consent_text.encode("utf-8")).digest()
+
+
+def consent_text(policy: PolicyConfig) -> auth_pb2.ConsentText:
+    """The current consent text, its version and digest."""
+    return auth_pb2.ConsentText(
+        version=policy.consent_version, text=policy.consent_text, sha256=text_digest(policy)
+    )
+
+
+def require_consent(gateway: Gateway, session: Session) -> None:
+    """:class:`ConsentRequired` unless the user signed the current consent version."""
+    version = gateway.config.policy.consent_version
+    if not gateway.store.has_consent(session.user_id, version):
+        raise ConsentRequired(
+            f"sign the consent to the terms of use (version {version}) before querying"
+        )
+
+
+def _parse(payload: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError("consent payload is not UTF-8 JSON") from exc
+    if not isinstance(doc, dict):
+        raise InputError("consent payload is not a JSON object")
+    for key in ("version", "sha256", "user_id", "signed_at"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise MissingField(f"consent payload has no {key!r}")
+    return doc
+
+
+async def sign_consent(
+    gateway: Gateway, session: Session, request: auth_pb2.SignConsentRequest
+) -> auth_pb2.SignConsentResponse:
+    from server.auth import check_fresh, envelope_json
+
+    if not request.HasField("consent"):
+        raise MissingField("consent envelope is missing")
+    raw = envelope_json(request.consent)
+    current_call().payload = raw
+    payload = gateway.verify_by_certificate(
+        request.consent, dsse.PAYLOAD_CONSENT, session.certificate
+    )
+    doc = _parse(payload)
+    policy = gateway.config.policy
+    if doc["version"] != policy.consent_version:
+        raise ConsentMismatch(
+            f"consent version {doc['version']!r} is not the current {policy.consent_version!r}"
+        )
+    if doc["sha256"].lower() != text_digest(policy).hex():
+        raise ConsentMismatch("the signed digest is not that of the current consent text")
+    if doc["user_id"] != session.user_id:
+        raise ConsentMismatch("the consent names another user")
+    signed_at = check_fresh(doc["signed_at"], gateway.config.limits.clock_skew_seconds)
+    signed_astana = astana_iso(signed_at)
+    gateway.store.record_consent(
+        user_id=session.user_id,
+        version=policy.consent_version,
+        text_sha256=text_digest(policy).hex(),
+        envelope_json=raw,
+        cert_fingerprint=session.cert_fingerprint,
+        signed_at=signed_at,
+        signed_at_astana=signed_astana,
+    )
+    receipt = await gateway.record(
+        AuditRecord(
+            actor=session.user_id,
+            event="consent",
+            outcome="success",
+            cert_fingerprint=session.cert_fingerprint,
+            details={"version": policy.consent_version, "signed_at": signed_astana},
+            payload=raw,
+        )
+    )
+    return auth_pb2.SignConsentResponse(signed_at=signed_astana, receipt=receipt.to_proto())

@@ -1,0 +1,172 @@
+"""Server interceptors: request ids, message-size limit, the uniform error mapping and
+the audit record of every refused call.
+
+:class:`GatewayInterceptor` wraps every unary-unary handler of the ``siogw.v1``
+services (health and reflection are left alone). For each call it
+
+1. creates a :class:`CallInfo` (request id, method, peer) in a context variable that the
+   servicers enrich (user, certificate, the signed envelope, the query's request id);
+2. measures the raw request bytes *before* parsing: over ``limits.max_message_bytes`` the
+   call is refused with ``RESOURCE_EXHAUSTED`` (and recorded). gRPC's own
+   ``max_receive_message_length`` is set to ``limits.transport_max_message_bytes``, a
+   larger hard cap that protects memory; what exceeds it never reaches the application;
+3. runs the handler; a :class:`~siogw.errors.SiogwError` becomes the status of
+   :func:`server.errors.to_status`, anything else ``INTERNAL`` with the request id
+   (logged with its traceback; the server keeps running);
+4. records every refused call through the :class:`~server.auditsink.AuditSink`
+   (``event="refusal"``). If the audit log itself is down the refusal is still returned
+   (and logged): a refusal never turns into success.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from audit.record import AuditRecord
+from server.auditsink import AuditSink
+from server.errors import MessageTooLarge, reason_for, status_code_for, to_status
+from siogw.errors import SiogwError
+
+log = logging.getLogger("siogw.server")
+
+SERVICE_PREFIX = "/siogw.v1."
+REQUEST_ID_HEADER = "x-request-id"
+
+
+@dataclass
+class CallInfo:
+    """What the gateway knows about the current call (filled in as checks pass)."""
+
+    request_id: str
+    method: str
+    peer: str = ""
+    user_id: str | None = None
+    cert_fingerprint: str | None = None
+    #: The signed request envelope exactly as received (DSSE JSON), for the audit record.
+    payload: bytes | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+_CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("siogw_call", default=None)
+
+
+def current_call() -> CallInfo:
+    """The :class:`CallInfo` of the call being served (a detached one outside calls)."""
+    info = _CALL.get()
+    if info is None:
+        info = CallInfo(request_id=uuid.uuid4().hex, method="")
+        _CALL.set(info)
+    return info
+
+
+class _Oversized:
+    """Stands in for a request whose raw size is over the limit (never parsed)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _refusal_record(info: CallInfo, exc: BaseException) -> AuditRecord:
+    code = status_code_for(exc)
+    details: dict[str, Any] = {
+        "method": info.method,
+        "call_id": info.request_id,
+        "code": code.name,
+        "reason": reason_for(exc),
+        "message": exc.diagnostics() if isinstance(exc, SiogwError) else "internal error",
+        "peer": info.peer,
+    }
+    for key, value in info.details.items():
+        details.setdefault(key, value)
+    return AuditRecord(
+        actor=info.user_id or "anonymous",
+        event="refusal",
+        outcome="refused",
+        cert_fingerprint=info.cert_fingerprint,
+        details=details,
+        payload=info.payload,
+    )
+
+
+class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    """See the module docstring."""
+
+    def __init__(self, sink: AuditSink, *, max_message_bytes: int) -> None:
+        self.sink = sink
+        self.max_message_bytes = max_message_bytes
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        if handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+        deserializer = handler.request_deserializer
+        limit = self.max_message_bytes
+
+        def deserialize(raw: bytes) -> Any:
+            if len(raw) > limit:
+                pass
+            return deserializer(raw) if deserializer is not None else raw
+
+        async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
+            info = CallInfo(request_id=uuid.uuid4().hex, method=method, peer=context.peer())
+            token = _CALL.set(info)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, info.request_id),))
+            try:
+                if isinstance(request, _Oversized):
+                    raise MessageTooLarge(
+                        f"request of {request.size} bytes is over the limit of {limit} bytes"
+                    )
+                return await behavior(request, context)
+            except Exception as exc:  # every error goes through the ONE mapping
+                await self._refuse(info, exc, context)
+                raise AssertionError("unreachable: abort raises") from exc
+            finally:
+                _CALL.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=deserialize,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _refuse(
+        self, info: CallInfo, exc: BaseException, context: aio.ServicerContext
+    ) -> None:
+        if isinstance(exc, aio.AbortError):  # a handler aborted on its own: pass it on
+            raise exc
+        if not isinstance(exc, SiogwError):
+            log.error(
+                "internal error in %s (request id %s)", info.method, info.request_id,
+                exc_info=exc,
+            )
+        else:
+            log.info(
+                "refused %s (request id %s): %s", info.method, info.request_id,
+                exc.diagnostics(),
+            )
+        try:
+            await self.sink.record(_refusal_record(info, exc))
+        except Exception as audit_exc:  # the refusal stands even when it cannot be logged
+            log.error(
+                "could not record refusal of %s (request id %s): %s",
+                info.method, info.request_id, audit_exc,
+            )
+        status = to_status(exc, request_id=info.request_id)
+        trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, info.request_id))
+        await context.abort(status.code, status.details, trailing)
