@@ -1,0 +1,206 @@
+"""The gateway server: assembly, TLS, health, reflection, graceful shutdown.
+
+``siogw serve`` runs :func:`serve`; tests use :func:`run_server`::
+
+    async with run_server(config.with_port(0), gateway=gw) as port:
+        channel = grpc.aio.secure_channel(f"localhost:{port}", creds)
+
+The server is ``grpc.aio`` with TLS unless ``tls.enabled = false``; with
+``tls.client_ca_file`` set it verifies client certificates (and requires them when
+``tls.require_client_cert``). Every siogw.v1 call passes
+:class:`server.interceptors.GatewayInterceptor` (error mapping, size limit, refusal
+records). Health checking (``grpc.health.v1``) and server reflection are on.
+
+Shutdown (SIGTERM/SIGINT or leaving the context): health goes NOT_SERVING, the server
+stops accepting calls and drains in-flight ones for ``limits.shutdown_grace_seconds``,
+then the audit log is closed (flushing pending records) and the database disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.admin import AdminServicer
+from server.audit_service import AuditServicer
+from server.auditsink import AuditLogSink, AuditSink
+from server.auth import AuthServicer, Gateway, TrustMaterial
+from server.config import GatewayConfig
+from server.gen.siogw.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+from server.interceptors import GatewayInterceptor
+from server.query import QueryServicer
+from server.sms import OutboxSmsSender
+from server.status import ALL_SERVICES, HealthUpdater
+from server.store import DbRevocationStore, Store
+from signing.api import Signer
+from siogw.errors import ConfigError
+
+log = logging.getLogger("siogw.server")
+
+AUDIT_ORIGIN = "sio-gateway/audit"
+
+
+def load_gateway_signer(config: GatewayConfig) -> Signer:
+    """The gateway's signing key from ``signer.uri`` (its own SoftHSM token)."""
+    if not config.signer.uri:
+        raise ConfigError("signer.uri is not set: the gateway needs its own signing key")
+    from signing import load_signer
+
+    return load_signer(
+        config.signer.uri,
+        pin_source=config.signer.pin_source,
+        certificate=str(config.signer.certificate) if config.signer.certificate else None,
+    )
+
+
+def default_dispatcher(store: Store) -> Any:
+    """The data plane over the embedded connector (the synthetic dataset in the same DB)."""
+    from server.resources import Dispatcher, EmbeddedConnector
+
+    return Dispatcher({}, EmbeddedConnector(store.engine))
+
+
+def build_gateway(
+    config: GatewayConfig,
+    *,
+    signer: Signer | None = None,
+    audit: AuditSink | None = None,
+    audit_log: Any = None,
+    dispatcher: Any = None,
+    store: Store | None = None,
+) -> Gateway:
+    """Open the store, trust material, audit log and signer named by ``config``.
+
+    Arguments override what the config would load (tests pass SoftHSM-backed signers and
+    module-scoped stores). Without ``audit``, an ``audit.AuditLog`` is opened in
+    ``config.effective_audit_dir`` signed by the gateway key.
+    """
+    config.home.mkdir(parents=True, exist_ok=True)
+    store = store or Store(config.effective_database_url).open()
+    signer = signer or load_gateway_signer(config)
+    if audit is None:
+        if audit_log is None:
+            from audit import AuditLog
+
+            audit_log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+        audit = AuditLogSink(audit_log)
+    trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
+    return Gateway(
+        config=config,
+        store=store,
+        audit=audit,
+        trust=trust,
+        signer=signer,
+        sms=OutboxSmsSender(config.effective_sms_outbox),
+        dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
+        audit_log=audit_log,
+    )
+
+
+def _server_credentials(config: GatewayConfig) -> grpc.ServerCredentials:
+    tls = config.tls
+    if tls.cert_file is None or tls.key_file is None:
+        raise ConfigError("TLS is on but tls.cert_file / tls.key_file are not set")
+    try:
+        cert = tls.cert_file.read_bytes()
+        key = tls.key_file.read_bytes()
+        client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    except OSError as exc:
+        raise ConfigError("cannot read TLS files", detail=str(exc)) from exc
+    return grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=client_ca,
+        require_client_auth=bool(client_ca) and tls.require_client_cert,
+    )
+
+
+@contextlib.asynccontextmanager
+async def run_server(
+    config: GatewayConfig, *, gateway: Gateway | None = None, close_gateway: bool = True
+) -> AsyncIterator[int]:
+    """Start the gateway; yields the bound port (``config.port == 0`` picks a free one).
+
+    On exit: graceful stop, then (with ``close_gateway``) audit log and database closed.
+    """
+    gw = gateway or build_gateway(config)
+    limits = config.limits
+    server = aio.server(
+        interceptors=[GatewayInterceptor(gw.audit, max_message_bytes=limits.max_message_bytes)],
+        options=[
+            ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
+            ("grpc.max_send_message_length", limits.transport_max_message_bytes),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    gw.health = health_servicer
+    updater = HealthUpdater(gw.store, health_servicer, limits.health_poll_seconds)
+
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(gw), server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(gw), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(gw), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(gw, on_maintenance=updater.refresh), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+        query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+
+    address = f"{config.host}:{config.port}"
+    if config.tls.enabled:
+        port = server.add_secure_port(address, _server_credentials(config))
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise ConfigError(f"cannot bind {address}")
+    for name in ALL_SERVICES:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await server.start()
+    await updater.refresh()
+    updater.start()
+    log.info("gateway listening on %s:%d (tls=%s)", config.host, port, config.tls.enabled)
+    try:
+        yield port
+    finally:
+        await updater.stop()
+        await server.stop(limits.shutdown_grace_seconds)
+        if close_gateway:
+            await gw.audit.close()
+            gw.store.close()
+        log.info("gateway stopped")
+
+
+async def serve(config: GatewayConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with run_server(config) as port:
+        print(f"siogw: gateway listening on {config.host}:{port}", flush=True)
+        await stop.wait()
+        print("siogw: shutting down", flush=True)

@@ -1,0 +1,118 @@
+"""Availability (R10): maintenance windows, the service status, and gRPC health.
+
+Windows live in the control-plane DB (published by an operator through AdminService or
+``siogw admin maintenance``). During a window every Query is refused with
+``UNAVAILABLE`` naming the window's end in Astana time, and the health status of
+``siogw.v1.QueryService`` is ``NOT_SERVING``. The health status is re-evaluated by a
+background task every ``limits.health_poll_seconds`` and right after a window is
+published, so a window that starts or ends on its own is reflected within one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from grpc import aio
+from grpc_health.v1 import health_pb2
+
+from server.errors import UnderMaintenance
+from server.gen.siogw.v1 import common_pb2, query_pb2
+from server.store import Store, WindowRow
+from siogw.timeutil import astana_iso, now_utc
+
+log = logging.getLogger("siogw.server")
+
+#: Service names whose health the gateway reports.
+QUERY_SERVICE = "siogw.v1.QueryService"
+ALL_SERVICES = (
+    "siogw.v1.AuthService",
+    QUERY_SERVICE,
+    "siogw.v1.AuditService",
+    "siogw.v1.AdminService",
+)
+
+
+def window_proto(window: WindowRow) -> common_pb2.MaintenanceWindow:
+    return common_pb2.MaintenanceWindow(
+        id=window.id,
+        starts_at=astana_iso(window.starts_at),
+        ends_at=astana_iso(window.ends_at),
+        description=window.description,
+    )
+
+
+def check_not_in_maintenance(store: Store) -> None:
+    """:class:`UnderMaintenance` (``UNAVAILABLE``) while a published window is open."""
+    window = store.current_window(now_utc())
+    if window is not None:
+        raise UnderMaintenance(
+            f"the gateway is unavailable until {astana_iso(window.ends_at)} "
+            f"(maintenance: {window.description or window.id})"
+        )
+
+
+def service_status(store: Store) -> query_pb2.ServiceStatus:
+    now = now_utc()
+    windows = store.windows(not_ended_before=now)
+    current = next((w for w in windows if w.covers(now)), None)
+    status = query_pb2.ServiceStatus(
+        serving=current is None,
+        now=astana_iso(now),
+        windows=[window_proto(w) for w in windows],
+    )
+    if current is not None:
+        status.current.CopyFrom(window_proto(current))
+        status.reason = (
+            f"planned maintenance until {astana_iso(current.ends_at)}: {current.description}"
+        )
+    return status
+
+
+class HealthUpdater:
+    """Keeps the gRPC health service in step with the maintenance windows."""
+
+    def __init__(self, store: Store, health: object, poll_seconds: float) -> None:
+        self.store = store
+        self.health = health
+        self.poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> bool:
+        """Set the statuses now; returns whether queries are being served."""
+        try:
+            serving = self.store.current_window(now_utc()) is None
+        except Exception as exc:  # database down: not serving
+            log.warning("health check cannot read maintenance windows: %s", exc)
+            serving = False
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set(QUERY_SERVICE, status)  # type: ignore[attr-defined]
+        await self.health.set("", status)  # type: ignore[attr-defined]
+        return serving
+
+    async def _loop(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.poll_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="siogw-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+
+
+async def get_service_status(
+    store: Store, request: query_pb2.GetServiceStatusRequest, context: aio.ServicerContext
+) -> query_pb2.ServiceStatus:
+    return service_status(store)
