@@ -23,6 +23,7 @@ from clients._common import (
     ResourceInfo,
     ServiceStatusInfo,
     build_query,
+    verify_receipt,
 )
 from clients.aio import AsyncGatewayClient
 from clients.biometric import BiometricMismatch, DeviceAssertion, SoftwareDeviceKey
@@ -53,4 +54,5 @@ __all__ = [
     "ServiceStatusInfo",
     "SoftwareDeviceKey",
     "build_query",
+    "verify_receipt",
 ]

@@ -374,6 +374,18 @@ class PinnedGatewayVerifier:
     def key_ids(self) -> tuple[str, ...]:
         return tuple(self._certs)
 
+    @property
+    def public_keys(self) -> list[PublicKey]:
+        """The pinned gateway keys (they also sign the audit checkpoints)."""
+        out: list[PublicKey] = []
+        for cert in self._certs.values():
+            key = cert.public_key()
+            assert isinstance(
+                key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+            )
+            out.append(key)
+        return out
+
     def verify_signature(self, signature: dsse.EnvSig, message: bytes) -> dsse.VerifiedSigner:
         cert = self._certs.get(signature.keyid)
         if cert is None:
@@ -458,7 +470,9 @@ def verify_result(
         raise ResultVerificationError("result is not bound to the signed query that was sent")
     if result.resource != prepared.query.resource:
         raise ResultVerificationError("result is for another resource")
-    data: dict[str, Any] = json_format.MessageToDict(result.data) if result.HasField("data") else {}
+    data: dict[str, Any] = (
+        _ints(json_format.MessageToDict(result.data)) if result.HasField("data") else {}
+    )
     return QueryOutcome(
         request_id=result.request_id,
         resource=result.resource,
@@ -471,6 +485,18 @@ def verify_result(
         result_envelope=envelope,
         gateway_key_id=verified.signers[0].keyid,
     )
+
+
+def _ints(value: Any) -> Any:
+    """``google.protobuf.Struct`` keeps every number as a double: give integral ones back as
+    ``int`` (``1.0`` -> ``1``) so counts and years read naturally."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
 
 
 # --- responses to typed values -----------------------------------------------------------
@@ -585,3 +611,38 @@ def client_error(method: str, exc: grpc.RpcError) -> ClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return ClientError(method, code or grpc.StatusCode.UNKNOWN, details or "")
+
+
+# --- audit receipts, verified offline ------------------------------------------------------
+AUDIT_ORIGIN = "sio-gateway/audit"
+
+
+def verify_receipt(
+    receipt: Receipt,
+    proof: InclusionProofInfo,
+    checkpoint: CheckpointInfo,
+    keys: Iterable[PublicKey],
+    *,
+    origin: str = AUDIT_ORIGIN,
+) -> int:
+    """Check that ``receipt`` is in the log the signed ``checkpoint`` commits to.
+
+    The checkpoint's signature is verified with ``keys`` *before* it is parsed
+    (:func:`audit.verify.open_checkpoint`), then the inclusion proof of the receipt's leaf
+    at its sequence number is checked against the checkpoint's root. Returns the tree
+    size; raises an :class:`~siogw.errors.AuditError` (or
+    :class:`ResultVerificationError`) otherwise. Pure: no network, no files.
+    """
+    from audit.verify import TrustedKey, open_checkpoint, verify_inclusion
+    from audit.verify import default_algorithm as audit_algorithm
+
+    trusted = [TrustedKey(public_key=k, algorithm=audit_algorithm(k)) for k in keys]
+    cp, _key = open_checkpoint(checkpoint.signed_checkpoint, trusted, origin=origin)
+    if proof.tree_size != cp.size:
+        raise ResultVerificationError(
+            f"proof is for a tree of size {proof.tree_size}, the checkpoint has {cp.size}"
+        )
+    if proof.leaf_index != receipt.seq or proof.leaf_hash != receipt.leaf_hash:
+        raise ResultVerificationError("the proof is for another leaf than the receipt's")
+    verify_inclusion(receipt.leaf_hash, receipt.seq, cp.size, list(proof.hashes), cp.root_hash)
+    return cp.size

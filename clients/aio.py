@@ -269,6 +269,12 @@ class AsyncGatewayClient:
         )
         return c.consistency_from_proto(msg)
 
+    async def prove_receipt(self, receipt: c.Receipt) -> int:
+        """See :meth:`clients.GatewayClient.prove_receipt`."""
+        checkpoint = await self.checkpoint()
+        proof = await self.inclusion_proof(receipt.seq, checkpoint.tree_size)
+        return c.verify_receipt(receipt, proof, checkpoint, self._verifier.public_keys)
+
     # -- administration -------------------------------------------------------------------
     async def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         wrapped = c.admin_command(command)

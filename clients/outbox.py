@@ -19,6 +19,13 @@ from siogw.errors import ConfigError
 _CODE = re.compile(r"\b(\d{4,8})\b")
 
 
+def destination_matches(masked: str, phone: str) -> bool:
+    """``+7701***4567`` matches ``+77011234567``: same length, equal except at ``*``."""
+    return len(masked) == len(phone) and all(
+        m in ("*", p) for m, p in zip(masked, phone, strict=True)
+    )
+
+
 def _code_of(entry: dict[str, Any]) -> str | None:
     for key in ("code", "sms_code", "otp"):
         if isinstance(entry.get(key), str | int):
@@ -61,7 +68,7 @@ def latest_code(
                     continue
                 if destination and not user_id:
                     to = entry.get("to") or entry.get("phone") or entry.get("destination")
-                    if to not in (None, destination):
+                    if isinstance(to, str) and not destination_matches(destination, to):
                         continue
                 code = _code_of(entry)
                 if code:

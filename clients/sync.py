@@ -276,6 +276,14 @@ class GatewayClient:
         )
         return c.consistency_from_proto(msg)
 
+    def prove_receipt(self, receipt: c.Receipt) -> int:
+        """Fetch the latest checkpoint and the receipt's inclusion proof; verify both offline
+        against the pinned gateway key (see :func:`clients._common.verify_receipt`).
+        Returns the checkpoint's tree size."""
+        checkpoint = self.checkpoint()
+        proof = self.inclusion_proof(receipt.seq, checkpoint.tree_size)
+        return c.verify_receipt(receipt, proof, checkpoint, self._verifier.public_keys)
+
     # -- administration ---------------------------------------------------------------------
     def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         """Sign and execute one admin command (``EnrollUser``, ``RevokeCertificate``, ...)."""

@@ -1,0 +1,672 @@
+"""The end-to-end demo: ``python -m siogw.demo`` (what ``make demo`` runs).
+
+On a fresh ``$SIOGW_HOME`` (default ``./var/demo``, wiped first) it builds the whole
+world with real components and tells the story in a short transcript:
+
+1. a test CA (the stand-in for the national certifying centre);
+2. SoftHSM tokens for the gateway, a security officer and an analyst, keys generated on
+   the tokens, certificates issued by the CA for them, a TLS certificate for the gateway;
+3. the gateway started in-process (``server.app.run_server``), TLS on 127.0.0.1;
+4. the analyst enrolled, an MFA login (token signature + SMS code read from the SMS
+   stand-in's outbox), consent signed;
+5. signed queries on resources 1, 11 (truncated: no amounts), 50 and 51, every answer's
+   gateway signature verified against the pinned gateway certificate;
+6. a tampered query refused, the analyst's certificate revoked and the next query refused;
+7. ``siogw verify`` of an exported result envelope, the audit checkpoint, and a receipt's
+   inclusion proof verified offline.
+
+Every step is real; a step whose building block is missing from the tree prints
+``(skipped: ... not built yet)``. The exit status is non-zero if any real step failed.
+:func:`build_world` is reused by ``bench/gateway.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_HOME = Path("var/demo")
+GATEWAY_TOKEN_LABEL = "siogw-gateway"  # noqa: S105 (a token label, not a secret)
+TLS_NAME = "localhost"
+
+
+# --- transcript ------------------------------------------------------------------------
+class Skipped(Exception):
+    """A step's building block is not in the tree yet."""
+
+
+class Transcript:
+    """Numbered steps with short indented lines; counts failures and skips."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out or sys.stdout
+        self.n = 0
+        self.failed: list[str] = []
+        self.skipped: list[str] = []
+
+    def say(self, text: str) -> None:
+        print(f"      {text}", file=self.out, flush=True)
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.n += 1
+        print(f"[{self.n:2d}] {title}", file=self.out, flush=True)
+        try:
+            yield
+        except Skipped as exc:
+            self.skipped.append(title)
+            self.say(f"(skipped: {exc} not built yet)")
+        except Exception as exc:  # a real step failed: report and carry on
+            self.failed.append(title)
+            detail = exc.diagnostics() if hasattr(exc, "diagnostics") else repr(exc)
+            self.say(f"FAILED: {type(exc).__name__}: {detail}")
+            if os.environ.get("SIOGW_DEMO_TRACE"):
+                traceback.print_exc(file=self.out)
+
+
+def need(*modules: str) -> None:
+    """Raise :class:`Skipped` if any module is missing from the tree."""
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise Skipped(name)
+
+
+# --- the world: CA, tokens, keys, certificates, configuration ---------------------------
+@dataclass
+class Person:
+    """A user with a key on their own SoftHSM token and a CA-issued certificate."""
+
+    user_id: str
+    full_name: str
+    role: str
+    phone: str
+    token_label: str
+    pin_file: Path
+    key_uri: str = ""
+    cert_file: Path | None = None
+    device_file: Path | None = None
+
+    def signer(self) -> Any:
+        from signing import load_signer
+
+        assert self.cert_file is not None
+        return load_signer(self.key_uri, certificate=self.cert_file)
+
+    def certificate(self) -> Any:
+        from cryptography import x509
+
+        assert self.cert_file is not None
+        return x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+
+
+@dataclass
+class World:
+    """Everything on disk the demo, the tests and the bench need (see :func:`build_world`)."""
+
+    home: Path
+    ca_dir: Path
+    ca_file: Path
+    tls_cert: Path
+    tls_key: Path
+    gateway_cert: Path
+    gateway_key_uri: str
+    gateway_pin_file: Path
+    people: dict[str, Person] = field(default_factory=dict)
+
+    def client_settings(self, port: int) -> dict[str, Any]:
+        return {
+            "target": f"127.0.0.1:{port}",
+            "ca_file": str(self.ca_file),
+            "gateway_cert": str(self.gateway_cert),
+            "server_name": TLS_NAME,
+        }
+
+    def client(self, port: int, **kwargs: Any) -> Any:
+        from clients import GatewayClient
+
+        return GatewayClient(
+            f"127.0.0.1:{port}",
+            ca_file=self.ca_file,
+            gateway_certificate=self.gateway_cert,
+            server_name=TLS_NAME,
+            **kwargs,
+        )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+DEFAULT_PEOPLE: tuple[tuple[str, str, str, str], ...] = (
+    ("operator", "Olzhas Operator", "operator", "+77010000001"),
+    ("security", "Saule Security", "security_officer", "+77010000002"),
+    ("analyst", "Aigerim Analyst", "agency_user", "+77011234567"),
+)
+
+
+def build_world(
+    home: Path,
+    *,
+    people: tuple[tuple[str, str, str, str], ...] = DEFAULT_PEOPLE,
+    say: Callable[[str], None] = lambda _t: None,
+) -> World:
+    """Create CA, SoftHSM tokens, token keys, certificates and TLS files under ``home``.
+
+    Activates the token store in this process (``SOFTHSM2_CONF``): call it before
+    anything loads PKCS#11 here. ``people`` are ``(user_id, full name, role, phone)``.
+    """
+    need("signing.ca", "softhsm.store", "signing.pkcs11_backend", "signing.csr")
+    from cryptography.hazmat.primitives import serialization
+
+    from signing.ca import CertificateAuthority, Profile
+    from signing.csr import build_csr
+    from signing.pkcs11_backend import Pkcs11Token
+    from signing.software import SoftwareSigner, generate_software_key
+    from softhsm.store import TokenStore
+
+    home.mkdir(parents=True, exist_ok=True)
+    secrets_dir = home / "secrets"
+    ca_dir = home / "ca"
+    ca = CertificateAuthority.init(ca_dir, "CN=IES Test Root CA,O=Demo NCA stand-in,C=KZ")
+    ca.publish_crl()
+    say(f"CA: {ca.root_certificate.subject.rfc4514_string()} in {ca_dir}")
+
+    store = TokenStore(home)
+    store.activate()
+    labels = [GATEWAY_TOKEN_LABEL] + [f"siogw-{p[0]}" for p in people]
+    pins: dict[str, Path] = {}
+    for label in labels:
+        pin = secrets.token_hex(8)
+        pin_file = secrets_dir / f"{label}.pin"
+        _write_private(pin_file, pin.encode() + b"\n")
+        store.init_token(label, secrets.token_hex(8), pin)
+        pins[label] = pin_file
+    say(f"SoftHSM tokens: {', '.join(labels)} (store {store.root}, PINs in {secrets_dir})")
+
+    def key_and_cert(label: str, subject: str, cert_path: Path) -> str:
+        pin_source = f"file:{pins[label]}"
+        token = Pkcs11Token(label, pin_source=pin_source)
+        ck_id = token.generate_keypair("ec", "sign")
+        uri = token.uri("sign", ck_id)
+        from signing import load_signer
+
+        signer = load_signer(uri)
+        cert = ca.issue(build_csr(signer, subject), Profile.USER, days=365)
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        token.import_certificate(cert, key_id=ck_id, label="sign")
+        return uri
+
+    certs = home / "certs"
+    gw_uri = key_and_cert(
+        GATEWAY_TOKEN_LABEL, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem"
+    )
+    say(f"gateway key generated on token {GATEWAY_TOKEN_LABEL!r}; certificate certs/gateway.pem")
+
+    # TLS: a software key is fine for the transport (the signing keys are on tokens).
+    tls_key = generate_software_key("ecdsa-p256-sha256")
+    tls_signer = SoftwareSigner(tls_key)
+    tls_cert = ca.issue(
+        build_csr(tls_signer, f"CN={TLS_NAME}", dns_names=[TLS_NAME]), Profile.SERVER, days=365
+    )
+    tls_dir = home / "tls"
+    _write_private(
+        tls_dir / "server.key",
+        tls_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    (tls_dir / "server.pem").write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
+
+    world = World(
+        home=home,
+        ca_dir=ca_dir,
+        ca_file=ca_dir / "root.pem",
+        tls_cert=tls_dir / "server.pem",
+        tls_key=tls_dir / "server.key",
+        gateway_cert=certs / "gateway.pem",
+        gateway_key_uri=gw_uri,
+        gateway_pin_file=pins[GATEWAY_TOKEN_LABEL],
+    )
+    for user_id, name, role, phone in people:
+        label = f"siogw-{user_id}"
+        person = Person(
+            user_id=user_id,
+            full_name=name,
+            role=role,
+            phone=phone,
+            token_label=label,
+            pin_file=pins[label],
+            cert_file=certs / f"{user_id}.pem",
+        )
+        person.key_uri = key_and_cert(label, f"CN={name},OU={role},O=AFM,C=KZ", person.cert_file)
+        world.people[user_id] = person
+        say(f"{user_id}: key on token {label!r}, certificate certs/{user_id}.pem ({role})")
+    return world
+
+
+# --- gateway configuration and process ----------------------------------------------------
+def token_env(world: World) -> dict[str, str]:
+    """Environment that points SoftHSM at the world's token store."""
+    return {"SOFTHSM2_CONF": str(world.home / "softhsm" / "softhsm2.conf")}
+
+
+def write_gateway_config(world: World, port: int = 0) -> Path:
+    """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home)."""
+    pin = world.gateway_pin_file.relative_to(world.home)
+    text = f"""# written by python -m siogw.demo
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[tls]
+cert_file = "tls/server.pem"
+key_file = "tls/server.key"
+
+[signer]
+uri = "{world.gateway_key_uri.split("?")[0]}"
+pin_source = "file:{pin}"
+certificate = "{world.gateway_cert.relative_to(world.home)}"
+
+[trust]
+anchors = ["{world.ca_file.relative_to(world.home)}"]
+crls = ["{(world.ca_dir / "crl.pem").relative_to(world.home)}"]
+"""
+    path = world.home / "siogw.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def siogw_cmd(world: World, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the ``siogw`` CLI against the world's home (as an operator would)."""
+    env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "siogw", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"siogw {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+    return proc
+
+
+@contextlib.contextmanager
+def gateway_process(world: World, *, log_name: str = "gateway.log") -> Iterator[int]:
+    """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound."""
+    need("server.app")
+    write_gateway_config(world, 0)
+    env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
+    log = open(world.home / log_name, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "siogw", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = 0
+        for line in proc.stdout:
+            log.write(line)
+            if "listening on" in line:
+                port = int(line.rsplit(":", 1)[1].split()[0])
+                break
+        if not port:
+            proc.wait(10)
+            log.flush()
+            tail = (world.home / log_name).read_text(encoding="utf-8")[-2000:]
+            raise RuntimeError(f"the gateway did not start (status {proc.returncode}): {tail}")
+        yield port
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def sms_reader(world: World, user_id: str) -> Callable[[str], str]:
+    """An ``sms_code_provider`` that reads the newest code from the SMS stand-in outbox."""
+    from clients.outbox import latest_code, line_count
+
+    outbox = world.home / "sms-outbox.jsonl"
+    start = line_count(outbox)
+
+    def provider(destination: str) -> str:
+        return latest_code(outbox, destination=destination, after=start)
+
+    return provider
+
+
+def login(world: World, client: Any, person: Person) -> Any:
+    """MFA login of ``person`` with an SMS code from the outbox."""
+    return client.login(
+        person.user_id,
+        person.signer(),
+        factor="sms",
+        sms_code_provider=sms_reader(world, person.user_id),
+    )
+
+
+BASIS = "financial_monitoring"
+#: (resource, parameters) the bench cycles through.
+QUERY_MIX: tuple[tuple[int, dict[str, str]], ...] = ()
+
+
+def demo_parameters(resource: int) -> dict[str, str]:
+    from server.resources.dataset import demo_parameters as params
+
+    return params(resource)
+
+
+def enroll(world: World, client: Any, person: Person) -> str:
+    """Enrol ``person`` through the signed AdminService (the client is an operator)."""
+    from server.gen.siogw.v1 import admin_pb2
+
+    outcome = client.admin(
+        admin_pb2.EnrollUser(
+            user_id=person.user_id,
+            full_name=person.full_name,
+            role=person.role,
+            unit="Department of financial investigations",
+            post="analyst" if person.role == "agency_user" else person.role,
+            phone=person.phone,
+            certificate_der=_der(person.certificate()),
+        )
+    )
+    return str(outcome.message)
+
+
+def _der(cert: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(cert.public_bytes(serialization.Encoding.DER))
+
+
+def seed_resources(world: World) -> str:
+    """Load the synthetic dataset of the 52 resources into the gateway's database.
+
+    Idempotent (:func:`server.resources.seed_dataset`); the embedded connector reads it.
+    """
+    need("server.resources.dataset")
+    import sqlalchemy as sa
+
+    from server.config import load_config
+    from server.resources import seed_dataset
+
+    engine = sa.create_engine(load_config(world.home).effective_database_url)
+    try:
+        created = seed_dataset(engine)
+    finally:
+        engine.dispose()
+    return "synthetic resource dataset " + ("loaded" if created else "already present")
+
+
+def bootstrap_operator(world: World, person: Person) -> str:
+    """The first operator, registered directly in the database (``siogw admin``)."""
+    assert person.cert_file is not None
+    proc = siogw_cmd(
+        world,
+        "admin",
+        "enroll-user",
+        "--user-id",
+        person.user_id,
+        "--full-name",
+        person.full_name,
+        "--role",
+        person.role,
+        "--phone",
+        person.phone,
+        "--cert",
+        str(person.cert_file),
+    )
+    return proc.stdout.strip()
+
+
+def bootstrap_users(world: World, port: int) -> None:
+    """Operator (bootstrapped with ``siogw admin``) enrols the others over AdminService.
+
+    Call with the gateway running; the operator must already be bootstrapped
+    (:func:`bootstrap_operator`).
+    """
+    op = world.people["operator"]
+    with world.client(port) as client:
+        login(world, client, op)
+        for person in world.people.values():
+            if person is not op:
+                enroll(world, client, person)
+
+
+# --- the story ----------------------------------------------------------------------------
+def story(home: Path, t: Transcript) -> None:
+    """Run every step, printing the transcript (failures are counted by ``t``)."""
+    world: World | None = None
+    with t.step("Build the world: test CA, SoftHSM tokens, keys on tokens, certificates"):
+        world = build_world(home, say=t.say)
+    if world is None:
+        t.say("cannot continue without the world")
+        return
+    analyst = world.people["analyst"]
+    with t.step("Bootstrap the first operator (`siogw admin enroll-user`, on the database)"):
+        need("server.cli")
+        write_gateway_config(world, 0)
+        t.say(bootstrap_operator(world, world.people["operator"]))
+        t.say(seed_resources(world))
+
+    with contextlib.ExitStack() as stack:
+        port = 0
+        with t.step("Start the gateway (`siogw serve`: gRPC + TLS, gateway key on SoftHSM)"):
+            port = stack.enter_context(gateway_process(world))
+            t.say(f"listening on 127.0.0.1:{port} (TLS name {TLS_NAME}); log in gateway.log")
+            from clients.session import write_settings
+
+            cfg = write_settings(world.home, world.client_settings(port))
+            t.say(f"client settings for `siogw client` written to {cfg.relative_to(home)}")
+        if not port:
+            t.say("cannot continue without the gateway")
+            return
+        client = stack.enter_context(world.client(port))
+        _story_online(world, port, client, analyst, t)
+
+
+def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
+    from clients import ClientError
+
+    with t.step("Operator logs in (token signature + SMS), enrols analyst and security officer"):
+        op = world.people["operator"]
+        with world.client(port) as op_client:
+            r = login(world, op_client, op)
+            t.say(f"operator session until {r.expires_at}")
+            for person in world.people.values():
+                if person is not op:
+                    t.say(enroll(world, op_client, person))
+
+    with t.step("Analyst: MFA login — signature on the token, then the SMS code"):
+        r = login(world, client, analyst)
+        t.say(
+            f"SMS code read from the stand-in outbox (sms-outbox.jsonl); session until "
+            f"{r.expires_at}; consent required: {r.consent_required}"
+        )
+
+    with t.step("Analyst signs the consent to the terms of use (R6)"):
+        consent = client.get_consent()
+        signed = client.sign_consent(consent)
+        t.say(f"consent {consent.version} signed at {signed.signed_at}")
+
+    outcomes: dict[int, Any] = {}
+    for resource, note in (
+        (1, "State DB 'Individuals'"),
+        (11, "pension contributions: truncated, no amounts"),
+        (50, "relationships, level 1"),
+        (51, "relationships, level 2"),
+    ):
+        with t.step(f"Signed query: resource {resource} ({note})"):
+            params = demo_parameters(resource)
+            out = client.query(
+                resource, params, BASIS, "CASE-2026-0042", "checking links of a suspicious transfer"
+            )
+            outcomes[resource] = out
+            _show(t, out)
+            if resource == 11:
+                fields = sorted({k for rec in out.data.get("records", []) for k in rec})
+                money = [f for f in fields if "amount" in f or "sum" in f or "salary" in f]
+                if not out.truncated or money:
+                    raise RuntimeError(f"resource 11 not truncated: {money or 'flag not set'}")
+                t.say(f"record fields: {', '.join(fields)} — no amounts (enforced by the gateway)")
+
+    with t.step("A tampered query: the signed payload altered after signing"):
+        from clients import _common as c
+
+        prepared = client.prepare_query(1, demo_parameters(1), BASIS, "CASE-2026-0042", "tamper")
+        q = prepared.query.__class__.FromString(prepared.envelope.payload)
+        q.parameters["iin"] = demo_parameters(2).get("bin", "000000000000")
+        forged = c.PreparedQuery(
+            query=q,
+            envelope=c.dsse.Envelope(
+                payload_type=prepared.envelope.payload_type,
+                payload=c.serialize_query(q),
+                signatures=prepared.envelope.signatures,
+            ),
+            payload_digest=prepared.payload_digest,
+        )
+        try:
+            client.send_query(forged)
+        except ClientError as exc:
+            t.say(f"refused: {exc.code.name}: {exc.server_message}")
+        else:
+            raise RuntimeError("the gateway accepted a tampered query")
+
+    export = world.home / "result-11.dsse.json"
+    with t.step("`siogw verify` of an exported result envelope (offline, CA root only)"):
+        need("signing.cli")
+        if 11 not in outcomes:
+            raise RuntimeError("no result of resource 11 to verify")
+        export.write_bytes(outcomes[11].result_envelope.to_json())
+        os.chmod(export, 0o600)
+        proc = siogw_cmd(
+            world,
+            "verify",
+            str(export),
+            "--trust",
+            str(world.ca_file),
+            "--payload-type",
+            "application/vnd.siogw.result+protobuf",
+            check=False,
+        )
+        for line in (proc.stdout + proc.stderr).strip().splitlines()[:4]:
+            t.say(line)
+        if proc.returncode != 0:
+            raise RuntimeError(f"siogw verify exited {proc.returncode}")
+        siogw_cmd(world, "client", "shred", str(export))
+        if export.exists():
+            raise RuntimeError("the export survived `siogw client shred`")
+        t.say(f"`siogw client shred {export.name}`: overwritten, fsynced, unlinked")
+
+    with t.step("Audit: signed checkpoint, a receipt's inclusion proof verified offline"):
+        need("audit.verify")
+        cp = client.checkpoint()
+        t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…")
+        receipt = outcomes[11].receipt if 11 in outcomes else None
+        if receipt is None:
+            raise RuntimeError("no receipt to prove")
+        size = client.prove_receipt(receipt)
+        t.say(f"receipt seq {receipt.seq} is in the signed tree of size {size}: verified")
+
+    with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
+        from server.gen.siogw.v1 import admin_pb2
+
+        sec = world.people["security"]
+        serial = format(analyst.certificate().serial_number, "x")
+        with world.client(port) as sec_client:
+            login(world, sec_client, sec)
+            out = sec_client.admin(
+                admin_pb2.RevokeCertificate(serial_hex=serial, reason="keyCompromise")
+            )
+        t.say(out.message)
+
+    with t.step("The analyst's next query is refused"):
+        try:
+            client.query(1, demo_parameters(1), BASIS, "CASE-2026-0042", "after revocation")
+        except ClientError as exc:
+            t.say(f"refused: {exc.code.name}: {exc.server_message}")
+        else:
+            raise RuntimeError("a query with a revoked certificate was answered")
+        try:
+            login(world, world.client(port), analyst)
+        except ClientError as exc:
+            t.say(f"a new login is refused too: {exc.code.name}: {exc.server_message}")
+        else:
+            raise RuntimeError("a login with a revoked certificate succeeded")
+
+
+def _show(t: Transcript, out: Any) -> None:
+    flag = "TRUNCATED" if out.truncated else "full"
+    t.say(
+        f"{out.resource_name} [{flag}] — gateway signature verified "
+        f"(key {out.gateway_key_id[:12]}…)"
+    )
+    if out.receipt:
+        t.say(f"audit receipt: seq {out.receipt.seq}")
+    text = json.dumps(out.data, ensure_ascii=False, sort_keys=True)
+    t.say("data: " + (text if len(text) <= 300 else text[:297] + "..."))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m siogw.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="demo home (default: $SIOGW_HOME or ./var/demo); WIPED first",
+    )
+    args = parser.parse_args(argv)
+    home = (args.home or Path(os.environ.get("SIOGW_HOME") or DEFAULT_HOME)).resolve()
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.environ["SIOGW_HOME"] = str(home)
+    print(f"sio-gateway demo in {home}\n", flush=True)
+    t = Transcript()
+    story(home, t)
+    print()
+    if t.failed:
+        print(f"demo FAILED: {len(t.failed)} step(s): " + "; ".join(t.failed))
+        return 1
+    skipped = f", {len(t.skipped)} skipped" if t.skipped else ""
+    print(f"demo OK: {t.n - len(t.skipped)} steps passed{skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
