@@ -397,7 +397,7 @@ class CertificateVerifier:
 
     def verify_signature(self, signature: EnvSig, message: bytes) -> VerifiedSigner:
         candidates = self._candidates(signature)
-        if len(candidates) > 1:
+        if not signature.keyid and signature.cert_der is None:
             # No keyid: find the key that made the signature, then judge its certificate.
             for cand in candidates:
                 try:
