@@ -131,7 +131,7 @@ def execute(gateway: Gateway | None, store: Store, command: admin_pb2.AdminComma
     raise MissingField("the admin command names no operation")
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     """See the module docstring."""
 
     def __init__(self, gateway: Gateway, on_maintenance: object = None) -> None:

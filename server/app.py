@@ -153,10 +153,16 @@ async def run_server(
     gw.health = health_servicer
     updater = HealthUpdater(gw.store, health_servicer, limits.health_poll_seconds)
 
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(gw), server)
-    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(gw), server)
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(gw), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        AuthServicer(gw), server
+    )
+    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        QueryServicer(gw), server
+    )
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        AuditServicer(gw), server
+    )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
         AdminServicer(gw, on_maintenance=updater.refresh), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -18,7 +18,7 @@ from server.gen.siogw.v1 import audit_pb2, audit_pb2_grpc
 from siogw.errors import AuditError, InputError
 
 
-class AuditServicer(audit_pb2_grpc.AuditServiceServicer):  # type: ignore[misc]
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """See the module docstring."""
 
     def __init__(self, gateway: Gateway) -> None:

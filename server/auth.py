@@ -263,10 +263,9 @@ def envelope_json(envelope: common_pb2.Envelope) -> bytes:
     """The DSSE JSON of a proto envelope (what the audit log keeps); raw bytes if malformed."""
     try:
         return envelope_from_proto(envelope).to_json()
-    except InputError:
-        return envelope.SerializeToString(deterministic=True)
-    except Exception:
-        return envelope.SerializeToString(deterministic=True)
+    except Exception:  # malformed: keep the bytes as received, the refusal says why
+        raw: bytes = envelope.SerializeToString(deterministic=True)
+        return raw
 
 
 def check_fresh(created_at: str, skew_seconds: int) -> _dt.datetime:
@@ -290,10 +289,10 @@ def _parse_certificate(data: bytes) -> x509.Certificate:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 
-def _factors(user: UserRow | None) -> list[int]:
+def _factors(user: UserRow | None) -> list[auth_pb2.SecondFactor]:
     if user is None:
         return [auth_pb2.SECOND_FACTOR_SMS]
-    out = []
+    out: list[auth_pb2.SecondFactor] = []
     if user.phone:
         out.append(auth_pb2.SECOND_FACTOR_SMS)
     if user.device_public_key_der:
@@ -302,7 +301,7 @@ def _factors(user: UserRow | None) -> list[int]:
 
 
 # --- the service ---------------------------------------------------------------------------
-class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     """AuthService: MFA login (R5), consent (R6, in :mod:`server.consent`), logout."""
 
     def __init__(self, gateway: Gateway) -> None:
@@ -376,7 +375,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
             raise LoginFailed("the signed payload is not this login's challenge")
         user, _ = self._check_user_and_cert(login)
         factors = _factors(user)
-        factor = request.factor
+        factor: auth_pb2.SecondFactor = request.factor
         if factor == auth_pb2.SECOND_FACTOR_UNSPECIFIED:
             if len(factors) != 1:
                 raise MissingField("choose a second factor (sms or biometric)")

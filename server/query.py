@@ -70,7 +70,7 @@ async def _dispatch(gateway: Gateway, query: query_pb2.Query) -> DispatchResult:
     return result
 
 
-class QueryServicer(query_pb2_grpc.QueryServiceServicer):  # type: ignore[misc]
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """See the module docstring."""
 
     def __init__(self, gateway: Gateway) -> None:

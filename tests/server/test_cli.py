@@ -1,0 +1,101 @@
+"""``siogw admin`` (bootstrap on the database) and ``siogw serve`` as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server.store import Store
+from signing.ca import CertificateAuthority
+from signing.csr import build_csr
+from signing.software import SoftwareSigner, generate_software_key
+from siogw.cli import main
+
+
+def _siogw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SIOGW_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "siogw", *args], env=env, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=CLI Root")
+    user = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+    cert = ca.issue(build_csr(user, "CN=olga"), "user")
+    (tmp_path / "olga.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    out = _siogw(tmp_path, "admin", "enroll-user", "--user-id", "olga", "--full-name", "Olga",
+                 "--role", "operator", "--phone", "+77010000000",
+                 "--cert", str(tmp_path / "olga.pem"))
+    assert out.returncode == 0, out.stderr
+    assert "enrolled" in out.stdout
+    again = _siogw(tmp_path, "admin", "enroll-user", "--user-id", "olga", "--full-name", "O",
+                   "--role", "operator")
+    assert again.returncode == 8 and "exists already" in again.stderr
+
+    # the rest in-process (same argparse tree and exit path, without interpreter start-ups)
+    home = ["--home", str(tmp_path)]
+    assert main(["admin", *home, "enroll-user", "--user-id", "x", "--full-name", "X",
+                 "--role", "emperor"]) == 8
+    assert "unknown role" in capsys.readouterr().err
+    assert main(["admin", *home, "block", "--user-id", "olga"]) == 0
+    serial = format(cert.serial_number, "x")
+    assert main(["admin", *home, "revoke-cert", "--serial", serial]) == 0
+    assert main(["admin", *home, "maintenance", "--starts", "2030-01-01T00:00:00+05:00",
+                 "--ends", "2030-01-01T02:00:00+05:00", "--id", "mw1"]) == 0
+    assert "+05:00" in capsys.readouterr().out
+
+    store = Store(f"sqlite:///{tmp_path / 'siogw.db'}").open()
+    try:
+        assert not store.require_user("olga").active
+        assert store.revocation(serial) is not None
+        assert [w.id for w in store.windows()] == ["mw1"]
+    finally:
+        store.close()
+
+
+def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    CertificateAuthority.init(tmp_path / "ca", "CN=Serve Root")
+    key = generate_software_key("ecdsa-p256-sha256")
+    (tmp_path / "gw.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp_path / "siogw.toml").write_text(
+        f'[signer]\nuri = "file:{tmp_path / "gw.key"}"\n'
+        f'[trust]\nanchors = ["{tmp_path / "ca" / "root.pem"}"]\n'
+    )
+    env = {**os.environ, "SIOGW_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siogw", "serve", "--insecure", "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on .*:(\d+)", line)
+        assert match, line + (proc.stderr.read() if proc.stderr else "")
+        port = int(match.group(1))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            got = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="siogw.v1.QueryService"), timeout=10)
+            assert got.status == health_pb2.HealthCheckResponse.SERVING
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert "shutting down" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # the audit log was closed cleanly and holds the opening record
+    assert (tmp_path / "audit").is_dir()
