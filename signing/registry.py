@@ -17,6 +17,7 @@ from signing.api import Algorithm, Signer
 from signing.errors import KeyURIError
 from signing.pins import PinSpec, resolve_pin
 from signing.uri import Pkcs11URI, SoftwareKeyURI, parse_key_uri
+from signing.verify import coerce_algorithm
 from siogw.errors import TrustError
 
 CertificateSpec = x509.Certificate | Path | str | None
@@ -99,5 +100,5 @@ def load_signer(
             f"unknown key URI scheme {scheme!r}",
             detail="known: " + ", ".join(sorted(_FACTORIES)),
         )
-    alg = Algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+    alg = coerce_algorithm(algorithm) if algorithm is not None else None
     return factory(uri, pin_source, certificate, alg)

@@ -81,3 +81,9 @@ def test_eight_threads_long_with_module_reinitialisation(
 ) -> None:
     count = _hammer([ec_token_key.signer, rsa_token_key.signer], 8.0, reinit_every=0.5)
     assert count >= THREADS
+
+
+@pytest.mark.slow
+def test_eight_threads_one_signer_several_seconds(rsa_token_key: Any) -> None:
+    count = _hammer([rsa_token_key.signer], 6.0)
+    assert count >= THREADS

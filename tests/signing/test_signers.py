@@ -221,3 +221,18 @@ def test_software_signer_encrypted_pem(tmp_path: Path, monkeypatch: pytest.Monke
         load_signer(f"file:{pem}")
     with pytest.raises(KeyNotFound):
         load_signer(f"file:{tmp_path / 'absent.pem'}")
+
+
+def test_load_signer_unknown_algorithm_and_scheme(tmp_path: Path) -> None:
+    from signing.errors import KeyURIError
+
+    key = generate_software_key(Algorithm.ECDSA_P256_SHA256)
+    pem = tmp_path / "k.pem"
+    pem.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    with pytest.raises(UnsupportedAlgorithm):
+        load_signer(f"file:{pem}", algorithm="rsa-md5")
+    with pytest.raises(KeyURIError, match="unknown key URI scheme"):
+        load_signer("awskms:alias/x")
