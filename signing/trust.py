@@ -254,6 +254,19 @@ class TrustStore:
         :class:`KeyUsageRefused` (checked in that order, see the module docstring).
         """
         when = ensure_utc(at) if at is not None else ensure_utc(self.clock())
+        try:
+            return self._verify_certificate(leaf, when, intermediates)
+        except ValueError as exc:  # cryptography parses extensions lazily
+            raise UntrustedChain(
+                f"certificate {describe(leaf)} or its chain is malformed", detail=str(exc)
+            ) from exc
+
+    def _verify_certificate(
+        self,
+        leaf: x509.Certificate,
+        when: _dt.datetime,
+        intermediates: Iterable[x509.Certificate],
+    ) -> tuple[x509.Certificate, ...]:
         path = self._build_path(leaf, intermediates)
 
         for cert in path:  # step 2

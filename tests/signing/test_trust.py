@@ -376,3 +376,10 @@ def test_keyid_less_signature_found_among_known_certificates(pki) -> None:  # ty
     assert dsse.verify_envelope(anon, verifier).signers[0].certificate == pki["leaf"].cert
     with pytest.raises(UnknownSigner):
         dsse.verify_envelope(anon, CertificateVerifier(store(pki), [pki["direct"].cert]))
+
+
+def test_malformed_extension_is_untrusted_chain(pki) -> None:  # type: ignore[no-untyped-def]
+    garbage = x509.UnrecognizedExtension(x509.KeyUsage.oid, b"\x04\x01garbage")
+    leaf = _pki.issue("Broken", pki["inter"], key_usage=None, extra=[(garbage, True)])
+    with pytest.raises(UntrustedChain, match="malformed"):
+        store(pki).verify_certificate(leaf.cert)
