@@ -163,6 +163,8 @@ class Envelope:
             if cert is not None and not isinstance(cert, bytes | bytearray):
                 raise MalformedEnvelope(f"signatures[{i}].cert_der is not bytes")
             sigs.append(EnvSig(keyid=keyid, sig=bytes(sig), cert_der=bytes(cert) if cert else None))
+        if not isinstance(payload, bytes | bytearray):
+            raise MalformedEnvelope("payload is not bytes")
         return _checked(payload_type, bytes(payload), tuple(sigs))
 
 
@@ -241,6 +243,19 @@ def encode_envelope(envelope: Envelope) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
     """Parse DSSE JSON strictly.
 
@@ -252,11 +267,15 @@ def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -
     if len(raw) > max_bytes:
         raise MalformedEnvelope(f"envelope is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedEnvelope("envelope is not UTF-8", detail=str(exc)) from exc
-    except json.JSONDecodeError as exc:
-        raise MalformedEnvelope("envelope is not JSON", detail=str(exc)) from exc
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise MalformedEnvelope(f"envelope has a duplicate {exc.args[0]!r} field") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge ints, deep nesting
+        raise MalformedEnvelope("envelope is not JSON", detail=str(exc)[:200]) from None
     if not isinstance(doc, dict):
         raise MalformedEnvelope("envelope is not a JSON object")
     for name in ("payload", "payloadType", "signatures"):

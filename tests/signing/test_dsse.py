@@ -153,6 +153,8 @@ def test_proto_fields_round_trip() -> None:
         Envelope.from_proto_fields(env.payload_type, env.payload, [])
     with pytest.raises(MalformedEnvelope, match=r"signatures\[0\].sig"):
         Envelope.from_proto_fields(env.payload_type, env.payload, [{"keyid": "k", "sig": b""}])
+    with pytest.raises(MalformedEnvelope, match="payload is not bytes"):
+        Envelope.from_proto_fields(env.payload_type, "text", fields["signatures"])  # type: ignore[arg-type]
 
 
 def test_urlsafe_base64_and_unknown_fields_accepted() -> None:
@@ -211,6 +213,10 @@ _DROP = object()
         (_with(signatures=[{"sig": ""}]), r"signatures\[0\].sig is empty"),
         (_with(signatures=[{"sig": "AA==", "cert": "nope"}]), "not a PEM certificate"),
         (_with(signatures=[{"sig": "AA=="}] * 17), "more than 16 signatures"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "not JSON"),
+        (b'{"payload": "", "payload": "", "payloadType": "x", "signatures": []}',
+         "duplicate 'payload' field"),
     ],
 )
 def test_malformed(data: bytes, reason: str) -> None:
