@@ -396,7 +396,7 @@ def _d(rng: random.Random, start: dt.date, end: dt.date = REFERENCE_DATE) -> dt.
 
 
 def _num(rng: random.Random, width: int) -> str:
-    return "".join(rng.choice("0123456789") for _ in range(width))
+    return f"{rng.randrange(10**width):0{width}d}"
 
 
 def _fem(surname: str) -> str:

@@ -19,8 +19,11 @@ from sqlalchemy.engine import Engine
 from server.resources import EmbeddedConnector, seed_dataset
 
 
-def sqlite_engine(path: Path) -> Engine:
-    """A file SQLite engine usable from worker threads (asyncio.to_thread)."""
+def sqlite_engine(path: Path | None = None) -> Engine:
+    """A SQLite engine usable from worker threads (asyncio.to_thread); in memory if no path."""
+    if path is None:
+        return sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool,
+                                connect_args={"check_same_thread": False})
     return sa.create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
 
 

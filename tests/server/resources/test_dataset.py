@@ -71,8 +71,8 @@ def _answers(engine: sa.Engine) -> dict[tuple[int, str], object]:
     return out
 
 
-def test_two_seeds_into_two_databases_are_identical(tmp_path: Path) -> None:
-    a, b = sqlite_engine(tmp_path / "a.db"), sqlite_engine(tmp_path / "b.db")
+def test_two_seeds_into_two_databases_are_identical() -> None:
+    a, b = sqlite_engine(), sqlite_engine()
     seed_dataset(a)
     seed_dataset(b)
     with a.connect() as ca, b.connect() as cb:
@@ -80,8 +80,8 @@ def test_two_seeds_into_two_databases_are_identical(tmp_path: Path) -> None:
     assert _answers(a) == _answers(b)
 
 
-def test_different_seed_differs(tmp_path: Path) -> None:
-    a, b = sqlite_engine(tmp_path / "a.db"), sqlite_engine(tmp_path / "b.db")
+def test_different_seed_differs() -> None:
+    a, b = sqlite_engine(), sqlite_engine()
     seed_dataset(a)
     seed_dataset(b, seed=ds.DEFAULT_SEED + 1)
     with a.connect() as ca, b.connect() as cb:

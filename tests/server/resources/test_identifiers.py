@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Literal
 
 import pytest
 
@@ -153,7 +154,7 @@ def test_generated_iins_are_valid_and_decode() -> None:
     rng = random.Random(7)
     for _ in range(3000):
         born = dt.date(1800, 1, 1) + dt.timedelta(days=rng.randrange(300 * 365))
-        sex = rng.choice(("M", "F"))
+        sex: Literal["M", "F"] = rng.choice(("M", "F"))
         iin = make_iin(born, sex, rng.randrange(10000))
         assert validate_iin(iin) == iin
         assert iin_birth_date(iin) == born
