@@ -245,3 +245,23 @@ def test_payload_type_constants() -> None:
         "application/vnd.siogw.admin+protobuf",
         "application/vnd.siogw.refusal+json",
     }
+
+
+def test_round_trip_through_generated_protobuf() -> None:
+    common_pb2 = pytest.importorskip("server.gen.siogw.v1.common_pb2")
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as _ed
+
+    s = SoftwareSigner(_ed.Ed25519PrivateKey.generate())
+    env = sign_envelope(dsse.PAYLOAD_QUERY, b"\x00\x01binary", [s, _ec()])
+    fields = env.to_proto_fields()
+    msg = common_pb2.Envelope(
+        payload_type=fields["payload_type"],
+        payload=fields["payload"],
+        signatures=[common_pb2.Signature(**sig) for sig in fields["signatures"]],
+    )
+    wire = msg.SerializeToString()
+    back_msg = common_pb2.Envelope.FromString(wire)
+    back = Envelope.from_proto_fields(back_msg.payload_type, back_msg.payload,
+                                      back_msg.signatures)
+    assert back == env
+    verify_envelope(back, PublicKeyVerifier([s.public_key]))
