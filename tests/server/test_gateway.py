@@ -461,3 +461,45 @@ def test_operator_enrolls_a_user_through_the_admin_service(gateway: Harness, nam
     resp = gateway.admin.Execute(req, metadata=bearer(gateway.session(name, consent=False)))
     assert "enrolled" in resp.message
     assert gateway.gateway.store.require_user(enroll.user_id).role == "agency_user"
+
+
+def test_expired_session_and_expired_sms_code(gateway: Harness) -> None:
+    from server.auth import token_hash
+    from server.store import logins, sessions
+
+    bob = gateway.users["bob"]
+    token = gateway.login(bob).session_token
+    past = now_utc() - dt.timedelta(seconds=1)
+    with gateway.gateway.store.engine.begin() as conn:
+        conn.execute(sa.update(sessions).where(sessions.c.token_hash == token_hash(token))
+                     .values(expires_at=past))
+    code, _, msg = rpc_error(
+        lambda: gateway.auth.Logout(auth_pb2.LogoutRequest(), metadata=bearer(token)))
+    assert code == UNAUTH and "expired" in msg
+
+    login_id, _ = gateway.begin_and_prove(bob)
+    sms = gateway.sms_codes(bob.phone)[-1]
+    with gateway.gateway.store.engine.begin() as conn:
+        conn.execute(sa.update(logins).where(logins.c.login_id == login_id)
+                     .values(expires_at=past, code_expires_at=past))
+    req = auth_pb2.CompleteLoginRequest(login_id=login_id, sms_code=sms)
+    code, reason, msg = rpc_error(lambda: gateway.auth.CompleteLogin(req))
+    assert (code, reason) == (UNAUTH, "LOGIN_FAILED") and "expired" in msg
+
+
+def test_concurrent_copies_of_one_query_are_answered_once(gateway: Harness) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    req, _ = gateway.query_request(gateway.users["alice"])
+    token = gateway.session("alice")
+
+    def send() -> grpc.StatusCode:
+        try:
+            gateway.query.Query(req, metadata=bearer(token))
+        except grpc.RpcError as exc:
+            return exc.code()  # type: ignore[no-any-return]
+        return grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda _: send(), range(4)))
+    assert sorted(c.name for c in codes) == ["ALREADY_EXISTS"] * 3 + ["OK"]
