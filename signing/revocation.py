@@ -15,11 +15,14 @@ RFC 5280 ``CRLReason`` names as ``cryptography.x509.ReasonFlags`` spells them
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -180,8 +183,8 @@ class JsonFileRevocationStore:
     File format: ``{"version": 1, "entries": [{"issuer", "serial" (hex), "revoked_at"
     (ISO 8601, Astana), "reason"}]}``. A missing file is an empty store. Writes go to a
     temporary file in the same directory, fsync'd, then renamed over the old one, so a
-    reader sees the old or the new list, never half of one. Concurrent writers in several
-    processes are not serialised (the CLI is the only writer; the server uses its DB).
+    reader sees the old or the new list, never half of one. Writers in several processes
+    are serialised by ``flock`` on ``<path>.lock``; readers never wait.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -251,12 +254,27 @@ class JsonFileRevocationStore:
             revoked_at=ensure_utc(at) if at is not None else now_utc(),
             reason=check_reason(reason),
         )
-        with self._lock:
+        with self._lock, self._file_lock():
             entries = self._load()
             existing = entries.setdefault((entry.issuer, entry.serial), entry)
             if existing is entry:
                 self._store(entries)
             return existing
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Serialise writers in several processes (readers never wait: renames are atomic)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {lock_path}", detail=str(exc)) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def entries(self) -> list[RevocationEntry]:
         return sorted(self._load().values(), key=lambda e: e.revoked_at)

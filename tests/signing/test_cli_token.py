@@ -107,3 +107,15 @@ def test_pin_age_warning_unit() -> None:
     assert warning is not None and "31 days old" in warning
     unknown = pin_age_warning("t", None, now)
     assert unknown is not None and "unknown" in unknown
+
+
+def test_ca_init_with_token_root_key(ec_token_key, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "SIOGW_HOME": str(tmp_path / "home")}
+    cadir = tmp_path / "tca"
+    run("ca", "init", "--dir", str(cadir), "--subject", "CN=Token CLI Root",
+        "--key-uri", ec_token_key.uri, env=env)
+    root = x509.load_pem_x509_certificate((cadir / "root.pem").read_bytes())
+    assert root.public_key() == ec_token_key.signer.public_key
+    assert not (cadir / "root-key.pem").exists()
+    crl = run("ca", "crl", "--dir", str(cadir), env=env)
+    assert "0 revoked" in crl.stdout

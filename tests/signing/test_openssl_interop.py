@@ -158,3 +158,18 @@ def test_token_key_csr_passes_openssl(ec_token_key, tmp_path: Path) -> None:  # 
         cert.public_bytes(serialization.Encoding.PEM)
     )
     ossl("verify", "-CAfile", str(ca.directory / "root.pem"), "token.pem", cwd=tmp_path)
+
+
+def test_server_certificate_is_fit_for_tls(tmp_path: Path) -> None:
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=Root")
+    signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+    cert = ca.issue(build_csr(signer, "CN=gw.test", dns_names=["gw.test"]), "server", 30)
+    (tmp_path / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    root = str(ca.directory / "root.pem")
+    ossl("verify", "-CAfile", root, "-purpose", "sslserver", "-verify_hostname", "gw.test",
+         "server.pem", cwd=tmp_path)
+    wrong = subprocess.run(
+        ["openssl", "verify", "-CAfile", root, "-verify_hostname", "other.test", "server.pem"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert wrong.returncode != 0

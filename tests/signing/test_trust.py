@@ -383,3 +383,25 @@ def test_malformed_extension_is_untrusted_chain(pki) -> None:  # type: ignore[no
     leaf = _pki.issue("Broken", pki["inter"], key_usage=None, extra=[(garbage, True)])
     with pytest.raises(UntrustedChain, match="malformed"):
         store(pki).verify_certificate(leaf.cert)
+
+
+def test_json_store_concurrent_writers_in_processes(pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing
+
+    path = tmp_path / "r.json"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_revoke_many, args=(str(path), base)) for base in (1, 1001)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    serials = {e.serial for e in JsonFileRevocationStore(path).entries()}
+    assert serials == set(range(1, 21)) | set(range(1001, 1021))
+
+
+def _revoke_many(path: str, base: int) -> None:
+    issuer = x509.Name.from_rfc4514_string("CN=Test Issuing")
+    store_ = JsonFileRevocationStore(path)
+    for serial in range(base, base + 20):
+        store_.revoke(issuer, serial, "superseded")
