@@ -23,6 +23,7 @@ Directory layout::
                             revocation
     issued/<serial>.pem     each issued certificate
     crl.pem                 the last CRL published by the issuing CA
+    root-crl.pem            with an intermediate: the root's CRL, published alongside
 """
 
 from __future__ import annotations
@@ -290,13 +291,18 @@ class CertificateAuthority:
         self._config = config
         self._root_signer = root_signer
         self._issuing_signer = issuing_signer
-        self.root_certificate = x509.load_pem_x509_certificate(
-            (directory / "root.pem").read_bytes()
-        )
         inter = directory / "intermediate.pem"
-        self.intermediate_certificate: x509.Certificate | None = (
-            x509.load_pem_x509_certificate(inter.read_bytes()) if inter.exists() else None
-        )
+        try:
+            self.root_certificate = x509.load_pem_x509_certificate(
+                (directory / "root.pem").read_bytes()
+            )
+            self.intermediate_certificate: x509.Certificate | None = (
+                x509.load_pem_x509_certificate(inter.read_bytes()) if inter.exists() else None
+            )
+        except (OSError, ValueError) as exc:
+            raise CAError(
+                f"the CA certificates in {directory} are unreadable", detail=str(exc)
+            ) from exc
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
@@ -533,7 +539,10 @@ class CertificateAuthority:
         *,
         now: _dt.datetime | None = None,
     ) -> x509.CertificateRevocationList:
-        """Sign a CRL of every revoked certificate and write it to ``crl.pem``."""
+        """Sign a CRL of every revoked certificate and write it to ``crl.pem``.
+
+        With an intermediate, the root's (empty) CRL is renewed in ``root-crl.pem`` too.
+        """
         now = ensure_utc(now or now_utc()).replace(microsecond=0)
         nxt = now + next_update if isinstance(next_update, _dt.timedelta) else next_update
         if ensure_utc(nxt) <= now:
@@ -553,6 +562,21 @@ class CertificateAuthority:
             revoked=revoked,
         )
         self._config["crl_number"] = number
+        if self.intermediate_certificate is not None:
+            # The root's CRL covers the intermediate (never revoked by this tool), so that
+            # verifiers with require_crl=True find a current CRL for every issuer.
+            root_number = int(self._config.get("root_crl_number", 0)) + 1
+            root_crl = build_crl(
+                self._root_signer,
+                self.root_certificate.subject,
+                number=root_number,
+                this_update=now,
+                next_update=nxt,
+                revoked=[],
+            )
+            self._config["root_crl_number"] = root_number
+            _write(self.directory / "root-crl.pem",
+                   root_crl.public_bytes(serialization.Encoding.PEM))
         _write(self.directory / CONFIG_FILE, json.dumps(self._config, indent=2).encode() + b"\n")
         _write(self.directory / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
         return crl

@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from signing.ca import CAError, CertificateAuthority, Profile
 from signing.crl import load_crl
 from signing.csr import build_csr, load_csr
-from signing.errors import BadSignature, CertificateRevoked
+from signing.errors import BadSignature, CertificateRevoked, StaleCRL
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
 from siogw.errors import InputError
@@ -116,6 +116,14 @@ def test_revoke_and_publish_crl(ca: CertificateAuthority) -> None:
     with pytest.raises(CertificateRevoked) as ei:
         _trust(ca, crls=[crl]).verify_certificate(cert)
     assert ei.value.revocation_reason == "keyCompromise"
+    # with require_crl, the root's CRL (for the intermediate) is needed as well
+    root_crl = load_crl((ca.directory / "root-crl.pem").read_bytes())
+    assert root_crl.issuer == ca.root_certificate.subject
+    fresh = ca.issue(build_csr(signer, "CN=Replacement"), "user")
+    with pytest.raises(StaleCRL, match="no CRL of CN=Test NCA Root"):
+        _trust(ca, crls=[ca.publish_crl()], require_crl=True).verify_certificate(fresh)
+    crls = [ca.publish_crl(), load_crl((ca.directory / "root-crl.pem").read_bytes())]
+    assert _trust(ca, crls=crls, require_crl=True).verify_certificate(fresh)
     with pytest.raises(InputError):
         ca.revoke(424242, "keyCompromise")
     with pytest.raises(InputError, match="unknown revocation reason"):
