@@ -20,7 +20,7 @@ from server.resources import (
 )
 from server.resources import dataset as ds
 from siogw.errors import StorageError
-from tests.server.resources.conftest import sqlite_engine
+from tests.server.resources.dbutil import sqlite_engine
 
 
 def test_demo_constants() -> None:
