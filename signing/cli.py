@@ -248,6 +248,8 @@ def _ca_crl(args: argparse.Namespace) -> int:
         _write_out(args.out, crl.public_bytes(serialization.Encoding.PEM))
     print(f"CRL {ca.directory / 'crl.pem'}: {len(list(crl))} revoked, next update "
           f"{astana_iso(crl.next_update_utc)}")
+    if ca.intermediate_certificate is not None:
+        print(f"root CRL {ca.directory / 'root-crl.pem'} renewed as well")
     return 0
 
 
