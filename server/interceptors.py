@@ -120,7 +120,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
         def deserialize(raw: bytes) -> Any:
             if len(raw) > limit:
-                pass
+                return _Oversized(len(raw))
             return deserializer(raw) if deserializer is not None else raw
 
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
