@@ -3,32 +3,66 @@
 :class:`GatewayClient` (blocking) and :class:`AsyncGatewayClient` (asyncio) have the same
 surface. Every query is signed with the user's :class:`signing.api.Signer` and every
 result is verified against the pinned gateway certificate before it is returned.
+
+Names are imported on first use, so ``import clients.cli`` (the ``siogw`` command) stays
+light: gRPC and the generated stubs load only when a client is made.
 """
 
 from __future__ import annotations
 
-from clients._common import (
-    AdminOutcome,
-    CheckpointInfo,
-    Consent,
-    ConsentSigned,
-    ConsistencyProofInfo,
-    InclusionProofInfo,
-    LoginResult,
-    MaintenanceInfo,
-    PinnedGatewayVerifier,
-    PreparedQuery,
-    QueryOutcome,
-    Receipt,
-    ResourceInfo,
-    ServiceStatusInfo,
-    build_query,
-    verify_receipt,
-)
-from clients.aio import AsyncGatewayClient
-from clients.biometric import BiometricMismatch, DeviceAssertion, SoftwareDeviceKey
-from clients.errors import ClientError, ClientUsageError, ResultVerificationError
-from clients.sync import GatewayClient
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clients._common import (
+        AdminOutcome,
+        CheckpointInfo,
+        Consent,
+        ConsentSigned,
+        ConsistencyProofInfo,
+        InclusionProofInfo,
+        LoginResult,
+        MaintenanceInfo,
+        PinnedGatewayVerifier,
+        PreparedQuery,
+        QueryOutcome,
+        Receipt,
+        ResourceInfo,
+        ServiceStatusInfo,
+        build_query,
+        verify_receipt,
+    )
+    from clients.aio import AsyncGatewayClient
+    from clients.biometric import BiometricMismatch, DeviceAssertion, SoftwareDeviceKey
+    from clients.errors import ClientError, ClientUsageError, ResultVerificationError
+    from clients.sync import GatewayClient
+
+_WHERE: dict[str, str] = {
+    "AdminOutcome": "clients._common",
+    "CheckpointInfo": "clients._common",
+    "Consent": "clients._common",
+    "ConsentSigned": "clients._common",
+    "ConsistencyProofInfo": "clients._common",
+    "InclusionProofInfo": "clients._common",
+    "LoginResult": "clients._common",
+    "MaintenanceInfo": "clients._common",
+    "PinnedGatewayVerifier": "clients._common",
+    "PreparedQuery": "clients._common",
+    "QueryOutcome": "clients._common",
+    "Receipt": "clients._common",
+    "ResourceInfo": "clients._common",
+    "ServiceStatusInfo": "clients._common",
+    "build_query": "clients._common",
+    "verify_receipt": "clients._common",
+    "AsyncGatewayClient": "clients.aio",
+    "BiometricMismatch": "clients.biometric",
+    "DeviceAssertion": "clients.biometric",
+    "SoftwareDeviceKey": "clients.biometric",
+    "ClientError": "clients.errors",
+    "ClientUsageError": "clients.errors",
+    "ResultVerificationError": "clients.errors",
+    "GatewayClient": "clients.sync",
+}
 
 __all__ = [
     "AdminOutcome",
@@ -56,3 +90,12 @@ __all__ = [
     "build_query",
     "verify_receipt",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clients' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
         metavar="NAME=VALUE",
         help="query parameter, e.g. iin=900101300017 (repeatable)",
     )
-    p.add_argument("--basis", default="financial monitoring", help="legal basis (R1)")
+    p.add_argument("--basis", default="financial_monitoring", help="legal basis (R1)")
     p.add_argument("--task-ref", required=True, help="task or case reference")
     p.add_argument("--justification", required=True, help="why the information is needed")
     p.add_argument(
@@ -180,7 +180,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
             start = line_count(args.sms_outbox)
 
             def sms_provider(destination: str) -> str:
-                return latest_code(args.sms_outbox, user_id=args.user, after=start)
+                return latest_code(args.sms_outbox, destination=destination, after=start)
 
         else:
 

@@ -66,7 +66,7 @@ def latest_code(
                     continue
                 if user_id is not None and entry.get("user_id") not in (None, user_id):
                     continue
-                if destination and not user_id:
+                if destination:
                     to = entry.get("to") or entry.get("phone") or entry.get("destination")
                     if isinstance(to, str) and not destination_matches(destination, to):
                         continue

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_HOME = Path("var/demo")
-GATEWAY_TOKEN_LABEL = "siogw-gateway"  # noqa: S105 (a token label, not a secret)
 TLS_NAME = "localhost"
 
 
@@ -127,6 +126,7 @@ class World:
     gateway_cert: Path
     gateway_key_uri: str
     gateway_pin_file: Path
+    softhsm_conf: Path
     people: dict[str, Person] = field(default_factory=dict)
 
     def client_settings(self, port: int) -> dict[str, Any]:
@@ -169,11 +169,15 @@ def build_world(
     *,
     people: tuple[tuple[str, str, str, str], ...] = DEFAULT_PEOPLE,
     say: Callable[[str], None] = lambda _t: None,
+    token_store: Any = None,
+    label_prefix: str = "siogw",
 ) -> World:
     """Create CA, SoftHSM tokens, token keys, certificates and TLS files under ``home``.
 
-    Activates the token store in this process (``SOFTHSM2_CONF``): call it before
-    anything loads PKCS#11 here. ``people`` are ``(user_id, full name, role, phone)``.
+    Without ``token_store`` a store is made in ``home/softhsm`` and activated in this
+    process (``SOFTHSM2_CONF``): call it before anything loads PKCS#11 here. Tests pass
+    the session's store and a unique ``label_prefix`` instead. ``people`` are
+    ``(user_id, full name, role, phone)``.
     """
     need("signing.ca", "softhsm.store", "signing.pkcs11_backend", "signing.csr")
     from cryptography.hazmat.primitives import serialization
@@ -191,9 +195,13 @@ def build_world(
     ca.publish_crl()
     say(f"CA: {ca.root_certificate.subject.rfc4514_string()} in {ca_dir}")
 
-    store = TokenStore(home)
-    store.activate()
-    labels = [GATEWAY_TOKEN_LABEL] + [f"siogw-{p[0]}" for p in people]
+    if token_store is None:
+        store = TokenStore(home)
+        store.activate()
+    else:
+        store = token_store
+    gateway_label = f"{label_prefix}-gateway"[:32]
+    labels = [gateway_label] + [f"{label_prefix}-{p[0]}"[:32] for p in people]
     pins: dict[str, Path] = {}
     for label in labels:
         pin = secrets.token_hex(8)
@@ -219,9 +227,9 @@ def build_world(
 
     certs = home / "certs"
     gw_uri = key_and_cert(
-        GATEWAY_TOKEN_LABEL, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem"
+        gateway_label, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem"
     )
-    say(f"gateway key generated on token {GATEWAY_TOKEN_LABEL!r}; certificate certs/gateway.pem")
+    say(f"gateway key generated on token {gateway_label!r}; certificate certs/gateway.pem")
 
     # TLS: a software key is fine for the transport (the signing keys are on tokens).
     tls_key = generate_software_key("ecdsa-p256-sha256")
@@ -248,10 +256,11 @@ def build_world(
         tls_key=tls_dir / "server.key",
         gateway_cert=certs / "gateway.pem",
         gateway_key_uri=gw_uri,
-        gateway_pin_file=pins[GATEWAY_TOKEN_LABEL],
+        gateway_pin_file=pins[gateway_label],
+        softhsm_conf=Path(store.conf_path),
     )
     for user_id, name, role, phone in people:
-        label = f"siogw-{user_id}"
+        label = f"{label_prefix}-{user_id}"[:32]
         person = Person(
             user_id=user_id,
             full_name=name,
@@ -261,7 +270,15 @@ def build_world(
             pin_file=pins[label],
             cert_file=certs / f"{user_id}.pem",
         )
-        person.key_uri = key_and_cert(label, f"CN={name},OU={role},O=AFM,C=KZ", person.cert_file)
+        person.key_uri = key_and_cert(
+            label, f"CN={name},OU={role},O=AFM,C=KZ", certs / f"{user_id}.pem"
+        )
+        if role == "agency_user":
+            from clients.biometric import SoftwareDeviceKey
+
+            person.device_file = home / "devices" / f"{user_id}.json"
+            person.device_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            SoftwareDeviceKey.enroll(person.device_file, biometric_sample(person))
         world.people[user_id] = person
         say(f"{user_id}: key on token {label!r}, certificate certs/{user_id}.pem ({role})")
     return world
@@ -270,7 +287,7 @@ def build_world(
 # --- gateway configuration and process ----------------------------------------------------
 def token_env(world: World) -> dict[str, str]:
     """Environment that points SoftHSM at the world's token store."""
-    return {"SOFTHSM2_CONF": str(world.home / "softhsm" / "softhsm2.conf")}
+    return {"SOFTHSM2_CONF": str(world.softhsm_conf)}
 
 
 def write_gateway_config(world: World, port: int = 0) -> Path:
@@ -390,8 +407,10 @@ def demo_parameters(resource: int) -> dict[str, str]:
 
 def enroll(world: World, client: Any, person: Person) -> str:
     """Enrol ``person`` through the signed AdminService (the client is an operator)."""
+    from clients.biometric import SoftwareDeviceKey
     from server.gen.siogw.v1 import admin_pb2
 
+    device = SoftwareDeviceKey.load(person.device_file) if person.device_file else None
     outcome = client.admin(
         admin_pb2.EnrollUser(
             user_id=person.user_id,
@@ -401,9 +420,15 @@ def enroll(world: World, client: Any, person: Person) -> str:
             post="analyst" if person.role == "agency_user" else person.role,
             phone=person.phone,
             certificate_der=_der(person.certificate()),
+            device_public_key_der=device.public_key_der if device is not None else b"",
         )
     )
     return str(outcome.message)
+
+
+def biometric_sample(person: Person) -> bytes:
+    """The demo's stand-in for the user's finger (what the simulated sensor matches)."""
+    return f"fingerprint-of-{person.user_id}".encode()
 
 
 def _der(cert: Any) -> bytes:
@@ -517,6 +542,26 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             f"{r.expires_at}; consent required: {r.consent_required}"
         )
 
+    with t.step("Analyst: the other second factor — fingerprint on the device (stand-in)"):
+        from clients.biometric import SoftwareDeviceKey
+
+        assert analyst.device_file is not None
+        device = SoftwareDeviceKey.load(analyst.device_file)
+        with world.client(port) as bio_client:
+            r = bio_client.login(
+                analyst.user_id,
+                analyst.signer(),
+                factor="biometric",
+                device_key=device,
+                biometric_sample=biometric_sample(analyst),
+            )
+            bio_client.logout()
+        t.say(
+            f"device key {device.key_id[:12]}… signed the gateway's device challenge after a "
+            "simulated local fingerprint match (SoftwareDeviceKey stands in for the platform "
+            "authenticator); session opened, then logged out"
+        )
+
     with t.step("Analyst signs the consent to the terms of use (R6)"):
         consent = client.get_consent()
         signed = client.sign_consent(consent)
@@ -549,9 +594,11 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         prepared = client.prepare_query(1, demo_parameters(1), BASIS, "CASE-2026-0042", "tamper")
         q = prepared.query.__class__.FromString(prepared.envelope.payload)
         q.parameters["iin"] = demo_parameters(2).get("bin", "000000000000")
+        from signing import dsse
+
         forged = c.PreparedQuery(
             query=q,
-            envelope=c.dsse.Envelope(
+            envelope=dsse.Envelope(
                 payload_type=prepared.envelope.payload_type,
                 payload=c.serialize_query(q),
                 signatures=prepared.envelope.signatures,
@@ -621,7 +668,8 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         else:
             raise RuntimeError("a query with a revoked certificate was answered")
         try:
-            login(world, world.client(port), analyst)
+            with world.client(port) as again:
+                login(world, again, analyst)
         except ClientError as exc:
             t.say(f"a new login is refused too: {exc.code.name}: {exc.server_message}")
         else:

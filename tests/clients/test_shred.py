@@ -84,13 +84,17 @@ def test_cli_shred(tmp_path: Path) -> None:
     env = {**os.environ, "SIOGW_HOME": str(tmp_path / "home")}
     bad = subprocess.run(
         [sys.executable, "-m", "siogw", "client", "shred", str(link)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert bad.returncode != 0
     assert "refusing to shred a symlink" in bad.stderr
     ok = subprocess.run(
         [sys.executable, "-m", "siogw", "client", "shred", str(f)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert ok.returncode == 0, ok.stderr
     assert not f.exists()

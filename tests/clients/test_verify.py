@@ -66,9 +66,7 @@ def gateway() -> EcSigner:
     return s
 
 
-def answer(
-    prepared: c.PreparedQuery, gw: Signer, **overrides: object
-) -> query_pb2.QueryResponse:
+def answer(prepared: c.PreparedQuery, gw: Signer, **overrides: object) -> query_pb2.QueryResponse:
     data = struct_pb2.Struct()
     data.update({"name": "Demo Person", "contributions": [{"month": "2026-01"}]})
     fields: dict[str, object] = {

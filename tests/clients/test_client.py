@@ -1,0 +1,180 @@
+"""GatewayClient / AsyncGatewayClient against a real gateway (TLS, SoftHSM keys, audit)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from clients import (
+    AsyncGatewayClient,
+    ClientError,
+    ClientUsageError,
+    GatewayClient,
+    ResultVerificationError,
+)
+from siogw import demo
+
+from .conftest import ClientWorld
+
+CASE = "CASE-T-1"
+
+
+def logged_in(cw: ClientWorld, name: str = "analyst", *, consent: bool = True) -> GatewayClient:
+    client = cw.client()
+    demo.login(cw.world, client, cw.person(name))
+    if consent:
+        client.sign_consent()
+    return client
+
+
+def test_login_consent_query_and_receipt(client_world: ClientWorld) -> None:
+    with client_world.client() as client:
+        result = demo.login(client_world.world, client, client_world.person("analyst"))
+        assert result.session_token and result.expires_at.endswith("+05:00")
+        assert result.consent_required
+        with pytest.raises(ClientError) as ei:
+            client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "before consent")
+        assert ei.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "consent" in ei.value.server_message
+        consent = client.get_consent()
+        signed = client.sign_consent(consent)
+        assert signed.signed_at.endswith("+05:00")
+
+        resources = client.list_resources()
+        assert len(resources) == 52
+        assert {r.number: r.access_right for r in resources}[11] == "truncated"
+
+        out = client.query(11, demo.demo_parameters(11), demo.BASIS, CASE, "pension check")
+        assert out.truncated and out.access_right == "truncated" and out.resource == 11
+        records = out.data["records"]
+        assert records and not any("amount" in k for rec in records for k in rec)
+        assert out.receipt is not None
+        assert out.result_envelope.payload_type == "application/vnd.siogw.result+protobuf"
+        assert client.prove_receipt(out.receipt) >= out.receipt.seq + 1
+
+        status = client.service_status()
+        assert status.serving and status.now.endswith("+05:00")
+
+
+def test_result_pinned_to_another_certificate_is_refused(client_world: ClientWorld) -> None:
+    analyst = client_world.person("analyst")
+    w = client_world.world
+    with GatewayClient(
+        f"127.0.0.1:{client_world.port}",
+        ca_file=w.ca_file,
+        gateway_certificate=analyst.cert_file,  # not the gateway's: must not verify
+        server_name=demo.TLS_NAME,
+    ) as client:
+        demo.login(w, client, analyst)
+        client.sign_consent()
+        with pytest.raises(ResultVerificationError, match="did not verify"):
+            client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "wrong pin")
+
+
+def test_server_errors_carry_status_and_message(client_world: ClientWorld) -> None:
+    with logged_in(client_world) as client:
+        with pytest.raises(ClientError) as ei:
+            client.query(1, {"iin": "123456789012"}, demo.BASIS, CASE, "bad checksum")
+        assert ei.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert ei.value.server_message
+        assert "INVALID_ARGUMENT" in ei.value.diagnostics()
+        with pytest.raises(ClientError) as ei:
+            client.query(1, demo.demo_parameters(1), "curiosity", CASE, "no such basis")
+        assert ei.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_wrong_sms_code_and_no_session(client_world: ClientWorld) -> None:
+    with client_world.client() as client:
+        with pytest.raises(ClientUsageError):
+            client.list_resources()
+        with pytest.raises(ClientError) as ei:
+            client.login(
+                "analyst",
+                client_world.person("analyst").signer(),
+                sms_code_provider=lambda _dest: "000000",
+            )
+        assert ei.value.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+        assert client.session_token is None
+
+
+def test_async_client_biometric_login_and_concurrent_queries(client_world: ClientWorld) -> None:
+    from clients.biometric import SoftwareDeviceKey
+
+    analyst = client_world.person("analyst")
+    w = client_world.world
+
+    async def run() -> list[Any]:
+        async with AsyncGatewayClient(
+            f"127.0.0.1:{client_world.port}",
+            ca_file=w.ca_file,
+            gateway_certificate=w.gateway_cert,
+            server_name=demo.TLS_NAME,
+        ) as client:
+            await client.login(
+                analyst.user_id,
+                analyst.signer(),
+                factor="biometric",
+                device_key=SoftwareDeviceKey.load(analyst.device_file),
+                biometric_sample=demo.biometric_sample(analyst),
+            )
+            await client.sign_consent()
+            outs = await asyncio.gather(
+                *(
+                    client.query(r, demo.demo_parameters(r), demo.BASIS, CASE, "async")
+                    for r in (1, 11, 50, 51)
+                )
+            )
+            assert outs[1].receipt is not None
+            await client.prove_receipt(outs[1].receipt)
+            await client.logout()
+            return list(outs)
+
+    outs = asyncio.run(run())
+    assert [o.resource for o in outs] == [1, 11, 50, 51]
+    assert [o.truncated for o in outs] == [False, True, False, False]
+
+
+def test_admin_roles_are_enforced(client_world: ClientWorld) -> None:
+    from server.gen.siogw.v1 import admin_pb2
+
+    w = client_world.world
+    with client_world.client() as op_client:
+        demo.login(w, op_client, client_world.person("operator"))
+        with pytest.raises(ClientError) as ei:
+            op_client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "operator may not")
+        assert ei.value.code in (
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+    with client_world.client() as sec_client:
+        demo.login(w, sec_client, client_world.person("security"))
+        with pytest.raises(ClientError) as ei:
+            sec_client.admin(admin_pb2.EnrollUser(user_id="x", full_name="X", role="agency_user"))
+        assert ei.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) -> None:
+    from server.gen.siogw.v1 import admin_pb2
+
+    w = client_world.world
+    carol = client_world.person("carol")
+    with logged_in(client_world, "carol") as client:
+        assert client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "ok").resource == 1
+        with client_world.client() as sec_client:
+            demo.login(w, sec_client, client_world.person("security"))
+            out = sec_client.admin(
+                admin_pb2.RevokeCertificate(
+                    serial_hex=format(carol.certificate().serial_number, "x"),
+                    reason="keyCompromise",
+                )
+            )
+            assert "revoked" in out.message and out.receipt is not None
+        with pytest.raises(ClientError) as ei:
+            client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "after revocation")
+        assert ei.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with client_world.client() as again, pytest.raises(ClientError) as ei:
+        demo.login(w, again, carol)
+    assert "revoked" in ei.value.server_message
