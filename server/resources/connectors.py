@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from server.resources import dataset as ds
 from server.resources.catalogue import Resource
+from server.resources.errors import InvalidParameters
 from siogw.errors import StorageError
 from siogw.timeutil import astana_iso
 
@@ -406,7 +407,15 @@ class EmbeddedConnector:
         return await asyncio.to_thread(self.fetch_sync, resource, params)
 
     def fetch_sync(self, resource: Resource, params: Mapping[str, str]) -> JSON:
-        """The blocking lookup behind :meth:`fetch`."""
+        """The blocking lookup behind :meth:`fetch`.
+
+        Expects parameters already validated by the dispatcher; it only re-checks their
+        shape (one accepted key) so that a direct caller gets an error, not a crash.
+        """
+        if len(params) != 1 or not set(params) <= set(resource.parameters):
+            raise InvalidParameters(
+                f"resource {resource.number} takes exactly one of: {', '.join(resource.parameters)}"
+            )
         ((key, value),) = params.items()
         handler = _HANDLERS.get(resource.number, _generic)
         try:

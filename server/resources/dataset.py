@@ -1074,17 +1074,27 @@ def _generate(seed: int) -> dict[str, list[dict[str, Any]]]:
     return b.rows
 
 
+#: PostgreSQL advisory lock key for seeding (arbitrary, fixed: "res_seed" in ASCII).
+_SEED_LOCK: Final = 0x7265735F73656564
+
+
 def seed_dataset(engine: Engine, *, seed: int = DEFAULT_SEED) -> bool:
     """Create the ``res_*`` tables and fill them once; return ``True`` if it seeded now.
 
     Idempotent: a second call with the same seed does nothing (a marker row in
-    ``res_meta`` records version and seed). A database seeded with a different seed or
-    dataset version raises :class:`~siogw.errors.StorageError` rather than mixing data.
+    ``res_meta`` records version and seed). On PostgreSQL concurrent callers are
+    serialised by an advisory lock, so exactly one of them seeds. A database seeded with
+    a different seed or dataset version raises :class:`~siogw.errors.StorageError`
+    rather than mixing data.
     """
     marker = f"v{DATASET_VERSION}:{seed}"
     try:
-        metadata.create_all(engine, checkfirst=True)
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Serialise first-time seeding between processes (replicas starting at
+                # once); DDL is transactional there, so tables + rows appear together.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEED_LOCK})
+            metadata.create_all(conn, checkfirst=True)
             found = conn.execute(
                 sa.select(res_meta.c.value).where(res_meta.c.key == "dataset")
             ).scalar_one_or_none()
@@ -1101,8 +1111,21 @@ def seed_dataset(engine: Engine, *, seed: int = DEFAULT_SEED) -> bool:
                 if table is not res_meta and rows[table.name]:
                     conn.execute(table.insert(), rows[table.name])
     except sa.exc.SQLAlchemyError as exc:
+        # Another process may have seeded concurrently: that is success, not an error.
+        if _marker(engine) == marker:
+            return False
         raise StorageError("could not seed the resource dataset", detail=str(exc)) from exc
     return True
+
+
+def _marker(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.select(res_meta.c.value).where(res_meta.c.key == "dataset")
+            ).scalar_one_or_none()
+    except sa.exc.SQLAlchemyError:
+        return None
 
 
 def drop_dataset(engine: Engine) -> None:

@@ -93,3 +93,35 @@ def test_sqlite_and_postgresql_give_the_same_answers(
     sqlite_seeded: sa.Engine, pg_seeded: sa.Engine
 ) -> None:
     assert _answers(sqlite_seeded) == _answers(pg_seeded)
+
+
+@pytest.mark.pg
+def test_concurrent_first_seeding_on_postgresql() -> None:
+    """Replicas starting at once: exactly one seeds, the others see it done."""
+    import threading
+
+    from tests.server.resources.dbutil import drop_pg_schema, pg_schema_engine, pg_url
+
+    admin, engine, schema = pg_schema_engine(pg_url())
+    try:
+        results: list[bool] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                results.append(seed_dataset(engine))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(results) == [False, False, True]
+        with engine.connect() as c:
+            assert c.execute(sa.select(sa.func.count()).select_from(ds.res_meta)).scalar() == 1
+            assert c.execute(sa.select(sa.func.count()).select_from(ds.res_person)).scalar() > 250
+    finally:
+        drop_pg_schema(admin, engine, schema)

@@ -166,3 +166,12 @@ def test_demo_relationships_read_naturally(embedded: EmbeddedConnector) -> None:
     names = {r["name"] for r in two["records"]}
     # the founder of the co-founding entity "Altyn Invest"
     assert any(n.startswith("Omarov Bolat ") for n in names), names
+
+
+def test_direct_call_with_bad_parameters_is_an_input_error(embedded: EmbeddedConnector) -> None:
+    from server.resources import InvalidParameters
+
+    with pytest.raises(InvalidParameters):
+        embedded.fetch_sync(get_resource(1), {"bin": DEMO_ENTITY_BIN})
+    with pytest.raises(InvalidParameters):
+        embedded.fetch_sync(get_resource(3), {"iin": DEMO_PERSON_IIN, "bin": DEMO_ENTITY_BIN})
