@@ -461,6 +461,32 @@ def test_operator_enrolls_a_user_through_the_admin_service(gateway: Harness, nam
     resp = gateway.admin.Execute(req, metadata=bearer(gateway.session(name, consent=False)))
     assert "enrolled" in resp.message
     assert gateway.gateway.store.require_user(enroll.user_id).role == "agency_user"
+    # a second certificate for the same user; a certificate from another CA is refused
+    key2 = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+    cert2 = gateway.ca.issue(build_csr(key2, "CN=erin-2"), "user", 30)
+    token = gateway.session(name, consent=False)
+    reg = admin_pb2.RegisterCertificate(
+        user_id=enroll.user_id, certificate_der=cert2.public_bytes(serialization.Encoding.DER))
+    resp = gateway.admin.Execute(gateway.admin_request(gateway.users[name],
+                                                       register_certificate=reg),
+                                 metadata=bearer(token))
+    assert "registered" in resp.message
+    from signing.ca import CertificateAuthority
+
+    other = CertificateAuthority.init(gateway.home / f"other-ca-{secrets.token_hex(2)}",
+                                      "CN=Rogue Root")
+    rogue = other.issue(build_csr(key2, "CN=erin-rogue"), "user", 30)
+    reg = admin_pb2.RegisterCertificate(
+        user_id=enroll.user_id, certificate_der=rogue.public_bytes(serialization.Encoding.DER))
+    req = gateway.admin_request(gateway.users[name], register_certificate=reg)
+    assert rpc_error(lambda: gateway.admin.Execute(req, metadata=bearer(token)))[:2] == (
+        UNAUTH, "UNTRUSTED_CHAIN")
+    # block and unblock round trip
+    for cmd in (dict(block_user=admin_pb2.BlockUser(user_id=enroll.user_id)),
+                dict(unblock_user=admin_pb2.UnblockUser(user_id=enroll.user_id))):
+        gateway.admin.Execute(gateway.admin_request(gateway.users[name], **cmd),
+                              metadata=bearer(token))
+    assert gateway.gateway.store.require_user(enroll.user_id).active
 
 
 def test_expired_session_and_expired_sms_code(gateway: Harness) -> None:
