@@ -30,6 +30,7 @@ def test_session_closed_under_the_signer(
         _sign_ok(signer)
     assert shared._session is not old
     assert "reopening the session" in caplog.text
+    assert ec_token_key.token.pin not in caplog.text
 
 
 def test_module_reinitialised_under_the_signer(ec_token_key: Any) -> None:
