@@ -718,6 +718,21 @@ class Pkcs11Token:
         return str(Pkcs11URI(token=self.label, object=label, id=key_id, type="private",
                              pin_source=pin))
 
+    def supports(self, key_type: str) -> bool:
+        """Whether the token can generate and sign with ``key_type`` (e.g. ``ed25519``)."""
+        needed = {
+            "ec": {Mechanism.EC_KEY_PAIR_GEN, Mechanism.ECDSA},
+            "rsa": {Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.SHA256_RSA_PKCS_PSS},
+            "ed25519": {Mechanism.EC_EDWARDS_KEY_PAIR_GEN, Mechanism.EDDSA},
+        }.get(key_type)
+        if needed is None:
+            return False
+
+        def op(session: Any) -> bool:
+            return needed <= set(session.token.slot.get_mechanisms())
+
+        return self._run(op, "list mechanisms")
+
     def generate_keypair(
         self, key_type: str, label: str, *, key_id: bytes | None = None
     ) -> bytes:

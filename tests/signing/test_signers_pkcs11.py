@@ -273,3 +273,9 @@ def test_sign_async(ec_token_key: Any) -> None:
 
     for i, sig in enumerate(asyncio.run(main())):
         verify_signature(signer.public_key, signer.algorithm, b"a%d" % i, sig)
+
+
+def test_supports_reports_mechanisms(token_factory: Any) -> None:
+    token = token_factory().token()
+    assert token.supports("ec") and token.supports("rsa")
+    assert not token.supports("dsa")
