@@ -3,7 +3,7 @@
 Each request consumes the next behaviour of ``plan`` (the last one repeats):
 ``ok`` (200 + JSON object), ``500``, ``503``, ``404``, ``close`` (drop the connection
 without answering), ``garbage`` (200 + non-JSON), ``list`` (200 + a JSON array),
-``slow`` (sleep ``slow_seconds`` then answer 200).
+``hang`` (answer only when the test ends: always past any deadline).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ class Upstream:
     plan: list[str]
     requests: list[dict[str, Any]] = field(default_factory=list)
     payload: dict[str, Any] = field(default_factory=dict)
-    slow_seconds: float = 1.0
+    release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -55,8 +54,8 @@ def serve(plan: list[str], payload: dict[str, Any] | None = None) -> Iterator[Up
             if behaviour == "close":
                 self.close_connection = True
                 return
-            if behaviour == "slow":
-                time.sleep(state.slow_seconds)
+            if behaviour == "hang":
+                state.release.wait(60)
                 behaviour = "ok"
             if behaviour in ("500", "503", "404"):
                 self.send_error(int(behaviour))
@@ -85,6 +84,7 @@ def serve(plan: list[str], payload: dict[str, Any] | None = None) -> Iterator[Up
     try:
         yield state
     finally:
+        state.release.set()
         server.shutdown()
         server.server_close()
         thread.join()
