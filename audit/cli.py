@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     v.add_argument("--checkpoint", type=Path, default=None,
                    help="a signed checkpoint kept out of band; the archive must reach it")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    v.add_argument("--strict", action="store_true",
+                   help="also parse and schema-check every record (slower)")
     v.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("prove", help="check a receipt and its inclusion proof offline")
@@ -94,7 +96,8 @@ def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
             last[0] = now
 
     return verify_archive(args.archive, keys, origin=getattr(args, "origin", None),
-                          progress=progress, anchor=anchor)
+                          progress=progress, anchor=anchor,
+                          strict=getattr(args, "strict", False))
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Writer process for the kill -9 test: appends forever, prints each acknowledged seq.
 
-Usage: ``python crash_writer.py LOG_DIR KEY_PEM``. Four threads append; every receipt is
+Usage: ``python crash_writer.py LOG_DIR KEY_PEM``. Prints ``ready`` once the log is open
+(recovery done). Four threads append; every receipt is
 printed as ``<seq> <leaf hash hex>`` and flushed only after ``append_sync`` returned,
 i.e. after the record was fsync'd. Segments are tiny so seals happen all the time.
 """
@@ -24,6 +25,8 @@ def main() -> None:
     lg = AuditLog.open(log_dir, SoftwareSigner.from_pem_file(key_pem), ORIGIN,
                        AuditConfig(segment_max_records=7, max_batch=16))
     out_lock = threading.Lock()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
 
     def worker(t: int) -> None:
         i = 0

@@ -41,8 +41,11 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
         proc = subprocess.Popen([sys.executable, str(WRITER), str(log_dir), str(pem)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None
-        # Kill somewhere between start-up/recovery and steady appending.
-        deadline = time.monotonic() + rng.uniform(0.05, 0.8)
+        # One kill in five lands during start-up/recovery; the rest while appending,
+        # timed from the writer's "ready" so a slow, loaded machine still gets there.
+        during_startup = rng.random() < 0.2
+        delay = rng.uniform(0.0, 0.3 if during_startup else 0.5)
+        deadline = time.monotonic() + (delay if during_startup else 60.0)
         buf = b""
         while time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.01)
@@ -50,6 +53,8 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
                     break
+                if not during_startup and b"ready\n" not in buf and b"ready\n" in buf + chunk:
+                    deadline = time.monotonic() + delay
                 buf += chunk
         proc.send_signal(signal.SIGKILL)
         rest, err = proc.communicate()
@@ -58,7 +63,8 @@ def _run_kills(tmp_path: Path, kills: int, seed: int) -> None:
         text = buf.decode()
         complete = text[: text.rfind("\n") + 1]  # a line cut by the kill was never seen
         for line in complete.splitlines():
-            take(line)
+            if line != "ready":
+                take(line)
         if k % 10 == 9:
             keys = read_history(log_dir / "archive" / "keys.json")
             verify_archive(log_dir, keys, origin=ORIGIN)  # even before recovery
