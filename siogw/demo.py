@@ -339,8 +339,11 @@ def gateway_process(world: World, *, log_name: str = "gateway.log") -> Iterator[
     write_gateway_config(world, 0)
     env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
     log = open(world.home / log_name, "w")
+    # SIOGW_GATEWAY_PROFILE=FILE runs the gateway under cProfile (bench diagnostics).
+    profile = os.environ.get("SIOGW_GATEWAY_PROFILE")
+    prof_args = ["-m", "cProfile", "-o", profile] if profile else []
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "siogw", "serve"],
+        [sys.executable, "-u", *prof_args, "-m", "siogw", "serve"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -1,0 +1,339 @@
+"""Signed queries per second through the whole gateway vs a bare grpc.aio echo server.
+
+Full path: TLS, the analyst's query envelope signed on a SoftHSM token (before the timed
+window), the gateway's session check, signature and certificate verification, policy,
+dispatch to the resource, the gateway's own SoftHSM signature over the result and the
+audit log write. The echo server is a bare ``grpc.aio`` server with the same TLS
+certificate and settings that returns the request bytes; the client sends it the same
+serialized requests. Both servers run as subprocesses (their own interpreter and GIL);
+the load comes from one asyncio client per level over one channel.
+
+Prints a table of queries/s and p50/p99 latency at concurrency 1, 16, 64 and the ratio
+full/echo (target >= 0.5). Results are verified (gateway signature, binding to the
+request) after the timed window. No timing is asserted. The run is bounded (~60 s).
+
+    .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ECHO_METHOD = "/siogw.bench.Echo/Echo"
+
+
+# --- the echo server (runs as: bench/gateway.py --echo-server ...) ----------------------
+async def _echo_main(port: int, cert: Path, key: Path) -> None:
+    import grpc
+    from grpc import aio
+
+    async def echo(request: bytes, context: aio.ServicerContext) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "siogw.bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(
+                echo, request_deserializer=None, response_serializer=None
+            )
+        },
+    )
+    server = aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    creds = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    server.add_secure_port(f"127.0.0.1:{port}", creds)
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+# --- helpers ------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def subprocess_server(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[Any]:
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    done: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def qps(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def pct(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000.0
+
+
+async def drive(
+    call: Any, requests: list[Any], concurrency: int, seconds: float
+) -> tuple[LevelResult, list[Any]]:
+    """Send ``requests`` with ``concurrency`` workers until they run out or time is up."""
+    it = iter(enumerate(requests))
+    latencies: list[float] = []
+    answers: list[Any] = [None] * len(requests)
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        for i, req in it:
+            if time.perf_counter() >= stop_at:
+                return
+            t0 = time.perf_counter()
+            try:
+                answers[i] = await call(req)
+            except Exception:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return LevelResult(concurrency, len(latencies), errors, elapsed, latencies), answers
+
+
+# --- the full-path setup ----------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed window per level")
+    parser.add_argument("--levels", default="1,16,64")
+    parser.add_argument(
+        "--mix", default="1,2,11,50", help="resources the queries cycle through (default 1,2,11,50)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cert", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--key", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.echo_server:
+        asyncio.run(_echo_main(args.port, args.cert, args.key))
+        return 0
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
+    try:
+        mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
+        return run(home, levels, args.seconds, mix)
+    finally:
+        if args.keep:
+            print(f"kept {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def run(home: Path, levels: list[int], seconds: float, mix: tuple[int, ...]) -> int:
+    from siogw import demo
+
+    t_setup = time.perf_counter()
+    world = demo.build_world(home)
+    env = {**os.environ, "SIOGW_HOME": str(home), **demo.token_env(world)}
+    demo.write_gateway_config(world, 0)
+    demo.bootstrap_operator(world, world.people["operator"])
+    demo.seed_resources(world)
+    echo_port = free_port()
+    with (
+        demo.gateway_process(world) as gw_port,
+        subprocess_server(
+            [
+                sys.executable,
+                __file__,
+                "--echo-server",
+                "--port",
+                str(echo_port),
+                "--cert",
+                str(world.tls_cert),
+                "--key",
+                str(world.tls_key),
+            ],
+            env,
+            home / "echo.log",
+        ) as echo_proc,
+    ):
+        demo.bootstrap_users(world, gw_port)
+        print(
+            f"setup {time.perf_counter() - t_setup:.1f}s: CA, SoftHSM tokens and keys, "
+            f"gateway (pid of `siogw serve`), echo server, users enrolled",
+            flush=True,
+        )
+        rows = asyncio.run(_measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix))
+    _print_table(rows)
+    return 0
+
+
+async def _measure(
+    world: Any,
+    gw_port: int,
+    echo_port: int,
+    echo_proc: Any,
+    levels: list[int],
+    seconds: float,
+    mix_resources: tuple[int, ...],
+) -> list[tuple[LevelResult, LevelResult, int]]:
+    import grpc
+    from grpc import aio
+
+    from clients import AsyncGatewayClient
+    from clients import _common as c
+    from siogw import demo
+
+    analyst = world.people["analyst"]
+    client = AsyncGatewayClient(
+        f"127.0.0.1:{gw_port}",
+        ca_file=world.ca_file,
+        gateway_certificate=world.gateway_cert,
+        server_name=demo.TLS_NAME,
+    )
+    await client.login(
+        analyst.user_id,
+        analyst.signer(),
+        factor="sms",
+        sms_code_provider=demo.sms_reader(world, analyst.user_id),
+    )
+    await client.sign_consent()
+    mix = [(r, demo.demo_parameters(r)) for r in mix_resources]
+    creds = grpc.ssl_channel_credentials(root_certificates=world.ca_file.read_bytes())
+    echo_channel = aio.secure_channel(
+        f"127.0.0.1:{echo_port}", creds, options=c.channel_options(demo.TLS_NAME)
+    )
+    echo = echo_channel.unary_unary(ECHO_METHOD)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await echo(b"ping", timeout=2)
+            break
+        except grpc.RpcError:
+            if time.monotonic() > deadline or echo_proc.poll() is not None:
+                raise
+            await asyncio.sleep(0.2)
+
+    query_call = client._query.Query
+    metadata = client._metadata(auth=True)
+
+    async def full_call(req: Any) -> Any:
+        return await query_call(req, metadata=metadata, timeout=30)
+
+    async def echo_call(raw: bytes) -> Any:
+        return await echo(raw, metadata=metadata, timeout=30)
+
+    # warm-up: a few of each, untimed
+    warm = [
+        c.prepare_query(c.build_query(r, p, demo.BASIS, "BENCH-W", "warm-up"), client.signer)
+        for r, p in mix
+    ]
+    for p in warm:
+        await full_call(p.request())
+        await echo_call(p.request().SerializeToString())
+
+    rows: list[tuple[LevelResult, LevelResult, int]] = []
+    rate_guess = 150.0
+    for conc in levels:
+        # Sign enough envelopes for the window before it starts (in worker threads: the
+        # token signs; nothing here is timed).
+        budget = int(max(100, min(5000, rate_guess * seconds * 1.5)))
+        queries = [
+            c.build_query(
+                mix[i % len(mix)][0],
+                mix[i % len(mix)][1],
+                demo.BASIS,
+                "BENCH-1",
+                "throughput measurement",
+            )
+            for i in range(budget)
+        ]
+        t0 = time.perf_counter()
+        prepared = await asyncio.gather(
+            *(asyncio.to_thread(c.prepare_query, q, client.signer) for q in queries)
+        )
+        sign_s = time.perf_counter() - t0
+        requests = [p.request() for p in prepared]
+        wire = [r.SerializeToString() for r in requests]
+        full, answers = await drive(full_call, requests, conc, seconds)
+        echo_res, _ = await drive(echo_call, wire, conc, seconds)
+        verified = 0
+        for p, a in zip(prepared, answers, strict=True):
+            if a is not None:
+                c.verify_result(a, p, client._verifier)
+                verified += 1
+        rate_guess = max(rate_guess, full.qps * 1.2)
+        print(
+            f"  concurrency {conc:>3}: {budget} envelopes signed on the token in "
+            f"{sign_s:.1f}s (untimed); {full.done} full-path answers verified",
+            flush=True,
+        )
+        rows.append((full, echo_res, verified))
+    await echo_channel.close()
+    await client.close()
+    return rows
+
+
+def _print_table(rows: list[tuple[LevelResult, LevelResult, int]]) -> None:
+    print()
+    print(
+        f"{'conc':>4} | {'full q/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | "
+        f"{'echo q/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'full/echo':>9}"
+    )
+    print("-" * 84)
+    for full, echo, _verified in rows:
+        ratio = full.qps / echo.qps if echo.qps else float("nan")
+        print(
+            f"{full.concurrency:>4} | {full.qps:>9.1f} {full.pct(0.5):>7.2f} "
+            f"{full.pct(0.99):>7.2f} {full.errors:>4} | {echo.qps:>9.1f} "
+            f"{echo.pct(0.5):>7.2f} {echo.pct(0.99):>7.2f} | {ratio:>9.3f}"
+        )
+    print()
+    total = sum(v for _f, _e, v in rows)
+    worst = min((f.qps / e.qps for f, e, _v in rows if e.qps), default=float("nan"))
+    verdict = "met" if worst >= 0.5 else "NOT met"
+    print(f"lowest full/echo ratio {worst:.3f}: target >= 0.5 {verdict}")
+    print(
+        f"every full-path answer verified after the window ({total} results: gateway "
+        "signature + binding to the request)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Smoke test of `python -m siogw.demo` (slow: builds a whole world and runs the story)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    env["SIOGW_HOME"] = str(home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "siogw.demo"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "demo OK" in out and "skipped" not in out and "FAILED" not in out
+    for line in (
+        "MFA login",
+        "consent",
+        "Signed query: resource 1 ",
+        "[TRUNCATED]",
+        "no amounts",
+        "Signed query: resource 50",
+        "Signed query: resource 51",
+        "refused: UNAUTHENTICATED",
+        "revoked at",
+        "`siogw verify`",
+        "verified",
+        "checkpoint: tree size",
+    ):
+        assert line in out, f"missing {line!r} in transcript:\n{out}"
+    assert (home / "audit").is_dir()
+    assert not list(tmp_path.glob("*.json"))  # nothing exported into the cwd
