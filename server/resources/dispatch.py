@@ -98,9 +98,9 @@ def validate_query(query: QueryLike) -> tuple[Resource, dict[str, str]]:
             detail=f"one of: {accepted}",
         )
     ((key, value),) = params.items()
-    if key not in resource.parameters:
+    if not isinstance(key, str) or key not in resource.parameters:
         raise InvalidParameters(
-            f"resource {resource.number} does not accept parameter {key[:32]!r}",
+            f"resource {resource.number} does not accept parameter {str(key)[:32]!r}",
             detail=f"one of: {accepted}",
         )
     if not isinstance(value, str) or len(value) > _MAX_VALUE:

@@ -26,6 +26,7 @@ from server.resources.errors import InvalidIdentifier
 
 __all__ = [
     "check_digit",
+    "iin_birth_date",
     "is_valid_bin",
     "is_valid_iin",
     "make_bin",

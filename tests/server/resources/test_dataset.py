@@ -122,6 +122,6 @@ def test_concurrent_first_seeding_on_postgresql() -> None:
         assert sorted(results) == [False, False, True]
         with engine.connect() as c:
             assert c.execute(sa.select(sa.func.count()).select_from(ds.res_meta)).scalar() == 1
-            assert c.execute(sa.select(sa.func.count()).select_from(ds.res_person)).scalar() > 250
+            assert c.execute(sa.select(sa.func.count()).select_from(ds.res_person)).scalar_one() > 250
     finally:
         drop_pg_schema(admin, engine, schema)

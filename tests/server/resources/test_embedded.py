@@ -175,3 +175,25 @@ def test_direct_call_with_bad_parameters_is_an_input_error(embedded: EmbeddedCon
         embedded.fetch_sync(get_resource(1), {"bin": DEMO_ENTITY_BIN})
     with pytest.raises(InvalidParameters):
         embedded.fetch_sync(get_resource(3), {"iin": DEMO_PERSON_IIN, "bin": DEMO_ENTITY_BIN})
+
+
+def test_photo_is_a_valid_png(embedded: EmbeddedConnector) -> None:
+    import base64
+    import struct
+    import zlib
+
+    rec = embedded.fetch_sync(get_resource(19), {"iin": DEMO_PERSON_IIN})["records"][0]
+    png = base64.b64decode(rec["image_base64"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        tag, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(tag + body)
+        chunks[tag] = body
+        pos += 12 + length
+    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
+    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (width + 1)
+    other = embedded.fetch_sync(get_resource(19), {"iin": DEMO_FOREIGNER_IIN})["records"][0]
+    assert other["image_base64"] != rec["image_base64"]
