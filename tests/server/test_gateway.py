@@ -274,6 +274,10 @@ def test_oversized_message_is_refused_and_recorded(gateway: Harness) -> None:
     code, reason, _ = rpc_error(lambda: gateway.query.Query(req, metadata=bearer(token)))
     assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "MESSAGE_TOO_LARGE")
     assert _refusals(gateway)[-1].details["reason"] == "MESSAGE_TOO_LARGE"
+    # above the transport hard cap gRPC itself refuses, before any application code
+    huge, _ = gateway.query_request(alice, justification="x" * (5 * 1024 * 1024))
+    code, _, _ = rpc_error(lambda: gateway.query.Query(huge, metadata=bearer(token)))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_unexpected_error_is_internal_with_a_request_id(gateway: Harness) -> None:
