@@ -122,6 +122,7 @@ def test_concurrent_first_seeding_on_postgresql() -> None:
         assert sorted(results) == [False, False, True]
         with engine.connect() as c:
             assert c.execute(sa.select(sa.func.count()).select_from(ds.res_meta)).scalar() == 1
-            assert c.execute(sa.select(sa.func.count()).select_from(ds.res_person)).scalar_one() > 250
+            persons = sa.select(sa.func.count()).select_from(ds.res_person)
+            assert c.execute(persons).scalar_one() > 250
     finally:
         drop_pg_schema(admin, engine, schema)
