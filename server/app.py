@@ -95,6 +95,10 @@ def build_gateway(
     """
     config.home.mkdir(parents=True, exist_ok=True)
     store = store or Store(config.effective_database_url).open()
+    if config.seed_dataset:
+        from server.resources import seed_dataset
+
+        seed_dataset(store.engine)
     signer = signer or load_gateway_signer(config)
     if audit is None:
         if audit_log is None:

@@ -10,6 +10,7 @@ Example ``siogw.toml``::
     host = "0.0.0.0"
     port = 8443
     database_url = "postgresql+psycopg2://siogw@db/siogw"   # default: SQLite in $SIOGW_HOME
+    seed_dataset = false   # true: load the synthetic resource dataset at start (test benches)
 
     [tls]
     cert_file = "tls/server.pem"      # relative paths are relative to $SIOGW_HOME
@@ -136,6 +137,8 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8443
     database_url: str = ""
+    #: Load the synthetic dataset of the embedded connector at start (idempotent).
+    seed_dataset: bool = False
     audit_dir: Path | None = None
     sms_outbox: Path | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -167,6 +170,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_PORT": ("server", "port"),
     "SIOGW_DATABASE_URL": ("server", "database_url"),
     "SIOGW_AUDIT_DIR": ("server", "audit_dir"),
+    "SIOGW_SEED_DATASET": ("server", "seed_dataset"),
     "SIOGW_TLS": ("tls", "enabled"),
     "SIOGW_TLS_CERT": ("tls", "cert_file"),
     "SIOGW_TLS_KEY": ("tls", "key_file"),
@@ -330,6 +334,7 @@ def load_config(
         host=_coerce(srv.get("host", "127.0.0.1"), str, "server.host"),
         port=port,
         database_url=_coerce(srv.get("database_url", ""), str, "server.database_url"),
+        seed_dataset=_coerce(srv.get("seed_dataset", False), bool, "server.seed_dataset"),
         audit_dir=_path(home_path, srv.get("audit_dir"), "server.audit_dir"),
         sms_outbox=_path(home_path, srv.get("sms_outbox"), "server.sms_outbox"),
         tls=tls_cfg,

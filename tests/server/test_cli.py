@@ -72,6 +72,7 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     (tmp_path / "siogw.toml").write_text(
+        '[server]\nseed_dataset = true\n'
         f'[signer]\nuri = "file:{tmp_path / "gw.key"}"\n'
         f'[trust]\nanchors = ["{tmp_path / "ca" / "root.pem"}"]\n'
     )
@@ -97,5 +98,12 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # the audit log was closed cleanly and holds the opening record
     assert (tmp_path / "audit").is_dir()
+    # seed_dataset = true loaded the synthetic registers into the default SQLite database
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'siogw.db'}")
+    try:
+        assert "res_meta" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
