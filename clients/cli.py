@@ -284,9 +284,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(outcome.as_dict())
     else:
-        flag = " (truncated)" if outcome.truncated else ""
-        right = outcome.access_right
-        print(f"resource {outcome.resource}: {outcome.resource_name} [{right}]{flag}")
+        right = "truncated by the gateway" if outcome.truncated else outcome.access_right
+        print(f"resource {outcome.resource}: {outcome.resource_name} [{right}]")
         print(f"request {outcome.request_id}, produced {outcome.produced_at}")
         if outcome.receipt:
             r = outcome.receipt

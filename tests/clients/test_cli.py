@@ -98,7 +98,7 @@ def test_cli_login_consent_query_export_shred(
         "cli test",
     )
     assert r.returncode == 0, r.stderr
-    assert "(truncated)" in r.stdout and "verified" in r.stdout
+    assert "[truncated by the gateway]" in r.stdout and "verified" in r.stdout
     assert snapshot(cwd, cli_home) == before
 
     # With --export: one new file, 0600, verifiable offline, then shredded.
