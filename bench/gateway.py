@@ -173,7 +173,6 @@ def run(home: Path, levels: list[int], seconds: float, mix: tuple[int, ...]) -> 
     env = {**os.environ, "SIOGW_HOME": str(home), **demo.token_env(world)}
     demo.write_gateway_config(world, 0)
     demo.bootstrap_operator(world, world.people["operator"])
-    demo.seed_resources(world)
     echo_port = free_port()
     with (
         demo.gateway_process(world) as gw_port,

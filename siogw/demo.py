@@ -297,6 +297,7 @@ def write_gateway_config(world: World, port: int = 0) -> Path:
 [server]
 host = "127.0.0.1"
 port = {port}
+seed_dataset = true
 
 [tls]
 cert_file = "tls/server.pem"
@@ -440,25 +441,6 @@ def _der(cert: Any) -> bytes:
     return bytes(cert.public_bytes(serialization.Encoding.DER))
 
 
-def seed_resources(world: World) -> str:
-    """Load the synthetic dataset of the 52 resources into the gateway's database.
-
-    Idempotent (:func:`server.resources.seed_dataset`); the embedded connector reads it.
-    """
-    need("server.resources.dataset")
-    import sqlalchemy as sa
-
-    from server.config import load_config
-    from server.resources import seed_dataset
-
-    engine = sa.create_engine(load_config(world.home).effective_database_url)
-    try:
-        created = seed_dataset(engine)
-    finally:
-        engine.dispose()
-    return "synthetic resource dataset " + ("loaded" if created else "already present")
-
-
 def bootstrap_operator(world: World, person: Person) -> str:
     """The first operator, registered directly in the database (``siogw admin``)."""
     assert person.cert_file is not None
@@ -508,7 +490,7 @@ def story(home: Path, t: Transcript) -> None:
         need("server.cli")
         write_gateway_config(world, 0)
         t.say(bootstrap_operator(world, world.people["operator"]))
-        t.say(seed_resources(world))
+        t.say("the gateway loads the synthetic data of the 52 resources at start (seed_dataset)")
 
     with contextlib.ExitStack() as stack:
         port = 0

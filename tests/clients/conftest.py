@@ -83,7 +83,6 @@ def client_world(
         label_prefix=f"cl{secrets.token_hex(3)}",
     )
     demo.write_gateway_config(world, 0)
-    demo.seed_resources(world)
     config = load_config(home, env={})
     store = Store(config.effective_database_url).open()
     op = world.people["operator"]
