@@ -1,0 +1,279 @@
+"""Certificates of registered users (R8): registration after a key rotation, revocation
+effective at once, CRL import, and the list with expiry and PIN-age warnings.
+
+The gateway's own certificate table (``server.store``) is what it checks on every call;
+this service keeps the operations view (who holds which certificate, on which token,
+since when) and tells the gateway about revocations through ``on_revoke`` hooks, which
+the server connects to ``Store.revoke`` (that also ends the certificate's live sessions).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.engine import Connection
+
+from server.ops import schema as s
+from server.ops.base import OpsContext, utc, utc_required
+from server.ops.documents import der_of, fingerprint, parse_certificate
+from server.ops.errors import Duplicate, InvalidDocument, NotFound
+from server.ops.roles import Action, Actor, authorize
+from signing.trust import TrustStore
+from siogw.timeutil import astana_iso
+
+#: Warn this many days before a certificate expires.
+EXPIRY_WARNING_DAYS = 30
+
+#: on_revoke(serial_hex, issuer_rfc4514, reason, revoked_at)
+RevokeHook = Callable[[str, str, str, _dt.datetime], None]
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    fingerprint: str
+    user_id: str
+    serial_hex: str
+    issuer: str
+    subject: str
+    not_before: _dt.datetime
+    not_after: _dt.datetime
+    token_label: str | None
+    registered_at: _dt.datetime
+    revoked_at: _dt.datetime | None
+    revocation_reason: str | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    """A certificate and what is wrong or about to be wrong with it."""
+
+    certificate: CertificateInfo
+    warnings: tuple[str, ...]
+
+
+def _info(row: sa.Row[tuple[object, ...]]) -> CertificateInfo:
+    m = row._mapping
+    return CertificateInfo(
+        fingerprint=m["fingerprint"], user_id=m["user_id"], serial_hex=m["serial_hex"],
+        issuer=m["issuer"], subject=m["subject"], not_before=utc_required(m["not_before"]),
+        not_after=utc_required(m["not_after"]), token_label=m["token_label"],
+        registered_at=utc_required(m["registered_at"]), revoked_at=utc(m["revoked_at"]),
+        revocation_reason=m["revocation_reason"],
+    )
+
+
+def insert_certificate(
+    conn: Connection,
+    user_id: str,
+    cert: x509.Certificate,
+    *,
+    now: _dt.datetime,
+    token_label: str | None = None,
+) -> CertificateInfo:
+    """Bind ``cert`` to ``user_id`` (idempotent for the same user; keys are personal, R7)."""
+    der = der_of(cert)
+    fp = fingerprint(der)
+    row = conn.execute(sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)).first()
+    if row is not None:
+        if row.user_id != user_id:
+            raise Duplicate(f"certificate {fp[:16]}… is registered to another user")
+        return _info(row)
+    conn.execute(
+        s.certificates.insert().values(
+            fingerprint=fp, user_id=user_id, serial_hex=format(cert.serial_number, "x"),
+            issuer=cert.issuer.rfc4514_string()[:500], subject=cert.subject.rfc4514_string()[:500],
+            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+            token_label=token_label, der=der, registered_at=now,
+        )
+    )
+    row = conn.execute(sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)).one()
+    return _info(row)
+
+
+def active_certificates(conn: Connection, user_id: str) -> list[x509.Certificate]:
+    """The user's registered, unrevoked certificates."""
+    rows = conn.execute(
+        sa.select(s.certificates.c.der).where(
+            s.certificates.c.user_id == user_id, s.certificates.c.revoked_at.is_(None)
+        )
+    ).all()
+    return [parse_certificate(r.der) for r in rows]
+
+
+class CertificateService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        ctx: OpsContext,
+        trust: TrustStore | None = None,
+        *,
+        on_revoke: Iterable[RevokeHook] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.trust = trust
+        self.on_revoke: list[RevokeHook] = list(on_revoke)
+
+    def get(self, fp: str) -> CertificateInfo:
+        with self.ctx.tx() as conn:
+            row = conn.execute(
+                sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)
+            ).first()
+        if row is None:
+            raise NotFound(f"no certificate {fp[:16]}…")
+        return _info(row)
+
+    def register(
+        self, actor: Actor, user_id: str, certificate_der: bytes, *, token_label: str | None = None
+    ) -> CertificateInfo:
+        """Register a user's new certificate (after a key rotation); checked against trust."""
+        authorize(actor.role, Action.CERTIFICATE_REGISTER)
+        cert = parse_certificate(certificate_der)
+        now = self.ctx.now()
+        if self.trust is not None:
+            self.trust.verify_certificate(cert, at=now)
+        with self.ctx.tx() as conn:
+            known = sa.select(s.users.c.user_id).where(s.users.c.user_id == user_id)
+            if conn.execute(known).first() is None:
+                raise NotFound(f"no user {user_id!r}")
+            info = insert_certificate(conn, user_id, cert, now=now, token_label=token_label)
+            self.ctx.record(
+                "ops.certificate.registered", actor.user_id, "success",
+                {"user_id": user_id, "fingerprint": info.fingerprint,
+                 "serial_hex": info.serial_hex, "not_after": astana_iso(info.not_after)},
+            )
+        return info
+
+    def _revoke(
+        self, conn: Connection, actor_id: str, row: sa.Row[tuple[object, ...]], reason: str,
+        at: _dt.datetime, source: str,
+    ) -> CertificateInfo:
+        conn.execute(
+            s.certificates.update()
+            .where(s.certificates.c.fingerprint == row.fingerprint,
+                   s.certificates.c.revoked_at.is_(None))
+            .values(revoked_at=at, revocation_reason=reason[:500])
+        )
+        for hook in self.on_revoke:
+            hook(str(row.serial_hex), str(row.issuer), reason, at)
+        self.ctx.record(
+            "ops.certificate.revoked", actor_id, "success",
+            {"user_id": row.user_id, "fingerprint": row.fingerprint,
+             "serial_hex": row.serial_hex, "reason": reason, "revoked_at": astana_iso(at),
+             "source": source},
+        )
+        fresh = conn.execute(
+            sa.select(s.certificates).where(s.certificates.c.fingerprint == row.fingerprint)
+        ).one()
+        return _info(fresh)
+
+    def revoke(
+        self, actor: Actor, fp: str, reason: str, *, at: _dt.datetime | None = None
+    ) -> CertificateInfo:
+        """Revoke at once (R8: a lost key); idempotent (the first revocation stands)."""
+        authorize(actor.role, Action.CERTIFICATE_REVOKE)
+        reason = reason.strip()
+        if not reason:
+            raise InvalidDocument("a revocation needs a reason")
+        when = utc_required(at) if at is not None else self.ctx.now()
+        with self.ctx.tx() as conn:
+            row = conn.execute(
+                sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)
+            ).first()
+            if row is None:
+                raise NotFound(f"no certificate {fp[:16]}…")
+            if row.revoked_at is not None:
+                return _info(row)
+            return self._revoke(conn, actor.user_id, row, reason, when, "order")
+
+    def import_crl(self, actor: Actor, data: bytes) -> list[CertificateInfo]:
+        """Apply a CRL signed by a trusted CA: registered certificates it lists are revoked.
+
+        The CRL's signature is checked against the trust store's anchors and
+        intermediates (an unknown or bad signer is :class:`InvalidDocument`).
+        """
+        authorize(actor.role, Action.CRL_IMPORT)
+        try:
+            crl = (x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
+                   else x509.load_der_x509_crl(data))
+        except ValueError as exc:
+            raise InvalidDocument("not a PEM or DER CRL", detail=str(exc)[:200]) from None
+        if self.trust is None:
+            raise InvalidDocument("no trust store configured to check the CRL's signature")
+        issuers = [c for c in (*self.trust.anchors, *self.trust.intermediates)
+                   if c.subject == crl.issuer]
+        if not any(_crl_signed_by(crl, c) for c in issuers):
+            raise InvalidDocument(f"the CRL of {crl.issuer.rfc4514_string()} is not signed by "
+                                  "a trusted CA")
+        issuer = crl.issuer.rfc4514_string()
+        out: list[CertificateInfo] = []
+        with self.ctx.tx() as conn:
+            rows = conn.execute(
+                sa.select(s.certificates).where(
+                    s.certificates.c.issuer == issuer, s.certificates.c.revoked_at.is_(None)
+                )
+            ).all()
+            for row in rows:
+                entry = crl.get_revoked_certificate_by_serial_number(int(row.serial_hex, 16))
+                if entry is None:
+                    continue
+                out.append(self._revoke(conn, actor.user_id, row, "crl",
+                                        utc_required(entry.revocation_date_utc), "crl"))
+            self.ctx.record("ops.crl.imported", actor.user_id, "success",
+                            {"issuer": issuer, "revoked": len(out)})
+        return out
+
+    def overview(
+        self,
+        actor: Actor,
+        *,
+        now: _dt.datetime | None = None,
+        pin_ages: Mapping[str, _dt.datetime] | None = None,
+        expiry_warning_days: int = EXPIRY_WARNING_DAYS,
+        user_id: str | None = None,
+    ) -> Sequence[CertificateStatus]:
+        """Every registered certificate with its warnings (expired / expiring / revoked /
+        PIN older than 30 days or of unknown age, when ``pin_ages`` is given: token label
+        -> last PIN change, as ``signing.cli.load_pin_ages`` returns)."""
+        authorize(actor.role, Action.CERTIFICATE_LIST)
+        from signing.cli import pin_age_warning
+
+        when = utc_required(now) if now is not None else self.ctx.now()
+        stmt = sa.select(s.certificates).order_by(s.certificates.c.user_id,
+                                                  s.certificates.c.registered_at)
+        if user_id is not None:
+            stmt = stmt.where(s.certificates.c.user_id == user_id)
+        with self.ctx.tx() as conn:
+            infos = [_info(r) for r in conn.execute(stmt).all()]
+        out: list[CertificateStatus] = []
+        for info in infos:
+            warnings: list[str] = []
+            if info.revoked_at is not None:
+                warnings.append(f"revoked at {astana_iso(info.revoked_at)} "
+                                f"({info.revocation_reason})")
+            elif info.not_after <= when:
+                warnings.append(f"expired at {astana_iso(info.not_after)}")
+            elif info.not_after - when <= _dt.timedelta(days=expiry_warning_days):
+                days = (info.not_after - when).days
+                warnings.append(f"expires in {days} day(s), at {astana_iso(info.not_after)}")
+            if pin_ages is not None and info.token_label and info.revoked_at is None:
+                line = pin_age_warning(info.token_label, pin_ages.get(info.token_label), when)
+                if line is not None:
+                    warnings.append(line.removeprefix("warning: "))
+            out.append(CertificateStatus(info, tuple(warnings)))
+        return out
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

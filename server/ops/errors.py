@@ -1,0 +1,52 @@
+"""Errors of the operations domain; each derives from a sub-root of :mod:`siogw.errors`.
+
+The gRPC error mapping (``server.errors``) already maps the sub-roots: ``PolicyError`` to
+``PERMISSION_DENIED``, ``InputError`` to ``INVALID_ARGUMENT``, ``StorageError`` to
+``UNAVAILABLE``. The ``reason`` attribute becomes the ErrorInfo reason.
+"""
+
+from __future__ import annotations
+
+from siogw.errors import InputError, PolicyError, StorageError
+
+
+class PermissionDenied(PolicyError):
+    """The caller's role gives no right to this action, or the action is out of scope."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class OpsStorageError(StorageError):
+    """The operations tables could not be read or written."""
+
+    reason = "OPS_STORAGE"
+
+
+class NotFound(InputError):
+    """No application / user / resolution / certificate with this id."""
+
+    reason = "NOT_FOUND"
+
+
+class InvalidState(InputError):
+    """The object is not in a state that allows the action (decided twice, ...)."""
+
+    reason = "INVALID_STATE"
+
+
+class Duplicate(InputError):
+    """An object with this identity exists already (user id, certificate, resolution)."""
+
+    reason = "DUPLICATE"
+
+
+class InvalidDocument(InputError):
+    """A signed document's payload is not the JSON object the domain expects."""
+
+    reason = "INVALID_DOCUMENT"
+
+
+class SignerMismatch(PolicyError):
+    """A document verified, but not with the certificate it must be signed with."""
+
+    reason = "SIGNER_MISMATCH"

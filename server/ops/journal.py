@@ -1,0 +1,175 @@
+"""Planned maintenance and the Journal of emergencies (R10, §14).
+
+The operator publishes maintenance windows (start, end, what); clients read them
+(``GetServiceStatus``), and during one the gateway answers queries with "unavailable
+until ...". The gateway keeps its own ``maintenance`` table (``server.store``) for that
+check: connect an ``on_window`` hook to ``Store.add_window`` so a published window is
+effective at once. The Journal of emergencies holds the time of onset, the causes, the
+measures taken and the time resolved. Every entry is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from server.ops import schema as s
+from server.ops.base import OpsContext, utc, utc_required
+from server.ops.errors import InvalidDocument, InvalidState, NotFound
+from server.ops.roles import Action, Actor, authorize
+from siogw.timeutil import astana_iso
+
+
+@dataclass(frozen=True)
+class Window:
+    id: str
+    starts_at: _dt.datetime
+    ends_at: _dt.datetime
+    what: str
+    published_by: str
+
+    def covers(self, at: _dt.datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def describe(self) -> str:
+        return f"{astana_iso(self.starts_at)} .. {astana_iso(self.ends_at)}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Emergency:
+    id: str
+    onset_at: _dt.datetime
+    causes: str
+    measures: str
+    resolved_at: _dt.datetime | None
+    recorded_by: str
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None
+
+
+#: on_window(window): e.g. ``Store.add_window(window_id=w.id, starts_at=..., ...)``.
+WindowHook = Callable[[Window], None]
+
+
+def _window(row: sa.Row[tuple[object, ...]]) -> Window:
+    m = row._mapping
+    return Window(m["id"], utc_required(m["starts_at"]), utc_required(m["ends_at"]), m["what"],
+                  m["published_by"])
+
+
+def _emergency(row: sa.Row[tuple[object, ...]]) -> Emergency:
+    m = row._mapping
+    return Emergency(m["id"], utc_required(m["onset_at"]), m["causes"], m["measures"],
+                     utc(m["resolved_at"]), m["recorded_by"])
+
+
+def _text(value: str, what: str, limit: int) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidDocument(f"{what} is empty")
+    if len(value) > limit:
+        raise InvalidDocument(f"{what} is longer than {limit} characters")
+    return value
+
+
+class JournalService:
+    """See the module docstring."""
+
+    def __init__(self, ctx: OpsContext, *, on_window: Iterable[WindowHook] = ()) -> None:
+        self.ctx = ctx
+        self.on_window: list[WindowHook] = list(on_window)
+
+    # --- maintenance -----------------------------------------------------------------
+    def publish_window(self, actor: Actor, starts_at: _dt.datetime, ends_at: _dt.datetime,
+                       what: str) -> Window:
+        authorize(actor.role, Action.MAINTENANCE_PUBLISH)
+        starts, ends = utc_required(starts_at), utc_required(ends_at)
+        if ends <= starts:
+            raise InvalidDocument("a maintenance window must end after it starts")
+        window = Window(uuid.uuid4().hex[:12], starts, ends, _text(what, "what", 1000),
+                        actor.user_id)
+        with self.ctx.tx() as conn:
+            conn.execute(s.maintenance.insert().values(
+                id=window.id, starts_at=starts, ends_at=ends, what=window.what,
+                published_by=actor.user_id, published_at=self.ctx.now()))
+            for hook in self.on_window:
+                hook(window)
+            self.ctx.record("ops.maintenance.published", actor.user_id, "success",
+                            {"window_id": window.id, "starts_at": astana_iso(starts),
+                             "ends_at": astana_iso(ends), "what": window.what})
+        return window
+
+    def windows(self, *, not_ended_before: _dt.datetime | None = None) -> Sequence[Window]:
+        """Published windows by start; public (clients read them without a role)."""
+        stmt = sa.select(s.maintenance).order_by(s.maintenance.c.starts_at)
+        if not_ended_before is not None:
+            stmt = stmt.where(s.maintenance.c.ends_at > utc_required(not_ended_before))
+        with self.ctx.tx() as conn:
+            return [_window(r) for r in conn.execute(stmt).all()]
+
+    def current_window(self, at: _dt.datetime | None = None) -> Window | None:
+        when = utc_required(at) if at is not None else self.ctx.now()
+        for window in self.windows(not_ended_before=when):
+            if window.covers(when):
+                return window
+        return None
+
+    # --- the Journal of emergencies --------------------------------------------------
+    def record_emergency(
+        self, actor: Actor, *, onset_at: _dt.datetime, causes: str, measures: str,
+        resolved_at: _dt.datetime | None = None,
+    ) -> Emergency:
+        authorize(actor.role, Action.EMERGENCY_RECORD)
+        onset = utc_required(onset_at)
+        resolved = utc_required(resolved_at) if resolved_at is not None else None
+        if resolved is not None and resolved < onset:
+            raise InvalidDocument("an emergency cannot be resolved before its onset")
+        item = Emergency(uuid.uuid4().hex[:12], onset, _text(causes, "causes", 2000),
+                         _text(measures, "measures", 2000), resolved, actor.user_id)
+        with self.ctx.tx() as conn:
+            conn.execute(s.emergencies.insert().values(
+                id=item.id, onset_at=onset, causes=item.causes, measures=item.measures,
+                resolved_at=resolved, recorded_by=actor.user_id, recorded_at=self.ctx.now()))
+            self.ctx.record("emergency", actor.user_id, "success", {
+                "emergency_id": item.id, "action": "recorded", "onset_at": astana_iso(onset),
+                "causes": item.causes, "measures": item.measures,
+                "resolved_at": astana_iso(resolved) if resolved else None})
+        return item
+
+    def resolve_emergency(self, actor: Actor, emergency_id: str, *, resolved_at: _dt.datetime,
+                          measures: str | None = None) -> Emergency:
+        authorize(actor.role, Action.EMERGENCY_RECORD)
+        resolved = utc_required(resolved_at)
+        with self.ctx.tx() as conn:
+            row = conn.execute(sa.select(s.emergencies).where(
+                s.emergencies.c.id == emergency_id)).first()
+            if row is None:
+                raise NotFound(f"no emergency {emergency_id!r}")
+            if row.resolved_at is not None:
+                raise InvalidState(f"emergency {emergency_id} is resolved already")
+            if resolved < utc_required(row.onset_at):
+                raise InvalidDocument("an emergency cannot be resolved before its onset")
+            new_measures = (_text(measures, "measures", 2000) if measures is not None
+                            else row.measures)
+            conn.execute(s.emergencies.update().where(s.emergencies.c.id == emergency_id)
+                         .values(resolved_at=resolved, measures=new_measures))
+            self.ctx.record("emergency", actor.user_id, "success", {
+                "emergency_id": emergency_id, "action": "resolved",
+                "resolved_at": astana_iso(resolved), "measures": new_measures})
+            row = conn.execute(sa.select(s.emergencies).where(
+                s.emergencies.c.id == emergency_id)).one()
+        return _emergency(row)
+
+    def emergencies(self, actor: Actor, *, open_only: bool = False) -> Sequence[Emergency]:
+        authorize(actor.role, Action.EMERGENCY_READ)
+        stmt = sa.select(s.emergencies).order_by(s.emergencies.c.onset_at)
+        if open_only:
+            stmt = stmt.where(s.emergencies.c.resolved_at.is_(None))
+        with self.ctx.tx() as conn:
+            return [_emergency(r) for r in conn.execute(stmt).all()]

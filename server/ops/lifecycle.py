@@ -1,0 +1,432 @@
+"""User lifecycle (R4, R13): transfer edits, blocking and unblocking, agency notices.
+
+* A transfer edit is a document the user signs (``application/vnd.siogw.transfer+json``)
+  naming the new unit and post and the order's number and signing time; filed more
+  than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
+* Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
+  ``on_block(user_id, reason)`` hooks run inside the blocking transaction, and the
+  gateway connects one to ``Store.set_user_status(user_id, "blocked", reason)``, which
+  ends the user's live sessions. The gateway must also check :meth:`is_blocked` (or its
+  own store status, kept in step by the hook) on every call. A violation block appends
+  a notice to the agency outbox (``ops_agency_outbox``), which the agency side reads.
+* Only the operator unblocks (§8); ``on_unblock`` hooks mirror it to the gateway.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from server.ops import schema as s
+from server.ops.base import OpsContext, text_field, time_field, utc, utc_required
+from server.ops.certificates import active_certificates, insert_certificate
+from server.ops.documents import (
+    PAYLOAD_TRANSFER,
+    der_of,
+    fingerprint,
+    parse_certificate,
+    peek_payload,
+    verify_document,
+)
+from server.ops.errors import Duplicate, InvalidDocument, InvalidState, NotFound, SignerMismatch
+from server.ops.roles import Action, Actor, Role, authorize
+from signing.trust import TrustStore
+from siogw.timeutil import astana_iso
+
+#: A transfer edit filed later than this after the order's signing is late (§7).
+TRANSFER_DEADLINE = _dt.timedelta(hours=24)
+#: Clock skew tolerated for an order "signed in the future".
+ORDER_SKEW = _dt.timedelta(minutes=5)
+
+#: on_block(user_id, reason) / on_unblock(user_id, reason)
+StatusHook = Callable[[str, str], None]
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+class BlockKind(enum.StrEnum):
+    """Why access is blocked (§7, §17; Rules 21 §15)."""
+
+    DISMISSAL = "dismissal"
+    SUSPENSION = "suspension"
+    VIOLATION = "violation"
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    iin: str
+    full_name: str
+    role: str
+    unit: str
+    post: str
+    phone: str
+    basis: str
+    status: str
+    block_kind: str | None
+    status_reason: str
+    application_id: str | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status != UserStatus.ACTIVE
+
+
+@dataclass(frozen=True)
+class TransferEdit:
+    id: str
+    user_id: str
+    unit: str
+    post: str
+    order_number: str
+    order_signed_at: _dt.datetime
+    received_at: _dt.datetime
+    late: bool
+    status: str
+    applied_at: _dt.datetime | None
+    applied_by: str | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A notice to the agency (R13): which user was blocked for what."""
+
+    id: int
+    created_at: _dt.datetime
+    user_id: str
+    kind: str
+    reason: str
+    alert_id: int | None
+    read_at: _dt.datetime | None
+
+
+def user_from_row(row: sa.Row[tuple[object, ...]]) -> UserRecord:
+    m = row._mapping
+    return UserRecord(**{k: m[k] for k in UserRecord.__dataclass_fields__})
+
+
+def _transfer(row: sa.Row[tuple[object, ...]]) -> TransferEdit:
+    m = row._mapping
+    return TransferEdit(
+        id=m["id"], user_id=m["user_id"], unit=m["unit"], post=m["post"],
+        order_number=m["order_number"], order_signed_at=utc_required(m["order_signed_at"]),
+        received_at=utc_required(m["received_at"]), late=bool(m["late"]), status=m["status"],
+        applied_at=utc(m["applied_at"]), applied_by=m["applied_by"],
+    )
+
+
+def _notice(row: sa.Row[tuple[object, ...]]) -> Notification:
+    m = row._mapping
+    return Notification(
+        id=int(m["id"]), created_at=utc_required(m["created_at"]), user_id=m["user_id"],
+        kind=m["kind"], reason=m["reason"], alert_id=m["alert_id"], read_at=utc(m["read_at"]),
+    )
+
+
+def insert_user(
+    conn: Connection,
+    *,
+    user_id: str,
+    iin: str,
+    full_name: str,
+    role: str,
+    unit: str,
+    post: str,
+    phone: str,
+    basis: str,
+    application_id: str | None,
+    now: _dt.datetime,
+) -> UserRecord:
+    if not user_id or len(user_id) > 64:
+        raise InvalidDocument("a user id must be 1-64 characters")
+    if conn.execute(sa.select(s.users.c.user_id).where(s.users.c.user_id == user_id)).first():
+        raise Duplicate(f"user {user_id!r} exists already")
+    conn.execute(
+        s.users.insert().values(
+            user_id=user_id, iin=iin, full_name=full_name, role=role, unit=unit, post=post,
+            phone=phone, basis=basis, status=UserStatus.ACTIVE.value, block_kind=None,
+            status_reason="", application_id=application_id, created_at=now, updated_at=now,
+        )
+    )
+    return user_from_row(conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one())
+
+
+class LifecycleService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        ctx: OpsContext,
+        trust: TrustStore,
+        *,
+        on_block: Iterable[StatusHook] = (),
+        on_unblock: Iterable[StatusHook] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.trust = trust
+        self.on_block: list[StatusHook] = list(on_block)
+        self.on_unblock: list[StatusHook] = list(on_unblock)
+
+    # --- reading ---------------------------------------------------------------------
+    def get_user(self, user_id: str) -> UserRecord | None:
+        with self.ctx.tx() as conn:
+            row = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).first()
+        return user_from_row(row) if row is not None else None
+
+    def require_user(self, user_id: str) -> UserRecord:
+        user = self.get_user(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id!r}")
+        return user
+
+    def is_blocked(self, user_id: str) -> bool:
+        """True if the operations domain has this user blocked (read on every call).
+
+        A user the operations tables do not know is not blocked *here*; the gateway's
+        own store decides about users it enrolled by other means.
+        """
+        with self.ctx.tx() as conn:
+            status = conn.execute(
+                sa.select(s.users.c.status).where(s.users.c.user_id == user_id)
+            ).scalar()
+        return status is not None and status != UserStatus.ACTIVE.value
+
+    def users(self, actor: Actor, *, role: Role | str | None = None) -> Sequence[UserRecord]:
+        authorize(actor.role, Action.USER_LIST)
+        stmt = sa.select(s.users).order_by(s.users.c.user_id)
+        if role is not None:
+            stmt = stmt.where(s.users.c.role == str(role))
+        with self.ctx.tx() as conn:
+            return [user_from_row(r) for r in conn.execute(stmt).all()]
+
+    # --- users enrolled before / outside the application procedure -------------------
+    def import_user(
+        self,
+        actor: Actor,
+        *,
+        user_id: str,
+        iin: str,
+        full_name: str,
+        role: Role | str,
+        unit: str = "",
+        post: str = "",
+        phone: str = "",
+        basis: str = "",
+        certificate_der: bytes | None = None,
+        token_label: str | None = None,
+    ) -> UserRecord:
+        """Add an existing user (e.g. one ``siogw admin bootstrap`` enrolled)."""
+        authorize(actor.role, Action.USER_IMPORT)
+        try:
+            role = Role(role)
+        except ValueError:
+            raise InvalidDocument(f"unknown role {role!r}") from None
+        cert = parse_certificate(certificate_der) if certificate_der is not None else None
+        now = self.ctx.now()
+        with self.ctx.tx() as conn:
+            user = insert_user(
+                conn, user_id=user_id, iin=iin, full_name=full_name, role=role.value, unit=unit,
+                post=post, phone=phone, basis=basis, application_id=None, now=now,
+            )
+            if cert is not None:
+                insert_certificate(conn, user_id, cert, now=now, token_label=token_label)
+            self.ctx.record("ops.user.imported", actor.user_id, "success",
+                            {"user_id": user_id, "role": role.value})
+        return user
+
+    # --- transfer edits (R4) ---------------------------------------------------------
+    def file_transfer(
+        self, envelope_json: bytes, *, received_at: _dt.datetime | None = None
+    ) -> TransferEdit:
+        """File a transfer edit signed by the user with a registered, unrevoked certificate."""
+        received = utc_required(received_at) if received_at is not None else self.ctx.now()
+        claimed = peek_payload(envelope_json).get("user_id")
+        if not isinstance(claimed, str) or not claimed:
+            raise InvalidDocument("the transfer edit names no user_id")
+        with self.ctx.tx() as conn:
+            user_row = conn.execute(sa.select(s.users).where(s.users.c.user_id == claimed)).first()
+            if user_row is None:
+                raise NotFound(f"no user {claimed!r}")
+            certs = active_certificates(conn, claimed)
+        doc, signer_cert = verify_document(
+            envelope_json, PAYLOAD_TRANSFER, self.trust, certificates=certs, at=received
+        )
+        allowed = {fingerprint(der_of(c)) for c in certs}
+        if fingerprint(der_of(signer_cert)) not in allowed:
+            raise SignerMismatch("a transfer edit must be signed with the user's registered "
+                                 "certificate")
+        what = "the transfer edit"
+        if text_field(doc, "user_id", what) != claimed:
+            raise InvalidDocument("the transfer edit's user_id changed under verification")
+        unit = text_field(doc, "unit", what, limit=300)
+        post = text_field(doc, "post", what, limit=300)
+        order_number = text_field(doc, "order_number", what, limit=100)
+        order_signed_at = time_field(doc, "order_signed_at", what)
+        if order_signed_at > received + ORDER_SKEW:
+            raise InvalidDocument("the order's signing time is in the future")
+        late = received - order_signed_at > TRANSFER_DEADLINE
+        edit_id = uuid.uuid4().hex
+        with self.ctx.tx() as conn:
+            conn.execute(
+                s.transfers.insert().values(
+                    id=edit_id, user_id=claimed, unit=unit, post=post, order_number=order_number,
+                    order_signed_at=order_signed_at, received_at=received, late=late,
+                    envelope_json=envelope_json, status="pending",
+                )
+            )
+            self.ctx.record(
+                "ops.transfer.filed", claimed, "success",
+                {"transfer_id": edit_id, "order_number": order_number,
+                 "order_signed_at": astana_iso(order_signed_at),
+                 "received_at": astana_iso(received), "late": late},
+            )
+            row = conn.execute(sa.select(s.transfers).where(s.transfers.c.id == edit_id)).one()
+        return _transfer(row)
+
+    def transfers(
+        self, actor: Actor, *, late_only: bool = False, pending_only: bool = False
+    ) -> Sequence[TransferEdit]:
+        authorize(actor.role, Action.APPLICATION_LIST)
+        stmt = sa.select(s.transfers).order_by(s.transfers.c.received_at)
+        if late_only:
+            stmt = stmt.where(s.transfers.c.late.is_(True))
+        if pending_only:
+            stmt = stmt.where(s.transfers.c.status == "pending")
+        with self.ctx.tx() as conn:
+            return [_transfer(r) for r in conn.execute(stmt).all()]
+
+    def apply_transfer(self, actor: Actor, transfer_id: str) -> UserRecord:
+        """The operator applies a filed edit at once (§8): the user's unit and post change."""
+        authorize(actor.role, Action.TRANSFER_APPLY)
+        now = self.ctx.now()
+        with self.ctx.tx() as conn:
+            row = conn.execute(
+                sa.select(s.transfers).where(s.transfers.c.id == transfer_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no transfer edit {transfer_id!r}")
+            if row.status != "pending":
+                raise InvalidState(f"transfer edit {transfer_id} is {row.status} already")
+            conn.execute(s.users.update().where(s.users.c.user_id == row.user_id).values(
+                unit=row.unit, post=row.post, updated_at=now))
+            conn.execute(s.transfers.update().where(s.transfers.c.id == transfer_id).values(
+                status="applied", applied_at=now, applied_by=actor.user_id))
+            self.ctx.record("ops.transfer.applied", actor.user_id, "success",
+                            {"transfer_id": transfer_id, "user_id": row.user_id,
+                             "late": bool(row.late)})
+            user = conn.execute(sa.select(s.users).where(s.users.c.user_id == row.user_id)).one()
+        return user_from_row(user)
+
+    # --- blocking (R4, R13) ----------------------------------------------------------
+    def _block(
+        self, conn: Connection, actor_id: str, user_id: str, kind: BlockKind, reason: str,
+        *, alert_id: int | None = None,
+    ) -> UserRecord:
+        now = self.ctx.now()
+        result = conn.execute(
+            s.users.update().where(s.users.c.user_id == user_id).values(
+                status=UserStatus.BLOCKED.value, block_kind=kind.value, status_reason=reason,
+                updated_at=now,
+            )
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no user {user_id!r}")
+        if kind is BlockKind.VIOLATION:
+            conn.execute(s.outbox.insert().values(
+                created_at=now, user_id=user_id, kind="violation_block", reason=reason,
+                alert_id=alert_id,
+            ))
+        for hook in self.on_block:
+            hook(user_id, reason)
+        self.ctx.record(
+            "ops.user.blocked", actor_id, "success",
+            {"user_id": user_id, "kind": kind.value, "reason": reason,
+             **({"alert_id": alert_id} if alert_id is not None else {})},
+        )
+        fresh = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one()
+        return user_from_row(fresh)
+
+    def block(self, actor: Actor, user_id: str, kind: BlockKind | str, reason: str) -> UserRecord:
+        """Block at once with a reason; a violation also notifies the agency (outbox)."""
+        authorize(actor.role, Action.USER_BLOCK)
+        try:
+            kind = BlockKind(kind)
+        except ValueError:
+            raise InvalidDocument(
+                f"unknown block kind {kind!r}; one of {', '.join(k.value for k in BlockKind)}"
+            ) from None
+        reason = reason.strip()
+        if not reason:
+            raise InvalidDocument("blocking needs a reason")
+        with self.ctx.tx() as conn:
+            return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
+
+    def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
+        """Block for a violation found by a blocking rule; False if unknown or blocked."""
+        with self.ctx.tx() as conn:
+            status = conn.execute(
+                sa.select(s.users.c.status).where(s.users.c.user_id == user_id)
+            ).scalar()
+            if status is None or status != UserStatus.ACTIVE.value:
+                return False
+            self._block(conn, f"system:rules/{rule}", user_id, BlockKind.VIOLATION,
+                        reason[:1000], alert_id=alert_id)
+        return True
+
+    def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
+        """Only the operator unblocks (§8)."""
+        authorize(actor.role, Action.USER_UNBLOCK)
+        reason = reason.strip()
+        if not reason:
+            raise InvalidDocument("unblocking needs a reason")
+        now = self.ctx.now()
+        with self.ctx.tx() as conn:
+            row = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).first()
+            if row is None:
+                raise NotFound(f"no user {user_id!r}")
+            if row.status == UserStatus.ACTIVE.value:
+                raise InvalidState(f"user {user_id} is not blocked")
+            conn.execute(s.users.update().where(s.users.c.user_id == user_id).values(
+                status=UserStatus.ACTIVE.value, block_kind=None, status_reason=reason[:1000],
+                updated_at=now))
+            for hook in self.on_unblock:
+                hook(user_id, reason)
+            self.ctx.record("ops.user.unblocked", actor.user_id, "success",
+                            {"user_id": user_id, "reason": reason})
+            fresh = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one()
+        return user_from_row(fresh)
+
+    # --- the agency outbox (R13) -----------------------------------------------------
+    def outbox(self, actor: Actor, *, unread_only: bool = True) -> Sequence[Notification]:
+        authorize(actor.role, Action.OUTBOX_READ)
+        stmt = sa.select(s.outbox).order_by(s.outbox.c.id)
+        if unread_only:
+            stmt = stmt.where(s.outbox.c.read_at.is_(None))
+        with self.ctx.tx() as conn:
+            return [_notice(r) for r in conn.execute(stmt).all()]
+
+    def mark_read(self, actor: Actor, notification_id: int) -> Notification:
+        authorize(actor.role, Action.OUTBOX_READ)
+        now = self.ctx.now()
+        with self.ctx.tx() as conn:
+            result = conn.execute(
+                s.outbox.update()
+                .where(s.outbox.c.id == notification_id, s.outbox.c.read_at.is_(None))
+                .values(read_at=now, read_by=actor.user_id)
+            )
+            row = conn.execute(sa.select(s.outbox).where(s.outbox.c.id == notification_id)).first()
+            if row is None:
+                raise NotFound(f"no notification {notification_id}")
+            if result.rowcount:
+                self.ctx.record("ops.outbox.read", actor.user_id, "success",
+                                {"notification_id": notification_id, "user_id": row.user_id})
+        return _notice(row)
