@@ -237,7 +237,7 @@ class AsyncGatewayClient:
             "GetServiceStatus",
             self._query.GetServiceStatus,
             query_pb2.GetServiceStatusRequest(),
-            auth=bool(self.session_token),
+            auth=False,
         )
         return c.status_from_proto(msg)
 

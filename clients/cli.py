@@ -302,10 +302,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from clients.session import client_dir
-
-    has_session = (client_dir(_home()) / "session.json").exists()
-    with _client(args, session=has_session) as client:
+    with _client(args, session=False) as client:
         status = client.service_status()
     state = "serving" if status.serving else "NOT serving"
     print(f"gateway {state} at {status.now}" + (f": {status.reason}" if status.reason else ""))

@@ -244,7 +244,7 @@ class GatewayClient:
             "GetServiceStatus",
             self._query.GetServiceStatus,
             query_pb2.GetServiceStatusRequest(),
-            auth=bool(self.session_token),
+            auth=False,
         )
         return c.status_from_proto(msg)
 

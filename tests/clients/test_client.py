@@ -178,3 +178,28 @@ def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) ->
     with client_world.client() as again, pytest.raises(ClientError) as ei:
         demo.login(w, again, carol)
     assert "revoked" in ei.value.server_message
+
+
+def test_published_maintenance_is_visible_without_a_session(client_world: ClientWorld) -> None:
+    import datetime as dt
+
+    from server.gen.siogw.v1 import admin_pb2, common_pb2
+    from siogw.timeutil import astana_iso, now_utc
+
+    start = now_utc() + dt.timedelta(days=3)
+    window = common_pb2.MaintenanceWindow(
+        id="mw-client-test",
+        starts_at=astana_iso(start),
+        ends_at=astana_iso(start + dt.timedelta(hours=2)),
+        description="planned maintenance (client test)",
+    )
+    with client_world.client() as op_client:
+        demo.login(client_world.world, op_client, client_world.person("operator"))
+        out = op_client.admin(admin_pb2.PublishMaintenance(window=window))
+        assert out.receipt is not None
+    with client_world.client() as anonymous:
+        status = anonymous.service_status()
+    assert status.serving and status.current is None
+    listed = {w.description: w for w in status.windows}
+    assert "planned maintenance (client test)" in listed
+    assert listed["planned maintenance (client test)"].starts_at.endswith("+05:00")
