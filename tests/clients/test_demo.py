@@ -17,7 +17,11 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     env["SIOGW_HOME"] = str(home)
     proc = subprocess.run(
         [sys.executable, "-m", "siogw.demo"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
