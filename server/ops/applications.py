@@ -168,8 +168,9 @@ def _parse(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "iin": iin,
         "full_name": text_field(doc, "full_name", what, limit=300),
-        "unit": text_field(doc, "unit", what, limit=300),
-        "post": text_field(doc, "post", what, limit=300),
+        # Incomplete unit/post are filed: refusing incomplete data is the operator's call.
+        "unit": text_field(doc, "unit", what, required=False, limit=300),
+        "post": text_field(doc, "post", what, required=False, limit=300),
         "phone": phone,
         "requested_role": role.value,
         "basis": basis,

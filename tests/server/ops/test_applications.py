@@ -1,0 +1,187 @@
+"""R3: signed access applications, decision deadline, registration, signed refusals."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+from typing import Any
+
+import pytest
+
+from server.ops import (
+    Duplicate,
+    InvalidDocument,
+    InvalidState,
+    Operations,
+    PermissionDenied,
+    SignerMismatch,
+    verify_refusal,
+)
+from server.ops.documents import fingerprint
+from signing.ca import CertificateAuthority
+from signing.dsse import Envelope
+from signing.errors import BadSignature, MalformedEnvelope, UntrustedChain
+from signing.trust import TrustStore
+from siogw.errors import AuditError, InputError
+from tests.server.ops.conftest import CONTROLLER, OPERATOR, Clock, ListRecorder
+from tests.server.ops.helpers import application
+
+
+def test_file_sets_a_one_day_deadline_and_overdue_lists_it(
+    ops: Operations, people: Any, clock: Clock, recorder: ListRecorder
+) -> None:
+    anna = people("Anna")
+    app = ops.applications.file(application(anna))
+    assert app.status == "pending"
+    assert app.deadline_at - app.received_at == _dt.timedelta(days=1)
+    assert app.deadline_astana.endswith("+05:00")
+    assert app.cert_fingerprint == fingerprint(anna.cert_der)
+    assert ops.applications.overdue(OPERATOR) == []
+    assert ops.applications.overdue(OPERATOR, clock.now + _dt.timedelta(hours=23)) == []
+    late = ops.applications.overdue(OPERATOR, clock.now + _dt.timedelta(days=1, seconds=1))
+    assert [a.id for a in late] == [app.id]
+    filed = recorder.of("ops.application.filed")
+    assert filed[0]["details"]["application_id"] == app.id
+    with pytest.raises(PermissionDenied):
+        ops.applications.overdue(CONTROLLER)
+
+
+def test_refusal_is_signed_by_the_operator_and_verifies(
+    ops: Operations, people: Any, trust: TrustStore, recorder: ListRecorder
+) -> None:
+    anna, olga = people("Anna"), people("Olga operator")
+    app = ops.applications.file(application(anna))
+    env = ops.applications.refuse(OPERATOR, app.id, "post not on the staff list", olga.signer)
+    fetched = ops.applications.refusal_for(app.id, fingerprint(anna.cert_der))
+    assert fetched == env
+    refusal = verify_refusal(fetched, trust)
+    assert refusal.application_id == app.id
+    assert refusal.reason == "post not on the staff list"
+    assert refusal.refused_by == OPERATOR.user_id
+    assert "Olga operator" in refusal.signer_subject
+    assert ops.applications.get(app.id).status == "refused"
+    assert recorder.of("ops.application.refused")[0]["details"]["signer_key_id"] == (
+        olga.signer.key_id)
+    # A tampered refusal does not verify.
+    doc = json.loads(fetched)
+    body = json.loads(base64.b64decode(doc["payload"]))
+    body["reason"] = "approved"
+    doc["payload"] = base64.b64encode(json.dumps(body).encode()).decode()
+    with pytest.raises(BadSignature):
+        verify_refusal(json.dumps(doc).encode(), trust)
+    # Only the holder of the application's certificate fetches it.
+    with pytest.raises(PermissionDenied):
+        ops.applications.refusal_for(app.id, fingerprint(olga.cert_der))
+    # Decided once.
+    with pytest.raises(InvalidState):
+        ops.applications.register(OPERATOR, app.id)
+    with pytest.raises(InvalidDocument):
+        ops.applications.refuse(OPERATOR, app.id, "  ", olga.signer)
+
+
+def test_refusal_by_an_untrusted_key_is_rejected_by_the_applicant(
+    ops: Operations, people: Any, tmp_path: Any, trust: TrustStore
+) -> None:
+    rogue_ca = CertificateAuthority.init(tmp_path / "rogue", "CN=Rogue Root")
+    from tests.server.ops.conftest import make_person
+
+    anna, mallory = people("Anna"), make_person(rogue_ca, "Mallory")
+    app = ops.applications.file(application(anna))
+    env = ops.applications.refuse(OPERATOR, app.id, "stale data", mallory.signer)
+    with pytest.raises(UntrustedChain):
+        verify_refusal(env, trust)
+
+
+def test_corrected_application_after_refusal_then_registration(
+    ops: Operations, people: Any, clock: Clock
+) -> None:
+    anna, olga = people("Anna"), people("Olga")
+    first = ops.applications.file(application(anna, post=""))
+    with pytest.raises(InvalidState):  # one pending application per person
+        ops.applications.file(application(anna))
+    with pytest.raises(InvalidState):  # only a refused one can be corrected
+        ops.applications.file(application(anna, corrects=first.id))
+    ops.applications.refuse(OPERATOR, first.id, "post is empty", olga.signer)
+    clock.advance(hours=2)
+    second = ops.applications.file(application(anna, corrects=first.id))
+    assert second.corrects == first.id
+    enrol = ops.applications.register(OPERATOR, second.id, user_id="anna")
+    assert (enrol.user_id, enrol.role, enrol.basis) == ("anna", "agency_user",
+                                                        "financial_monitoring")
+    assert enrol.certificate_der == anna.cert_der
+    assert enrol.phone == "+77010000001"
+    user = ops.lifecycle.require_user("anna")
+    assert user.status == "active" and user.application_id == second.id
+    assert [c.certificate.fingerprint for c in ops.certificates.overview(OPERATOR)] == [
+        fingerprint(anna.cert_der)]
+    with pytest.raises(InvalidState):
+        ops.applications.register(OPERATOR, second.id)
+    # A second registration of the same person is refused.
+    third_app = people("Anna again")
+    third_app.iin = anna.iin
+    app3 = ops.applications.file(application(third_app))
+    with pytest.raises(Duplicate):
+        ops.applications.register(OPERATOR, app3.id, user_id="anna2")
+
+
+def test_registration_runs_the_enrolment_hook(ops: Operations, people: Any) -> None:
+    enrolled: list[Any] = []
+    ops.applications.on_register.append(enrolled.append)
+    app = ops.applications.file(application(people("Boris")))
+    enrol = ops.applications.register(OPERATOR, app.id, user_id="boris")
+    assert enrolled == [enrol]
+
+
+def test_application_must_be_signed_with_its_own_certificate(
+    ops: Operations, people: Any
+) -> None:
+    anna, eve = people("Anna"), people("Eve")
+    with pytest.raises(SignerMismatch):
+        ops.applications.file(application(anna, signer=eve.signer))
+
+
+def test_untrusted_or_malformed_applications(
+    ops: Operations, people: Any, tmp_path: Any
+) -> None:
+    from tests.server.ops.conftest import make_person
+
+    rogue = make_person(CertificateAuthority.init(tmp_path / "rogue", "CN=Rogue"), "Rogue")
+    with pytest.raises(UntrustedChain):
+        ops.applications.file(application(rogue))
+    anna = people("Anna")
+    with pytest.raises(MalformedEnvelope):
+        ops.applications.file(b"not json")
+    env = Envelope.from_json(application(anna))
+    wrong_type = Envelope("application/vnd.siogw.refusal+json", env.payload, env.signatures)
+    with pytest.raises(MalformedEnvelope):
+        ops.applications.file(wrong_type.to_json())
+    with pytest.raises(InputError):  # bad IIN check digit
+        ops.applications.file(application(anna, iin=anna.iin[:-1] + str((int(anna.iin[-1]) + 1) % 10)))
+    with pytest.raises(InvalidDocument):
+        ops.applications.file(application(anna, phone="12345"))
+    with pytest.raises(InvalidDocument):
+        ops.applications.file(application(anna, requested_role="root"))
+    with pytest.raises(InvalidDocument):
+        ops.applications.file(application(anna, basis="curiosity"))
+    with pytest.raises(InvalidDocument):
+        ops.applications.file(application(anna, full_name=None))
+    with pytest.raises(InvalidDocument):
+        ops.applications.file(application(anna, unit=42))
+
+
+def test_audit_failure_rolls_the_application_back(
+    ops: Operations, people: Any, recorder: ListRecorder
+) -> None:
+    recorder.fail = True
+    with pytest.raises(AuditError):
+        ops.applications.file(application(people("Anna")))
+    assert ops.applications.applications(OPERATOR) == []
+
+
+def test_expired_certificate_is_refused(ops: Operations, people: Any, clock: Clock) -> None:
+    from signing.errors import CertificateExpired
+
+    anna = people("Anna", days=1)
+    with pytest.raises(CertificateExpired):
+        ops.applications.file(application(anna), received_at=clock.now + _dt.timedelta(days=3))

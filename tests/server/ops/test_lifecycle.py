@@ -1,0 +1,170 @@
+"""R4/R13: transfer edits (late flag), blocking with reasons, unblocking, agency outbox."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import pytest
+
+from server.ops import (
+    BlockKind,
+    InvalidDocument,
+    InvalidState,
+    NotFound,
+    Operations,
+    PermissionDenied,
+    SignerMismatch,
+)
+from tests.server.ops.conftest import (
+    AGENCY,
+    CONTROLLER,
+    OPERATOR,
+    SECURITY,
+    Clock,
+    ListRecorder,
+)
+from tests.server.ops.helpers import transfer
+
+
+def _user(ops: Operations, person: Any, user_id: str, role: str = "agency_user") -> None:
+    ops.lifecycle.import_user(OPERATOR, user_id=user_id, iin=person.iin, full_name=person.name,
+                              role=role, unit="Analytics", post="analyst",
+                              basis="financial_monitoring", certificate_der=person.cert_der)
+
+
+def test_transfer_within_24_hours_is_on_time_and_applied(
+    ops: Operations, people: Any, clock: Clock, recorder: ListRecorder
+) -> None:
+    alice = people("Alice")
+    _user(ops, alice, "alice")
+    edit = ops.lifecycle.file_transfer(transfer(alice, "alice", clock.now - _dt.timedelta(hours=23)))
+    assert not edit.late and edit.status == "pending"
+    user = ops.lifecycle.apply_transfer(OPERATOR, edit.id)
+    assert (user.unit, user.post) == ("Investigations", "senior analyst")
+    with pytest.raises(InvalidState):
+        ops.lifecycle.apply_transfer(OPERATOR, edit.id)
+    assert recorder.of("ops.transfer.filed")[0]["details"]["late"] is False
+    assert recorder.of("ops.transfer.applied")[0]["details"]["user_id"] == "alice"
+
+
+def test_transfer_filed_after_24_hours_is_flagged_late(
+    ops: Operations, people: Any, clock: Clock, recorder: ListRecorder
+) -> None:
+    alice = people("Alice")
+    _user(ops, alice, "alice")
+    order = clock.now - _dt.timedelta(hours=24, minutes=1)
+    edit = ops.lifecycle.file_transfer(transfer(alice, "alice", order))
+    assert edit.late
+    assert edit.order_signed_at == order
+    assert [e.id for e in ops.lifecycle.transfers(OPERATOR, late_only=True)] == [edit.id]
+    assert recorder.of("ops.transfer.filed")[0]["details"]["late"] is True
+    with pytest.raises(InvalidDocument):  # an order signed in the future
+        ops.lifecycle.file_transfer(transfer(alice, "alice", clock.now + _dt.timedelta(hours=1)))
+
+
+def test_transfer_must_be_signed_by_the_user(ops: Operations, people: Any, clock: Clock) -> None:
+    alice, eve = people("Alice"), people("Eve")
+    _user(ops, alice, "alice")
+    _user(ops, eve, "eve")
+    from signing.errors import UnknownSigner
+
+    # Eve signs Alice's edit: her certificate is embedded, trusted, but not Alice's.
+    with pytest.raises(SignerMismatch):
+        ops.lifecycle.file_transfer(transfer(alice, "alice", clock.now, signer=eve.signer))
+    with pytest.raises(NotFound):
+        ops.lifecycle.file_transfer(transfer(alice, "nobody", clock.now))
+    # Without the embedded certificate an unknown key is refused too.
+    from signing.dsse import Envelope, EnvSig
+
+    env = Envelope.from_json(transfer(alice, "alice", clock.now, signer=eve.signer))
+    bare = Envelope(env.payload_type, env.payload,
+                    tuple(EnvSig(s.keyid, s.sig) for s in env.signatures))
+    with pytest.raises(UnknownSigner):
+        ops.lifecycle.file_transfer(bare.to_json())
+
+
+def test_revoked_certificate_cannot_sign_a_transfer(
+    ops: Operations, people: Any, clock: Clock
+) -> None:
+    from server.ops.documents import fingerprint
+    from signing.errors import UnknownSigner
+
+    alice = people("Alice")
+    _user(ops, alice, "alice")
+    ops.certificates.revoke(SECURITY, fingerprint(alice.cert_der), "token lost")
+    with pytest.raises((SignerMismatch, UnknownSigner)):
+        ops.lifecycle.file_transfer(transfer(alice, "alice", clock.now))
+
+
+@pytest.mark.parametrize("kind", list(BlockKind))
+def test_block_is_immediate_with_reason_and_hook(
+    kind: BlockKind, ops: Operations, people: Any, recorder: ListRecorder
+) -> None:
+    _user(ops, people("Bob"), "bob")
+    calls: list[tuple[str, str]] = []
+    ops.lifecycle.on_block.append(lambda uid, why: calls.append((uid, why)))
+    assert not ops.lifecycle.is_blocked("bob")
+    user = ops.lifecycle.block(OPERATOR, "bob", kind, f"{kind.value} order 5")
+    assert user.blocked and user.block_kind == kind.value
+    assert ops.lifecycle.is_blocked("bob")
+    assert calls == [("bob", f"{kind.value} order 5")]
+    notices = ops.lifecycle.outbox(CONTROLLER)
+    if kind is BlockKind.VIOLATION:
+        assert [(n.user_id, n.kind) for n in notices] == [("bob", "violation_block")]
+    else:
+        assert notices == []
+    assert recorder.of("ops.user.blocked")[0]["details"]["kind"] == kind.value
+
+
+def test_unblock_only_by_the_operator(ops: Operations, people: Any) -> None:
+    _user(ops, people("Bob"), "bob")
+    unblocked: list[str] = []
+    ops.lifecycle.on_unblock.append(lambda uid, why: unblocked.append(uid))
+    ops.lifecycle.block(CONTROLLER, "bob", "violation", "queries without task")
+    with pytest.raises(PermissionDenied):
+        ops.lifecycle.unblock(CONTROLLER, "bob", "sorry")
+    with pytest.raises(PermissionDenied):
+        ops.lifecycle.block(AGENCY, "bob", "violation", "I do not like him")
+    user = ops.lifecycle.unblock(OPERATOR, "bob", "reinstated by order 9")
+    assert not user.blocked and not ops.lifecycle.is_blocked("bob")
+    assert unblocked == ["bob"]
+    with pytest.raises(InvalidState):
+        ops.lifecycle.unblock(OPERATOR, "bob", "again")
+
+
+def test_block_needs_a_known_user_a_kind_and_a_reason(ops: Operations, people: Any) -> None:
+    _user(ops, people("Bob"), "bob")
+    with pytest.raises(InvalidDocument):
+        ops.lifecycle.block(OPERATOR, "bob", "violation", "  ")
+    with pytest.raises(InvalidDocument):
+        ops.lifecycle.block(OPERATOR, "bob", "holiday", "reason")
+    with pytest.raises(NotFound):
+        ops.lifecycle.block(OPERATOR, "nobody", "dismissal", "reason")
+    assert not ops.lifecycle.is_blocked("nobody")  # unknown here: the gateway's store decides
+
+
+def test_failing_hook_leaves_nothing_half_done(ops: Operations, people: Any) -> None:
+    _user(ops, people("Bob"), "bob")
+
+    def broken(uid: str, why: str) -> None:
+        raise InvalidState("gateway store refused")
+
+    ops.lifecycle.on_block.append(broken)
+    with pytest.raises(InvalidState):
+        ops.lifecycle.block(OPERATOR, "bob", "violation", "x")
+    assert not ops.lifecycle.is_blocked("bob")
+    assert ops.lifecycle.outbox(CONTROLLER) == []
+
+
+def test_outbox_read_marks(ops: Operations, people: Any, recorder: ListRecorder) -> None:
+    _user(ops, people("Bob"), "bob")
+    ops.lifecycle.block(OPERATOR, "bob", "violation", "burst of queries")
+    [notice] = ops.lifecycle.outbox(CONTROLLER)
+    read = ops.lifecycle.mark_read(CONTROLLER, notice.id)
+    assert read.read_at is not None
+    assert ops.lifecycle.outbox(CONTROLLER) == []
+    assert len(ops.lifecycle.outbox(CONTROLLER, unread_only=False)) == 1
+    assert recorder.of("ops.outbox.read")[0]["details"]["notification_id"] == notice.id
+    with pytest.raises(PermissionDenied):
+        ops.lifecycle.outbox(OPERATOR)
