@@ -7,11 +7,12 @@ Format (UTF-8 JSON)::
         "public_key_pem": "-----BEGIN PUBLIC KEY-----...", "valid_from_size": 0,
         "valid_from_time": "2026-11-22T04:00:00.000000+05:00", "retired": false}, ...]}
 
-A key signs seals of tree size ``>= valid_from_size``; when the next key takes over at
-size ``S`` the old one is marked ``retired`` and its seals (all of size ``<= S``) keep
-verifying. The file is a convenience copy: a verifier should be given the keys out of
-band (``siogw audit verify --keys``); every rotation is also an ``audit.key_rotated``
-record inside the log itself, so the history is covered by the seals.
+A key signs seals of tree size ``>= valid_from_size``, which is the size of the last
+seal made before it took over; the old key is then marked ``retired`` and its seals
+(all of size ``<= valid_from_size``) keep verifying. The file is a convenience copy:
+a verifier should be given the keys out of band (``siogw audit verify --keys``);
+every rotation is also an ``audit.key_rotated`` record inside the log itself, so the
+history is covered by the seals.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def write_history(path: Path, origin: str, keys: list[TrustedKey]) -> None:
 
 
 def ensure_current(
-    path: Path, origin: str, signer: Signer, tree_size: int, now_text: str
+    path: Path, origin: str, signer: Signer, sealed_size: int, now_text: str
 ) -> tuple[list[TrustedKey], TrustedKey | None]:
     """Make ``signer``'s key the current one; return (history, previous key if rotated)."""
     keys = read_history(path)
@@ -78,7 +79,7 @@ def ensure_current(
     new = TrustedKey(
         public_key=signer.public_key,
         algorithm=signer.algorithm,
-        valid_from_size=tree_size,
+        valid_from_size=sealed_size,
         valid_from_time=now_text,
     )
     updated = [

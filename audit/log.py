@@ -3,7 +3,8 @@
 Directory layout (``root`` is the directory given to :meth:`AuditLog.open`)::
 
     root/LOCK                      flock: one writer process at a time
-    root/live/seg-NNNNNNNN.log     the current segment (append only)
+    root/live/seg-NNNNNNNN.log     the current segment (append only), plus any rolled
+                                   segments still waiting for their seal
     root/archive/seg-NNNNNNNN.log.gz   sealed segments, gzip (mtime 0), mode 0444
     root/archive/seg-NNNNNNNN.seal     the signed seal checkpoint, mode 0444
     root/archive/keys.json         audit key history (see :mod:`audit.keys`)
@@ -15,11 +16,15 @@ One writer thread takes every queued append, encodes the batch, writes it with o
 record is acknowledged only after its fsync. Any write error puts the log in the failed
 state: pending and later appends raise :class:`~audit.errors.AuditUnavailable`.
 
-Sealing (segment reached ``segment_max_records`` or ``segment_max_bytes``): sign the
-seal checkpoint, write ``.log.gz`` (temp, fsync, rename, chmod 0444), write ``.seal``
-the same way, start the next live segment, then remove the old live file. Recovery
-after a crash at any step: a ``.gz`` without ``.seal`` is discarded and the seal redone;
-a live file whose seal exists is checked against the seal's digest and removed.
+Rolling and sealing: when the live segment reaches ``segment_max_records`` or
+``segment_max_bytes`` the writer *rolls* (starts the next live file, notes the tree
+size and root) and hands the full segment to the sealer thread, so appends never wait
+for compression or the signer. The sealer, strictly in order, signs the seal checkpoint,
+writes ``.log.gz`` (temp, fsync, rename, chmod 0444), writes ``.seal`` the same way,
+then removes the live file. A failing signer is retried; past ``seal_grace_seconds``
+the log fails closed. Recovery after a crash at any step: a ``.gz`` without ``.seal`` is
+discarded and the seal redone; a live file whose seal exists is checked against the
+seal's digest and removed; rolled-but-unsealed segments are queued for sealing again.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from audit.verify import (
     MAGIC,
     ZERO_HASH_HEX,
     Checkpoint,
+    FrameScan,
     TrustedKey,
     encode_frame,
     leaf_hash,
@@ -81,7 +87,8 @@ class AuditConfig:
       (:class:`~audit.errors.MalformedRecord`), the log stays healthy.
     * ``max_batch``: at most this many appends share one write + fsync.
     * ``seal_grace_seconds``: how long sealing may keep failing (signer down) while
-      appends continue into the oversize live segment; past it the log fails closed.
+      appends continue (rolled segments wait for their seal); past it the log fails
+      closed.
     * ``seal_retry_seconds``: pause between sealing attempts while the signer fails.
     * ``queue_limit``: appends waiting for the writer; more raise ``AuditUnavailable``.
     """
@@ -174,6 +181,7 @@ class Health:
     sealed_segments: int
     live_records: int
     seal_failing_since: _dt.datetime | None
+    pending_seals: int = 0
 
     @property
     def ok(self) -> bool:
@@ -189,6 +197,27 @@ class _Pending:
 
 
 _STOP = object()
+
+
+@dataclass
+class _Rolled:
+    """A full segment handed from the writer to the sealer."""
+
+    number: int
+    size: int
+    root: bytes
+    length: int
+    first_seq: int
+    first_time: str
+    last_time: str
+    done: concurrent.futures.Future[None]
+
+
+class _SealRequest:
+    def __init__(self) -> None:
+        self.done: concurrent.futures.Future[concurrent.futures.Future[None] | None] = (
+            concurrent.futures.Future()
+        )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -236,16 +265,24 @@ class AuditLog:
         self._live_dir = root / LIVE_DIR
         self._lock = threading.Lock()  # guards tree + counters read by other threads
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._seal_queue: queue.Queue[Any] = queue.Queue()
+        self._seal_wakeup = threading.Event()
         self._failed: str | None = None
         self._closed = False
         self._lock_fd = -1
         self._tree = TreeStore(root / "tree")
         self._keys: list[TrustedKey] = []
-        # sealed state
+        # sealed state (owned by the sealer thread once it runs)
         self._sealed_size = 0
         self._sealed_segments = 0
         self._prev_seal_hash = ZERO_HASH_HEX
-        # live segment state
+        self._pending_seals = 0
+        self._seal_failing_since: float | None = None
+        self._seal_failing_at: _dt.datetime | None = None
+        self._seal_error = ""
+        self._seal_failures = 0
+        self._last_rolled: _Rolled | None = None
+        # live segment state (owned by the writer thread)
         self._live_number = 1
         self._live_fd = -1
         self._live_bytes = 0
@@ -253,12 +290,9 @@ class AuditLog:
         self._live_first: tuple[int, str] | None = None
         self._last_time: _dt.datetime | None = None
         self._last_time_text = ""
-        self._seal_failing_since: float | None = None
-        self._seal_failing_at: _dt.datetime | None = None
-        self._seal_last_try = 0.0
-        self._seal_error = ""
         self._checkpoint_cache: SignedCheckpoint | None = None
         self._thread: threading.Thread | None = None
+        self._sealer: threading.Thread | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -272,7 +306,7 @@ class AuditLog:
         """Open (creating if needed) the log at ``directory`` and recover after a crash.
 
         Recovery truncates a torn tail (keeping the cut bytes under ``torn/`` and
-        recording an ``audit.recovered`` event), completes or redoes an interrupted seal,
+        recording an ``audit.recovered`` event), completes or redoes interrupted seals,
         rebuilds the Merkle levels when they disagree with the last seal, and rotates
         the audit key when ``signer`` is a new key (``audit.key_rotated`` event).
         """
@@ -283,6 +317,7 @@ class AuditLog:
         try:
             self._open_locked()
         except BaseException:
+            self._shutdown_threads()
             self._release()
             raise
         return self
@@ -296,11 +331,16 @@ class AuditLog:
         except BlockingIOError as exc:
             raise AuditError("audit log is open in another process", detail=str(self.root)) \
                 from exc
-        recovered = self._recover()
+        recovered, rolled = self._recover()
         now_text = format_time(now_utc())
         self._keys, previous = ensure_current(
-            self._archive / KEYS_FILE, self.origin, self._signer, self._tree.size, now_text
+            self._archive / KEYS_FILE, self.origin, self._signer, self._sealed_size, now_text
         )
+        for r in rolled:
+            self._hand_to_sealer(r)
+        self._sealer = threading.Thread(target=self._seal_loop, name="audit-sealer",
+                                        daemon=True)
+        self._sealer.start()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
         for rec in recovered:
@@ -321,7 +361,7 @@ class AuditLog:
                 )
             )
 
-    def _recover(self) -> list[AuditRecord]:
+    def _recover(self) -> tuple[list[AuditRecord], list[_Rolled]]:
         archive, live = self._archive, self._live_dir
         for p in list(archive.iterdir()) + list(live.iterdir()):
             if p.name.endswith(".tmp"):
@@ -353,21 +393,29 @@ class AuditLog:
             self._prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
             self._last_time = _dt.datetime.fromisoformat(seal.last_time)
             self._last_time_text = seal.last_time
-            # A live file that was already sealed: check it matches, then drop it.
+            # A live file that was already sealed (crash before its removal): it must
+            # match its seal; then it goes.
             for n in [n for n in live_numbers if n <= last]:
                 path = live / segment_name(n)
-                if n == last:
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                    if digest != seal.segment_sha256:
-                        raise AuditError("live segment differs from its seal", detail=str(path))
+                if n != last:
+                    raise AuditError("stale live segment far behind the seals",
+                                     detail=str(path))
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest != seal.segment_sha256:
+                    raise AuditError("live segment differs from its seal", detail=str(path))
                 _remove(path)
                 live_numbers.remove(n)
             self._restore_tree(cp)
-        self._live_number = last + 1
-        extra = [n for n in live_numbers if n != self._live_number]
-        if extra:
-            raise AuditError("unexpected live segment", detail=segment_name(extra[0]))
-        return self._recover_live()
+        expected = list(range(last + 1, last + 1 + len(live_numbers)))
+        if live_numbers != expected:
+            raise AuditError("live segments are not consecutive after the last seal",
+                             detail=", ".join(segment_name(n) for n in live_numbers))
+        self._tree.reset_to(self._sealed_size)
+        rolled: list[_Rolled] = []
+        for n in live_numbers[:-1]:
+            rolled.append(self._recover_rolled(n))
+        self._live_number = live_numbers[-1] if live_numbers else last + 1
+        return self._recover_live(), rolled
 
     def _history_keys(self) -> list[TrustedKey]:
         from audit.keys import read_history
@@ -396,13 +444,8 @@ class AuditLog:
         if tree.size != cp.size or tree.root() != cp.root_hash:
             raise AuditError("sealed segments do not match the last seal; run audit verify")
 
-    def _recover_live(self) -> list[AuditRecord]:
-        path = self._live_dir / segment_name(self._live_number)
-        recovered: list[AuditRecord] = []
-        if not path.exists():
-            self._new_live_file(path)
-            return recovered
-        data = path.read_bytes()
+    def _scan_records(self, path: Path, data: bytes) -> tuple[FrameScan, list[bytes]]:
+        """Check a live file's records continue the tree; return the scan and leaves."""
         scan = scan_frames(data)
         expected = self._tree.size
         leaves = []
@@ -416,6 +459,32 @@ class AuditLog:
             self._last_time_text = format_time(rec.time)
             leaves.append(leaf_hash(body))
             expected += 1
+        return scan, leaves
+
+    def _recover_rolled(self, number: int) -> _Rolled:
+        """A rolled segment whose seal was never written: it must be whole."""
+        path = self._live_dir / segment_name(number)
+        data = path.read_bytes()
+        self._live_first = None
+        scan, leaves = self._scan_records(path, data)
+        if scan.problem is not None or not leaves:
+            raise SegmentError(f"rolled segment is damaged: {scan.problem or 'empty'}",
+                               where=str(path), seq=self._tree.size + len(leaves))
+        self._tree.append(leaves)
+        assert self._live_first is not None
+        return _Rolled(number, self._tree.size, self._tree.root(), len(data),
+                       self._live_first[0], self._live_first[1], self._last_time_text,
+                       concurrent.futures.Future())
+
+    def _recover_live(self) -> list[AuditRecord]:
+        path = self._live_dir / segment_name(self._live_number)
+        recovered: list[AuditRecord] = []
+        self._live_first = None
+        if not path.exists():
+            self._new_live_file(path)
+            return recovered
+        data = path.read_bytes()
+        scan, leaves = self._scan_records(path, data)
         if scan.problem is not None:
             cut = data[scan.good_length:]
             torn_dir = self.root / "torn"
@@ -452,15 +521,18 @@ class AuditLog:
         self._live_fd = fd
         self._live_bytes = scan.good_length
         self._live_records = len(scan.bodies)
-        self._tree.reset_to(self._sealed_size)
         self._tree.append(leaves)
         return recovered
 
     def _new_live_file(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, MAGIC)
-        os.fsync(fd)
-        _fsync_dir(path.parent)
+        try:
+            os.write(fd, MAGIC)
+            os.fsync(fd)
+            _fsync_dir(path.parent)
+        except OSError:
+            os.close(fd)
+            raise
         self._live_fd = fd
         self._live_bytes = len(MAGIC)
         self._live_records = 0
@@ -492,12 +564,7 @@ class AuditLog:
     def _run(self) -> None:
         q = self._queue
         while True:
-            timeout = self.config.seal_retry_seconds if self._seal_failing_since else None
-            try:
-                first = q.get(timeout=timeout)
-            except queue.Empty:
-                self._maybe_seal()
-                continue
+            first = q.get()
             if first is _STOP:
                 break
             batch: list[_Pending] = []
@@ -520,16 +587,14 @@ class AuditLog:
                     break
             if batch:
                 self._commit(batch)
-            self._maybe_seal(force=bool(requests))
+            if self._live_records and (requests or self._roll_due()):
+                self._roll()
             for req in requests:
                 if self._failed is not None:
                     req.done.set_exception(AuditUnavailable(self._failed))
-                elif self._seal_failing_since is not None:
-                    req.done.set_exception(
-                        AuditError("seal failed", detail=self._seal_error)
-                    )
                 else:
-                    req.done.set_result(None)
+                    last = self._last_rolled
+                    req.done.set_result(last.done if last is not None else None)
             if stop:
                 break
         # Fail whatever is still queued.
@@ -545,11 +610,8 @@ class AuditLog:
 
     def _batch_cap(self) -> int:
         """Batch size limit: never run a segment past its record limit in one batch."""
-        cap = self.config.max_batch
-        if self._seal_failing_since is None:
-            room = self.config.segment_max_records - self._live_records
-            cap = max(1, min(cap, room))
-        return cap
+        room = self.config.segment_max_records - self._live_records
+        return max(1, min(self.config.max_batch, room))
 
     def _fail(self, reason: str) -> None:
         if self._failed is None:
@@ -615,65 +677,126 @@ class AuditLog:
                 Receipt(self.origin, first_seq + i, leaves[i], size, now)
             )
 
-    # ------------------------------------------------------------------ sealing
-    def _seal_due(self) -> bool:
+    # ------------------------------------------------------------------ rolling
+    def _roll_due(self) -> bool:
         return self._live_records > 0 and (
             self._live_records >= self.config.segment_max_records
             or self._live_bytes >= self.config.segment_max_bytes
         )
 
-    def _maybe_seal(self, force: bool = False) -> None:
-        if self._failed is not None or not (self._seal_due() or (force and self._live_records)):
+    def _roll(self) -> None:
+        """Writer thread: start the next live segment, queue the full one for sealing."""
+        if self._failed is not None:
             return
-        if self._seal_failing_since is not None and not force:
-            if time.monotonic() - self._seal_last_try < self.config.seal_retry_seconds:
-                self._check_grace()
-                return
-        self._seal_last_try = time.monotonic()
+        assert self._live_first is not None
+        number = self._live_number
+        with self._lock:
+            rolled = _Rolled(
+                number=number,
+                size=self._tree.size,
+                root=self._tree.root(),
+                length=self._live_bytes,
+                first_seq=self._live_first[0],
+                first_time=self._live_first[1],
+                last_time=self._last_time_text,
+                done=concurrent.futures.Future(),
+            )
+        old_fd = self._live_fd
         try:
-            self._seal()
-        except SiogwError as exc:  # the signer failed: retry within the grace period
+            self._new_live_file(self._live_dir / segment_name(number + 1))
+        except OSError as exc:
+            self._fail(f"cannot start a new audit segment: {exc}")
+            return
+        os.close(old_fd)
+        self._live_number = number + 1
+        self._hand_to_sealer(rolled)
+
+    def _hand_to_sealer(self, rolled: _Rolled) -> None:
+        with self._lock:
+            self._pending_seals += 1
+        self._last_rolled = rolled
+        self._seal_queue.put(rolled)
+
+    # ------------------------------------------------------------------ sealing
+    def _seal_loop(self) -> None:
+        """Sealer thread: seal rolled segments strictly in order, retrying the signer.
+
+        ``_STOP`` is queued only after the writer has stopped, so every rolled segment
+        is ahead of it. A segment that cannot be sealed while closing stays in ``live/``
+        for the next open.
+        """
+        q = self._seal_queue
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            rolled: _Rolled = item
+            while True:
+                if self._failed is not None:
+                    rolled.done.set_exception(AuditUnavailable(self._failed))
+                    break
+                try:
+                    self._seal(rolled)
+                except SiogwError as exc:  # the signer failed: retry within grace
+                    self._seal_failed(exc.diagnostics())
+                    if self._closed:
+                        rolled.done.set_exception(exc)
+                        self._drain_seal_queue(exc)
+                        return
+                    self._seal_wakeup.wait(max(self.config.seal_retry_seconds, 0.05))
+                    self._seal_wakeup.clear()
+                    continue
+                except OSError as exc:
+                    self._fail(f"cannot write audit seal: {exc}")
+                    rolled.done.set_exception(AuditUnavailable(self._failed or str(exc)))
+                    break
+                with self._lock:
+                    self._seal_failing_since = None
+                    self._seal_failing_at = None
+                    self._pending_seals -= 1
+                rolled.done.set_result(None)
+                break
+
+    def _drain_seal_queue(self, exc: BaseException) -> None:
+        while True:
+            try:
+                item = self._seal_queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Rolled):
+                item.done.set_exception(exc)
+
+    def _seal_failed(self, reason: str) -> None:
+        log.warning("audit seal failed: %s", reason)
+        with self._lock:
+            self._seal_error = reason
+            self._seal_failures += 1
             if self._seal_failing_since is None:
                 self._seal_failing_since = time.monotonic()
                 self._seal_failing_at = now_utc()
-            log.warning("audit seal failed: %s", exc.diagnostics())
-            self._seal_error = exc.diagnostics()
-            self._check_grace()
-        except OSError as exc:
-            self._fail(f"cannot write audit seal: {exc}")
-        else:
-            self._seal_failing_since = None
-            self._seal_failing_at = None
-
-    def _check_grace(self) -> None:
-        since = self._seal_failing_since
-        if since is not None and time.monotonic() - since >= self.config.seal_grace_seconds:
+            since = self._seal_failing_since
+        if time.monotonic() - since >= self.config.seal_grace_seconds:
             self._fail(
-                "audit seal signer failing for longer than the grace period: "
-                + self._seal_error
+                f"audit seal signer failing for longer than the grace period: {reason}"
             )
 
-    def _seal(self) -> None:
-        number = self._live_number
-        live_path = self._live_dir / segment_name(number)
-        data = os.pread(self._live_fd, self._live_bytes, 0)
-        if len(data) != self._live_bytes:
-            raise OSError("short read of live segment")
-        assert self._live_first is not None
-        first_seq, first_time = self._live_first
-        size = self._tree.size
+    def _seal(self, r: _Rolled) -> None:
+        live_path = self._live_dir / segment_name(r.number)
+        data = live_path.read_bytes()
+        if len(data) != r.length:
+            raise OSError(f"rolled segment {live_path} changed size")
         cp = Checkpoint(
             self.origin,
-            size,
-            self._tree.root(),
+            r.size,
+            r.root,
             seal_extensions(
-                number=number,
+                number=r.number,
                 prev=self._prev_seal_hash,
-                first_seq=first_seq,
-                last_seq=size - 1,
-                first_time=first_time,
-                last_time=self._last_time_text,
-                segment_name=segment_name(number),
+                first_seq=r.first_seq,
+                last_seq=r.size - 1,
+                first_time=r.first_time,
+                last_time=r.last_time,
+                segment_name=segment_name(r.number),
                 segment_sha256=hashlib.sha256(data).hexdigest(),
                 segment_length=len(data),
                 key_id=self._signer.key_id,
@@ -682,28 +805,42 @@ class AuditLog:
         )
         note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
                                self._signer.algorithm)
-        _write_file_durably(self._archive / (segment_name(number) + ".gz"),
+        _write_file_durably(self._archive / (segment_name(r.number) + ".gz"),
                             gzip.compress(data, compresslevel=6, mtime=0))
-        _write_file_durably(self._archive / seal_name(number), note)
-        next_path = self._live_dir / segment_name(number + 1)
-        old_fd = self._live_fd
-        with self._lock:
-            self._new_live_file(next_path)
-            self._live_number = number + 1
-            self._sealed_size = size
-            self._sealed_segments = number
-            self._prev_seal_hash = hashlib.sha256(note).hexdigest()
-        os.close(old_fd)
+        _write_file_durably(self._archive / seal_name(r.number), note)
         live_path.unlink()
         _fsync_dir(self._live_dir)
+        with self._lock:
+            self._sealed_size = r.size
+            self._sealed_segments = r.number
+            self._prev_seal_hash = hashlib.sha256(note).hexdigest()
 
-    def seal_now(self) -> None:
-        """Seal the live segment now (if it has records), from the writer thread."""
+    def seal_now(self, timeout: float | None = None) -> None:
+        """Roll the live segment (if it has records) and wait until all is sealed.
+
+        Raises :class:`~siogw.errors.AuditError` when a sealing attempt fails meanwhile
+        (the sealer keeps retrying within the grace period), :class:`AuditUnavailable`
+        if the log failed, ``TimeoutError`` after ``timeout`` seconds.
+        """
         if self._closed:
             raise AuditClosed()
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_SealRequest(done))
-        done.result()
+        failures = self._seal_failures
+        deadline = None if timeout is None else time.monotonic() + timeout
+        req = _SealRequest()
+        self._queue.put(req)
+        rolled_done = req.done.result(timeout)
+        while rolled_done is not None:
+            try:
+                rolled_done.result(0.02)
+                return
+            except concurrent.futures.TimeoutError:
+                pass
+            if self._failed is not None:
+                raise AuditUnavailable(self._failed)
+            if self._seal_failures != failures:
+                raise AuditError("audit seal failed (still retrying)", detail=self._seal_error)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("audit seal did not finish in time")
 
     # ------------------------------------------------------------------ reading
     def checkpoint(self) -> SignedCheckpoint:
@@ -766,16 +903,15 @@ class AuditLog:
         return list(self._keys)
 
     def health(self) -> Health:
-        if self._closed:
-            state, reason = "closed", "closed"
-        elif self._failed is not None:
-            state, reason = "failed", self._failed
-        elif self._seal_failing_since is not None:
-            state = "degraded"
-            reason = "sealing failing: " + self._seal_error
-        else:
-            state, reason = "ok", None
         with self._lock:
+            if self._closed:
+                state, reason = "closed", "closed"
+            elif self._failed is not None:
+                state, reason = "failed", self._failed
+            elif self._seal_failing_since is not None:
+                state, reason = "degraded", "sealing failing: " + self._seal_error
+            else:
+                state, reason = "ok", None
             return Health(
                 state=state,
                 reason=reason,
@@ -784,18 +920,32 @@ class AuditLog:
                 sealed_segments=self._sealed_segments,
                 live_records=self._live_records,
                 seal_failing_since=self._seal_failing_at,
+                pending_seals=self._pending_seals,
             )
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
-        """Stop the writer (pending appends finish first) and release the lock."""
+        """Stop the writer (queued appends finish first), seal what was rolled, release.
+
+        Rolled segments the signer cannot seal now stay in ``live/`` and are sealed at
+        the next open. The live tail is not sealed: the next open continues it.
+        """
         if self._closed:
             return
         self._closed = True
+        self._shutdown_threads()
+        self._release()
+
+    def _shutdown_threads(self) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
-        self._release()
+            self._thread = None
+        if self._sealer is not None:
+            self._seal_queue.put(_STOP)
+            self._seal_wakeup.set()
+            self._sealer.join()
+            self._sealer = None
 
     def _release(self) -> None:
         if self._live_fd >= 0:
@@ -811,11 +961,6 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _SealRequest:
-    def __init__(self, done: concurrent.futures.Future[None]) -> None:
-        self.done = done
 
 
 def receipt_json(receipt: Receipt) -> bytes:

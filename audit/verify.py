@@ -939,29 +939,33 @@ def verify_archive(
         expected_number += 1
         if progress is not None:
             progress(walker.tree.size, report.sealed_segments, gz_path.name)
-    # The live tail: at most one unsealed segment, numbered right after the last seal.
+    # The live tail: rolled segments waiting for their seal, then the current segment,
+    # numbered consecutively after the last seal. Only the very last may be torn.
     tail_numbers = sorted(n for n in lives if n >= expected_number)
     stale = sorted(n for n in lives if n < expected_number)
     for n in stale:
         report.warnings.append(f"{lives[n].name}: already sealed, left over from a seal")
-    if tail_numbers:
-        if tail_numbers != [expected_number]:
-            bad = next(n for n in tail_numbers if n != expected_number)
+    for i, n in enumerate(tail_numbers):
+        path = lives[n]
+        if n != expected_number + i:
             raise VerificationError(
-                f"unexpected live segment (expected {segment_name(expected_number)})",
-                where=str(lives[bad]), seq=walker.tree.size,
+                f"unexpected live segment (expected {segment_name(expected_number + i)})",
+                where=str(path), seq=walker.tree.size,
             )
-        path = lives[expected_number]
         data = path.read_bytes()
         scan = scan_frames(data)
+        is_last = i == len(tail_numbers) - 1
         if scan.problem is not None:
-            if scan.complete_frame_bad:
+            if scan.complete_frame_bad or not is_last:
                 raise SegmentError(scan.problem, where=str(path),
                                    seq=walker.tree.size + len(scan.bodies))
             report.warnings.append(f"{path.name}: {scan.problem} (torn tail, unacknowledged)")
         if scan.bodies:
             walker.records(scan.bodies, str(path))
-            report.live_records = len(scan.bodies)
+            report.live_records += len(scan.bodies)
+        elif not is_last:
+            raise SegmentError("rolled segment has no records", where=str(path),
+                               seq=walker.tree.size)
         if progress is not None:
             progress(walker.tree.size, report.sealed_segments, path.name)
     report.tree_size = report.records = walker.tree.size

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def test_receipts_proofs_and_seals(open_log: Callable[..., AuditLog], tmp_path: 
     cons = lg.consistency_proof(cp1.size, cp2.size)
     verify_consistency(cp1.size, cp2.size, cons.hashes, cp1.root_hash, cp2.root_hash)
     health = lg.health()
-    assert health.state == "ok" and health.sealed_segments == 60 // 7
+    assert health.state == "ok"
+    assert health.sealed_segments + health.pending_seals == 60 // 7
     keys = lg.trusted_keys()
     lg.close()
     report = verify_archive(tmp_path / "log", keys, origin=ORIGIN)
@@ -159,24 +161,54 @@ class FlakySigner(Signer):
         return self.inner.sign(payload)
 
 
+def _wait_for(predicate: Callable[[], bool]) -> None:
+    """Wait for the sealer thread to get somewhere (generous bound, not a timing test)."""
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, "sealer never got there"
+        time.sleep(0.01)
+
+
 def test_signer_failure_within_grace_degrades_then_recovers(
     open_log: Callable[..., AuditLog], tmp_path: Path
 ) -> None:
     flaky = FlakySigner(soft_signer())
     lg = open_log(sig=flaky, segment_max_records=3, seal_grace_seconds=3600,
                   seal_retry_seconds=0)
-    for i in range(8):
-        lg.append_sync(rec(i))
+    receipts = [lg.append_sync(rec(i)) for i in range(8)]  # appends go on meanwhile
+    assert receipts[-1].seq == 7
+    _wait_for(lambda: lg.health().state == "degraded")
     h = lg.health()
-    assert h.state == "degraded" and "token removed" in (h.reason or "")
-    assert h.sealed_segments == 0 and h.live_records == 8
+    assert "token removed" in (h.reason or "")
+    assert h.sealed_segments == 0 and h.pending_seals == 2 and h.live_records == 2
+    with pytest.raises(AuditError) as info:
+        lg.seal_now(timeout=60)  # the retry loop reports the signer's error
+    assert "token removed" in info.value.diagnostics()
     flaky.broken = False
-    lg.append_sync(rec(8))
+    lg.seal_now(timeout=60)
     h = lg.health()
-    assert h.state == "ok" and h.sealed_segments == 1
+    assert h.state == "ok" and h.sealed_segments == 3 and h.pending_seals == 0
     keys = lg.trusted_keys()
     lg.close()
-    assert verify_archive(tmp_path / "log", keys).sealed_segments == 1
+    assert verify_archive(tmp_path / "log", keys).sealed_segments == 3
+
+
+def test_rolled_segments_left_unsealed_are_sealed_at_next_open(
+    open_log: Callable[..., AuditLog], tmp_path: Path, signer: Signer
+) -> None:
+    flaky = FlakySigner(signer)
+    lg = open_log(sig=flaky, segment_max_records=2, seal_grace_seconds=3600)
+    for i in range(7):
+        lg.append_sync(rec(i))
+    lg.close()  # three rolled segments could not be sealed
+    assert len(list((tmp_path / "log" / "live").iterdir())) == 4
+    keys = read_history(tmp_path / "log" / "archive" / "keys.json")
+    assert verify_archive(tmp_path / "log", keys).live_records == 7
+    lg = open_log()  # the same key, now working
+    lg.seal_now(timeout=60)
+    assert lg.health().sealed_segments == 4
+    lg.close()
+    assert verify_archive(tmp_path / "log", keys).sealed_segments == 4
 
 
 def test_signer_failure_past_grace_fails_closed(open_log: Callable[..., AuditLog]) -> None:
@@ -184,10 +216,11 @@ def test_signer_failure_past_grace_fails_closed(open_log: Callable[..., AuditLog
     lg = open_log(sig=flaky, segment_max_records=2, seal_grace_seconds=0)
     lg.append_sync(rec(0))
     lg.append_sync(rec(1))  # acknowledged (durable); sealing then fails past grace
+    _wait_for(lambda: lg.health().state == "failed")
     with pytest.raises(AuditUnavailable, match="grace"):
         lg.append_sync(rec(2))
     h = lg.health()
-    assert h.state == "failed" and "token removed" in (h.reason or "")
+    assert "token removed" in (h.reason or "")
     assert h.tree_size == 2
 
 
@@ -245,7 +278,7 @@ def test_key_rotation_keeps_old_seals_valid(
     history = read_history(tmp_path / "log" / "archive" / "keys.json")
     assert [k.key_id for k in history] == [a.key_id, b.key_id]
     assert history[0].retired and not history[1].retired
-    assert history[1].valid_from_size == 6
+    assert history[1].valid_from_size == 4  # the last seal made with key a
     report = verify_archive(tmp_path / "log", history)
     assert report.sealed_segments == 3
     rotated = [r for _, r in iter_archive_records(tmp_path / "log")
