@@ -180,3 +180,16 @@ def test_software_device_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     key.verify(a.signature, b"challenge", ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg,union-attr]
     with pytest.raises(BiometricMismatch):
         again.assert_user(b"challenge", b"finger-2")
+
+
+def test_channel_credentials_need_cert_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from siogw.errors import ConfigError
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(b"not used before the check")
+    with pytest.raises(ConfigError, match="both"):
+        c.channel_credentials(ca, client_cert_file=tmp_path / "c.pem")
+    with pytest.raises(ConfigError, match="cannot read CA file"):
+        c.channel_credentials(tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match=r"not an X\.509"):
+        c.load_certificates(b"garbage")
