@@ -32,7 +32,7 @@ import re
 import struct
 import zlib
 import zlib as _zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -677,23 +677,119 @@ class ArchiveReport:
 ProgressCallback = Callable[[int, int, str], None]
 
 
-# The tail of a canonical record: keys are sorted, so seq, time and v come last and
-# nothing inside a JSON string can end the text this way (quotes are escaped).
-_TAIL_RE = re.compile(
-    rb',"seq":(0|[1-9][0-9]{0,17}),"time":"([0-9T:.+-]{19,40})","v":1\}\Z'
-)
+@dataclass
+class _Content:
+    """What one segment's bytes hold; computed inline or in a worker process.
+
+    ``count`` good records come first (``leaves`` holds their leaf hashes); then maybe a
+    record-level ``error`` at index ``count``, or else a frame-level ``problem``.
+    """
+
+    count: int = 0
+    leaves: bytes = b""
+    first_seq: int = -1
+    first_time: _dt.datetime | None = None
+    last_seq: int = -1
+    last_time: _dt.datetime | None = None
+    sha256: str = ""
+    length: int = 0
+    error: str | None = None
+    problem: str | None = None
+    complete_frame_bad: bool = False
+
+
+def _check_content(data: bytes, strict: bool) -> _Content:
+    """Frames, CRCs, record form, internal seq continuity and time order, leaf hashes.
+
+    The fast path reads seq and time from the canonical record's tail (its keys are
+    sorted, so ``seq``, ``time`` and ``v`` come last, and quotes inside JSON strings are
+    escaped so nothing else can end the text this way); every byte is still covered by
+    the leaf hash, the segment digest and the signed root. ``strict`` parses and
+    schema-checks every record (and its canonical form) as well.
+    """
+    out = _Content(sha256=hashlib.sha256(data).hexdigest(), length=len(data))
+    scan = scan_frames(data)
+    out.problem, out.complete_frame_bad = scan.problem, scan.complete_frame_bad
+    fromiso = _dt.datetime.fromisoformat
+    sha = _sha256
+    leaves: list[bytes] = []
+    prev_text = b""
+    when: _dt.datetime | None = None
+    prev_time: _dt.datetime | None = None
+    seq = expected = -1
+    for body in scan.bodies:
+        # Canonical tail: ...,"seq":<digits>,"time":"<iso>","v":1}
+        tail = body[-96:]
+        i = tail.rfind(b',"seq":')
+        j = tail.find(b',"time":"', i)
+        try:
+            if (
+                not strict
+                and i >= 0
+                and j > i + 7
+                and tail.endswith(b'","v":1}')
+                and tail[i + 7 : j].isdigit()
+                and body.startswith(b'{"actor":"')
+            ):
+                seq = int(tail[i + 7 : j])
+                text = tail[j + 9 : -8]
+                if text != prev_text:
+                    if b'"' in text or b"\\" in text:
+                        raise ValueError("bad time text")
+                    when = fromiso(text.decode())
+                    prev_text = text
+            else:
+                rec = decode_record(body, check_canonical=True)
+                seq, when = rec.seq, rec.time
+                prev_text = b""
+        except (MalformedRecord, ValueError) as exc:
+            out.error = f"malformed record: {exc}"
+            break
+        if expected >= 0 and seq != expected:
+            out.error = f"sequence gap or reorder: found seq {seq}, expected {expected}"
+            break
+        assert when is not None
+        if prev_time is not None and when < prev_time:
+            out.error = "record time goes backwards"
+            break
+        if expected < 0:
+            out.first_seq, out.first_time = seq, when
+        prev_time = when
+        expected = seq + 1
+        leaves.append(sha(LEAF_PREFIX + body).digest())
+    out.count = len(leaves)
+    out.leaves = b"".join(leaves)
+    if leaves:
+        out.last_seq, out.last_time = expected - 1, prev_time
+    return out
+
+
+def _sealed_content(path: str, strict: bool) -> _Content:
+    """gunzip + :func:`_check_content`; on a corrupt gzip, locate the damage if possible."""
+    raw = Path(path).read_bytes()
+    try:
+        data = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        problem = f"compressed segment is corrupt ({exc})"
+        try:  # our writer emits a bare 10-byte gzip header (no name, mtime 0)
+            inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw[10:])
+        except zlib.error:
+            inflated = b""
+        out = _check_content(inflated, strict) if inflated else _Content()
+        if out.error is None and out.problem is not None:
+            problem += f": {out.problem}"
+        elif out.error is not None:
+            problem += f": {out.error}"
+        out.error, out.problem, out.complete_frame_bad = problem, None, True
+        out.first_seq = out.first_seq if out.count else -1
+        return out
+    return _check_content(data, strict)
 
 
 class _Walker:
-    """State carried across segments while verifying (one CompactRange, seq, time).
+    """The whole-log state across segments: one compact range, the last time."""
 
-    The fast path reads seq and time from the canonical record's tail; every byte is
-    still covered by the leaf hash, the segment digest and the signed root. ``strict``
-    parses and schema-checks every record (and its canonical form) as well.
-    """
-
-    def __init__(self, strict: bool = False) -> None:
-        self.strict = strict
+    def __init__(self) -> None:
         from audit.merkle import CompactRange
 
         self.tree = CompactRange()
@@ -702,98 +798,76 @@ class _Walker:
         self.anchor_root: bytes | None = None
         self.anchor_where = ""
 
-    def records(
-        self, bodies: list[bytes], where: str
-    ) -> tuple[tuple[int, _dt.datetime], tuple[int, _dt.datetime]]:
-        """Check seq continuity and time order; extend the tree. Returns first/last.
-
-        This is the verifier's hot loop, so the compact-range append and the leaf hash
-        are inlined (same RFC 9162 hashing as :func:`leaf_hash` / :func:`node_hash`).
-        """
-        first: tuple[int, _dt.datetime] | None = None
+    def consume(self, c: _Content, where: str, *, torn_ok: bool = False) -> None:
+        """Continue the log with one segment's content; raise at its first bad place."""
         tree = self.tree
+        expected = tree.size
+        if c.count and c.first_seq != expected:
+            raise SegmentError(
+                f"sequence gap or reorder: found seq {c.first_seq}, expected {expected}",
+                where=where, seq=expected,
+            )
+        if c.count and self.prev_time is not None and c.first_time is not None and (
+            c.first_time < self.prev_time
+        ):
+            raise SegmentError("record time goes backwards", where=where, seq=expected)
+        # Inlined CompactRange.append (same RFC 9162 node hash as node_hash()).
         nodes = tree._nodes
         size = tree.size
-        strict = self.strict
-        fromiso = _dt.datetime.fromisoformat
         sha = _sha256
-        tail_search = _TAIL_RE.search
-        prev_time = self.prev_time
-        prev_text = b""
-        when = prev_time
         anchor_size = self.anchor_size
-        seq = -1
-        try:
-            for body in bodies:
-                m = None if strict else tail_search(body, max(0, len(body) - 96))
-                try:
-                    if m is not None and body.startswith(b'{"actor":"'):
-                        seq = int(m.group(1))
-                        text = m.group(2)
-                        if text != prev_text:
-                            when = fromiso(text.decode())
-                            prev_text = text
-                    else:
-                        rec = decode_record(body, check_canonical=True)
-                        seq, when = rec.seq, rec.time
-                        prev_text = b""
-                except (MalformedRecord, ValueError) as exc:
-                    raise SegmentError(f"malformed record: {exc}", where=where,
-                                       seq=size) from exc
-                if seq != size:
-                    raise SegmentError(
-                        f"sequence gap or reorder: found seq {seq}, expected {size}",
-                        where=where, seq=size,
-                    )
-                assert when is not None
-                if prev_time is not None and when < prev_time:
-                    raise SegmentError("record time goes backwards", where=where, seq=seq)
-                prev_time = when
-                h = sha(LEAF_PREFIX + body).digest()
-                index = size
-                while index & 1:
-                    h = sha(NODE_PREFIX + nodes.pop() + h).digest()
-                    index >>= 1
-                nodes.append(h)
-                size += 1
-                if size == anchor_size:
-                    tree.size = size
-                    self.anchor_root = tree.root()
-                    self.anchor_where = where
-                if first is None:
-                    first = (seq, when)
-        finally:
-            tree.size = size
-            self.prev_time = prev_time
-        assert first is not None and when is not None
-        return first, (seq, when)
+        leaves = c.leaves
+        for off in range(0, len(leaves), HASH_SIZE):
+            h = leaves[off : off + HASH_SIZE]
+            index = size
+            while index & 1:
+                h = sha(NODE_PREFIX + nodes.pop() + h).digest()
+                index >>= 1
+            nodes.append(h)
+            size += 1
+            if size == anchor_size:
+                tree.size = size
+                self.anchor_root = tree.root()
+                self.anchor_where = where
+        tree.size = size
+        if c.count:
+            self.prev_time = c.last_time
+        if c.error is not None:
+            raise SegmentError(c.error, where=where, seq=size)
+        if c.problem is not None and (c.complete_frame_bad or not torn_ok):
+            raise SegmentError(c.problem, where=where, seq=size)
 
 
-def _times_equal(text: str, value: _dt.datetime) -> bool:
+def _times_equal(text: str, value: _dt.datetime | None) -> bool:
     try:
         return _dt.datetime.fromisoformat(text) == value
     except ValueError:
         return False
 
 
-def _decompress_segment(path: Path, first_seq: int) -> bytes:
-    """gunzip; on corruption, name the first bad record if the deflate data still reads."""
-    raw = path.read_bytes()
+def _sealed_contents(
+    paths: list[Path], strict: bool, workers: int | None
+) -> Iterator[_Content]:
+    """Contents of sealed segments in order; in worker processes for big archives."""
+    if workers is None:
+        total = sum(p.stat().st_size for p in paths)
+        cpus = os.cpu_count() or 1
+        workers = min(cpus, 4) if cpus > 1 and len(paths) >= 3 and total >= 4 << 20 else 1
+    if workers <= 1:
+        for p in paths:
+            yield _sealed_content(str(p), strict)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, never fork: the parent may hold PKCS#11 sessions or threads.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        problem = f"compressed segment is corrupt ({exc})"
-        seq = first_seq
-        try:  # our writer emits a bare 10-byte gzip header (no name, mtime 0)
-            inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw[10:])
-        except zlib.error:
-            inflated = b""
-        if inflated:
-            scan = scan_frames(inflated)
-            seq = first_seq + len(scan.bodies)
-            if scan.problem is not None:
-                problem += f": {scan.problem}"
-        raise SegmentError(problem, where=str(path), seq=seq) from exc
+        futures = [pool.submit(_sealed_content, str(p), strict) for p in paths]
+        for f in futures:
+            yield f.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def verify_archive(
@@ -805,17 +879,18 @@ def verify_archive(
     check_live: bool = True,
     anchor: Checkpoint | None = None,
     strict: bool = False,
+    workers: int | None = None,
 ) -> ArchiveReport:
     """Verify a whole log directory; raise :class:`VerificationError` at the first bad place.
 
     ``directory`` is the log root (with ``archive/`` and ``live/``) or an archive
     directory alone. Checks, in order, for each segment: the seal's signature (before
     parsing it) against ``trusted_keys`` and the key history, the seal number, the chain
-    (``prev`` = SHA-256 of the previous seal file), the segment file digest and length,
-    every frame's CRC, every record's form, sequence continuity and time ordering, the
-    seal's seq and time range, and the Merkle root. Then the live tail (unsealed
-    records) continues the same checks. ``progress(records, segments, name)`` is called
-    after each segment.
+    (``prev`` = SHA-256 of the previous seal file), every frame's CRC, every record's
+    form, sequence continuity and time ordering, the seal's seq range, the segment file
+    digest and length, the seal's time range, and the Merkle root. Then the live
+    segments (rolled ones awaiting their seal, then the current one) continue the same
+    checks. ``progress(records, segments, name)`` is called after each segment.
 
     ``anchor`` is a checkpoint obtained out of band (already signature-checked, e.g.
     the newest one a client or auditor kept): the archive must reach its size and have
@@ -823,7 +898,9 @@ def verify_archive(
 
     ``strict`` also parses and schema-checks every record and its canonical form
     (slower); by default seq and time are read from the canonical tail and all bytes
-    are covered by the hashes.
+    are covered by the hashes. ``workers``: processes that read segments in parallel
+    (``None``: automatic for large archives; ``1``: in this process). Results are still
+    checked strictly in order, so the first bad place is the same either way.
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
@@ -848,7 +925,7 @@ def verify_archive(
             if m := _SEG_RE.match(p.name):
                 lives[int(m.group(1))] = p
     numbers = sorted(set(gz) | set(seals))
-    walker = _Walker(strict)
+    walker = _Walker()
     if anchor is not None:
         walker.anchor_size = anchor.size
         if origin is not None and anchor.origin != origin:
@@ -856,89 +933,92 @@ def verify_archive(
         origin = anchor.origin
     prev_seal_hash = ZERO_HASH_HEX
     expected_number = 1
-    for number in numbers:
-        gz_path = gz.get(number)
-        seal_path = seals.get(number)
-        if seal_path is None and gz_path is not None and number == numbers[-1] and (
-            number in lives
-        ):
-            # An interrupted seal: the segment is still live; check it as the tail.
-            report.warnings.append(f"{gz_path.name}: seal not yet written (interrupted)")
-            break
-        if number != expected_number:
-            raise VerificationError(
-                f"segment {segment_name(expected_number)} is missing",
-                where=str(archive / (segment_name(expected_number) + ".gz")),
-                seq=walker.tree.size,
-            )
-        if seal_path is None:
-            assert gz_path is not None
-            raise VerificationError("segment has no seal", where=str(gz_path),
-                                    seq=walker.tree.size)
-        if gz_path is None:
-            raise VerificationError(
-                "sealed segment file is missing",
-                where=str(archive / (segment_name(number) + ".gz")), seq=walker.tree.size,
-            )
-        seal_bytes = seal_path.read_bytes()
-        sw = str(seal_path)
-        cp, key = open_checkpoint(seal_bytes, trusted_keys, origin=origin, where=sw)
-        if origin is None:
-            origin = cp.origin
-        seal = parse_seal(cp, where=sw)
-        if not key_valid_for(trusted_keys, key, cp.size):
-            raise CheckpointError(
-                f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
-                where=sw,
-            )
-        if seal.key_id != key.key_id:
-            raise CheckpointError("seal names a different key than signed it", where=sw)
-        if seal.number != number:
-            raise CheckpointError(f"seal is for segment {seal.number}, not {number}", where=sw)
-        if seal.prev != prev_seal_hash:
-            raise CheckpointError("seal chain broken: prev does not match the previous seal",
-                                  where=sw)
-        if seal.segment_name != segment_name(number):
-            raise CheckpointError("seal names another segment file", where=sw)
-        gw = str(gz_path)
-        data = _decompress_segment(gz_path, walker.tree.size)
-        scan = scan_frames(data)
-        if scan.problem is not None:
-            raise SegmentError(scan.problem, where=gw,
-                               seq=walker.tree.size + len(scan.bodies))
-        if not scan.bodies:
-            raise SegmentError("sealed segment has no records", where=gw, seq=walker.tree.size)
-        if seal.first_seq != walker.tree.size:
-            raise CheckpointError(
-                f"seal starts at seq {seal.first_seq}, expected {walker.tree.size}", where=sw
-            )
-        (first_seq, first_time), (last_seq, last_time) = walker.records(scan.bodies, gw)
-        if last_seq != seal.last_seq:
-            raise SegmentError(
-                f"segment ends at seq {last_seq} but its seal says {seal.last_seq}",
-                where=gw, seq=min(last_seq, seal.last_seq) + 1,
-            )
-        if hashlib.sha256(data).hexdigest() != seal.segment_sha256 or (
-            len(data) != seal.segment_length
-        ):
-            raise SegmentError("segment digest does not match its seal", where=gw,
-                               seq=first_seq)
-        if not (_times_equal(seal.first_time, first_time)
-                and _times_equal(seal.last_time, last_time)):
-            raise CheckpointError("seal time range does not match the records", where=sw)
-        if cp.size != walker.tree.size:
-            raise CheckpointError(f"seal tree size {cp.size} != {walker.tree.size}", where=sw)
-        computed = walker.tree.root()
-        if computed != cp.root_hash:
-            raise RootMismatch(computed, cp.root_hash, what="Merkle root does not match seal",
-                               where=sw)
-        prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
-        report.sealed_segments += 1
-        report.last_seal = seal
-        report.sealed_size = cp.size
-        expected_number += 1
-        if progress is not None:
-            progress(walker.tree.size, report.sealed_segments, gz_path.name)
+    contents = _sealed_contents([gz[n] for n in numbers if n in gz and n in seals],
+                                strict, workers)
+    try:
+        for number in numbers:
+            gz_path = gz.get(number)
+            seal_path = seals.get(number)
+            if seal_path is None and gz_path is not None and number == numbers[-1] and (
+                number in lives
+            ):
+                # An interrupted seal: the segment is still live; check it as the tail.
+                report.warnings.append(f"{gz_path.name}: seal not yet written (interrupted)")
+                break
+            size = walker.tree.size
+            if number != expected_number:
+                raise VerificationError(
+                    f"segment {segment_name(expected_number)} is missing",
+                    where=str(archive / (segment_name(expected_number) + ".gz")), seq=size,
+                )
+            if seal_path is None:
+                assert gz_path is not None
+                raise VerificationError("segment has no seal", where=str(gz_path), seq=size)
+            if gz_path is None:
+                raise VerificationError(
+                    "sealed segment file is missing",
+                    where=str(archive / (segment_name(number) + ".gz")), seq=size,
+                )
+            seal_bytes = seal_path.read_bytes()
+            sw = str(seal_path)
+            cp, key = open_checkpoint(seal_bytes, trusted_keys, origin=origin, where=sw)
+            if origin is None:
+                origin = cp.origin
+            seal = parse_seal(cp, where=sw)
+            if not key_valid_for(trusted_keys, key, cp.size):
+                raise CheckpointError(
+                    f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
+                    where=sw,
+                )
+            if seal.key_id != key.key_id:
+                raise CheckpointError("seal names a different key than signed it", where=sw)
+            if seal.number != number:
+                raise CheckpointError(f"seal is for segment {seal.number}, not {number}",
+                                      where=sw)
+            if seal.prev != prev_seal_hash:
+                raise CheckpointError(
+                    "seal chain broken: prev does not match the previous seal", where=sw
+                )
+            if seal.segment_name != segment_name(number):
+                raise CheckpointError("seal names another segment file", where=sw)
+            if seal.first_seq != size:
+                raise CheckpointError(f"seal starts at seq {seal.first_seq}, expected {size}",
+                                      where=sw)
+            gw = str(gz_path)
+            content = next(contents)
+            walker.consume(content, gw)
+            if not content.count:
+                raise SegmentError("sealed segment has no records", where=gw, seq=size)
+            if content.last_seq != seal.last_seq:
+                raise SegmentError(
+                    f"segment ends at seq {content.last_seq} but its seal says "
+                    f"{seal.last_seq}",
+                    where=gw, seq=min(content.last_seq, seal.last_seq) + 1,
+                )
+            if content.sha256 != seal.segment_sha256 or content.length != seal.segment_length:
+                raise SegmentError("segment digest does not match its seal", where=gw,
+                                   seq=size)
+            if not (_times_equal(seal.first_time, content.first_time)
+                    and _times_equal(seal.last_time, content.last_time)):
+                raise CheckpointError("seal time range does not match the records", where=sw)
+            if cp.size != walker.tree.size:
+                raise CheckpointError(f"seal tree size {cp.size} != {walker.tree.size}",
+                                      where=sw)
+            computed = walker.tree.root()
+            if computed != cp.root_hash:
+                raise RootMismatch(computed, cp.root_hash,
+                                   what="Merkle root does not match seal", where=sw)
+            prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
+            report.sealed_segments += 1
+            report.last_seal = seal
+            report.sealed_size = cp.size
+            expected_number += 1
+            if progress is not None:
+                progress(walker.tree.size, report.sealed_segments, gz_path.name)
+    finally:
+        close = getattr(contents, "close", None)
+        if close is not None:
+            close()
     # The live tail: rolled segments waiting for their seal, then the current segment,
     # numbered consecutively after the last seal. Only the very last may be torn.
     tail_numbers = sorted(n for n in lives if n >= expected_number)
@@ -952,20 +1032,17 @@ def verify_archive(
                 f"unexpected live segment (expected {segment_name(expected_number + i)})",
                 where=str(path), seq=walker.tree.size,
             )
-        data = path.read_bytes()
-        scan = scan_frames(data)
         is_last = i == len(tail_numbers) - 1
-        if scan.problem is not None:
-            if scan.complete_frame_bad or not is_last:
-                raise SegmentError(scan.problem, where=str(path),
-                                   seq=walker.tree.size + len(scan.bodies))
-            report.warnings.append(f"{path.name}: {scan.problem} (torn tail, unacknowledged)")
-        if scan.bodies:
-            walker.records(scan.bodies, str(path))
-            report.live_records += len(scan.bodies)
-        elif not is_last:
+        content = _check_content(path.read_bytes(), strict)
+        walker.consume(content, str(path), torn_ok=is_last)
+        if content.problem is not None:
+            report.warnings.append(
+                f"{path.name}: {content.problem} (torn tail, unacknowledged)"
+            )
+        if not content.count and not is_last:
             raise SegmentError("rolled segment has no records", where=str(path),
                                seq=walker.tree.size)
+        report.live_records += content.count
         if progress is not None:
             progress(walker.tree.size, report.sealed_segments, path.name)
     report.tree_size = report.records = walker.tree.size

@@ -213,3 +213,17 @@ def test_tamper_detected_by_cli(populated, tmp_path: Path, case: int) -> None:  
     assert lines[0].startswith("siogw: error: ") and where in lines[0] and what in lines[0]
     if seq is not None:
         assert f"seq {seq}:" in lines[0]
+
+
+@pytest.mark.parametrize("case", [1, 3, 12], ids=lambda i: CASES[i][0])
+def test_parallel_verification_names_the_same_place(populated, tmp_path: Path, case: int) -> None:  # type: ignore[no-untyped-def]
+    log_dir, keys_file, _ = populated
+    keys = load_trusted_keys([keys_file])
+    clean = verify_archive(log_dir, keys, workers=2)
+    assert clean.tree_size == 23 and clean.root_hash == verify_archive(log_dir, keys).root_hash
+    CASES[case][1](log_dir)
+    with pytest.raises(VerificationError) as seq_info:
+        verify_archive(log_dir, keys, workers=1)
+    with pytest.raises(VerificationError) as par_info:
+        verify_archive(log_dir, keys, workers=2)
+    assert par_info.value.place() == seq_info.value.place()
