@@ -34,6 +34,7 @@ from server.ops.base import (
     OpsContext,
     b64_field,
     parse_json_object,
+    run_hooks,
     text_field,
     time_field,
     utc,
@@ -331,13 +332,12 @@ class ApplicationService:
                 post=row.post, phone=row.phone, basis=row.basis,
                 certificate_der=bytes(row.cert_der), application_id=application_id,
             )
-            for hook in self.on_register:
-                hook(enrolment)
             self.ctx.record(
                 "ops.application.registered", actor.user_id, "success",
                 {"application_id": application_id, "user_id": uid, "role": row.requested_role,
                  "within_deadline": now <= utc_required(row.deadline_at)},
             )
+        run_hooks(self.on_register, enrolment)
         return enrolment
 
     def refuse(self, actor: Actor, application_id: str, reason: str, signer: Signer) -> bytes:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.ops.errors import InvalidDocument, OpsStorageError
+from server.ops.errors import HookFailed, InvalidDocument, OpsStorageError
 from siogw.errors import SiogwError
 from siogw.timeutil import ensure_utc, now_utc, parse_iso
 
@@ -74,6 +74,19 @@ def audit_log_recorder(log: Any) -> Recorder:
         )
 
     return record
+
+
+def run_hooks(hooks: Iterable[Callable[..., object]], *args: object) -> None:
+    """Call every hook (after the commit); raise :class:`HookFailed` if any failed."""
+    failures: list[str] = []
+    for hook in list(hooks):
+        try:
+            hook(*args)
+        except Exception as exc:  # every hook runs; the first failures are reported
+            text = exc.diagnostics() if isinstance(exc, SiogwError) else repr(exc)
+            failures.append(f"{getattr(hook, '__name__', 'hook')}: {text}"[:300])
+    if failures:
+        raise HookFailed("committed, but a hook failed", detail="; ".join(failures))
 
 
 # --- small helpers shared by the services ------------------------------------------------

@@ -5,6 +5,7 @@ The gateway's own certificate table (``server.store``) is what it checks on ever
 this service keeps the operations view (who holds which certificate, on which token,
 since when) and tells the gateway about revocations through ``on_revoke`` hooks, which
 the server connects to ``Store.revoke`` (that also ends the certificate's live sessions).
+Hooks run after the commit; a failing one raises :class:`~server.ops.errors.HookFailed`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cryptography import x509
 from sqlalchemy.engine import Connection
 
 from server.ops import schema as s
-from server.ops.base import OpsContext, utc, utc_required
+from server.ops.base import OpsContext, run_hooks, utc, utc_required
 from server.ops.documents import der_of, fingerprint, parse_certificate
 from server.ops.errors import Duplicate, InvalidDocument, NotFound
 from server.ops.roles import Action, Actor, authorize
@@ -162,8 +163,6 @@ class CertificateService:
                    s.certificates.c.revoked_at.is_(None))
             .values(revoked_at=at, revocation_reason=reason[:500])
         )
-        for hook in self.on_revoke:
-            hook(str(row.serial_hex), str(row.issuer), reason, at)
         self.ctx.record(
             "ops.certificate.revoked", actor_id, "success",
             {"user_id": row.user_id, "fingerprint": row.fingerprint,
@@ -192,7 +191,9 @@ class CertificateService:
                 raise NotFound(f"no certificate {fp[:16]}…")
             if row.revoked_at is not None:
                 return _info(row)
-            return self._revoke(conn, actor.user_id, row, reason, when, "order")
+            info = self._revoke(conn, actor.user_id, row, reason, when, "order")
+        run_hooks(self.on_revoke, info.serial_hex, info.issuer, reason, when)
+        return info
 
     def import_crl(self, actor: Actor, data: bytes) -> list[CertificateInfo]:
         """Apply a CRL signed by a trusted CA: registered certificates it lists are revoked.
@@ -229,6 +230,9 @@ class CertificateService:
                                         utc_required(entry.revocation_date_utc), "crl"))
             self.ctx.record("ops.crl.imported", actor.user_id, "success",
                             {"issuer": issuer, "revoked": len(out)})
+        for info in out:
+            assert info.revoked_at is not None
+            run_hooks(self.on_revoke, info.serial_hex, info.issuer, "crl", info.revoked_at)
         return out
 
     def overview(

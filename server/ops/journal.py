@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from server.ops import schema as s
-from server.ops.base import OpsContext, utc, utc_required
+from server.ops.base import OpsContext, run_hooks, utc, utc_required
 from server.ops.errors import InvalidDocument, InvalidState, NotFound
 from server.ops.roles import Action, Actor, authorize
 from siogw.timeutil import astana_iso
@@ -98,11 +98,10 @@ class JournalService:
             conn.execute(s.maintenance.insert().values(
                 id=window.id, starts_at=starts, ends_at=ends, what=window.what,
                 published_by=actor.user_id, published_at=self.ctx.now()))
-            for hook in self.on_window:
-                hook(window)
             self.ctx.record("ops.maintenance.published", actor.user_id, "success",
                             {"window_id": window.id, "starts_at": astana_iso(starts),
                              "ends_at": astana_iso(ends), "what": window.what})
+        run_hooks(self.on_window, window)
         return window
 
     def windows(self, *, not_ended_before: _dt.datetime | None = None) -> Sequence[Window]:

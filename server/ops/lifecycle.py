@@ -4,11 +4,13 @@
   naming the new unit and post and the order's number and signing time; filed more
   than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
 * Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
-  ``on_block(user_id, reason)`` hooks run inside the blocking transaction, and the
-  gateway connects one to ``Store.set_user_status(user_id, "blocked", reason)``, which
-  ends the user's live sessions. The gateway must also check :meth:`is_blocked` (or its
-  own store status, kept in step by the hook) on every call. A violation block appends
-  a notice to the agency outbox (``ops_agency_outbox``), which the agency side reads.
+  ``on_block(user_id, reason)`` hooks run right after the commit, and the gateway
+  connects one to ``Store.set_user_status(user_id, "blocked", reason)``, which ends the
+  user's live sessions. The gateway must also check :meth:`is_blocked` (or its own store
+  status, kept in step by the hook) on every call: if a hook fails
+  (:class:`~server.ops.errors.HookFailed`) the block stands here regardless. A violation
+  block appends a notice to the agency outbox (``ops_agency_outbox``), which the agency
+  side reads.
 * Only the operator unblocks (§8); ``on_unblock`` hooks mirror it to the gateway.
 """
 
@@ -24,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server.ops import schema as s
-from server.ops.base import OpsContext, text_field, time_field, utc, utc_required
+from server.ops.base import OpsContext, run_hooks, text_field, time_field, utc, utc_required
 from server.ops.certificates import active_certificates, insert_certificate
 from server.ops.documents import (
     PAYLOAD_TRANSFER,
@@ -345,8 +347,6 @@ class LifecycleService:
                 created_at=now, user_id=user_id, kind="violation_block", reason=reason,
                 alert_id=alert_id,
             ))
-        for hook in self.on_block:
-            hook(user_id, reason)
         self.ctx.record(
             "ops.user.blocked", actor_id, "success",
             {"user_id": user_id, "kind": kind.value, "reason": reason,
@@ -368,7 +368,9 @@ class LifecycleService:
         if not reason:
             raise InvalidDocument("blocking needs a reason")
         with self.ctx.tx() as conn:
-            return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
+            user = self._block(conn, actor.user_id, user_id, kind, reason[:1000])
+        run_hooks(self.on_block, user_id, user.status_reason)
+        return user
 
     def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
         """Block for a violation found by a blocking rule; False if unknown or blocked."""
@@ -380,6 +382,7 @@ class LifecycleService:
                 return False
             self._block(conn, f"system:rules/{rule}", user_id, BlockKind.VIOLATION,
                         reason[:1000], alert_id=alert_id)
+        run_hooks(self.on_block, user_id, reason[:1000])
         return True
 
     def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
@@ -398,11 +401,10 @@ class LifecycleService:
             conn.execute(s.users.update().where(s.users.c.user_id == user_id).values(
                 status=UserStatus.ACTIVE.value, block_kind=None, status_reason=reason[:1000],
                 updated_at=now))
-            for hook in self.on_unblock:
-                hook(user_id, reason)
             self.ctx.record("ops.user.unblocked", actor.user_id, "success",
                             {"user_id": user_id, "reason": reason})
             fresh = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one()
+        run_hooks(self.on_unblock, user_id, reason)
         return user_from_row(fresh)
 
     # --- the agency outbox (R13) -----------------------------------------------------

@@ -156,8 +156,9 @@ def test_untrusted_or_malformed_applications(
     wrong_type = Envelope("application/vnd.siogw.refusal+json", env.payload, env.signatures)
     with pytest.raises(MalformedEnvelope):
         ops.applications.file(wrong_type.to_json())
+    bad_iin = anna.iin[:-1] + str((int(anna.iin[-1]) + 1) % 10)
     with pytest.raises(InputError):  # bad IIN check digit
-        ops.applications.file(application(anna, iin=anna.iin[:-1] + str((int(anna.iin[-1]) + 1) % 10)))
+        ops.applications.file(application(anna, iin=bad_iin))
     with pytest.raises(InvalidDocument):
         ops.applications.file(application(anna, phone="12345"))
     with pytest.raises(InvalidDocument):

@@ -38,7 +38,8 @@ def test_transfer_within_24_hours_is_on_time_and_applied(
 ) -> None:
     alice = people("Alice")
     _user(ops, alice, "alice")
-    edit = ops.lifecycle.file_transfer(transfer(alice, "alice", clock.now - _dt.timedelta(hours=23)))
+    order = clock.now - _dt.timedelta(hours=23)
+    edit = ops.lifecycle.file_transfer(transfer(alice, "alice", order))
     assert not edit.late and edit.status == "pending"
     user = ops.lifecycle.apply_transfer(OPERATOR, edit.id)
     assert (user.unit, user.post) == ("Investigations", "senior analyst")
@@ -144,16 +145,37 @@ def test_block_needs_a_known_user_a_kind_and_a_reason(ops: Operations, people: A
     assert not ops.lifecycle.is_blocked("nobody")  # unknown here: the gateway's store decides
 
 
-def test_failing_hook_leaves_nothing_half_done(ops: Operations, people: Any) -> None:
+def test_failing_hook_does_not_undo_the_block(ops: Operations, people: Any) -> None:
+    from server.ops.errors import HookFailed
+
     _user(ops, people("Bob"), "bob")
+    after: list[str] = []
 
     def broken(uid: str, why: str) -> None:
         raise InvalidState("gateway store refused")
 
-    ops.lifecycle.on_block.append(broken)
-    with pytest.raises(InvalidState):
+    ops.lifecycle.on_block.extend([broken, lambda uid, why: after.append(uid)])
+    with pytest.raises(HookFailed) as info:
         ops.lifecycle.block(OPERATOR, "bob", "violation", "x")
-    assert not ops.lifecycle.is_blocked("bob")
+    assert "gateway store refused" in info.value.diagnostics()
+    assert ops.lifecycle.is_blocked("bob")  # authoritative: the block stands
+    assert after == ["bob"]  # the other hooks still ran
+    assert len(ops.lifecycle.outbox(CONTROLLER)) == 1
+
+
+def test_audit_failure_leaves_the_user_unblocked(
+    ops: Operations, people: Any, recorder: ListRecorder
+) -> None:
+    from siogw.errors import AuditError
+
+    _user(ops, people("Bob"), "bob")
+    calls: list[str] = []
+    ops.lifecycle.on_block.append(lambda uid, why: calls.append(uid))
+    recorder.fail = True
+    with pytest.raises(AuditError):
+        ops.lifecycle.block(OPERATOR, "bob", "violation", "x")
+    recorder.fail = False
+    assert not ops.lifecycle.is_blocked("bob") and calls == []
     assert ops.lifecycle.outbox(CONTROLLER) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 from audit.index import AuditIndex
 from server.ops import Actor, Duplicate, InvalidDocument, Operations, PermissionDenied, Role
 from server.ops.errors import SignerMismatch
-from tests.server.ops.conftest import CONTROLLER, OPERATOR, Clock, ListRecorder
+from tests.server.ops.conftest import CONTROLLER, OPERATOR, ListRecorder
 from tests.server.ops.helpers import resolution
 from tests.server.ops.test_reports import T0, rec
 

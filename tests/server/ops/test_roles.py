@@ -23,33 +23,33 @@ from server.ops import (
 from siogw.errors import InputError, SiogwError
 from tests.server.ops.conftest import OPERATOR, Clock
 
-A, O, C, P, S = "agency_user", "operator", "controller", "prosecutor", "security_officer"
+A, OP, C, P, S = "agency_user", "operator", "controller", "prosecutor", "security_officer"
 
 #: Written out independently of PERMISSIONS, from the rules (see docs/adr/0006).
 EXPECTED: dict[str, set[str]] = {
     "query.send": {A},
-    "application.list": {O},
-    "application.decide": {O},
-    "transfer.apply": {O},
-    "user.list": {O},
-    "user.import": {O},
-    "user.block": {O, C, S},
-    "user.unblock": {O},
+    "application.list": {OP},
+    "application.decide": {OP},
+    "transfer.apply": {OP},
+    "user.list": {OP},
+    "user.import": {OP},
+    "user.block": {OP, C, S},
+    "user.unblock": {OP},
     "outbox.read": {C},
     "alert.read": {C},
     "alert.ack": {C},
-    "maintenance.publish": {O},
-    "maintenance.read": {A, O, C, P, S},
-    "emergency.record": {O},
-    "emergency.read": {O, S},
+    "maintenance.publish": {OP},
+    "maintenance.read": {A, OP, C, P, S},
+    "emergency.record": {OP},
+    "emergency.read": {OP, S},
     "report.read": {C},
     "review.record": {C},
     "review.status": {C},
     "resolution.register": {P},
     "audit_trail.read": {P},
-    "certificate.list": {O, S},
-    "certificate.register": {O, S},
-    "certificate.revoke": {O, S},
+    "certificate.list": {OP, S},
+    "certificate.register": {OP, S},
+    "certificate.revoke": {OP, S},
     "crl.import": {S},
 }
 
