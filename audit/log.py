@@ -281,6 +281,7 @@ class AuditLog:
         self._seal_failing_at: _dt.datetime | None = None
         self._seal_error = ""
         self._seal_failures = 0
+        self._seal_attempt_started: float | None = None
         self._last_rolled: _Rolled | None = None
         # live segment state (owned by the writer thread)
         self._live_number = 1
@@ -618,7 +619,18 @@ class AuditLog:
             log.error("audit log failed closed: %s", reason)
             self._failed = reason
 
+    def _check_seal_hang(self) -> None:
+        """A seal attempt (signer call) running longer than the grace period fails the log.
+
+        A hung PKCS#11 call cannot be interrupted; it must not leave the log accepting
+        records that will never be sealed.
+        """
+        started = self._seal_attempt_started
+        if started is not None and time.monotonic() - started > self.config.seal_grace_seconds:
+            self._fail("audit seal (signer) has not returned within the grace period")
+
     def _commit(self, batch: list[_Pending]) -> None:
+        self._check_seal_hang()
         if self._failed is not None:
             for item in batch:
                 item.future.set_exception(AuditUnavailable(self._failed))
@@ -735,6 +747,7 @@ class AuditLog:
                 if self._failed is not None:
                     rolled.done.set_exception(AuditUnavailable(self._failed))
                     break
+                self._seal_attempt_started = time.monotonic()
                 try:
                     self._seal(rolled)
                 except SiogwError as exc:  # the signer failed: retry within grace
@@ -750,6 +763,8 @@ class AuditLog:
                     self._fail(f"cannot write audit seal: {exc}")
                     rolled.done.set_exception(AuditUnavailable(self._failed or str(exc)))
                     break
+                finally:
+                    self._seal_attempt_started = None
                 with self._lock:
                     self._seal_failing_since = None
                     self._seal_failing_at = None
@@ -903,6 +918,8 @@ class AuditLog:
         return list(self._keys)
 
     def health(self) -> Health:
+        if not self._closed:
+            self._check_seal_hang()
         with self._lock:
             if self._closed:
                 state, reason = "closed", "closed"

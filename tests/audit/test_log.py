@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -222,6 +223,36 @@ def test_signer_failure_past_grace_fails_closed(open_log: Callable[..., AuditLog
     h = lg.health()
     assert "token removed" in (h.reason or "")
     assert h.tree_size == 2
+
+
+class HangingSigner(FlakySigner):
+    """Test stand-in: ``sign`` blocks (a wedged token) until ``release`` is set."""
+
+    def __init__(self, inner: Signer) -> None:
+        super().__init__(inner)
+        self.broken = False
+        self.hang = False
+        self.release = threading.Event()
+
+    def sign(self, payload: bytes) -> bytes:
+        if self.hang:
+            self.release.wait()
+        return self.inner.sign(payload)
+
+
+def test_hung_signer_fails_closed_after_grace(open_log: Callable[..., AuditLog]) -> None:
+    hanging = HangingSigner(soft_signer())
+    lg = open_log(sig=hanging, segment_max_records=2, seal_grace_seconds=0.2)
+    hanging.hang = True
+    lg.append_sync(rec(0))
+    lg.append_sync(rec(1))  # rolls; the sealer is now stuck in sign()
+    try:
+        _wait_for(lambda: lg.health().state == "failed")
+        assert "not returned" in (lg.health().reason or "")
+        with pytest.raises(AuditUnavailable):
+            lg.append_sync(rec(2))
+    finally:
+        hanging.release.set()
 
 
 def test_disk_full_fails_closed(tmp_path: Path) -> None:
