@@ -2,31 +2,41 @@
 
 Public API (what the server uses)::
 
-    from audit import AuditLog, AuditConfig, AuditRecord, Receipt
+    from audit import AuditLog, AuditConfig, AuditRecord, EventType, Outcome, Receipt
 
     log = AuditLog.open(directory, signer, origin, AuditConfig())   # recovers after a crash
-    receipt = await log.append(AuditRecord(actor=..., event="query", outcome="success",
-                                           cert_fingerprint=..., details={...},
-                                           payload=envelope_bytes))
+    receipt = await log.append(AuditRecord(actor=..., event=EventType.QUERY,
+                                           outcome=Outcome.SUCCESS,
+                                           cert_fingerprint=sha256_hex_of_cert_der,
+                                           details={"resource": 11, "basis": ...,
+                                                    "task": ..., "request_id": ...,
+                                                    "result_sha256": ...,
+                                                    "result_summary": ...},
+                                           payload=signed_envelope_bytes))
     receipt = log.append_sync(record)            # same, blocking (threads, CLI)
     fut = log.submit(record)                     # concurrent.futures.Future[Receipt]
     log.checkpoint() -> SignedCheckpoint         # signed C2SP checkpoint of the current tree
     log.inclusion_proof(seq, tree_size=None) -> Proof
     log.consistency_proof(size1, size2=None) -> Proof
-    log.health() -> Health                       # state ok|degraded|failed|closed + reason
-    log.seal_now()                               # seal the live segment early
+    log.proof_bundle(receipt) -> dict            # for ``siogw audit prove --bundle``
+    log.health() -> Health                       # ok|degraded|failed|closed + reason
+    log.seal_now(timeout=None)                   # roll and seal the live segment now
     log.close()
 
 ``append`` resolves only after the record is fsync'd (group commit: concurrent appends
-share one write and one fsync). When the log cannot write (OSError, disk full) or the
-seal signer keeps failing past ``AuditConfig.seal_grace_seconds``, the log *fails
-closed*: every append raises :class:`AuditUnavailable` with the reason, and ``health()``
-says why. Records are never acknowledged unless durable.
+share one write and one fsync); ``Receipt`` = (origin, seq, leaf_hash, tree_size, time).
+When the log cannot write (OSError, disk full) or the seal signer keeps failing (or
+hangs) past ``AuditConfig.seal_grace_seconds``, the log *fails closed*: every append
+raises :class:`AuditUnavailable` (an ``AuditError``) with the reason, and ``health()``
+says why. Records are never acknowledged unless durable. ``MalformedRecord`` is raised
+for records that cannot be encoded (floats, oversize); the log stays healthy.
 
 Offline verification (pure, no gRPC or SQLAlchemy): :mod:`audit.verify`
-(``verify_archive(dir, trusted_keys, progress=cb)``, ``verify_inclusion``,
-``verify_consistency``, ``open_checkpoint``). Index for Reports: :mod:`audit.index`.
-CLI: ``siogw audit verify|prove|reindex`` (:mod:`audit.cli`). Formats: docs/adr/0003.
+(``verify_archive(dir, trusted_keys, progress=cb, anchor=None, strict=False,
+workers=None)``, ``verify_inclusion``, ``verify_consistency``, ``open_checkpoint``,
+``verify_receipt``). Index for Reports: :mod:`audit.index` (``AuditIndex``). CLI:
+``siogw audit verify|prove|reindex`` (:mod:`audit.cli`). Formats and decisions:
+``docs/adr/0003-audit-log.md``.
 """
 
 from __future__ import annotations

@@ -822,6 +822,7 @@ class AuditLog:
                                self._signer.algorithm)
         _write_file_durably(self._archive / (segment_name(r.number) + ".gz"),
                             gzip.compress(data, compresslevel=6, mtime=0))
+        self._tree.sync()  # a seal on disk implies durable Merkle levels up to its size
         _write_file_durably(self._archive / seal_name(r.number), note)
         live_path.unlink()
         _fsync_dir(self._live_dir)

@@ -5,7 +5,8 @@ aligned subtrees of ``2**KK`` leaves, each 32 bytes at ``index * 32``. A level o
 ever grows by whole nodes as they complete, so every perfect subtree an RFC 9162 proof
 asks for is one ``pread``, and any proof costs O(log n) reads. The in-memory
 :class:`~audit.merkle.CompactRange` keeps appends O(log n). These files are derived
-data: the log truncates or rebuilds them from the segments when they disagree.
+data: the log truncates or rebuilds them from the segments when they disagree, and
+fsyncs them before each seal so the levels up to every sealed size survive power loss.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class TreeStore:
     def stored_leaves(self) -> int:
         """How many leaf hashes level 0 holds on disk."""
         return os.fstat(self._fd(0)).st_size // HASH_SIZE
+
+    def sync(self) -> None:
+        """fsync every level file (the sealer calls this before writing a seal, so the
+        levels up to any sealed size are durable). Safe beside concurrent appends."""
+        for fd in list(self._fds.values()):
+            os.fsync(fd)
 
     def close(self) -> None:
         for fd in self._fds.values():

@@ -67,6 +67,12 @@ def test_index_follows_the_log_not_the_reverse(tmp_path: Path, signer) -> None: 
         assert index.rebuild(tmp_path / "log") == 2
         assert index.search(event="operator")[0].request_id == "x"
         assert index.search(since=_dt.datetime.now(_dt.UTC) + _dt.timedelta(days=1)) == []
+        from audit.verify import iter_archive_records
+
+        # Incremental add of records already there is refused by the primary key.
+        with pytest.raises(StorageError):
+            index.add(list(iter_archive_records(tmp_path / "log"))[:1])
+        assert index.count() == 2
     finally:
         index.dispose()
     with pytest.raises(StorageError):

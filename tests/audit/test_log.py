@@ -55,8 +55,12 @@ def test_receipts_proofs_and_seals(open_log: Callable[..., AuditLog], tmp_path: 
     assert health.sealed_segments + health.pending_seals == 60 // 7
     keys = lg.trusted_keys()
     lg.close()
-    report = verify_archive(tmp_path / "log", keys, origin=ORIGIN)
+    seen: list[tuple[int, int, str]] = []
+    report = verify_archive(tmp_path / "log", keys, origin=ORIGIN,
+                            progress=lambda r, s, name: seen.append((r, s, name)))
     assert report.tree_size == 60 and report.root_hash == cp2.root_hash
+    assert seen[0] == (7, 1, "seg-00000001.log.gz") and seen[-1][0] == 60
+    assert len(seen) == report.sealed_segments + 1  # + the live segment
     for p in (tmp_path / "log" / "archive").glob("seg-*"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o444, p
     bodies = [b for b, _ in iter_archive_records(tmp_path / "log")]
@@ -335,3 +339,19 @@ def test_seals_signed_by_softhsm_key(ec_token_key, tmp_path: Path) -> None:  # t
     report = verify_archive(tmp_path / "log", keys, origin=ORIGIN)
     assert report.sealed_segments == 1
     assert os.path.exists(tmp_path / "log" / "archive" / "seg-00000001.seal")
+
+
+def test_lost_merkle_levels_are_rebuilt_from_segments(
+    open_log: Callable[..., AuditLog], tmp_path: Path
+) -> None:
+    lg = open_log(segment_max_records=4)
+    receipts = [lg.append_sync(rec(i)) for i in range(11)]
+    lg.seal_now(timeout=60)
+    lg.close()
+    for level in (tmp_path / "log" / "tree").iterdir():
+        level.write_bytes(b"")  # derived data lost
+    lg = open_log(segment_max_records=4)
+    cp, _ = open_checkpoint(lg.checkpoint().note, lg.trusted_keys())
+    for r in receipts:
+        p = lg.inclusion_proof(r.seq)
+        verify_inclusion(r.leaf_hash, r.seq, cp.size, p.hashes, cp.root_hash)
