@@ -31,6 +31,8 @@ EXPIRY_WARNING_DAYS = 30
 
 #: on_revoke(serial_hex, issuer_rfc4514, reason, revoked_at)
 RevokeHook = Callable[[str, str, str, _dt.datetime], None]
+#: on_register(user_id, certificate_der)
+CertHook = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,12 @@ class CertificateService:
         trust: TrustStore | None = None,
         *,
         on_revoke: Iterable[RevokeHook] = (),
+        on_register: Iterable[CertHook] = (),
     ) -> None:
         self.ctx = ctx
         self.trust = trust
         self.on_revoke: list[RevokeHook] = list(on_revoke)
+        self.on_register: list[CertHook] = list(on_register)
 
     def get(self, fp: str) -> CertificateInfo:
         with self.ctx.tx() as conn:
@@ -151,6 +155,7 @@ class CertificateService:
                 {"user_id": user_id, "fingerprint": info.fingerprint,
                  "serial_hex": info.serial_hex, "not_after": astana_iso(info.not_after)},
             )
+        run_hooks(self.on_register, user_id, der_of(cert))
         return info
 
     def _revoke(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -288,6 +289,7 @@ class RuleEngine:
         self.ctx = ctx
         self.lifecycle = lifecycle
         self.rules: list[Rule] = list(rules) if rules is not None else default_rules(lifecycle)
+        self._lock = threading.Lock()  # the rules' windows are shared by all callers
 
     def observe(self, record: Mapping[str, Any]) -> Sequence[Alert]:
         """Feed one audit record; returns the alerts it raised (usually none)."""
@@ -297,12 +299,9 @@ class RuleEngine:
             return []
         if event.event_type.startswith("ops.") or not event.actor:
             return []  # our own records never trigger rules
-        out: list[Alert] = []
-        for rule in self.rules:
-            hit = rule.observe(event)
-            if hit is not None:
-                out.append(self._raise(rule, hit, event))
-        return out
+        with self._lock:
+            hits = [(rule, hit) for rule in self.rules if (hit := rule.observe(event))]
+        return [self._raise(rule, hit, event) for rule, hit in hits]
 
     def observe_many(self, records: Iterable[Mapping[str, Any]]) -> Sequence[Alert]:
         out: list[Alert] = []

@@ -27,7 +27,6 @@ from server.ops import (
     Actor,
     AuditIndexQueries,
     BlockKind,
-    Enrolment,
     Operations,
     PermissionDenied,
     QueryFilter,
@@ -36,8 +35,8 @@ from server.ops import (
     verify_refusal,
 )
 from server.ops.documents import fingerprint
+from server.ops.gateway import connect_store, observe_audit_record
 from server.store import USER_BLOCKED, Store
-from signing.api import key_id_for
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
 from siogw.timeutil import now_utc
@@ -76,18 +75,7 @@ def test_acceptance_story(world: dict[str, Any], people: Any, trust: TrustStore,
     started = now_utc()
 
     # The gateway connects its store to the domain (what the server wires).
-    def enrol(e: Enrolment) -> None:
-        store.add_user(user_id=e.user_id, full_name=e.full_name, role=e.role, unit=e.unit,
-                       post=e.post, phone=e.phone)
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(e.certificate_der)
-        store.register_certificate(e.user_id, e.certificate_der,
-                                   serial_hex=format(cert.serial_number, "x"),
-                                   key_id=key_id_for(cert.public_key()))  # type: ignore[arg-type]
-
-    ops.applications.on_register.append(enrol)
-    ops.lifecycle.on_block.append(lambda uid, why: store.set_user_status(uid, USER_BLOCKED, why))
+    connect_store(ops, store)
 
     olga_p, petr_p, anna = people("Olga operator"), people("Petr prosecutor"), people("Anna")
     ops.lifecycle.import_user(OLGA, user_id="olga", iin=olga_p.iin, full_name="Olga",
@@ -126,10 +114,10 @@ def test_acceptance_story(world: dict[str, Any], people: Any, trust: TrustStore,
     ]
     alerts = []
     for event, outcome, details in stream:
-        log.append_sync(AuditRecord(actor="anna", event=event, outcome=outcome,
-                                    cert_fingerprint=fp, details=details))
-        alerts += ops.rules.observe({"event_type": event, "actor": "anna", "outcome": outcome,
-                                     "details": details})
+        record = AuditRecord(actor="anna", event=event, outcome=outcome, cert_fingerprint=fp,
+                             details=details)
+        log.append_sync(record)
+        alerts += observe_audit_record(ops, record)
     assert [a.rule for a in alerts] == ["query_without_task"]
 
     # 4. Transfer edit filed 30 hours after the order -> flagged late, applied.
