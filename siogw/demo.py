@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_HOME = Path("var/demo")
+#: File that marks a directory as a demo home (only such a directory is wiped).
+MARKER = ".siogw-demo"
 TLS_NAME = "localhost"
 
 
@@ -399,8 +401,6 @@ def login(world: World, client: Any, person: Person) -> Any:
 
 
 BASIS = "financial_monitoring"
-#: (resource, parameters) the bench cycles through.
-QUERY_MIX: tuple[tuple[int, dict[str, str]], ...] = ()
 
 
 def demo_parameters(resource: int) -> dict[str, str]:
@@ -683,11 +683,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="demo home (default: $SIOGW_HOME or ./var/demo); WIPED first",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="wipe --home even if the demo did not make it"
+    )
     args = parser.parse_args(argv)
     home = (args.home or Path(os.environ.get("SIOGW_HOME") or DEFAULT_HOME)).resolve()
+    if home.exists() and any(home.iterdir()) and not (home / MARKER).exists() and not args.force:
+        print(
+            f"siogw.demo: refusing to wipe {home}: it is not empty and was not made by the "
+            f"demo (no {MARKER} file); pass --force or choose another --home",
+            file=sys.stderr,
+        )
+        return 2
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
+    (home / MARKER).write_text("made by python -m siogw.demo; wiped by its next run\n")
     os.environ["SIOGW_HOME"] = str(home)
     print(f"sio-gateway demo in {home}\n", flush=True)
     t = Transcript()

@@ -43,3 +43,16 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         assert line in out, f"missing {line!r} in transcript:\n{out}"
     assert (home / "audit").is_dir()
     assert not list(tmp_path.glob("*.json"))  # nothing exported into the cwd
+
+
+def test_demo_refuses_to_wipe_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep")
+    proc = subprocess.run(
+        [sys.executable, "-m", "siogw.demo", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "refusing to wipe" in proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep"
