@@ -66,6 +66,8 @@ class Transcript:
         print(f"[{self.n:2d}] {title}", file=self.out, flush=True)
         try:
             yield
+        except BrokenPipeError:
+            raise  # nobody is reading the transcript any more
         except Skipped as exc:
             self.skipped.append(title)
             self.say(f"(skipped: {exc} not built yet)")
@@ -702,7 +704,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SIOGW_HOME"] = str(home)
     print(f"sio-gateway demo in {home}\n", flush=True)
     t = Transcript()
-    story(home, t)
+    try:
+        story(home, t)
+    except BrokenPipeError:  # e.g. `| head`: stop quietly (the gateway was stopped on the way)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     print()
     if t.failed:
         print(f"demo FAILED: {len(t.failed)} step(s): " + "; ".join(t.failed))
