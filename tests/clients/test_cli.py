@@ -37,8 +37,12 @@ def cli_home(client_world: ClientWorld, tmp_path_factory: pytest.TempPathFactory
     return home
 
 
-def siogw(home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def siogw(
+    home: Path, cwd: Path, *args: str, user_home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SIOGW_HOME": str(home)}
+    if user_home is not None:
+        env["HOME"] = str(user_home)
     return subprocess.run(
         [sys.executable, "-m", "siogw", "client", *args],
         cwd=cwd,
@@ -82,8 +86,11 @@ def test_cli_login_consent_query_export_shred(
     r = siogw(cli_home, cwd, "resources")
     assert r.returncode == 0 and "Pension contributions" in r.stdout
 
-    # R14: a query without --export leaves nothing new on disk (cwd and home).
-    before = snapshot(cwd, cli_home)
+    # R14: a query without --export leaves nothing new on disk: not in the cwd, not in
+    # $SIOGW_HOME, not in the user's home directory.
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    before = snapshot(cwd, cli_home, user_home)
     iin = demo.demo_parameters(11)["iin"]
     r = siogw(
         cli_home,
@@ -96,10 +103,12 @@ def test_cli_login_consent_query_export_shred(
         "CASE-CLI-1",
         "--justification",
         "cli test",
+        user_home=user_home,
     )
     assert r.returncode == 0, r.stderr
     assert "[truncated by the gateway]" in r.stdout and "verified" in r.stdout
-    assert snapshot(cwd, cli_home) == before
+    assert snapshot(cwd, cli_home, user_home) == before
+    assert not any(user_home.iterdir())
 
     # With --export: one new file, 0600, verifiable offline, then shredded.
     out = cwd / "result.json"
