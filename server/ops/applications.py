@@ -297,13 +297,23 @@ class ApplicationService:
         return [_app(r) for r in rows]
 
     def _pending(self, conn: sa.Connection, application_id: str) -> sa.Row[tuple[object, ...]]:
+        # FOR UPDATE: a concurrent decision waits here, then sees the application decided.
         row = conn.execute(sa.select(s.applications).where(
-            s.applications.c.id == application_id)).first()
+            s.applications.c.id == application_id).with_for_update()).first()
         if row is None:
             raise NotFound(f"no application {application_id!r}")
         if row.status != ApplicationStatus.PENDING:
             raise InvalidState(f"application {application_id} is {row.status} already")
         return row
+
+    @staticmethod
+    def _decide(conn: sa.Connection, application_id: str, **values: Any) -> None:
+        """Move a pending application to its decision; a concurrent decision wins once."""
+        result = conn.execute(s.applications.update().where(
+            s.applications.c.id == application_id,
+            s.applications.c.status == ApplicationStatus.PENDING).values(**values))
+        if result.rowcount != 1:
+            raise InvalidState(f"application {application_id} was decided concurrently")
 
     def register(
         self, actor: Actor, application_id: str, *, user_id: str | None = None
@@ -324,9 +334,8 @@ class ApplicationService:
                 application_id=application_id, now=now,
             )
             insert_certificate(conn, uid, parse_certificate(row.cert_der), now=now)
-            conn.execute(s.applications.update().where(s.applications.c.id == application_id)
-                         .values(status=ApplicationStatus.REGISTERED, decided_at=now,
-                                 decided_by=actor.user_id, user_id=uid))
+            self._decide(conn, application_id, status=ApplicationStatus.REGISTERED,
+                         decided_at=now, decided_by=actor.user_id, user_id=uid)
             enrolment = Enrolment(
                 user_id=uid, full_name=row.full_name, role=row.requested_role, unit=row.unit,
                 post=row.post, phone=row.phone, basis=row.basis,
@@ -355,10 +364,9 @@ class ApplicationService:
                 "corrections_allowed": True,
             }
             envelope = sign_document(PAYLOAD_REFUSAL, doc, signer)
-            conn.execute(s.applications.update().where(s.applications.c.id == application_id)
-                         .values(status=ApplicationStatus.REFUSED, decided_at=now,
-                                 decided_by=actor.user_id, refusal_reason=reason[:1000],
-                                 refusal_envelope=envelope))
+            self._decide(conn, application_id, status=ApplicationStatus.REFUSED,
+                         decided_at=now, decided_by=actor.user_id,
+                         refusal_reason=reason[:1000], refusal_envelope=envelope)
             self.ctx.record(
                 "ops.application.refused", actor.user_id, "success",
                 {"application_id": application_id, "reason": reason[:1000],

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from server.ops.errors import HookFailed, InvalidDocument, OpsStorageError
+from server.ops.errors import Duplicate, HookFailed, InvalidDocument, OpsStorageError
 from siogw.errors import SiogwError
 from siogw.timeutil import ensure_utc, now_utc, parse_iso
 
@@ -57,6 +57,9 @@ class OpsContext:
                 yield conn
         except SiogwError:
             raise
+        except IntegrityError as exc:  # a unique key taken, usually by a concurrent change
+            raise Duplicate("conflicting change: the object exists already",
+                            detail=str(exc.orig)[:300]) from exc
         except SQLAlchemyError as exc:
             raise OpsStorageError("operations database error", detail=str(exc)[:500]) from exc
 

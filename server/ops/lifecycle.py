@@ -312,16 +312,19 @@ class LifecycleService:
         now = self.ctx.now()
         with self.ctx.tx() as conn:
             row = conn.execute(
-                sa.select(s.transfers).where(s.transfers.c.id == transfer_id)
+                sa.select(s.transfers).where(s.transfers.c.id == transfer_id).with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"no transfer edit {transfer_id!r}")
             if row.status != "pending":
                 raise InvalidState(f"transfer edit {transfer_id} is {row.status} already")
+            done = conn.execute(s.transfers.update().where(
+                s.transfers.c.id == transfer_id, s.transfers.c.status == "pending").values(
+                status="applied", applied_at=now, applied_by=actor.user_id))
+            if done.rowcount != 1:
+                raise InvalidState(f"transfer edit {transfer_id} was applied concurrently")
             conn.execute(s.users.update().where(s.users.c.user_id == row.user_id).values(
                 unit=row.unit, post=row.post, updated_at=now))
-            conn.execute(s.transfers.update().where(s.transfers.c.id == transfer_id).values(
-                status="applied", applied_at=now, applied_by=actor.user_id))
             self.ctx.record("ops.transfer.applied", actor.user_id, "success",
                             {"transfer_id": transfer_id, "user_id": row.user_id,
                              "late": bool(row.late)})

@@ -186,3 +186,27 @@ def test_expired_certificate_is_refused(ops: Operations, people: Any, clock: Clo
     anna = people("Anna", days=1)
     with pytest.raises(CertificateExpired):
         ops.applications.file(application(anna), received_at=clock.now + _dt.timedelta(days=3))
+
+
+def test_concurrent_decisions_register_once(ops: Operations, people: Any) -> None:
+    import threading
+
+    app = ops.applications.file(application(people("Anna")))
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def decide(uid: str) -> None:
+        barrier.wait()
+        try:
+            results.append(ops.applications.register(OPERATOR, app.id, user_id=uid))
+        except (InvalidState, Duplicate) as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(f"anna-{i}",)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    enrolled = [r for r in results if not isinstance(r, Exception)]
+    assert len(results) == 2 and len(enrolled) == 1
+    assert [u.user_id for u in ops.lifecycle.users(OPERATOR)] == [enrolled[0].user_id]
