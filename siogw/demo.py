@@ -13,7 +13,8 @@ world with real components and tells the story in a short transcript:
    gateway signature verified against the pinned gateway certificate;
 6. a tampered query refused, the analyst's certificate revoked and the next query refused;
 7. ``siogw verify`` of an exported result envelope, the audit checkpoint, and a receipt's
-   inclusion proof verified offline.
+   inclusion proof verified offline; after the gateway stops, ``siogw audit verify`` of
+   the whole archive.
 
 Every step is real; a step whose building block is missing from the tree prints
 ``(skipped: ... not built yet)``. The exit status is non-zero if any real step failed.
@@ -508,6 +509,16 @@ def story(home: Path, t: Transcript) -> None:
             return
         client = stack.enter_context(world.client(port))
         _story_online(world, port, client, analyst, t)
+    with t.step("Gateway stopped; `siogw audit verify` walks the whole WORM archive offline"):
+        need("audit.cli")
+        keys = world.home / "audit" / "archive" / "keys.json"
+        proc = siogw_cmd(
+            world, "audit", "verify", str(world.home / "audit"), "--keys", str(keys), check=False
+        )
+        for line in (proc.stdout + proc.stderr).strip().splitlines()[:3]:
+            t.say(line)
+        if proc.returncode != 0:
+            raise RuntimeError(f"siogw audit verify exited {proc.returncode}")
 
 
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
@@ -616,10 +627,12 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             "application/vnd.siogw.result+protobuf",
             check=False,
         )
-        for line in (proc.stdout + proc.stderr).strip().splitlines()[:4]:
-            t.say(line)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
         if proc.returncode != 0:
-            raise RuntimeError(f"siogw verify exited {proc.returncode}")
+            raise RuntimeError(f"siogw verify exited {proc.returncode}: {' '.join(lines[:3])}")
+        t.say(
+            f"siogw verify {export.name} --trust ca/root.pem: OK, signed by " + "; ".join(lines[:2])
+        )
         siogw_cmd(world, "client", "shred", str(export))
         if export.exists():
             raise RuntimeError("the export survived `siogw client shred`")

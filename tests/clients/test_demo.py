@@ -39,6 +39,7 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         "`siogw verify`",
         "verified",
         "checkpoint: tree size",
+        "audit verify",
     ):
         assert line in out, f"missing {line!r} in transcript:\n{out}"
     assert (home / "audit").is_dir()
