@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.ops import schema as s
 from server.ops.base import OpsContext, utc_required
-from server.ops.errors import InvalidDocument
+from server.ops.errors import InvalidDocument, OpsStorageError
 from server.ops.roles import Action, Actor, Role, authorize
 from siogw.timeutil import astana_iso, astana_zone, ensure_utc
 
@@ -112,7 +113,7 @@ class AuditIndexQueries:
             if value is not None:
                 stmt = stmt.where(t.c[name] == str(value))
 
-        def work() -> list[QueryRecord]:
+        try:
             with self.index.engine.connect() as conn:
                 return [
                     QueryRecord(seq=int(r.seq), time=ensure_utc(r.time), user_id=r.actor,
@@ -120,9 +121,8 @@ class AuditIndexQueries:
                                 outcome=r.outcome, request_id=r.request_id)
                     for r in conn.execute(stmt)
                 ]
-
-        result: list[QueryRecord] = self.index._run(work)
-        return result
+        except SQLAlchemyError as exc:
+            raise OpsStorageError("audit index database error", detail=str(exc)[:500]) from exc
 
 
 def fetch_page(index: QueryIndex, flt: QueryFilter, after_seq: int | None,

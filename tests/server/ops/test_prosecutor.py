@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def test_reads_outside_scope_are_denied_and_audited(
     actor, person = petr
     res = ops.prosecutor.register_resolution(
         actor, resolution(person.signer, "P-2", ["alice"], START, END))
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: ops.prosecutor.read_trail(actor, res.id, user_ids=["bob"]),
         lambda: ops.prosecutor.read_trail(actor, res.id, user_ids=["alice", "bob"]),
         lambda: ops.prosecutor.read_trail(actor, res.id, since=START - _dt.timedelta(seconds=1)),

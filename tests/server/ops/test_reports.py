@@ -142,3 +142,14 @@ def test_previous_month_start_is_astana_based() -> None:
         _dt.datetime(2026, 10, 31, 19, tzinfo=_dt.UTC))
     assert previous_month_start(_dt.datetime(2026, 1, 15, tzinfo=_dt.UTC)) == (
         _dt.datetime(2025, 11, 30, 19, tzinfo=_dt.UTC))
+
+
+def test_index_failure_is_a_storage_error(ops: Operations, audit_index: AuditIndex,
+                                          recorder: ListRecorder) -> None:
+    from server.ops import OpsStorageError
+
+    audit_index.drop()
+    with pytest.raises(OpsStorageError):
+        ops.reports.queries(CONTROLLER)
+    assert recorder.of("report.read") == []
+    audit_index.create()  # for the fixture's tear-down
