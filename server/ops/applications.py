@@ -180,6 +180,17 @@ def _parse(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _check_subject_iin(cert: Any, iin: str) -> None:
+    """National (NCA-style) certificates carry ``serialNumber=IIN<12 digits>`` in the
+    subject; when one does, it must be the applicant's IIN (R7: keys are personal)."""
+    from cryptography.x509.oid import NameOID
+
+    for attr in cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
+        value = str(attr.value)
+        if re.fullmatch(r"IIN\d{12}", value) and value[3:] != iin:
+            raise SignerMismatch("the certificate belongs to another person (subject IIN)")
+
+
 #: on_register(enrolment): e.g. the gateway's ``Store.add_user`` + ``register_certificate``.
 RegisterHook = Callable[[Enrolment], None]
 
@@ -213,6 +224,7 @@ class ApplicationService:
         if der_of(cert) != der_of(signer_cert):
             raise SignerMismatch("the application must be signed with the key of the "
                                  "certificate it carries")
+        _check_subject_iin(cert, fields["iin"])
         app_id = uuid.uuid4().hex
         with self.ctx.tx() as conn:
             pending = conn.execute(sa.select(s.applications.c.id).where(

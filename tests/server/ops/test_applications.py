@@ -210,3 +210,27 @@ def test_concurrent_decisions_register_once(ops: Operations, people: Any) -> Non
     enrolled = [r for r in results if not isinstance(r, Exception)]
     assert len(results) == 2 and len(enrolled) == 1
     assert [u.user_id for u in ops.lifecycle.users(OPERATOR)] == [enrolled[0].user_id]
+
+
+def test_certificate_subject_iin_must_be_the_applicants(ops: Operations, people: Any,
+                                                        ca: CertificateAuthority) -> None:
+    from signing.csr import build_csr
+    from signing.software import SoftwareSigner, generate_software_key
+    from siogw.timeutil import now_utc
+    from tests.server.ops.conftest import Person
+
+    key = generate_software_key("ecdsa-p256-sha256")
+    iin = people("x").iin
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nurlan"),
+                         x509.NameAttribute(NameOID.SERIAL_NUMBER, f"IIN{iin}"),
+                         x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ")])
+    cert = ca.issue(build_csr(SoftwareSigner(key), subject), "user", 30,
+                    not_before=now_utc() - _dt.timedelta(hours=1))
+    nurlan = Person("Nurlan", iin, SoftwareSigner(key, certificate=cert))
+    other_iin = people("y").iin
+    with pytest.raises(SignerMismatch, match="another person"):
+        ops.applications.file(application(nurlan, iin=other_iin))
+    assert ops.applications.file(application(nurlan)).iin == iin
