@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     v.add_argument("--strict", action="store_true",
                    help="also parse and schema-check every record (slower)")
+    v.add_argument("--jobs", type=int, default=None,
+                   help="worker processes reading segments (default: automatic)")
     v.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("prove", help="check a receipt and its inclusion proof offline")
@@ -97,7 +99,8 @@ def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
 
     return verify_archive(args.archive, keys, origin=getattr(args, "origin", None),
                           progress=progress, anchor=anchor,
-                          strict=getattr(args, "strict", False))
+                          strict=getattr(args, "strict", False),
+                          workers=getattr(args, "jobs", None))
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

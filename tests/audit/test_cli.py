@@ -31,6 +31,14 @@ def test_verify_ok_with_keys_and_pem(populated, tmp_path: Path, signer: Software
     out = siogw("audit", "verify", str(log_dir / "archive"), "--keys", str(pem))
     assert out.returncode == 0, out.stderr
     assert "OK: 4 sealed segments, 20 records" in out.stdout
+    out = siogw("audit", "verify", str(log_dir), "--keys", str(keys), "--jobs", "2", "--strict")
+    assert out.returncode == 0 and "23 records" in out.stdout, out.stderr
+    script = Path(sys.executable).with_name("siogw")
+    if script.exists():  # the console script, with worker processes (spawn)
+        out = subprocess.run([str(script), "audit", "verify", str(log_dir), "--keys",
+                              str(keys), "--jobs", "2"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0 and "23 records" in out.stdout, out.stderr
     out = siogw("audit", "verify", str(log_dir))  # falls back to the archive's keys.json
     assert out.returncode == 0 and "trusting the archive's own key history" in out.stderr
 
