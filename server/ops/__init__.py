@@ -30,6 +30,7 @@ from server.ops.applications import (
     ApplicationService,
     Enrolment,
     Refusal,
+    refusal_payload,
     verify_refusal,
 )
 from server.ops.base import Clock, OpsContext, Recorder, audit_log_recorder
@@ -173,6 +174,7 @@ __all__ = [
     "create_schema",
     "default_rules",
     "drop_schema",
+    "refusal_payload",
     "sign_document",
     "verify_refusal",
 ]

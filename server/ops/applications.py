@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 
 from server.ops import schema as s
 from server.ops.base import (
@@ -70,6 +71,8 @@ from siogw.timeutil import astana_iso
 
 #: The operator decides within one day of receipt (§6).
 DECISION_PERIOD = _dt.timedelta(days=1)
+#: How far a client-signed refusal's ``refused_at`` may be from the gateway's clock.
+REFUSAL_SKEW = _dt.timedelta(minutes=5)
 _PHONE = re.compile(r"^\+7\d{10}$")
 
 
@@ -370,11 +373,7 @@ class ApplicationService:
         now = self.ctx.now()
         with self.ctx.tx() as conn:
             row = self._pending(conn, application_id)
-            doc = {
-                "application_id": application_id, "iin": row.iin, "reason": reason[:1000],
-                "refused_by": actor.user_id, "refused_at": astana_iso(now),
-                "corrections_allowed": True,
-            }
+            doc = refusal_payload(_app(row), reason, actor.user_id, now)
             envelope = sign_document(PAYLOAD_REFUSAL, doc, signer)
             self._decide(conn, application_id, status=ApplicationStatus.REFUSED,
                          decided_at=now, decided_by=actor.user_id,
@@ -387,6 +386,74 @@ class ApplicationService:
             )
         return envelope
 
+    def refuse_signed(
+        self,
+        actor: Actor,
+        envelope_json: bytes,
+        *,
+        signer_certificates: Sequence[x509.Certificate],
+        max_skew: _dt.timedelta = REFUSAL_SKEW,
+    ) -> Refusal:
+        """Record a refusal the operator signed on their own token (the gRPC path).
+
+        The client builds the payload with :func:`refusal_payload` and signs it; the
+        gateway passes the certificate(s) of the caller's session. Checks: the signature
+        (chained to the trust store), that it was made with one of ``signer_certificates``,
+        that ``refused_by`` is the actor, that the application and IIN match a pending
+        application, and that ``refused_at`` is within ``max_skew`` of now. The envelope is
+        stored exactly as signed and is what the applicant fetches.
+        """
+        authorize(actor.role, Action.APPLICATION_DECIDE)
+        now = self.ctx.now()
+        doc, signer_cert = verify_document(envelope_json, PAYLOAD_REFUSAL, self.trust,
+                                           certificates=signer_certificates, at=now)
+        if der_of(signer_cert) not in {der_of(c) for c in signer_certificates}:
+            raise SignerMismatch("the refusal must be signed with the operator's own "
+                                 "certificate")
+        refusal = _refusal_from(doc, signer_cert.subject.rfc4514_string())
+        if refusal.refused_by != actor.user_id:
+            raise SignerMismatch(f"the refusal names {refusal.refused_by!r} as the operator, "
+                                 f"not {actor.user_id!r}")
+        if abs(refusal.refused_at - now) > max_skew:
+            raise InvalidDocument("the refusal's refused_at is too far from now; sign it again")
+        with self.ctx.tx() as conn:
+            row = self._pending(conn, refusal.application_id)
+            if row.iin != refusal.iin:
+                raise InvalidDocument("the refusal's IIN is not the application's")
+            self._decide(conn, refusal.application_id, status=ApplicationStatus.REFUSED,
+                         decided_at=now, decided_by=actor.user_id,
+                         refusal_reason=refusal.reason, refusal_envelope=envelope_json)
+            self.ctx.record(
+                "ops.application.refused", actor.user_id, "success",
+                {"application_id": refusal.application_id, "reason": refusal.reason,
+                 "signer_fingerprint": fingerprint(der_of(signer_cert)),
+                 "within_deadline": now <= utc_required(row.deadline_at)},
+            )
+        return refusal
+
+
+def refusal_payload(application: Application, reason: str, refused_by: str,
+                    refused_at: _dt.datetime) -> dict[str, Any]:
+    """The JSON a refusal signs (for clients that sign on the operator's token)."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidDocument("a refusal needs a reason (false, incomplete or stale data)")
+    return {"application_id": application.id, "iin": application.iin, "reason": reason[:1000],
+            "refused_by": refused_by, "refused_at": astana_iso(refused_at),
+            "corrections_allowed": True}
+
+
+def _refusal_from(doc: dict[str, Any], signer_subject: str) -> Refusal:
+    what = "the refusal"
+    return Refusal(
+        application_id=text_field(doc, "application_id", what, limit=40),
+        iin=text_field(doc, "iin", what, limit=12),
+        reason=text_field(doc, "reason", what, limit=1000),
+        refused_by=text_field(doc, "refused_by", what, limit=64),
+        refused_at=time_field(doc, "refused_at", what),
+        signer_subject=signer_subject,
+    )
+
 
 def verify_refusal(
     envelope_json: bytes, trust: TrustStore, *, at: _dt.datetime | None = None
@@ -396,13 +463,4 @@ def verify_refusal(
     verified = verify_envelope(envelope, CertificateVerifier(trust, at=at),
                                payload_types=[PAYLOAD_REFUSAL])
     doc = parse_json_object(verified.payload, "the refusal")
-    what = "the refusal"
-    refused_at = time_field(doc, "refused_at", what)
-    return Refusal(
-        application_id=text_field(doc, "application_id", what, limit=40),
-        iin=text_field(doc, "iin", what, limit=12),
-        reason=text_field(doc, "reason", what, limit=1000),
-        refused_by=text_field(doc, "refused_by", what, limit=64),
-        refused_at=refused_at,
-        signer_subject=verified.signers[0].subject,
-    )
+    return _refusal_from(doc, verified.signers[0].subject)

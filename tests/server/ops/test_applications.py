@@ -234,3 +234,44 @@ def test_certificate_subject_iin_must_be_the_applicants(ops: Operations, people:
     with pytest.raises(SignerMismatch, match="another person"):
         ops.applications.file(application(nurlan, iin=other_iin))
     assert ops.applications.file(application(nurlan)).iin == iin
+
+
+def test_refusal_signed_by_the_operator_client(ops: Operations, people: Any, clock: Clock,
+                                               trust: TrustStore,
+                                               recorder: ListRecorder) -> None:
+    """The gRPC path: the operator signs the refusal on their token, the gateway records it."""
+    from server.ops import PAYLOAD_REFUSAL, refusal_payload, sign_document
+
+    anna, olga, eve = people("Anna"), people("Olga"), people("Eve")
+    app = ops.applications.file(application(anna))
+
+    def signed(signer: Any, **changes: Any) -> bytes:
+        doc = refusal_payload(app, "stale data", "olga", clock.now)
+        doc.update(changes)
+        return sign_document(PAYLOAD_REFUSAL, doc, signer)
+
+    with pytest.raises(SignerMismatch):  # not the session's certificate
+        ops.applications.refuse_signed(OPERATOR, signed(eve.signer),
+                                       signer_certificates=[olga.cert])
+    with pytest.raises(SignerMismatch):  # names another operator
+        ops.applications.refuse_signed(OPERATOR, signed(olga.signer, refused_by="oleg"),
+                                       signer_certificates=[olga.cert])
+    with pytest.raises(InvalidDocument):  # the IIN of someone else
+        ops.applications.refuse_signed(OPERATOR, signed(olga.signer, iin=eve.iin),
+                                       signer_certificates=[olga.cert])
+    clock.advance(minutes=10)
+    with pytest.raises(InvalidDocument):  # signed too long ago
+        ops.applications.refuse_signed(OPERATOR, signed(olga.signer, refused_at=(
+            clock.now - _dt.timedelta(minutes=10)).isoformat()), signer_certificates=[olga.cert])
+    assert ops.applications.get(app.id).status == "pending"
+    env = signed(olga.signer)
+    refusal = ops.applications.refuse_signed(OPERATOR, env, signer_certificates=[olga.cert])
+    assert refusal.reason == "stale data" and refusal.application_id == app.id
+    assert ops.applications.refusal_for(app.id, fingerprint(anna.cert_der)) == env
+    assert verify_refusal(env, trust).refused_by == "olga"
+    assert recorder.of("ops.application.refused")[0]["details"]["signer_fingerprint"] == (
+        fingerprint(olga.cert_der))
+    with pytest.raises(InvalidState):
+        ops.applications.refuse_signed(OPERATOR, env, signer_certificates=[olga.cert])
+    with pytest.raises(PermissionDenied):
+        ops.applications.refuse_signed(CONTROLLER, env, signer_certificates=[olga.cert])
