@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 
 from server.ops import schema as s
 from server.ops.base import OpsContext, text_field, time_field, utc_required
@@ -86,12 +87,24 @@ class ProsecutorService:
         self.trust = trust
         self.index = index
 
-    def register_resolution(self, actor: Actor, envelope_json: bytes, *,
-                            received_at: _dt.datetime | None = None) -> Resolution:
+    def register_resolution(
+        self, actor: Actor, envelope_json: bytes, *,
+        received_at: _dt.datetime | None = None,
+        signer_certificates: Sequence[x509.Certificate] | None = None,
+    ) -> Resolution:
+        """Verify and register a resolution signed by ``actor``.
+
+        The signer must be one of ``signer_certificates`` (the gateway passes the
+        caller's session certificate) or, when not given, of the actor's unrevoked
+        certificates in the operations tables.
+        """
         authorize(actor.role, Action.RESOLUTION_REGISTER)
         received = utc_required(received_at) if received_at is not None else self.ctx.now()
-        with self.ctx.tx() as conn:
-            certs = active_certificates(conn, actor.user_id)
+        if signer_certificates is not None:
+            certs = list(signer_certificates)
+        else:
+            with self.ctx.tx() as conn:
+                certs = active_certificates(conn, actor.user_id)
         if not certs:
             raise SignerMismatch(f"{actor.user_id} has no registered certificate to sign with")
         doc, signer_cert = verify_document(envelope_json, PAYLOAD_RESOLUTION, self.trust,

@@ -95,3 +95,16 @@ def test_resolution_signatures(ops: Operations, petr: Any, people: Any) -> None:
     with pytest.raises(PermissionDenied):
         ops.prosecutor.register_resolution(
             CONTROLLER, resolution(person.signer, "P-7", ["alice"], START, END))
+
+
+def test_resolution_signed_with_the_session_certificate(ops: Operations, people: Any) -> None:
+    """A prosecutor the ops tables do not know: the gateway passes the session's certificate."""
+    pavel, eve = people("Pavel"), people("Eve")
+    actor = Actor("pavel", Role.PROSECUTOR)
+    doc = resolution(pavel.signer, "P-9", ["alice"], START, END)
+    res = ops.prosecutor.register_resolution(actor, doc, signer_certificates=[pavel.cert])
+    assert res.prosecutor_id == "pavel"
+    with pytest.raises(SignerMismatch):
+        ops.prosecutor.register_resolution(
+            actor, resolution(eve.signer, "P-10", ["alice"], START, END),
+            signer_certificates=[pavel.cert])
