@@ -708,16 +708,41 @@ def _check_content(data: bytes, strict: bool) -> _Content:
     schema-checks every record (and its canonical form) as well.
     """
     out = _Content(sha256=hashlib.sha256(data).hexdigest(), length=len(data))
-    scan = scan_frames(data)
-    out.problem, out.complete_frame_bad = scan.problem, scan.complete_frame_bad
     fromiso = _dt.datetime.fromisoformat
     sha = _sha256
+    crc = zlib.crc32
+    unpack = FRAME_HEADER.unpack_from
     leaves: list[bytes] = []
     prev_text = b""
     when: _dt.datetime | None = None
     prev_time: _dt.datetime | None = None
     seq = expected = -1
-    for body in scan.bodies:
+    end = len(data)
+    if end < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        out.problem = ("bad segment magic" if end >= len(MAGIC)
+                       else "segment shorter than its header")
+        out.complete_frame_bad = end >= len(MAGIC)
+        return out
+    pos = len(MAGIC)
+    while pos < end:
+        # Frame: u32be length || u32be CRC-32(body) || body (as in scan_frames).
+        if end - pos < 8:
+            out.problem = f"torn frame header at offset {pos}"
+            break
+        length, expected_crc = unpack(data, pos)
+        if length == 0 or length > MAX_FRAME:
+            out.problem = f"bad frame length {length} at offset {pos}"
+            out.complete_frame_bad = True
+            break
+        if pos + 8 + length > end:
+            out.problem = f"torn frame at offset {pos} ({end - pos - 8} of {length} bytes)"
+            break
+        body = data[pos + 8 : pos + 8 + length]
+        if crc(body) != expected_crc:
+            out.problem = f"CRC mismatch in frame at offset {pos}"
+            out.complete_frame_bad = True
+            break
+        pos += 8 + length
         # Canonical tail: ...,"seq":<digits>,"time":"<iso>","v":1}
         tail = body[-96:]
         i = tail.rfind(b',"seq":')
