@@ -55,7 +55,10 @@ from audit.verify import (
     ARCHIVE_DIR,
     KEYS_FILE,
     LIVE_DIR,
+    LIVE_SEGMENT_RE,
     MAGIC,
+    SEAL_RE,
+    SEALED_SEGMENT_RE,
     ZERO_HASH_HEX,
     Checkpoint,
     FrameScan,
@@ -368,19 +371,19 @@ class AuditLog:
             if p.name.endswith(".tmp"):
                 _remove(p)
         seal_numbers = sorted(
-            int(p.name[4:12]) for p in archive.iterdir() if p.name.endswith(".seal")
+            int(m.group(1)) for p in archive.iterdir() if (m := SEAL_RE.match(p.name))
         )
         if seal_numbers and seal_numbers != list(range(1, len(seal_numbers) + 1)):
             raise AuditError("archive seals are not numbered 1..N", detail=str(archive))
         last = seal_numbers[-1] if seal_numbers else 0
         live_numbers = sorted(
-            int(p.name[4:12]) for p in live.iterdir()
-            if p.name.startswith("seg-") and p.name.endswith(".log")
+            int(m.group(1)) for p in live.iterdir() if (m := LIVE_SEGMENT_RE.match(p.name))
         )
         # A .gz without its .seal: the seal was interrupted; redo it from the live file.
         for p in archive.iterdir():
-            if p.name.endswith(".log.gz") and int(p.name[4:12]) > last:
-                if int(p.name[4:12]) not in live_numbers:
+            m = SEALED_SEGMENT_RE.match(p.name)
+            if m and int(m.group(1)) > last:
+                if int(m.group(1)) not in live_numbers:
                     raise AuditError("sealed segment without seal or live copy", detail=str(p))
                 _remove(p)
         if last:

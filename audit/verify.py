@@ -632,9 +632,9 @@ def scan_frames(data: bytes | memoryview, *, max_frame: int = MAX_FRAME) -> Fram
 ARCHIVE_DIR = "archive"
 LIVE_DIR = "live"
 KEYS_FILE = "keys.json"
-_SEG_RE = re.compile(r"^seg-(\d{8})\.log$")
-_GZ_RE = re.compile(r"^seg-(\d{8})\.log\.gz$")
-_SEAL_RE = re.compile(r"^seg-(\d{8})\.seal$")
+LIVE_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log$")
+SEALED_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log\.gz$")
+SEAL_RE = re.compile(r"^seg-(\d{8})\.seal$")
 
 
 def segment_name(number: int) -> str:
@@ -938,16 +938,16 @@ def verify_archive(
     gz: dict[int, Path] = {}
     seals: dict[int, Path] = {}
     for p in archive.iterdir():
-        if m := _GZ_RE.match(p.name):
+        if m := SEALED_SEGMENT_RE.match(p.name):
             gz[int(m.group(1))] = p
-        elif m := _SEAL_RE.match(p.name):
+        elif m := SEAL_RE.match(p.name):
             seals[int(m.group(1))] = p
         elif p.name != KEYS_FILE:
             report.warnings.append(f"ignored unexpected file {p.name}")
     lives: dict[int, Path] = {}
     if check_live and live.is_dir() and live != archive:
         for p in live.iterdir():
-            if m := _SEG_RE.match(p.name):
+            if m := LIVE_SEGMENT_RE.match(p.name):
                 lives[int(m.group(1))] = p
     numbers = sorted(set(gz) | set(seals))
     walker = _Walker()
@@ -1096,7 +1096,7 @@ def iter_archive_records(
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
-    numbers = sorted(int(m.group(1)) for p in archive.iterdir() if (m := _SEAL_RE.match(p.name)))
+    numbers = sorted(int(m.group(1)) for p in archive.iterdir() if (m := SEAL_RE.match(p.name)))
     for n in numbers:
         data = gzip.decompress((archive / (segment_name(n) + ".gz")).read_bytes())
         for body in scan_frames(data).bodies:
@@ -1104,7 +1104,7 @@ def iter_archive_records(
     live = root / LIVE_DIR
     if live.is_dir() and live != archive:
         for p in sorted(live.iterdir()):
-            m = _SEG_RE.match(p.name)
+            m = LIVE_SEGMENT_RE.match(p.name)
             if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
                 for body in scan_frames(p.read_bytes()).bodies:
                     yield body, decode_record(body, check_canonical=False)
