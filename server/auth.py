@@ -31,7 +31,9 @@ import datetime as _dt
 import hashlib
 import os
 import secrets
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +65,14 @@ from server.store import CertRow, Store, UserRow, fingerprint
 from signing import dsse
 from signing.api import Signer, key_id_for
 from signing.crl import load_crl
-from signing.errors import MalformedEnvelope
-from signing.trust import CertificateVerifier, TrustStore, load_certificates
+from signing.errors import BadSignature, MalformedEnvelope
+from signing.trust import (
+    CertificateVerifier,
+    TrustStore,
+    describe,
+    load_certificates,
+    verify_with_key,
+)
 from siogw.errors import ConfigError, InputError
 from siogw.timeutil import astana_iso, now_utc, parse_iso
 
@@ -74,36 +82,168 @@ SF_BIOMETRIC = "biometric"
 
 
 # --- trust material ------------------------------------------------------------------------
-class TrustMaterial:
-    """Anchors and CRLs from files; CRL files are re-read when they change on disk."""
+@dataclass(frozen=True)
+class ValidatedChain:
+    """The immutable outcome of a full chain validation of one certificate.
 
-    def __init__(self, anchors: Sequence[Path], crls: Sequence[Path], revocations: Any) -> None:
+    ``path`` is leaf first, anchor last. ``not_before``/``not_after`` bound the window in
+    which *every* certificate of the path is within its validity; outside it the entry is
+    worthless and the next check validates in full again.
+    """
+
+    fingerprint: str
+    path: tuple[x509.Certificate, ...]
+    not_before: _dt.datetime
+    not_after: _dt.datetime
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.path[0]
+
+    def covers(self, at: _dt.datetime) -> bool:
+        return self.not_before <= at <= self.not_after
+
+
+class ChainCache:
+    """A bounded LRU of :class:`ValidatedChain` by certificate fingerprint (SHA-256 of DER).
+
+    Only what cannot change for a given certificate and trust-anchor set is cached: the
+    parsed objects, the chain signatures, critical extensions, CA constraints and key
+    usage. An entry is dropped once the time checked is outside the validity of its path.
+    Revocation (the DB revocation store and the CRLs) is never cached: see
+    :meth:`TrustMaterial.validate`. Thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        if max_entries < 1:
+            raise ConfigError("the certificate cache needs room for at least one entry")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, ValidatedChain] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, fp: str, at: _dt.datetime) -> ValidatedChain | None:
+        with self._lock:
+            chain = self._entries.get(fp)
+            if chain is None:
+                return None
+            if not chain.covers(at):
+                del self._entries[fp]
+                return None
+            self._entries.move_to_end(fp)
+            return chain
+
+    def put(self, chain: ValidatedChain) -> None:
+        with self._lock:
+            self._entries[chain.fingerprint] = chain
+            self._entries.move_to_end(chain.fingerprint)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class TrustMaterial:
+    """Anchors and CRLs from files; CRL files are re-read when they change on disk.
+
+    :meth:`validate` is the gateway's one certificate check. The expensive, immutable
+    part of a validation (path building and chain signatures, extensions, key usage) is
+    kept in a :class:`ChainCache`; revocation (DB store + CRLs, including the CRLs'
+    own freshness) is checked on every call, so a revocation is effective at once.
+    """
+
+    def __init__(
+        self,
+        anchors: Sequence[Path],
+        crls: Sequence[Path],
+        revocations: Any,
+        *,
+        cache: ChainCache | None = None,
+    ) -> None:
         self.anchor_paths = tuple(anchors)
         self.crl_paths = tuple(crls)
         self.revocations = revocations
+        self.cache = cache if cache is not None else ChainCache()
         self._anchors: list[x509.Certificate] = []
         for path in self.anchor_paths:
             try:
                 self._anchors.extend(load_certificates(path.read_bytes()))
             except OSError as exc:
                 raise ConfigError(f"cannot read trust anchor {path}", detail=str(exc)) from exc
-        self._crl_stamp: tuple[float, ...] = ()
+        self._crl_stamp: tuple[float, ...] | None = None
         self._crls: list[x509.CertificateRevocationList] = []
+        self._store: TrustStore | None = None
+        self._lock = threading.Lock()
 
-    def _load_crls(self) -> list[x509.CertificateRevocationList]:
+    def _load_crls(self) -> bool:
+        """Re-read the CRL files if they changed; True if they did."""
         stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.crl_paths)
-        if stamps != self._crl_stamp:
-            crls = []
-            for path in self.crl_paths:
-                if path.exists():
-                    crls.append(load_crl(path.read_bytes()))
-            self._crls, self._crl_stamp = crls, stamps
-        return self._crls
+        if stamps == self._crl_stamp:
+            return False
+        crls = []
+        for path in self.crl_paths:
+            if path.exists():
+                crls.append(load_crl(path.read_bytes()))
+        self._crls, self._crl_stamp = crls, stamps
+        return True
 
     def store(self) -> TrustStore:
+        """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""
         if not self._anchors:
             raise ConfigError("no trust anchors configured (trust.anchors)")
-        return TrustStore(self._anchors, crls=self._load_crls(), revocations=self.revocations)
+        with self._lock:
+            if self._load_crls() or self._store is None:
+                self._store = TrustStore(
+                    self._anchors, crls=self._crls, revocations=self.revocations
+                )
+            return self._store
+
+    def validate(
+        self,
+        cert: x509.Certificate | None = None,
+        *,
+        der: bytes | None = None,
+        fp: str | None = None,
+        at: _dt.datetime | None = None,
+    ) -> ValidatedChain:
+        """Check a certificate (object or DER) for signing at ``at`` (default: now).
+
+        A cache miss runs the full :meth:`signing.trust.TrustStore.verify_certificate`
+        (chain, revocation, validity, CA constraints, key usage) and caches the outcome.
+        A hit re-checks revocation of every non-anchor certificate of the path against
+        the DB revocation store and the CRLs *now*. Raises the TrustError of the failed
+        check (:class:`~signing.errors.CertificateRevoked`, ``CertificateExpired``, …).
+        """
+        if cert is None and der is None:
+            raise InputError("no certificate to validate")
+        if der is None:
+            assert cert is not None
+            der = cert.public_bytes(serialization.Encoding.DER)
+        fp = fp or fingerprint(der)
+        when = at if at is not None else now_utc()
+        store = self.store()
+        chain = self.cache.get(fp, when)
+        if chain is None:
+            if cert is None:
+                cert = _parse_certificate(der)
+            path = store.verify_certificate(cert, at=when)
+            chain = ValidatedChain(
+                fingerprint=fp,
+                path=path,
+                not_before=max(c.not_valid_before_utc for c in path),
+                not_after=min(c.not_valid_after_utc for c in path),
+            )
+            self.cache.put(chain)
+            return chain
+        # Cached: only revocation can have changed (validity is inside the entry's window).
+        path = chain.path
+        for i in range(len(path) - 1):  # anchors are not revocation-checked
+            store._check_revocation(path[i], path[i + 1], when)
+        return chain
 
 
 # --- the shared state ----------------------------------------------------------------------
@@ -128,32 +268,36 @@ class Gateway:
     # -- certificates ----------------------------------------------------------------------
     def check_certificate(self, cert: x509.Certificate) -> None:
         """Chain to the anchors, not revoked (DB + CRL), within validity, signing usage."""
-        self.trust.store().verify_certificate(cert)
+        self.trust.validate(cert)
 
     def verify_by_certificate(
         self,
         envelope: common_pb2.Envelope,
         payload_type: str,
         cert: x509.Certificate,
+        *,
+        validated: ValidatedChain | None = None,
     ) -> bytes:
         """Verify a proto envelope signed by ``cert`` and return its payload.
 
         The signature must verify and its certificate chain be valid and unrevoked
         (``UNAUTHENTICATED`` otherwise); a valid signature by any *other* certificate is
         :class:`CertificateNotRegistered` (``PERMISSION_DENIED``): keys are not
-        transferable (R7).
+        transferable (R7). ``validated`` is the outcome of a check of ``cert`` made
+        earlier in *this* call (by :meth:`authenticate`): it is not checked again.
         """
         env = envelope_from_proto(envelope)
         if env.payload_type != payload_type:
             raise MalformedEnvelope(
                 f"expected payload type {payload_type}, got {env.payload_type!r}"
             )
-        verifier = CertificateVerifier(self.trust.store(), [cert])
+        verifier = CertificateVerifier(_ValidatingTrust(self.trust, validated), [cert])  # type: ignore[arg-type]
         verified = dsse.verify_envelope(env, verifier, payload_types=[payload_type])
+        want_fp = validated.fingerprint if validated is not None else fingerprint(der(cert))
         want = key_id_for(cert.public_key())  # type: ignore[arg-type]
         for signer in verified.signers:
             if signer.keyid == want and signer.certificate is not None and (
-                fingerprint(der(signer.certificate)) == fingerprint(der(cert))
+                signer.certificate is cert or fingerprint(der(signer.certificate)) == want_fp
             ):
                 return verified.payload
         other = verified.signers[0]
@@ -191,19 +335,51 @@ class Gateway:
         if cert_row is None or cert_row.user_id != user.user_id:
             self.store.end_session(row.token_hash)
             raise CertificateNotRegistered("the session's certificate is no longer registered")
-        cert = x509.load_der_x509_certificate(cert_row.der)
         try:
-            self.check_certificate(cert)
+            chain = self.trust.validate(der=cert_row.der, fp=cert_row.fingerprint, at=now)
         except Exception:
             self.store.end_session(row.token_hash)
             raise
         return Session(
-            token_hash=row.token_hash, user=user, cert_row=cert_row, certificate=cert,
-            expires_at=row.expires_at,
+            token_hash=row.token_hash, user=user, cert_row=cert_row,
+            certificate=chain.certificate, expires_at=row.expires_at, chain=chain,
         )
 
     async def record(self, record: AuditRecord) -> Receipt:
         return await self.audit.record(record)
+
+
+class _ValidatingTrust:
+    """What :class:`signing.trust.CertificateVerifier` needs of a trust store, over
+    :meth:`TrustMaterial.validate` (cached chain, revocation now) and skipping the check
+    of the one certificate already validated in this call."""
+
+    def __init__(self, trust: TrustMaterial, validated: ValidatedChain | None) -> None:
+        self.trust = trust
+        self.validated = validated
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Sequence[x509.Certificate] = (),
+        algorithm: Any = None,
+    ) -> tuple[x509.Certificate, ...]:
+        pre = self.validated
+        if pre is not None and at is None and not intermediates and (
+            cert is pre.certificate or cert == pre.certificate
+        ):
+            path = pre.path
+        else:
+            path = self.trust.validate(cert, at=at).path
+        try:
+            verify_with_key(cert.public_key(), payload, signature, algorithm)  # type: ignore[arg-type]
+        except BadSignature as exc:
+            raise BadSignature(f"signature by {describe(cert)} does not verify") from exc
+        return path
 
 
 @dataclass(frozen=True)
@@ -215,6 +391,8 @@ class Session:
     cert_row: CertRow
     certificate: x509.Certificate
     expires_at: _dt.datetime
+    #: The certificate's validation in this call (not to be repeated within the call).
+    chain: ValidatedChain | None = None
 
     @property
     def user_id(self) -> str:

@@ -76,7 +76,7 @@ async def sign_consent(
     raw = envelope_json(request.consent)
     current_call().payload = raw
     payload = gateway.verify_by_certificate(
-        request.consent, dsse.PAYLOAD_CONSENT, session.certificate
+        request.consent, dsse.PAYLOAD_CONSENT, session.certificate, validated=session.chain
     )
     doc = _parse(payload)
     policy = gateway.config.policy

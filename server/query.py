@@ -108,7 +108,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if not request.HasField("envelope"):
             raise MissingField("the query envelope is missing")
         payload = gw.verify_by_certificate(
-            request.envelope, dsse.PAYLOAD_QUERY, session.certificate
+            request.envelope, dsse.PAYLOAD_QUERY, session.certificate, validated=session.chain
         )
         query = parse_query(payload)
         info.details.update(
