@@ -86,3 +86,14 @@ def test_preconditions_are_checked_first() -> None:
         verify_consistency(2, 4, [], leaf, leaf)
     with pytest.raises(ProofError, match="must be empty"):
         verify_consistency(4, 4, [leaf], leaf, leaf)
+
+
+def test_verifier_imports_no_grpc_or_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, audit.verify, audit.merkle, audit.cli; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('grpc', 'sqlalchemy')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
