@@ -1,4 +1,5 @@
-"""AdminService.Execute: signed administrative commands (R3, R4, R8, R10, R13).
+"""AdminService: signed administrative commands (R3, R4, R8, R10, R13) and the
+applicant's side of the access procedure (R3).
 
 The request is a DSSE envelope (``application/vnd.siogw.admin+protobuf``) over an
 ``AdminCommand``, signed by the session's certificate, from a session whose user has a
@@ -10,12 +11,32 @@ signed envelope; refusals are recorded by the interceptor.
 Effects are immediate: blocking a user or revoking a certificate ends live sessions at
 once (the next call of that session fails), a published maintenance window updates
 health right away.
+
+The operations commands (issue 5: applications, transfers, outbox, alerts, emergencies,
+CRLs, certificates, reviews) run the ``server.ops`` services with
+``Actor(session.user_id, session role)`` (wired by :func:`server.ops_wiring.attach_operations`);
+their structured result is ``AdminResponse.data_json``. Block, unblock, certificate
+registration and revocation of users the operations domain knows, and every maintenance
+window, go through the operations services too (recorded there, mirrored into the store by
+its hooks); users enrolled only in the store keep the store-only path.
+
+The applicant RPCs need no session: ``FileApplication`` takes the signed application;
+``GetApplicationStatus`` / ``GetRefusal`` take an :data:`PAYLOAD_APPLICANT_PROOF` envelope
+signed with the application's certificate. ``GetJournal`` shows any signed-in user the
+maintenance windows and the Journal of emergencies (R10).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
+import datetime as _dt
+import enum
+import json
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from cryptography import x509
 from google.protobuf.message import DecodeError
@@ -23,15 +44,43 @@ from grpc import aio
 
 from audit.record import AuditRecord
 from server.auth import Gateway, check_fresh, der, envelope_json
-from server.errors import MissingField, NotPermitted
+from server.errors import MissingField, NotImplementedYet, NotPermitted
 from server.gen.siogw.v1 import admin_pb2, admin_pb2_grpc
 from server.interceptors import current_call
+from server.ops import Action, Actor, BlockKind, Operations
+from server.ops.roles import PERMISSIONS
 from server.resources.catalogue import Role
 from server.store import USER_ACTIVE, USER_BLOCKED, Store
 from signing import dsse
 from signing.api import key_id_for
-from siogw.errors import InputError
-from siogw.timeutil import astana_iso, parse_iso
+from siogw.errors import ConfigError, InputError
+from siogw.timeutil import astana_iso, now_utc, parse_iso
+
+#: The applicant's proof of holding the application's certificate (an ApplicantProof).
+PAYLOAD_APPLICANT_PROOF = "application/vnd.siogw.applicant-proof+protobuf"
+
+#: Operations commands -> the ``server.ops`` action they perform (None: any signed-in user;
+#: a transfer edit must be signed by the user it names, which the service checks).
+OPS_COMMAND_ACTIONS: Mapping[str, Action | None] = {
+    "list_applications": Action.APPLICATION_LIST,
+    "register_application": Action.APPLICATION_DECIDE,
+    "refuse_application": Action.APPLICATION_DECIDE,
+    "file_transfer": None,
+    "list_transfers": Action.APPLICATION_LIST,
+    "apply_transfer": Action.TRANSFER_APPLY,
+    "read_outbox": Action.OUTBOX_READ,
+    "mark_notice_read": Action.OUTBOX_READ,
+    "list_alerts": Action.ALERT_READ,
+    "acknowledge_alert": Action.ALERT_ACK,
+    "record_emergency": Action.EMERGENCY_RECORD,
+    "resolve_emergency": Action.EMERGENCY_RECORD,
+    "list_emergencies": Action.EMERGENCY_READ,
+    "import_crl": Action.CRL_IMPORT,
+    "list_certificates": Action.CERTIFICATE_LIST,
+    "record_review": Action.REVIEW_RECORD,
+    "list_overdue_reviews": Action.REVIEW_STATUS,
+    "list_users": Action.USER_LIST,
+}
 
 #: Which roles may run which command.
 COMMAND_ROLES: Mapping[str, frozenset[str]] = {
@@ -41,6 +90,10 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "revoke_certificate": frozenset({Role.SECURITY_OFFICER, Role.OPERATOR}),
     "register_certificate": frozenset({Role.OPERATOR, Role.SECURITY_OFFICER}),
     "publish_maintenance": frozenset({Role.OPERATOR}),
+    **{
+        name: (frozenset(PERMISSIONS[action]) if action is not None else frozenset(Role))
+        for name, action in OPS_COMMAND_ACTIONS.items()
+    },
 }
 
 
@@ -131,12 +184,215 @@ def execute(gateway: Gateway | None, store: Store, command: admin_pb2.AdminComma
     raise MissingField("the admin command names no operation")
 
 
+# --- operations commands ---------------------------------------------------------------
+def to_data(value: Any) -> Any:
+    """A JSON-ready form of ops results (dataclasses, times in Astana, bytes as base64)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, _dt.datetime):
+        return astana_iso(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_data(v) for v in value]
+    return value
+
+
+def _time(text: str, what: str) -> _dt.datetime:
+    if not text:
+        raise MissingField(f"{what} is empty")
+    return parse_iso(text)
+
+
+def _opt_time(text: str) -> _dt.datetime | None:
+    return parse_iso(text) if text else None
+
+
+def _ops_cert_by_serial(ops: Operations, serial_hex: str) -> str | None:
+    import sqlalchemy as sa
+
+    from server.ops import schema
+
+    wanted = serial_hex.strip().lower().removeprefix("0x").lstrip("0") or "0"
+    with ops.ctx.tx() as conn:
+        row = conn.execute(sa.select(schema.certificates.c.fingerprint).where(
+            schema.certificates.c.serial_hex == wanted)).first()
+    return None if row is None else str(row.fingerprint)
+
+
+def execute_ops(
+    ops: Operations,
+    actor: Actor,
+    command: admin_pb2.AdminCommand,
+    *,
+    session_certificate: x509.Certificate | None = None,
+) -> tuple[str, Any] | None:
+    """Run one command through the operations services (blocking; call off the loop).
+
+    Returns ``(message, data)``, or ``None`` when the command is not the operations
+    domain's (a store-only user; enroll_user): :func:`execute` handles those.
+    """
+    which = command.WhichOneof("command")
+    life, apps, certs = ops.lifecycle, ops.applications, ops.certificates
+    if which == "block_user":
+        c = command.block_user
+        if life.get_user(c.user_id) is None:
+            return None
+        user = life.block(actor, c.user_id, c.kind or BlockKind.SUSPENSION, c.reason)
+        return (f"user {c.user_id} blocked ({user.block_kind}); live sessions ended",
+                to_data(user))
+    if which == "unblock_user":
+        u = command.unblock_user
+        if life.get_user(u.user_id) is None:
+            return None
+        user = life.unblock(actor, u.user_id, u.reason)
+        return f"user {u.user_id} unblocked", to_data(user)
+    if which == "register_certificate":
+        rc = command.register_certificate
+        if life.get_user(rc.user_id) is None:
+            return None
+        info = certs.register(actor, rc.user_id, bytes(rc.certificate_der))
+        return (f"certificate {info.fingerprint[:16]}… registered to {rc.user_id}",
+                to_data(info))
+    if which == "revoke_certificate":
+        r = command.revoke_certificate
+        fp = r.fingerprint or (_ops_cert_by_serial(ops, r.serial_hex) if r.serial_hex else None)
+        if fp is None:
+            if r.fingerprint or not r.serial_hex:
+                raise MissingField("revoke_certificate needs serial_hex or fingerprint")
+            return None
+        info = certs.revoke(actor, fp, r.reason or "keyCompromise")
+        assert info.revoked_at is not None
+        return (f"certificate {info.serial_hex} revoked at {astana_iso(info.revoked_at)}; "
+                "its sessions ended", to_data(info))
+    if which == "publish_maintenance":
+        w = command.publish_maintenance.window
+        window = ops.journal.publish_window(
+            actor, _time(w.starts_at, "starts_at"), _time(w.ends_at, "ends_at"),
+            w.description or "planned maintenance", window_id=w.id or None)
+        return (f"maintenance {window.id} published: {astana_iso(window.starts_at)} .. "
+                f"{astana_iso(window.ends_at)}", to_data(window))
+    if which == "list_applications":
+        la = command.list_applications
+        items = (apps.overdue(actor) if la.overdue_only
+                 else apps.applications(actor, status=la.status or None))
+        rows = [{**to_data(a), "overdue": a.overdue(ops.ctx.now())} for a in items]
+        return f"{len(rows)} application(s)", {"applications": rows}
+    if which == "register_application":
+        ra = command.register_application
+        enrolment = apps.register(actor, ra.application_id, user_id=ra.user_id or None)
+        data = to_data(enrolment)
+        data.pop("certificate_der", None)
+        return f"application {ra.application_id} registered as user {enrolment.user_id}", data
+    if which == "refuse_application":
+        if session_certificate is None:
+            raise MissingField("a refusal must be signed on the operator's token")
+        refusal = apps.refuse_signed(actor, bytes(command.refuse_application.document),
+                                     signer_certificates=[session_certificate])
+        return f"application {refusal.application_id} refused", to_data(refusal)
+    if which == "file_transfer":
+        edit = life.file_transfer(bytes(command.file_transfer.document))
+        late = " (filed late: more than 24 hours after the order)" if edit.late else ""
+        return f"transfer edit {edit.id} filed{late}", to_data(edit)
+    if which == "list_transfers":
+        lt = command.list_transfers
+        edits = life.transfers(actor, late_only=lt.late_only, pending_only=lt.pending_only)
+        return f"{len(edits)} transfer edit(s)", {"transfers": to_data(list(edits))}
+    if which == "apply_transfer":
+        user = life.apply_transfer(actor, command.apply_transfer.transfer_id)
+        return f"transfer edit applied to {user.user_id}", to_data(user)
+    if which == "read_outbox":
+        notes = life.outbox(actor, unread_only=not command.read_outbox.include_read)
+        return f"{len(notes)} notice(s)", {"notices": to_data(list(notes))}
+    if which == "mark_notice_read":
+        note = life.mark_read(actor, command.mark_notice_read.notification_id)
+        return f"notice {note.id} read", to_data(note)
+    if which == "list_alerts":
+        la2 = command.list_alerts
+        alerts = ops.rules.alerts(actor, open_only=la2.open_only, user_id=la2.user_id or None)
+        return f"{len(alerts)} alert(s)", {"alerts": to_data(list(alerts))}
+    if which == "acknowledge_alert":
+        alert = ops.rules.acknowledge(actor, command.acknowledge_alert.alert_id)
+        return f"alert {alert.id} acknowledged", to_data(alert)
+    if which == "record_emergency":
+        e = command.record_emergency
+        item = ops.journal.record_emergency(
+            actor, onset_at=_time(e.onset_at, "onset_at"), causes=e.causes,
+            measures=e.measures, resolved_at=_opt_time(e.resolved_at))
+        return f"emergency {item.id} recorded", to_data(item)
+    if which == "resolve_emergency":
+        re_ = command.resolve_emergency
+        item = ops.journal.resolve_emergency(
+            actor, re_.emergency_id, resolved_at=_opt_time(re_.resolved_at) or ops.ctx.now(),
+            measures=re_.measures or None)
+        return f"emergency {item.id} resolved", to_data(item)
+    if which == "list_emergencies":
+        items = ops.journal.emergencies(actor, open_only=command.list_emergencies.open_only)
+        return f"{len(items)} emergenc(ies)", {"emergencies": to_data(list(items))}
+    if which == "import_crl":
+        revoked = certs.import_crl(actor, bytes(command.import_crl.crl))
+        return (f"CRL imported: {len(revoked)} registered certificate(s) revoked",
+                {"revoked": to_data(revoked)})
+    if which == "list_certificates":
+        from signing.cli import load_pin_ages
+
+        try:
+            pin_ages = load_pin_ages()
+        except Exception:  # no PIN-age file on this host: list without PIN warnings
+            pin_ages = None
+        items = certs.overview(actor, pin_ages=pin_ages,
+                               user_id=command.list_certificates.user_id or None)
+        rows = [{**to_data(c.certificate), "warnings": list(c.warnings)} for c in items]
+        warned = sum(1 for c in items if c.warnings)
+        return f"{len(rows)} certificate(s), {warned} with warnings", {"certificates": rows}
+    if which == "record_review":
+        rv = command.record_review
+        review = ops.reports.record_review(actor, _time(rv.period_start, "period_start"),
+                                           _time(rv.period_end, "period_end"), rv.note)
+        return f"review {review.id} recorded", to_data(review)
+    if which == "list_overdue_reviews":
+        statuses = (ops.reports.review_status(actor) if command.list_overdue_reviews.all
+                    else ops.reports.overdue_reviews(actor))
+        return (f"{sum(1 for r in statuses if r.overdue)} controller(s) overdue",
+                {"controllers": to_data(list(statuses))})
+    if which == "list_users":
+        users = life.users(actor, role=command.list_users.role or None)
+        return f"{len(users)} user(s)", {"users": to_data(list(users))}
+    return None
+
+
+def application_status(app: Any) -> admin_pb2.ApplicationStatus:
+    return admin_pb2.ApplicationStatus(
+        application_id=app.id, status=app.status, received_at=astana_iso(app.received_at),
+        deadline_at=astana_iso(app.deadline_at),
+        decided_at=astana_iso(app.decided_at) if app.decided_at else "",
+        refusal_reason=app.refusal_reason or "", user_id=app.user_id or "",
+        corrects=app.corrects or "",
+    )
+
+
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     """See the module docstring."""
 
     def __init__(self, gateway: Gateway, on_maintenance: object = None) -> None:
         self.gw = gateway
         self.on_maintenance = on_maintenance
+        if gateway.audit_log is not None:
+            from server.ops_wiring import attach_operations
+
+            attach_operations(gateway)
+
+    def _ops(self) -> Operations:
+        from server.ops_wiring import attach_operations
+
+        try:
+            return attach_operations(self.gw)
+        except ConfigError as exc:
+            raise NotImplementedYet(exc.diagnostics()) from exc
 
     async def Execute(
         self, request: admin_pb2.AdminRequest, context: aio.ServicerContext
@@ -167,7 +423,16 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             raise MissingField("request_id is empty")
         check_fresh(command.created_at, gw.config.limits.clock_skew_seconds)
         gw.store.claim_request_id(command.request_id, user_id=session.user_id, kind="admin")
-        message = execute(gw, gw.store, command)
+        done: tuple[str, Any] | None = None
+        if which != "enroll_user" and (gw.audit_log is not None or which in OPS_COMMAND_ACTIONS):
+            ops = self._ops()
+            actor = Actor(session.user_id, session.user.role)
+            done = await asyncio.to_thread(execute_ops, ops, actor, command,
+                                           session_certificate=session.certificate)
+        if done is None:
+            message, data = execute(gw, gw.store, command), None
+        else:
+            message, data = done
         if which == "publish_maintenance" and callable(self.on_maintenance):
             await self.on_maintenance()
         receipt = await gw.record(
@@ -181,4 +446,85 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 payload=info.payload,
             )
         )
-        return admin_pb2.AdminResponse(message=message, receipt=receipt.to_proto())
+        return admin_pb2.AdminResponse(
+            message=message, receipt=receipt.to_proto(),
+            data_json=json.dumps(data, ensure_ascii=False, sort_keys=True) if data else "",
+        )
+
+    # -- the applicant (R3): no session ------------------------------------------------------
+    async def FileApplication(
+        self, request: admin_pb2.FileApplicationRequest, context: aio.ServicerContext
+    ) -> admin_pb2.ApplicationStatus:
+        ops = self._ops()
+        document = bytes(request.document)
+        if not document:
+            raise MissingField("the signed application is missing")
+        current_call().payload = document
+        app = await asyncio.to_thread(ops.applications.file, document)
+        return application_status(app)
+
+    async def _applicant(self, request: admin_pb2.ApplicantRequest) -> tuple[str, str]:
+        """(application id, certificate fingerprint) of a verified applicant proof."""
+        if not request.HasField("proof"):
+            raise MissingField("the signed applicant proof is missing")
+        info = current_call()
+        info.payload = envelope_json(request.proof)
+        ders = [bytes(sig.cert_der) for sig in request.proof.signatures if sig.cert_der]
+        if not ders:
+            raise MissingField("the applicant proof carries no certificate (cert_der)")
+        cert = parse_certificate(ders[0])
+        payload = self.gw.verify_by_certificate(request.proof, PAYLOAD_APPLICANT_PROOF, cert)
+        proof = admin_pb2.ApplicantProof()
+        try:
+            proof.ParseFromString(payload)
+        except DecodeError as exc:
+            raise InputError("the signed payload is not a siogw.v1.ApplicantProof") from exc
+        if not proof.application_id:
+            raise MissingField("application_id is empty")
+        check_fresh(proof.created_at, self.gw.config.limits.clock_skew_seconds)
+        from server.store import fingerprint
+
+        fp = fingerprint(der(cert))
+        info.cert_fingerprint = fp
+        info.details["application_id"] = proof.application_id
+        return proof.application_id, fp
+
+    async def GetApplicationStatus(
+        self, request: admin_pb2.ApplicantRequest, context: aio.ServicerContext
+    ) -> admin_pb2.ApplicationStatus:
+        ops = self._ops()
+        app_id, fp = await self._applicant(request)
+        app = await asyncio.to_thread(ops.applications.status_for, app_id, fp)
+        return application_status(app)
+
+    async def GetRefusal(
+        self, request: admin_pb2.ApplicantRequest, context: aio.ServicerContext
+    ) -> admin_pb2.RefusalResponse:
+        ops = self._ops()
+        app_id, fp = await self._applicant(request)
+        document = await asyncio.to_thread(ops.applications.refusal_for, app_id, fp)
+        return admin_pb2.RefusalResponse(document=document)
+
+    # -- R10: what clients see -------------------------------------------------------------
+    async def GetJournal(
+        self, request: admin_pb2.GetJournalRequest, context: aio.ServicerContext
+    ) -> admin_pb2.Journal:
+        await self.gw.authenticate(context)
+        ops = self._ops()
+        from server.status import window_proto
+
+        now = now_utc()
+        windows = self.gw.store.windows(not_ended_before=now)
+        items = await asyncio.to_thread(ops.journal.public_emergencies,
+                                        not_resolved_before=now - JOURNAL_HORIZON)
+        return admin_pb2.Journal(
+            windows=[window_proto(w) for w in windows],
+            emergencies=[admin_pb2.Emergency(
+                id=e.id, onset_at=astana_iso(e.onset_at), causes=e.causes, measures=e.measures,
+                resolved_at=astana_iso(e.resolved_at) if e.resolved_at else "")
+                for e in items],
+        )
+
+
+#: How long a resolved emergency stays in the journal clients see.
+JOURNAL_HORIZON = _dt.timedelta(days=30)

@@ -87,13 +87,16 @@ class JournalService:
 
     # --- maintenance -----------------------------------------------------------------
     def publish_window(self, actor: Actor, starts_at: _dt.datetime, ends_at: _dt.datetime,
-                       what: str) -> Window:
+                       what: str, *, window_id: str | None = None) -> Window:
+        """Publish a window (``window_id`` given by the client, or generated)."""
         authorize(actor.role, Action.MAINTENANCE_PUBLISH)
         starts, ends = utc_required(starts_at), utc_required(ends_at)
         if ends <= starts:
             raise InvalidDocument("a maintenance window must end after it starts")
-        window = Window(uuid.uuid4().hex[:12], starts, ends, _text(what, "what", 1000),
-                        actor.user_id)
+        wid = (window_id or "").strip() or uuid.uuid4().hex[:12]
+        if len(wid) > 40:
+            raise InvalidDocument("a maintenance window id is at most 40 characters")
+        window = Window(wid, starts, ends, _text(what, "what", 1000), actor.user_id)
         with self.ctx.tx() as conn:
             conn.execute(s.maintenance.insert().values(
                 id=window.id, starts_at=starts, ends_at=ends, what=window.what,
@@ -164,6 +167,16 @@ class JournalService:
             row = conn.execute(sa.select(s.emergencies).where(
                 s.emergencies.c.id == emergency_id)).one()
         return _emergency(row)
+
+    def public_emergencies(self, *, not_resolved_before: _dt.datetime) -> Sequence[Emergency]:
+        """Emergencies open now or resolved after ``not_resolved_before``: what clients
+        are shown next to the maintenance windows (R10). No role is needed."""
+        cutoff = utc_required(not_resolved_before)
+        stmt = sa.select(s.emergencies).where(sa.or_(
+            s.emergencies.c.resolved_at.is_(None), s.emergencies.c.resolved_at > cutoff,
+        )).order_by(s.emergencies.c.onset_at)
+        with self.ctx.tx() as conn:
+            return [_emergency(r) for r in conn.execute(stmt).all()]
 
     def emergencies(self, actor: Actor, *, open_only: bool = False) -> Sequence[Emergency]:
         authorize(actor.role, Action.EMERGENCY_READ)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from server.gen.siogw.v1 import common_pb2 as siogw_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14siogw/v1/admin.proto\x12\x08siogw.v1\x1a\x15siogw/v1/common.proto\"\xff\x02\n\x0c\x41\x64minCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ncreated_at\x18\x02 \x01(\t\x12+\n\x0b\x65nroll_user\x18\n \x01(\x0b\x32\x14.siogw.v1.EnrollUserH\x00\x12)\n\nblock_user\x18\x0b \x01(\x0b\x32\x13.siogw.v1.BlockUserH\x00\x12-\n\x0cunblock_user\x18\x0c \x01(\x0b\x32\x15.siogw.v1.UnblockUserH\x00\x12\x39\n\x12revoke_certificate\x18\r \x01(\x0b\x32\x1b.siogw.v1.RevokeCertificateH\x00\x12;\n\x13publish_maintenance\x18\x0e \x01(\x0b\x32\x1c.siogw.v1.PublishMaintenanceH\x00\x12=\n\x14register_certificate\x18\x0f \x01(\x0b\x32\x1d.siogw.v1.RegisterCertificateH\x00\x42\t\n\x07\x63ommand\"\xa1\x01\n\nEnrollUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tfull_name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04post\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x07 \x01(\x0c\x12\x1d\n\x15\x64\x65vice_public_key_der\x18\x08 \x01(\x0c\",\n\tBlockUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x0bUnblockUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x11RevokeCertificate\x12\x12\n\nserial_hex\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x13RegisterCertificate\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\"A\n\x12PublishMaintenance\x12+\n\x06window\x18\x01 \x01(\x0b\x32\x1b.siogw.v1.MaintenanceWindow\"4\n\x0c\x41\x64minRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.siogw.v1.Envelope\"I\n\rAdminResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x07receipt\x18\x02 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt2J\n\x0c\x41\x64minService\x12:\n\x07\x45xecute\x12\x16.siogw.v1.AdminRequest\x1a\x17.siogw.v1.AdminResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14siogw/v1/admin.proto\x12\x08siogw.v1\x1a\x15siogw/v1/common.proto\"\xb7\n\n\x0c\x41\x64minCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ncreated_at\x18\x02 \x01(\t\x12+\n\x0b\x65nroll_user\x18\n \x01(\x0b\x32\x14.siogw.v1.EnrollUserH\x00\x12)\n\nblock_user\x18\x0b \x01(\x0b\x32\x13.siogw.v1.BlockUserH\x00\x12-\n\x0cunblock_user\x18\x0c \x01(\x0b\x32\x15.siogw.v1.UnblockUserH\x00\x12\x39\n\x12revoke_certificate\x18\r \x01(\x0b\x32\x1b.siogw.v1.RevokeCertificateH\x00\x12;\n\x13publish_maintenance\x18\x0e \x01(\x0b\x32\x1c.siogw.v1.PublishMaintenanceH\x00\x12=\n\x14register_certificate\x18\x0f \x01(\x0b\x32\x1d.siogw.v1.RegisterCertificateH\x00\x12\x37\n\x11list_applications\x18\x10 \x01(\x0b\x32\x1a.siogw.v1.ListApplicationsH\x00\x12=\n\x14register_application\x18\x11 \x01(\x0b\x32\x1d.siogw.v1.RegisterApplicationH\x00\x12\x39\n\x12refuse_application\x18\x12 \x01(\x0b\x32\x1b.siogw.v1.RefuseApplicationH\x00\x12/\n\rfile_transfer\x18\x13 \x01(\x0b\x32\x16.siogw.v1.FileTransferH\x00\x12\x31\n\x0elist_transfers\x18\x14 \x01(\x0b\x32\x17.siogw.v1.ListTransfersH\x00\x12\x31\n\x0e\x61pply_transfer\x18\x15 \x01(\x0b\x32\x17.siogw.v1.ApplyTransferH\x00\x12+\n\x0bread_outbox\x18\x16 \x01(\x0b\x32\x14.siogw.v1.ReadOutboxH\x00\x12\x34\n\x10mark_notice_read\x18\x17 \x01(\x0b\x32\x18.siogw.v1.MarkNoticeReadH\x00\x12+\n\x0blist_alerts\x18\x18 \x01(\x0b\x32\x14.siogw.v1.ListAlertsH\x00\x12\x37\n\x11\x61\x63knowledge_alert\x18\x19 \x01(\x0b\x32\x1a.siogw.v1.AcknowledgeAlertH\x00\x12\x35\n\x10record_emergency\x18\x1a \x01(\x0b\x32\x19.siogw.v1.RecordEmergencyH\x00\x12\x37\n\x11resolve_emergency\x18\x1b \x01(\x0b\x32\x1a.siogw.v1.ResolveEmergencyH\x00\x12\x35\n\x10list_emergencies\x18\x1c \x01(\x0b\x32\x19.siogw.v1.ListEmergenciesH\x00\x12)\n\nimport_crl\x18\x1d \x01(\x0b\x32\x13.siogw.v1.ImportCrlH\x00\x12\x37\n\x11list_certificates\x18\x1e \x01(\x0b\x32\x1a.siogw.v1.ListCertificatesH\x00\x12/\n\rrecord_review\x18\x1f \x01(\x0b\x32\x16.siogw.v1.RecordReviewH\x00\x12<\n\x14list_overdue_reviews\x18  \x01(\x0b\x32\x1c.siogw.v1.ListOverdueReviewsH\x00\x12)\n\nlist_users\x18! \x01(\x0b\x32\x13.siogw.v1.ListUsersH\x00\x42\t\n\x07\x63ommand\"\xa1\x01\n\nEnrollUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tfull_name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0c\n\x04post\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x07 \x01(\x0c\x12\x1d\n\x15\x64\x65vice_public_key_der\x18\x08 \x01(\x0c\":\n\tBlockUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\".\n\x0bUnblockUser\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x11RevokeCertificate\x12\x12\n\nserial_hex\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\"?\n\x13RegisterCertificate\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\"A\n\x12PublishMaintenance\x12+\n\x06window\x18\x01 \x01(\x0b\x32\x1b.siogw.v1.MaintenanceWindow\"4\n\x0c\x41\x64minRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.siogw.v1.Envelope\"\\\n\rAdminResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\'\n\x07receipt\x18\x02 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\x12\x11\n\tdata_json\x18\x03 \x01(\t\"8\n\x10ListApplications\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x14\n\x0coverdue_only\x18\x02 \x01(\x08\">\n\x13RegisterApplication\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"%\n\x11RefuseApplication\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\" \n\x0c\x46ileTransfer\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"8\n\rListTransfers\x12\x11\n\tlate_only\x18\x01 \x01(\x08\x12\x14\n\x0cpending_only\x18\x02 \x01(\x08\"$\n\rApplyTransfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\"\n\nReadOutbox\x12\x14\n\x0cinclude_read\x18\x01 \x01(\x08\")\n\x0eMarkNoticeRead\x12\x17\n\x0fnotification_id\x18\x01 \x01(\x03\"0\n\nListAlerts\x12\x11\n\topen_only\x18\x01 \x01(\x08\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"$\n\x10\x41\x63knowledgeAlert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\x03\"Z\n\x0fRecordEmergency\x12\x10\n\x08onset_at\x18\x01 \x01(\t\x12\x0e\n\x06\x63\x61uses\x18\x02 \x01(\t\x12\x10\n\x08measures\x18\x03 \x01(\t\x12\x13\n\x0bresolved_at\x18\x04 \x01(\t\"O\n\x10ResolveEmergency\x12\x14\n\x0c\x65mergency_id\x18\x01 \x01(\t\x12\x13\n\x0bresolved_at\x18\x02 \x01(\t\x12\x10\n\x08measures\x18\x03 \x01(\t\"$\n\x0fListEmergencies\x12\x11\n\topen_only\x18\x01 \x01(\x08\"\x18\n\tImportCrl\x12\x0b\n\x03\x63rl\x18\x01 \x01(\x0c\"#\n\x10ListCertificates\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"F\n\x0cRecordReview\x12\x14\n\x0cperiod_start\x18\x01 \x01(\t\x12\x12\n\nperiod_end\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"!\n\x12ListOverdueReviews\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"\x19\n\tListUsers\x12\x0c\n\x04role\x18\x01 \x01(\t\"*\n\x16\x46ileApplicationRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"5\n\x10\x41pplicantRequest\x12!\n\x05proof\x18\x01 \x01(\x0b\x32\x12.siogw.v1.Envelope\"<\n\x0e\x41pplicantProof\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x12\n\ncreated_at\x18\x02 \x01(\t\"\xb4\x01\n\x11\x41pplicationStatus\x12\x16\n\x0e\x61pplication_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0breceived_at\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_at\x18\x04 \x01(\t\x12\x12\n\ndecided_at\x18\x05 \x01(\t\x12\x16\n\x0erefusal_reason\x18\x06 \x01(\t\x12\x0f\n\x07user_id\x18\x07 \x01(\t\x12\x10\n\x08\x63orrects\x18\x08 \x01(\t\"#\n\x0fRefusalResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"\x13\n\x11GetJournalRequest\"`\n\tEmergency\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08onset_at\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61uses\x18\x03 \x01(\t\x12\x10\n\x08measures\x18\x04 \x01(\t\x12\x13\n\x0bresolved_at\x18\x05 \x01(\t\"a\n\x07Journal\x12,\n\x07windows\x18\x01 \x03(\x0b\x32\x1b.siogw.v1.MaintenanceWindow\x12(\n\x0b\x65mergencies\x18\x02 \x03(\x0b\x32\x13.siogw.v1.Emergency2\xf0\x02\n\x0c\x41\x64minService\x12:\n\x07\x45xecute\x12\x16.siogw.v1.AdminRequest\x1a\x17.siogw.v1.AdminResponse\x12P\n\x0f\x46ileApplication\x12 .siogw.v1.FileApplicationRequest\x1a\x1b.siogw.v1.ApplicationStatus\x12O\n\x14GetApplicationStatus\x12\x1a.siogw.v1.ApplicantRequest\x1a\x1b.siogw.v1.ApplicationStatus\x12\x43\n\nGetRefusal\x12\x1a.siogw.v1.ApplicantRequest\x1a\x19.siogw.v1.RefusalResponse\x12<\n\nGetJournal\x12\x1b.siogw.v1.GetJournalRequest\x1a\x11.siogw.v1.Journalb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,75 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siogw.v1.admin_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ADMINCOMMAND']._serialized_start=58
-  _globals['_ADMINCOMMAND']._serialized_end=441
-  _globals['_ENROLLUSER']._serialized_start=444
-  _globals['_ENROLLUSER']._serialized_end=605
-  _globals['_BLOCKUSER']._serialized_start=607
-  _globals['_BLOCKUSER']._serialized_end=651
-  _globals['_UNBLOCKUSER']._serialized_start=653
-  _globals['_UNBLOCKUSER']._serialized_end=699
-  _globals['_REVOKECERTIFICATE']._serialized_start=701
-  _globals['_REVOKECERTIFICATE']._serialized_end=756
-  _globals['_REGISTERCERTIFICATE']._serialized_start=758
-  _globals['_REGISTERCERTIFICATE']._serialized_end=821
-  _globals['_PUBLISHMAINTENANCE']._serialized_start=823
-  _globals['_PUBLISHMAINTENANCE']._serialized_end=888
-  _globals['_ADMINREQUEST']._serialized_start=890
-  _globals['_ADMINREQUEST']._serialized_end=942
-  _globals['_ADMINRESPONSE']._serialized_start=944
-  _globals['_ADMINRESPONSE']._serialized_end=1017
-  _globals['_ADMINSERVICE']._serialized_start=1019
-  _globals['_ADMINSERVICE']._serialized_end=1093
+  _globals['_ADMINCOMMAND']._serialized_end=1393
+  _globals['_ENROLLUSER']._serialized_start=1396
+  _globals['_ENROLLUSER']._serialized_end=1557
+  _globals['_BLOCKUSER']._serialized_start=1559
+  _globals['_BLOCKUSER']._serialized_end=1617
+  _globals['_UNBLOCKUSER']._serialized_start=1619
+  _globals['_UNBLOCKUSER']._serialized_end=1665
+  _globals['_REVOKECERTIFICATE']._serialized_start=1667
+  _globals['_REVOKECERTIFICATE']._serialized_end=1743
+  _globals['_REGISTERCERTIFICATE']._serialized_start=1745
+  _globals['_REGISTERCERTIFICATE']._serialized_end=1808
+  _globals['_PUBLISHMAINTENANCE']._serialized_start=1810
+  _globals['_PUBLISHMAINTENANCE']._serialized_end=1875
+  _globals['_ADMINREQUEST']._serialized_start=1877
+  _globals['_ADMINREQUEST']._serialized_end=1929
+  _globals['_ADMINRESPONSE']._serialized_start=1931
+  _globals['_ADMINRESPONSE']._serialized_end=2023
+  _globals['_LISTAPPLICATIONS']._serialized_start=2025
+  _globals['_LISTAPPLICATIONS']._serialized_end=2081
+  _globals['_REGISTERAPPLICATION']._serialized_start=2083
+  _globals['_REGISTERAPPLICATION']._serialized_end=2145
+  _globals['_REFUSEAPPLICATION']._serialized_start=2147
+  _globals['_REFUSEAPPLICATION']._serialized_end=2184
+  _globals['_FILETRANSFER']._serialized_start=2186
+  _globals['_FILETRANSFER']._serialized_end=2218
+  _globals['_LISTTRANSFERS']._serialized_start=2220
+  _globals['_LISTTRANSFERS']._serialized_end=2276
+  _globals['_APPLYTRANSFER']._serialized_start=2278
+  _globals['_APPLYTRANSFER']._serialized_end=2314
+  _globals['_READOUTBOX']._serialized_start=2316
+  _globals['_READOUTBOX']._serialized_end=2350
+  _globals['_MARKNOTICEREAD']._serialized_start=2352
+  _globals['_MARKNOTICEREAD']._serialized_end=2393
+  _globals['_LISTALERTS']._serialized_start=2395
+  _globals['_LISTALERTS']._serialized_end=2443
+  _globals['_ACKNOWLEDGEALERT']._serialized_start=2445
+  _globals['_ACKNOWLEDGEALERT']._serialized_end=2481
+  _globals['_RECORDEMERGENCY']._serialized_start=2483
+  _globals['_RECORDEMERGENCY']._serialized_end=2573
+  _globals['_RESOLVEEMERGENCY']._serialized_start=2575
+  _globals['_RESOLVEEMERGENCY']._serialized_end=2654
+  _globals['_LISTEMERGENCIES']._serialized_start=2656
+  _globals['_LISTEMERGENCIES']._serialized_end=2692
+  _globals['_IMPORTCRL']._serialized_start=2694
+  _globals['_IMPORTCRL']._serialized_end=2718
+  _globals['_LISTCERTIFICATES']._serialized_start=2720
+  _globals['_LISTCERTIFICATES']._serialized_end=2755
+  _globals['_RECORDREVIEW']._serialized_start=2757
+  _globals['_RECORDREVIEW']._serialized_end=2827
+  _globals['_LISTOVERDUEREVIEWS']._serialized_start=2829
+  _globals['_LISTOVERDUEREVIEWS']._serialized_end=2862
+  _globals['_LISTUSERS']._serialized_start=2864
+  _globals['_LISTUSERS']._serialized_end=2889
+  _globals['_FILEAPPLICATIONREQUEST']._serialized_start=2891
+  _globals['_FILEAPPLICATIONREQUEST']._serialized_end=2933
+  _globals['_APPLICANTREQUEST']._serialized_start=2935
+  _globals['_APPLICANTREQUEST']._serialized_end=2988
+  _globals['_APPLICANTPROOF']._serialized_start=2990
+  _globals['_APPLICANTPROOF']._serialized_end=3050
+  _globals['_APPLICATIONSTATUS']._serialized_start=3053
+  _globals['_APPLICATIONSTATUS']._serialized_end=3233
+  _globals['_REFUSALRESPONSE']._serialized_start=3235
+  _globals['_REFUSALRESPONSE']._serialized_end=3270
+  _globals['_GETJOURNALREQUEST']._serialized_start=3272
+  _globals['_GETJOURNALREQUEST']._serialized_end=3291
+  _globals['_EMERGENCY']._serialized_start=3293
+  _globals['_EMERGENCY']._serialized_end=3389
+  _globals['_JOURNAL']._serialized_start=3391
+  _globals['_JOURNAL']._serialized_end=3488
+  _globals['_ADMINSERVICE']._serialized_start=3491
+  _globals['_ADMINSERVICE']._serialized_end=3859
 # @@protoc_insertion_point(module_scope)

@@ -42,6 +42,26 @@ class AdminServiceStub:
                 request_serializer=siogw_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
                 response_deserializer=siogw_dot_v1_dot_admin__pb2.AdminResponse.FromString,
                 _registered_method=True)
+        self.FileApplication = channel.unary_unary(
+                '/siogw.v1.AdminService/FileApplication',
+                request_serializer=siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+                _registered_method=True)
+        self.GetApplicationStatus = channel.unary_unary(
+                '/siogw.v1.AdminService/GetApplicationStatus',
+                request_serializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+                _registered_method=True)
+        self.GetRefusal = channel.unary_unary(
+                '/siogw.v1.AdminService/GetRefusal',
+                request_serializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
+                _registered_method=True)
+        self.GetJournal = channel.unary_unary(
+                '/siogw.v1.AdminService/GetJournal',
+                request_serializer=siogw_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_admin__pb2.Journal.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -56,6 +76,34 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FileApplication(self, request, context):
+        """The applicant's side of R3: no session; the applicant is the holder of the
+        certificate the application carries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApplicationStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRefusal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJournal(self, request, context):
+        """R10: the published maintenance windows and the Journal of emergencies, for any
+        signed-in user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +111,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.Execute,
                     request_deserializer=siogw_dot_v1_dot_admin__pb2.AdminRequest.FromString,
                     response_serializer=siogw_dot_v1_dot_admin__pb2.AdminResponse.SerializeToString,
+            ),
+            'FileApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileApplication,
+                    request_deserializer=siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
+            ),
+            'GetApplicationStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApplicationStatus,
+                    request_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
+            ),
+            'GetRefusal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRefusal,
+                    request_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_admin__pb2.RefusalResponse.SerializeToString,
+            ),
+            'GetJournal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJournal,
+                    request_deserializer=siogw_dot_v1_dot_admin__pb2.GetJournalRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_admin__pb2.Journal.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +163,114 @@ class AdminService:
             '/siogw.v1.AdminService/Execute',
             siogw_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
             siogw_dot_v1_dot_admin__pb2.AdminResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AdminService/FileApplication',
+            siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
+            siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApplicationStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AdminService/GetApplicationStatus',
+            siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+            siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRefusal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AdminService/GetRefusal',
+            siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+            siogw_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AdminService/GetJournal',
+            siogw_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
+            siogw_dot_v1_dot_admin__pb2.Journal.FromString,
             options,
             channel_credentials,
             insecure,

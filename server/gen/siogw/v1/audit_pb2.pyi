@@ -66,3 +66,113 @@ class AuditRef(_message.Message):
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     receipt: _common_pb2.AuditReceipt
     def __init__(self, receipt: _Optional[_Union[_common_pb2.AuditReceipt, _Mapping]] = ...) -> None: ...
+
+class QueryFilter(_message.Message):
+    __slots__ = ("user_ids", "since", "until", "resource", "basis", "task", "outcome")
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    since: str
+    until: str
+    resource: str
+    basis: str
+    task: str
+    outcome: str
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., resource: _Optional[str] = ..., basis: _Optional[str] = ..., task: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class ListQueriesRequest(_message.Message):
+    __slots__ = ("filter", "after_seq", "has_after_seq", "limit")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HAS_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    filter: QueryFilter
+    after_seq: int
+    has_after_seq: bool
+    limit: int
+    def __init__(self, filter: _Optional[_Union[QueryFilter, _Mapping]] = ..., after_seq: _Optional[int] = ..., has_after_seq: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class QueryRecord(_message.Message):
+    __slots__ = ("seq", "time", "user_id", "event", "resource", "basis", "task", "outcome", "request_id")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: str
+    user_id: str
+    event: str
+    resource: str
+    basis: str
+    task: str
+    outcome: str
+    request_id: str
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[str] = ..., user_id: _Optional[str] = ..., event: _Optional[str] = ..., resource: _Optional[str] = ..., basis: _Optional[str] = ..., task: _Optional[str] = ..., outcome: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class QueryPage(_message.Message):
+    __slots__ = ("records", "has_more", "next_after_seq")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[QueryRecord]
+    has_more: bool
+    next_after_seq: int
+    def __init__(self, records: _Optional[_Iterable[_Union[QueryRecord, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
+
+class CsvExport(_message.Message):
+    __slots__ = ("csv", "rows")
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    csv: bytes
+    rows: int
+    def __init__(self, csv: _Optional[bytes] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class RegisterResolutionRequest(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: bytes
+    def __init__(self, document: _Optional[bytes] = ...) -> None: ...
+
+class ResolutionInfo(_message.Message):
+    __slots__ = ("id", "number", "date", "user_ids", "period_start", "period_end")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    number: str
+    date: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    period_start: str
+    period_end: str
+    def __init__(self, id: _Optional[str] = ..., number: _Optional[str] = ..., date: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., period_start: _Optional[str] = ..., period_end: _Optional[str] = ...) -> None: ...
+
+class ReadAuditTrailRequest(_message.Message):
+    __slots__ = ("resolution_id", "user_ids", "since", "until", "after_seq", "has_after_seq", "limit")
+    RESOLUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HAS_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    resolution_id: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    since: str
+    until: str
+    after_seq: int
+    has_after_seq: bool
+    limit: int
+    def __init__(self, resolution_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., after_seq: _Optional[int] = ..., has_after_seq: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...

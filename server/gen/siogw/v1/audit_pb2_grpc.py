@@ -50,6 +50,26 @@ class AuditServiceStub:
                 request_serializer=siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=siogw_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
                 _registered_method=True)
+        self.ListQueries = channel.unary_unary(
+                '/siogw.v1.AuditService/ListQueries',
+                request_serializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+                _registered_method=True)
+        self.ExportQueriesCsv = channel.unary_unary(
+                '/siogw.v1.AuditService/ExportQueriesCsv',
+                request_serializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_audit__pb2.CsvExport.FromString,
+                _registered_method=True)
+        self.RegisterResolution = channel.unary_unary(
+                '/siogw.v1.AuditService/RegisterResolution',
+                request_serializer=siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
+                _registered_method=True)
+        self.ReadAuditTrail = channel.unary_unary(
+                '/siogw.v1.AuditService/ReadAuditTrail',
+                request_serializer=siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
+                response_deserializer=siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -74,6 +94,32 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListQueries(self, request, context):
+        """R15: departmental controllers list / export the queries of agency users.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportQueriesCsv(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterResolution(self, request, context):
+        """R16: the prosecutor registers a signed resolution and reads within its scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadAuditTrail(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +137,26 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=siogw_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'ListQueries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueries,
+                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
+            ),
+            'ExportQueriesCsv': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportQueriesCsv,
+                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_audit__pb2.CsvExport.SerializeToString,
+            ),
+            'RegisterResolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterResolution,
+                    request_deserializer=siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_audit__pb2.ResolutionInfo.SerializeToString,
+            ),
+            'ReadAuditTrail': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadAuditTrail,
+                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.FromString,
+                    response_serializer=siogw_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +241,114 @@ class AuditService:
             '/siogw.v1.AuditService/GetConsistencyProof',
             siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
             siogw_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AuditService/ListQueries',
+            siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+            siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportQueriesCsv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AuditService/ExportQueriesCsv',
+            siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+            siogw_dot_v1_dot_audit__pb2.CsvExport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterResolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AuditService/RegisterResolution',
+            siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
+            siogw_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadAuditTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siogw.v1.AuditService/ReadAuditTrail',
+            siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
+            siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
             options,
             channel_credentials,
             insecure,
