@@ -230,6 +230,7 @@ def execute_ops(
     command: admin_pb2.AdminCommand,
     *,
     session_certificate: x509.Certificate | None = None,
+    pin_ages_home: Any = None,
 ) -> tuple[str, Any] | None:
     """Run one command through the operations services (blocking; call off the loop).
 
@@ -331,8 +332,8 @@ def execute_ops(
             measures=re_.measures or None)
         return f"emergency {item.id} resolved", to_data(item)
     if which == "list_emergencies":
-        items = ops.journal.emergencies(actor, open_only=command.list_emergencies.open_only)
-        return f"{len(items)} emergenc(ies)", {"emergencies": to_data(list(items))}
+        found = ops.journal.emergencies(actor, open_only=command.list_emergencies.open_only)
+        return f"{len(found)} emergenc(ies)", {"emergencies": to_data(list(found))}
     if which == "import_crl":
         revoked = certs.import_crl(actor, bytes(command.import_crl.crl))
         return (f"CRL imported: {len(revoked)} registered certificate(s) revoked",
@@ -340,14 +341,11 @@ def execute_ops(
     if which == "list_certificates":
         from signing.cli import load_pin_ages
 
-        try:
-            pin_ages = load_pin_ages()
-        except Exception:  # no PIN-age file on this host: list without PIN warnings
-            pin_ages = None
-        items = certs.overview(actor, pin_ages=pin_ages,
-                               user_id=command.list_certificates.user_id or None)
-        rows = [{**to_data(c.certificate), "warnings": list(c.warnings)} for c in items]
-        warned = sum(1 for c in items if c.warnings)
+        pin_ages = load_pin_ages(pin_ages_home) if pin_ages_home is not None else None
+        overview = certs.overview(actor, pin_ages=pin_ages,
+                                  user_id=command.list_certificates.user_id or None)
+        rows = [{**to_data(c.certificate), "warnings": list(c.warnings)} for c in overview]
+        warned = sum(1 for c in overview if c.warnings)
         return f"{len(rows)} certificate(s), {warned} with warnings", {"certificates": rows}
     if which == "record_review":
         rv = command.record_review
@@ -428,7 +426,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             ops = self._ops()
             actor = Actor(session.user_id, session.user.role)
             done = await asyncio.to_thread(execute_ops, ops, actor, command,
-                                           session_certificate=session.certificate)
+                                           session_certificate=session.certificate,
+                                           pin_ages_home=gw.config.home)
         if done is None:
             message, data = execute(gw, gw.store, command), None
         else:

@@ -1,13 +1,24 @@
-"""AuditService: signed checkpoints and Merkle proofs of the audit log (R11, R12).
+"""AuditService: signed checkpoints and Merkle proofs of the audit log (R11, R12), the
+controllers' Reports (R15) and the prosecutor's reads under a resolution (R16).
 
 Backed by ``audit.AuditLog``. Only authenticated callers (a live session, re-checked like
 every other call) may ask; the proofs reveal hashes only, never records. Without an
 ``AuditLog`` (the JSONL development sink) the calls are ``UNIMPLEMENTED``.
+
+R12: only a departmental controller lists or exports other users' queries
+(``ListQueries``, ``ExportQueriesCsv``) and only a prosecutor registers resolutions and
+reads the trail within one (``RegisterResolution``, ``ReadAuditTrail``); every other role
+gets ``PERMISSION_DENIED`` (recorded as a refusal; a trail read out of scope is also
+recorded as ``prosecutor.read``/``refused``). Each read is itself audited
+(``report.read``, ``prosecutor.read``). Reads first bring the audit index up to date
+(:meth:`server.ops_wiring.OpsWiring.catch_up`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
+import io
 from typing import Any
 
 from grpc import aio
@@ -15,7 +26,36 @@ from grpc import aio
 from server.auth import Gateway
 from server.errors import NotFound, NotImplementedYet
 from server.gen.siogw.v1 import audit_pb2, audit_pb2_grpc
-from siogw.errors import AuditError, InputError
+from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
+from siogw.errors import AuditError, ConfigError, InputError
+from siogw.timeutil import astana_iso, parse_iso
+
+#: Page size when a request gives none.
+DEFAULT_LIMIT = 100
+
+
+def _opt_time(text: str) -> _dt.datetime | None:
+    return parse_iso(text) if text else None
+
+
+def query_filter(flt: audit_pb2.QueryFilter) -> QueryFilter:
+    """The ops filter of a wire filter (empty fields match everything)."""
+    return QueryFilter(
+        user_ids=tuple(flt.user_ids) or None, since=_opt_time(flt.since),
+        until=_opt_time(flt.until), resource=flt.resource or None, basis=flt.basis or None,
+        task=flt.task or None, outcome=flt.outcome or None,
+    )
+
+
+def page_proto(page: ReportPage) -> audit_pb2.QueryPage:
+    out = audit_pb2.QueryPage(has_more=page.next_after_seq is not None,
+                              next_after_seq=page.next_after_seq or 0)
+    for r in page.rows:
+        out.records.append(audit_pb2.QueryRecord(
+            seq=r.seq, time=astana_iso(r.time), user_id=r.user_id, event=r.event,
+            resource=r.resource or "", basis=r.basis or "", task=r.task or "",
+            outcome=r.outcome, request_id=r.request_id or ""))
+    return out
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
@@ -23,6 +63,32 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        if gateway.audit_log is not None:
+            from server.ops_wiring import attach_operations
+
+            attach_operations(gateway)
+
+    async def _actor(
+        self, context: aio.ServicerContext, action: Action
+    ) -> tuple[Actor, Operations, Any]:
+        """The session's actor, allowed ``action`` (R12), the operations services, and
+        the session."""
+        session = await self.gw.authenticate(context)
+        actor = Actor(session.user_id, session.user.role)
+        if action is not Action.AUDIT_TRAIL_READ:  # the trail records its own denials
+            authorize(actor.role, action)
+        from server.ops_wiring import attach_operations
+
+        try:
+            ops = attach_operations(self.gw)
+        except ConfigError as exc:
+            raise NotImplementedYet(exc.diagnostics()) from exc
+        return actor, ops, session
+
+    async def _catch_up(self) -> None:
+        from server.ops_wiring import wiring_of
+
+        await asyncio.to_thread(wiring_of(self.gw).catch_up)
 
     async def _log(self, context: aio.ServicerContext) -> Any:
         await self.gw.authenticate(context)
@@ -77,3 +143,60 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.ConsistencyProof(
             first=proof.first, second=proof.tree_size, hashes=list(proof.hashes)
         )
+
+    # -- R15: Reports --------------------------------------------------------------------
+    async def ListQueries(
+        self, request: audit_pb2.ListQueriesRequest, context: aio.ServicerContext
+    ) -> audit_pb2.QueryPage:
+        actor, ops, _ = await self._actor(context, Action.REPORT_READ)
+        flt = query_filter(request.filter)
+        await self._catch_up()
+        page = await asyncio.to_thread(
+            ops.reports.queries, actor, flt,
+            after_seq=request.after_seq if request.has_after_seq else None,
+            limit=request.limit or DEFAULT_LIMIT)
+        return page_proto(page)
+
+    async def ExportQueriesCsv(
+        self, request: audit_pb2.ListQueriesRequest, context: aio.ServicerContext
+    ) -> audit_pb2.CsvExport:
+        actor, ops, _ = await self._actor(context, Action.REPORT_READ)
+        flt = query_filter(request.filter)
+        await self._catch_up()
+        out = io.StringIO()
+        rows = await asyncio.to_thread(ops.reports.export_csv, actor, out, flt)
+        return audit_pb2.CsvExport(csv=out.getvalue().encode("utf-8"), rows=rows)
+
+    # -- R16: the prosecutor ---------------------------------------------------------------
+    async def RegisterResolution(
+        self, request: audit_pb2.RegisterResolutionRequest, context: aio.ServicerContext
+    ) -> audit_pb2.ResolutionInfo:
+        actor, ops, session = await self._actor(context, Action.RESOLUTION_REGISTER)
+        from server.interceptors import current_call
+
+        document = bytes(request.document)
+        current_call().payload = document
+        res = await asyncio.to_thread(ops.prosecutor.register_resolution, actor, document,
+                                      signer_certificates=[session.certificate])
+        return audit_pb2.ResolutionInfo(
+            id=res.id, number=res.number, date=res.date, user_ids=list(res.user_ids),
+            period_start=astana_iso(res.period_start), period_end=astana_iso(res.period_end))
+
+    async def ReadAuditTrail(
+        self, request: audit_pb2.ReadAuditTrailRequest, context: aio.ServicerContext
+    ) -> audit_pb2.QueryPage:
+        actor, ops, _ = await self._actor(context, Action.AUDIT_TRAIL_READ)
+        from server.interceptors import current_call
+
+        current_call().details["resolution_id"] = request.resolution_id
+        if not request.resolution_id:
+            raise InputError("resolution_id is empty")
+        since, until = _opt_time(request.since), _opt_time(request.until)
+        if str(actor.role) == "prosecutor":
+            await self._catch_up()
+        page = await asyncio.to_thread(
+            ops.prosecutor.read_trail, actor, request.resolution_id,
+            user_ids=list(request.user_ids) or None, since=since, until=until,
+            after_seq=request.after_seq if request.has_after_seq else None,
+            limit=request.limit or DEFAULT_LIMIT)
+        return page_proto(page)
