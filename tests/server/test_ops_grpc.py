@@ -330,3 +330,22 @@ def test_certificates_crl_and_reviews(gw: Harness) -> None:
     overdue = data(admin(gw, "cora", list_overdue_reviews=admin_pb2.ListOverdueReviews(
         all=True)))
     assert isinstance(overdue["controllers"], list)
+
+
+def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
+    """Refusals the interceptor records reach the rule engine; controllers see the alert."""
+    from server.ops_wiring import wiring_of
+
+    dina, alice = gw.users["dina"], gw.users["alice"]
+    token = gw.session("dina")
+    for _ in range(3):  # signed with someone else's key: CERTIFICATE_NOT_REGISTERED
+        req, _ = gw.query_request(dina, signer=alice.signer)
+        assert rpc_error(lambda: gw.query.Query(req, metadata=bearer(token)))[0] == DENIED
+    wiring_of(gw.gateway).settle()
+    alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="dina")))
+    assert [a["rule"] for a in alerts["alerts"]] == ["repeated_signature_failures"]
+    acked = data(admin(gw, "cora", acknowledge_alert=admin_pb2.AcknowledgeAlert(
+        alert_id=alerts["alerts"][0]["id"])))
+    assert acked["acknowledged_by"] == "cora"
+    assert any(r.event == "ops.alert.raised" and r.details["user_id"] == "dina"
+               for r in gw.audit_records())
