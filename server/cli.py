@@ -4,6 +4,13 @@
 (``$SIOGW_HOME/siogw.toml``); it is for bootstrapping the first operator and for
 emergencies. Day-to-day administration goes through the signed AdminService. Module
 imports are light: gRPC and the database are loaded inside the commands.
+
+Operations views that make sense offline (issue 5), on the same database:
+``siogw admin applications [--status S] [--overdue]``, ``siogw admin alerts [--open]
+[--user U]``, ``siogw admin overdue-reviews [--all]`` (read-only; nothing is recorded, so
+they need no audit log) and ``siogw admin report --as CONTROLLER [filters] [--csv FILE]``
+(R15: the export is recorded in the audit log, so it opens the log with the gateway's
+signer; with a gateway running, use AuditService.ExportQueriesCsv instead).
 """
 
 from __future__ import annotations
@@ -128,6 +135,127 @@ def _admin(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- operations views (issue 5) ----------------------------------------------------------
+#: The offline administrator acts with the role each view needs (it has the database).
+OFFLINE_ACTOR = "siogw-admin"
+
+
+def _read_only_record(event_type: str, actor: str, outcome: str, details: Any) -> None:
+    from audit.errors import AuditUnavailable
+
+    raise AuditUnavailable(f"an offline view may not record {event_type!r}")
+
+
+def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any:
+    from server.auth import TrustMaterial
+    from server.ops import AuditIndexQueries, Operations
+    from server.store import DbRevocationStore
+
+    trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
+    return Operations.open(store.engine, record=record, trust=trust.store(),
+                           index=AuditIndexQueries(index) if index is not None else _NoIndex())
+
+
+class _NoIndex:
+    def query_page(self, flt: Any, *, after_seq: Any, limit: int) -> list[Any]:
+        raise ConfigError("this view has no audit index")
+
+
+def _ops_view(args: argparse.Namespace) -> int:
+    from server.ops import Actor, Role
+    from server.store import Store
+    from siogw.timeutil import astana_iso, now_utc
+
+    config = _config(args)
+    store = Store(config.effective_database_url).open()
+    try:
+        ops = _ops_offline(config, store, _read_only_record)
+        op = args.admin_command
+        if op == "applications":
+            actor = Actor(OFFLINE_ACTOR, Role.OPERATOR)
+            apps = (ops.applications.overdue(actor) if args.overdue
+                    else ops.applications.applications(actor, status=args.status))
+            now = now_utc()
+            for a in apps:
+                late = " OVERDUE" if a.overdue(now) else ""
+                print(f"{a.id} {a.status} {a.requested_role} {a.full_name!r} "
+                      f"received {astana_iso(a.received_at)} deadline {a.deadline_astana}{late}")
+            print(f"{len(apps)} application(s)")
+        elif op == "alerts":
+            actor = Actor(OFFLINE_ACTOR, Role.CONTROLLER)
+            alerts = ops.rules.alerts(actor, open_only=args.open, user_id=args.user)
+            for al in alerts:
+                ack = f" acknowledged by {al.acknowledged_by}" if al.acknowledged_by else ""
+                print(f"{al.id} {astana_iso(al.raised_at)} {al.rule} {al.user_id}: "
+                      f"{al.summary}{ack}")
+            print(f"{len(alerts)} alert(s)")
+        else:  # overdue-reviews
+            actor = Actor(OFFLINE_ACTOR, Role.CONTROLLER)
+            rows = (ops.reports.review_status(actor) if args.all
+                    else ops.reports.overdue_reviews(actor))
+            for r in rows:
+                last = astana_iso(r.last_review_at) if r.last_review_at else "never"
+                print(f"{r.controller_id} last review {last}"
+                      f"{' OVERDUE' if r.overdue else ''}")
+            print(f"{sum(1 for r in rows if r.overdue)} controller(s) overdue")
+    finally:
+        store.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import sys
+
+    from audit import AuditLog
+    from server.app import AUDIT_ORIGIN, load_gateway_signer
+    from server.ops import Actor, QueryFilter, audit_log_recorder
+    from server.ops_wiring import INDEX_PREFIX, OpsWiring
+    from server.store import Store
+    from siogw.timeutil import parse_iso
+
+    config = _config(args)
+    store = Store(config.effective_database_url).open()
+    try:
+        user = store.get_user(args.as_user)
+        if user is None:
+            raise ConfigError(f"no user {args.as_user!r} in the gateway database")
+        signer = load_gateway_signer(config)
+        log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+        try:
+            from audit.index import AuditIndex
+
+            index = AuditIndex(store.engine.url.render_as_string(hide_password=False),
+                               table_prefix=INDEX_PREFIX)
+            index.create()
+            ops = _ops_offline(config, store, audit_log_recorder(log), index)
+            wiring = OpsWiring(ops=ops, index=index, log_dir=log.root)
+            try:
+                wiring.catch_up()
+                flt = QueryFilter(
+                    user_ids=tuple(args.user) if args.user else None,
+                    since=parse_iso(args.since) if args.since else None,
+                    until=parse_iso(args.until) if args.until else None,
+                    resource=args.resource, basis=args.basis, task=args.task,
+                    outcome=args.outcome)
+                actor = Actor(user.user_id, user.role)
+                if args.csv in (None, "-"):
+                    rows = ops.reports.export_csv(actor, sys.stdout, flt)
+                else:
+                    try:
+                        with open(args.csv, "w", encoding="utf-8", newline="") as out:
+                            rows = ops.reports.export_csv(actor, out, flt)
+                    except OSError as exc:
+                        raise ConfigError(f"cannot write {args.csv}", detail=str(exc)) from exc
+                    print(f"{rows} query record(s) written to {args.csv}")
+            finally:
+                wiring.close()
+        finally:
+            log.close()
+    finally:
+        store.close()
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``serve`` and ``admin`` to the ``siogw`` command."""
     serve = subparsers.add_parser("serve", help="run the gateway (gRPC, TLS)")
@@ -172,3 +300,30 @@ def register(subparsers: Any) -> None:
     p.add_argument("--description", default="planned maintenance")
     p.add_argument("--id", default=None)
     admin.set_defaults(func=_admin)
+
+    p = sub.add_parser("applications", help="access applications and their deadlines (R3)")
+    p.add_argument("--status", choices=("pending", "registered", "refused"), default=None)
+    p.add_argument("--overdue", action="store_true", help="only pending ones past the deadline")
+    p.set_defaults(func=_ops_view)
+
+    p = sub.add_parser("alerts", help="violation alerts raised by the rules (R13)")
+    p.add_argument("--open", action="store_true", help="only unacknowledged ones")
+    p.add_argument("--user", default=None, help="only alerts about this user")
+    p.set_defaults(func=_ops_view)
+
+    p = sub.add_parser("overdue-reviews", help="controllers overdue for their monthly review")
+    p.add_argument("--all", action="store_true", help="every controller with their status")
+    p.set_defaults(func=_ops_view)
+
+    p = sub.add_parser("report", help="export agency users' queries as CSV (R15; recorded)")
+    p.add_argument("--as", dest="as_user", required=True,
+                   help="the departmental controller reading the report")
+    p.add_argument("--user", action="append", help="only this user (repeatable)")
+    p.add_argument("--since", help="ISO 8601 with offset (inclusive)")
+    p.add_argument("--until", help="ISO 8601 with offset (exclusive)")
+    p.add_argument("--resource", default=None)
+    p.add_argument("--basis", default=None)
+    p.add_argument("--task", default=None)
+    p.add_argument("--outcome", default=None, help="success or refused")
+    p.add_argument("--csv", default=None, help="output file (default: standard output)")
+    p.set_defaults(func=_report)
