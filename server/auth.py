@@ -61,7 +61,14 @@ from server.errors import (
 )
 from server.gen.siogw.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from server.interceptors import current_call
-from server.store import CertRow, Store, UserRow, fingerprint
+from server.store import (
+    CertRow,
+    PrefetchedRevocations,
+    SessionContext,
+    Store,
+    UserRow,
+    fingerprint,
+)
 from signing import dsse
 from signing.api import Signer, key_id_for
 from signing.crl import load_crl
@@ -209,6 +216,7 @@ class TrustMaterial:
         der: bytes | None = None,
         fp: str | None = None,
         at: _dt.datetime | None = None,
+        revocations: Any = None,
     ) -> ValidatedChain:
         """Check a certificate (object or DER) for signing at ``at`` (default: now).
 
@@ -217,6 +225,8 @@ class TrustMaterial:
         A hit re-checks revocation of every non-anchor certificate of the path against
         the DB revocation store and the CRLs *now*. Raises the TrustError of the failed
         check (:class:`~signing.errors.CertificateRevoked`, ``CertificateExpired``, …).
+        ``revocations`` replaces the DB revocation store for this check (rows prefetched
+        with the session, :class:`server.store.PrefetchedRevocations`).
         """
         if cert is None and der is None:
             raise InputError("no certificate to validate")
@@ -226,6 +236,8 @@ class TrustMaterial:
         fp = fp or fingerprint(der)
         when = at if at is not None else now_utc()
         store = self.store()
+        if revocations is not None:
+            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations)
         chain = self.cache.get(fp, when)
         if chain is None:
             if cert is None:
@@ -309,40 +321,61 @@ class Gateway:
 
     # -- sessions --------------------------------------------------------------------------
     async def authenticate(self, context: aio.ServicerContext) -> Session:
-        """The live session of this call, re-checked in full (see module docstring)."""
-        token = bearer_token(context)
+        """The live session of this call, re-checked in full (see module docstring).
+
+        The database reads and the certificate check run in a worker thread.
+        """
+        return await asyncio.to_thread(self.authenticate_token, bearer_token(context))
+
+    def authenticate_token(self, token: str | None) -> Session:
+        """:meth:`authenticate` for a bearer token (blocking: call it off the event loop).
+
+        One database read (:meth:`server.store.Store.session_context`) brings the session,
+        user, certificate, consent, open maintenance window and the certificate's DB
+        revocations; the certificate's chain comes from the :class:`ChainCache` while its
+        revocation (DB + CRL) is checked now.
+        """
         if token is None:
             raise Unauthenticated("no session: send 'authorization: Bearer <token>'")
-        row = self.store.get_session(token_hash(token))
-        if row is None:
+        now = now_utc()
+        ctx = self.store.session_context(
+            token_hash(token), consent_version=self.config.policy.consent_version, at=now
+        )
+        if ctx is None:
             raise Unauthenticated("unknown session token")
+        row = ctx.session
         info = current_call()
         info.user_id = row.user_id
         info.cert_fingerprint = row.cert_fingerprint
         if row.ended_at is not None:
             raise Unauthenticated(f"session ended at {astana_iso(row.ended_at)}")
-        now = now_utc()
         if now >= row.expires_at:
             raise Unauthenticated(f"session expired at {astana_iso(row.expires_at)}")
-        user = self.store.get_user(row.user_id)
+        user = ctx.user
         if user is None or not user.active:
             self.store.end_session(row.token_hash)
             raise UserBlocked(
                 f"user {row.user_id!r} is blocked",
                 detail=user.status_reason if user is not None else "user removed",
             )
-        cert_row = self.store.get_certificate(row.cert_fingerprint)
+        cert_row = ctx.certificate
         if cert_row is None or cert_row.user_id != user.user_id:
             self.store.end_session(row.token_hash)
             raise CertificateNotRegistered("the session's certificate is no longer registered")
         try:
-            chain = self.trust.validate(der=cert_row.der, fp=cert_row.fingerprint, at=now)
+            chain = self.trust.validate(
+                der=cert_row.der, fp=cert_row.fingerprint, at=now,
+                revocations=PrefetchedRevocations(
+                    self.store, cert_row.serial_hex, ctx.revocations
+                ),
+            )
         except Exception:
             self.store.end_session(row.token_hash)
             raise
         return Session(
             token_hash=row.token_hash, user=user, cert_row=cert_row,
             certificate=chain.certificate, expires_at=row.expires_at, chain=chain,
+            context=ctx,
         )
 
     async def record(self, record: AuditRecord) -> Receipt:
@@ -393,6 +426,8 @@ class Session:
     expires_at: _dt.datetime
     #: The certificate's validation in this call (not to be repeated within the call).
     chain: ValidatedChain | None = None
+    #: What the same read found about consent and maintenance (this call only).
+    context: SessionContext | None = None
 
     @property
     def user_id(self) -> str:

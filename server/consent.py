@@ -47,7 +47,11 @@ def consent_text(policy: PolicyConfig) -> auth_pb2.ConsentText:
 def require_consent(gateway: Gateway, session: Session) -> None:
     """:class:`ConsentRequired` unless the user signed the current consent version."""
     version = gateway.config.policy.consent_version
-    if not gateway.store.has_consent(session.user_id, version):
+    ctx = session.context  # read with the session in this call, when there is one
+    consented = (
+        ctx.consented if ctx is not None else gateway.store.has_consent(session.user_id, version)
+    )
+    if not consented:
         raise ConsentRequired(
             f"sign the consent to the terms of use (version {version}) before querying"
         )

@@ -33,7 +33,14 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from audit.record import AuditRecord
-from server.auth import Gateway, check_fresh, envelope_json, envelope_to_proto
+from server.auth import (
+    Gateway,
+    Session,
+    bearer_token,
+    check_fresh,
+    envelope_json,
+    envelope_to_proto,
+)
 from server.consent import require_consent
 from server.errors import MissingField, NotImplementedYet
 from server.gen.siogw.v1 import query_pb2, query_pb2_grpc
@@ -94,15 +101,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.ServiceStatus:
         return await get_service_status(self.gw.store, request, context)
 
-    async def Query(
-        self, request: query_pb2.QueryRequest, context: aio.ServicerContext
-    ) -> query_pb2.QueryResponse:
+    def _admit(
+        self, token: str | None, request: query_pb2.QueryRequest
+    ) -> tuple[Session, bytes, query_pb2.Query, Any]:
+        """Checks 1 to 12 of the module docstring, in order (blocking; runs in a thread)."""
         gw = self.gw
         info = current_call()
-        if request.HasField("envelope"):
-            info.payload = envelope_json(request.envelope)
-        session = await gw.authenticate(context)
-        check_not_in_maintenance(gw.store)
+        session = gw.authenticate_token(token)
+        check_not_in_maintenance(gw.store, context=session.context)
         gw.audit.check()
         require_consent(gw, session)
         if not request.HasField("envelope"):
@@ -125,7 +131,20 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         catalogue.check_basis(session.user.role, query.basis)
         resource, _params = validate_query(query)  # resource exists, IIN/BIN valid
         gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+        return session, payload, query, resource
 
+    async def Query(
+        self, request: query_pb2.QueryRequest, context: aio.ServicerContext
+    ) -> query_pb2.QueryResponse:
+        gw = self.gw
+        info = current_call()
+        if request.HasField("envelope"):
+            info.payload = envelope_json(request.envelope)
+        # Every check up to the replay claim is blocking (DB, certificates): one hop to a
+        # worker thread, so concurrent queries overlap and the event loop keeps serving.
+        session, payload, query, resource = await asyncio.to_thread(
+            self._admit, bearer_token(context), request
+        )
         answer = await _dispatch(gw, query)
         result = query_pb2.QueryResult(
             request_id=query.request_id,

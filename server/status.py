@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2
 
 from server.errors import UnderMaintenance
 from server.gen.siogw.v1 import common_pb2, query_pb2
-from server.store import Store, WindowRow
+from server.store import SessionContext, Store, WindowRow
 from siogw.timeutil import astana_iso, now_utc
 
 log = logging.getLogger("siogw.server")
@@ -43,9 +43,12 @@ def window_proto(window: WindowRow) -> common_pb2.MaintenanceWindow:
     )
 
 
-def check_not_in_maintenance(store: Store) -> None:
-    """:class:`UnderMaintenance` (``UNAVAILABLE``) while a published window is open."""
-    window = store.current_window(now_utc())
+def check_not_in_maintenance(store: Store, *, context: SessionContext | None = None) -> None:
+    """:class:`UnderMaintenance` (``UNAVAILABLE``) while a published window is open.
+
+    ``context``: the window was read with the session in this call (no second read).
+    """
+    window = context.window if context is not None else store.current_window(now_utc())
     if window is not None:
         raise UnderMaintenance(
             f"the gateway is unavailable until {astana_iso(window.ends_at)} "

@@ -13,8 +13,10 @@ All methods are synchronous and short; every failure of the database surfaces as
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,6 +186,56 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+def _open_window(column: Any) -> Any:
+    at = sa.bindparam("at", type_=sa.DateTime(timezone=True))
+    return (
+        sa.select(column)
+        .where(maintenance.c.starts_at <= at, maintenance.c.ends_at > at)
+        .order_by(maintenance.c.starts_at, maintenance.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_CLAIM = seen_requests.insert()
+
+#: One read for every per-call check (see :meth:`Store.session_context`). Several rows
+#: only when the certificate's serial has revocations under several issuers.
+_SESSION_CONTEXT = (
+    sa.select(
+        sessions,
+        users.c.user_id.label("u_user_id"), users.c.full_name, users.c.role, users.c.unit,
+        users.c.post, users.c.phone, users.c.status, users.c.status_reason,
+        users.c.device_public_key_der,
+        certificates.c.fingerprint.label("c_fingerprint"),
+        certificates.c.user_id.label("c_user_id"),
+        certificates.c.serial_hex.label("c_serial_hex"),
+        certificates.c.key_id.label("c_key_id"),
+        certificates.c.der.label("c_der"),
+        sa.select(consents.c.id)
+        .where(consents.c.user_id == sessions.c.user_id,
+               consents.c.version == sa.bindparam("version"))
+        .limit(1)
+        .scalar_subquery()
+        .label("consent_id"),
+        _open_window(maintenance.c.id).label("w_id"),
+        _open_window(maintenance.c.starts_at).label("w_starts_at"),
+        _open_window(maintenance.c.ends_at).label("w_ends_at"),
+        _open_window(maintenance.c.description).label("w_description"),
+        revocations.c.issuer.label("r_issuer"),
+        revocations.c.serial_hex.label("r_serial_hex"),
+        revocations.c.reason.label("r_reason"),
+        revocations.c.revoked_at.label("r_revoked_at"),
+    )
+    .select_from(
+        sessions.outerjoin(users, users.c.user_id == sessions.c.user_id)
+        .outerjoin(certificates, certificates.c.fingerprint == sessions.c.cert_fingerprint)
+        .outerjoin(revocations, revocations.c.serial_hex == certificates.c.serial_hex)
+    )
+    .where(sessions.c.token_hash == sa.bindparam("token_hash"))
+)
+
+
 # --- rows --------------------------------------------------------------------------------
 def _utc(value: _dt.datetime | None) -> _dt.datetime | None:
     return ensure_utc(value) if value is not None else None
@@ -265,6 +317,24 @@ class WindowRow:
         return self.starts_at <= at < self.ends_at
 
 
+@dataclass(frozen=True)
+class SessionContext:
+    """Everything a call's checks need about its session, read in ONE statement.
+
+    The session, its user and certificate (None when gone), whether the user signed
+    ``consent_version``, the maintenance window open at ``at`` and the DB revocations
+    of the certificate's serial number (any issuer; see :class:`PrefetchedRevocations`).
+    All from the same snapshot of the database.
+    """
+
+    session: SessionRow
+    user: UserRow | None
+    certificate: CertRow | None
+    consented: bool
+    window: WindowRow | None
+    revocations: tuple[Revocation, ...]
+
+
 def fingerprint(der: bytes) -> str:
     """Certificate fingerprint: lowercase hex SHA-256 of its DER."""
     return hashlib.sha256(der).hexdigest()
@@ -297,6 +367,12 @@ class Store:
             raise StoreUnavailable(f"cannot open database {_redact(url)}", detail=str(exc)) from exc
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # SQLite has one writer at a time and a blocked writer sleeps in the busy handler
+        # (1, 2, 5, … 100 ms steps): the hot-path writes of this process queue on a lock
+        # instead, which wakes the next writer as soon as the previous one commits.
+        self._write_lock: Any = (
+            threading.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
     def open(self) -> Store:
@@ -618,6 +694,51 @@ class Store:
                 .values(ended_at=now_utc())
             )
 
+    def session_context(
+        self, token_hash: str, *, consent_version: str, at: _dt.datetime
+    ) -> SessionContext | None:
+        """The :class:`SessionContext` of a session token hash (None if unknown)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    _SESSION_CONTEXT,
+                    {"token_hash": token_hash, "version": consent_version,
+                     "at": ensure_utc(at)},
+                ).all()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        if not rows:
+            return None
+        r = rows[0]
+        session = SessionRow(
+            token_hash=r.token_hash, user_id=r.user_id, cert_fingerprint=r.cert_fingerprint,
+            factor=r.factor, expires_at=ensure_utc(r.expires_at), ended_at=_utc(r.ended_at),
+        )
+        user = None
+        if r.u_user_id is not None:
+            user = UserRow(
+                user_id=r.u_user_id, full_name=r.full_name, role=r.role, unit=r.unit,
+                post=r.post, phone=r.phone, status=r.status, status_reason=r.status_reason,
+                device_public_key_der=r.device_public_key_der,
+            )
+        cert = None
+        if r.c_fingerprint is not None:
+            cert = CertRow(r.c_fingerprint, r.c_user_id, r.c_serial_hex, r.c_key_id, r.c_der)
+        window = None
+        if r.w_id is not None:
+            window = WindowRow(
+                r.w_id, ensure_utc(r.w_starts_at), ensure_utc(r.w_ends_at), r.w_description
+            )
+        revs = tuple(
+            Revocation(x.r_issuer, x.r_serial_hex, x.r_reason, ensure_utc(x.r_revoked_at))
+            for x in rows
+            if x.r_issuer is not None
+        )
+        return SessionContext(
+            session=session, user=user, certificate=cert, consented=r.consent_id is not None,
+            window=window, revocations=revs,
+        )
+
     # --- consent -------------------------------------------------------------------------
     def record_consent(
         self,
@@ -655,11 +776,11 @@ class Store:
     def claim_request_id(self, request_id: str, *, user_id: str, kind: str) -> None:
         """Record a request id; :class:`ReplayDetected` if it was seen before (durable)."""
         try:
-            with self._tx() as conn:
+            with self._write_lock, self._tx() as conn:
                 conn.execute(
-                    seen_requests.insert().values(
-                        request_id=request_id, user_id=user_id, kind=kind, seen_at=now_utc()
-                    )
+                    _CLAIM,
+                    {"request_id": request_id, "user_id": user_id, "kind": kind,
+                     "seen_at": now_utc()},
                 )
         except IntegrityError as exc:
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
@@ -707,6 +828,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a commit is durable across a *process* crash (it is in the WAL file)
+    # without an fsync per commit; the WAL is fsync'd at checkpoints. A power loss may
+    # lose the last commits; see docs/adr/0005-gateway.md (replay guard and power loss).
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
@@ -768,6 +893,31 @@ class DbRevocationStore:
             RevocationEntry(r.issuer, int(r.serial_hex, 16), r.revoked_at, _crl_reason(r.reason))
             for r in self._store.revocations()
         ]
+
+
+class PrefetchedRevocations(DbRevocationStore):
+    """A :class:`DbRevocationStore` that answers for one serial number from rows read
+    in the same statement as the session (:attr:`SessionContext.revocations`), and
+    from the database for any other serial (intermediates)."""
+
+    def __init__(self, store: Store, serial_hex: str, rows: Sequence[Revocation]) -> None:
+        super().__init__(store)
+        self._serial = normalize_serial(serial_hex)
+        self._rows = tuple(rows)
+
+    def lookup(self, issuer: Any, serial: int) -> Any:
+        if format(serial, "x") != self._serial:
+            return super().lookup(issuer, serial)
+        from signing.revocation import RevocationEntry
+
+        name = issuer.rfc4514_string() if hasattr(issuer, "rfc4514_string") else str(issuer)
+        hits = [r for r in self._rows if r.issuer in (name, ANY_ISSUER)]
+        if not hits:
+            return None
+        rev = min(hits, key=lambda r: r.revoked_at)
+        return RevocationEntry(
+            issuer=name, serial=serial, revoked_at=rev.revoked_at, reason=_crl_reason(rev.reason)
+        )
 
 
 def _crl_reason(reason: str) -> str:

@@ -1,0 +1,89 @@
+"""Store.session_context: the one read behind every authenticated call (real SQLite)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from server.store import ANY_ISSUER, PrefetchedRevocations, ReplayDetected, Store
+from siogw.timeutil import now_utc
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'gw.db'}").open()
+    s.add_user(user_id="u1", full_name="User One", role="analyst", phone="+77010000000")
+    s.register_certificate("u1", b"not-a-real-der", serial_hex="0A", key_id="k" * 64)
+    s.create_session(
+        token_hash="h" * 64, user_id="u1", cert_fingerprint=_fp(), factor="sms",
+        expires_at=now_utc() + _dt.timedelta(minutes=15),
+    )
+    yield s
+    s.close()
+
+
+def _fp() -> str:
+    from server.store import fingerprint
+
+    return fingerprint(b"not-a-real-der")
+
+
+def test_unknown_token_is_none(store: Store) -> None:
+    assert store.session_context("x" * 64, consent_version="v1", at=now_utc()) is None
+
+
+def test_session_user_certificate_consent_in_one_read(store: Store) -> None:
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None
+    assert ctx.session.user_id == "u1" and ctx.user is not None and ctx.user.active
+    assert ctx.certificate is not None and ctx.certificate.serial_hex == "a"
+    assert not ctx.consented and ctx.window is None and ctx.revocations == ()
+    store.record_consent(
+        user_id="u1", version="v1", text_sha256="0" * 64, envelope_json=b"{}",
+        cert_fingerprint=_fp(), signed_at=now_utc(), signed_at_astana="",
+    )
+    assert store.session_context("h" * 64, consent_version="v1", at=now_utc()).consented  # type: ignore[union-attr]
+    assert not store.session_context("h" * 64, consent_version="v2", at=now_utc()).consented  # type: ignore[union-attr]
+    store.set_user_status("u1", "blocked", "test")
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and ctx.user is not None and not ctx.user.active
+    assert ctx.session.ended_at is not None
+
+
+def test_open_maintenance_window_only_while_open(store: Store) -> None:
+    now = now_utc()
+    store.add_window(window_id="w1", starts_at=now + _dt.timedelta(hours=1),
+                     ends_at=now + _dt.timedelta(hours=2), description="later")
+    assert store.session_context("h" * 64, consent_version="v1", at=now).window is None  # type: ignore[union-attr]
+    inside = now + _dt.timedelta(hours=1, minutes=1)
+    ctx = store.session_context("h" * 64, consent_version="v1", at=inside)
+    assert ctx is not None and ctx.window is not None and ctx.window.id == "w1"
+    after = now + _dt.timedelta(hours=2)
+    assert store.session_context("h" * 64, consent_version="v1", at=after).window is None  # type: ignore[union-attr]
+
+
+def test_revocations_come_with_the_session_and_answer_like_the_db(store: Store) -> None:
+    issuer = x509.Name.from_rfc4514_string("CN=Some CA,C=KZ")
+    store.revoke("0a", "keyCompromise", issuer="CN=Other CA,C=KZ")
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and len(ctx.revocations) == 1
+    pre = PrefetchedRevocations(store, "0a", ctx.revocations)
+    assert pre.lookup(issuer, 10) is None  # another issuer's serial 0a
+    store.revoke("0a", "keyCompromise", issuer=ANY_ISSUER)
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and len(ctx.revocations) == 2
+    hit = PrefetchedRevocations(store, "0a", ctx.revocations).lookup(issuer, 10)
+    assert hit is not None and hit.reason == "keyCompromise"
+    # any other serial is looked up in the database
+    store.revoke("0b", "superseded", issuer="CN=Some CA,C=KZ")
+    assert pre.lookup(issuer, 11) is not None
+
+
+def test_claim_request_id_is_unique(store: Store) -> None:
+    store.claim_request_id("r1", user_id="u1", kind="query")
+    with pytest.raises(ReplayDetected):
+        store.claim_request_id("r1", user_id="u1", kind="query")
