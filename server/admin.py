@@ -34,6 +34,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import json
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -53,8 +54,10 @@ from server.resources.catalogue import Role
 from server.store import USER_ACTIVE, USER_BLOCKED, Store
 from signing import dsse
 from signing.api import key_id_for
-from siogw.errors import ConfigError, InputError
+from siogw.errors import ConfigError, InputError, SiogwError
 from siogw.timeutil import astana_iso, now_utc, parse_iso
+
+log = logging.getLogger("siogw.server")
 
 #: The applicant's proof of holding the application's certificate (an ApplicantProof).
 PAYLOAD_APPLICANT_PROOF = "application/vnd.siogw.applicant-proof+protobuf"
@@ -382,7 +385,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if gateway.audit_log is not None:
             from server.ops_wiring import attach_operations
 
-            attach_operations(gateway)
+            try:  # at start-up, so the rules see every record from the first call on
+                attach_operations(gateway)
+            except SiogwError as exc:  # e.g. no trust anchors: retried on first use
+                log.warning("operations domain not attached at start-up: %s",
+                            exc.diagnostics())
 
     def _ops(self) -> Operations:
         from server.ops_wiring import attach_operations

@@ -27,7 +27,7 @@ from server.auth import Gateway
 from server.errors import NotFound, NotImplementedYet
 from server.gen.siogw.v1 import audit_pb2, audit_pb2_grpc
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
-from siogw.errors import AuditError, ConfigError, InputError
+from siogw.errors import AuditError, ConfigError, InputError, SiogwError
 from siogw.timeutil import astana_iso, parse_iso
 
 #: Page size when a request gives none.
@@ -66,7 +66,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if gateway.audit_log is not None:
             from server.ops_wiring import attach_operations
 
-            attach_operations(gateway)
+            try:
+                attach_operations(gateway)
+            except SiogwError:  # reported by AdminServicer; retried on first use
+                pass
 
     async def _actor(
         self, context: aio.ServicerContext, action: Action

@@ -58,23 +58,46 @@ class OpsWiring:
 
     # -- the audit index -------------------------------------------------------------------
     def catch_up(self) -> int:
-        """Index the log's records beyond the index's last seq; returns how many."""
+        """Index the log's records beyond the index's last seq; returns how many.
+
+        Only a gap-free run of records after the last indexed seq is added (a segment
+        sealed while the directory was read can hide records for a moment: read again).
+        """
+        from siogw.errors import StorageError
+
+        with self._index_lock:
+            try:
+                return self._catch_up_locked()
+            except StorageError:  # e.g. another process indexed the same rows: re-read
+                self._last_seq = None
+                return self._catch_up_locked()
+
+    def _catch_up_locked(self) -> int:
         from sqlalchemy import func, select
 
         from audit.verify import iter_archive_records
 
-        with self._index_lock:
-            if self._last_seq is None:
-                with self.index.engine.connect() as conn:
-                    top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
-                self._last_seq = -1 if top is None else int(top)
+        if self._last_seq is None:
+            with self.index.engine.connect() as conn:
+                top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
+            self._last_seq = -1 if top is None else int(top)
+        added = 0
+        for _attempt in range(3):
             last = self._last_seq
-            fresh = [(body, rec) for body, rec in iter_archive_records(self.log_dir)
-                     if rec.seq > last]
-            if fresh:
-                self.index.add(fresh)
-                self._last_seq = max(rec.seq for _, rec in fresh)
-            return len(fresh)
+            fresh = sorted(((body, rec) for body, rec in iter_archive_records(self.log_dir)
+                            if rec.seq > last), key=lambda pair: pair[1].seq)
+            run: list[tuple[bytes, Any]] = []
+            for body, rec in fresh:
+                if rec.seq != last + 1 + len(run):
+                    break
+                run.append((body, rec))
+            if run:
+                self.index.add(run)
+                self._last_seq = run[-1][1].seq
+                added += len(run)
+            if len(run) == len(fresh):
+                break
+        return added
 
     # -- the rules -------------------------------------------------------------------------
     def observe(self, record: Any, seq: int | None) -> None:
