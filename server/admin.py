@@ -259,7 +259,8 @@ def execute_ops(
         rc = command.register_certificate
         if life.get_user(rc.user_id) is None:
             return None
-        info = certs.register(actor, rc.user_id, bytes(rc.certificate_der))
+        info = certs.register(actor, rc.user_id, bytes(rc.certificate_der),
+                              token_label=rc.token_label or None)
         return (f"certificate {info.fingerprint[:16]}… registered to {rc.user_id}",
                 to_data(info))
     if which == "revoke_certificate":

@@ -75,3 +75,26 @@ def list_queries(gw: Harness, name: str, **flt: Any) -> audit_pb2.QueryPage:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def register_applicant(gw: Harness, softhsm_store: Any, prefix: str, phone: str) -> User:
+    """File an application on a new token and have the operator register it (R3)."""
+    import base64
+    import datetime as _dt
+
+    from server.ops import PAYLOAD_APPLICATION, sign_document
+    from server.resources.identifiers import make_iin
+
+    user_id = unique(prefix)
+    user = User(user_id, "agency_user",
+                make_token_signer(softhsm_store, gw.home / "secrets", prefix, gw.ca), phone)
+    doc = {"iin": make_iin(_dt.date(1991, 3, 4), "M", secrets.randbelow(9000) + 1),
+           "full_name": prefix.title(), "unit": "Analytics", "post": "analyst",
+           "phone": phone, "certificate": base64.b64encode(user.cert_der).decode(),
+           "requested_role": "agency_user", "basis": "financial_monitoring"}
+    filed = gw.admin.FileApplication(admin_pb2.FileApplicationRequest(
+        document=sign_document(PAYLOAD_APPLICATION, doc, user.signer)))
+    admin(gw, "olga", register_application=admin_pb2.RegisterApplication(
+        application_id=filed.application_id, user_id=user_id))
+    gw.users[user_id] = user
+    return user

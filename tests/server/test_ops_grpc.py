@@ -41,6 +41,7 @@ from tests.server.ops_grpc_helpers import (
     data,
     ensure_roles,
     list_queries,
+    register_applicant,
 )
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -348,4 +349,37 @@ def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
         alert_id=alerts["alerts"][0]["id"])))
     assert acked["acknowledged_by"] == "cora"
     assert any(r.event == "ops.alert.raised" and r.details["user_id"] == "dina"
+               for r in gw.audit_records())
+
+
+def test_key_rotation_and_revocation_by_the_security_officer(
+    gw: Harness, softhsm_store: Any
+) -> None:
+    """R8: a new certificate after a key rotation, listed with warnings; revoking it ends
+    the session that uses it at once."""
+    from server.store import fingerprint
+
+    erik = register_applicant(gw, softhsm_store, "erik", "+77010000051")
+    rotated = make_token_signer(softhsm_store, gw.home / "secrets", "erik2", gw.ca)
+    new = User(erik.user_id, "agency_user", rotated, erik.phone)
+    reg = data(admin(gw, "sam", register_certificate=admin_pb2.RegisterCertificate(
+        user_id=erik.user_id, certificate_der=new.cert_der, token_label="erik-token-2")))
+    fp = reg["fingerprint"]
+    assert fp == fingerprint(new.cert_der)
+    listed = data(admin(gw, "sam", list_certificates=admin_pb2.ListCertificates(
+        user_id=erik.user_id)))["certificates"]
+    assert {c["fingerprint"] for c in listed} == {fp, fingerprint(erik.cert_der)}
+    [rotated_row] = [c for c in listed if c["fingerprint"] == fp]
+    assert any("PIN" in w for w in rotated_row["warnings"])  # its PIN age is unknown
+    token = gw.login(new).session_token
+    gw.consent(new, token)
+    req, _ = gw.query_request(new)
+    gw.query.Query(req, metadata=bearer(token))
+    revoked = admin(gw, "sam", revoke_certificate=admin_pb2.RevokeCertificate(
+        fingerprint=fp, reason="token lost"))
+    assert data(revoked)["revocation_reason"] == "token lost"
+    req, _ = gw.query_request(new)
+    assert rpc_error(lambda: gw.query.Query(req, metadata=bearer(token)))[0] == (
+        grpc.StatusCode.UNAUTHENTICATED)
+    assert any(r.event == "ops.certificate.revoked" and r.details["fingerprint"] == fp
                for r in gw.audit_records())

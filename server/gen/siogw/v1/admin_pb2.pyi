@@ -112,12 +112,14 @@ class RevokeCertificate(_message.Message):
     def __init__(self, serial_hex: _Optional[str] = ..., reason: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class RegisterCertificate(_message.Message):
-    __slots__ = ("user_id", "certificate_der")
+    __slots__ = ("user_id", "certificate_der", "token_label")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_DER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_LABEL_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     certificate_der: bytes
-    def __init__(self, user_id: _Optional[str] = ..., certificate_der: _Optional[bytes] = ...) -> None: ...
+    token_label: str
+    def __init__(self, user_id: _Optional[str] = ..., certificate_der: _Optional[bytes] = ..., token_label: _Optional[str] = ...) -> None: ...
 
 class PublishMaintenance(_message.Message):
     __slots__ = ("window",)
