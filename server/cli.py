@@ -220,7 +220,14 @@ def _report(args: argparse.Namespace) -> int:
         if user is None:
             raise ConfigError(f"no user {args.as_user!r} in the gateway database")
         signer = load_gateway_signer(config)
-        log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+        from siogw.errors import AuditError
+
+        try:
+            log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+        except AuditError as exc:
+            raise AuditError(
+                f"{exc.message}; while the gateway runs, export through "
+                "AuditService.ExportQueriesCsv", detail=exc.detail) from exc
         try:
             from audit.index import AuditIndex
 

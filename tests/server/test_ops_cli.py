@@ -112,3 +112,12 @@ def test_report_csv_is_recorded(tmp_path: Path, ec_token_key: Any,
     # an unknown reader is refused
     code = main(["admin", "--home", str(home), "report", "--as", "cora-not"])
     assert code != 0
+    # while a gateway holds the audit log, the CLI points to the gRPC export
+    held = AuditLog.open(home / "audit", ec_token_key.signer, "sio-gateway/audit")
+    try:
+        capsys.readouterr()
+        code = main(["admin", "--home", str(home), "report", "--as", "cora"])
+        err = capsys.readouterr().err
+        assert code != 0 and "ExportQueriesCsv" in err and len(err.strip().splitlines()) == 1
+    finally:
+        held.close()
