@@ -185,6 +185,9 @@ class TrustMaterial:
         self._crls: list[x509.CertificateRevocationList] = []
         self._store: TrustStore | None = None
         self._lock = threading.Lock()
+        #: fingerprint -> (from, until): the current CRLs list no certificate of that
+        #: chain and are all current in that window. Cleared whenever the CRLs change.
+        self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
 
     def _load_crls(self) -> bool:
         """Re-read the CRL files if they changed; True if they did."""
@@ -200,6 +203,10 @@ class TrustMaterial:
 
     def store(self) -> TrustStore:
         """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""
+        return self._current()[0]
+
+    def _current(self) -> tuple[TrustStore, dict[str, tuple[_dt.datetime, _dt.datetime]]]:
+        """The current store and the CRL memo that belongs to exactly its CRLs."""
         if not self._anchors:
             raise ConfigError("no trust anchors configured (trust.anchors)")
         with self._lock:
@@ -207,7 +214,8 @@ class TrustMaterial:
                 self._store = TrustStore(
                     self._anchors, crls=self._crls, revocations=self.revocations
                 )
-            return self._store
+                self._crl_clean = {}
+            return self._store, self._crl_clean
 
     def validate(
         self,
@@ -235,7 +243,7 @@ class TrustMaterial:
             der = cert.public_bytes(serialization.Encoding.DER)
         fp = fp or fingerprint(der)
         when = at if at is not None else now_utc()
-        store = self.store()
+        store, crl_memo = self._current()
         if revocations is not None:
             store = TrustStore(store.anchors, crls=store.crls, revocations=revocations)
         chain = self.cache.get(fp, when)
@@ -252,10 +260,58 @@ class TrustMaterial:
             self.cache.put(chain)
             return chain
         # Cached: only revocation can have changed (validity is inside the entry's window).
-        path = chain.path
-        for i in range(len(path) - 1):  # anchors are not revocation-checked
-            store._check_revocation(path[i], path[i + 1], when)
+        self._check_revocation_now(store, crl_memo, chain, when)
         return chain
+
+    def _check_revocation_now(
+        self,
+        store: TrustStore,
+        crl_memo: dict[str, tuple[_dt.datetime, _dt.datetime]],
+        chain: ValidatedChain,
+        when: _dt.datetime,
+    ) -> None:
+        """Revocation of every non-anchor certificate of a cached chain at ``when``.
+
+        The DB revocation store is asked every time. The CRL part (signature, freshness,
+        entries) is the signing package's own check; its clean outcome is remembered
+        per chain for the CRLs loaded now and only inside their thisUpdate..nextUpdate
+        window, so a new CRL file or a CRL going stale is seen on the next call.
+        """
+        path = chain.path
+        links = range(len(path) - 1)  # anchors are not revocation-checked
+        db = store.revocations
+        if db is not None:
+            for i in links:
+                entry = db.lookup(path[i].issuer, path[i].serial_number)
+                if entry is not None and entry.applies_at(when):
+                    store._check_revocation(path[i], path[i + 1], when)  # raises, precisely
+        crls = store.crls
+        if not crls:
+            return
+        clean = crl_memo.get(chain.fingerprint)
+        if clean is not None and clean[0] <= when <= clean[1]:
+            return
+        crl_only = TrustStore(store.anchors, crls=crls, revocations=None)
+        for i in links:
+            crl_only._check_revocation(path[i], path[i + 1], when)
+        # Remember only if no CRL of an issuer on the path lists any of its certificates
+        # (a future-dated entry would start to apply later).
+        start, until = _dt.datetime.min.replace(tzinfo=_dt.UTC), _dt.datetime.max.replace(
+            tzinfo=_dt.UTC
+        )
+        for i in links:
+            for crl in crls:
+                if crl.issuer != path[i + 1].subject:
+                    continue
+                if crl.get_revoked_certificate_by_serial_number(path[i].serial_number):
+                    return
+                nxt = crl.next_update_utc
+                if nxt is None:
+                    return
+                start, until = max(start, crl.last_update_utc), min(until, nxt)
+        if len(crl_memo) >= self.cache.max_entries:
+            crl_memo.clear()
+        crl_memo[chain.fingerprint] = (start, until)
 
 
 # --- the shared state ----------------------------------------------------------------------
@@ -289,6 +345,7 @@ class Gateway:
         cert: x509.Certificate,
         *,
         validated: ValidatedChain | None = None,
+        parsed: dsse.Envelope | None = None,
     ) -> bytes:
         """Verify a proto envelope signed by ``cert`` and return its payload.
 
@@ -297,8 +354,9 @@ class Gateway:
         :class:`CertificateNotRegistered` (``PERMISSION_DENIED``): keys are not
         transferable (R7). ``validated`` is the outcome of a check of ``cert`` made
         earlier in *this* call (by :meth:`authenticate`): it is not checked again.
+        ``parsed``: ``envelope`` already parsed by :func:`envelope_from_proto`.
         """
-        env = envelope_from_proto(envelope)
+        env = parsed if parsed is not None else envelope_from_proto(envelope)
         if env.payload_type != payload_type:
             raise MalformedEnvelope(
                 f"expected payload type {payload_type}, got {env.payload_type!r}"
@@ -470,6 +528,16 @@ def envelope_to_proto(envelope: dsse.Envelope) -> common_pb2.Envelope:
         payload=fields["payload"],
         signatures=[common_pb2.Signature(**s) for s in fields["signatures"]],
     )
+
+
+def parse_envelope(envelope: common_pb2.Envelope) -> tuple[dsse.Envelope | None, bytes]:
+    """The checked envelope (None if malformed) and what the audit log keeps of it."""
+    try:
+        env = envelope_from_proto(envelope)
+        return env, env.to_json()
+    except Exception:  # malformed: keep the bytes as received, the refusal says why
+        raw: bytes = envelope.SerializeToString(deterministic=True)
+        return None, raw
 
 
 def envelope_json(envelope: common_pb2.Envelope) -> bytes:

@@ -38,8 +38,8 @@ from server.auth import (
     Session,
     bearer_token,
     check_fresh,
-    envelope_json,
     envelope_to_proto,
+    parse_envelope,
 )
 from server.consent import require_consent
 from server.errors import MissingField, NotImplementedYet
@@ -49,6 +49,7 @@ from server.resources import catalogue
 from server.resources.dispatch import DispatchResult, validate_query
 from server.status import check_not_in_maintenance, get_service_status
 from signing import dsse
+from signing.api import Signer
 from siogw.errors import ConfigError, InputError
 from siogw.timeutil import astana_iso
 
@@ -75,6 +76,24 @@ async def _dispatch(gateway: Gateway, query: query_pb2.Query) -> DispatchResult:
         raise NotImplementedYet("no resource dispatcher is configured")
     result: DispatchResult = await gateway.dispatcher.dispatch(query)
     return result
+
+
+def _signed_result(
+    query: query_pb2.Query, answer: DispatchResult, payload: bytes, signer: Signer
+) -> tuple[bytes, dsse.Envelope]:
+    """The serialized ``QueryResult`` bound to the request, and its DSSE envelope."""
+    result = query_pb2.QueryResult(
+        request_id=query.request_id,
+        resource=answer.resource,
+        resource_name=answer.name,
+        access_right=answer.access_right,
+        truncated=answer.truncated,
+        data=answer.to_struct(),
+        produced_at=astana_iso(),
+        request_digest=hashlib.sha256(payload).digest(),
+    )
+    result_bytes = result.SerializeToString(deterministic=True)
+    return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -107,6 +126,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         """Checks 1 to 12 of the module docstring, in order (blocking; runs in a thread)."""
         gw = self.gw
         info = current_call()
+        parsed = None
+        if request.HasField("envelope"):  # kept in the record of a refusal too
+            parsed, info.payload = parse_envelope(request.envelope)
         session = gw.authenticate_token(token)
         check_not_in_maintenance(gw.store, context=session.context)
         gw.audit.check()
@@ -114,7 +136,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if not request.HasField("envelope"):
             raise MissingField("the query envelope is missing")
         payload = gw.verify_by_certificate(
-            request.envelope, dsse.PAYLOAD_QUERY, session.certificate, validated=session.chain
+            request.envelope, dsse.PAYLOAD_QUERY, session.certificate, validated=session.chain,
+            parsed=parsed,
         )
         query = parse_query(payload)
         info.details.update(
@@ -136,31 +159,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def Query(
         self, request: query_pb2.QueryRequest, context: aio.ServicerContext
     ) -> query_pb2.QueryResponse:
-        gw = self.gw
-        info = current_call()
-        if request.HasField("envelope"):
-            info.payload = envelope_json(request.envelope)
         # Every check up to the replay claim is blocking (DB, certificates): one hop to a
         # worker thread, so concurrent queries overlap and the event loop keeps serving.
+        gw = self.gw
+        info = current_call()
         session, payload, query, resource = await asyncio.to_thread(
             self._admit, bearer_token(context), request
         )
         answer = await _dispatch(gw, query)
-        result = query_pb2.QueryResult(
-            request_id=query.request_id,
-            resource=answer.resource,
-            resource_name=answer.name,
-            access_right=answer.access_right,
-            truncated=answer.truncated,
-            data=answer.to_struct(),
-            produced_at=astana_iso(),
-            request_digest=hashlib.sha256(payload).digest(),
-        )
-        result_bytes = result.SerializeToString(deterministic=True)
-        if gw.signer is None:
+        signer = gw.signer
+        if signer is None:
             raise ConfigError("the gateway has no signing key configured")
-        signed = await asyncio.to_thread(
-            dsse.sign_envelope, dsse.PAYLOAD_RESULT, result_bytes, gw.signer
+        # Building the signed result (Struct conversion, serialization, the token's
+        # signature) is one more hop off the event loop.
+        result_bytes, signed = await asyncio.to_thread(
+            _signed_result, query, answer, payload, signer
         )
         receipt = await gw.record(
             AuditRecord(

@@ -20,7 +20,7 @@ from server.auth import ChainCache, TrustMaterial
 from server.store import DbRevocationStore, Store
 from signing.ca import CertificateAuthority
 from signing.csr import build_csr
-from signing.errors import CertificateExpired, CertificateRevoked, UntrustedChain
+from signing.errors import CertificateExpired, CertificateRevoked, StaleCRL, UntrustedChain
 from signing.software import SoftwareSigner
 from siogw.errors import ConfigError
 from siogw.timeutil import now_utc
@@ -78,12 +78,24 @@ def test_a_crl_revocation_refuses_a_cached_certificate_at_once(ca, store) -> Non
     trust = material(ca, store)
     cert = issue(ca, "carl")
     trust.validate(cert)
+    trust.validate(cert)  # cached chain, and the CRL's clean outcome remembered
     ca.revoke(cert.serial_number, "keyCompromise")
     ca.publish_crl()
     stamp = now_utc().timestamp() + 5  # make sure the file's mtime changes
     os.utime(ca.directory / "crl.pem", (stamp, stamp))
     with pytest.raises(CertificateRevoked):
         trust.validate(cert)
+
+
+def test_a_stale_crl_is_seen_although_the_chain_and_its_crl_check_are_cached(ca, store) -> None:
+    trust = material(ca, store)
+    cert = issue(ca, "fred")
+    trust.validate(cert)
+    trust.validate(cert)  # served from the cache, CRL outcome remembered
+    crl = trust.store().crls[0]
+    assert crl.next_update_utc is not None and crl.next_update_utc < cert.not_valid_after_utc
+    with pytest.raises(StaleCRL):
+        trust.validate(cert, at=crl.next_update_utc + _dt.timedelta(seconds=1))
 
 
 def test_an_expired_certificate_is_refused_even_if_cached(ca, store) -> None:
