@@ -199,6 +199,16 @@ def _open_window(column: Any) -> Any:
 
 _CLAIM = seen_requests.insert()
 
+_OPEN_WINDOW = (
+    sa.select(maintenance)
+    .where(
+        maintenance.c.starts_at <= sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+        maintenance.c.ends_at > sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+    )
+    .order_by(maintenance.c.starts_at, maintenance.c.id)
+    .limit(1)
+)
+
 #: One read for every per-call check (see :meth:`Store.session_context`). Several rows
 #: only when the certificate's serial has revocations under several issuers.
 _SESSION_CONTEXT = (
@@ -817,11 +827,13 @@ class Store:
         return out
 
     def current_window(self, at: _dt.datetime | None = None) -> WindowRow | None:
-        when = at or now_utc()
-        for window in self.windows(not_ended_before=when):
-            if window.covers(when):
-                return window
-        return None
+        """The window open at ``at`` (default now), earliest start first; one row read."""
+        when = ensure_utc(at) if at is not None else now_utc()
+        with self._tx() as conn:
+            r = conn.execute(_OPEN_WINDOW, {"at": when}).first()
+        if r is None:
+            return None
+        return WindowRow(r.id, ensure_utc(r.starts_at), ensure_utc(r.ends_at), r.description)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -64,6 +64,10 @@ def test_open_maintenance_window_only_while_open(store: Store) -> None:
     assert ctx is not None and ctx.window is not None and ctx.window.id == "w1"
     after = now + _dt.timedelta(hours=2)
     assert store.session_context("h" * 64, consent_version="v1", at=after).window is None  # type: ignore[union-attr]
+    # Store.current_window agrees
+    assert store.current_window(now) is None and store.current_window(after) is None
+    open_ = store.current_window(inside)
+    assert open_ is not None and open_.id == "w1" and open_.covers(inside)
 
 
 def test_revocations_come_with_the_session_and_answer_like_the_db(store: Store) -> None:
