@@ -214,6 +214,9 @@ def test_acceptance_story_over_grpc(gw: Harness, softhsm_store: Any) -> None:
     request_ids = [secrets.token_hex(8) for _ in range(2)]
     for rid in request_ids:
         gw.send_query(anna_id, request_id=rid)
+    no_task = secrets.token_hex(8)  # refused, and a violation rule fires
+    assert rpc_error(lambda: gw.send_query(anna_id, request_id=no_task, task_ref=""))[0] == (
+        grpc.StatusCode.INVALID_ARGUMENT)
 
     # 4. A transfer edit filed 30 hours after the order's signing: flagged late; applied.
     order_signed = now_utc() - _dt.timedelta(hours=30)
@@ -243,6 +246,12 @@ def test_acceptance_story_over_grpc(gw: Harness, softhsm_store: Any) -> None:
     assert rows.count((anna_id, "query", "success")) == 2
     assert all(r.time.endswith("+05:00") for r in page.records)
     assert {r.request_id for r in page.records} >= set(request_ids)
+    assert (no_task, "refused") in [(r.request_id, r.outcome) for r in page.records]
+    from server.ops_wiring import wiring_of
+
+    wiring_of(gw.gateway).settle()
+    alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id=anna_id)))
+    assert [a["rule"] for a in alerts["alerts"]] == ["query_without_task"]
     export = gw.audit.ExportQueriesCsv(audit_pb2.ListQueriesRequest(
         filter=audit_pb2.QueryFilter(user_ids=[anna_id])),
         metadata=bearer(gw.session("cora", consent=False)))
