@@ -19,8 +19,10 @@ then the audit log is closed (flushing pending records) and the database dispose
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,10 +206,32 @@ async def run_server(
         log.info("gateway stopped")
 
 
+def worker_threads() -> int:
+    """Size of the gateway process's worker-thread pool (``asyncio.to_thread``).
+
+    The blocking parts of a call (DB, certificate checks, resource fetches, PKCS#11
+    signing) run there. Under the GIL more threads than cores mostly add contention:
+    ``2 x cores`` (at least 2, at most 16) unless ``SIOGW_WORKER_THREADS`` says otherwise.
+    """
+    raw = os.environ.get("SIOGW_WORKER_THREADS", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"SIOGW_WORKER_THREADS is not an integer: {raw!r}") from exc
+        if value < 1:
+            raise ConfigError("SIOGW_WORKER_THREADS must be at least 1")
+        return value
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
 async def serve(config: GatewayConfig) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(worker_threads(), thread_name_prefix="siogw-worker")
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with run_server(config) as port:
