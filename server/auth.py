@@ -591,6 +591,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def BeginLogin(
         self, request: auth_pb2.BeginLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.BeginLoginResponse:
+        return await asyncio.to_thread(self._begin_login, request)
+
+    def _begin_login(self, request: auth_pb2.BeginLoginRequest) -> auth_pb2.BeginLoginResponse:
         if not request.user_id:
             raise MissingField("user_id is empty")
         cert = _parse_certificate(bytes(request.certificate_der))
@@ -640,6 +643,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ProveLogin(
         self, request: auth_pb2.ProveLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.ProveLoginResponse:
+        return await asyncio.to_thread(self._prove_login, request)
+
+    def _prove_login(self, request: auth_pb2.ProveLoginRequest) -> auth_pb2.ProveLoginResponse:
+        """ProveLogin (blocking: DB, certificate checks, the SMS sender; in a thread)."""
         login = self._login(request.login_id)
         if login.state != "begun":
             raise FailedPrecondition(f"login is {login.state}, not waiting for the challenge")
@@ -678,7 +685,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 code_expires_at=code_expires, expires_at=code_expires,
             ):
                 raise FailedPrecondition("login already proved")
-            await asyncio.to_thread(self.gw.sms.send, user.phone, sms_mod.message_text(code))
+            self.gw.sms.send(user.phone, sms_mod.message_text(code))
             return auth_pb2.ProveLoginResponse(
                 factor=factor, sms_destination=sms_mod.mask_phone(user.phone)
             )
@@ -694,6 +701,29 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CompleteLogin(
         self, request: auth_pb2.CompleteLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.CompleteLoginResponse:
+        user, login, token, expires = await asyncio.to_thread(self._complete_login, request)
+        version = self.gw.config.policy.consent_version
+        receipt = await self.gw.record(
+            AuditRecord(
+                actor=user.user_id, event="login", outcome="success",
+                cert_fingerprint=login.cert_fingerprint,
+                details={"factor": login.factor, "login_id": login.login_id,
+                         "session_expires_at": astana_iso(expires)},
+            )
+        )
+        consented = await asyncio.to_thread(self.gw.store.has_consent, user.user_id, version)
+        return auth_pb2.CompleteLoginResponse(
+            session_token=token,
+            expires_at=astana_iso(expires),
+            consent_required=not consented,
+            consent_version=version,
+            receipt=receipt.to_proto(),
+        )
+
+    def _complete_login(
+        self, request: auth_pb2.CompleteLoginRequest
+    ) -> tuple[UserRow, Any, str, _dt.datetime]:
+        """CompleteLogin up to the new session (blocking; runs in a thread)."""
         login = self._login(request.login_id)
         limits = self.gw.config.limits
         if login.state == "locked":
@@ -739,22 +769,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             token_hash=token_hash(token), user_id=user.user_id,
             cert_fingerprint=login.cert_fingerprint, factor=login.factor, expires_at=expires,
         )
-        version = self.gw.config.policy.consent_version
-        receipt = await self.gw.record(
-            AuditRecord(
-                actor=user.user_id, event="login", outcome="success",
-                cert_fingerprint=login.cert_fingerprint,
-                details={"factor": login.factor, "login_id": login.login_id,
-                         "session_expires_at": astana_iso(expires)},
-            )
-        )
-        return auth_pb2.CompleteLoginResponse(
-            session_token=token,
-            expires_at=astana_iso(expires),
-            consent_required=not self.gw.store.has_consent(user.user_id, version),
-            consent_version=version,
-            receipt=receipt.to_proto(),
-        )
+        return user, login, token, expires
 
     async def GetConsent(
         self, request: auth_pb2.GetConsentRequest, context: aio.ServicerContext
@@ -775,5 +790,5 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LogoutRequest, context: aio.ServicerContext
     ) -> auth_pb2.LogoutResponse:
         session = await self.gw.authenticate(context)
-        self.gw.store.end_session(session.token_hash)
+        await asyncio.to_thread(self.gw.store.end_session, session.token_hash)
         return auth_pb2.LogoutResponse()

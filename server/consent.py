@@ -10,6 +10,7 @@ and recorded in the audit log. Until it is, every Query is ``FAILED_PRECONDITION
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,28 @@ def _parse(payload: bytes) -> dict[str, Any]:
 async def sign_consent(
     gateway: Gateway, session: Session, request: auth_pb2.SignConsentRequest
 ) -> auth_pb2.SignConsentResponse:
+    signed_astana, raw = await asyncio.to_thread(_check_and_store, gateway, session, request)
+    policy = gateway.config.policy
+    receipt = await gateway.record(
+        AuditRecord(
+            actor=session.user_id,
+            event="consent",
+            outcome="success",
+            cert_fingerprint=session.cert_fingerprint,
+            details={"version": policy.consent_version, "signed_at": signed_astana},
+            payload=raw,
+        )
+    )
+    return auth_pb2.SignConsentResponse(signed_at=signed_astana, receipt=receipt.to_proto())
+
+
+def _check_and_store(
+    gateway: Gateway, session: Session, request: auth_pb2.SignConsentRequest
+) -> tuple[str, bytes]:
+    """Verify the signed consent and store it (blocking; runs in a worker thread).
+
+    Returns the Astana time of signing and the envelope as recorded.
+    """
     from server.auth import check_fresh, envelope_json
 
     if not request.HasField("consent"):
@@ -103,14 +126,4 @@ async def sign_consent(
         signed_at=signed_at,
         signed_at_astana=signed_astana,
     )
-    receipt = await gateway.record(
-        AuditRecord(
-            actor=session.user_id,
-            event="consent",
-            outcome="success",
-            cert_fingerprint=session.cert_fingerprint,
-            details={"version": policy.consent_version, "signed_at": signed_astana},
-            payload=raw,
-        )
-    )
-    return auth_pb2.SignConsentResponse(signed_at=signed_astana, receipt=receipt.to_proto())
+    return signed_astana, raw

@@ -85,7 +85,7 @@ class HealthUpdater:
     async def refresh(self) -> bool:
         """Set the statuses now; returns whether queries are being served."""
         try:
-            serving = self.store.current_window(now_utc()) is None
+            serving = await asyncio.to_thread(self.store.current_window, now_utc()) is None
         except Exception as exc:  # database down: not serving
             log.warning("health check cannot read maintenance windows: %s", exc)
             serving = False
@@ -118,4 +118,4 @@ class HealthUpdater:
 async def get_service_status(
     store: Store, request: query_pb2.GetServiceStatusRequest, context: aio.ServicerContext
 ) -> query_pb2.ServiceStatus:
-    return service_status(store)
+    return await asyncio.to_thread(service_status, store)
