@@ -201,6 +201,9 @@ async def run_server(
         await updater.stop()
         await server.stop(limits.shutdown_grace_seconds)
         if close_gateway:
+            wiring = getattr(gw, "ops_wiring", None)
+            if wiring is not None:
+                wiring.close()  # stop the rules worker before the log it reads closes
             await gw.audit.close()
             gw.store.close()
         log.info("gateway stopped")

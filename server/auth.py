@@ -416,6 +416,12 @@ class Gateway:
                 f"user {row.user_id!r} is blocked",
                 detail=user.status_reason if user is not None else "user removed",
             )
+        ops = getattr(self, "ops", None)
+        if ops is not None and ops.lifecycle.is_blocked(user.user_id):
+            # The operations domain is the source of truth for blocks (R4, R13); its
+            # mirror into the store is a hook that may have failed, so ask it directly.
+            self.store.end_session(row.token_hash)
+            raise UserBlocked(f"user {user.user_id!r} is blocked by the operator")
         cert_row = ctx.certificate
         if cert_row is None or cert_row.user_id != user.user_id:
             self.store.end_session(row.token_hash)

@@ -152,7 +152,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if not query.justification.strip():
             raise MissingField("justification is empty (§3)")
         catalogue.check_basis(session.user.role, query.basis)
-        resource, _params = validate_query(query)  # resource exists, IIN/BIN valid
+        resource, params = validate_query(query)  # resource exists, IIN/BIN valid
+        # The validated subject (IIN/BIN/plate/phone) goes into the audit record: the
+        # violation rules watch for bursts of queries about one person (R13, R15).
+        info.details["subject"] = next(iter(params.values()))
         gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
         return session, payload, query, resource
 
@@ -186,6 +189,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     "resource": resource.number,
                     "basis": query.basis,
                     "task": query.task_ref,
+                    "subject": info.details.get("subject"),
                     "truncated": answer.truncated,
                     "result_sha256": hashlib.sha256(result_bytes).hexdigest(),
                     "result_summary": result_summary(answer.data),

@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from server.gen.siogw.v1 import admin_pb2, audit_pb2, common_pb2, query_pb2
 from server.ops import (
@@ -359,6 +360,61 @@ def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
     assert acked["acknowledged_by"] == "cora"
     assert any(r.event == "ops.alert.raised" and r.details["user_id"] == "dina"
                for r in gw.audit_records())
+
+
+def test_burst_of_queries_about_one_person_raises_an_alert(gw: Harness) -> None:
+    """Query records carry the validated subject, so the burst rule (R13, R15) can fire."""
+    from server.ops_wiring import wiring_of
+    from server.resources.dataset import DEMO_FOREIGNER_IIN
+
+    def bursts() -> list[dict[str, Any]]:
+        alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="dina")))
+        return [a for a in alerts["alerts"] if a["rule"] == "subject_burst"]
+
+    before = len(bursts())
+    for _ in range(10):  # the rule's default threshold: 10 queries in an hour
+        gw.send_query("dina", parameters={"iin": DEMO_FOREIGNER_IIN})
+    wiring_of(gw.gateway).settle()
+    records = [r for r in gw.audit_records() if r.event == "query" and r.actor == "dina"]
+    assert records[-1].details["subject"] == DEMO_FOREIGNER_IIN
+    assert len(bursts()) == before + 1
+
+
+def test_an_ops_block_ends_the_session_even_if_the_store_mirror_missed_it(
+    gw: Harness,
+) -> None:
+    """``ops.lifecycle.is_blocked`` is asked on every call, not only the store's copy."""
+    from server.ops.schema import users as ops_users
+
+    token = gw.session("dina")
+    gw.send_query("dina")
+    ops = gw.gateway.ops
+    with ops.lifecycle.ctx.tx() as conn:  # a block whose store hook never ran
+        prior = conn.execute(
+            sa.select(ops_users.c.status).where(ops_users.c.user_id == "dina")).scalar()
+        if prior is None:
+            now = now_utc()
+            conn.execute(ops_users.insert().values(
+                user_id="dina", iin=make_iin(_dt.date(1990, 1, 1), "F", 7),
+                full_name="Dina", role="agency_user", unit="u", post="p", phone="",
+                basis="financial_monitoring", status="blocked", status_reason="test",
+                created_at=now, updated_at=now))
+        else:
+            conn.execute(ops_users.update().where(ops_users.c.user_id == "dina")
+                         .values(status="blocked"))
+    try:
+        req, _ = gw.query_request(gw.users["dina"])
+        code, _reason, message = rpc_error(
+            lambda: gw.query.Query(req, metadata=bearer(token)))
+        assert code == DENIED and "blocked" in message
+    finally:
+        with ops.lifecycle.ctx.tx() as conn:
+            if prior is None:
+                conn.execute(ops_users.delete().where(ops_users.c.user_id == "dina"))
+            else:
+                conn.execute(ops_users.update().where(ops_users.c.user_id == "dina")
+                             .values(status=prior))
+        gw.sessions.pop("dina", None)
 
 
 def test_key_rotation_and_revocation_by_the_security_officer(
