@@ -590,6 +590,9 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         from clients import _common as c
 
         prepared = client.prepare_query(1, demo_parameters(1), BASIS, "CASE-2026-0042", "tamper")
+        signed_query = world.home / "analyst-query.dsse.json"
+        signed_query.write_bytes(prepared.envelope.to_json())  # genuine, for the offline check
+        os.chmod(signed_query, 0o600)
         q = prepared.query.__class__.FromString(prepared.envelope.payload)
         q.parameters["iin"] = demo_parameters(2).get("bin", "000000000000")
         from signing import dsse
@@ -674,6 +677,30 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             t.say(f"a new login is refused too: {exc.code.name}: {exc.server_message}")
         else:
             raise RuntimeError("a login with a revoked certificate succeeded")
+
+    with t.step("Offline: the analyst's signed query verifies until the CA's CRL revokes it"):
+        need("signing.cli")
+        signed_query = world.home / "analyst-query.dsse.json"
+        crl = world.ca_dir / "crl.pem"
+        query_type = "application/vnd.siogw.query+protobuf"
+
+        def verify_query() -> subprocess.CompletedProcess[str]:
+            return siogw_cmd(world, "verify", str(signed_query), "--trust", str(world.ca_file),
+                             "--crl", str(crl), "--payload-type", query_type, check=False)
+
+        before = verify_query()
+        if before.returncode != 0:
+            raise RuntimeError(f"the genuine query envelope did not verify: {before.stderr}")
+        t.say(f"before: siogw verify {signed_query.name} --crl ca/crl.pem: OK, signed by "
+              + before.stdout.strip().splitlines()[0])
+        siogw_cmd(world, "ca", "revoke", "--dir", str(world.ca_dir), "--reason", "keyCompromise",
+                  serial)
+        siogw_cmd(world, "ca", "crl", "--dir", str(world.ca_dir))
+        after = verify_query()
+        if after.returncode == 0 or "revoked" not in after.stderr:
+            raise RuntimeError(f"a revoked signer still verifies: {after.stdout}{after.stderr}")
+        t.say("CA revoked the certificate and published a new CRL (`siogw ca revoke`, `ca crl`)")
+        t.say(f"after: exit {after.returncode}: {after.stderr.strip().splitlines()[-1]}")
 
 
 def _show(t: Transcript, out: Any) -> None:

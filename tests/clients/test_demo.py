@@ -40,6 +40,8 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         "verified",
         "checkpoint: tree size",
         "audit verify",
+        "before: siogw verify analyst-query.dsse.json",
+        "after: exit 4: siogw: error: revoked",
     ):
         assert line in out, f"missing {line!r} in transcript:\n{out}"
     assert (home / "audit").is_dir()
