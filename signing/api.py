@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 
-class Algorithm(str, enum.Enum):
+class Algorithm(str, enum.Enum):  # noqa: UP042 - str() stays "Algorithm.X"; .value is the wire name
     """Signature algorithms sio-gateway signs and verifies. Values are wire names."""
 
     ECDSA_P256_SHA256 = "ecdsa-p256-sha256"
