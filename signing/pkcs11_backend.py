@@ -65,6 +65,7 @@ from signing.errors import (
 from signing.pins import EnvPin, FilePin, PinSpec, as_pin_source, resolve_pin
 from signing.uri import Pkcs11URI, parse_pkcs11_uri
 from signing.verify import PSS_SALT_LENGTH, check_key_algorithm, coerce_algorithm
+from siogw.errors import ConfigError
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,7 +140,11 @@ def wrap_error(exc: BaseException, *, op: str, token: str | None, key: str | Non
 
 # --- a shared/exclusive lock -----------------------------------------------------------
 class _SharedExclusiveLock:
-    """Many holders in shared mode, or one in exclusive mode (writers are preferred)."""
+    """Many holders in shared mode, or one in exclusive mode (writers are preferred).
+
+    :meth:`acquire_shared`/:meth:`release_shared` are the hot path of every PKCS#11 call:
+    one short critical section each, and a wake-up only when a writer is waiting.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -147,19 +152,25 @@ class _SharedExclusiveLock:
         self._writer = False
         self._writers_waiting = 0
 
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
+    def acquire_shared(self) -> None:
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0 and self._writers_waiting:
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        self.acquire_shared()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            self.release_shared()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -295,27 +306,123 @@ def close_all_sessions() -> None:
         shared.close()
 
 
-# --- the shared session of one token ------------------------------------------------------
+# --- the session pool of one token --------------------------------------------------------
 def _pin_digest(pin: str, salt: bytes) -> bytes:
     return hmac.new(salt, pin.encode("utf-8"), hashlib.sha256).digest()
 
 
-class _TokenSession:
-    """The one logged-in read/write session of one token in this process."""
+#: Environment variable bounding the sessions per token (default: the CPU count).
+POOL_SIZE_ENV = "SIOGW_PKCS11_SESSIONS"
 
-    def __init__(self, module: _Module, label: str) -> None:
+
+def default_pool_size() -> int:
+    """Sessions per token: ``$SIOGW_PKCS11_SESSIONS`` or the CPU count (at least 1)."""
+    raw = os.environ.get(POOL_SIZE_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{POOL_SIZE_ENV}={raw!r} is not a whole number") from None
+        if value < 1:
+            raise ConfigError(f"{POOL_SIZE_ENV} must be at least 1, not {value}")
+        return value
+    return max(1, os.cpu_count() or 1)
+
+
+class _Pooled:
+    """One session of a token's pool and the key handles found through it."""
+
+    __slots__ = ("closed", "epoch", "generation", "handles", "login", "session")
+
+    def __init__(self, session: Any, epoch: int, generation: int, *, login: bool) -> None:
+        self.session = session
+        self.epoch = epoch  # the pool epoch it belongs to (see _TokenSession)
+        self.generation = generation  # module generation its handle is valid in
+        self.login = login  # the session that carries the token's login
+        self.closed = False
+        self.handles: dict[Any, Any] = {}
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of one token's session pool."""
+
+    bound: int
+    open: int
+    idle: int
+    in_use: int
+    peak_in_use: int
+    epoch: int
+
+
+class _TokenSession:
+    """The sessions of one token in this process: one login, a bounded pool of sessions.
+
+    The first session opened in an *epoch* logs in (the "login session"); the others are
+    opened without a PIN and share that login (login state is per token per
+    application). A caller borrows one session for one operation, so threads sign on
+    separate sessions in parallel, up to ``bound`` sessions; further callers wait. Key
+    handles are cached per pooled session. A healable failure ends the epoch: every
+    session of the pool is dropped together (they die together on re-initialisation or
+    device removal), the next caller logs in again.
+
+    Lock order: the module's lock (shared to run an operation, exclusive to close
+    sessions), then ``self._cond``.
+    """
+
+    def __init__(self, module: _Module, label: str, bound: int | None = None) -> None:
         self.module = module
         self.label = label
-        self._lock = threading.RLock()
-        self._session: Any = None
-        self._generation = -1
+        self._cond = threading.Condition(threading.Lock())
+        self._bound = bound if bound is not None else default_pool_size()
+        self._token: Any = None
+        self._login: _Pooled | None = None
+        self._epoch = 0
+        self._idle: list[_Pooled] = []
+        self._live: list[_Pooled] = []  # every open session of the current epoch
+        self._opening = 0  # sessions being opened outside the lock (count to the bound)
+        self._waiting = 0  # borrowers waiting at the bound
+        self._in_use = 0
+        self._peak = 0
         self._salt = secrets.token_bytes(16)
         self._pin_digest: bytes | None = None
-        self._cache: dict[Any, Any] = {}
 
-    # -- state ------------------------------------------------------------------------
-    def _open(self, pin_spec: PinSpec | None) -> Any:
-        """Open and log in (caller holds ``self._lock`` and the module's shared lock)."""
+    # -- configuration and introspection ----------------------------------------------
+    @property
+    def bound(self) -> int:
+        """The most sessions this token's pool opens at once."""
+        return self._bound
+
+    def set_bound(self, bound: int) -> None:
+        """Change the bound; idle sessions above it close now, borrowed ones on return."""
+        if bound < 1:
+            raise ConfigError(f"a token session pool needs at least 1 session, not {bound}")
+        with self.module.rw.exclusive(), self._cond:
+            self._bound = bound
+            for entry in [e for e in self._idle if not e.login]:
+                if len(self._live) <= bound:
+                    break
+                self._idle.remove(entry)
+                self._live.remove(entry)
+                self._close_entry(entry, self.module.generation)
+            self._cond.notify_all()
+
+    def stats(self) -> PoolStats:
+        with self._cond:
+            return PoolStats(
+                bound=self._bound, open=len(self._live), idle=len(self._idle),
+                in_use=self._in_use, peak_in_use=self._peak, epoch=self._epoch,
+            )
+
+    @property
+    def _session(self) -> Any:
+        """The session holding the login (``None`` when the pool is empty)."""
+        login = self._login
+        return login.session if login is not None and not login.closed else None
+
+    # -- state (callers hold the module's shared lock) ---------------------------------
+    def _open_login(self, pin_spec: PinSpec | None) -> _Pooled:
+        """Open and log in; start a new epoch (caller holds ``self._cond``)."""
         lib = self.module.lib()
         try:
             token = lib.get_token(token_label=self.label)
@@ -338,36 +445,122 @@ class _TokenSession:
                     f"token {self.label!r}: PIN does not match the logged-in PIN"
                 ) from None
         self._pin_digest = _pin_digest(pin, self._salt)
-        self._session = session
-        self._generation = self.module.generation
-        self._cache.clear()
-        return session
+        self._token = token
+        self._epoch += 1
+        login = _Pooled(session, self._epoch, self.module.generation, login=True)
+        self._login = login
+        self._live.append(login)
+        return login
 
-    def _current(self, pin_spec: PinSpec | None) -> Any:
-        with self._lock:
-            if self._session is not None and self._generation != self.module.generation:
-                self._forget()  # the module was re-initialised: the handle is stale
-            if self._session is None:
-                return self._open(pin_spec)
-            return self._session
+    def _end_epoch(self) -> None:
+        """Drop every session of the current epoch (caller holds both locks).
 
-    def _forget(self) -> None:
-        self._session = None
-        self._cache.clear()
+        Idle sessions and the login session are closed now (closing the login session
+        logs the token out); borrowed ones are closed when they come back. Handles from
+        before a module re-initialisation are only forgotten. Callers that close hold
+        the module's lock exclusively: SoftHSM crashes when C_Logout/C_CloseSession run
+        while another thread is inside C_Sign on the same token.
+        """
+        current = self.module.generation
+        for entry in [*self._idle, *([self._login] if self._login else [])]:
+            self._close_entry(entry, current)
+        self._epoch += 1
+        self._idle.clear()
+        self._live = []
+        self._login = None
+        self._token = None
+        self._cond.notify_all()
 
-    def _drop(self, session: Any) -> None:
-        with self._lock:
-            if self._session is session and session is not None:
-                with contextlib.suppress(p11x.PKCS11Error):
-                    session.close()
-                self._forget()
+    @staticmethod
+    def _close_entry(entry: _Pooled, generation: int) -> None:
+        # A handle from before a module re-initialisation may now name someone else's
+        # session: never close it.
+        if not entry.closed and entry.generation == generation:
+            with contextlib.suppress(p11x.PKCS11Error):
+                entry.session.close()
+        entry.closed = True
+        entry.handles.clear()
+
+    def _borrow(self, pin_spec: PinSpec | None) -> _Pooled:
+        """Take a session of the current epoch for one operation (waits at the bound).
+
+        The caller holds the module's shared lock, so the module generation is stable.
+        """
+        with self._cond:
+            if self._login is not None and self._login.generation != self.module.generation:
+                self._end_epoch()  # the module was re-initialised: every handle is stale
+            while True:
+                if self._in_use < self._bound:
+                    if self._login is None:
+                        return self._lend(self._open_login(pin_spec))
+                    if self._idle:
+                        return self._lend(self._idle.pop())
+                    if len(self._live) + self._opening < self._bound:
+                        break
+                self._waiting += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._waiting -= 1
+            token, epoch, generation = self._token, self._epoch, self.module.generation
+            self._opening += 1
+            self._count_borrow()
+        try:
+            # Opened outside the pool lock; no PIN: it shares the login.
+            session = token.open(rw=True)
+        except BaseException:
+            with self._cond:
+                self._opening -= 1
+                self._in_use -= 1
+                self._cond.notify_all()
+            raise
+        entry = _Pooled(session, epoch, generation, login=False)
+        with self._cond:
+            self._opening -= 1
+            if epoch == self._epoch:
+                self._live.append(entry)
+            # else: the epoch ended meanwhile; _give_back closes it after this one use
+        return entry
+
+    def _count_borrow(self) -> None:
+        self._in_use += 1
+        if self._in_use > self._peak:
+            self._peak = self._in_use
+
+    def _lend(self, entry: _Pooled) -> _Pooled:
+        self._count_borrow()
+        return entry
+
+    def _give_back(self, entry: _Pooled) -> None:
+        with self._cond:
+            self._in_use -= 1
+            if entry.epoch == self._epoch and not entry.closed:
+                if entry.login or len(self._live) <= self._bound:
+                    self._idle.append(entry)
+                    if self._waiting:
+                        self._cond.notify()
+                    return
+                self._live.remove(entry)  # above a lowered bound
+            self._close_entry(entry, self.module.generation)
+            self._cond.notify()
+
+    def _invalidate(self, epoch: int | None) -> None:
+        """End ``epoch`` after a healable failure (no-op if someone already did)."""
+        with self.module.rw.exclusive(), self._cond:
+            if epoch is not None and epoch == self._epoch and self._login is not None:
+                self._end_epoch()
 
     def close(self) -> None:
-        with self._lock, self.module.rw.shared():
-            if self._session is not None and self._generation == self.module.generation:
-                with contextlib.suppress(p11x.PKCS11Error):
-                    self._session.close()
-            self._forget()
+        """Log out and close the pool's sessions (the next call logs in again)."""
+        with self.module.rw.exclusive(), self._cond:
+            if self._login is not None:
+                self._end_epoch()
+
+    def clear_handles(self) -> None:
+        """Forget every cached key handle (after objects were destroyed)."""
+        with self._cond:
+            for entry in self._live:
+                entry.handles.clear()
 
     def check_pin(self, pin_spec: PinSpec) -> None:
         """Refuse a PIN that differs from the one the open session was unlocked with.
@@ -375,28 +568,15 @@ class _TokenSession:
         Without an open session the next C_Login checks the PIN itself.
         """
         pin = resolve_pin(pin_spec, f"token {self.label!r}")
-        with self._lock:
-            if self._session is None or self._pin_digest is None:
+        with self._cond:
+            if self._login is None or self._pin_digest is None:
                 return
-            if not hmac.compare_digest(
-                self._pin_digest, _pin_digest(pin, self._salt)
-            ):
+            if not hmac.compare_digest(self._pin_digest, _pin_digest(pin, self._salt)):
                 raise PinError(f"token {self.label!r}: PIN does not match the logged-in PIN")
 
     def pin_changed(self, new_pin: str) -> None:
-        with self._lock:
+        with self._cond:
             self._pin_digest = _pin_digest(new_pin, self._salt)
-
-    def cached(self, session: Any, key: Any, load: Callable[[], T]) -> T:
-        """A per-session cache (key handles); emptied whenever the session is."""
-        with self._lock:
-            if self._session is session and key in self._cache:
-                return self._cache[key]  # type: ignore[no-any-return]
-        value = load()
-        with self._lock:
-            if self._session is session:
-                self._cache[key] = value
-        return value
 
     # -- running operations -----------------------------------------------------------
     def run(
@@ -407,15 +587,39 @@ class _TokenSession:
         what: str,
         key: str | None = None,
     ) -> T:
-        """Run ``op(session)``, healing once on a session/module failure."""
-        _check_pid()
+        """Run ``op(session)`` on a borrowed logged-in session, healing once."""
+        return self.run_pooled(lambda entry: op(entry.session), pin_spec=pin_spec, what=what,
+                               key=key)
+
+    def run_pooled(
+        self,
+        op: Callable[[_Pooled], T],
+        *,
+        pin_spec: PinSpec | None,
+        what: str,
+        key: str | None = None,
+    ) -> T:
+        """Run ``op(entry)`` (session + handle cache), healing once on a session/module
+        failure: the whole pool is dropped, the module re-initialised if the failure
+        says so, and ``op`` runs again on a fresh login."""
+        if os.getpid() != _owner_pid:
+            _check_pid()
+        module = self.module
+        rw = module.rw
         for attempt in (1, 2):
-            session: Any = None
-            generation = self.module.generation
+            generation = module.generation
+            epoch: int | None = None
             try:
-                with self.module.rw.shared():
-                    session = self._current(pin_spec)
-                    return op(session)
+                rw.acquire_shared()
+                try:
+                    entry = self._borrow(pin_spec)
+                    epoch = entry.epoch
+                    try:
+                        return op(entry)
+                    finally:
+                        self._give_back(entry)
+                finally:
+                    rw.release_shared()
             except p11x.PKCS11Error as exc:
                 kind = _heal_kind(exc)
                 if kind is None or attempt == 2:
@@ -425,14 +629,14 @@ class _TokenSession:
                     what, self.label, type(exc).__name__,
                     " and re-initialising the module" if kind == "module" else "",
                 )
-                self._drop(session)
+                self._invalidate(epoch)
                 if kind == "module":
-                    self.module.reinitialize(generation)
+                    module.reinitialize(generation)
         raise AssertionError("unreachable")
 
 
 def shared_session(label: str, module_path: str | None = None) -> _TokenSession:
-    """The process-wide :class:`_TokenSession` of token ``label``."""
+    """The process-wide session pool of token ``label`` (``run(op, ...)`` borrows one)."""
     module = get_module(module_path)
     with _registry_lock:
         key = (module.path, label)
@@ -493,6 +697,9 @@ def _one(objs: list[Any], what: str) -> Any:
 
 
 # --- the signer -------------------------------------------------------------------------
+_PSS_PARAM = (Mechanism.SHA256, pkcs11.MGF.SHA256, PSS_SALT_LENGTH)
+
+
 class Pkcs11Signer(Signer):
     """Signs with a private key on a PKCS#11 token.
 
@@ -532,9 +739,10 @@ class Pkcs11Signer(Signer):
         self._label = parsed.object
         self._id = parsed.id
         self._key_name = parsed.object if parsed.object is not None else parsed.id.hex()  # type: ignore[union-attr]
+        self._handle_key = ("private", self._label, self._id)
         shared = self._shared()
         shared.check_pin(self._pin_spec)
-        public_key, key_id = shared.run(
+        public_key, key_id = shared.run_pooled(
             self._load_public, pin_spec=self._pin_spec, what="read public key", key=self._key_name
         )
         self._public: PublicKey = public_key
@@ -559,23 +767,26 @@ class Pkcs11Signer(Signer):
     def _shared(self) -> _TokenSession:
         # Remembered per process: after fork() the registry is new.
         cached = self._shared_cache
-        pid = os.getpid()
-        if cached is not None and cached[0] == pid and cached[0] == _owner_pid:
+        if cached is not None and cached[0] == _owner_pid == os.getpid():
             return cached[1]
         assert self._uri.token is not None
         shared = shared_session(self._uri.token, self._module_path)
-        self._shared_cache = (pid, shared)
+        self._shared_cache = (os.getpid(), shared)
         return shared
 
-    def _private(self, session: Any) -> Any:
-        def load() -> Any:
-            objs = _find(session, _key_attrs(ObjectClass.PRIVATE_KEY, self._label, self._id))
-            return _one(objs, f"private key {self._key_name!r}")
+    def _private(self, entry: _Pooled) -> Any:
+        """The private key object, through ``entry``'s handle cache."""
+        handles = entry.handles
+        key = handles.get(self._handle_key)
+        if key is None:
+            objs = _find(entry.session,
+                         _key_attrs(ObjectClass.PRIVATE_KEY, self._label, self._id))
+            key = handles[self._handle_key] = _one(objs, f"private key {self._key_name!r}")
+        return key
 
-        return self._shared().cached(session, ("private", self._label, self._id), load)
-
-    def _load_public(self, session: Any) -> tuple[PublicKey, bytes]:
-        private = self._private(session)
+    def _load_public(self, entry: _Pooled) -> tuple[PublicKey, bytes]:
+        session = entry.session
+        private = self._private(entry)
         key_id: bytes = private[Attribute.ID] or b""
         candidates: list[Any] = []
         if key_id:
@@ -642,29 +853,38 @@ class Pkcs11Signer(Signer):
         return x509.load_der_x509_certificate(bytes(objs[0][Attribute.VALUE]))
 
     def sign(self, payload: bytes) -> bytes:
-        """Sign ``payload``; ECDSA comes out DER-encoded. Thread-safe."""
-        data = bytes(payload)
-        alg = self._algorithm
+        """Sign ``payload``; ECDSA comes out DER-encoded. Thread-safe.
 
-        def op(session: Any) -> bytes:
-            key = self._private(session)
-            if alg is Algorithm.ECDSA_P256_SHA256:
-                # SoftHSM has no hashed ECDSA mechanism: hash here, sign the digest.
-                raw = key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA)
+        Borrows one session of the token's pool for the one C_SignInit/C_Sign pair.
+        """
+        alg = self._algorithm
+        if alg is Algorithm.ECDSA_P256_SHA256:
+            # SoftHSM has no hashed ECDSA mechanism: hash here, sign the digest.
+            digest = hashlib.sha256(payload).digest()
+
+            def op(entry: _Pooled) -> bytes:
+                raw = self._private(entry).sign(digest, mechanism=Mechanism.ECDSA)
                 half = len(raw) // 2
                 return encode_dss_signature(
                     int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
                 )
+        else:
+            data = bytes(payload)
             if alg is Algorithm.RSA_PSS_SHA256:
-                return bytes(key.sign(
-                    data, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
-                    mechanism_param=(Mechanism.SHA256, pkcs11.MGF.SHA256, PSS_SALT_LENGTH),
-                ))
-            if alg is Algorithm.RSA_PKCS1_SHA256:
-                return bytes(key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
-            return bytes(key.sign(data, mechanism=Mechanism.EDDSA))
+                kwargs: dict[str, Any] = {
+                    "mechanism": Mechanism.SHA256_RSA_PKCS_PSS, "mechanism_param": _PSS_PARAM,
+                }
+            elif alg is Algorithm.RSA_PKCS1_SHA256:
+                kwargs = {"mechanism": Mechanism.SHA256_RSA_PKCS}
+            else:
+                kwargs = {"mechanism": Mechanism.EDDSA}
 
-        return self._shared().run(op, pin_spec=self._pin_spec, what="sign", key=self._key_name)
+            def op(entry: _Pooled) -> bytes:
+                return bytes(self._private(entry).sign(data, **kwargs))
+
+        return self._shared().run_pooled(
+            op, pin_spec=self._pin_spec, what="sign", key=self._key_name
+        )
 
     async def sign_async(self, payload: bytes) -> bytes:
         """:meth:`sign` in a worker thread, for asyncio callers."""
@@ -826,7 +1046,7 @@ class Pkcs11Token:
             return count
 
         result = self._run(op, "delete key", key=name)
-        shared_session(self.label, self._module_path)._cache.clear()
+        shared_session(self.label, self._module_path).clear_handles()
         return result
 
     def import_certificate(
@@ -871,10 +1091,13 @@ def _der_integer(value: int) -> bytes:
 
 __all__ = [
     "KEY_TYPES",
+    "POOL_SIZE_ENV",
     "KeyInfo",
     "Pkcs11Signer",
     "Pkcs11Token",
+    "PoolStats",
     "close_all_sessions",
+    "default_pool_size",
     "get_module",
     "public_key_from_object",
     "reinitialize_module",
