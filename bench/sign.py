@@ -4,7 +4,10 @@ Creates its own temporary token store (SOFTHSM2_CONF is set before PKCS#11 loads
 EC P-256 and one RSA-2048 key on a token and the same key types in software, then prints
 signs/s per backend and thread count, verifies/s, and ratios. No assertions on timing.
 
-    .venv/bin/python bench/sign.py [--seconds 2] [--threads 8]
+    .venv/bin/python bench/sign.py [--seconds 2] [--threads 8] [--sessions N]
+
+``--sessions`` bounds the PKCS#11 session pool per token (``SIOGW_PKCS11_SESSIONS``;
+default: the CPU count); ``--sessions 1`` reproduces the one-shared-session design.
 """
 
 from __future__ import annotations
@@ -77,14 +80,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="PKCS#11 sessions per token (default: SIOGW_PKCS11_SESSIONS "
+                             "or the CPU count)")
     args = parser.parse_args()
+    if args.sessions is not None:
+        os.environ["SIOGW_PKCS11_SESSIONS"] = str(args.sessions)
 
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
         store = TokenStore(home)
         store.activate()
         from signing import Algorithm, SoftwareSigner, generate_software_key, verify_signature
-        from signing.pkcs11_backend import Pkcs11Signer, Pkcs11Token, close_all_sessions
+        from signing.pkcs11_backend import (
+            Pkcs11Signer,
+            Pkcs11Token,
+            close_all_sessions,
+            shared_session,
+        )
 
         label = f"bench-{secrets.token_hex(3)}"
         pin = secrets.token_urlsafe(12)
@@ -95,12 +108,15 @@ def main() -> int:
             ("EC P-256", "ec", Algorithm.ECDSA_P256_SHA256),
             ("RSA-2048 PSS", "rsa", Algorithm.RSA_PSS_SHA256),
         ]
+        pool = shared_session(label)
+        print(f"PKCS#11 sessions per token: at most {pool.bound}; CPUs: {os.cpu_count()}")
         print(f"{'key':<14}{'operation':<20}{'ops/s':>10}  ratio")
         for title, key_type, alg in cases:
             key_id = token.generate_keypair(key_type, f"{key_type}-bench")
             hsm = Pkcs11Signer(token.uri(key_id=key_id), algorithm=alg)
             soft = SoftwareSigner(generate_software_key(alg), alg)
             report(title, hsm, soft, verify_signature, args.seconds, args.threads)
+        print(f"PKCS#11 sessions in use at once (peak): {pool.stats().peak_in_use}")
         close_all_sessions()
     finally:
         shutil.rmtree(home, ignore_errors=True)
