@@ -6,19 +6,23 @@ Model (see docs/adr/0001-pkcs11-through-p11-kit.md):
   process that first uses it; the owning pid is recorded, and a forked child
   re-initialises (C_Finalize/C_Initialize) before its first call. No PKCS#11 state
   crosses ``fork()``.
-* **One logged-in session per token**, shared by every :class:`Pkcs11Signer` and every
-  thread of the process (PKCS#11 login is per token per application: a second
-  ``C_Login`` fails and closing a logged-in session logs every session out).
-  python-pkcs11 serialises operations on a session with its own lock. Key handles are
-  cached per session.
+* **One login per token, a bounded pool of sessions.** PKCS#11 login is per token per
+  application (a second ``C_Login`` fails; closing the logged-in session logs every
+  session out), so the first session of a token logs in and the others, opened
+  without a PIN, share that login. Each operation borrows one session of the pool
+  (at most ``SIOGW_PKCS11_SESSIONS``, default the CPU count; :meth:`_TokenSession.set_bound`)
+  and gives it back, so threads sign on separate sessions in parallel. Key handles are
+  cached per pooled session. ``shared_session(label).run(op, ...)`` still runs
+  ``op(session)`` on a logged-in session.
 * **Self-healing.** A call that fails because the session handle is invalid or closed,
   the user is no longer logged in, the device was removed, the token is not present or
-  the library is not initialised drops the session and cached handles, re-initialises
-  the module when the failure says so, reopens and logs in again, and retries once.
-  A token that is not found triggers one module re-initialisation too (a token created
-  by another process is invisible until then). Module re-initialisation takes an
-  exclusive lock that every operation holds shared, so no thread is inside the module
-  while it is finalised.
+  the library is not initialised drops the whole pool (its sessions die together) and
+  its cached handles, re-initialises the module when the failure says so, logs in
+  again and retries once. A token that is not found triggers one module
+  re-initialisation too (a token created by another process is invisible until then).
+  Module re-initialisation and closing a pool take an exclusive lock that every
+  operation holds shared, so no thread is inside the module while it is finalised or
+  while a session is logged out/closed (SoftHSM crashes on C_Logout during C_Sign).
 * **Errors.** Every ``pkcs11.PKCS11Error`` comes out as a :mod:`signing.errors` class
   (TokenNotFound, KeyNotFound, PinError, UnsupportedAlgorithm, TokenError) naming the
   token and key. PIN failures are never retried (a retry could lock the token).
