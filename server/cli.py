@@ -1,5 +1,9 @@
 """``siogw serve`` and ``siogw admin ...`` (bootstrap administration on the database).
 
+Every offline admin action is recorded in the audit log under the actor ``siogw-admin``;
+the log is opened before anything changes, so while a running gateway holds it the
+command refuses (use the signed AdminService then).
+
 ``siogw admin`` acts directly on the control-plane database named by the configuration
 (``$SIOGW_HOME/siogw.toml``); it is for bootstrapping the first operator and for
 emergencies. Day-to-day administration goes through the signed AdminService. Module
@@ -16,6 +20,8 @@ signer; with a gateway running, use AuditService.ExportQueriesCsv instead).
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +133,50 @@ def _admin(args: argparse.Namespace) -> int:
         )
     config = _config(args)
     config.home.mkdir(parents=True, exist_ok=True)
-    store = Store(config.effective_database_url).open()
-    try:
-        print(execute(None, store, command))
-    finally:
-        store.close()
+    # Admin actions are kept in the audit log like the AdminService's (R11): the log is
+    # opened first, so with it unavailable (a running gateway holds it) nothing changes.
+    with _offline_audit_log(config, "use the signed AdminService") as log:
+        store = Store(config.effective_database_url).open()
+        try:
+            which = command.WhichOneof("command") or ""
+            try:
+                message = execute(None, store, command)
+            except Exception as exc:
+                _record_offline(log, which, "failure", str(exc))
+                raise
+            _record_offline(log, which, "success", message)
+            print(message)
+        finally:
+            store.close()
     return 0
+
+
+@contextlib.contextmanager
+def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
+    """The gateway's audit log, opened by this process (fails while a gateway holds it)."""
+    from audit import AuditLog
+    from server.app import AUDIT_ORIGIN, load_gateway_signer
+    from siogw.errors import AuditError
+
+    signer = load_gateway_signer(config)
+    try:
+        log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+    except AuditError as exc:
+        raise AuditError(f"{exc.message}; while the gateway runs, {alternative}",
+                         detail=exc.detail) from exc
+    try:
+        yield log
+    finally:
+        log.close()
+
+
+def _record_offline(log: Any, command: str, outcome: str, message: str) -> None:
+    from audit import AuditRecord
+
+    log.append_sync(AuditRecord(
+        actor=OFFLINE_ACTOR, event="admin", outcome=outcome,
+        details={"command": command, "message": message, "channel": "siogw admin (offline)"},
+    ))
 
 
 # --- operations views (issue 5) ----------------------------------------------------------
@@ -206,8 +250,6 @@ def _ops_view(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import sys
 
-    from audit import AuditLog
-    from server.app import AUDIT_ORIGIN, load_gateway_signer
     from server.ops import Actor, QueryFilter, audit_log_recorder
     from server.ops_wiring import INDEX_PREFIX, OpsWiring
     from server.store import Store
@@ -219,16 +261,7 @@ def _report(args: argparse.Namespace) -> int:
         user = store.get_user(args.as_user)
         if user is None:
             raise ConfigError(f"no user {args.as_user!r} in the gateway database")
-        signer = load_gateway_signer(config)
-        from siogw.errors import AuditError
-
-        try:
-            log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
-        except AuditError as exc:
-            raise AuditError(
-                f"{exc.message}; while the gateway runs, export through "
-                "AuditService.ExportQueriesCsv", detail=exc.detail) from exc
-        try:
+        with _offline_audit_log(config, "export through AuditService.ExportQueriesCsv") as log:
             from audit.index import AuditIndex
 
             index = AuditIndex(store.engine.url.render_as_string(hide_password=False),
@@ -256,8 +289,6 @@ def _report(args: argparse.Namespace) -> int:
                     print(f"{rows} query record(s) written to {args.csv}")
             finally:
                 wiring.close()
-        finally:
-            log.close()
     finally:
         store.close()
     return 0

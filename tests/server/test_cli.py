@@ -29,7 +29,18 @@ def _siogw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _gateway_key_config(home: Path) -> SoftwareSigner:
+    """A siogw.toml whose gateway key is a software key file (the audit log's signer)."""
+    key = generate_software_key("ecdsa-p256-sha256")
+    (home / "gw.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (home / "siogw.toml").write_text(f'[signer]\nuri = "file:{home / "gw.key"}"\n')
+    return SoftwareSigner(key)
+
+
 def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _gateway_key_config(tmp_path)
     ca = CertificateAuthority.init(tmp_path / "ca", "CN=CLI Root")
     user = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
     cert = ca.issue(build_csr(user, "CN=olga"), "user")
@@ -61,6 +72,38 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert not store.require_user("olga").active
         assert store.revocation(serial) is not None
         assert [w.id for w in store.windows()] == ["mw1"]
+    finally:
+        store.close()
+
+    # every action, including the refused one, is in the audit log (R11)
+    from audit.verify import iter_archive_records
+
+    admin = [rec for _, rec in iter_archive_records(tmp_path / "audit") if rec.event == "admin"]
+    assert [(r.details["command"], r.outcome) for r in admin] == [
+        ("enroll_user", "success"), ("enroll_user", "failure"), ("enroll_user", "failure"),
+        ("block_user", "success"), ("revoke_certificate", "success"),
+        ("publish_maintenance", "success"),
+    ]
+    assert all(r.actor == "siogw-admin" for r in admin)
+
+
+def test_admin_changes_nothing_while_the_audit_log_is_held(tmp_path: Path) -> None:
+    """With a gateway holding the log, the offline command refuses before acting."""
+    from audit import AuditLog
+
+    signer = _gateway_key_config(tmp_path)
+    held = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/audit")
+    try:
+        out = _siogw(tmp_path, "admin", "maintenance", "--starts", "2030-01-01T00:00:00+05:00",
+                     "--ends", "2030-01-01T02:00:00+05:00", "--id", "mw1")
+    finally:
+        held.close()
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "use the signed AdminService" in lines[0], out.stderr
+    store = Store(f"sqlite:///{tmp_path / 'siogw.db'}").open()
+    try:
+        assert store.windows() == []
     finally:
         store.close()
 
