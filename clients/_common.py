@@ -646,3 +646,47 @@ def verify_receipt(
         raise ResultVerificationError("the proof is for another leaf than the receipt's")
     verify_inclusion(receipt.leaf_hash, receipt.seq, cp.size, list(proof.hashes), cp.root_hash)
     return cp.size
+
+
+class ClientCore:
+    """What the sync and asyncio clients share: stubs, the pinned verifier, session state.
+
+    Each client passes :meth:`_attach` a callable opening its own kind of channel.
+    """
+
+    def _attach(
+        self,
+        open_channel: Any,
+        *,
+        gateway_certificate: Any,
+        target: str,
+        timeout: float,
+        session_token: str | None,
+        user_id: str | None,
+    ) -> None:
+        from server.gen.siogw.v1 import (
+            admin_pb2_grpc,
+            audit_pb2_grpc,
+            auth_pb2_grpc,
+            query_pb2_grpc,
+        )
+
+        # The pinned certificate is loaded first: a bad one fails before a channel exists.
+        self._verifier = PinnedGatewayVerifier(load_certificates(gateway_certificate))
+        self._channel = channel = open_channel()
+        self._auth = auth_pb2_grpc.AuthServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._query = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._audit = audit_pb2_grpc.AuditServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._admin = admin_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.target = target
+        self.timeout = timeout
+        self.session_token = session_token
+        self.user_id = user_id
+        self.signer: Signer | None = None
+
+    def _metadata(self, *, auth: bool) -> list[tuple[str, str]]:
+        if not auth:
+            return []
+        if not self.session_token:
+            raise ClientUsageError("not logged in: call login() first")
+        return [(AUTH_METADATA_KEY, f"Bearer {self.session_token}")]

@@ -22,20 +22,16 @@ from clients import _common as c
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientUsageError
 from server.gen.siogw.v1 import (
-    admin_pb2_grpc,
     audit_pb2,
-    audit_pb2_grpc,
     auth_pb2,
-    auth_pb2_grpc,
     query_pb2,
-    query_pb2_grpc,
 )
 from signing.api import Signer
 
 SmsCodeProvider = Callable[[str], str] | Callable[[str], Awaitable[str]]
 
 
-class AsyncGatewayClient:
+class AsyncGatewayClient(c.ClientCore):
     """Asyncio twin of :class:`clients.GatewayClient`; see there for the arguments.
 
     Create it inside a running event loop (``grpc.aio`` binds the channel to it).
@@ -54,28 +50,14 @@ class AsyncGatewayClient:
         user_id: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._verifier = c.PinnedGatewayVerifier(c.load_certificates(gateway_certificate))
         creds = c.channel_credentials(ca_file, client_cert_file, client_key_file)
-        self._channel = grpc.aio.secure_channel(
-            target, creds, options=c.channel_options(server_name)
+        self._attach(
+            lambda: grpc.aio.secure_channel(
+                target, creds, options=c.channel_options(server_name)
+            ),
+            gateway_certificate=gateway_certificate, target=target, timeout=timeout,
+            session_token=session_token, user_id=user_id,
         )
-        self._auth = auth_pb2_grpc.AuthServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._query = query_pb2_grpc.QueryServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self.target = target
-        self.timeout = timeout
-        self.session_token = session_token
-        self.user_id = user_id
-        self.signer: Signer | None = None
-
-    # -- plumbing ----------------------------------------------------------------------
-    def _metadata(self, *, auth: bool) -> list[tuple[str, str]]:
-        if not auth:
-            return []
-        if not self.session_token:
-            raise ClientUsageError("not logged in: call login() first")
-        return [(c.AUTH_METADATA_KEY, f"Bearer {self.session_token}")]
 
     async def _call(self, name: str, method: Any, request: Any, *, auth: bool = True) -> Any:
         try:
