@@ -294,29 +294,29 @@ def _addresses_and_phones(conn: Connection, n: int, key: str, value: str) -> JSO
 # Relationships, levels 1 and 2 (resources 50, 51): one recursive query. Edges are walked
 # in both directions; ``relation`` is the role of the reached node relative to the node it
 # was reached from ("founder" of it, its "child", the entity it "founded" ...). ``path``
-# prevents cycles. Rows at depth 0 (the subject itself) and at the requested depth that
-# are not reachable more directly are returned, with names joined in the same statement.
+# prevents cycles. Each step finds the node's links through the src and dst indexes (one
+# OR join), so a query reads only the links around the subject, never the whole table.
+# Rows at depth 0 (the subject itself) and at the requested depth that are not reachable
+# more directly are returned, with names joined in the same statement.
 _RELATIONSHIPS_SQL = sa.text("""
-WITH RECURSIVE edges(this_id, other_id, relation) AS (
-    SELECT dst, src, relation FROM res_link
-    UNION ALL
-    SELECT src, dst,
-           CASE relation WHEN 'parent' THEN 'child'
-                         WHEN 'founder' THEN 'founded_entity'
-                         WHEN 'director' THEN 'directed_entity'
-                         ELSE relation END
-    FROM res_link
-),
-walk(node, depth, via, relation, via_relation, path) AS (
+WITH RECURSIVE walk(node, depth, via, relation, via_relation, path) AS (
     SELECT CAST(:subject AS VARCHAR(12)), 0, CAST(NULL AS VARCHAR(12)),
            CAST(NULL AS VARCHAR(16)), CAST(NULL AS VARCHAR(16)),
            CAST('/' || :subject || '/' AS VARCHAR(256))
     UNION ALL
-    SELECT CAST(e.other_id AS VARCHAR(12)), w.depth + 1, CAST(w.node AS VARCHAR(12)),
-           CAST(e.relation AS VARCHAR(16)), CAST(w.relation AS VARCHAR(16)),
-           CAST(w.path || e.other_id || '/' AS VARCHAR(256))
-    FROM walk w JOIN edges e ON e.this_id = w.node
-    WHERE w.depth < :depth AND w.path NOT LIKE '%/' || e.other_id || '/%'
+    SELECT CAST(CASE WHEN l.dst = w.node THEN l.src ELSE l.dst END AS VARCHAR(12)),
+           w.depth + 1, CAST(w.node AS VARCHAR(12)),
+           CAST(CASE WHEN l.dst = w.node THEN l.relation
+                     WHEN l.relation = 'parent' THEN 'child'
+                     WHEN l.relation = 'founder' THEN 'founded_entity'
+                     WHEN l.relation = 'director' THEN 'directed_entity'
+                     ELSE l.relation END AS VARCHAR(16)),
+           CAST(w.relation AS VARCHAR(16)),
+           CAST(w.path || CASE WHEN l.dst = w.node THEN l.src ELSE l.dst END || '/'
+                AS VARCHAR(256))
+    FROM walk w JOIN res_link l ON l.dst = w.node OR l.src = w.node
+    WHERE w.depth < :depth
+      AND w.path NOT LIKE '%/' || CASE WHEN l.dst = w.node THEN l.src ELSE l.dst END || '/%'
 )
 SELECT w.node, w.depth, w.via, w.relation, w.via_relation,
        p.last_name, p.first_name, p.patronymic, en.name AS entity_name,
