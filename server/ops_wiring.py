@@ -11,8 +11,9 @@ One function, :func:`attach_operations`, does all of it, once per gateway (idemp
   blocks, unblocks, revocations, certificates and maintenance windows are mirrored into
   ``server.store`` at once, so live sessions of a blocked user fail on their next call;
 * feeds every record the gateway's audit sink writes (refusals from the interceptor
-  included) to the violation rules (``ops.rules``), in order, on one background worker
-  thread, so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
+  included) to the violation rules (``ops.rules``), in order, on one background thread
+  that takes them in batches (one wake-up and one user lookup per user per batch, not per
+  record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
   what is queued (reports call it, tests too);
 * keeps the audit index current: :meth:`OpsWiring.catch_up` appends the records the log
   holds beyond the index's last ``seq`` (Reports and the prosecutor's reads call it first).
@@ -24,9 +25,10 @@ The servicers (:mod:`server.admin`, :mod:`server.audit_service`) call
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +52,7 @@ class OpsWiring:
     ops: Operations
     index: Any  # audit.index.AuditIndex
     log_dir: Any  # the audit log's directory
-    rules_worker: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="siogw-ops-rules"))
+    rules_feed: RulesFeed | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_seq: int | None = None
 
@@ -100,34 +100,97 @@ class OpsWiring:
         return added
 
     # -- the rules -------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        if self.rules_feed is None:
+            self.rules_feed = RulesFeed(self.ops.rules)
+
     def observe(self, record: Any, seq: int | None) -> None:
         """Queue one gateway record for the rule engine (never raises)."""
         event = {"event_type": str(record.event), "actor": record.actor,
                  "outcome": str(record.outcome), "details": dict(record.details)}
         if seq is not None:
             event["seq"] = seq
-
-        def run() -> None:
-            try:
-                self.ops.rules.observe(event)
-            except Exception:  # a rule failure must not take the gateway down
-                log.exception("violation rules failed on a %s record", event["event_type"])
-
-        try:
-            self.rules_worker.submit(run)
-        except RuntimeError:  # worker shut down (gateway closing)
-            pass
+        assert self.rules_feed is not None
+        self.rules_feed.put(event)
 
     def settle(self, timeout: float | None = 30) -> None:
         """Wait until every record queued for the rules so far has been observed."""
-        try:
-            self.rules_worker.submit(lambda: None).result(timeout)
-        except RuntimeError:
-            pass
+        assert self.rules_feed is not None
+        self.rules_feed.settle(timeout)
 
     def close(self) -> None:
-        self.rules_worker.shutdown(wait=True)
+        assert self.rules_feed is not None
+        self.rules_feed.close()
         self.index.dispose()
+
+
+class RulesFeed:
+    """One thread running the rule engine over queued events, in order, in batches.
+
+    :meth:`put` only appends to a deque (and wakes the thread when it was idle). The
+    thread waits ``linger`` seconds after a wake-up so that a burst arrives as one batch,
+    then observes the whole batch inside :meth:`server.ops.rules.RuleEngine.batch`: per
+    batch, not per record, it costs one thread switch and one basis lookup per user.
+    A failing rule is logged and the next event still runs (the gateway never stops
+    because of a rule). :meth:`settle` returns once everything queued before it ran.
+    """
+
+    def __init__(self, engine: Any, *, linger: float = 0.005) -> None:
+        self.engine = engine
+        self.linger = linger
+        self._queue: collections.deque[dict[str, Any] | threading.Event] = collections.deque()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="siogw-ops-rules", daemon=True)
+        self._thread.start()
+
+    def put(self, event: dict[str, Any]) -> None:
+        with self._cv:
+            if self._closed:
+                return  # gateway closing: its last records are in the log (catch-up reads it)
+            self._queue.append(event)
+            if len(self._queue) == 1:
+                self._cv.notify()
+
+    def settle(self, timeout: float | None = 30) -> None:
+        marker = threading.Event()
+        with self._cv:
+            if self._closed and not self._thread.is_alive():
+                return
+            self._queue.append(marker)
+            self._cv.notify()
+        marker.wait(timeout)
+
+    def close(self, timeout: float = 30) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue:
+                    return  # closed and drained
+            if not self._closed:
+                time.sleep(self.linger)
+            with self._cv:
+                batch = list(self._queue)
+                self._queue.clear()
+            self._observe(batch)
+
+    def _observe(self, batch: list[dict[str, Any] | threading.Event]) -> None:
+        with self.engine.batch():
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+                    continue
+                try:
+                    self.engine.observe(item)
+                except Exception:  # a rule failure must not take the gateway down
+                    log.exception("violation rules failed on a %s record", item["event_type"])
 
 
 def _wrap_sink(sink: Any, observe: Callable[[Any, int | None], None]) -> None:

@@ -21,7 +21,8 @@ import collections
 import datetime as _dt
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -194,6 +195,22 @@ class QueryOutsideBasis:
                  blocking: bool = False) -> None:
         self.blocking = blocking
         self.bases_of = bases_of
+        self._memo: dict[str, frozenset[str] | None] | None = None
+
+    def begin_batch(self) -> None:
+        """Until :meth:`end_batch`, ask ``bases_of`` once per user (one DB read each)."""
+        self._memo = {}
+
+    def end_batch(self) -> None:
+        self._memo = None
+
+    def _allowed(self, user_id: str) -> frozenset[str] | None:
+        memo = self._memo
+        if memo is None:
+            return self.bases_of(user_id)
+        if user_id not in memo:
+            memo[user_id] = self.bases_of(user_id)
+        return memo[user_id]
 
     def observe(self, event: Event) -> Hit | None:
         if not event.is_query:
@@ -201,7 +218,7 @@ class QueryOutsideBasis:
         basis = event.details.get("basis")
         if not isinstance(basis, str):
             return None
-        allowed = self.bases_of(event.actor)
+        allowed = self._allowed(event.actor)
         if allowed is None or basis in allowed:
             return None
         return Hit(self.name, event.actor, f"query on basis {basis!r} outside the user's basis",
@@ -305,9 +322,25 @@ class RuleEngine:
 
     def observe_many(self, records: Iterable[Mapping[str, Any]]) -> Sequence[Alert]:
         out: list[Alert] = []
-        for record in records:
-            out.extend(self.observe(record))
+        with self.batch():
+            for record in records:
+                out.extend(self.observe(record))
         return out
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """A run of :meth:`observe` calls that share lookups (a user's basis is read once).
+
+        A change to a user's basis made while a batch runs is seen from the next batch.
+        """
+        rules: list[Any] = [r for r in self.rules if hasattr(r, "begin_batch")]
+        for rule in rules:
+            rule.begin_batch()
+        try:
+            yield
+        finally:
+            for rule in rules:
+                rule.end_batch()
 
     def _raise(self, rule: Rule, hit: Hit, event: Event) -> Alert:
         now = self.ctx.now()

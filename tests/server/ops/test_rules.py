@@ -145,3 +145,22 @@ def test_acknowledge_and_roles(ops: Operations, clock: Clock, recorder: ListReco
         engine.alerts(OPERATOR)
     with pytest.raises(InputError):
         SubjectBurst(0)
+
+
+def test_a_batch_reads_each_users_basis_once(ops: Operations, clock: Clock) -> None:
+    calls: list[str] = []
+    bases = {"bob": frozenset({"financial_monitoring"})}
+
+    def bases_of(user_id: str) -> frozenset[str] | None:
+        calls.append(user_id)
+        return bases.get(user_id)
+
+    engine = RuleEngine(ops.ctx, ops.lifecycle, [QueryOutsideBasis(bases_of)])
+    t = clock.now
+    batch = [query("bob", t, i) for i in range(5)] + [query("eve", t, 9)]
+    assert engine.observe_many(batch) == []
+    assert calls == ["bob", "eve"]
+    # Outside a batch every event asks again (a changed basis is seen at once).
+    bases["bob"] = frozenset({"other"})
+    [alert] = engine.observe(query("bob", t, 20))
+    assert alert.rule == "query_outside_basis" and calls[-1] == "bob"
