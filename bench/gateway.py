@@ -144,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mix", default="1,2,11,50", help="resources the queries cycle through (default 1,2,11,50)"
     )
+    parser.add_argument(
+        "--subjects",
+        choices=("dataset", "demo"),
+        default="dataset",
+        help="dataset (default): each query asks about another person or entity of the "
+        "synthetic dataset, as real work does; demo: every query asks about the demo "
+        "subjects (a burst of queries about one person: the burst rule raises alerts)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
         mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
-        return run(home, levels, args.seconds, mix)
+        return run(home, levels, args.seconds, mix, args.subjects)
     finally:
         if args.keep:
             print(f"kept {home}")
@@ -165,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def run(home: Path, levels: list[int], seconds: float, mix: tuple[int, ...]) -> int:
+def run(
+    home: Path, levels: list[int], seconds: float, mix: tuple[int, ...], subjects: str
+) -> int:
     from siogw import demo
 
     t_setup = time.perf_counter()
@@ -198,9 +208,43 @@ def run(home: Path, levels: list[int], seconds: float, mix: tuple[int, ...]) -> 
             f"gateway (pid of `siogw serve`), echo server, users enrolled",
             flush=True,
         )
-        rows = asyncio.run(_measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix))
+        pool = dataset_subjects(home) if subjects == "dataset" else None
+        rows = asyncio.run(
+            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool)
+        )
     _print_table(rows)
     return 0
+
+
+def dataset_subjects(home: Path) -> dict[str, list[str]]:
+    """IINs and BINs of the synthetic dataset the gateway seeded into its database."""
+    import sqlalchemy as sa
+
+    from server.config import load_config
+    from server.resources.dataset import res_entity, res_person
+
+    engine = sa.create_engine(load_config(home).effective_database_url)
+    try:
+        with engine.connect() as conn:
+            iins = [r[0] for r in conn.execute(sa.select(res_person.c.iin).order_by("iin"))]
+            bins = [r[0] for r in conn.execute(sa.select(res_entity.c.bin).order_by("bin"))]
+    finally:
+        engine.dispose()
+    return {"iin": iins, "bin": bins}
+
+
+def query_parameters(
+    resource: int, i: int, pool: dict[str, list[str]] | None
+) -> dict[str, str]:
+    """The ``i``-th query's parameters for ``resource``: demo subject or a dataset one."""
+    from siogw import demo
+
+    params = demo.demo_parameters(resource)
+    if pool is None:
+        return params
+    ((key, _value),) = params.items()
+    values = pool.get(key)
+    return {key: values[i % len(values)]} if values else params
 
 
 async def _measure(
@@ -211,6 +255,7 @@ async def _measure(
     levels: list[int],
     seconds: float,
     mix_resources: tuple[int, ...],
+    pool: dict[str, list[str]] | None,
 ) -> list[tuple[LevelResult, LevelResult, int]]:
     import grpc
     from grpc import aio
@@ -269,6 +314,7 @@ async def _measure(
 
     rows: list[tuple[LevelResult, LevelResult, int]] = []
     rate_guess = 150.0
+    offset = 0
     for conc in levels:
         # Sign enough envelopes for the window before it starts (in worker threads: the
         # token signs; nothing here is timed).
@@ -276,13 +322,14 @@ async def _measure(
         queries = [
             c.build_query(
                 mix[i % len(mix)][0],
-                mix[i % len(mix)][1],
+                query_parameters(mix[i % len(mix)][0], offset + i, pool),
                 demo.BASIS,
                 "BENCH-1",
                 "throughput measurement",
             )
             for i in range(budget)
         ]
+        offset += budget
         t0 = time.perf_counter()
         prepared = await asyncio.gather(
             *(asyncio.to_thread(c.prepare_query, q, client.signer) for q in queries)
