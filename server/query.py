@@ -24,7 +24,6 @@ and a digest + summary of the result (R11).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -162,11 +161,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def Query(
         self, request: query_pb2.QueryRequest, context: aio.ServicerContext
     ) -> query_pb2.QueryResponse:
-        # Every check up to the replay claim is blocking (DB, certificates): one hop to a
-        # worker thread, so concurrent queries overlap and the event loop keeps serving.
+        # Every check up to the replay claim is blocking (DB, certificates): inline on
+        # SQLite, one hop to a worker thread on a server database (Gateway.run_blocking).
         gw = self.gw
         info = current_call()
-        session, payload, query, resource = await asyncio.to_thread(
+        session, payload, query, resource = await gw.run_blocking(
             self._admit, bearer_token(context), request
         )
         answer = await _dispatch(gw, query)
@@ -174,8 +173,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if signer is None:
             raise ConfigError("the gateway has no signing key configured")
         # Building the signed result (Struct conversion, serialization, the token's
-        # signature) is one more hop off the event loop.
-        result_bytes, signed = await asyncio.to_thread(
+        # signature; ~0.2 ms): the same rule.
+        result_bytes, signed = await gw.run_blocking(
             _signed_result, query, answer, payload, signer
         )
         receipt = await gw.record(

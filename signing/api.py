@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -36,6 +37,17 @@ def key_id_for(public_key: PublicKey) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def certificate_key_id(cert: x509.Certificate) -> str:
+    """:func:`key_id_for` the certificate's key, remembered per certificate.
+
+    A certificate is immutable and hashes by its DER, so the answer never goes stale; the
+    verifier asks it several times per signed request (parsing the key and hashing its
+    SubjectPublicKeyInfo each time cost ~60 us a request).
+    """
+    return key_id_for(cert.public_key())  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from signing.api import Algorithm, PublicKey, key_id_for
+from signing.api import Algorithm, PublicKey, certificate_key_id, key_id_for
 from signing.crl import check_crl, find_revocation
 from signing.dsse import EnvSig, VerifiedSigner
 from signing.errors import (
@@ -387,12 +387,12 @@ class CertificateVerifier:
         self.at = at
         self._by_keyid: dict[str, x509.Certificate] = {}
         for cert in certificates:
-            self._by_keyid.setdefault(key_id_for(cert.public_key()), cert)  # type: ignore[arg-type]
+            self._by_keyid.setdefault(certificate_key_id(cert), cert)
 
     def _candidates(self, signature: EnvSig) -> list[x509.Certificate]:
         embedded = signature.certificate
         if embedded is not None:
-            kid = key_id_for(embedded.public_key())  # type: ignore[arg-type]
+            kid = certificate_key_id(embedded)
             if signature.keyid and signature.keyid != kid:
                 raise UnknownSigner(
                     f"signature keyid {signature.keyid} does not match its embedded "
@@ -424,7 +424,7 @@ class CertificateVerifier:
         cert = candidates[0]
         path = self.trust.verify_signed(message, signature.sig, cert, at=self.at)
         return VerifiedSigner(
-            keyid=key_id_for(cert.public_key()),  # type: ignore[arg-type]
+            keyid=certificate_key_id(cert),
             public_key=cert.public_key(),  # type: ignore[arg-type]
             certificate=cert,
             chain=path,

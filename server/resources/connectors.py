@@ -399,11 +399,17 @@ class EmbeddedConnector:
     Database failures surface as :class:`~siogw.errors.StorageError`.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, inline: bool | None = None) -> None:
         self._engine = engine
+        #: Look up on the calling (event loop) thread: by default with SQLite, where a
+        #: lookup is shorter than the hop to a worker thread (see
+        #: ``server.auth.Gateway.inline_blocking``); in a worker thread otherwise.
+        self.inline = engine.dialect.name == "sqlite" if inline is None else inline
 
     async def fetch(self, resource: Resource, params: Mapping[str, str]) -> JSON:
-        """Look the single parameter up in ``resource``'s register (in a worker thread)."""
+        """Look the single parameter up in ``resource``'s register."""
+        if self.inline:
+            return self.fetch_sync(resource, params)
         return await asyncio.to_thread(self.fetch_sync, resource, params)
 
     def fetch_sync(self, resource: Resource, params: Mapping[str, str]) -> JSON:

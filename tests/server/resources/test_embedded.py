@@ -197,3 +197,35 @@ def test_photo_is_a_valid_png(embedded: EmbeddedConnector) -> None:
     assert len(zlib.decompress(chunks[b"IDAT"])) == height * (width + 1)
     other = embedded.fetch_sync(get_resource(19), {"iin": DEMO_FOREIGNER_IIN})["records"][0]
     assert other["image_base64"] != rec["image_base64"]
+
+
+# ----------------------------------------------------------------- where lookups run
+def test_lookups_run_inline_on_sqlite_and_in_a_worker_thread_on_a_server_db(
+    engine: sa.Engine,
+) -> None:
+    """SQLite lookups are shorter than a thread hop; PostgreSQL ones overlap in threads."""
+    import threading
+
+    threads: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def where(*_args: Any) -> None:
+        threads.append(threading.current_thread().name)
+
+    try:
+        connector = EmbeddedConnector(engine)
+        resource = get_resource(1)
+        data = asyncio.run(connector.fetch(resource, ds.demo_parameters(1)))
+        assert data["records"]
+        on_loop = {threading.main_thread().name}
+        if engine.dialect.name == "sqlite":
+            assert connector.inline and set(threads) == on_loop
+        else:
+            assert not connector.inline and threads and on_loop.isdisjoint(threads)
+        # Explicit choice wins over the default.
+        threads.clear()
+        forced = EmbeddedConnector(engine, inline=not connector.inline)
+        asyncio.run(forced.fetch(resource, ds.demo_parameters(1)))
+        assert (set(threads) == on_loop) == forced.inline
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", where)
