@@ -102,6 +102,9 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, sink: AuditSink, *, max_message_bytes: int) -> None:
         self.sink = sink
         self.max_message_bytes = max_message_bytes
+        #: method -> (the service's handler, our wrapper of it): built once per method,
+        #: not once per call (gRPC asks the interceptor on every call).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -114,6 +117,14 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_unary is None:
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapper = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapper)
+        return wrapper
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         behavior = handler.unary_unary
         deserializer = handler.request_deserializer
         limit = self.max_message_bytes
