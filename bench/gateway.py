@@ -9,8 +9,11 @@ serialized requests. Both servers run as subprocesses (their own interpreter and
 the load comes from one asyncio client per level over one channel.
 
 Prints a table of queries/s and p50/p99 latency at concurrency 1, 16, 64 and the ratio
-full/echo (target >= 0.5). Results are verified (gateway signature, binding to the
-request) after the timed window. No timing is asserted. The run is bounded (~60 s).
+full/echo (target >= 0.5), then each server's CPU time per call and cores busy (read
+from /proc around each window): the ratio is bounded by echo CPU/call over gateway
+CPU/call when the gateway's busiest thread saturates. Results are verified (gateway
+signature, binding to the request) after the timed window. No timing is asserted. The
+run is bounded (~60 s).
 
     .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64]
 """
@@ -88,6 +91,20 @@ def subprocess_server(cmd: list[str], env: dict[str, str], log: Path) -> Iterato
                     proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ProcessCpu:
+    """The two servers' pids: their CPU time is read around each timed window."""
+
+    gateway: int
+    echo: int
+
+
 @dataclass
 class LevelResult:
     concurrency: int
@@ -95,6 +112,15 @@ class LevelResult:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cpu: float = 0.0  # CPU seconds the server process used in the window
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.server_cpu / self.done * 1000.0 if self.done else float("nan")
+
+    @property
+    def cores(self) -> float:
+        return self.server_cpu / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def qps(self) -> float:
@@ -184,8 +210,9 @@ def run(
     demo.write_gateway_config(world, 0)
     demo.bootstrap_operator(world, world.people["operator"])
     echo_port = free_port()
+    gateway_procs: list[Any] = []
     with (
-        demo.gateway_process(world) as gw_port,
+        demo.gateway_process(world, started=gateway_procs) as gw_port,
         subprocess_server(
             [
                 sys.executable,
@@ -209,8 +236,9 @@ def run(
             flush=True,
         )
         pool = dataset_subjects(home) if subjects == "dataset" else None
+        cpu = ProcessCpu(gateway_procs[0].pid, echo_proc.pid)
         rows = asyncio.run(
-            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool)
+            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool, cpu)
         )
     _print_table(rows)
     return 0
@@ -256,6 +284,7 @@ async def _measure(
     seconds: float,
     mix_resources: tuple[int, ...],
     pool: dict[str, list[str]] | None,
+    cpu: ProcessCpu,
 ) -> list[tuple[LevelResult, LevelResult, int]]:
     import grpc
     from grpc import aio
@@ -337,8 +366,12 @@ async def _measure(
         sign_s = time.perf_counter() - t0
         requests = [p.request() for p in prepared]
         wire = [r.SerializeToString() for r in requests]
+        c0 = cpu_seconds(cpu.gateway)
         full, answers = await drive(full_call, requests, conc, seconds)
+        full.server_cpu = cpu_seconds(cpu.gateway) - c0
+        c0 = cpu_seconds(cpu.echo)
         echo_res, _ = await drive(echo_call, wire, conc, seconds)
+        echo_res.server_cpu = cpu_seconds(cpu.echo) - c0
         verified = 0
         for p, a in zip(prepared, answers, strict=True):
             if a is not None:
@@ -369,6 +402,14 @@ def _print_table(rows: list[tuple[LevelResult, LevelResult, int]]) -> None:
             f"{full.concurrency:>4} | {full.qps:>9.1f} {full.pct(0.5):>7.2f} "
             f"{full.pct(0.99):>7.2f} {full.errors:>4} | {echo.qps:>9.1f} "
             f"{echo.pct(0.5):>7.2f} {echo.pct(0.99):>7.2f} | {ratio:>9.3f}"
+        )
+    print()
+    print("server CPU (user + system, all threads, from /proc) per call and cores busy:")
+    print(f"{'conc':>4} | {'gateway ms/q':>12} {'cores':>5} | {'echo ms/call':>12} {'cores':>5}")
+    for full, echo, _verified in rows:
+        print(
+            f"{full.concurrency:>4} | {full.cpu_ms_per_call:>12.2f} {full.cores:>5.2f} | "
+            f"{echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
         )
     print()
     total = sum(v for _f, _e, v in rows)

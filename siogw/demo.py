@@ -339,8 +339,16 @@ def siogw_cmd(world: World, *args: str, check: bool = True) -> subprocess.Comple
 
 
 @contextlib.contextmanager
-def gateway_process(world: World, *, log_name: str = "gateway.log") -> Iterator[int]:
-    """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound."""
+def gateway_process(
+    world: World,
+    *,
+    log_name: str = "gateway.log",
+    started: list[subprocess.Popen[str]] | None = None,
+) -> Iterator[int]:
+    """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound.
+
+    ``started``, when given, receives the process (the bench reads its CPU time).
+    """
     need("server.app")
     write_gateway_config(world, 0)
     env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
@@ -355,6 +363,8 @@ def gateway_process(world: World, *, log_name: str = "gateway.log") -> Iterator[
         stderr=log,
         text=True,
     )
+    if started is not None:
+        started.append(proc)
     try:
         assert proc.stdout is not None
         port = 0
