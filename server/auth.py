@@ -70,7 +70,7 @@ from server.store import (
     fingerprint,
 )
 from signing import dsse
-from signing.api import Signer, certificate_key_id
+from signing.api import Signer, certificate_der, certificate_key_id, certificate_public_key
 from signing.crl import load_crl
 from signing.errors import BadSignature, MalformedEnvelope
 from signing.trust import (
@@ -496,7 +496,7 @@ class _ValidatingTrust:
         else:
             path = self.trust.validate(cert, at=at).path
         try:
-            verify_with_key(cert.public_key(), payload, signature, algorithm)  # type: ignore[arg-type]
+            verify_with_key(certificate_public_key(cert), payload, signature, algorithm)
         except BadSignature as exc:
             raise BadSignature(f"signature by {describe(cert)} does not verify") from exc
         return path
@@ -527,7 +527,7 @@ class Session:
 
 # --- helpers -------------------------------------------------------------------------------
 def der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
+    return certificate_der(cert)
 
 
 def token_hash(token: str) -> str:

@@ -47,7 +47,19 @@ def certificate_key_id(cert: x509.Certificate) -> str:
     verifier asks it several times per signed request (parsing the key and hashing its
     SubjectPublicKeyInfo each time cost ~60 us a request).
     """
-    return key_id_for(cert.public_key())  # type: ignore[arg-type]
+    return key_id_for(certificate_public_key(cert))
+
+
+@functools.lru_cache(maxsize=4096)
+def certificate_public_key(cert: x509.Certificate) -> PublicKey:
+    """``cert.public_key()``, parsed once per certificate (key objects are immutable)."""
+    return cert.public_key()  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4096)
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """The certificate's DER encoding, encoded once per certificate."""
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from signing.api import PublicKey, Signer, key_id_for
+from signing.api import PublicKey, Signer, certificate_der, key_id_for
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
 from siogw.errors import InputError, TrustError
 
@@ -89,11 +90,20 @@ class EnvSig:
         if self.cert_der is None:
             return None
         try:
-            return x509.load_der_x509_certificate(self.cert_der)
+            return _load_certificate(self.cert_der)
         except ValueError as exc:
             raise MalformedEnvelope(
                 "signature carries an unparsable certificate", detail=str(exc)
             ) from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse an embedded certificate; the same signer's certificate is parsed once.
+
+    A parse failure raises and is not remembered.
+    """
+    return x509.load_der_x509_certificate(der)
 
 
 @dataclass(frozen=True)
@@ -201,7 +211,7 @@ def sign_envelope(
     sigs = []
     for signer in signers:
         cert = signer.certificate if include_certificates else None
-        cert_der = cert.public_bytes(serialization.Encoding.DER) if cert is not None else None
+        cert_der = certificate_der(cert) if cert is not None else None
         sigs.append(EnvSig(keyid=signer.key_id, sig=signer.sign(message), cert_der=cert_der))
     return _checked(payload_type, payload, tuple(sigs))
 

@@ -34,7 +34,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from signing.api import Algorithm, PublicKey, certificate_key_id, key_id_for
+from signing.api import (
+    Algorithm,
+    PublicKey,
+    certificate_key_id,
+    certificate_public_key,
+    key_id_for,
+)
 from signing.crl import check_crl, find_revocation
 from signing.dsse import EnvSig, VerifiedSigner
 from signing.errors import (
@@ -335,7 +341,7 @@ class TrustStore:
         """
         path = self.verify_certificate(cert, at=at, intermediates=intermediates)
         try:
-            verify_with_key(cert.public_key(), payload, signature, algorithm)  # type: ignore[arg-type]
+            verify_with_key(certificate_public_key(cert), payload, signature, algorithm)
         except BadSignature as exc:
             raise BadSignature(f"signature by {describe(cert)} does not verify") from exc
         return path
@@ -414,7 +420,7 @@ class CertificateVerifier:
             # No keyid: find the key that made the signature, then judge its certificate.
             for cand in candidates:
                 try:
-                    verify_with_key(cand.public_key(), message, signature.sig)  # type: ignore[arg-type]
+                    verify_with_key(certificate_public_key(cand), message, signature.sig)
                 except BadSignature:
                     continue
                 candidates = [cand]
@@ -425,7 +431,7 @@ class CertificateVerifier:
         path = self.trust.verify_signed(message, signature.sig, cert, at=self.at)
         return VerifiedSigner(
             keyid=certificate_key_id(cert),
-            public_key=cert.public_key(),  # type: ignore[arg-type]
+            public_key=certificate_public_key(cert),
             certificate=cert,
             chain=path,
         )
