@@ -440,7 +440,11 @@ class Gateway:
                 detail=user.status_reason if user is not None else "user removed",
             )
         ops = getattr(self, "ops", None)
-        if ops is not None and ops.lifecycle.is_blocked(user.user_id):
+        if ops is not None and (
+            ops.lifecycle.status_blocks(ctx.ops_status)
+            if ctx.ops_status_read
+            else ops.lifecycle.is_blocked(user.user_id)
+        ):
             # The operations domain is the source of truth for blocks (R4, R13); its
             # mirror into the store is a hook that may have failed, so ask it directly.
             self.store.end_session(row.token_hash)

@@ -343,6 +343,10 @@ class SessionContext:
     consented: bool
     window: WindowRow | None
     revocations: tuple[Revocation, ...]
+    #: Whether :attr:`ops_status` was read (see :meth:`Store.read_status_from`), and the
+    #: session user's status in that table (None: the table does not know the user).
+    ops_status_read: bool = False
+    ops_status: str | None = None
 
 
 def fingerprint(der: bytes) -> str:
@@ -385,6 +389,9 @@ class Store:
         )
 
     # --- lifecycle -----------------------------------------------------------------------
+    _session_context_stmt: Any = _SESSION_CONTEXT
+    _reads_ops_status = False
+
     def open(self) -> Store:
         """Apply missing migrations; returns self."""
         with self._tx() as conn:
@@ -704,6 +711,23 @@ class Store:
                 .values(ended_at=now_utc())
             )
 
+    def read_status_from(self, table: sa.Table) -> None:
+        """Make :meth:`session_context` also read ``table.status`` of the session's user.
+
+        ``table`` has ``user_id`` and ``status`` columns in the same database (the
+        operations domain's users, :func:`server.ops.gateway.connect_store`): the status
+        comes in the same statement and snapshot as the session, instead of one more
+        read per call.
+        """
+        status = (
+            sa.select(table.c.status)
+            .where(table.c.user_id == sessions.c.user_id)
+            .scalar_subquery()
+            .label("ops_status")
+        )
+        self._session_context_stmt = _SESSION_CONTEXT.add_columns(status)
+        self._reads_ops_status = True
+
     def session_context(
         self, token_hash: str, *, consent_version: str, at: _dt.datetime
     ) -> SessionContext | None:
@@ -711,7 +735,7 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    _SESSION_CONTEXT,
+                    self._session_context_stmt,
                     {"token_hash": token_hash, "version": consent_version,
                      "at": ensure_utc(at)},
                 ).all()
@@ -746,7 +770,8 @@ class Store:
         )
         return SessionContext(
             session=session, user=user, certificate=cert, consented=r.consent_id is not None,
-            window=window, revocations=revs,
+            window=window, revocations=revs, ops_status_read=self._reads_ops_status,
+            ops_status=r.ops_status if self._reads_ops_status else None,
         )
 
     # --- consent -------------------------------------------------------------------------

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 def connect_store(ops: Operations, store: Any) -> None:
     """Install the hooks of the table above on ``ops`` for ``store`` (a ``Store``)."""
+    from server.ops import schema
     from server.store import USER_ACTIVE, USER_BLOCKED
+
+    # The session check reads the operations status with the session (one statement).
+    store.read_status_from(schema.users)
 
     def register_cert(user_id: str, der: bytes) -> None:
         cert = x509.load_der_x509_certificate(der)

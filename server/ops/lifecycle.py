@@ -162,6 +162,11 @@ def insert_user(
     return user_from_row(conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one())
 
 
+def status_blocks(status: str | None) -> bool:
+    """Does an ``ops_users.status`` value block the user? (None: the user is unknown.)"""
+    return status is not None and status != UserStatus.ACTIVE.value
+
+
 class LifecycleService:
     """See the module docstring."""
 
@@ -179,6 +184,11 @@ class LifecycleService:
         self.on_unblock: list[StatusHook] = list(on_unblock)
 
     # --- reading ---------------------------------------------------------------------
+    @staticmethod
+    def status_blocks(status: str | None) -> bool:
+        """:meth:`is_blocked` for a status read elsewhere (None: user unknown here)."""
+        return status_blocks(status)
+
     def get_user(self, user_id: str) -> UserRecord | None:
         with self.ctx.tx() as conn:
             row = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).first()
@@ -200,7 +210,7 @@ class LifecycleService:
             status = conn.execute(
                 sa.select(s.users.c.status).where(s.users.c.user_id == user_id)
             ).scalar()
-        return status is not None and status != UserStatus.ACTIVE.value
+        return status_blocks(status)
 
     def users(self, actor: Actor, *, role: Role | str | None = None) -> Sequence[UserRecord]:
         authorize(actor.role, Action.USER_LIST)

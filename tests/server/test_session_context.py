@@ -91,3 +91,37 @@ def test_claim_request_id_is_unique(store: Store) -> None:
     store.claim_request_id("r1", user_id="u1", kind="query")
     with pytest.raises(ReplayDetected):
         store.claim_request_id("r1", user_id="u1", kind="query")
+
+
+def test_the_operations_status_comes_in_the_same_read(store: Store) -> None:
+    """With ``read_status_from`` the session read also brings the ops table's status."""
+    import sqlalchemy as sa
+
+    from server.ops.lifecycle import status_blocks
+
+    ops_users = sa.Table(
+        "test_ops_users", sa.MetaData(),
+        sa.Column("user_id", sa.String(64), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+    )
+    ops_users.create(store.engine)
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and not ctx.ops_status_read and ctx.ops_status is None
+    store.read_status_from(ops_users)
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda *a: statements.append(a[2]))
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and ctx.ops_status_read and ctx.ops_status is None
+    assert not status_blocks(ctx.ops_status)  # unknown to the ops table: not blocked there
+    with store.engine.begin() as conn:
+        conn.execute(ops_users.insert().values(user_id="u1", status="blocked"))
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and ctx.ops_status == "blocked" and status_blocks(ctx.ops_status)
+    assert ctx.user is not None and ctx.user.active  # the store's own copy never heard of it
+    with store.engine.begin() as conn:
+        conn.execute(ops_users.update().values(status="active"))
+    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
+    assert ctx is not None and not status_blocks(ctx.ops_status)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 3  # one statement per session read, status included
