@@ -1087,17 +1087,42 @@ def verify_archive(
     return report
 
 
+def sealed_last_seq(seal_path: str | os.PathLike[str]) -> int | None:
+    """The last seq a seal file says its segment holds, read WITHOUT verifying it.
+
+    None when the file cannot be read or parsed. Only for skipping work (see
+    :func:`iter_archive_records`); never for trusting anything.
+    """
+    try:
+        text = Path(seal_path).read_bytes()
+        split = text.rfind(b"\n\n")
+        if split < 0:
+            return None
+        return parse_seal(parse_checkpoint_body(text[: split + 1])).last_seq
+    except (OSError, VerificationError, ValueError):
+        return None
+
+
 def iter_archive_records(
     directory: str | os.PathLike[str],
+    *,
+    after_seq: int = -1,
 ) -> Iterable[tuple[bytes, LoggedRecord]]:
     """Yield (canonical bytes, record) for every record, sealed then live, unverified.
 
-    Call :func:`verify_archive` first when the result must be trusted.
+    With ``after_seq``, sealed segments whose seal says they end at or before it are not
+    read at all (an indexer catching up reads only what is new); records at or before
+    ``after_seq`` may still come from the segments that are read. Call
+    :func:`verify_archive` first when the result must be trusted.
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
     numbers = sorted(int(m.group(1)) for p in archive.iterdir() if (m := SEAL_RE.match(p.name)))
     for n in numbers:
+        if after_seq >= 0:
+            last = sealed_last_seq(archive / seal_name(n))
+            if last is not None and last <= after_seq:
+                continue
         data = gzip.decompress((archive / (segment_name(n) + ".gz")).read_bytes())
         for body in scan_frames(data).bodies:
             yield body, decode_record(body, check_canonical=False)

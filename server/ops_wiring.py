@@ -84,7 +84,8 @@ class OpsWiring:
         added = 0
         for _attempt in range(3):
             last = self._last_seq
-            fresh = sorted(((body, rec) for body, rec in iter_archive_records(self.log_dir)
+            fresh = sorted(((body, rec) for body, rec
+                            in iter_archive_records(self.log_dir, after_seq=last)
                             if rec.seq > last), key=lambda pair: pair[1].seq)
             run: list[tuple[bytes, Any]] = []
             for body, rec in fresh:
