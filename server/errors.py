@@ -136,6 +136,12 @@ class MessageTooLarge(InputError):
     reason = "MESSAGE_TOO_LARGE"
 
 
+class MalformedRequest(InputError):
+    """The request bytes do not decode as the method's request message."""
+
+    reason = "MALFORMED_REQUEST"
+
+
 class NotImplementedYet(SiogwError):
     """The gateway does not offer this operation in the current configuration."""
 

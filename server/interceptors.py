@@ -32,7 +32,13 @@ from grpc import aio
 
 from audit.record import AuditRecord
 from server.auditsink import AuditSink
-from server.errors import MessageTooLarge, reason_for, status_code_for, to_status
+from server.errors import (
+    MalformedRequest,
+    MessageTooLarge,
+    reason_for,
+    status_code_for,
+    to_status,
+)
 from siogw.errors import SiogwError
 
 log = logging.getLogger("siogw.server")
@@ -72,6 +78,14 @@ class _Oversized:
 
     def __init__(self, size: int) -> None:
         self.size = size
+
+
+class _Undecodable:
+    """Stands in for request bytes that do not parse as the method's message."""
+
+    def __init__(self, size: int, error: str) -> None:
+        self.size = size
+        self.error = error
 
 
 def _refusal_record(info: CallInfo, exc: BaseException) -> AuditRecord:
@@ -128,11 +142,21 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         behavior = handler.unary_unary
         deserializer = handler.request_deserializer
         limit = self.max_message_bytes
+        # "siogw.v1.QueryRequest" for the message; the method name when unknown.
+        descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+        type_name = getattr(descriptor, "full_name", None) or f"{method} request"
 
         def deserialize(raw: bytes) -> Any:
+            # Runs inside grpc before any handler: an exception here would become
+            # UNKNOWN with no audit record, so failures are handed to ``wrapped``.
             if len(raw) > limit:
                 return _Oversized(len(raw))
-            return deserializer(raw) if deserializer is not None else raw
+            if deserializer is None:
+                return raw
+            try:
+                return deserializer(raw)
+            except Exception as exc:  # DecodeError, or anything a parser may raise
+                return _Undecodable(len(raw), f"{type(exc).__name__}: {exc}"[:300])
 
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
             info = CallInfo(request_id=uuid.uuid4().hex, method=method, peer=context.peer())
@@ -142,6 +166,12 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 if isinstance(request, _Oversized):
                     raise MessageTooLarge(
                         f"request of {request.size} bytes is over the limit of {limit} bytes"
+                    )
+                if isinstance(request, _Undecodable):
+                    raise MalformedRequest(
+                        f"the {request.size}-byte request is not a valid "
+                        f"{type_name} message",
+                        detail=request.error,
                     )
                 return await behavior(request, context)
             except Exception as exc:  # every error goes through the ONE mapping
