@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit.record import LoggedRecord
 from audit.verify import iter_archive_records, leaf_hash
+from siogw.db import install_text_guard
 from siogw.errors import StorageError
 from siogw.timeutil import ensure_utc
 
@@ -67,7 +68,7 @@ class AuditIndex:
         if table_prefix and not table_prefix.replace("_", "").isalnum():
             raise StorageError(f"bad table prefix {table_prefix!r}")
         try:
-            self.engine = create_engine(url, future=True)
+            self.engine = install_text_guard(create_engine(url, future=True))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StorageError("cannot open the index database", detail=str(exc)) from exc
         self.metadata = MetaData()

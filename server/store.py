@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from siogw.db import install_text_guard
 from siogw.errors import InputError, PolicyError, StorageError
 from siogw.timeutil import ensure_utc, now_utc
 
@@ -376,7 +377,7 @@ class Store:
         else:
             kwargs["pool_pre_ping"] = True
         try:
-            self.engine: Engine = sa.create_engine(url, **kwargs)
+            self.engine: Engine = install_text_guard(sa.create_engine(url, **kwargs))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreUnavailable(f"cannot open database {_redact(url)}", detail=str(exc)) from exc
         if url.startswith("sqlite"):

@@ -157,3 +157,65 @@ def test_malformed_query_envelopes_property(gw: Harness) -> None:
     assert len(seen) >= 6, seen
     # Alive and well afterwards: a proper query still gets a signed answer.
     assert gw.send_query("alice").result.payload
+
+
+# --- property-based: malformed login steps ------------------------------------------------
+@st.composite
+def login_steps(draw: Any, user: Any) -> tuple[str, Any]:
+    """One of the three login calls with random or half-valid fields."""
+    from server.gen.siogw.v1 import auth_pb2
+
+    step = draw(st.sampled_from(["begin", "prove", "complete"]))
+    if step == "begin":
+        return step, auth_pb2.BeginLoginRequest(
+            user_id=draw(st.one_of(st.just(user.user_id), st.text(max_size=40))),
+            certificate_der=draw(st.one_of(st.just(user.cert_der), st.binary(max_size=300))),
+        )
+    login_id = draw(st.one_of(st.just(""), st.text(max_size=40),
+                              st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)))
+    if step == "prove":
+        env = common_pb2.Envelope(
+            payload_type=draw(st.sampled_from([dsse.PAYLOAD_LOGIN_CHALLENGE, "", "x"])),
+            payload=draw(st.binary(max_size=64)),
+            signatures=[common_pb2.Signature(keyid=draw(st.text(max_size=64)),
+                                             sig=draw(st.binary(max_size=72)))],
+        )
+        return step, auth_pb2.ProveLoginRequest(
+            login_id=login_id, signed_challenge=env,
+            factor=draw(st.integers(min_value=0, max_value=3)))
+    if draw(st.booleans()):
+        return step, auth_pb2.CompleteLoginRequest(
+            login_id=login_id, sms_code=draw(st.text(max_size=10)))
+    return step, auth_pb2.CompleteLoginRequest(
+        login_id=login_id, biometric=auth_pb2.BiometricAssertion(
+            device_key_id=draw(st.text(max_size=64)), signature=draw(st.binary(max_size=72)),
+            method=draw(st.sampled_from(["fingerprint", "face", "", "x"]))))
+
+
+def test_malformed_login_steps_property(gw: Harness) -> None:
+    bob = gw.users["bob"]
+    calls = {"begin": gw.auth.BeginLogin, "prove": gw.auth.ProveLogin,
+             "complete": gw.auth.CompleteLogin}
+    seen: set[str] = set()
+
+    @settings(max_examples=80, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(login_steps(bob))
+    def check(case: tuple[str, Any]) -> None:
+        step, request = case
+        before = refusals(gw)
+        try:
+            calls[step](request, timeout=10)
+        except grpc.RpcError as err:
+            code, reason, message = status_of(err)
+            assert code in INPUT_STATUSES, (step, code, reason, message)
+            assert reason and message
+            assert refusals(gw) == before + 1
+            seen.add(reason)
+        else:
+            assert step == "begin"  # only a well-formed BeginLogin can succeed
+
+    check()
+    assert len(seen) >= 3, seen
+    # Bob can still log in properly afterwards (nothing was locked by the noise).
+    assert gw.login(bob).session_token
