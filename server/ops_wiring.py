@@ -119,6 +119,48 @@ class OpsWiring:
         assert self.rules_feed is not None
         self.rules_feed.settle(timeout)
 
+    def replay_recent(self, upto_seq: int, *, now: Any = None) -> int:
+        """Feed the rules the log's records of their longest window before ``upto_seq``.
+
+        Rule windows live in memory; without this, a restart would forget the queries
+        and failures of the last hour and a burst spanning the restart would go unseen.
+        Records come from the archive (only the segments that hold them); alerts are not
+        raised twice (:meth:`server.ops.rules.RuleEngine.replay`). Returns how many
+        records were replayed.
+        """
+        from sqlalchemy import func, select
+
+        from audit.verify import iter_archive_records
+
+        engine = self.ops.rules
+        window = engine.longest_window()
+        if upto_seq <= 0 or not window:
+            return 0
+        cutoff = (now if now is not None else self.ops.ctx.now()) - window
+        self.catch_up()
+        t = self.index.table
+        with self.index.engine.connect() as conn:
+            first = conn.execute(
+                select(func.min(t.c.seq)).where(t.c.time >= cutoff, t.c.seq < upto_seq)
+            ).scalar()
+        if first is None:
+            return 0
+        first = int(first)
+        records = sorted(
+            (rec for _body, rec in iter_archive_records(self.log_dir, after_seq=first - 1)
+             if first <= rec.seq < upto_seq),
+            key=lambda rec: rec.seq,
+        )
+        alerts = engine.replay(
+            ({"event_type": r.event, "actor": r.actor, "outcome": r.outcome,
+              "details": dict(r.details), "seq": r.seq, "time": r.time} for r in records),
+            since_seq=first,
+        )
+        log.info("violation rules: replayed %d record(s) of the last %s (seq %d..%d), "
+                 "%d alert(s) raised that were missing", len(records), window, first,
+                 upto_seq - 1, len(alerts))
+        return len(records)
+
     def close(self) -> None:
         assert self.rules_feed is not None
         self.rules_feed.close()
@@ -139,7 +181,7 @@ class RulesFeed:
     def __init__(self, engine: Any, *, linger: float = 0.005) -> None:
         self.engine = engine
         self.linger = linger
-        self._queue: collections.deque[dict[str, Any] | threading.Event] = collections.deque()
+        self._queue: collections.deque[Any] = collections.deque()  # events, markers, jobs
         self._cv = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="siogw-ops-rules", daemon=True)
@@ -182,16 +224,40 @@ class RulesFeed:
                 self._queue.clear()
             self._observe(batch)
 
-    def _observe(self, batch: list[dict[str, Any] | threading.Event]) -> None:
+    def call(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the rules thread, in order with the queued events."""
+        with self._cv:
+            if self._closed:
+                return
+            self._queue.append(fn)
+            self._cv.notify()
+
+    def _observe(self, batch: list[Any]) -> None:
+        run: list[dict[str, Any]] = []
+        for item in batch:
+            if isinstance(item, dict):
+                run.append(item)
+                continue
+            self._events(run)
+            run = []
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                item()
+            except Exception:  # a failing job must not stop the rules
+                log.exception("a job on the rules thread failed")
+        self._events(run)
+
+    def _events(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
         with self.engine.batch():
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-                    continue
+            for event in events:
                 try:
-                    self.engine.observe(item)
+                    self.engine.observe(event)
                 except Exception:  # a rule failure must not take the gateway down
-                    log.exception("violation rules failed on a %s record", item["event_type"])
+                    log.exception("violation rules failed on a %s record", event["event_type"])
 
 
 def _wrap_sink(sink: Any, observe: Callable[[Any, int | None], None]) -> None:
@@ -239,6 +305,11 @@ def attach_operations(gateway: Any, *, clock: Callable[[], Any] | None = None) -
                               **extra)
         connect_store(ops, gateway.store)
         wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
+        # Before any new record reaches the rules: rebuild their windows from the log
+        # (records up to now; what is appended from here on comes through the sink).
+        upto = int(audit_log.tree_size)
+        assert wiring.rules_feed is not None
+        wiring.rules_feed.call(lambda: wiring.replay_recent(upto))
         _wrap_sink(gateway.audit, wiring.observe)
         gateway.ops_wiring = wiring
         gateway.ops = ops

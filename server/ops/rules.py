@@ -124,6 +124,9 @@ class _Windowed:
         self.threshold, self.window = threshold, window
         self._seen: dict[Any, collections.deque[tuple[_dt.datetime, Any]]] = {}
 
+    def reset(self, key: Any) -> None:
+        self._seen.pop(key, None)
+
     def add(self, key: Any, item: Any, when: _dt.datetime) -> int | None:
         """Add; return the count when it reaches the threshold (the window restarts)."""
         q = self._seen.setdefault(key, collections.deque())
@@ -151,6 +154,14 @@ class RepeatedSignatureFailures:
         self.reasons = reasons
         self._w = _Windowed(threshold, window)
         self._n = 0
+
+    @property
+    def window(self) -> _dt.timedelta:
+        return self._w.window
+
+    def reset_for(self, event: Event) -> None:
+        """Restart the window ``event`` counts in (as a hit on it would)."""
+        self._w.reset(event.actor)
 
     def observe(self, event: Event) -> Hit | None:
         if event.event_type != "refusal" or event.actor in ("", "anonymous"):
@@ -236,6 +247,15 @@ class SubjectBurst:
         self.blocking = blocking
         self._w = _Windowed(threshold, window)
         self._n = 0
+
+    @property
+    def window(self) -> _dt.timedelta:
+        return self._w.window
+
+    def reset_for(self, event: Event) -> None:
+        """Restart the window ``event`` counts in (as a hit on it would)."""
+        if event.subject is not None:
+            self._w.reset((event.actor, event.subject))
 
     def observe(self, event: Event) -> Hit | None:
         if event.event_type != "query":
@@ -325,6 +345,49 @@ class RuleEngine:
         with self.batch():
             for record in records:
                 out.extend(self.observe(record))
+        return out
+
+    def longest_window(self) -> _dt.timedelta:
+        """The longest time window any rule counts over (zero when none counts)."""
+        windows = [w for r in self.rules if isinstance(w := getattr(r, "window", None),
+                                                      _dt.timedelta)]
+        return max(windows, default=_dt.timedelta(0))
+
+    def replay(self, records: Iterable[Mapping[str, Any]], *, since_seq: int) -> Sequence[Alert]:
+        """Rebuild the rules' windows from records already in the log (after a restart).
+
+        ``records`` are the log's records from ``since_seq`` on, in order, with their
+        ``time``. The alerts already raised from ``since_seq`` on are replayed as they
+        happened: at a record that raised an alert, that rule's window restarts, and the
+        alert is not raised again. A hit at any other record is one the previous run never
+        raised (it stopped between writing the record and running the rules): it is
+        raised now. Records before ``since_seq`` are not seen, so the rebuilt counts are
+        never higher than the originals: replay cannot invent a burst.
+        """
+        a = s.alerts.c
+        with self.ctx.tx() as conn:
+            raised = {(str(rule), int(seq)) for rule, seq in conn.execute(
+                sa.select(a.rule, a.record_seq).where(a.record_seq >= since_seq))}
+        out: list[Alert] = []
+        with self.batch():
+            for record in records:
+                try:
+                    event = to_event(record, self.ctx.now())
+                except SiogwError:
+                    continue
+                if event.event_type.startswith("ops.") or not event.actor:
+                    continue
+                with self._lock:
+                    hits = {}
+                    for rule in self.rules:
+                        hit = rule.observe(event)
+                        if hit is not None:
+                            hits[rule.name] = (rule, hit)
+                        elif (rule.name, event.seq) in raised and hasattr(rule, "reset_for"):
+                            rule.reset_for(event)
+                for name, (rule, hit) in hits.items():
+                    if (name, event.seq) not in raised:
+                        out.append(self._raise(rule, hit, event))
         return out
 
     @contextmanager
