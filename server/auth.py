@@ -337,7 +337,7 @@ class Gateway:
 
     @property
     def inline_blocking(self) -> bool:
-        """Run the short blocking steps of a query on the event loop thread?
+        """Run the short database steps of a query on the event loop thread?
 
         With SQLite (in-process, a statement takes tens of microseconds) a hop to a worker
         thread costs more than the work: two thread switches, a GIL hand-over and a wake-up
