@@ -24,7 +24,7 @@ from typing import Any
 from grpc import aio
 
 from server.auth import Gateway
-from server.errors import NotFound, NotImplementedYet
+from server.errors import ExportTooLarge, NotFound, NotImplementedYet
 from server.gen.siogw.v1 import audit_pb2, audit_pb2_grpc
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
 from siogw.errors import AuditError, ConfigError, InputError, SiogwError
@@ -32,6 +32,29 @@ from siogw.timeutil import astana_iso, parse_iso
 
 #: Page size when a request gives none.
 DEFAULT_LIMIT = 100
+
+
+#: Room left in a message for the CsvExport envelope around the CSV bytes.
+_EXPORT_OVERHEAD = 1024
+
+
+def csv_export(text: str, rows: int, transport_limit: int) -> audit_pb2.CsvExport:
+    """The ``CsvExport`` answer, or :class:`ExportTooLarge` when it cannot be sent.
+
+    gRPC would fail a message over the transport limit while sending it: the caller
+    would get a bare RESOURCE_EXHAUSTED and the log no refusal. Refused here instead,
+    with the size and the way out.
+    """
+    data = text.encode("utf-8")
+    limit = transport_limit - _EXPORT_OVERHEAD
+    if len(data) > limit:
+        raise ExportTooLarge(
+            f"the export of {rows} rows is {len(data) / 2**20:.1f} MiB, over the "
+            f"{limit / 2**20:.1f} MiB a message can carry: narrow the filter (dates, "
+            "users, resources) or page through ListQueries",
+            detail=f"{len(data)} bytes > {limit}",
+        )
+    return audit_pb2.CsvExport(csv=data, rows=rows)
 
 
 def _opt_time(text: str) -> _dt.datetime | None:
@@ -168,7 +191,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         await self._catch_up()
         out = io.StringIO()
         rows = await asyncio.to_thread(ops.reports.export_csv, actor, out, flt)
-        return audit_pb2.CsvExport(csv=out.getvalue().encode("utf-8"), rows=rows)
+        return csv_export(out.getvalue(), rows, self.gw.config.limits.transport_max_message_bytes)
 
     # -- R16: the prosecutor ---------------------------------------------------------------
     async def RegisterResolution(

@@ -136,6 +136,12 @@ class MessageTooLarge(InputError):
     reason = "MESSAGE_TOO_LARGE"
 
 
+class ExportTooLarge(MessageTooLarge):
+    """An answer (a CSV export) would be larger than the transport can carry."""
+
+    reason = "EXPORT_TOO_LARGE"
+
+
 class MalformedRequest(InputError):
     """The request bytes do not decode as the method's request message."""
 

@@ -448,3 +448,28 @@ def test_key_rotation_and_revocation_by_the_security_officer(
         grpc.StatusCode.UNAUTHENTICATED)
     assert any(r.event == "ops.certificate.revoked" and r.details["fingerprint"] == fp
                for r in gw.audit_records())
+
+
+def test_an_export_too_big_for_one_message_is_refused_with_the_way_out(gw: Harness) -> None:
+    """Over the transport limit: EXPORT_TOO_LARGE naming the size, recorded; not a gRPC fault."""
+    import dataclasses
+
+    for _ in range(3):
+        gw.send_query("alice")
+    config = gw.gateway.config
+    token = gw.session("cora", consent=False)
+    request = audit_pb2.ListQueriesRequest()
+    full = gw.audit.ExportQueriesCsv(request, metadata=bearer(token))
+    assert full.rows >= 3
+    small = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, transport_max_message_bytes=len(full.csv) // 2 + 1024))
+    gw.gateway.config = small
+    try:
+        before = sum(1 for r in gw.audit_records() if r.event == "refusal")
+        code, reason, message = rpc_error(
+            lambda: gw.audit.ExportQueriesCsv(request, metadata=bearer(token)))
+        assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "EXPORT_TOO_LARGE")
+        assert "narrow the filter" in message and "MiB" in message
+        assert sum(1 for r in gw.audit_records() if r.event == "refusal") == before + 1
+    finally:
+        gw.gateway.config = config
