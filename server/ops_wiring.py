@@ -146,20 +146,27 @@ class OpsWiring:
         if first is None:
             return 0
         first = int(first)
-        records = sorted(
-            (rec for _body, rec in iter_archive_records(self.log_dir, after_seq=first - 1)
-             if first <= rec.seq < upto_seq),
-            key=lambda rec: rec.seq,
-        )
-        alerts = engine.replay(
-            ({"event_type": r.event, "actor": r.actor, "outcome": r.outcome,
-              "details": dict(r.details), "seq": r.seq, "time": r.time} for r in records),
-            since_seq=first,
-        )
+        count = 0
+
+        def in_order() -> Any:
+            # Streamed, never held in memory (an hour can be a million records). The
+            # archive yields sealed segments in order, then the live tail; a record seen
+            # twice (a segment sealed while the directory was read) is skipped.
+            nonlocal count
+            last = first - 1
+            for _body, r in iter_archive_records(self.log_dir, after_seq=first - 1):
+                if r.seq <= last or r.seq >= upto_seq:
+                    continue
+                last = r.seq
+                count += 1
+                yield {"event_type": r.event, "actor": r.actor, "outcome": r.outcome,
+                       "details": dict(r.details), "seq": r.seq, "time": r.time}
+
+        alerts = engine.replay(in_order(), since_seq=first)
         log.info("violation rules: replayed %d record(s) of the last %s (seq %d..%d), "
-                 "%d alert(s) raised that were missing", len(records), window, first,
+                 "%d alert(s) raised that were missing", count, window, first,
                  upto_seq - 1, len(alerts))
-        return len(records)
+        return count
 
     def close(self) -> None:
         assert self.rules_feed is not None
