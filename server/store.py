@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from siogw.db import install_text_guard
 from siogw.errors import InputError, PolicyError, StorageError
+from siogw.prepared import Prepared
 from siogw.timeutil import ensure_utc, now_utc
 
 
@@ -392,6 +393,14 @@ class Store:
     # --- lifecycle -----------------------------------------------------------------------
     _session_context_stmt: Any = _SESSION_CONTEXT
     _reads_ops_status = False
+    _prepared_context: Prepared | None = None
+    _prepared_claim: Prepared | None = None
+
+    @property
+    def _dbapi_error(self) -> type[Exception]:
+        """The driver's base error class (prepared statements raise it unwrapped)."""
+        dbapi = self.engine.dialect.dbapi
+        return dbapi.Error if dbapi is not None else Exception
 
     def open(self) -> Store:
         """Apply missing migrations; returns self."""
@@ -728,19 +737,26 @@ class Store:
         )
         self._session_context_stmt = _SESSION_CONTEXT.add_columns(status)
         self._reads_ops_status = True
+        self._prepared_context = None
+
+    def _prepared(self, attr: str, stmt: Any) -> Prepared:
+        prepared: Prepared | None = getattr(self, attr)
+        if prepared is None:
+            prepared = Prepared(self.engine, stmt)
+            setattr(self, attr, prepared)
+        return prepared
 
     def session_context(
         self, token_hash: str, *, consent_version: str, at: _dt.datetime
     ) -> SessionContext | None:
         """The :class:`SessionContext` of a session token hash (None if unknown)."""
+        # The read of every authenticated call: a prepared statement (siogw.prepared).
+        prepared = self._prepared("_prepared_context", self._session_context_stmt)
         try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    self._session_context_stmt,
-                    {"token_hash": token_hash, "version": consent_version,
-                     "at": ensure_utc(at)},
-                ).all()
-        except SQLAlchemyError as exc:
+            rows = prepared.all(
+                {"token_hash": token_hash, "version": consent_version, "at": ensure_utc(at)}
+            )
+        except (SQLAlchemyError, self._dbapi_error) as exc:
             raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
         if not rows:
             return None
@@ -811,15 +827,17 @@ class Store:
     # --- replay guard --------------------------------------------------------------------
     def claim_request_id(self, request_id: str, *, user_id: str, kind: str) -> None:
         """Record a request id; :class:`ReplayDetected` if it was seen before (durable)."""
+        # The write of every query: a prepared statement (siogw.prepared).
+        prepared = self._prepared("_prepared_claim", _CLAIM)
+        dbapi = self.engine.dialect.dbapi
         try:
-            with self._write_lock, self._tx() as conn:
-                conn.execute(
-                    _CLAIM,
-                    {"request_id": request_id, "user_id": user_id, "kind": kind,
-                     "seen_at": now_utc()},
-                )
-        except IntegrityError as exc:
+            with self._write_lock:
+                prepared.run({"request_id": request_id, "user_id": user_id, "kind": kind,
+                              "seen_at": now_utc()})
+        except dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
 
     # --- maintenance ---------------------------------------------------------------------
     def add_window(
