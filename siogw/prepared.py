@@ -11,9 +11,12 @@ pool events, on every call. For the few statements that every query runs, a
 * the result processors of its columns (e.g. SQLite's text back to ``datetime``).
 
 It runs on a connection from the engine's own pool (the same pragmas, pre-ping and reset
-on return), applies the NUL guard of :mod:`siogw.db`, and returns rows as named tuples.
-The answers are the same as ``Connection.execute`` gives (tests compare the two).
-DB-API errors are raised as they are: the caller maps them.
+on return) and returns rows as named tuples; a text statement's rows are named after
+its result columns, untyped. The engine's ``before_cursor_execute`` listeners still see
+every statement, called with ``conn`` and ``context`` None: the NUL guard of
+:mod:`siogw.db` refuses bad text as before, and tests can count statements. The answers
+are the same as ``Connection.execute`` gives (tests compare the two). DB-API errors are
+raised as they are: the caller maps them.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
-
-from siogw.db import NulCharacter, _has_nul
 
 
 class Prepared:
@@ -45,6 +46,10 @@ class Prepared:
         self._bind: dict[str, Callable[[Any], Any]] = {}
         self._names: dict[str, str] = {}  # parameter key -> its name in the SQL text
         for bp, name in compiled.bind_names.items():
+            if bp.expanding:
+                raise sa.exc.ArgumentError(
+                    "a prepared statement cannot hold an expanding IN parameter "
+                    f"({bp.key}): write the IN list as OR-ed equalities")
             if bp.required and bp.callable is None and bp.value is None:
                 self._required.add(bp.key)
             else:
@@ -53,24 +58,17 @@ class Prepared:
             proc = bp.type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
                 self._bind[bp.key] = proc
+        # Rows and result processors are made from the first result: some processors
+        # need the driver's type code of the column (PostgreSQL numerics).
+        self._columns = list(stmt.selected_columns) if isinstance(stmt, sa.sql.Select) else None
         self._row: Any = None
         self._result: list[Callable[[Any], Any] | None] = []
-        if isinstance(stmt, sa.sql.Select):
-            columns = list(stmt.selected_columns)
-            self._row = collections.namedtuple(  # type: ignore[misc]
-                "Row", [str(c.key) for c in columns], rename=True
-            )
-            self._result = [
-                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-            ]
 
     def _params(self, values: Mapping[str, Any]) -> Any:
         missing = self._required.difference(values)
         if missing:
             raise sa.exc.ArgumentError(f"values missing for {sorted(missing)}")
         merged = {**self._defaults, **values}
-        if _has_nul(merged):
-            raise NulCharacter("a text value contains the NUL character (U+0000)")
         for key, proc in self._bind.items():
             if key in merged:
                 merged[key] = proc(merged[key])
@@ -79,15 +77,35 @@ class Prepared:
             return [by_name[name] for name in self._order]
         return by_name
 
+    def _describe(self, description: Any) -> None:
+        dialect = self.engine.dialect
+        if self._columns is None:  # text: the driver's column names, values as they come
+            names = [d[0] for d in description]
+            self._result = [None] * len(names)
+        else:
+            names = [str(c.key) for c in self._columns]
+            self._result = [
+                c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+                for c, d in zip(self._columns, description, strict=True)
+            ]
+        self._row = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+    def _execute(self, cur: Any, params: Any) -> None:
+        for listener in self.engine.dispatch.before_cursor_execute:
+            listener(None, cur, self.sql, params, None, False)
+        cur.execute(self.sql, params)
+
     def all(self, values: Mapping[str, Any]) -> list[Any]:
-        """Run a SELECT; its rows as named tuples with the column types applied."""
+        """Run a query; its rows as named tuples (a SELECT's with column types applied)."""
         params = self._params(values)
         conn = self.engine.raw_connection()
         try:
             cur = conn.cursor()
             try:
-                cur.execute(self.sql, params)
+                self._execute(cur, params)
                 raw = cur.fetchall()
+                if self._row is None:
+                    self._describe(cur.description)
             finally:
                 cur.close()
         finally:
@@ -107,7 +125,7 @@ class Prepared:
         try:
             cur = conn.cursor()
             try:
-                cur.execute(self.sql, params)
+                self._execute(cur, params)
                 count = int(cur.rowcount)
             finally:
                 cur.close()

@@ -6,8 +6,11 @@ number and the parameters (exactly one lookup parameter, identifiers checked) an
 the access right to what the connector returns.
 
 :class:`EmbeddedConnector` answers all 52 resources from the synthetic ``res_*`` tables
-(:mod:`server.resources.dataset`); SQLAlchemy runs synchronously in a worker thread
-(:func:`asyncio.to_thread`). Every answer has the shape::
+(:mod:`server.resources.dataset`). Each handler's statements are built once, with the
+subject as a bound parameter, and run as prepared statements (:mod:`siogw.prepared`):
+compiled once per engine, no SQLAlchemy execution overhead per lookup. On SQLite the
+lookup runs on the calling thread; elsewhere in a worker thread (:func:`asyncio.to_thread`).
+Every answer has the shape::
 
     {"subject": {<param>: <value>}, "count": <n>, "records": [ {...}, ... ]}
 
@@ -27,12 +30,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from server.resources import dataset as ds
 from server.resources.catalogue import Resource
 from server.resources.errors import InvalidParameters
 from siogw.errors import StorageError
+from siogw.prepared import Prepared
 from siogw.timeutil import astana_iso
 
 __all__ = ["Connector", "EmbeddedConnector"]
@@ -60,10 +64,42 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def _rows(conn: Connection, stmt: sa.Select[Any], drop: Sequence[str] = ("id",)) -> list[JSON]:
+class _Db:
+    """The handlers' way to the database: each statement runs as a :class:`Prepared`.
+
+    Statements are kept per object: handlers build each one once (module level or once
+    per lookup key) with the looked-up value as a bound parameter.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._prepared: dict[int, tuple[Any, Prepared]] = {}
+
+    def rows(self, stmt: Any, **params: Any) -> list[Any]:
+        hit = self._prepared.get(id(stmt))
+        if hit is None or hit[0] is not stmt:
+            hit = (stmt, Prepared(self.engine, stmt))
+            self._prepared[id(stmt)] = hit
+        return hit[1].all(params)
+
+    def first(self, stmt: Any, **params: Any) -> Any:
+        found = self.rows(stmt, **params)
+        return found[0] if found else None
+
+    def scalar(self, stmt: Any, **params: Any) -> Any:
+        row = self.first(stmt, **params)
+        return row[0] if row is not None else None
+
+
+def _v(name: str = "v") -> sa.BindParameter[Any]:
+    """The looked-up value (or another per-call value) as a bound parameter."""
+    return sa.bindparam(name)
+
+
+def _rows(db: _Db, stmt: Any, drop: Sequence[str] = ("id",), **params: Any) -> list[JSON]:
     out = []
-    for row in conn.execute(stmt).mappings():
-        out.append({k: _json_value(v) for k, v in row.items() if k not in drop})
+    for row in db.rows(stmt, **params):
+        out.append({k: _json_value(v) for k, v in row._asdict().items() if k not in drop})
     return out
 
 
@@ -71,9 +107,21 @@ def _answer(key: str, value: str, records: list[JSON]) -> JSON:
     return {"subject": {key: value}, "count": len(records), "records": records}
 
 
-def _owner(table: sa.Table, key: str, value: str) -> sa.ColumnElement[bool]:
+def _owner(table: sa.Table, key: str) -> sa.ColumnElement[bool]:
     col = {"iin": "owner_iin", "bin": "owner_bin"}.get(key, key)
-    return table.c[col] == value
+    return table.c[col] == _v()
+
+
+def _per_key(build: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``build(key)``, built once per lookup key (statements depend on the key's column)."""
+    made: dict[str, Any] = {}
+
+    def get(key: str) -> Any:
+        if key not in made:
+            made[key] = build(key)
+        return made[key]
+
+    return get
 
 
 def _person_name(last: str | None, first: str | None, patronymic: str | None) -> str | None:
@@ -106,39 +154,48 @@ def _png(seed: bytes, size: int = 32) -> bytes:
 
 # --------------------------------------------------------------------------- handlers
 
-_Handler = Callable[[Connection, int, str, str], JSON]
+_Handler = Callable[[_Db, int, str, str], JSON]
 
 P, E = ds.res_person, ds.res_entity
 
 
-def _generic(conn: Connection, n: int, key: str, value: str) -> JSON:
-    r = ds.res_record
-    stmt = (sa.select(r.c.recorded_on, r.c.attributes)
-            .where(r.c.resource == n, r.c.subject == value).order_by(r.c.recorded_on, r.c.id))
+_R = ds.res_record
+_GENERIC = (sa.select(_R.c.recorded_on, _R.c.attributes)
+            .where(_R.c.resource == _v("n"), _R.c.subject == _v())
+            .order_by(_R.c.recorded_on, _R.c.id))
+
+
+def _generic(db: _Db, n: int, key: str, value: str) -> JSON:
     records = [{"recorded_on": row.recorded_on.isoformat(), **row.attributes}
-               for row in conn.execute(stmt)]
+               for row in db.rows(_GENERIC, n=n, v=value)]
     return _answer(key, value, records)
 
 
-def _person(conn: Connection, n: int, key: str, value: str) -> JSON:
-    return _answer(key, value, _rows(conn, sa.select(P).where(P.c.iin == value)))
+_PERSON = sa.select(P).where(P.c.iin == _v())
 
 
-def _entity(conn: Connection, n: int, key: str, value: str) -> JSON:
-    records = _rows(conn, sa.select(E).where(E.c.bin == value))
+def _person(db: _Db, n: int, key: str, value: str) -> JSON:
+    return _answer(key, value, _rows(db, _PERSON, v=value))
+
+
+_L, _A = ds.res_link, ds.res_address
+_ENTITY = sa.select(E).where(E.c.bin == _v())
+_LEGAL_ADDRESS = sa.select(_A.c.address).where(_A.c.bin == _v(), _A.c.kind == "legal")
+_FOUNDERS_DIRECTORS = (
+    sa.select(_L.c.src.label("identifier"), _L.c.relation, _L.c.share_percent,
+              _L.c.since, P.c.last_name, P.c.first_name, P.c.patronymic,
+              E.c.name.label("entity_name"))
+    .select_from(_L.outerjoin(P, P.c.iin == _L.c.src).outerjoin(E, E.c.bin == _L.c.src))
+    .where(_L.c.dst == _v(), sa.or_(_L.c.relation == "founder", _L.c.relation == "director"))
+    .order_by(_L.c.relation, _L.c.src))
+
+
+def _entity(db: _Db, n: int, key: str, value: str) -> JSON:
+    records = _rows(db, _ENTITY, v=value)
     if records:
-        L, A = ds.res_link, ds.res_address
-        records[0]["legal_address"] = conn.execute(
-            sa.select(A.c.address).where(A.c.bin == value, A.c.kind == "legal")
-        ).scalar()
-        stmt = (sa.select(L.c.src.label("identifier"), L.c.relation, L.c.share_percent,
-                          L.c.since, P.c.last_name, P.c.first_name, P.c.patronymic,
-                          E.c.name.label("entity_name"))
-                .select_from(L.outerjoin(P, P.c.iin == L.c.src).outerjoin(E, E.c.bin == L.c.src))
-                .where(L.c.dst == value, L.c.relation.in_(("founder", "director")))
-                .order_by(L.c.relation, L.c.src))
+        records[0]["legal_address"] = db.scalar(_LEGAL_ADDRESS, v=value)
         founders, directors = [], []
-        for row in conn.execute(stmt):
+        for row in db.rows(_FOUNDERS_DIRECTORS, v=value):
             item = {"identifier": row.identifier,
                     "kind": "person" if row.last_name is not None else "entity",
                     "name": _person_name(row.last_name, row.first_name, row.patronymic)
@@ -153,49 +210,63 @@ def _entity(conn: Connection, n: int, key: str, value: str) -> JSON:
 
 
 def _owned(table: sa.Table, *extra: sa.ColumnElement[bool]) -> _Handler:
-    def handler(conn: Connection, n: int, key: str, value: str) -> JSON:
-        stmt = sa.select(table).where(_owner(table, key, value), *extra).order_by(table.c.id)
-        return _answer(key, value, _rows(conn, stmt))
+    stmt_for = _per_key(
+        lambda key: sa.select(table).where(_owner(table, key), *extra).order_by(table.c.id))
+
+    def handler(db: _Db, n: int, key: str, value: str) -> JSON:
+        return _answer(key, value, _rows(db, stmt_for(key), v=value))
     return handler
 
 
 def _by_subject(table: sa.Table, order: str, drop: Sequence[str] = ("id",)) -> _Handler:
-    def handler(conn: Connection, n: int, key: str, value: str) -> JSON:
-        stmt = sa.select(table).where(table.c[key] == value).order_by(table.c[order], table.c.id)
-        return _answer(key, value, _rows(conn, stmt, drop))
+    stmt_for = _per_key(
+        lambda key: sa.select(table).where(table.c[key] == _v())
+        .order_by(table.c[order], table.c.id))
+
+    def handler(db: _Db, n: int, key: str, value: str) -> JSON:
+        return _answer(key, value, _rows(db, stmt_for(key), drop, v=value))
     return handler
 
 
-def _pension(conn: Connection, n: int, key: str, value: str) -> JSON:
-    C = ds.res_pension_contribution
-    stmt = (sa.select(C.c.period, C.c.employer_bin, E.c.name.label("employer_name"),
-                      C.c.amount_kzt, C.c.paid_on)
-            .select_from(C.outerjoin(E, E.c.bin == C.c.employer_bin))
-            .where(C.c.iin == value).order_by(C.c.period, C.c.id))
-    return _answer(key, value, _rows(conn, stmt))
+_C = ds.res_pension_contribution
+_PENSION = (sa.select(_C.c.period, _C.c.employer_bin, E.c.name.label("employer_name"),
+                      _C.c.amount_kzt, _C.c.paid_on)
+            .select_from(_C.outerjoin(E, E.c.bin == _C.c.employer_bin))
+            .where(_C.c.iin == _v()).order_by(_C.c.period, _C.c.id))
 
 
-def _court_cards(conn: Connection, n: int, key: str, value: str) -> JSON:
-    C = ds.res_court_case
-    stmt = (sa.select(C.c.case_number, C.c.court, C.c.category, C.c.judge, C.c.hearings,
-                      C.c.filed_on, C.c.status, C.c.decision, C.c.decided_on)
-            .where(C.c.iin == value).order_by(C.c.filed_on, C.c.id))
-    return _answer(key, value, _rows(conn, stmt))
+def _pension(db: _Db, n: int, key: str, value: str) -> JSON:
+    return _answer(key, value, _rows(db, _PENSION, v=value))
 
 
-def _civil_servant(conn: Connection, n: int, key: str, value: str) -> JSON:
-    S = ds.res_civil_service
-    stmt = sa.select(S).where(S.c.iin == value).order_by(S.c.started_on.desc(), S.c.id).limit(1)
-    records = _rows(conn, stmt, ("id", "iin"))
+_CC = ds.res_court_case
+_COURT_CARDS = (sa.select(_CC.c.case_number, _CC.c.court, _CC.c.category, _CC.c.judge,
+                          _CC.c.hearings, _CC.c.filed_on, _CC.c.status, _CC.c.decision,
+                          _CC.c.decided_on)
+                .where(_CC.c.iin == _v()).order_by(_CC.c.filed_on, _CC.c.id))
+
+
+def _court_cards(db: _Db, n: int, key: str, value: str) -> JSON:
+    return _answer(key, value, _rows(db, _COURT_CARDS, v=value))
+
+
+_S = ds.res_civil_service
+_CIVIL_SERVANT = (sa.select(_S).where(_S.c.iin == _v())
+                  .order_by(_S.c.started_on.desc(), _S.c.id).limit(1))
+
+
+def _civil_servant(db: _Db, n: int, key: str, value: str) -> JSON:
+    records = _rows(db, _CIVIL_SERVANT, ("id", "iin"), v=value)
     for r in records:
         r["current"] = r["ended_on"] is None
     return _answer(key, value, records)
 
 
-def _photo(conn: Connection, n: int, key: str, value: str) -> JSON:
-    doc = conn.execute(
-        sa.select(P.c.document_number, P.c.document_issued_on).where(P.c.iin == value)
-    ).first()
+_PHOTO_DOC = sa.select(P.c.document_number, P.c.document_issued_on).where(P.c.iin == _v())
+
+
+def _photo(db: _Db, n: int, key: str, value: str) -> JSON:
+    doc = db.first(_PHOTO_DOC, v=value)
     records = []
     if doc is not None:
         records.append({"format": "image/png", "taken_on": doc.document_issued_on.isoformat(),
@@ -204,61 +275,70 @@ def _photo(conn: Connection, n: int, key: str, value: str) -> JSON:
     return _answer(key, value, records)
 
 
-def _form1(conn: Connection, n: int, key: str, value: str) -> JSON:
-    A, L = ds.res_address, ds.res_link
-    records = _rows(conn, sa.select(P).where(P.c.iin == value))
+_ADDRESSES = (sa.select(_A.c.kind, _A.c.address, _A.c.since)
+              .where(_A.c.iin == _v()).order_by(_A.c.id))
+_PARENTS = (sa.select(P.c.iin, P.c.last_name, P.c.first_name, P.c.patronymic)
+            .select_from(_L.join(P, P.c.iin == _L.c.src))
+            .where(_L.c.dst == _v(), _L.c.relation == "parent").order_by(P.c.iin))
+
+
+def _form1(db: _Db, n: int, key: str, value: str) -> JSON:
+    records = _rows(db, _PERSON, v=value)
     if records:
-        records[0]["addresses"] = _rows(
-            conn, sa.select(A.c.kind, A.c.address, A.c.since)
-            .where(A.c.iin == value).order_by(A.c.id))
-        parents = conn.execute(
-            sa.select(P.c.iin, P.c.last_name, P.c.first_name, P.c.patronymic)
-            .select_from(L.join(P, P.c.iin == L.c.src))
-            .where(L.c.dst == value, L.c.relation == "parent").order_by(P.c.iin))
+        records[0]["addresses"] = _rows(db, _ADDRESSES, v=value)
+        parents = db.rows(_PARENTS, v=value)
         records[0]["parents"] = [
             {"iin": r.iin, "name": _person_name(r.last_name, r.first_name, r.patronymic)}
             for r in parents]
     return _answer(key, value, records)
 
 
-def _civil_status(conn: Connection, n: int, key: str, value: str) -> JSON:
-    C = ds.res_civil_status
-    O_ = P.alias("other")
-    stmt = (sa.select(C.c.act_type, C.c.registered_on, C.c.registry_office, C.c.record_number,
-                      C.c.other_iin, O_.c.last_name, O_.c.first_name, O_.c.patronymic)
-            .select_from(C.outerjoin(O_, O_.c.iin == C.c.other_iin))
-            .where(C.c.iin == value).order_by(C.c.registered_on, C.c.id))
+_CS, _OTHER = ds.res_civil_status, P.alias("other")
+_CIVIL_STATUS = (
+    sa.select(_CS.c.act_type, _CS.c.registered_on, _CS.c.registry_office, _CS.c.record_number,
+              _CS.c.other_iin, _OTHER.c.last_name, _OTHER.c.first_name, _OTHER.c.patronymic)
+    .select_from(_CS.outerjoin(_OTHER, _OTHER.c.iin == _CS.c.other_iin))
+    .where(_CS.c.iin == _v()).order_by(_CS.c.registered_on, _CS.c.id))
+
+
+def _civil_status(db: _Db, n: int, key: str, value: str) -> JSON:
     records = []
-    for r in _rows(conn, stmt):
+    for r in _rows(db, _CIVIL_STATUS, v=value):
         name = _person_name(r.pop("last_name"), r.pop("first_name"), r.pop("patronymic"))
         records.append({**r, "other_name": name})
     return _answer(key, value, records)
 
 
 def _crossings(foreigners: bool) -> _Handler:
-    def handler(conn: Connection, n: int, key: str, value: str) -> JSON:
-        B = ds.res_border_crossing
-        cond = P.c.citizenship != "KAZ" if foreigners else P.c.citizenship == "KAZ"
-        stmt = (sa.select(B.c.crossed_at, B.c.direction, B.c.checkpoint, B.c.country,
-                          B.c.document_number, P.c.citizenship)
-                .select_from(B.join(P, P.c.iin == B.c.iin))
-                .where(B.c.iin == value, cond).order_by(B.c.crossed_at, B.c.id))
-        return _answer(key, value, _rows(conn, stmt))
+    B = ds.res_border_crossing
+    cond = P.c.citizenship != "KAZ" if foreigners else P.c.citizenship == "KAZ"
+    stmt = (sa.select(B.c.crossed_at, B.c.direction, B.c.checkpoint, B.c.country,
+                      B.c.document_number, P.c.citizenship)
+            .select_from(B.join(P, P.c.iin == B.c.iin))
+            .where(B.c.iin == _v(), cond).order_by(B.c.crossed_at, B.c.id))
+
+    def handler(db: _Db, n: int, key: str, value: str) -> JSON:
+        return _answer(key, value, _rows(db, stmt, v=value))
     return handler
 
 
 def _phones(kind: str) -> _Handler:
-    def handler(conn: Connection, n: int, key: str, value: str) -> JSON:
-        T = ds.res_phone
-        cond = T.c.number == value if key == "phone" else _owner(T, key, value)
-        stmt = (sa.select(T.c.number, T.c.operator, T.c.since, T.c.owner_iin, T.c.owner_bin,
+    T = ds.res_phone
+
+    def build(key: str) -> Any:
+        cond = T.c.number == _v() if key == "phone" else _owner(T, key)
+        return (sa.select(T.c.number, T.c.operator, T.c.since, T.c.owner_iin, T.c.owner_bin,
                           T.c.egov_mobile, P.c.last_name, P.c.first_name, P.c.patronymic,
                           E.c.name.label("entity_name"))
                 .select_from(T.outerjoin(P, P.c.iin == T.c.owner_iin)
                              .outerjoin(E, E.c.bin == T.c.owner_bin))
                 .where(cond, T.c.kind == kind).order_by(T.c.id))
+
+    stmt_for = _per_key(build)
+
+    def handler(db: _Db, n: int, key: str, value: str) -> JSON:
         records = []
-        for r in _rows(conn, stmt):
+        for r in _rows(db, stmt_for(key), v=value):
             name = _person_name(r.pop("last_name"), r.pop("first_name"), r.pop("patronymic"))
             entity_name = r.pop("entity_name")
             if kind != "mobile":
@@ -268,22 +348,24 @@ def _phones(kind: str) -> _Handler:
     return handler
 
 
-def _addresses_and_phones(conn: Connection, n: int, key: str, value: str) -> JSON:
-    A, T = ds.res_address, ds.res_phone
+_T = ds.res_phone
+_PHONE_OWNERS = (sa.select(_T.c.owner_iin).where(_T.c.number == _v(), _T.c.owner_iin.is_not(None))
+                 .order_by(_T.c.owner_iin).distinct())
+_PERSON_NAME = sa.select(P.c.last_name, P.c.first_name, P.c.patronymic).where(P.c.iin == _v())
+_OWNED_PHONES = (sa.select(_T.c.number, _T.c.kind, _T.c.operator)
+                 .where(_T.c.owner_iin == _v()).order_by(_T.c.id))
+
+
+def _addresses_and_phones(db: _Db, n: int, key: str, value: str) -> JSON:
     if key == "phone":
-        owners = [r[0] for r in conn.execute(
-            sa.select(T.c.owner_iin).where(T.c.number == value, T.c.owner_iin.is_not(None))
-            .order_by(T.c.owner_iin).distinct())]
+        owners = [r[0] for r in db.rows(_PHONE_OWNERS, v=value)]
     else:
         owners = [value]
     records = []
     for iin in owners:
-        person = conn.execute(sa.select(P.c.last_name, P.c.first_name, P.c.patronymic)
-                              .where(P.c.iin == iin)).first()
-        addresses = _rows(conn, sa.select(A.c.kind, A.c.address, A.c.since)
-                          .where(A.c.iin == iin).order_by(A.c.id))
-        phones = _rows(conn, sa.select(T.c.number, T.c.kind, T.c.operator)
-                       .where(T.c.owner_iin == iin).order_by(T.c.id))
+        person = db.first(_PERSON_NAME, v=iin)
+        addresses = _rows(db, _ADDRESSES, v=iin)
+        phones = _rows(db, _OWNED_PHONES, v=iin)
         if person is None and not addresses and not phones:
             continue
         records.append({"iin": iin, "name": _person_name(*person) if person else None,
@@ -334,11 +416,11 @@ ORDER BY w.depth, w.node, w.via, w.relation, w.via_relation
 """)
 
 
-def _relationships(conn: Connection, n: int, key: str, value: str) -> JSON:
+def _relationships(db: _Db, n: int, key: str, value: str) -> JSON:
     depth = 1 if n == 50 else 2
     nodes: dict[str, JSON] = {}
     subject_name: str | None = None
-    for r in conn.execute(_RELATIONSHIPS_SQL, {"subject": value, "depth": depth}):
+    for r in db.rows(_RELATIONSHIPS_SQL, subject=value, depth=depth):
         name = _person_name(r.last_name, r.first_name, r.patronymic) or r.entity_name
         if r.depth == 0:
             subject_name = name
@@ -370,7 +452,7 @@ _HANDLERS: Mapping[int, _Handler] = {
     4: _owned(L_),
     5: _owned(ds.res_vehicle),
     6: _owned(ds.res_weapon),
-    8: _owned(V, V.c.registry.in_(("river", "small"))),
+    8: _owned(V, sa.or_(V.c.registry == "river", V.c.registry == "small")),
     9: _owned(V, V.c.registry == "sea"),
     11: _pension,
     16: _by_subject(ds.res_court_case, "filed_on"),
@@ -401,6 +483,7 @@ class EmbeddedConnector:
 
     def __init__(self, engine: Engine, *, inline: bool | None = None) -> None:
         self._engine = engine
+        self._db = _Db(engine)
         #: Look up on the calling (event loop) thread: by default with SQLite, where a
         #: lookup is shorter than the hop to a worker thread (see
         #: ``server.auth.Gateway.inline_blocking``); in a worker thread otherwise.
@@ -424,10 +507,11 @@ class EmbeddedConnector:
             )
         ((key, value),) = params.items()
         handler = _HANDLERS.get(resource.number, _generic)
+        dbapi = self._engine.dialect.dbapi
+        errors = (sa.exc.SQLAlchemyError, dbapi.Error if dbapi is not None else sa.exc.DBAPIError)
         try:
-            with self._engine.connect() as conn:
-                return handler(conn, resource.number, key, value)
-        except sa.exc.SQLAlchemyError as exc:
+            return handler(self._db, resource.number, key, value)
+        except errors as exc:
             raise StorageError(
                 f"resource {resource.number}: the embedded register failed", detail=str(exc)
             ) from exc
