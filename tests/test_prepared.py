@@ -66,3 +66,25 @@ def test_writes_commit_and_errors_come_from_the_driver(engine: sa.Engine) -> Non
         insert.run({"id": "b\x00", "at": at, "flag": True, "blob": None, "n": 1})
     with engine.connect() as conn:  # committed once; the failed ones left nothing
         assert conn.execute(sa.select(sa.func.count()).select_from(things)).scalar() == 1
+
+
+def test_text_statements_listeners_and_in_lists(engine: sa.Engine) -> None:
+    at = _dt.datetime(2026, 3, 1, tzinfo=_dt.UTC)
+    Prepared(engine, things.insert()).run({"id": "a", "at": at, "flag": True, "blob": None,
+                                           "n": 7})
+    seen: list[str] = []
+
+    def listener(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        text = Prepared(engine, sa.text(f"SELECT id, n FROM {things.name} WHERE n = :n"))
+        [row] = text.all({"n": 7})
+        assert (row.id, row.n) == ("a", 7)  # named after the driver's columns
+        assert text.all({"n": 8}) == []
+        assert len(seen) == 2 and all(things.name in s for s in seen)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    with pytest.raises(sa.exc.ArgumentError, match="OR-ed equalities"):
+        Prepared(engine, sa.select(things).where(things.c.id.in_(["a", "b"])))
