@@ -95,10 +95,16 @@ class Prepared:
             listener(None, cur, self.sql, params, None, False)
         cur.execute(self.sql, params)
 
-    def all(self, values: Mapping[str, Any]) -> list[Any]:
-        """Run a query; its rows as named tuples (a SELECT's with column types applied)."""
+    def all(self, values: Mapping[str, Any], *, conn: Any = None) -> list[Any]:
+        """Run a query; its rows as named tuples (a SELECT's with column types applied).
+
+        ``conn``: a connection from ``engine.raw_connection()`` to run on (several
+        statements, one checkout: one pre-ping on PostgreSQL); by default one of its own.
+        """
         params = self._params(values)
-        conn = self.engine.raw_connection()
+        own = conn is None
+        if own:
+            conn = self.engine.raw_connection()
         try:
             cur = conn.cursor()
             try:
@@ -109,7 +115,8 @@ class Prepared:
             finally:
                 cur.close()
         finally:
-            conn.close()  # back to the pool (which rolls the read transaction back)
+            if own:
+                conn.close()  # back to the pool (which rolls the read transaction back)
         procs = self._result
         make = self._row._make
         if not any(procs):

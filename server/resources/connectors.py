@@ -64,8 +64,8 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-class _Db:
-    """The handlers' way to the database: each statement runs as a :class:`Prepared`.
+class _Statements:
+    """The :class:`Prepared` form of each handler statement, per engine (made on first use).
 
     Statements are kept per object: handlers build each one once (module level or once
     per lookup key) with the looked-up value as a bound parameter.
@@ -75,12 +75,23 @@ class _Db:
         self.engine = engine
         self._prepared: dict[int, tuple[Any, Prepared]] = {}
 
-    def rows(self, stmt: Any, **params: Any) -> list[Any]:
+    def get(self, stmt: Any) -> Prepared:
         hit = self._prepared.get(id(stmt))
         if hit is None or hit[0] is not stmt:
             hit = (stmt, Prepared(self.engine, stmt))
             self._prepared[id(stmt)] = hit
-        return hit[1].all(params)
+        return hit[1]
+
+
+class _Db:
+    """One lookup's way to the database: its statements on one pooled connection."""
+
+    def __init__(self, statements: _Statements, conn: Any) -> None:
+        self._statements = statements
+        self._conn = conn
+
+    def rows(self, stmt: Any, **params: Any) -> list[Any]:
+        return self._statements.get(stmt).all(params, conn=self._conn)
 
     def first(self, stmt: Any, **params: Any) -> Any:
         found = self.rows(stmt, **params)
@@ -483,7 +494,7 @@ class EmbeddedConnector:
 
     def __init__(self, engine: Engine, *, inline: bool | None = None) -> None:
         self._engine = engine
-        self._db = _Db(engine)
+        self._statements = _Statements(engine)
         #: Look up on the calling (event loop) thread: by default with SQLite, where a
         #: lookup is shorter than the hop to a worker thread (see
         #: ``server.auth.Gateway.inline_blocking``); in a worker thread otherwise.
@@ -510,7 +521,11 @@ class EmbeddedConnector:
         dbapi = self._engine.dialect.dbapi
         errors = (sa.exc.SQLAlchemyError, dbapi.Error if dbapi is not None else sa.exc.DBAPIError)
         try:
-            return handler(self._db, resource.number, key, value)
+            conn = self._engine.raw_connection()  # one checkout for all of the lookup
+            try:
+                return handler(_Db(self._statements, conn), resource.number, key, value)
+            finally:
+                conn.close()
         except errors as exc:
             raise StorageError(
                 f"resource {resource.number}: the embedded register failed", detail=str(exc)

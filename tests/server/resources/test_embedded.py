@@ -229,3 +229,22 @@ def test_lookups_run_inline_on_sqlite_and_in_a_worker_thread_on_a_server_db(
         assert (set(threads) == on_loop) == forced.inline
     finally:
         sa.event.remove(engine, "before_cursor_execute", where)
+
+
+def test_a_lookup_uses_one_pooled_connection_for_all_its_statements(
+    engine: sa.Engine, embedded: EmbeddedConnector
+) -> None:
+    """Resource 2 runs three statements: one checkout (one pre-ping on PostgreSQL)."""
+    checkouts: list[object] = []
+
+    def on_checkout(*_args: Any) -> None:
+        checkouts.append(object())
+
+    sa.event.listen(engine, "checkout", on_checkout)
+    try:
+        with _statements(engine) as seen:
+            data = embedded.fetch_sync(get_resource(2), {"bin": DEMO_ENTITY_BIN})
+    finally:
+        sa.event.remove(engine, "checkout", on_checkout)
+    assert data["records"] and len(seen) == 3
+    assert len(checkouts) == 1
