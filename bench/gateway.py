@@ -16,6 +16,9 @@ signature, binding to the request) after the timed window. No timing is asserted
 run is bounded (~60 s).
 
     .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64]
+
+The gateway uses SQLite in a temporary home unless ``SIOGW_DATABASE_URL`` names another
+database (an empty schema, e.g. PostgreSQL with ``?options=-csearch_path%3Dbench``).
 """
 
 from __future__ import annotations
@@ -230,9 +233,13 @@ def run(
         ) as echo_proc,
     ):
         demo.bootstrap_users(world, gw_port)
+        from server.config import load_config
+
+        database = load_config(home).effective_database_url.split("?")[0].split("@")[-1]
         print(
             f"setup {time.perf_counter() - t_setup:.1f}s: CA, SoftHSM tokens and keys, "
-            f"gateway (pid of `siogw serve`), echo server, users enrolled",
+            f"gateway (pid {gateway_procs[0].pid}, database {database}), echo server, "
+            "users enrolled",
             flush=True,
         )
         pool = dataset_subjects(home) if subjects == "dataset" else None
