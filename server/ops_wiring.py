@@ -191,16 +191,26 @@ class RulesFeed:
         self._queue: collections.deque[Any] = collections.deque()  # events, markers, jobs
         self._cv = threading.Condition()
         self._closed = False
+        self._warned_at = -1e9
         self._thread = threading.Thread(target=self._run, name="siogw-ops-rules", daemon=True)
         self._thread.start()
+
+    #: A backlog this long is logged (at most once a minute): the rules lag the log.
+    backlog_warning = 10_000
 
     def put(self, event: dict[str, Any]) -> None:
         with self._cv:
             if self._closed:
                 return  # gateway closing: its last records are in the log (catch-up reads it)
             self._queue.append(event)
-            if len(self._queue) == 1:
+            depth = len(self._queue)
+            if depth == 1:
                 self._cv.notify()
+        if depth >= self.backlog_warning:
+            now = time.monotonic()
+            if now - self._warned_at >= 60:
+                self._warned_at = now
+                log.warning("violation rules lag the audit log: %d records queued", depth)
 
     def settle(self, timeout: float | None = 30) -> None:
         marker = threading.Event()

@@ -83,3 +83,18 @@ def test_close_drains_what_was_queued_then_refuses_more() -> None:
     feed.put(event(99))  # after close: dropped quietly (the record is in the audit log)
     feed.settle(1)
     assert engine.seen == list(range(10))
+
+
+def test_a_long_backlog_is_logged_once(caplog: Any) -> None:
+    engine = RecordingEngine()
+    feed = RulesFeed(engine, linger=0.3)
+    feed.backlog_warning = 5
+    try:
+        for n in range(12):
+            feed.put(event(n))
+        warnings = [r for r in caplog.records if "lag the audit log" in r.getMessage()]
+        assert len(warnings) == 1 and "5 records queued" in warnings[0].getMessage()
+        feed.settle(10)
+        assert engine.seen == list(range(12))
+    finally:
+        feed.close()
