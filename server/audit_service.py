@@ -38,6 +38,10 @@ DEFAULT_LIMIT = 100
 _EXPORT_OVERHEAD = 1024
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
 def csv_export(text: str, rows: int, transport_limit: int) -> audit_pb2.CsvExport:
     """The ``CsvExport`` answer, or :class:`ExportTooLarge` when it cannot be sent.
 
@@ -49,9 +53,9 @@ def csv_export(text: str, rows: int, transport_limit: int) -> audit_pb2.CsvExpor
     limit = transport_limit - _EXPORT_OVERHEAD
     if len(data) > limit:
         raise ExportTooLarge(
-            f"the export of {rows} rows is {len(data) / 2**20:.1f} MiB, over the "
-            f"{limit / 2**20:.1f} MiB a message can carry: narrow the filter (dates, "
-            "users, resources) or page through ListQueries",
+            f"the export of {rows} rows is {_size(len(data))}, over the "
+            f"{_size(limit)} a message can carry: narrow the filter (dates, "
+            "users, resources) or export it in pages (set limit, then after_seq)",
             detail=f"{len(data)} bytes > {limit}",
         )
     return audit_pb2.CsvExport(csv=data, rows=rows)
@@ -190,8 +194,19 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         flt = query_filter(request.filter)
         await self._catch_up()
         out = io.StringIO()
+        limit = self.gw.config.limits.transport_max_message_bytes
+        if request.limit or request.has_after_seq:  # one page (keyset paging)
+            page = await asyncio.to_thread(
+                ops.reports.export_csv_page, actor, out, flt,
+                after_seq=request.after_seq if request.has_after_seq else None,
+                limit=request.limit or DEFAULT_LIMIT)
+            answer = csv_export(out.getvalue(), len(page.rows), limit)
+            if page.next_after_seq is not None:
+                answer.has_more = True
+                answer.next_after_seq = page.next_after_seq
+            return answer
         rows = await asyncio.to_thread(ops.reports.export_csv, actor, out, flt)
-        return csv_export(out.getvalue(), rows, self.gw.config.limits.transport_max_message_bytes)
+        return csv_export(out.getvalue(), rows, limit)
 
     # -- R16: the prosecutor ---------------------------------------------------------------
     async def RegisterResolution(

@@ -216,6 +216,22 @@ class ReportService:
                         {"filter": flt.describe(), "export": "csv", "rows": n})
         return n
 
+    def export_csv_page(self, actor: Actor, out: TextIO, flt: QueryFilter | None = None, *,
+                        after_seq: int | None = None, limit: int = 100) -> ReportPage:
+        """One page of :meth:`export_csv` (with its header row): keyset paging as
+        :meth:`queries`. The read is recorded; returns the page (rows and next seq)."""
+        authorize(actor.role, Action.REPORT_READ)
+        flt = flt or QueryFilter()
+        page = fetch_page(self.index, flt, after_seq, limit)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for record in page.rows:
+            writer.writerow(_csv_row(record))
+        self.ctx.record("report.read", actor.user_id, "success",
+                        {"filter": flt.describe(), "export": "csv", "after_seq": after_seq,
+                         "rows": len(page.rows)})
+        return page
+
     # --- reviews ---------------------------------------------------------------------
     def record_review(self, actor: Actor, period_start: _dt.datetime, period_end: _dt.datetime,
                       note: str = "") -> Review:

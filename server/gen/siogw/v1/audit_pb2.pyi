@@ -130,12 +130,16 @@ class QueryPage(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[QueryRecord, _Mapping]]] = ..., has_more: _Optional[bool] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
 
 class CsvExport(_message.Message):
-    __slots__ = ("csv", "rows")
+    __slots__ = ("csv", "rows", "has_more", "next_after_seq")
     CSV_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     csv: bytes
     rows: int
-    def __init__(self, csv: _Optional[bytes] = ..., rows: _Optional[int] = ...) -> None: ...
+    has_more: bool
+    next_after_seq: int
+    def __init__(self, csv: _Optional[bytes] = ..., rows: _Optional[int] = ..., has_more: _Optional[bool] = ..., next_after_seq: _Optional[int] = ...) -> None: ...
 
 class RegisterResolutionRequest(_message.Message):
     __slots__ = ("document",)
