@@ -125,24 +125,31 @@ class AuditIndex:
         }
 
     def add(self, records: Iterable[tuple[bytes, LoggedRecord]]) -> int:
-        """Insert (canonical bytes, record) pairs; returns how many."""
+        """Insert (canonical bytes, record) pairs; returns how many.
+
+        Each batch of ``_BATCH`` rows is its own transaction: on SQLite a long catch-up
+        never holds the database's one write lock for more than a batch, so the
+        gateway's own writes (the replay claim of every query) wait milliseconds, not
+        the whole catch-up. A failure leaves the batches before it in place; indexing
+        is idempotent by seq (callers re-read the top seq and go on).
+        """
         count = 0
         batch: list[dict[str, Any]] = []
 
-        def flush(conn: Any) -> None:
+        def flush() -> None:
             if batch:
-                conn.execute(insert(self.table), batch)
+                with self.engine.begin() as conn:
+                    conn.execute(insert(self.table), batch)
                 batch.clear()
 
         def work() -> None:
             nonlocal count
-            with self.engine.begin() as conn:
-                for body, rec in records:
-                    batch.append(self._row(body, rec))
-                    count += 1
-                    if len(batch) >= _BATCH:
-                        flush(conn)
-                flush(conn)
+            for body, rec in records:
+                batch.append(self._row(body, rec))
+                count += 1
+                if len(batch) >= _BATCH:
+                    flush()
+            flush()
 
         self._run(work)
         return count

@@ -77,3 +77,23 @@ def test_index_follows_the_log_not_the_reverse(tmp_path: Path, signer) -> None: 
         index.dispose()
     with pytest.raises(StorageError):
         AuditIndex("sqlite:///x.db", table_prefix="bad prefix;")
+
+
+def test_add_commits_batch_by_batch(populated, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A long catch-up never holds SQLite's write lock for more than one batch."""
+    import sqlalchemy as sa
+
+    import audit.index as ix
+    from audit.verify import iter_archive_records
+
+    log_dir, _keys, _receipts = populated  # 23 records
+    monkeypatch.setattr(ix, "_BATCH", 5)
+    index = AuditIndex(f"sqlite:///{tmp_path / 'ix.db'}")
+    index.create()
+    commits: list[int] = []
+    sa.event.listen(index.engine, "commit", lambda _conn: commits.append(1))
+    try:
+        assert index.add(iter_archive_records(log_dir)) == 23
+    finally:
+        index.dispose()
+    assert len(commits) == 5  # 5 + 5 + 5 + 5 + 3 rows
