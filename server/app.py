@@ -97,6 +97,7 @@ def build_gateway(
     """
     config.home.mkdir(parents=True, exist_ok=True)
     store = store or Store(config.effective_database_url).open()
+    store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
     if config.seed_dataset:
         from server.resources import seed_dataset
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from siogw.db import install_text_guard
 from siogw.errors import InputError, PolicyError, StorageError
 from siogw.prepared import Prepared
 from siogw.timeutil import ensure_utc, now_utc
+
+log = logging.getLogger("siogw.store")
 
 
 class StoreUnavailable(StorageError):
@@ -391,6 +394,9 @@ class Store:
         )
 
     # --- lifecycle -----------------------------------------------------------------------
+    _checkpointer: tuple[threading.Event, threading.Thread] | None = None
+    #: Background WAL checkpoints done (:meth:`start_checkpointer`).
+    checkpoints = 0
     _session_context_stmt: Any = _SESSION_CONTEXT
     _reads_ops_status = False
     _prepared_context: Prepared | None = None
@@ -423,7 +429,44 @@ class Store:
             value = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
         return int(value or 0)
 
+    def start_checkpointer(self, interval: float = 1.0) -> bool:
+        """SQLite: checkpoint the WAL every ``interval`` seconds in a background thread.
+
+        ``PRAGMA wal_checkpoint(PASSIVE)`` copies what it can without waiting for any
+        lock, so writers never wait on it; its fsyncs happen here instead of inside a
+        commit on the query path. Returns False (nothing started) for other databases.
+        Stopped by :meth:`close`.
+        """
+        if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
+            return False
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                try:
+                    conn = self.engine.raw_connection()
+                    try:
+                        cur = conn.cursor()
+                        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        cur.fetchall()
+                        cur.close()
+                    finally:
+                        conn.close()
+                    self.checkpoints += 1
+                except Exception as exc:  # the safety-net threshold still applies
+                    log.warning("WAL checkpoint failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="siogw-wal-checkpoint", daemon=True)
+        self._checkpointer = (stop, thread)
+        thread.start()
+        return True
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            stop, thread = self._checkpointer
+            stop.set()
+            thread.join(10)
+            self._checkpointer = None
         self.engine.dispose()
 
     def drop_all(self) -> None:
@@ -889,7 +932,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # lose the last commits; see docs/adr/0005-gateway.md (replay guard and power loss).
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints (copy the WAL into the database, fsync) run in the gateway's own
+    # background thread (Store.start_checkpointer), not inside whichever commit crosses
+    # SQLite's default 1,000 pages: on the query path that commit is on the event loop.
+    # The high threshold stays as a safety net for processes without the thread.
+    cur.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
     cur.close()
+
+
+#: SQLite's own checkpoint threshold (pages of 4 KiB) when the background thread runs.
+_WAL_AUTOCHECKPOINT_PAGES = 16384
 
 
 def _redact(url: str) -> str:

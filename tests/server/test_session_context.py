@@ -128,3 +128,31 @@ def test_the_operations_status_comes_in_the_same_read(store: Store) -> None:
     reads = [s for s in statements if "ops_status" in s]
     assert len(reads) == 3  # one statement per session read, status included
     assert all(s.lstrip().upper().startswith("SELECT") for s in reads)
+
+
+def test_wal_checkpoints_run_in_the_background_not_in_commits(tmp_path: Path) -> None:
+    """SQLite: the threshold is high and a background thread checkpoints the WAL."""
+    import time
+    import uuid
+
+    s = Store(f"sqlite:///{tmp_path / 'wal.db'}").open()
+    try:
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 16384
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        s.add_user(user_id="w1", full_name="W", role="analyst", phone="+77010000000")
+        for _ in range(300):
+            s.claim_request_id(uuid.uuid4().hex, user_id="w1", kind="query")
+        wal = tmp_path / "wal.db-wal"
+        assert wal.stat().st_size > 0
+        assert s.start_checkpointer(interval=0.05) and not s.start_checkpointer()
+        deadline = time.monotonic() + 10
+        while s.checkpoints < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert s.checkpoints >= 2
+        with s.engine.connect() as conn:  # everything is in the database file now
+            busy, frames, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            assert busy == 0 and frames == done
+    finally:
+        s.close()
+    assert s._checkpointer is None  # stopped with the store
