@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -94,10 +95,29 @@ def subprocess_server(cmd: list[str], env: dict[str, str], log: Path) -> Iterato
                     proc.wait()
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads) so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of process ``pid`` and its descendants (all threads; the
+    gateway's worker processes, ADR 0007) so far, from /proc."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo += _children(p)
+    return total
 
 
 @dataclass
@@ -181,6 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         "synthetic dataset, as real work does; demo: every query asks about the demo "
         "subjects (a burst of queries about one person: the burst rule raises alerts)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="gateway processes on the port (server.workers, ADR 0007; default 1)",
+    )
+    parser.add_argument(
+        "--channels", type=int, default=4,
+        help="client connections the load is spread over, for both servers (default 4): "
+        "the kernel hands each connection to one gateway process",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -194,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
         mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
-        return run(home, levels, args.seconds, mix, args.subjects)
+        os.environ["SIOGW_WORKERS"] = str(args.workers)
+        return run(home, levels, args.seconds, mix, args.subjects, max(1, args.channels))
     finally:
         if args.keep:
             print(f"kept {home}")
@@ -203,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(
-    home: Path, levels: list[int], seconds: float, mix: tuple[int, ...], subjects: str
+    home: Path, levels: list[int], seconds: float, mix: tuple[int, ...], subjects: str,
+    channels: int,
 ) -> int:
     from siogw import demo
 
@@ -238,14 +269,16 @@ def run(
         database = load_config(home).effective_database_url.split("?")[0].split("@")[-1]
         print(
             f"setup {time.perf_counter() - t_setup:.1f}s: CA, SoftHSM tokens and keys, "
-            f"gateway (pid {gateway_procs[0].pid}, database {database}), echo server, "
-            "users enrolled",
+            f"gateway (pid {gateway_procs[0].pid}, {os.environ['SIOGW_WORKERS']} process(es), "
+            f"database {database}), echo server, users enrolled; load over {channels} "
+            "connection(s)",
             flush=True,
         )
         pool = dataset_subjects(home) if subjects == "dataset" else None
         cpu = ProcessCpu(gateway_procs[0].pid, echo_proc.pid)
         rows = asyncio.run(
-            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool, cpu)
+            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool, cpu,
+                     channels)
         )
     _print_table(rows)
     return 0
@@ -292,6 +325,7 @@ async def _measure(
     mix_resources: tuple[int, ...],
     pool: dict[str, list[str]] | None,
     cpu: ProcessCpu,
+    channels: int,
 ) -> list[tuple[LevelResult, LevelResult, int]]:
     import grpc
     from grpc import aio
@@ -316,10 +350,26 @@ async def _measure(
     await client.sign_consent()
     mix = [(r, demo.demo_parameters(r)) for r in mix_resources]
     creds = grpc.ssl_channel_credentials(root_certificates=world.ca_file.read_bytes())
-    echo_channel = aio.secure_channel(
-        f"127.0.0.1:{echo_port}", creds, options=c.channel_options(demo.TLS_NAME)
+    from server.gen.siogw.v1 import query_pb2_grpc
+
+    def connections(port: int) -> list[Any]:
+        # Distinct option values keep gRPC from sharing one subchannel (one TCP
+        # connection) between the channels.
+        return [
+            aio.secure_channel(
+                f"127.0.0.1:{port}", creds,
+                options=[*c.channel_options(demo.TLS_NAME), ("siogw.bench.connection", i)],
+            )
+            for i in range(channels)
+        ]
+
+    echo_channels = connections(echo_port)
+    gw_channels = connections(gw_port)
+    echo_calls = itertools.cycle([ch.unary_unary(ECHO_METHOD) for ch in echo_channels])
+    query_calls = itertools.cycle(
+        [query_pb2_grpc.QueryServiceStub(ch).Query for ch in gw_channels]  # type: ignore[no-untyped-call]
     )
-    echo = echo_channel.unary_unary(ECHO_METHOD)
+    echo = echo_channels[0].unary_unary(ECHO_METHOD)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -330,14 +380,13 @@ async def _measure(
                 raise
             await asyncio.sleep(0.2)
 
-    query_call = client._query.Query
     metadata = client._metadata(auth=True)
 
     async def full_call(req: Any) -> Any:
-        return await query_call(req, metadata=metadata, timeout=30)
+        return await next(query_calls)(req, metadata=metadata, timeout=30)
 
     async def echo_call(raw: bytes) -> Any:
-        return await echo(raw, metadata=metadata, timeout=30)
+        return await next(echo_calls)(raw, metadata=metadata, timeout=30)
 
     # warm-up: a few of each, untimed
     warm = [
@@ -391,7 +440,8 @@ async def _measure(
             flush=True,
         )
         rows.append((full, echo_res, verified))
-    await echo_channel.close()
+    for ch in (*echo_channels, *gw_channels):
+        await ch.close()
     await client.close()
     return rows
 

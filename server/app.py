@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -88,17 +89,21 @@ def build_gateway(
     audit_log: Any = None,
     dispatcher: Any = None,
     store: Store | None = None,
+    worker: bool = False,
 ) -> Gateway:
     """Open the store, trust material, audit log and signer named by ``config``.
 
     Arguments override what the config would load (tests pass SoftHSM-backed signers and
     module-scoped stores). Without ``audit``, an ``audit.AuditLog`` is opened in
-    ``config.effective_audit_dir`` signed by the gateway key.
+    ``config.effective_audit_dir`` signed by the gateway key. A ``worker`` process (ADR
+    0007) records through ``audit`` (the log host) and leaves the dataset and the SQLite
+    checkpoints to the log host.
     """
     config.home.mkdir(parents=True, exist_ok=True)
     store = store or Store(config.effective_database_url).open()
-    store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
-    if config.seed_dataset:
+    if not worker:
+        store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
+    if config.seed_dataset and not worker:
         from server.resources import seed_dataset
 
         seed_dataset(store.engine)
@@ -151,37 +156,20 @@ async def run_server(
     limits = config.limits
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit, max_message_bytes=limits.max_message_bytes)],
-        options=[
-            ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
-            ("grpc.max_send_message_length", limits.transport_max_message_bytes),
-        ],
+        options=_transport_options(config),
     )
     health_servicer = health.aio.HealthServicer()
     gw.health = health_servicer
     updater = HealthUpdater(gw.store, health_servicer, limits.health_poll_seconds)
-
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        AuthServicer(gw), server
+    servicers = _Servicers(
+        auth=AuthServicer(gw),
+        query=QueryServicer(gw),
+        audit=AuditServicer(gw),
+        admin=AdminServicer(gw, on_maintenance=updater.refresh),
     )
-    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        QueryServicer(gw), server
-    )
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        AuditServicer(gw), server
-    )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        AdminServicer(gw, on_maintenance=updater.refresh), server
-    )
+    servicers.add_to(server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (
-        auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
-        query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
-        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-        admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
+    reflection.enable_server_reflection(service_names(), server)
 
     address = f"{config.host}:{config.port}"
     if config.tls.enabled:
@@ -195,12 +183,20 @@ async def run_server(
     await server.start()
     await updater.refresh()
     updater.start()
-    log.info("gateway listening on %s:%d (tls=%s)", config.host, port, config.tls.enabled)
+    group = _WorkerGroup(config.with_port(port), gw, servicers) if config.workers > 1 else None
     try:
+        if group is not None:
+            await group.start()
+        log.info("gateway listening on %s:%d (tls=%s, processes=%d)",
+                 config.host, port, config.tls.enabled, config.workers)
         yield port
     finally:
         await updater.stop()
+        if group is not None:
+            await group.stop_workers()
         await server.stop(limits.shutdown_grace_seconds)
+        if group is not None:
+            await group.close()
         if close_gateway:
             wiring = getattr(gw, "ops_wiring", None)
             if wiring is not None:
@@ -208,6 +204,100 @@ async def run_server(
             await gw.audit.close()
             gw.store.close()
         log.info("gateway stopped")
+
+
+def service_names() -> tuple[str, ...]:
+    """The services a gateway process announces through server reflection."""
+    return (
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+        query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+
+
+@dataclass(frozen=True)
+class _Servicers:
+    """The siogw.v1 servicers of the log host (one set, on every listener it has)."""
+
+    auth: AuthServicer
+    query: QueryServicer
+    audit: AuditServicer
+    admin: AdminServicer
+
+    def add_to(self, server: aio.Server) -> None:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, server)  # type: ignore[no-untyped-call]
+        query_pb2_grpc.add_QueryServiceServicer_to_server(self.query, server)  # type: ignore[no-untyped-call]
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(self.audit, server)  # type: ignore[no-untyped-call]
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)  # type: ignore[no-untyped-call]
+
+
+class _WorkerGroup:
+    """The log host's side of ``server.workers > 1`` (:mod:`server.workers`).
+
+    Starts the log host socket (records from the workers go through this process's audit
+    sink, so the rules see them too), the internal listener for forwarded calls (the
+    same servicers; the forwarded client address is believed there only) and the
+    workers, in that order; stops them in the reverse order.
+    """
+
+    def __init__(self, config: GatewayConfig, gw: Gateway, servicers: _Servicers) -> None:
+        from server.workers import runtime_dir
+
+        self.config = config
+        self.gw = gw
+        self.servicers = servicers
+        self.runtime = runtime_dir(config)
+        self.loghost: Any = None
+        self.internal: aio.Server | None = None
+        self.pool: Any = None
+
+    async def start(self) -> None:
+        from server.loghost import LogHostServer
+        from server.workers import GATEWAY_SOCKET, LOGHOST_SOCKET, WorkerPool
+
+        limits = self.config.limits
+        self.loghost = LogHostServer(self.gw.audit, self.runtime / LOGHOST_SOCKET)
+        await self.loghost.start()
+        self.internal = aio.server(
+            interceptors=[GatewayInterceptor(self.gw.audit,
+                                             max_message_bytes=limits.max_message_bytes,
+                                             trust_forwarded_peer=True)],
+            options=_transport_options(self.config),
+        )
+        self.servicers.add_to(self.internal)
+        socket_path = self.runtime / GATEWAY_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        if self.internal.add_insecure_port(f"unix:{socket_path}") == 0:
+            raise ConfigError(f"cannot listen on {socket_path}")
+        await self.internal.start()
+        os.chmod(socket_path, 0o600)
+        self.pool = WorkerPool(
+            self.config, self.runtime, self.config.workers - 1,
+            read_ops_status=getattr(self.gw, "ops", None) is not None,
+        )
+        await self.pool.start()
+
+    async def stop_workers(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop(self.config.limits.shutdown_grace_seconds)
+
+    async def close(self) -> None:
+        if self.internal is not None:
+            await self.internal.stop(self.config.limits.shutdown_grace_seconds)
+        if self.loghost is not None:
+            await self.loghost.close()
+
+
+def _transport_options(config: GatewayConfig) -> list[tuple[str, Any]]:
+    limits = config.limits
+    return [
+        ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
+        ("grpc.max_send_message_length", limits.transport_max_message_bytes),
+    ]
 
 
 def worker_threads() -> int:

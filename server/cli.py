@@ -38,6 +38,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides.setdefault("server", {})["host"] = args.host
     if getattr(args, "insecure", False):
         overrides.setdefault("tls", {})["enabled"] = False
+    if getattr(args, "workers", None) is not None:
+        overrides.setdefault("server", {})["workers"] = args.workers
     return load_config(args.home, overrides=overrides)
 
 
@@ -301,6 +303,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--host", default=None, help="bind address (overrides the config)")
     serve.add_argument("--port", type=int, default=None, help="port (0 = any free port)")
     serve.add_argument("--insecure", action="store_true", help="no TLS (local testing only)")
+    serve.add_argument(
+        "--workers", type=int, default=None,
+        help="gateway processes on the port (default: server.workers, 1); see ADR 0007",
+    )
     serve.set_defaults(func=_serve)
 
     admin = subparsers.add_parser("admin", help="bootstrap administration on the database")

@@ -11,6 +11,7 @@ Example ``siogw.toml``::
     port = 8443
     database_url = "postgresql+psycopg2://siogw@db/siogw"   # default: SQLite in $SIOGW_HOME
     seed_dataset = false   # true: load the synthetic resource dataset at start (test benches)
+    workers = 1            # gateway processes on the port (ADR 0007); env SIOGW_WORKERS
 
     [tls]
     cert_file = "tls/server.pem"      # relative paths are relative to $SIOGW_HOME
@@ -51,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 from siogw.errors import ConfigError
+
+#: The most gateway processes ``server.workers`` may ask for.
+MAX_WORKERS = 64
 
 #: Default file name inside ``$SIOGW_HOME``.
 CONFIG_FILE = "siogw.toml"
@@ -141,6 +145,10 @@ class GatewayConfig:
     seed_dataset: bool = False
     audit_dir: Path | None = None
     sms_outbox: Path | None = None
+    #: Gateway processes serving the port (ADR 0007). 1: one process does everything.
+    #: N > 1: this process is the log host (audit log, rules, every service but queries)
+    #: and serves queries too; N - 1 worker processes serve queries on the same port.
+    workers: int = 1
     tls: TlsConfig = field(default_factory=TlsConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
@@ -171,6 +179,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_DATABASE_URL": ("server", "database_url"),
     "SIOGW_AUDIT_DIR": ("server", "audit_dir"),
     "SIOGW_SEED_DATASET": ("server", "seed_dataset"),
+    "SIOGW_WORKERS": ("server", "workers"),
     "SIOGW_TLS": ("tls", "enabled"),
     "SIOGW_TLS_CERT": ("tls", "cert_file"),
     "SIOGW_TLS_KEY": ("tls", "key_file"),
@@ -329,6 +338,9 @@ def load_config(
     port = _coerce(srv.get("port", 8443), int, "server.port")
     if not 0 <= port <= 65535:
         raise ConfigError(f"server.port out of range: {port}")
+    workers = _coerce(srv.get("workers", 1), int, "server.workers")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"server.workers must be between 1 and {MAX_WORKERS}: {workers}")
     return GatewayConfig(
         home=home_path,
         host=_coerce(srv.get("host", "127.0.0.1"), str, "server.host"),
@@ -337,6 +349,7 @@ def load_config(
         seed_dataset=_coerce(srv.get("seed_dataset", False), bool, "server.seed_dataset"),
         audit_dir=_path(home_path, srv.get("audit_dir"), "server.audit_dir"),
         sms_outbox=_path(home_path, srv.get("sms_outbox"), "server.sms_outbox"),
+        workers=workers,
         tls=tls_cfg,
         signer=signer_cfg,
         trust=trust_cfg,

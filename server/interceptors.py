@@ -40,6 +40,7 @@ from server.errors import (
     status_code_for,
     to_status,
 )
+from server.forward import FORWARDED_PEER_HEADER
 from siogw.errors import SiogwError
 
 log = logging.getLogger("siogw.server")
@@ -100,6 +101,13 @@ class _Undecodable:
         self.error = error
 
 
+def _forwarded_peer(context: aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == FORWARDED_PEER_HEADER and isinstance(value, str):
+            return value
+    return None
+
+
 def _refusal_record(info: CallInfo, exc: BaseException) -> AuditRecord:
     code = status_code_for(exc)
     details: dict[str, Any] = {
@@ -125,9 +133,22 @@ def _refusal_record(info: CallInfo, exc: BaseException) -> AuditRecord:
 class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     """See the module docstring."""
 
-    def __init__(self, sink: AuditSink, *, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        sink: AuditSink,
+        *,
+        max_message_bytes: int,
+        only_prefixes: tuple[str, ...] | None = None,
+        trust_forwarded_peer: bool = False,
+    ) -> None:
         self.sink = sink
         self.max_message_bytes = max_message_bytes
+        #: A worker process (ADR 0007) wraps only the services it serves itself; the
+        #: calls it forwards are wrapped by the log host's interceptor.
+        self.only_prefixes = only_prefixes
+        #: On the log host's internal listener, the client's address is the one the
+        #: forwarding worker names (server.forward); nowhere else is that header believed.
+        self.trust_forwarded_peer = trust_forwarded_peer
         #: method -> (the service's handler, our wrapper of it): built once per method,
         #: not once per call (gRPC asks the interceptor on every call).
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -143,6 +164,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_unary is None:
             return handler
+        if self.only_prefixes is not None and not method.startswith(self.only_prefixes):
+            return handler
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -154,6 +177,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         behavior = handler.unary_unary
         deserializer = handler.request_deserializer
         limit = self.max_message_bytes
+        trust_forwarded = self.trust_forwarded_peer
         # "siogw.v1.QueryRequest" for the message; the method name when unknown.
         descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
         type_name = getattr(descriptor, "full_name", None) or f"{method} request"
@@ -171,7 +195,10 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 return _Undecodable(len(raw), f"{type(exc).__name__}: {exc}"[:300])
 
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
-            info = CallInfo(request_id=new_call_id(), method=method, peer=context.peer())
+            peer = context.peer()
+            if trust_forwarded:
+                peer = _forwarded_peer(context) or peer
+            info = CallInfo(request_id=new_call_id(), method=method, peer=peer)
             token = _CALL.set(info)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, info.request_id),))
             try:

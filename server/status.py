@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from grpc import aio
 from grpc_health.v1 import health_pb2
@@ -76,10 +77,20 @@ def service_status(store: Store) -> query_pb2.ServiceStatus:
 class HealthUpdater:
     """Keeps the gRPC health service in step with the maintenance windows."""
 
-    def __init__(self, store: Store, health: object, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        health: object,
+        poll_seconds: float,
+        *,
+        audit_check: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.health = health
         self.poll_seconds = poll_seconds
+        #: Raises when records cannot be logged (a worker's link to the log host, ADR
+        #: 0007): queries would fail closed, so the process reports NOT_SERVING.
+        self.audit_check = audit_check
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> bool:
@@ -89,6 +100,12 @@ class HealthUpdater:
         except Exception as exc:  # database down: not serving
             log.warning("health check cannot read maintenance windows: %s", exc)
             serving = False
+        if serving and self.audit_check is not None:
+            try:
+                self.audit_check()
+            except Exception as exc:
+                log.warning("health check: the audit log is unavailable: %s", exc)
+                serving = False
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if serving

@@ -2,4 +2,5 @@ import sys
 
 from siogw.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # also imported (not run) by spawned gateway workers
+    sys.exit(main())

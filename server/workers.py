@@ -1,0 +1,295 @@
+"""Gateway worker processes on one port (ADR 0007): the pool and the worker itself.
+
+``server.workers = N`` (N > 1) makes ``siogw serve`` the *log host* plus N - 1 workers:
+
+* the log host (this process) opens the audit log, the rules and the operations domain,
+  serves every service on the public port, and also listens, in a private runtime
+  directory, on two Unix sockets: ``loghost.sock`` (records appended by the workers,
+  :mod:`server.loghost`) and ``gateway.sock`` (gRPC calls the workers forward,
+  :mod:`server.forward`);
+* each worker is a **spawned** interpreter (never forked: PKCS#11 state must not cross
+  ``fork()``) that binds the same address (gRPC sets ``SO_REUSEPORT``; the kernel spreads
+  connections over the processes), opens its own database pool and its own session on
+  the gateway's token, serves ``QueryService`` itself, records through the log host and
+  forwards every other ``siogw.v1`` call to it.
+
+Failure handling:
+
+* a worker that dies is started again by :class:`WorkerPool` (after a pause that grows
+  with repeated failures); its in-flight calls fail on the client's side, and nothing it
+  acknowledged is lost: it answers a query only after the log host made the record
+  durable;
+* a worker that loses the log host (it died) fails closed at once: every call that needs
+  a record gets ``UNAVAILABLE``, health goes ``NOT_SERVING``, and the worker stops (it
+  also gets SIGTERM from the kernel when its parent dies). A supervisor (systemd)
+  restarts the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from server.config import GatewayConfig
+from server.loghost import private_dir
+from siogw.errors import ConfigError
+
+log = logging.getLogger("siogw.workers")
+
+LOGHOST_SOCKET = "loghost.sock"
+GATEWAY_SOCKET = "gateway.sock"
+QUERY_PREFIX = "/siogw.v1.QueryService/"
+#: Unix socket paths are limited to 108 bytes on Linux.
+_SUN_PATH_MAX = 100
+
+#: Exit status of a worker that stopped because it lost the log host.
+EXIT_LOG_HOST_LOST = 75
+
+
+def runtime_dir(config: GatewayConfig) -> Path:
+    """The private directory of the sockets: ``$SIOGW_HOME/run``, or a temporary one when
+    that path would be too long for a Unix socket."""
+    path = config.home / "run"
+    if len(str(path / LOGHOST_SOCKET)) > _SUN_PATH_MAX:
+        return Path(tempfile.mkdtemp(prefix="siogw-run-"))
+    return private_dir(path)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a spawned worker needs (pickled to the child)."""
+
+    config: GatewayConfig  # with the port the log host bound
+    runtime: str
+    index: int
+    read_ops_status: bool  # the operations domain's user status is in the database
+    log_level: int
+
+
+class WorkerPool:
+    """Starts, watches and stops the worker processes of a log host."""
+
+    RESTART_PAUSE = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, by consecutive failures
+
+    def __init__(
+        self, config: GatewayConfig, runtime: Path, count: int, *, read_ops_status: bool
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.count = count
+        self.read_ops_status = read_ops_status
+        self._ctx = multiprocessing.get_context("spawn")
+        self._procs: dict[int, Any] = {}
+        self._failures: dict[int, int] = {}
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs.values() if p.pid is not None]
+
+    def _spec(self, index: int) -> WorkerSpec:
+        return WorkerSpec(self.config, str(self.runtime), index, self.read_ops_status,
+                          logging.getLogger().getEffectiveLevel())
+
+    async def _spawn(self, index: int, *, timeout: float = 120.0) -> None:
+        parent_end, child_end = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(
+            target=worker_main, args=(self._spec(index), child_end),
+            name=f"siogw-worker-{index}", daemon=False,
+        )
+        proc.start()
+        child_end.close()
+        self._procs[index] = proc
+        message = await asyncio.to_thread(_wait_ready, parent_end, proc, timeout)
+        parent_end.close()
+        if message != "ready":
+            with contextlib.suppress(Exception):
+                proc.kill()
+            await asyncio.to_thread(proc.join, 5)
+            raise ConfigError(f"gateway worker {index} did not start", detail=message)
+        log.info("gateway worker %d ready (pid %d)", index, proc.pid)
+
+    async def start(self) -> None:
+        """Spawn every worker and wait until each serves the port."""
+        try:
+            await asyncio.gather(*(self._spawn(i) for i in range(1, self.count + 1)))
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        self._monitor = asyncio.create_task(self._watch(), name="siogw-worker-pool")
+
+    async def _watch(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(0.5)
+            for index, proc in list(self._procs.items()):
+                if self._stopping or proc.is_alive():
+                    continue
+                failures = self._failures.get(index, 0)
+                log.error("gateway worker %d (pid %s) exited with status %s; starting it again",
+                          index, proc.pid, proc.exitcode)
+                await asyncio.sleep(self.RESTART_PAUSE[min(failures, len(self.RESTART_PAUSE) - 1)])
+                if self._stopping:
+                    return
+                try:
+                    await self._spawn(index)
+                    self._failures[index] = 0
+                    self.restarts += 1
+                except Exception as exc:
+                    self._failures[index] = failures + 1
+                    log.error("gateway worker %d could not be started again: %s", index, exc)
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM every worker (they drain their calls for ``grace`` s), then reap them."""
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        procs = list(self._procs.values())
+        for proc in procs:
+            if proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        deadline = time.monotonic() + grace + 10.0
+        for proc in procs:
+            await asyncio.to_thread(proc.join, max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.error("gateway worker pid %d did not stop; killing it", proc.pid)
+                proc.kill()
+                await asyncio.to_thread(proc.join, 5)
+        self._procs.clear()
+
+
+def _wait_ready(conn: Connection, proc: Any, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if conn.poll(0.2):
+            try:
+                return str(conn.recv())
+            except EOFError:
+                break
+        if not proc.is_alive():
+            break
+    if proc.is_alive():
+        return f"no word from the worker within {timeout:.0f} s"
+    return f"the worker exited with status {proc.exitcode} (see its log above)"
+
+
+# --- the worker process ---------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM when the log host (our parent) dies, however it dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker_main(spec: WorkerSpec, ready: Connection) -> None:
+    """Entry point of a spawned worker (see the module docstring)."""
+    _die_with_parent()
+    logging.basicConfig(
+        level=spec.log_level,
+        format=f"%(asctime)s siogw-worker-{spec.index} %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code = asyncio.run(_serve_worker(spec, ready))
+    except Exception as exc:
+        log.error("gateway worker %d failed: %s", spec.index, exc, exc_info=exc)
+        with contextlib.suppress(Exception):
+            ready.send(f"{type(exc).__name__}: {exc}")
+        code = 1
+    os._exit(code)  # not sys.exit: no multiprocessing clean-up dance on the way out
+
+
+async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
+    from grpc import aio
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
+    from server.app import _server_credentials, build_gateway, service_names, worker_threads
+    from server.forward import ForwardingHandler
+    from server.gen.siogw.v1 import query_pb2_grpc
+    from server.interceptors import GatewayInterceptor
+    from server.loghost import RemoteAuditSink
+    from server.query import QueryServicer
+    from server.status import ALL_SERVICES, HealthUpdater
+
+    config = spec.config
+    limits = config.limits
+    runtime = Path(spec.runtime)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(worker_threads(), thread_name_prefix="siogw-worker")
+    )
+    stop = asyncio.Event()
+    lost: list[str] = []
+
+    def on_lost(reason: str) -> None:
+        lost.append(reason)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost)
+    await sink.connect()
+    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
+    if spec.read_ops_status:
+        from server.ops import schema
+
+        gw.store.read_status_from(schema.users)
+    transport = [
+        ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
+        ("grpc.max_send_message_length", limits.transport_max_message_bytes),
+    ]
+    channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}", options=transport)
+    server = aio.server(
+        interceptors=[GatewayInterceptor(sink, max_message_bytes=limits.max_message_bytes,
+                                         only_prefixes=(QUERY_PREFIX,))],
+        options=transport,
+    )
+    health_servicer = health.aio.HealthServicer()
+    gw.health = health_servicer
+    updater = HealthUpdater(gw.store, health_servicer, limits.health_poll_seconds,
+                            audit_check=sink.check)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        QueryServicer(gw), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(service_names(), server)
+    server.add_generic_rpc_handlers((ForwardingHandler(channel),))
+    address = f"{config.host}:{config.port}"
+    if config.tls.enabled:
+        port = server.add_secure_port(address, _server_credentials(config))
+    else:
+        port = server.add_insecure_port(address)
+    if port != config.port:
+        raise ConfigError(f"worker {spec.index} cannot share {address} (bound {port})")
+    for name in ALL_SERVICES:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await server.start()
+    await updater.refresh()
+    updater.start()
+    ready.send("ready")
+    ready.close()
+    await stop.wait()
+    await updater.stop()
+    await server.stop(0 if lost else limits.shutdown_grace_seconds)
+    await channel.close()
+    await sink.close()
+    gw.store.close()
+    return EXIT_LOG_HOST_LOST if lost else 0
