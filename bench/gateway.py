@@ -6,7 +6,10 @@ dispatch to the resource, the gateway's own SoftHSM signature over the result an
 audit log write. The echo server is a bare ``grpc.aio`` server with the same TLS
 certificate and settings that returns the request bytes; the client sends it the same
 serialized requests. Both servers run as subprocesses (their own interpreter and GIL);
-the load comes from one asyncio client per level over one channel.
+the load comes from one asyncio client per level, spread round-robin over ``--channels``
+connections (16 by default) to each server: the kernel hands each connection to one of
+the gateway's processes (``--workers``, one per core by default; ADR 0007), and the echo
+server gets the same number of connections.
 
 Prints a table of queries/s and p50/p99 latency at concurrency 1, 16, 64 and the ratio
 full/echo (target >= 0.5), then each server's CPU time per call and cores busy (read
@@ -15,7 +18,8 @@ CPU/call when the gateway's busiest thread saturates. Results are verified (gate
 signature, binding to the request) after the timed window. No timing is asserted. The
 run is bounded (~60 s).
 
-    .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64]
+    .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64] [--workers N]
+                                      [--channels K]
 
 The gateway uses SQLite in a temporary home unless ``SIOGW_DATABASE_URL`` names another
 database (an empty schema, e.g. PostgreSQL with ``?options=-csearch_path%3Dbench``).
@@ -104,9 +108,9 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and its descendants (all threads; the
-    gateway's worker processes, ADR 0007) so far, from /proc."""
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
+    """User + system CPU time of process ``pid`` and (``tree``) its descendants (all
+    threads; the gateway's worker processes, ADR 0007) so far, from /proc."""
     total = 0.0
     todo = [pid]
     while todo:
@@ -116,7 +120,8 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue  # gone
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        todo += _children(p)
+        if tree:
+            todo += _children(p)
     return total
 
 
@@ -136,6 +141,7 @@ class LevelResult:
     seconds: float
     latencies: list[float]
     server_cpu: float = 0.0  # CPU seconds the server process used in the window
+    main_cpu: float = 0.0  # of which the first process (the log host, with workers)
 
     @property
     def cpu_ms_per_call(self) -> float:
@@ -202,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         "subjects (a burst of queries about one person: the burst rule raises alerts)",
     )
     parser.add_argument(
-        "--workers", type=int, default=1,
-        help="gateway processes on the port (server.workers, ADR 0007; default 1)",
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="gateway processes on the port (server.workers, ADR 0007; default: one per "
+        "core)",
     )
     parser.add_argument(
-        "--channels", type=int, default=4,
-        help="client connections the load is spread over, for both servers (default 4): "
+        "--channels", type=int, default=16,
+        help="client connections the load is spread over, for both servers (default 16): "
         "the kernel hands each connection to one gateway process",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
@@ -422,9 +429,10 @@ async def _measure(
         sign_s = time.perf_counter() - t0
         requests = [p.request() for p in prepared]
         wire = [r.SerializeToString() for r in requests]
-        c0 = cpu_seconds(cpu.gateway)
+        c0, m0 = cpu_seconds(cpu.gateway), cpu_seconds(cpu.gateway, tree=False)
         full, answers = await drive(full_call, requests, conc, seconds)
         full.server_cpu = cpu_seconds(cpu.gateway) - c0
+        full.main_cpu = cpu_seconds(cpu.gateway, tree=False) - m0
         c0 = cpu_seconds(cpu.echo)
         echo_res, _ = await drive(echo_call, wire, conc, seconds)
         echo_res.server_cpu = cpu_seconds(cpu.echo) - c0
@@ -462,12 +470,16 @@ def _print_table(rows: list[tuple[LevelResult, LevelResult, int]]) -> None:
         )
     print()
     print("server CPU (user + system, all threads, from /proc) per call and cores busy:")
-    print(f"{'conc':>4} | {'gateway ms/q':>12} {'cores':>5} | {'echo ms/call':>12} {'cores':>5}")
+    print(f"{'conc':>4} | {'gateway ms/q':>12} {'cores':>5} {'first process':>13} | "
+          f"{'echo ms/call':>12} {'cores':>5}")
     for full, echo, _verified in rows:
+        main = full.main_cpu / full.seconds if full.seconds > 0 else 0.0
         print(
-            f"{full.concurrency:>4} | {full.cpu_ms_per_call:>12.2f} {full.cores:>5.2f} | "
-            f"{echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
+            f"{full.concurrency:>4} | {full.cpu_ms_per_call:>12.2f} {full.cores:>5.2f} "
+            f"{main:>13.2f} | {echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
         )
+    print("(first process: cores of the gateway's first process alone; with --workers > 1")
+    print(" it is the log host, which also serves its share of the connections)")
     print()
     total = sum(v for _f, _e, v in rows)
     worst = min((f.qps / e.qps for f, e, _v in rows if e.qps), default=float("nan"))
