@@ -429,6 +429,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             raise MissingField("request_id is empty")
         check_fresh(command.created_at, gw.config.limits.clock_skew_seconds)
         gw.store.claim_request_id(command.request_id, user_id=session.user_id, kind="admin")
+        # A refusal from here on names the claim: the replay guard can be restored from
+        # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
+        info.details["request_claimed"] = True
         done: tuple[str, Any] | None = None
         if which != "enroll_user" and (gw.audit_log is not None or which in OPS_COMMAND_ACTIONS):
             ops = self._ops()

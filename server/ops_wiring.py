@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as _dt
 import logging
 import threading
 import time
@@ -118,6 +119,45 @@ class OpsWiring:
         """Wait until every record queued for the rules so far has been observed."""
         assert self.rules_feed is not None
         self.rules_feed.settle(timeout)
+
+    def restore_replay_guard(self, store: Any, since: Any) -> int:
+        """Claim again the request ids of records logged at or after ``since``.
+
+        The replay guard is a table of the control-plane database; the audit log is
+        fsync'd before every answer. Where a commit of the database can be lost (SQLite
+        with ``synchronous=NORMAL`` on a power loss, a database restored from a backup),
+        the log still shows which request ids were used: the ``request_id`` of every
+        successful query or admin command, and of every refusal that came after the
+        claim (``request_claimed`` in its details). Only records recent enough for their
+        envelope to pass the freshness check again matter (``since``); older replays
+        are refused as stale. Returns how many ids were missing and are back.
+        """
+        from sqlalchemy import func, select
+
+        from audit.verify import iter_archive_records
+
+        self.catch_up()
+        t = self.index.table
+        with self.index.engine.connect() as conn:
+            first = conn.execute(select(func.min(t.c.seq)).where(t.c.time >= since)).scalar()
+        if first is None:
+            return 0
+        first = int(first)
+
+        def claims() -> Any:
+            for _body, r in iter_archive_records(self.log_dir, after_seq=first - 1):
+                if r.seq < first:
+                    continue
+                claim = _claim_of(r)
+                if claim is not None:
+                    yield claim
+
+        restored = int(store.restore_request_ids(claims()))
+        if restored:
+            log.warning("replay guard: %d request id(s) used since %s were missing from the "
+                        "database (lost commits?) and are claimed again from the audit log",
+                        restored, since)
+        return restored
 
     def replay_recent(self, upto_seq: int, *, now: Any = None) -> int:
         """Feed the rules the log's records of their longest window before ``upto_seq``.
@@ -277,6 +317,25 @@ class RulesFeed:
                     log.exception("violation rules failed on a %s record", event["event_type"])
 
 
+#: The request-id kind (``seen_requests.kind``) of each event that claims one.
+_CLAIM_KINDS = {"query": "query", "admin": "admin"}
+
+
+def _claim_of(record: Any) -> tuple[str, str, str, Any] | None:
+    """``(request_id, user_id, kind, time)`` if ``record`` shows a claimed request id."""
+    details = record.details
+    request_id = details.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        return None
+    if record.event in _CLAIM_KINDS and record.outcome == "success":
+        return request_id, record.actor, _CLAIM_KINDS[record.event], record.time
+    if record.event == "refusal" and details.get("request_claimed") is True:
+        method = str(details.get("method", ""))
+        kind = "admin" if "/siogw.v1.AdminService/" in method else "query"
+        return request_id, record.actor, kind, record.time
+    return None
+
+
 def _wrap_sink(sink: Any, observe: Callable[[Any, int | None], None]) -> None:
     """Make ``sink.record`` (the instance every holder shares) also feed the rules."""
     if getattr(sink, "_siogw_ops_observed", False):
@@ -325,6 +384,12 @@ def attach_operations(gateway: Any, *, clock: Callable[[], Any] | None = None) -
         # Before any new record reaches the rules: rebuild their windows from the log
         # (records up to now; what is appended from here on comes through the sink).
         upto = int(audit_log.tree_size)
+        # The replay guard, made whole from the log before any call is served: ids of
+        # requests whose envelope could still pass the freshness check (up to twice
+        # the clock skew old, plus a margin).
+        skew = gateway.config.limits.clock_skew_seconds
+        wiring.restore_replay_guard(
+            gateway.store, ops.ctx.now() - _dt.timedelta(seconds=2 * skew + 60))
         assert wiring.rules_feed is not None
         wiring.rules_feed.call(lambda: wiring.replay_recent(upto))
         _wrap_sink(gateway.audit, wiring.observe)

@@ -157,6 +157,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # violation rules watch for bursts of queries about one person (R13, R15).
         info.details["subject"] = next(iter(params.values()))
         gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+        # A refusal from here on names the claim: the replay guard can be restored from
+        # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
+        info.details["request_claimed"] = True
         return session, payload, query, resource
 
     async def Query(

@@ -18,7 +18,7 @@ import datetime as _dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -881,6 +881,47 @@ class Store:
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
         except (SQLAlchemyError, self._dbapi_error) as exc:
             raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+
+    def restore_request_ids(self, claims: Iterable[tuple[str, str, str, _dt.datetime]]) -> int:
+        """Claim again request ids the audit log shows as claimed; returns how many were
+        missing (and are now back).
+
+        ``claims`` are ``(request_id, user_id, kind, seen_at)``. With SQLite in WAL mode
+        and ``synchronous=NORMAL`` a power loss can lose the last commits, claims among
+        them; the audit log, fsync'd before every answer, still has them (see
+        :meth:`server.ops_wiring.OpsWiring.restore_replay_guard`). Ids present already are
+        left alone.
+        """
+        restored = 0
+        batch: list[tuple[str, str, str, _dt.datetime]] = []
+
+        def flush() -> int:
+            wanted = {c[0]: c for c in batch}
+            with self._tx() as conn:
+                have = set(conn.execute(
+                    sa.select(seen_requests.c.request_id)
+                    .where(seen_requests.c.request_id.in_(list(wanted)))
+                ).scalars())
+                rows = [
+                    {"request_id": rid, "user_id": uid, "kind": kind, "seen_at": ensure_utc(at)}
+                    for rid, (_r, uid, kind, at) in wanted.items() if rid not in have
+                ]
+                if rows:
+                    conn.execute(seen_requests.insert(), rows)
+            batch.clear()
+            return len(rows)
+
+        try:
+            with self._write_lock:
+                for claim in claims:
+                    batch.append(claim)
+                    if len(batch) >= 500:
+                        restored += flush()
+                if batch:
+                    restored += flush()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        return restored
 
     # --- maintenance ---------------------------------------------------------------------
     def add_window(

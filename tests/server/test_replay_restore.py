@@ -1,0 +1,127 @@
+"""The replay guard made whole from the audit log (``OpsWiring.restore_replay_guard``).
+
+A lost commit of the control-plane database (SQLite ``synchronous=NORMAL`` and a power
+loss, or a restore from a backup) must not let a used request id through again while its
+envelope is still fresh: the audit log, fsync'd before every answer, names the ids.
+Real store, real ``AuditLog`` and audit index; no server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+
+from audit import AuditLog, AuditRecord
+from server.app import build_gateway
+from server.auditsink import AuditLogSink
+from server.config import load_config
+from server.ops_wiring import attach_operations, wiring_of
+from server.store import ReplayDetected, seen_requests
+from signing.ca import CertificateAuthority
+from signing.software import SoftwareSigner, generate_software_key
+from siogw.timeutil import now_utc
+from tests.server.conftest import fresh_pg_url
+
+QUERY = "/siogw.v1.QueryService/Query"
+ADMIN = "/siogw.v1.AdminService/Run"
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    server: dict[str, Any] = {}
+    drop = None
+    if request.param == "pg":
+        url = os.environ.get("SIOGW_TEST_PG_URL")
+        if not url:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail("SIOGW_TEST_PG_URL is not set under CI=true")
+            pytest.skip("SIOGW_TEST_PG_URL not set")
+        server["database_url"], drop = fresh_pg_url(url)
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=Replay Root")
+    (tmp_path / "root.pem").write_bytes(
+        ca.root_certificate.public_bytes(serialization.Encoding.PEM))
+    config = load_config(tmp_path, env={}, overrides={"trust": {"anchors": ["root.pem"]},
+                                                      "server": server})
+    signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+    log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/replay")
+    gw = build_gateway(config, signer=signer, audit=AuditLogSink(log), audit_log=log,
+                       dispatcher=object())
+    yield gw, log
+    if getattr(gw, "ops_wiring", None) is not None:
+        wiring_of(gw).close()
+    log.close()
+    gw.store.close()
+    if drop is not None:
+        drop()
+
+
+def _success(event: str, request_id: str) -> AuditRecord:
+    return AuditRecord(actor="anna", event=event, outcome="success",
+                       details={"request_id": request_id, "resource": 1})
+
+
+def _refusal(request_id: str, *, method: str = QUERY, claimed: bool) -> AuditRecord:
+    details: dict[str, Any] = {"request_id": request_id, "method": method,
+                               "code": "UNAVAILABLE", "reason": "UPSTREAM_DOWN"}
+    if claimed:
+        details["request_claimed"] = True
+    return AuditRecord(actor="anna", event="refusal", outcome="refused", details=details)
+
+
+def _claimed(gw: Any) -> dict[str, tuple[str, str]]:
+    with gw.store.engine.connect() as conn:
+        rows = conn.execute(sa.select(seen_requests.c.request_id, seen_requests.c.user_id,
+                                      seen_requests.c.kind)).all()
+    return {r.request_id: (r.user_id, r.kind) for r in rows}
+
+
+def test_recent_claims_come_back_from_the_log_and_only_those(parts: Any) -> None:
+    gw, log = parts
+    wiring = wiring_of(gw)  # attach (nothing to restore yet)
+    log.append_sync(_success("query", "old-1"))
+    time.sleep(0.01)
+    since = now_utc()
+    time.sleep(0.01)
+    for record in (
+        _success("query", "q-ok"),
+        _refusal("q-late", claimed=True),    # refused after the claim (e.g. upstream down)
+        _refusal("q-early", claimed=False),  # refused before it (e.g. stale): never claimed
+        _success("admin", "a-1"),
+        _refusal("a-2", method=ADMIN, claimed=True),
+        AuditRecord(actor="anna", event="login", outcome="success",
+                    details={"request_id": "login-1"}),  # logins claim nothing
+    ):
+        log.append_sync(record)
+
+    assert wiring.restore_replay_guard(gw.store, since) == 4
+    claimed = _claimed(gw)
+    assert {k: v for k, v in claimed.items()} == {
+        "q-ok": ("anna", "query"), "q-late": ("anna", "query"),
+        "a-1": ("anna", "admin"), "a-2": ("anna", "admin"),
+    }
+    assert wiring.restore_replay_guard(gw.store, since) == 0  # idempotent
+
+    with pytest.raises(ReplayDetected):
+        gw.store.claim_request_id("q-ok", user_id="anna", kind="query")
+    gw.store.claim_request_id("q-early", user_id="anna", kind="query")  # was never used
+    gw.store.claim_request_id("old-1", user_id="anna", kind="query")  # stale anyway
+
+
+def test_attach_restores_ids_lost_from_the_database(parts: Any) -> None:
+    gw, log = parts
+    log.append_sync(_success("query", "lost-1"))
+    log.append_sync(_refusal("lost-2", claimed=True))
+    gw.store.claim_request_id("kept", user_id="anna", kind="query")
+    assert set(_claimed(gw)) == {"kept"}  # lost-1 and lost-2: commits lost (simulated)
+
+    attach_operations(gw)  # as at the start of a gateway: before any call is served
+
+    assert set(_claimed(gw)) == {"kept", "lost-1", "lost-2"}
+    with pytest.raises(ReplayDetected):
+        gw.store.claim_request_id("lost-1", user_id="anna", kind="query")
