@@ -197,6 +197,11 @@ class _Pending:
     def __init__(self, record: AuditRecord) -> None:
         self.record = record
         self.future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
+        # A queued record is written whatever its waiter does. Running futures cannot be
+        # cancelled: a cancelled waiter (``asyncio.wrap_future`` cancels the future of an
+        # ``append`` whose task is cancelled, e.g. a gRPC call the client gave up) must not
+        # make the writer's set_result raise InvalidStateError and kill the writer thread.
+        self.future.set_running_or_notify_cancel()
 
 
 _STOP = object()
