@@ -33,6 +33,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import tempfile
@@ -53,6 +54,9 @@ GATEWAY_SOCKET = "gateway.sock"
 QUERY_PREFIX = "/siogw.v1.QueryService/"
 #: Unix socket paths are limited to 108 bytes on Linux.
 _SUN_PATH_MAX = 100
+
+#: How long a worker that lost its log host goes on refusing before it stops.
+LOST_LINGER_SECONDS = 1.0
 
 #: Exit status of a worker that stopped because it lost the log host.
 EXIT_LOG_HOST_LOST = 75
@@ -168,7 +172,7 @@ class WorkerPool:
         deadline = time.monotonic() + grace + 10.0
         for proc in procs:
             await asyncio.to_thread(proc.join, max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
+            if proc.exitcode is None:
                 log.error("gateway worker pid %d did not stop; killing it", proc.pid)
                 proc.kill()
                 await asyncio.to_thread(proc.join, 5)
@@ -176,18 +180,21 @@ class WorkerPool:
 
 
 def _wait_ready(conn: Connection, proc: Any, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if conn.poll(0.2):
-            try:
-                return str(conn.recv())
-            except EOFError:
-                break
-        if not proc.is_alive():
-            break
-    if proc.is_alive():
+    """The worker's first word, or why there is none.
+
+    Waits on the pipe and the process's sentinel: it never reaps the process (only
+    :class:`WorkerPool` does, from the event loop), so two threads never race in
+    ``waitpid`` for one child.
+    """
+    ready = multiprocessing.connection.wait([conn, proc.sentinel], timeout)
+    if conn in ready:
+        try:
+            return str(conn.recv())
+        except EOFError:
+            pass
+    if not ready:
         return f"no word from the worker within {timeout:.0f} s"
-    return f"the worker exited with status {proc.exitcode} (see its log above)"
+    return "the worker exited before it was ready (see its log above)"
 
 
 # --- the worker process ---------------------------------------------------------------------
@@ -287,8 +294,14 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
     ready.send("ready")
     ready.close()
     await stop.wait()
+    if lost:
+        # No record can be made any more: refuse for a moment (UNAVAILABLE, health
+        # NOT_SERVING) so that calls in flight and clients get the reason, then go.
+        await updater.refresh()
+        await asyncio.sleep(LOST_LINGER_SECONDS)
     await updater.stop()
-    await server.stop(0 if lost else limits.shutdown_grace_seconds)
+    await server.stop(min(1.0, limits.shutdown_grace_seconds) if lost
+                      else limits.shutdown_grace_seconds)
     await channel.close()
     await sink.close()
     gw.store.close()
