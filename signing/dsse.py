@@ -235,15 +235,22 @@ def _b64d(value: Any, where: str) -> bytes:
         raise MalformedEnvelope(f"{where} is not valid base64", detail=str(exc)) from exc
 
 
+@functools.lru_cache(maxsize=1024)
+def _pem_of(cert_der: bytes) -> str:
+    """PEM text of a DER certificate (cached: every query's envelope repeats one of a
+    few user certificates, and the audit record keeps the envelope as DSSE JSON)."""
+    cert = _load_certificate(cert_der)
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
 def encode_envelope(envelope: Envelope) -> bytes:
     """DSSE JSON for ``envelope``; the certificate extension goes in ``cert`` as PEM."""
     sigs: list[dict[str, str]] = []
     for s in envelope.signatures:
         item = {"keyid": s.keyid, "sig": _b64e(s.sig)}
         if s.cert_der is not None:
-            pem = s.certificate
-            assert pem is not None
-            item["cert"] = pem.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            s.certificate  # noqa: B018 -- parses it: MalformedEnvelope if it is not one
+            item["cert"] = _pem_of(s.cert_der)
         sigs.append(item)
     doc = {
         "payload": _b64e(envelope.payload),
