@@ -674,3 +674,66 @@ def test_serve_refuses_a_bad_worker_count(tmp_path: Path, value: str) -> None:
     assert proc.returncode == ConfigError.exit_code, proc.stderr
     assert f"server.workers must be between 1 and 64: {value}" in proc.stderr
     assert "listening" not in proc.stdout
+
+
+def burst_alerts(home: Path, user_id: str) -> list[dict[str, Any]]:
+    """The ``subject_burst`` alerts of ``user_id`` (the operations domain's table)."""
+    import json
+
+    import sqlalchemy as sa
+
+    from server.ops.schema import alerts
+
+    engine = sa.create_engine(load_config(home, env={}).effective_database_url)
+    try:
+        if not sa.inspect(engine).has_table(alerts.name):
+            return []  # no gateway has attached the operations domain to it yet
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(alerts.c.details_json, alerts.c.record_seq).where(
+                alerts.c.rule == "subject_burst", alerts.c.user_id == user_id)).all()
+    finally:
+        engine.dispose()
+    return [{**json.loads(r.details_json), "record_seq": r.record_seq} for r in rows]
+
+
+@pytest.mark.slow
+def test_the_rules_count_a_burst_spread_over_both_processes(
+    world: demo.World, two_processes: None
+) -> None:
+    # Ten queries by one user about one entity within the hour make a burst (ADR 0006).
+    # They are sent alternately over a worker's and the log host's connections: the log
+    # host's rules must see the worker's records too. The entity (a BIN, resource 2) is
+    # one no other test here asks about.
+    subject = demo.demo_parameters(2)
+    before = len(burst_alerts(world.home, "analyst"))
+    with serve(world, "gw-burst.log") as gw:
+        (worker,) = gw.workers()
+
+        async def scenario() -> tuple[int, list[Any]]:
+            client = Client(world, gw.port)
+            try:
+                by_worker, by_host = await client.split(worker)
+                await client.login(by_host[0])
+                await client.consent(by_host[0])
+                outcomes = []
+                for i in range(9):
+                    query = c.build_query(2, subject, demo.BASIS, TASK, "burst across processes")
+                    prepared = await asyncio.to_thread(c.prepare_query, query, client.signer)
+                    channel = (by_worker if i % 2 == 0 else by_host)[0]
+                    outcomes.append(await client.query(channel, prepared))
+                await asyncio.sleep(0.5)  # the rules thread lingers a few ms per batch
+                after_nine = len(burst_alerts(world.home, "analyst"))
+                query = c.build_query(2, subject, demo.BASIS, TASK, "burst across processes")
+                prepared = await asyncio.to_thread(c.prepare_query, query, client.signer)
+                outcomes.append(await client.query(by_worker[0], prepared))
+                return after_nine, outcomes
+            finally:
+                await client.close()
+
+        after_nine, outcomes = asyncio.run(scenario())
+        tenth = outcomes[-1].receipt.seq
+        wait_for(lambda: len(burst_alerts(world.home, "analyst")) > before, 10,
+                 "a burst alert for the tenth query")
+    assert after_nine == before  # nine (five by the worker) are not a burst yet
+    new = burst_alerts(world.home, "analyst")[before:]
+    assert len(new) == 1 and new[0]["count"] == 10 and new[0]["record_seq"] == tenth, new
