@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from server.query import QueryServicer
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, HealthUpdater
 from server.store import DbRevocationStore, Store
+from server.workers import GATEWAY_SOCKET, TEMPORARY_RUNTIME_PREFIX
 from signing.api import Signer
 from siogw.errors import ConfigError
 
@@ -290,6 +292,10 @@ class _WorkerGroup:
             await self.internal.stop(self.config.limits.shutdown_grace_seconds)
         if self.loghost is not None:
             await self.loghost.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.runtime / GATEWAY_SOCKET).unlink()
+        if self.runtime.name.startswith(TEMPORARY_RUNTIME_PREFIX):  # see runtime_dir
+            shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 def _transport_options(config: GatewayConfig) -> list[tuple[str, Any]]:

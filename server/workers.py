@@ -52,6 +52,8 @@ log = logging.getLogger("siogw.workers")
 LOGHOST_SOCKET = "loghost.sock"
 GATEWAY_SOCKET = "gateway.sock"
 QUERY_PREFIX = "/siogw.v1.QueryService/"
+#: A runtime directory made in the temporary directory (removed at shutdown).
+TEMPORARY_RUNTIME_PREFIX = "siogw-run-"
 #: Unix socket paths are limited to 108 bytes on Linux.
 _SUN_PATH_MAX = 100
 
@@ -67,7 +69,7 @@ def runtime_dir(config: GatewayConfig) -> Path:
     that path would be too long for a Unix socket."""
     path = config.home / "run"
     if len(str(path / LOGHOST_SOCKET)) > _SUN_PATH_MAX:
-        return Path(tempfile.mkdtemp(prefix="siogw-run-"))
+        return Path(tempfile.mkdtemp(prefix=TEMPORARY_RUNTIME_PREFIX))
     return private_dir(path)
 
 

@@ -23,6 +23,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -737,3 +738,21 @@ def test_the_rules_count_a_burst_spread_over_both_processes(
     assert after_nine == before  # nine (five by the worker) are not a burst yet
     new = burst_alerts(world.home, "analyst")[before:]
     assert len(new) == 1 and new[0]["count"] == 10 and new[0]["record_seq"] == tenth, new
+
+
+def test_a_home_too_deep_for_a_unix_socket_gets_a_private_temporary_runtime(
+    tmp_path: Path,
+) -> None:
+    from server.app import _WorkerGroup
+    from server.workers import LOGHOST_SOCKET, runtime_dir
+
+    short = load_config(tmp_path / "h", env={})
+    assert runtime_dir(short) == tmp_path / "h" / "run"
+    deep = load_config(tmp_path / ("d" * 120), env={})
+    group = _WorkerGroup(deep, gw=None, servicers=None)  # type: ignore[arg-type]
+    runtime = group.runtime
+    assert runtime.parent == Path(tempfile.gettempdir())
+    assert len(str(runtime / LOGHOST_SOCKET)) < 100
+    assert runtime.stat().st_mode & 0o777 == 0o700
+    asyncio.run(group.close())  # nothing started: the directory goes all the same
+    assert not runtime.exists()
