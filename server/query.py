@@ -123,7 +123,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _admit(
         self, token: str | None, request: query_pb2.QueryRequest
     ) -> tuple[Session, bytes, query_pb2.Query, Any]:
-        """Checks 1 to 12 of the module docstring, in order (blocking; runs in a thread)."""
+        """Checks 1 to 12 of the module docstring, in order (blocking; runs in a thread).
+
+        The session read and the replay claim share one database connection.
+        """
+        with self.gw.store.pinned_connection():
+            return self._checks(token, request)
+
+    def _checks(
+        self, token: str | None, request: query_pb2.QueryRequest
+    ) -> tuple[Session, bytes, query_pb2.Query, Any]:
         gw = self.gw
         info = current_call()
         parsed = None

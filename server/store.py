@@ -392,6 +392,32 @@ class Store:
         self._write_lock: Any = (
             threading.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
         )
+        self._pin = threading.local()
+
+    @contextmanager
+    def pinned_connection(self) -> Iterator[None]:
+        """Within the block, this thread's hot-path statements (:meth:`session_context`,
+        :meth:`claim_request_id`) share one pooled connection.
+
+        A query's checks then take one connection from the pool instead of one per
+        statement: one pre-ping (PostgreSQL) and one reset on return instead of two. The
+        claim commits what the connection did; leaving the block returns it to the pool,
+        which rolls back anything left open (a read after a refusal). Nested blocks
+        share the outer one's connection.
+        """
+        if getattr(self._pin, "conn", None) is not None:
+            yield
+            return
+        try:
+            conn = self.engine.raw_connection()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        self._pin.conn = conn
+        try:
+            yield
+        finally:
+            self._pin.conn = None
+            conn.close()
 
     # --- lifecycle -----------------------------------------------------------------------
     _checkpointer: tuple[threading.Event, threading.Thread] | None = None
@@ -797,7 +823,8 @@ class Store:
         prepared = self._prepared("_prepared_context", self._session_context_stmt)
         try:
             rows = prepared.all(
-                {"token_hash": token_hash, "version": consent_version, "at": ensure_utc(at)}
+                {"token_hash": token_hash, "version": consent_version, "at": ensure_utc(at)},
+                conn=getattr(self._pin, "conn", None),
             )
         except (SQLAlchemyError, self._dbapi_error) as exc:
             raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
@@ -876,7 +903,7 @@ class Store:
         try:
             with self._write_lock:
                 prepared.run({"request_id": request_id, "user_id": user_id, "kind": kind,
-                              "seen_at": now_utc()})
+                              "seen_at": now_utc()}, conn=getattr(self._pin, "conn", None))
         except dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
         except (SQLAlchemyError, self._dbapi_error) as exc:

@@ -125,10 +125,16 @@ class Prepared:
             make(v if p is None else p(v) for p, v in zip(procs, r, strict=True)) for r in raw
         ]
 
-    def run(self, values: Mapping[str, Any]) -> int:
-        """Run a write in its own transaction and commit; the rows it touched."""
+    def run(self, values: Mapping[str, Any], *, conn: Any = None) -> int:
+        """Run a write and commit (rolled back if it fails); the rows it touched.
+
+        ``conn``: a connection from ``engine.raw_connection()`` to run on (it stays open:
+        the commit also ends what ran on it before); by default one of its own.
+        """
         params = self._params(values)
-        conn = self.engine.raw_connection()
+        own = conn is None
+        if own:
+            conn = self.engine.raw_connection()
         try:
             cur = conn.cursor()
             try:
@@ -141,5 +147,6 @@ class Prepared:
             conn.rollback()
             raise
         finally:
-            conn.close()
+            if own:
+                conn.close()
         return count
