@@ -129,6 +129,15 @@ def build_gateway(
     )
 
 
+def bind_port(server: aio.Server, config: GatewayConfig) -> int:
+    """Add the configured address to ``server`` (TLS unless off); the port bound, 0 if
+    none (gRPC sets ``SO_REUSEPORT``, so worker processes bind the same one)."""
+    address = f"{config.host}:{config.port}"
+    if config.tls.enabled:
+        return int(server.add_secure_port(address, _server_credentials(config)))
+    return int(server.add_insecure_port(address))
+
+
 def _server_credentials(config: GatewayConfig) -> grpc.ServerCredentials:
     tls = config.tls
     if tls.cert_file is None or tls.key_file is None:
@@ -173,13 +182,9 @@ async def run_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(service_names(), server)
 
-    address = f"{config.host}:{config.port}"
-    if config.tls.enabled:
-        port = server.add_secure_port(address, _server_credentials(config))
-    else:
-        port = server.add_insecure_port(address)
+    port = bind_port(server, config)
     if port == 0:
-        raise ConfigError(f"cannot bind {address}")
+        raise ConfigError(f"cannot bind {config.host}:{config.port}")
     for name in ALL_SERVICES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await server.start()

@@ -229,7 +229,7 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
-    from server.app import _server_credentials, build_gateway, service_names, worker_threads
+    from server.app import bind_port, build_gateway, service_names, worker_threads
     from server.forward import ForwardingHandler
     from server.gen.siogw.v1 import query_pb2_grpc
     from server.interceptors import GatewayInterceptor
@@ -281,13 +281,10 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(service_names(), server)
     server.add_generic_rpc_handlers((ForwardingHandler(channel),))
-    address = f"{config.host}:{config.port}"
-    if config.tls.enabled:
-        port = server.add_secure_port(address, _server_credentials(config))
-    else:
-        port = server.add_insecure_port(address)
+    port = bind_port(server, config)
     if port != config.port:
-        raise ConfigError(f"worker {spec.index} cannot share {address} (bound {port})")
+        raise ConfigError(f"worker {spec.index} cannot share {config.host}:{config.port} "
+                          f"(bound {port})")
     for name in ALL_SERVICES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await server.start()

@@ -22,7 +22,8 @@ raised as they are: the caller maps them.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -95,6 +96,22 @@ class Prepared:
             listener(None, cur, self.sql, params, None, False)
         cur.execute(self.sql, params)
 
+    @contextlib.contextmanager
+    def _cursor(self, conn: Any) -> Iterator[tuple[Any, Any]]:
+        """(connection, cursor): ``conn``, or one of the pool's returned after the block."""
+        own = conn is None
+        if own:
+            conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                yield conn, cur
+            finally:
+                cur.close()
+        finally:
+            if own:
+                conn.close()  # back to the pool (which rolls a read transaction back)
+
     def all(self, values: Mapping[str, Any], *, conn: Any = None) -> list[Any]:
         """Run a query; its rows as named tuples (a SELECT's with column types applied).
 
@@ -102,21 +119,11 @@ class Prepared:
         statements, one checkout: one pre-ping on PostgreSQL); by default one of its own.
         """
         params = self._params(values)
-        own = conn is None
-        if own:
-            conn = self.engine.raw_connection()
-        try:
-            cur = conn.cursor()
-            try:
-                self._execute(cur, params)
-                raw = cur.fetchall()
-                if self._row is None:
-                    self._describe(cur.description)
-            finally:
-                cur.close()
-        finally:
-            if own:
-                conn.close()  # back to the pool (which rolls the read transaction back)
+        with self._cursor(conn) as (_conn, cur):
+            self._execute(cur, params)
+            raw = cur.fetchall()
+            if self._row is None:
+                self._describe(cur.description)
         procs = self._result
         make = self._row._make
         if not any(procs):
@@ -132,21 +139,12 @@ class Prepared:
         the commit also ends what ran on it before); by default one of its own.
         """
         params = self._params(values)
-        own = conn is None
-        if own:
-            conn = self.engine.raw_connection()
-        try:
-            cur = conn.cursor()
+        with self._cursor(conn) as (db, cur):
             try:
                 self._execute(cur, params)
                 count = int(cur.rowcount)
-            finally:
-                cur.close()
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            if own:
-                conn.close()
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
         return count

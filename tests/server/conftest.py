@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -63,6 +64,19 @@ def fresh_pg_url(base_url: str) -> tuple[str, Callable[[], None]]:
         engine.dispose()
 
     return url, drop
+
+
+def pg_test_url() -> tuple[str, Callable[[], None]]:
+    """A fresh-schema PostgreSQL URL from ``SIOGW_TEST_PG_URL`` and its drop function.
+
+    Skips without the variable; under ``CI=true`` its absence is a failure instead.
+    """
+    url = os.environ.get("SIOGW_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("SIOGW_TEST_PG_URL is not set under CI=true")
+        pytest.skip("SIOGW_TEST_PG_URL not set")
+    return fresh_pg_url(url)
 
 
 # --- tokens and certificates ---------------------------------------------------------------
@@ -299,7 +313,6 @@ def digest(data: bytes) -> str:
 def gateway(
     request: pytest.FixtureRequest, softhsm_store: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Harness]:
-    import os
 
     from audit import AuditLog
     from clients.biometric import SoftwareDeviceKey
@@ -315,12 +328,7 @@ def gateway(
 
     drop: Callable[[], None] | None = None
     if request.param == "pg":
-        url = os.environ.get("SIOGW_TEST_PG_URL")
-        if not url:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail("SIOGW_TEST_PG_URL is not set under CI=true")
-            pytest.skip("SIOGW_TEST_PG_URL not set")
-        db_url, drop = fresh_pg_url(url)
+        db_url, drop = pg_test_url()
     home = tmp_path_factory.mktemp(f"gw-{request.param}")
     secrets_dir = home / "secrets"
     secrets_dir.mkdir()

@@ -3,7 +3,6 @@ connection (one pre-ping and one reset instead of two), SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,19 +11,14 @@ import sqlalchemy as sa
 
 from server.store import ReplayDetected, Store, seen_requests
 from siogw.timeutil import now_utc
-from tests.server.conftest import fresh_pg_url
+from tests.server.conftest import pg_test_url
 
 
 @pytest.fixture(params=["sqlite", "pg"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     drop = None
     if request.param == "pg":
-        url = os.environ.get("SIOGW_TEST_PG_URL")
-        if not url:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail("SIOGW_TEST_PG_URL is not set under CI=true")
-            pytest.skip("SIOGW_TEST_PG_URL not set")
-        db_url, drop = fresh_pg_url(url)
+        db_url, drop = pg_test_url()
     else:
         db_url = f"sqlite:///{tmp_path / 'pin.db'}"
     st = Store(db_url).open()

@@ -8,7 +8,6 @@ Real store, real ``AuditLog`` and audit index; no server.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from server.store import ReplayDetected, seen_requests
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
 from siogw.timeutil import now_utc
-from tests.server.conftest import fresh_pg_url
+from tests.server.conftest import pg_test_url
 
 QUERY = "/siogw.v1.QueryService/Query"
 ADMIN = "/siogw.v1.AdminService/Run"
@@ -37,12 +36,7 @@ def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     server: dict[str, Any] = {}
     drop = None
     if request.param == "pg":
-        url = os.environ.get("SIOGW_TEST_PG_URL")
-        if not url:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail("SIOGW_TEST_PG_URL is not set under CI=true")
-            pytest.skip("SIOGW_TEST_PG_URL not set")
-        server["database_url"], drop = fresh_pg_url(url)
+        server["database_url"], drop = pg_test_url()
     ca = CertificateAuthority.init(tmp_path / "ca", "CN=Replay Root")
     (tmp_path / "root.pem").write_bytes(
         ca.root_certificate.public_bytes(serialization.Encoding.PEM))
