@@ -226,6 +226,16 @@ def assert_logged_once(records: dict[int, tuple[bytes, Any]], answered: list[Any
         assert leaf_hash(body) == outcome.receipt.leaf_hash
 
 
+def wait_for_no_process(home: Path) -> None:
+    wait_for(lambda: processes_of(home) == [], 5, "every gateway process exits")
+
+
+def assert_all_gone_and_logged(home: Path, answered: list[Any]) -> None:
+    """The gateway's processes are all gone, and its log holds each answer once."""
+    wait_for_no_process(home)
+    assert_logged_once(verified_log(home), answered)
+
+
 # --- a client with many connections ----------------------------------------------------------
 def refusal(err: aio.AioRpcError) -> tuple[grpc.StatusCode, str, str]:
     """(status code, ErrorInfo reason, the gateway's call id) of a refused call."""
@@ -464,8 +474,7 @@ def test_both_processes_serve_queries_and_every_answer_is_logged(
         assert claimed_by_worker and not claimed_by_host
         assert worker_connections >= 2
         assert len({o.receipt.seq for o in answered}) == len(answered)
-    wait_for(lambda: processes_of(world.home) == [], 5, "every gateway process exits")
-    assert_logged_once(verified_log(world.home), answered)
+    assert_all_gone_and_logged(world.home, answered)
 
 
 @pytest.mark.slow
@@ -592,8 +601,7 @@ def test_a_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(
         assert new != old and not alive(old)
         assert serving < 10 and held < 15, (serving, held)
         assert f"gateway worker 1 (pid {old}) exited with status -9" in gw.log_text()
-    wait_for(lambda: processes_of(world.home) == [], 5, "every gateway process exits")
-    assert_logged_once(verified_log(world.home), answered)
+    assert_all_gone_and_logged(world.home, answered)
 
 
 @pytest.mark.slow
@@ -646,7 +654,7 @@ def test_workers_exit_when_the_log_host_dies_and_acknowledged_records_survive(
         # now and then, as for any server shutdown): never OK without a durable record
         assert grpc.StatusCode.UNAVAILABLE in failed
         assert set(failed) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, failed
-    wait_for(lambda: processes_of(world.home) == [], 5, "every gateway process exits")
+    wait_for_no_process(world.home)
     # the log is opened again (recovery of the torn tail), then verified
     config = load_config(world.home, env={})
     AuditLog.open(config.effective_audit_dir, load_gateway_signer(config), AUDIT_ORIGIN).close()
