@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import os
 import shutil
@@ -70,6 +71,69 @@ async def _echo_main(port: int, cert: Path, key: Path) -> None:
     server = aio.server()
     server.add_generic_rpc_handlers((handler,))
     creds = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    server.add_secure_port(f"127.0.0.1:{port}", creds)
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+# --- the crypto floor (runs as: bench/gateway.py --floor-server ...) --------------------
+async def _floor_main(port: int, home: Path, client_cert: Path) -> None:
+    """The least work any implementation of the full path must do per query, in this stack.
+
+    Same TLS, same messages, same keys: parse the request, verify the analyst's envelope
+    signature, parse the ``Query``, build a ``QueryResult`` bound to it and sign that on
+    the gateway's SoftHSM token (inline: the cheapest way measured). Nothing else: no
+    session, no checks, no database, no audit record, no interceptor, no answer data.
+    A lower bound to read the full path against, not a server anyone should run.
+    """
+    import grpc
+    from cryptography import x509
+    from grpc import aio
+
+    from server.app import load_gateway_signer
+    from server.auth import envelope_from_proto, envelope_to_proto
+    from server.config import load_config
+    from server.gen.siogw.v1 import query_pb2
+    from signing import dsse
+    from signing.trust import verify_with_key
+
+    config = load_config(home)
+    signer = load_gateway_signer(config)
+    analyst_key = x509.load_pem_x509_certificate(client_cert.read_bytes()).public_key()
+
+    async def query(request: query_pb2.QueryRequest, context: aio.ServicerContext) -> Any:
+        envelope = envelope_from_proto(request.envelope)
+        verify_with_key(analyst_key, envelope.pae(), envelope.signatures[0].sig)
+        q = query_pb2.Query()
+        q.ParseFromString(envelope.payload)
+        result = query_pb2.QueryResult(
+            request_id=q.request_id,
+            resource=q.resource,
+            request_digest=hashlib.sha256(envelope.payload).digest(),
+        )
+        signed = dsse.sign_envelope(
+            dsse.PAYLOAD_RESULT, result.SerializeToString(deterministic=True), signer
+        )
+        return query_pb2.QueryResponse(result=envelope_to_proto(signed))
+
+    handler = grpc.method_handlers_generic_handler(
+        "siogw.v1.QueryService",
+        {
+            "Query": grpc.unary_unary_rpc_method_handler(
+                query,
+                request_deserializer=query_pb2.QueryRequest.FromString,
+                response_serializer=query_pb2.QueryResponse.SerializeToString,
+            )
+        },
+    )
+    server = aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    assert config.tls.cert_file is not None and config.tls.key_file is not None
+    creds = grpc.ssl_server_credentials(
+        [(config.tls.key_file.read_bytes(), config.tls.cert_file.read_bytes())]
+    )
+    # gRPC sets SO_REUSEPORT: the floor runs as many processes on one port as the gateway.
     server.add_secure_port(f"127.0.0.1:{port}", creds)
     await server.start()
     print("ready", flush=True)
@@ -127,10 +191,24 @@ def cpu_seconds(pid: int, *, tree: bool = True) -> float:
 
 @dataclass
 class ProcessCpu:
-    """The two servers' pids: their CPU time is read around each timed window."""
+    """The servers' pids: their CPU time is read around each timed window."""
 
     gateway: int
     echo: int
+    floor: list[int]
+
+    def floor_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.floor)
+
+
+@dataclass
+class Row:
+    """One concurrency level: the three servers' results and the answers verified."""
+
+    full: LevelResult
+    floor: LevelResult
+    echo: LevelResult
+    verified: int
 
 
 @dataclass
@@ -219,12 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cert", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--key", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
         asyncio.run(_echo_main(args.port, args.cert, args.key))
+        return 0
+    if args.floor_server:
+        asyncio.run(_floor_main(args.port, args.home, args.cert))
         return 0
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
@@ -250,10 +333,12 @@ def run(
     env = {**os.environ, "SIOGW_HOME": str(home), **demo.token_env(world)}
     demo.write_gateway_config(world, 0)
     demo.bootstrap_operator(world, world.people["operator"])
-    echo_port = free_port()
+    echo_port, floor_port = free_port(), free_port()
     gateway_procs: list[Any] = []
+    workers = int(os.environ["SIOGW_WORKERS"])
     with (
         demo.gateway_process(world, started=gateway_procs) as gw_port,
+        contextlib.ExitStack() as floor_stack,
         subprocess_server(
             [
                 sys.executable,
@@ -270,6 +355,14 @@ def run(
             home / "echo.log",
         ) as echo_proc,
     ):
+        floor_cmd = [
+            sys.executable, __file__, "--floor-server", "--port", str(floor_port),
+            "--home", str(home), "--cert", str(world.people["analyst"].cert_file),
+        ]
+        floor_procs = [
+            floor_stack.enter_context(subprocess_server(floor_cmd, env, home / f"floor-{i}.log"))
+            for i in range(workers)
+        ]
         demo.bootstrap_users(world, gw_port)
         from server.config import load_config
 
@@ -277,18 +370,37 @@ def run(
         print(
             f"setup {time.perf_counter() - t_setup:.1f}s: CA, SoftHSM tokens and keys, "
             f"gateway (pid {gateway_procs[0].pid}, {os.environ['SIOGW_WORKERS']} process(es), "
-            f"database {database}), echo server, users enrolled; load over {channels} "
+            f"database {database}), crypto floor ({workers} process(es)), echo server, users "
+            f"enrolled; load over {channels} "
             "connection(s)",
             flush=True,
         )
         pool = dataset_subjects(home) if subjects == "dataset" else None
-        cpu = ProcessCpu(gateway_procs[0].pid, echo_proc.pid)
+        _wait_ready([home / f"floor-{i}.log" for i in range(workers)], floor_procs)
+        cpu = ProcessCpu(gateway_procs[0].pid, echo_proc.pid, [p.pid for p in floor_procs])
+        ports = Ports(gateway=gw_port, floor=floor_port, echo=echo_port)
         rows = asyncio.run(
-            _measure(world, gw_port, echo_port, echo_proc, levels, seconds, mix, pool, cpu,
-                     channels)
+            _measure(world, ports, echo_proc, levels, seconds, mix, pool, cpu, channels)
         )
     _print_table(rows)
     return 0
+
+
+def _wait_ready(logs: list[Path], procs: list[Any], timeout: float = 30) -> None:
+    """Wait until every floor process has printed ``ready`` (its port is bound)."""
+    deadline = time.monotonic() + timeout
+    while not all(log.exists() and "ready" in log.read_text() for log in logs):
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"crypto floor server did not start: see {logs[0].parent}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Ports:
+    gateway: int
+    floor: int
+    echo: int
 
 
 def dataset_subjects(home: Path) -> dict[str, list[str]]:
@@ -324,8 +436,7 @@ def query_parameters(
 
 async def _measure(
     world: Any,
-    gw_port: int,
-    echo_port: int,
+    ports: Ports,
     echo_proc: Any,
     levels: list[int],
     seconds: float,
@@ -333,7 +444,7 @@ async def _measure(
     pool: dict[str, list[str]] | None,
     cpu: ProcessCpu,
     channels: int,
-) -> list[tuple[LevelResult, LevelResult, int]]:
+) -> list[Row]:
     import grpc
     from grpc import aio
 
@@ -343,7 +454,7 @@ async def _measure(
 
     analyst = world.people["analyst"]
     client = AsyncGatewayClient(
-        f"127.0.0.1:{gw_port}",
+        f"127.0.0.1:{ports.gateway}",
         ca_file=world.ca_file,
         gateway_certificate=world.gateway_cert,
         server_name=demo.TLS_NAME,
@@ -370,11 +481,15 @@ async def _measure(
             for i in range(channels)
         ]
 
-    echo_channels = connections(echo_port)
-    gw_channels = connections(gw_port)
+    echo_channels = connections(ports.echo)
+    gw_channels = connections(ports.gateway)
+    floor_channels = connections(ports.floor)
     echo_calls = itertools.cycle([ch.unary_unary(ECHO_METHOD) for ch in echo_channels])
     query_calls = itertools.cycle(
         [query_pb2_grpc.QueryServiceStub(ch).Query for ch in gw_channels]  # type: ignore[no-untyped-call]
+    )
+    floor_calls = itertools.cycle(
+        [query_pb2_grpc.QueryServiceStub(ch).Query for ch in floor_channels]  # type: ignore[no-untyped-call]
     )
     echo = echo_channels[0].unary_unary(ECHO_METHOD)
     deadline = time.monotonic() + 20
@@ -392,6 +507,9 @@ async def _measure(
     async def full_call(req: Any) -> Any:
         return await next(query_calls)(req, metadata=metadata, timeout=30)
 
+    async def floor_call(req: Any) -> Any:
+        return await next(floor_calls)(req, metadata=metadata, timeout=30)
+
     async def echo_call(raw: bytes) -> Any:
         return await next(echo_calls)(raw, metadata=metadata, timeout=30)
 
@@ -403,8 +521,10 @@ async def _measure(
     for p in warm:
         await full_call(p.request())
         await echo_call(p.request().SerializeToString())
+        for _ in range(channels):  # every floor connection (and so every floor process)
+            c.verify_result(await floor_call(p.request()), p, client._verifier)
 
-    rows: list[tuple[LevelResult, LevelResult, int]] = []
+    rows: list[Row] = []
     rate_guess = 150.0
     offset = 0
     for conc in levels:
@@ -433,63 +553,91 @@ async def _measure(
         full, answers = await drive(full_call, requests, conc, seconds)
         full.server_cpu = cpu_seconds(cpu.gateway) - c0
         full.main_cpu = cpu_seconds(cpu.gateway, tree=False) - m0
+        # The floor and the echo keep no replay guard: they get the same envelopes over
+        # and over, enough for the whole window at rates far above the full path's.
+        reps = max(1, int(20_000 * seconds) // len(requests) + 1)
+        c0 = cpu.floor_seconds()
+        floor, floor_answers = await drive(floor_call, requests * reps, conc, seconds)
+        floor.server_cpu = cpu.floor_seconds() - c0
         c0 = cpu_seconds(cpu.echo)
-        echo_res, _ = await drive(echo_call, wire, conc, seconds)
+        echo_res, _ = await drive(echo_call, wire * reps, conc, seconds)
         echo_res.server_cpu = cpu_seconds(cpu.echo) - c0
         verified = 0
         for p, a in zip(prepared, answers, strict=True):
             if a is not None:
                 c.verify_result(a, p, client._verifier)
                 verified += 1
+        for i, fa in enumerate(floor_answers):
+            if fa is not None:  # the floor signs for real: checked as strictly
+                c.verify_result(fa, prepared[i % len(prepared)], client._verifier)
         rate_guess = max(rate_guess, full.qps * 1.2)
         print(
             f"  concurrency {conc:>3}: {budget} envelopes signed on the token in "
             f"{sign_s:.1f}s (untimed); {full.done} full-path answers verified",
             flush=True,
         )
-        rows.append((full, echo_res, verified))
-    for ch in (*echo_channels, *gw_channels):
+        rows.append(Row(full, floor, echo_res, verified))
+    for ch in (*echo_channels, *gw_channels, *floor_channels):
         await ch.close()
     await client.close()
     return rows
 
 
-def _print_table(rows: list[tuple[LevelResult, LevelResult, int]]) -> None:
+def _print_table(rows: list[Row]) -> None:
     print()
     print(
-        f"{'conc':>4} | {'full q/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | "
-        f"{'echo q/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'full/echo':>9}"
+        f"{'':>4} | {'full path':^28} | {'crypto floor':^23} | {'echo':^23} |"
     )
-    print("-" * 84)
-    for full, echo, _verified in rows:
-        ratio = full.qps / echo.qps if echo.qps else float("nan")
+    print(
+        f"{'conc':>4} | {'q/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>2} | "
+        f"{'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} | {'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'full/echo':>9} {'floor/echo':>10} {'full/floor':>10}"
+    )
+    print("-" * 121)
+    for r in rows:
+        full, floor, echo = r.full, r.floor, r.echo
         print(
             f"{full.concurrency:>4} | {full.qps:>9.1f} {full.pct(0.5):>7.2f} "
-            f"{full.pct(0.99):>7.2f} {full.errors:>4} | {echo.qps:>9.1f} "
-            f"{echo.pct(0.5):>7.2f} {echo.pct(0.99):>7.2f} | {ratio:>9.3f}"
+            f"{full.pct(0.99):>7.2f} {full.errors:>2} | {floor.qps:>7.0f} "
+            f"{floor.pct(0.5):>7.2f} {floor.pct(0.99):>7.2f} | {echo.qps:>7.0f} "
+            f"{echo.pct(0.5):>7.2f} {echo.pct(0.99):>7.2f} | {_ratio(full, echo):>9.3f} "
+            f"{_ratio(floor, echo):>10.3f} {_ratio(full, floor):>10.3f}"
         )
     print()
-    print("server CPU (user + system, all threads, from /proc) per call and cores busy:")
+    print("server CPU (user + system, all threads and processes, from /proc) per call, and "
+          "cores busy:")
     print(f"{'conc':>4} | {'gateway ms/q':>12} {'cores':>5} {'first process':>13} | "
-          f"{'echo ms/call':>12} {'cores':>5}")
-    for full, echo, _verified in rows:
+          f"{'floor ms/q':>10} {'cores':>5} | {'echo ms/call':>12} {'cores':>5}")
+    for r in rows:
+        full, floor, echo = r.full, r.floor, r.echo
         main = full.main_cpu / full.seconds if full.seconds > 0 else 0.0
         print(
             f"{full.concurrency:>4} | {full.cpu_ms_per_call:>12.2f} {full.cores:>5.2f} "
-            f"{main:>13.2f} | {echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
+            f"{main:>13.2f} | {floor.cpu_ms_per_call:>10.2f} {floor.cores:>5.2f} | "
+            f"{echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
         )
     print("(first process: cores of the gateway's first process alone; with --workers > 1")
     print(" it is the log host, which also serves its share of the connections)")
+    print("(crypto floor: the same TLS, envelopes and keys, as many processes as the gateway;")
+    print(" it only verifies the analyst's signature and signs a bare result on the token:")
+    print(" no session, checks, database, data or audit record. What any full path costs at")
+    print(" least in this stack, not a server to run)")
     print()
-    total = sum(v for _f, _e, v in rows)
-    worst = min((f.qps / e.qps for f, e, _v in rows if e.qps), default=float("nan"))
+    total = sum(r.verified for r in rows)
+    worst = min((_ratio(r.full, r.echo) for r in rows if r.echo.qps), default=float("nan"))
+    floor_worst = min((_ratio(r.floor, r.echo) for r in rows if r.echo.qps),
+                      default=float("nan"))
     verdict = "met" if worst >= 0.5 else "NOT met"
-    print(f"lowest full/echo ratio {worst:.3f}: target >= 0.5 {verdict}")
+    print(f"lowest full/echo ratio {worst:.3f}: target >= 0.5 {verdict} "
+          f"(the crypto floor's lowest: {floor_worst:.3f})")
     print(
-        f"every full-path answer verified after the window ({total} results: gateway "
-        "signature + binding to the request)"
+        f"every full-path and floor answer verified after the window ({total} full-path "
+        "results: gateway signature + binding to the request)"
     )
 
+
+def _ratio(a: LevelResult, b: LevelResult) -> float:
+    return a.qps / b.qps if b.qps else float("nan")
 
 if __name__ == "__main__":
     sys.exit(main())
