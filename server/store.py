@@ -107,7 +107,9 @@ revocations = sa.Table(
     "revocations",
     metadata,
     sa.Column("issuer", sa.String(500), primary_key=True),  # RFC 4514, or "*" (any issuer)
-    sa.Column("serial_hex", sa.String(64), primary_key=True),
+    # Indexed alone too (migration 2): every authenticated call joins the session's
+    # certificate to its revocations by serial, whatever the issuer ("*" included).
+    sa.Column("serial_hex", sa.String(64), primary_key=True, index=True),
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -171,7 +173,9 @@ maintenance = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    # Indexed (migration 2): every call looks for a window still open (ends_at > now);
+    # past windows stay in the table.
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("description", sa.String(1000), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -184,9 +188,23 @@ def _migration_1(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(_V1_TABLES))
 
 
+#: The indexes of migration 2. A database made by migration 1 from today's tables has
+#: them already (``create_all`` makes a column's index), hence ``checkfirst``.
+_V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at")
+
+
+def _migration_2(conn: Connection) -> None:
+    for table in (revocations, maintenance):
+        for index in table.indexes:
+            if index.name in _V2_INDEXES:
+                index.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one.
 MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (1, "initial control-plane schema", _migration_1),
+    (2, "indexes for the session read: revocations by serial, maintenance by end",
+     _migration_2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
