@@ -138,7 +138,8 @@ sessions = sa.Table(
     metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256(token) hex
     sa.Column("user_id", sa.String(64), nullable=False, index=True),
-    sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+    # Indexed (migration 2): revoking a certificate ends its live sessions at once.
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False, index=True),
     sa.Column("factor", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
@@ -190,11 +191,12 @@ def _migration_1(conn: Connection) -> None:
 
 #: The indexes of migration 2. A database made by migration 1 from today's tables has
 #: them already (``create_all`` makes a column's index), hence ``checkfirst``.
-_V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at")
+_V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at",
+               "ix_sessions_cert_fingerprint")
 
 
 def _migration_2(conn: Connection) -> None:
-    for table in (revocations, maintenance):
+    for table in (revocations, maintenance, sessions):
         for index in table.indexes:
             if index.name in _V2_INDEXES:
                 index.create(conn, checkfirst=True)
@@ -203,7 +205,7 @@ def _migration_2(conn: Connection) -> None:
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one.
 MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (1, "initial control-plane schema", _migration_1),
-    (2, "indexes for the session read: revocations by serial, maintenance by end",
+    (2, "indexes: revocations by serial, maintenance by end, sessions by certificate",
      _migration_2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -63,7 +63,7 @@ certificates = sa.Table(
     "ops_certificates", metadata,
     sa.Column("fingerprint", sa.String(64), primary_key=True),
     sa.Column("user_id", sa.String(64), nullable=False, index=True),
-    sa.Column("serial_hex", sa.String(64), nullable=False),
+    sa.Column("serial_hex", sa.String(64), nullable=False, index=True),  # revoke by serial
     sa.Column("issuer", sa.String(500), nullable=False),
     sa.Column("subject", sa.String(500), nullable=False),
     sa.Column("not_before", _T, nullable=False),
@@ -112,7 +112,7 @@ alerts = sa.Table(
     sa.Column("blocking", sa.Boolean, nullable=False),
     sa.Column("summary", sa.String(1000), nullable=False),
     sa.Column("details_json", sa.Text, nullable=False),
-    sa.Column("record_seq", sa.BigInteger, nullable=True),
+    sa.Column("record_seq", sa.BigInteger, nullable=True, index=True),  # replay at start
     sa.Column("acknowledged_at", _T, nullable=True),
     sa.Column("acknowledged_by", sa.String(64), nullable=True),
 )
@@ -167,9 +167,18 @@ TABLES = (applications, users, certificates, transfers, outbox, alerts, maintena
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the missing ``ops_`` tables (idempotent)."""
+    """Create the missing ``ops_`` tables and indexes (idempotent).
+
+    ``create_all`` skips a table that exists, with its indexes: an index added to an
+    existing table since (``ops_certificates.serial_hex``, ``ops_alerts.record_seq``) is
+    created here.
+    """
     try:
         metadata.create_all(engine, tables=list(TABLES))
+        with engine.begin() as conn:
+            for table in TABLES:
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
     except SQLAlchemyError as exc:
         raise OpsStorageError("cannot create the operations tables", detail=str(exc)) from exc
 

@@ -4,9 +4,10 @@ Every call joins the session's certificate to its revocations by serial and look
 an open maintenance window. Both tables only grow (a CA revokes for years; past windows
 stay), and without an index each call scanned them: measured on SQLite with 20,000
 revocations and 1,500 past windows, the read went from 20 to 1,100 microseconds.
-Migration 2 adds the two indexes. These tests fill the tables, check the answers are
-still right, and ask the database's own planner (``EXPLAIN``) how it runs the statement
-the gateway sends, on SQLite and PostgreSQL; and that a version 1 database is upgraded.
+Migration 2 adds the two indexes (and one on sessions by certificate, for revoking).
+These tests fill the tables, check the answers are still right, and ask the database's
+own planner (``EXPLAIN``) how it runs the statement the gateway sends, on SQLite and
+PostgreSQL; and that a version 1 database is upgraded.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from siogw.timeutil import now_utc
 GROWING = ("revocations", "maintenance", "sessions", "users", "certificates", "consents")
 
 TOKEN = "h" * 64
+V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at", "ix_sessions_cert_fingerprint")
 
 
 def _fill(store: Store) -> None:
@@ -83,7 +85,10 @@ def _session_read(store: Store) -> tuple[str, Any]:
 
 
 def _sqlite_scans(store: Store) -> list[str]:
-    sql, params = _session_read(store)
+    return _sqlite_plan_scans(store, *_session_read(store))
+
+
+def _sqlite_plan_scans(store: Store, sql: str, params: Any) -> list[str]:
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -111,8 +116,8 @@ def test_sqlite_without_the_indexes_it_scanned(sqlite_store: Store) -> None:
     """The check above can fail: drop migration 2's indexes and the scans are back."""
     _fill(sqlite_store)
     with sqlite_store.engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_revocations_serial_hex"))
-        conn.execute(sa.text("DROP INDEX ix_maintenance_ends_at"))
+        for name in V2_INDEXES:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
     scans = _sqlite_scans(sqlite_store)
     assert any("revocations" in s for s in scans), scans
     assert any("maintenance" in s for s in scans), scans
@@ -124,22 +129,59 @@ def test_a_version_1_database_gets_the_indexes(tmp_path: Path) -> None:
     _fill(store)
     # make it what version 1 left: no indexes, no row for migration 2
     with store.engine.begin() as conn:
-        conn.execute(sa.text("DROP INDEX ix_revocations_serial_hex"))
-        conn.execute(sa.text("DROP INDEX ix_maintenance_ends_at"))
+        for name in V2_INDEXES:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
         conn.execute(schema_version.delete().where(schema_version.c.version >= 2))
     store.close()
     assert SCHEMA_VERSION >= 2
     upgraded = Store(url).open()
     try:
         assert upgraded.version() == SCHEMA_VERSION
-        names = {ix["name"] for t in ("revocations", "maintenance")
+        names = {ix["name"] for t in ("revocations", "maintenance", "sessions")
                  for ix in sa.inspect(upgraded.engine).get_indexes(t)}
-        assert {"ix_revocations_serial_hex", "ix_maintenance_ends_at"} <= names
+        assert set(V2_INDEXES) <= names
         assert _sqlite_scans(upgraded) == []
         # and the data survived the upgrade
         assert upgraded.session_context(TOKEN, consent_version="v1", at=now_utc()) is not None
     finally:
         upgraded.close()
+
+
+def test_revoking_ends_the_sessions_by_index(sqlite_store: Store) -> None:
+    _fill(sqlite_store)
+    sent: list[tuple[str, Any]] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE SESSIONS"):
+            sent.append((statement, params))
+
+    sa.event.listen(sqlite_store.engine, "before_cursor_execute", listener)
+    try:
+        sqlite_store.revoke("0a", "keyCompromise")
+    finally:
+        sa.event.remove(sqlite_store.engine, "before_cursor_execute", listener)
+    assert len(sent) == 1
+    ctx = sqlite_store.session_context(TOKEN, consent_version="v1", at=now_utc())
+    assert ctx is not None and ctx.session.ended_at is not None  # it did end the session
+    assert _sqlite_plan_scans(sqlite_store, *sent[0]) == []
+
+
+def test_the_operations_schema_adds_new_indexes_to_existing_tables(tmp_path: Path) -> None:
+    from server.ops import schema
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        schema.create_schema(engine)
+        with engine.begin() as conn:  # what a database made before these indexes has
+            conn.execute(sa.text("DROP INDEX ix_ops_certificates_serial_hex"))
+            conn.execute(sa.text("DROP INDEX ix_ops_alerts_record_seq"))
+        schema.create_schema(engine)
+        schema.create_schema(engine)  # and again: idempotent
+        names = {ix["name"] for t in ("ops_certificates", "ops_alerts")
+                 for ix in sa.inspect(engine).get_indexes(t)}
+        assert {"ix_ops_certificates_serial_hex", "ix_ops_alerts_record_seq"} <= names
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.pg
