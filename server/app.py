@@ -105,6 +105,10 @@ def build_gateway(
     store = store or Store(config.effective_database_url).open()
     if not worker:
         store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
+        store.start_housekeeper(  # old request ids, sessions, login attempts
+            clock_skew_seconds=config.limits.clock_skew_seconds,
+            interval=config.limits.housekeeping_seconds,
+        )
     if config.seed_dataset and not worker:
         from server.resources import seed_dataset
 

@@ -33,6 +33,7 @@ Example ``siogw.toml``::
     clock_skew_seconds = 120
     session_ttl_seconds = 900
     challenge_ttl_seconds = 120
+    housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
 
     [policy]
     consent_version = "2026-1"
@@ -91,6 +92,9 @@ class Limits:
     shutdown_grace_seconds: float = 5.0
     #: How often the health status is re-evaluated against maintenance windows.
     health_poll_seconds: float = 1.0
+    #: How often the database is cleared of request ids, sessions and login attempts no
+    #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
+    housekeeping_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,8 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
     for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")
+    if limits.housekeeping_seconds < 0:
+        raise ConfigError("limits.housekeeping_seconds must be 0 (off) or positive")
     return limits
 
 

@@ -271,6 +271,27 @@ _SESSION_CONTEXT = (
 )
 
 
+#: How long :meth:`Store.prune` keeps rows no check needs any more (at least).
+KEEP_AT_LEAST = _dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows one :meth:`Store.prune` deleted."""
+
+    request_ids: int
+    sessions: int
+    logins: int
+
+    @property
+    def total(self) -> int:
+        return self.request_ids + self.sessions + self.logins
+
+    def __str__(self) -> str:
+        return (f"{self.request_ids} request id(s), {self.sessions} session(s), "
+                f"{self.logins} login attempt(s)")
+
+
 # --- rows --------------------------------------------------------------------------------
 def _utc(value: _dt.datetime | None) -> _dt.datetime | None:
     return ensure_utc(value) if value is not None else None
@@ -441,8 +462,11 @@ class Store:
 
     # --- lifecycle -----------------------------------------------------------------------
     _checkpointer: tuple[threading.Event, threading.Thread] | None = None
+    _housekeeper: tuple[threading.Event, threading.Thread] | None = None
     #: Background WAL checkpoints done (:meth:`start_checkpointer`).
     checkpoints = 0
+    #: Housekeeping passes done (:meth:`start_housekeeper`).
+    housekeeping_passes = 0
     _session_context_stmt: Any = _SESSION_CONTEXT
     _reads_ops_status = False
     _prepared_context: Prepared | None = None
@@ -507,12 +531,78 @@ class Store:
         thread.start()
         return True
 
+    def prune(
+        self, *, clock_skew_seconds: int, now: _dt.datetime | None = None,
+        keep: _dt.timedelta = KEEP_AT_LEAST, chunk: int = 5000,
+    ) -> Pruned:
+        """Delete the rows no check can need any more; the audit log keeps their story.
+
+        * request ids claimed longer ago than ``max(keep, 2 x skew + 60 s)``: a request
+          is fresh only within ``± skew`` of the gateway clock, so by then any replay of
+          it is refused as stale before the replay guard is asked. ``keep`` (a day by
+          default) also covers the skew being raised later, up to about 12 hours;
+        * sessions and login attempts that expired more than ``keep`` ago (a session lives
+          minutes; one ended early expired no later).
+
+        Deletes go in chunks of ``chunk`` rows, one short transaction each, so the first
+        pass over a large old database never holds the write lock long.
+        """
+        now = ensure_utc(now) if now is not None else now_utc()
+        horizon = max(keep, _dt.timedelta(seconds=2 * clock_skew_seconds + 60))
+        return Pruned(
+            request_ids=self._delete_chunked(
+                seen_requests, seen_requests.c.request_id,
+                seen_requests.c.seen_at < now - horizon, chunk),
+            sessions=self._delete_chunked(
+                sessions, sessions.c.token_hash, sessions.c.expires_at < now - keep, chunk),
+            logins=self._delete_chunked(
+                logins, logins.c.login_id, logins.c.expires_at < now - keep, chunk),
+        )
+
+    def _delete_chunked(self, table: sa.Table, key: Any, old: Any, chunk: int) -> int:
+        total = 0
+        while True:
+            batch = sa.select(key).where(old).limit(chunk).scalar_subquery()
+            with self._write_lock, self._tx() as conn:
+                n = conn.execute(table.delete().where(key.in_(batch))).rowcount or 0
+            total += n
+            if n < chunk:
+                return total
+
+    def start_housekeeper(self, *, clock_skew_seconds: int, interval: float) -> bool:
+        """Run :meth:`prune` now and every ``interval`` seconds in a background thread
+        (one per database is enough; more do no harm). False when ``interval`` is not
+        positive (housekeeping off) or it runs already. Stopped by :meth:`close`.
+        """
+        if interval <= 0 or self._housekeeper is not None:
+            return False
+        stop = threading.Event()
+
+        def run() -> None:
+            while True:
+                try:
+                    pruned = self.prune(clock_skew_seconds=clock_skew_seconds)
+                    self.housekeeping_passes += 1
+                    if pruned.total:
+                        log.info("housekeeping: deleted %s", pruned)
+                except Exception as exc:  # the next pass tries again
+                    log.warning("housekeeping failed: %s", exc)
+                if stop.wait(interval):
+                    return
+
+        thread = threading.Thread(target=run, name="siogw-housekeeping", daemon=True)
+        self._housekeeper = (stop, thread)
+        thread.start()
+        return True
+
     def close(self) -> None:
-        if self._checkpointer is not None:
-            stop, thread = self._checkpointer
-            stop.set()
-            thread.join(10)
-            self._checkpointer = None
+        for attr in ("_checkpointer", "_housekeeper"):
+            running: tuple[threading.Event, threading.Thread] | None = getattr(self, attr)
+            if running is not None:
+                stop, thread = running
+                stop.set()
+                thread.join(10)
+                setattr(self, attr, None)
         self.engine.dispose()
 
     def drop_all(self) -> None:
