@@ -166,7 +166,9 @@ seen_requests = sa.Table(
     sa.Column("request_id", sa.String(128), primary_key=True),  # unique: replay guard
     sa.Column("user_id", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+    # Indexed (migration 2): housekeeping deletes the old ones in chunks (Store.prune)
+    # without scanning a day of request ids under the write lock.
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
 maintenance = sa.Table(
@@ -192,11 +194,11 @@ def _migration_1(conn: Connection) -> None:
 #: The indexes of migration 2. A database made by migration 1 from today's tables has
 #: them already (``create_all`` makes a column's index), hence ``checkfirst``.
 _V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at",
-               "ix_sessions_cert_fingerprint")
+               "ix_sessions_cert_fingerprint", "ix_seen_requests_seen_at")
 
 
 def _migration_2(conn: Connection) -> None:
-    for table in (revocations, maintenance, sessions):
+    for table in (revocations, maintenance, sessions, seen_requests):
         for index in table.indexes:
             if index.name in _V2_INDEXES:
                 index.create(conn, checkfirst=True)
@@ -205,7 +207,8 @@ def _migration_2(conn: Connection) -> None:
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one.
 MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (1, "initial control-plane schema", _migration_1),
-    (2, "indexes: revocations by serial, maintenance by end, sessions by certificate",
+    (2, "indexes: revocations by serial, maintenance by end, sessions by certificate, "
+        "request ids by time",
      _migration_2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

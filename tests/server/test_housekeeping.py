@@ -168,6 +168,38 @@ def test_prune_goes_in_chunks(store: Store) -> None:
     assert _ids(store, seen_requests.c.request_id) == {"keep"}
 
 
+def test_sqlite_prune_finds_old_request_ids_by_index(tmp_path: Path) -> None:
+    """A day of request ids can be millions of rows: the chunk that prune deletes is
+    found through the seen_at index, not by scanning them under the write lock."""
+    s = Store(f"sqlite:///{tmp_path / 'gw.db'}").open()
+    try:
+        now = now_utc()
+        _claim(s, "old", now - KEEP_AT_LEAST - _dt.timedelta(hours=1))
+        sent: list[tuple[str, object]] = []
+
+        def listener(conn: object, cursor: object, statement: str, params: object,
+                     *rest: object) -> None:
+            if statement.lstrip().upper().startswith("DELETE FROM SEEN_REQUESTS"):
+                sent.append((statement, params))
+
+        sa.event.listen(s.engine, "before_cursor_execute", listener)
+        try:
+            assert s.prune(clock_skew_seconds=SKEW, now=now).request_ids == 1
+        finally:
+            sa.event.remove(s.engine, "before_cursor_execute", listener)
+        raw = s.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("EXPLAIN QUERY PLAN " + sent[0][0], sent[0][1])
+            steps = [str(row[3]) for row in cur.fetchall()]
+        finally:
+            raw.close()
+        assert not [x for x in steps if x.startswith("SCAN seen_requests")], steps
+        assert any("ix_seen_requests_seen_at" in x for x in steps), steps
+    finally:
+        s.close()
+
+
 def test_housekeeper_runs_at_start_and_stops_with_the_store(tmp_path: Path) -> None:
     s = Store(f"sqlite:///{tmp_path / 'gw.db'}").open()
     now = now_utc()

@@ -34,7 +34,8 @@ from siogw.timeutil import now_utc
 GROWING = ("revocations", "maintenance", "sessions", "users", "certificates", "consents")
 
 TOKEN = "h" * 64
-V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at", "ix_sessions_cert_fingerprint")
+V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at", "ix_sessions_cert_fingerprint",
+              "ix_seen_requests_seen_at")
 
 
 def _fill(store: Store) -> None:
@@ -137,7 +138,7 @@ def test_a_version_1_database_gets_the_indexes(tmp_path: Path) -> None:
     upgraded = Store(url).open()
     try:
         assert upgraded.version() == SCHEMA_VERSION
-        names = {ix["name"] for t in ("revocations", "maintenance", "sessions")
+        names = {ix["name"] for t in ("revocations", "maintenance", "sessions", "seen_requests")
                  for ix in sa.inspect(upgraded.engine).get_indexes(t)}
         assert set(V2_INDEXES) <= names
         assert _sqlite_scans(upgraded) == []
