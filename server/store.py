@@ -274,6 +274,29 @@ _SESSION_CONTEXT = (
 )
 
 
+def _periodic(
+    name: str, interval: float, job: Callable[[], None], *, first_now: bool
+) -> tuple[threading.Event, threading.Thread]:
+    """Run ``job`` every ``interval`` seconds (and at once with ``first_now``) in a daemon
+    thread ``name`` until the returned event is set. A job that raises is logged and
+    runs again at the next tick. :meth:`Store.close` stops these threads."""
+    stop = threading.Event()
+
+    def run() -> None:
+        if first_now or not stop.wait(interval):
+            while True:
+                try:
+                    job()
+                except Exception as exc:
+                    log.warning("%s failed: %s", name, exc)
+                if stop.wait(interval):
+                    return
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return stop, thread
+
+
 #: How long :meth:`Store.prune` keeps rows no check needs any more (at least).
 KEEP_AT_LEAST = _dt.timedelta(days=1)
 
@@ -512,26 +535,21 @@ class Store:
         """
         if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
             return False
-        stop = threading.Event()
 
-        def run() -> None:
-            while not stop.wait(interval):
-                try:
-                    conn = self.engine.raw_connection()
-                    try:
-                        cur = conn.cursor()
-                        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        cur.fetchall()
-                        cur.close()
-                    finally:
-                        conn.close()
-                    self.checkpoints += 1
-                except Exception as exc:  # the safety-net threshold still applies
-                    log.warning("WAL checkpoint failed: %s", exc)
+        def checkpoint() -> None:
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cur.fetchall()
+                cur.close()
+            finally:
+                conn.close()
+            self.checkpoints += 1
 
-        thread = threading.Thread(target=run, name="siogw-wal-checkpoint", daemon=True)
-        self._checkpointer = (stop, thread)
-        thread.start()
+        # a failure is logged; SQLite's own (raised) threshold is the safety net
+        self._checkpointer = _periodic("siogw-wal-checkpoint", interval, checkpoint,
+                                       first_now=False)
         return True
 
     def prune(
@@ -579,23 +597,16 @@ class Store:
         """
         if interval <= 0 or self._housekeeper is not None:
             return False
-        stop = threading.Event()
 
-        def run() -> None:
-            while True:
-                try:
-                    pruned = self.prune(clock_skew_seconds=clock_skew_seconds)
-                    self.housekeeping_passes += 1
-                    if pruned.total:
-                        log.info("housekeeping: deleted %s", pruned)
-                except Exception as exc:  # the next pass tries again
-                    log.warning("housekeeping failed: %s", exc)
-                if stop.wait(interval):
-                    return
+        def housekeeping() -> None:
+            pruned = self.prune(clock_skew_seconds=clock_skew_seconds)
+            self.housekeeping_passes += 1
+            if pruned.total:
+                log.info("housekeeping: deleted %s", pruned)
 
-        thread = threading.Thread(target=run, name="siogw-housekeeping", daemon=True)
-        self._housekeeper = (stop, thread)
-        thread.start()
+        # a failed pass is logged; the next one tries again
+        self._housekeeper = _periodic("siogw-housekeeping", interval, housekeeping,
+                                      first_now=True)
         return True
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from server.store import (
     sessions,
 )
 from siogw.timeutil import now_utc
+from tests.server.sqlplan import sqlite_plan, statements_sent
 
 SKEW = 120
 
@@ -152,17 +153,8 @@ def test_prune_goes_in_chunks(store: Store) -> None:
             for i in range(23)
         ])
     _claim(store, "keep", now)
-    statements: list[str] = []
-
-    def listener(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        if statement.lstrip().upper().startswith("DELETE FROM SEEN_REQUESTS"):
-            statements.append(statement)
-
-    sa.event.listen(store.engine, "before_cursor_execute", listener)
-    try:
+    with statements_sent(store.engine, "DELETE FROM seen_requests") as statements:
         pruned = store.prune(clock_skew_seconds=SKEW, now=now, chunk=5)
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", listener)
     assert pruned.request_ids == 23
     assert len(statements) == 5  # 5 + 5 + 5 + 5 + 3
     assert _ids(store, seen_requests.c.request_id) == {"keep"}
@@ -175,25 +167,9 @@ def test_sqlite_prune_finds_old_request_ids_by_index(tmp_path: Path) -> None:
     try:
         now = now_utc()
         _claim(s, "old", now - KEEP_AT_LEAST - _dt.timedelta(hours=1))
-        sent: list[tuple[str, object]] = []
-
-        def listener(conn: object, cursor: object, statement: str, params: object,
-                     *rest: object) -> None:
-            if statement.lstrip().upper().startswith("DELETE FROM SEEN_REQUESTS"):
-                sent.append((statement, params))
-
-        sa.event.listen(s.engine, "before_cursor_execute", listener)
-        try:
+        with statements_sent(s.engine, "DELETE FROM seen_requests") as sent:
             assert s.prune(clock_skew_seconds=SKEW, now=now).request_ids == 1
-        finally:
-            sa.event.remove(s.engine, "before_cursor_execute", listener)
-        raw = s.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute("EXPLAIN QUERY PLAN " + sent[0][0], sent[0][1])
-            steps = [str(row[3]) for row in cur.fetchall()]
-        finally:
-            raw.close()
+        steps = sqlite_plan(s.engine, *sent[0])
         assert not [x for x in steps if x.startswith("SCAN seen_requests")], steps
         assert any("ix_seen_requests_seen_at" in x for x in steps), steps
     finally:

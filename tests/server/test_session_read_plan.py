@@ -29,6 +29,7 @@ from server.store import (
     schema_version,
 )
 from siogw.timeutil import now_utc
+from tests.server.sqlplan import sqlite_plan, statements_sent
 
 #: Hot tables that a scan of would grow with the data.
 GROWING = ("revocations", "maintenance", "sessions", "users", "certificates", "consents")
@@ -67,16 +68,8 @@ def _fill(store: Store) -> None:
 
 def _session_read(store: Store) -> tuple[str, Any]:
     """Run the session read once; the SQL and parameters it sent to the driver."""
-    sent: list[tuple[str, Any]] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        sent.append((statement, params))
-
-    sa.event.listen(store.engine, "before_cursor_execute", listener)
-    try:
+    with statements_sent(store.engine) as sent:
         ctx = store.session_context(TOKEN, consent_version="v1", at=now_utc())
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", listener)
     # the answer is still the right one with the tables full
     assert ctx is not None and ctx.certificate is not None
     assert [r.issuer for r in ctx.revocations] == ["CN=Other CA,C=KZ"]
@@ -90,14 +83,7 @@ def _sqlite_scans(store: Store) -> list[str]:
 
 
 def _sqlite_plan_scans(store: Store, sql: str, params: Any) -> list[str]:
-    raw = store.engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.execute("EXPLAIN QUERY PLAN " + sql, params)
-        steps = [str(row[3]) for row in cur.fetchall()]
-    finally:
-        raw.close()
-    assert steps, "no plan"
+    steps = sqlite_plan(store.engine, sql, params)
     return [s for s in steps if s.startswith("SCAN") and s.split()[1] in GROWING]
 
 
@@ -150,17 +136,8 @@ def test_a_version_1_database_gets_the_indexes(tmp_path: Path) -> None:
 
 def test_revoking_ends_the_sessions_by_index(sqlite_store: Store) -> None:
     _fill(sqlite_store)
-    sent: list[tuple[str, Any]] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE SESSIONS"):
-            sent.append((statement, params))
-
-    sa.event.listen(sqlite_store.engine, "before_cursor_execute", listener)
-    try:
+    with statements_sent(sqlite_store.engine, "UPDATE sessions") as sent:
         sqlite_store.revoke("0a", "keyCompromise")
-    finally:
-        sa.event.remove(sqlite_store.engine, "before_cursor_execute", listener)
     assert len(sent) == 1
     ctx = sqlite_store.session_context(TOKEN, consent_version="v1", at=now_utc())
     assert ctx is not None and ctx.session.ended_at is not None  # it did end the session
