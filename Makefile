@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 protos: venv
-	$(PY) -m server.protogen
+	$(PY) protos/generate.py
 
 demo: setup
 	$(PY) -m siogw.demo

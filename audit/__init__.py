@@ -41,19 +41,12 @@ workers=None)``, ``verify_inclusion``, ``verify_consistency``, ``open_checkpoint
 
 from __future__ import annotations
 
-from audit.errors import (
-    AuditClosed,
-    AuditUnavailable,
-    CheckpointError,
-    MalformedRecord,
-    ProofError,
-    RootMismatch,
-    SegmentError,
-    VerificationError,
-)
+from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
 from audit.log import AuditConfig, AuditLog, Health, Proof, Receipt, SignedCheckpoint
 from audit.record import AuditRecord, EventType, LoggedRecord, Outcome
-from audit.verify import TrustedKey, verify_archive
+from audit.verify import verify_archive
+from signing.errors import CheckpointError, ProofError, RootMismatch, VerificationError
+from signing.note import TrustedKey
 
 __all__ = [
     "AuditClosed",

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -79,7 +79,8 @@ def _keys(args: argparse.Namespace) -> list[Any]:
 
 
 def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
-    from audit.verify import open_checkpoint, verify_archive
+    from audit.verify import verify_archive
+    from signing.note import open_checkpoint
 
     anchor = None
     if getattr(args, "checkpoint", None) is not None:

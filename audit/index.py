@@ -32,10 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.record import LoggedRecord
-from audit.verify import iter_archive_records, leaf_hash
+from audit.verify import iter_archive_records
+from signing.merkle import leaf_hash
 from siogw.db import install_text_guard
-from siogw.errors import StorageError
-from siogw.timeutil import ensure_utc
+from siogw_api.errors import StorageError
+from siogw_api.timeutil import ensure_utc
 
 _BATCH = 2000
 

@@ -22,9 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from audit.verify import TrustedKey, parse_key_history
+from audit.verify import parse_key_history
 from signing.api import Signer
-from siogw.errors import ConfigError
+from signing.note import TrustedKey
+from siogw_api.errors import ConfigError
 
 
 def _entry(key: TrustedKey) -> dict[str, Any]:

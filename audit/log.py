@@ -48,7 +48,6 @@ from typing import Any
 
 from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
 from audit.keys import ensure_current
-from audit.merkle import consistency_proof, inclusion_proof
 from audit.record import AuditRecord, EventType, Outcome, decode_record, encode_record, format_time
 from audit.tree import TreeStore
 from audit.verify import (
@@ -59,23 +58,19 @@ from audit.verify import (
     MAGIC,
     SEAL_RE,
     SEALED_SEGMENT_RE,
-    ZERO_HASH_HEX,
-    Checkpoint,
     FrameScan,
-    TrustedKey,
     encode_frame,
-    leaf_hash,
-    open_checkpoint,
     parse_seal,
     scan_frames,
     seal_extensions,
     seal_name,
     segment_name,
-    sign_checkpoint,
 )
 from signing.api import Signer
-from siogw.errors import AuditError, ConfigError, SiogwError
-from siogw.timeutil import now_utc
+from signing.merkle import ZERO_HASH_HEX, consistency_proof, inclusion_proof, leaf_hash
+from signing.note import Checkpoint, TrustedKey, open_checkpoint, sign_checkpoint
+from siogw_api.errors import AuditError, ConfigError, SiogwError
+from siogw_api.timeutil import now_utc
 
 log = logging.getLogger(__name__)
 
@@ -842,7 +837,7 @@ class AuditLog:
     def seal_now(self, timeout: float | None = None) -> None:
         """Roll the live segment (if it has records) and wait until all is sealed.
 
-        Raises :class:`~siogw.errors.AuditError` when a sealing attempt fails meanwhile
+        Raises :class:`~siogw_api.errors.AuditError` when a sealing attempt fails meanwhile
         (the sealer keeps retrying within the grace period), :class:`AuditUnavailable`
         if the log failed, ``TimeoutError`` after ``timeout`` seconds.
         """

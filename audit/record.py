@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.errors import MalformedRecord
-from siogw.timeutil import ensure_utc, to_astana
+from siogw_api.timeutil import ensure_utc, to_astana
 
 FORMAT_VERSION = 1
 _KEYS = frozenset(

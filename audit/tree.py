@@ -4,7 +4,7 @@
 aligned subtrees of ``2**KK`` leaves, each 32 bytes at ``index * 32``. A level only
 ever grows by whole nodes as they complete, so every perfect subtree an RFC 9162 proof
 asks for is one ``pread``, and any proof costs O(log n) reads. The in-memory
-:class:`~audit.merkle.CompactRange` keeps appends O(log n). These files are derived
+:class:`~signing.merkle.CompactRange` keeps appends O(log n). These files are derived
 data: the log truncates or rebuilds them from the segments when they disagree, and
 fsyncs them before each seal so the levels up to every sealed size survive power loss.
 """
@@ -15,9 +15,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from audit.errors import ProofError
-from audit.merkle import CompactRange, largest_power_of_two_below
-from audit.verify import EMPTY_ROOT, HASH_SIZE, node_hash
+from signing.errors import ProofError
+from signing.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    CompactRange,
+    largest_power_of_two_below,
+    node_hash,
+)
 
 
 class TreeStore:

@@ -1,19 +1,10 @@
-"""Offline verification of the audit log: pure functions over bytes, plus the archive walk.
+"""Offline verification of the audit log: seals, segments, the key history, the archive walk.
 
 Nothing here imports gRPC or SQLAlchemy, and nothing but :func:`verify_archive` (and
-:func:`load_trusted_keys`) touches the file system. The parts:
+:func:`load_trusted_keys`) touches the file system. Hashing and proofs are
+:mod:`signing.merkle`; checkpoints and signed notes are :mod:`signing.note`. The parts:
 
-* **Hashing** (RFC 9162 §2.1.1): ``leaf = SHA-256(0x00 || data)``,
-  ``node = SHA-256(0x01 || left || right)``, empty tree = ``SHA-256("")``.
-* **Proofs**: :func:`verify_inclusion` (RFC 9162 §2.1.3.2) and
-  :func:`verify_consistency` (§2.1.4.2). Preconditions are checked first
-  (:class:`~audit.errors.ProofError`); a wrong result is a
-  :class:`~audit.errors.RootMismatch`.
-* **Checkpoints** in the C2SP ``tlog-checkpoint`` text format inside a C2SP
-  ``signed-note``: origin line, decimal tree size, base64 root, extension lines, a blank
-  line, then ``— <name> <base64(key hash[4] || signature)>``. :func:`open_checkpoint`
-  verifies the signature *before* parsing the body. Seals are checkpoints with
-  extension lines (see :class:`Seal`).
+* **Seals** are checkpoints with extension lines (see :class:`Seal`).
 * **Segments**: ``MAGIC`` then frames ``u32be length || u32be CRC-32(body) || body``;
   :func:`scan_frames` finds a torn tail.
 * :func:`verify_archive` walks a log directory and raises at the FIRST bad place.
@@ -21,8 +12,6 @@ Nothing here imports gRPC or SQLAlchemy, and nothing but :func:`verify_archive` 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as _dt
 import gzip
 import hashlib
@@ -37,265 +26,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-
-from audit.errors import (
-    CheckpointError,
-    MalformedRecord,
-    ProofError,
-    RootMismatch,
-    SegmentError,
-    VerificationError,
-)
+from audit.errors import MalformedRecord, SegmentError
 from audit.record import LoggedRecord, decode_record
-from signing.api import Algorithm, PublicKey, key_id_for
-
-HASH_SIZE = 32
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
-EMPTY_ROOT = hashlib.sha256(b"").digest()
-ZERO_HASH_HEX = "0" * 64
-
-_sha256 = hashlib.sha256
-
-
-# --- hashing ------------------------------------------------------------------------------
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 9162 leaf hash: SHA-256(0x00 || data)."""
-    return _sha256(LEAF_PREFIX + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 9162 interior node hash: SHA-256(0x01 || left || right)."""
-    return _sha256(NODE_PREFIX + left + right).digest()
-
-
-def root_from_leaf_hashes(leaf_hashes: Iterable[bytes]) -> tuple[int, bytes]:
-    """(size, MTH) of the tree over the given leaf hashes, in O(log n) memory."""
-    stack: list[bytes] = []
-    size = 0
-    for h in leaf_hashes:
-        index = size
-        while index & 1:
-            h = node_hash(stack.pop(), h)
-            index >>= 1
-        stack.append(h)
-        size += 1
-    if not stack:
-        return 0, EMPTY_ROOT
-    h = stack[-1]
-    for left in reversed(stack[:-1]):
-        h = node_hash(left, h)
-    return size, h
-
-
-def _check_hash(value: bytes, what: str) -> None:
-    if not isinstance(value, bytes | bytearray) or len(value) != HASH_SIZE:
-        raise ProofError(f"{what} is not a {HASH_SIZE}-byte hash")
-
-
-# --- inclusion (RFC 9162 §2.1.3.2) --------------------------------------------------------
-def root_from_inclusion_proof(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes:
-    """The root that ``proof`` implies for ``leaf`` (a leaf hash) at ``index``."""
-    if size <= 0 or not 0 <= index < size:
-        raise ProofError(f"leaf index {index} out of range for tree size {size}")
-    _check_hash(leaf, "leaf hash")
-    for i, p in enumerate(proof):
-        _check_hash(p, f"proof[{i}]")
-    # Step 2: fn = index, sn = size - 1; step 3: r = leaf hash.
-    fn, sn, r = index, size - 1, bytes(leaf)
-    for p in proof:
-        # Step 4a.
-        if sn == 0:
-            raise ProofError("inclusion proof is too long")
-        # Step 4b.
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        # Step 4c.
-        fn >>= 1
-        sn >>= 1
-    # Step 5: sn must be 0.
-    if sn != 0:
-        raise ProofError("inclusion proof is too short")
-    return r
-
-
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
-    """Return None if ``proof`` shows ``leaf`` at ``index`` in the tree ``(size, root)``."""
-    _check_hash(root, "root")
-    computed = root_from_inclusion_proof(leaf, index, size, proof)
-    if computed != root:
-        raise RootMismatch(computed, bytes(root), what="inclusion proof root mismatch")
-
-
-# --- consistency (RFC 9162 §2.1.4.2) ------------------------------------------------------
-def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
-) -> None:
-    """Return None if the tree ``(size2, root2)`` extends ``(size1, root1)``."""
-    _check_hash(root1, "first root")
-    _check_hash(root2, "second root")
-    for i, p in enumerate(proof):
-        _check_hash(p, f"proof[{i}]")
-    if size1 < 0 or size2 < size1:
-        raise ProofError(f"bad consistency sizes {size1} -> {size2}")
-    if size1 == size2:
-        if proof:
-            raise ProofError("consistency proof between equal sizes must be empty")
-        if root1 != root2:
-            raise RootMismatch(bytes(root1), bytes(root2), what="equal-size roots differ")
-        return
-    if size1 == 0:
-        if proof:
-            raise ProofError("consistency proof from the empty tree must be empty")
-        return
-    # Step 1.
-    if not proof:
-        raise ProofError("empty consistency proof")
-    path = list(proof)
-    # Step 2: first is an exact power of two -> prepend first_hash.
-    if size1 & (size1 - 1) == 0:
-        path.insert(0, bytes(root1))
-    # Step 3.
-    fn, sn = size1 - 1, size2 - 1
-    # Step 4.
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    # Step 5.
-    fr = sr = path[0]
-    # Step 6.
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is too long")
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    # Step 7.
-    if sn != 0:
-        raise ProofError("consistency proof is too short")
-    if fr != root1:
-        raise RootMismatch(fr, bytes(root1), what="consistency proof: first root mismatch")
-    if sr != root2:
-        raise RootMismatch(sr, bytes(root2), what="consistency proof: second root mismatch")
-
-
-# --- keys ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrustedKey:
-    """A key allowed to sign checkpoints, with the tree sizes it may sign.
-
-    ``valid_from_size`` is the tree size at which the key took over; a key may sign
-    checkpoints of size ``>= valid_from_size`` and, once a later key took over at size
-    ``S``, only those of size ``<= S`` (so seals made before a rotation still verify).
-    """
-
-    public_key: PublicKey
-    algorithm: Algorithm
-    valid_from_size: int = 0
-    valid_from_time: str | None = None
-    retired: bool = False
-
-    @property
-    def key_id(self) -> str:
-        return key_id_for(self.public_key)
-
-    def public_pem(self) -> str:
-        return self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode("ascii")
-
-
-def default_algorithm(public_key: PublicKey) -> Algorithm:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return Algorithm.ECDSA_P256_SHA256
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        return Algorithm.ED25519
-    return Algorithm.RSA_PSS_SHA256
-
-
-def verify_raw_signature(
-    public_key: PublicKey, algorithm: Algorithm, payload: bytes, sig: bytes
-) -> bool:
-    """True if ``sig`` (standard encoding) verifies ``payload``; False otherwise."""
-    try:
-        if algorithm is Algorithm.ECDSA_P256_SHA256 and isinstance(
-            public_key, ec.EllipticCurvePublicKey
-        ):
-            public_key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
-        elif algorithm is Algorithm.ED25519 and isinstance(
-            public_key, ed25519.Ed25519PublicKey
-        ):
-            public_key.verify(sig, payload)
-        elif algorithm is Algorithm.RSA_PSS_SHA256 and isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(
-                sig,
-                payload,
-                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
-                hashes.SHA256(),
-            )
-        elif algorithm is Algorithm.RSA_PKCS1_SHA256 and isinstance(
-            public_key, rsa.RSAPublicKey
-        ):
-            public_key.verify(sig, payload, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            return False
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def note_key_hash(name: str, public_key: PublicKey, algorithm: Algorithm) -> bytes:
-    """C2SP signed-note key ID: SHA-256(name || 0x0A || type || key)[:4].
-
-    Type 0x01 with the raw key for Ed25519, 0x02 with the SPKI DER for ECDSA, and for
-    RSA the private-use type 0xFF followed by the algorithm name and the SPKI DER.
-    """
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        typed = b"\x01" + public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-    else:
-        spki = public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
-            typed = b"\x02" + spki
-        else:
-            typed = b"\xff" + algorithm.value.encode("ascii") + spki
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + typed).digest()[:4]
-
-
-def _load_public_pem(pem: bytes, where: str) -> PublicKey:
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
-        raise CheckpointError(f"not a PEM public key: {exc}", where=where) from exc
-    if not isinstance(
-        key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-    ):
-        raise CheckpointError("unsupported public key type", where=where)
-    return key
+from signing.api import Algorithm
+from signing.errors import CheckpointError, ProofError, RootMismatch, VerificationError
+from signing.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    LEAF_PREFIX,
+    NODE_PREFIX,
+    ZERO_HASH_HEX,
+    check_hash,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from signing.note import (
+    Checkpoint,
+    TrustedKey,
+    default_algorithm,
+    load_public_pem,
+    open_checkpoint,
+    parse_checkpoint_body,
+)
 
 
 def parse_key_history(data: bytes, *, where: str = "keys.json") -> list[TrustedKey]:
@@ -305,7 +58,7 @@ def parse_key_history(data: bytes, *, where: str = "keys.json") -> list[TrustedK
         entries = obj["keys"]
         keys = []
         for e in entries:
-            pub = _load_public_pem(e["public_key_pem"].encode("ascii"), where)
+            pub = load_public_pem(e["public_key_pem"].encode("ascii"), where)
             tk = TrustedKey(
                 public_key=pub,
                 algorithm=Algorithm(e["algorithm"]),
@@ -332,137 +85,9 @@ def load_trusted_keys(paths: Sequence[str | os.PathLike[str]]) -> list[TrustedKe
         if data.lstrip().startswith(b"{"):
             keys.extend(parse_key_history(data, where=str(p)))
         else:
-            pub = _load_public_pem(data, str(p))
+            pub = load_public_pem(data, str(p))
             keys.append(TrustedKey(public_key=pub, algorithm=default_algorithm(pub)))
     return keys
-
-
-# --- checkpoints and signed notes ---------------------------------------------------------
-_EM_DASH = "\u2014"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A C2SP checkpoint: origin, tree size, root hash and extension lines."""
-
-    origin: str
-    size: int
-    root_hash: bytes
-    extensions: tuple[str, ...] = ()
-
-    def body(self) -> bytes:
-        if not self.origin or "\n" in self.origin:
-            raise CheckpointError("bad checkpoint origin")
-        lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode()]
-        for ext in self.extensions:
-            if not ext or "\n" in ext:
-                raise CheckpointError("bad checkpoint extension line")
-            lines.append(ext)
-        return ("\n".join(lines) + "\n").encode("utf-8")
-
-    def ext(self, keyword: str) -> list[str]:
-        """The fields of the extension line starting with ``keyword`` (CheckpointError)."""
-        for line in self.extensions:
-            parts = line.split(" ")
-            if parts[0] == keyword:
-                return parts[1:]
-        raise CheckpointError(f"checkpoint has no {keyword!r} line")
-
-
-def sign_note(body: bytes, name: str, sign: Callable[[bytes], bytes], key_hash: bytes) -> bytes:
-    """Append a signature line to ``body`` (which must end in a newline)."""
-    if not body.endswith(b"\n") or b"\n\n" in body:
-        raise CheckpointError("note body must end in one newline and have no blank line")
-    sig = sign(body)
-    line = f"{_EM_DASH} {name} {base64.b64encode(key_hash + sig).decode()}\n"
-    return body + b"\n" + line.encode("utf-8")
-
-
-def sign_checkpoint(
-    checkpoint: Checkpoint,
-    sign: Callable[[bytes], bytes],
-    public_key: PublicKey,
-    algorithm: Algorithm,
-) -> bytes:
-    """Signed-note bytes of ``checkpoint``; the key name is the origin."""
-    kh = note_key_hash(checkpoint.origin, public_key, algorithm)
-    return sign_note(checkpoint.body(), checkpoint.origin, sign, kh)
-
-
-def open_note(
-    note: bytes, keys: Sequence[TrustedKey], *, name: str | None = None, where: str | None = None
-) -> tuple[bytes, TrustedKey]:
-    """Verify a signed note; return (body, key). The body is NOT parsed here.
-
-    ``name`` restricts the accepted key name (the log origin). Unknown signature lines
-    are ignored; a known key whose signature fails rejects the note.
-    """
-    if len(note) > 1 << 20:
-        raise CheckpointError("note too large", where=where)
-    try:
-        text = note.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CheckpointError("note is not UTF-8", where=where) from exc
-    split = text.rfind("\n\n")
-    if split < 0 or not text.endswith("\n"):
-        raise CheckpointError("note has no signature block", where=where)
-    body = text[: split + 1].encode("utf-8")
-    sig_lines = text[split + 2 : -1].split("\n")
-    for line in sig_lines:
-        if not line.startswith(_EM_DASH + " "):
-            raise CheckpointError("malformed signature line", where=where)
-        try:
-            line_name, b64 = line[2:].rsplit(" ", 1)
-            blob = base64.b64decode(b64, validate=True)
-        except (ValueError, binascii.Error) as exc:
-            raise CheckpointError("malformed signature line", where=where) from exc
-        if len(blob) < 5 or (name is not None and line_name != name):
-            continue
-        kh, sig = blob[:4], blob[4:]
-        for key in keys:
-            if note_key_hash(line_name, key.public_key, key.algorithm) != kh:
-                continue
-            if verify_raw_signature(key.public_key, key.algorithm, body, sig):
-                return body, key
-            raise CheckpointError(
-                f"bad signature by key {key.key_id[:16]}", where=where
-            )
-    raise CheckpointError("no signature from a trusted key", where=where)
-
-
-def parse_checkpoint_body(body: bytes, *, where: str | None = None) -> Checkpoint:
-    """Parse a checkpoint body (only ever call on a body whose signature verified)."""
-    try:
-        lines = body.decode("utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise CheckpointError("checkpoint is not UTF-8", where=where) from exc
-    if len(lines) < 4 or lines[-1] != "":
-        raise CheckpointError("checkpoint body too short", where=where)
-    origin, size_text, root_text = lines[0], lines[1], lines[2]
-    if not origin or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
-        raise CheckpointError("bad checkpoint origin or size", where=where)
-    try:
-        root = base64.b64decode(root_text, validate=True)
-    except (ValueError, binascii.Error) as exc:
-        raise CheckpointError("bad checkpoint root hash", where=where) from exc
-    if len(root) != HASH_SIZE:
-        raise CheckpointError("bad checkpoint root hash length", where=where)
-    return Checkpoint(origin, int(size_text), root, tuple(lines[3:-1]))
-
-
-def open_checkpoint(
-    note: bytes,
-    keys: Sequence[TrustedKey],
-    *,
-    origin: str | None = None,
-    where: str | None = None,
-) -> tuple[Checkpoint, TrustedKey]:
-    """Verify the signature, THEN parse; checks the origin if given."""
-    body, key = open_note(note, keys, name=origin, where=where)
-    cp = parse_checkpoint_body(body, where=where)
-    if origin is not None and cp.origin != origin:
-        raise CheckpointError(f"checkpoint origin {cp.origin!r} != {origin!r}", where=where)
-    return cp, key
 
 
 # --- seals --------------------------------------------------------------------------------
@@ -709,7 +334,7 @@ def _check_content(data: bytes, strict: bool) -> _Content:
     """
     out = _Content(sha256=hashlib.sha256(data).hexdigest(), length=len(data))
     fromiso = _dt.datetime.fromisoformat
-    sha = _sha256
+    sha = hashlib.sha256
     crc = zlib.crc32
     unpack = FRAME_HEADER.unpack_from
     leaves: list[bytes] = []
@@ -815,7 +440,7 @@ class _Walker:
     """The whole-log state across segments: one compact range, the last time."""
 
     def __init__(self) -> None:
-        from audit.merkle import CompactRange
+        from signing.merkle import CompactRange
 
         self.tree = CompactRange()
         self.prev_time: _dt.datetime | None = None
@@ -839,7 +464,7 @@ class _Walker:
         # Inlined CompactRange.append (same RFC 9162 node hash as node_hash()).
         nodes = tree._nodes
         size = tree.size
-        sha = _sha256
+        sha = hashlib.sha256
         anchor_size = self.anchor_size
         leaves = c.leaves
         for off in range(0, len(leaves), HASH_SIZE):
@@ -1156,7 +781,7 @@ def _hex_hash(obj: Any, what: str) -> bytes:
         value = bytes.fromhex(obj)
     except (TypeError, ValueError) as exc:
         raise ProofError(f"{what} is not hex") from exc
-    _check_hash(value, what)
+    check_hash(value, what)
     return value
 
 

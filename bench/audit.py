@@ -31,7 +31,7 @@ from audit import AuditConfig, AuditLog, AuditRecord
 from audit.record import encode_record
 from audit.verify import MAGIC, encode_frame, verify_archive
 from signing import Algorithm, SoftwareSigner, generate_software_key
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 
 
 def record(i: int) -> AuditRecord:

@@ -92,11 +92,11 @@ async def _floor_main(port: int, home: Path, client_cert: Path) -> None:
     from grpc import aio
 
     from server.app import load_gateway_signer
-    from server.auth import envelope_from_proto, envelope_to_proto
     from server.config import load_config
-    from server.gen.siogw.v1 import query_pb2
     from signing import dsse
-    from signing.trust import verify_with_key
+    from signing.verify import verify_with_key
+    from signing.wire import envelope_from_proto, envelope_to_proto
+    from siogw_api.v1 import query_pb2
 
     config = load_config(home)
     signer = load_gateway_signer(config)
@@ -468,7 +468,7 @@ async def _measure(
     await client.sign_consent()
     mix = [(r, demo.demo_parameters(r)) for r in mix_resources]
     creds = grpc.ssl_channel_credentials(root_certificates=world.ca_file.read_bytes())
-    from server.gen.siogw.v1 import query_pb2_grpc
+    from siogw_api.v1 import query_pb2_grpc
 
     def connections(port: int) -> list[Any]:
         # Distinct option values keep gRPC from sharing one subchannel (one TCP

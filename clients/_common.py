@@ -20,22 +20,21 @@ from typing import Any
 
 import grpc
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from clients.errors import ClientError, ClientUsageError, ResultVerificationError
-from server.gen.siogw.v1 import admin_pb2, audit_pb2, auth_pb2, common_pb2, query_pb2
 from signing import dsse
 from signing.api import PublicKey, Signer, key_id_for
-from signing.errors import BadSignature, CertificateExpired, UnknownSigner
-from siogw.errors import ConfigError, TrustError
-from siogw.timeutil import astana_iso, now_utc
-
-AUTH_METADATA_KEY = "authorization"
+from signing.errors import CertificateExpired, UnknownSigner
+from signing.verify import verify_with_key
+from signing.wire import bearer_metadata, envelope_from_proto, envelope_to_proto
+from siogw_api.errors import ConfigError, TrustError
+from siogw_api.timeutil import astana_iso, now_utc
+from siogw_api.v1 import admin_pb2, audit_pb2, auth_pb2, common_pb2, query_pb2
 
 
 # --- typed results -----------------------------------------------------------------------
@@ -206,29 +205,6 @@ def receipt_or_none(msg: Any, name: str = "receipt") -> Receipt | None:
     return None
 
 
-# --- envelopes ---------------------------------------------------------------------------
-def envelope_to_proto(envelope: dsse.Envelope) -> common_pb2.Envelope:
-    """The wire message for a DSSE envelope."""
-    fields = envelope.to_proto_fields()
-    return common_pb2.Envelope(
-        payload_type=fields["payload_type"],
-        payload=fields["payload"],
-        signatures=[common_pb2.Signature(**s) for s in fields["signatures"]],
-    )
-
-
-def envelope_from_proto(msg: common_pb2.Envelope) -> dsse.Envelope:
-    """A DSSE envelope from the wire; :class:`~signing.errors.MalformedEnvelope` if invalid."""
-    return dsse.Envelope.from_proto_fields(
-        msg.payload_type,
-        bytes(msg.payload),
-        [
-            {"keyid": s.keyid, "sig": bytes(s.sig), "cert_der": bytes(s.cert_der) or None}
-            for s in msg.signatures
-        ],
-    )
-
-
 # --- building what the user signs --------------------------------------------------------
 def build_query(
     resource: int,
@@ -328,28 +304,6 @@ def sign_admin(command: admin_pb2.AdminCommand, signer: Signer) -> admin_pb2.Adm
 
 
 # --- verifying what the gateway signs -----------------------------------------------------
-def _verify_raw(key: PublicKey, message: bytes, sig: bytes) -> None:
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(sig, message, ec.ECDSA(hashes.SHA256()))
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(sig, message)
-        elif isinstance(key, rsa.RSAPublicKey):
-            try:
-                key.verify(
-                    sig,
-                    message,
-                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
-                    hashes.SHA256(),
-                )
-            except InvalidSignature:
-                key.verify(sig, message, padding.PKCS1v15(), hashes.SHA256())
-        else:  # pragma: no cover - PublicKey is a closed union
-            raise BadSignature(f"unsupported key type {type(key).__name__}")
-    except InvalidSignature as exc:
-        raise BadSignature("gateway signature does not verify") from exc
-
-
 class PinnedGatewayVerifier:
     """Verifies DSSE signatures against pinned gateway certificates only.
 
@@ -405,7 +359,7 @@ class PinnedGatewayVerifier:
         assert isinstance(
             key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
         )
-        _verify_raw(key, message, signature.sig)
+        verify_with_key(key, message, signature.sig)  # the policy the gateway applies
         return dsse.VerifiedSigner(keyid=signature.keyid, public_key=key, certificate=cert)
 
 
@@ -628,13 +582,14 @@ def verify_receipt(
     """Check that ``receipt`` is in the log the signed ``checkpoint`` commits to.
 
     The checkpoint's signature is verified with ``keys`` *before* it is parsed
-    (:func:`audit.verify.open_checkpoint`), then the inclusion proof of the receipt's leaf
+    (:func:`signing.note.open_checkpoint`), then the inclusion proof of the receipt's leaf
     at its sequence number is checked against the checkpoint's root. Returns the tree
-    size; raises an :class:`~siogw.errors.AuditError` (or
+    size; raises an :class:`~siogw_api.errors.AuditError` (or
     :class:`ResultVerificationError`) otherwise. Pure: no network, no files.
     """
-    from audit.verify import TrustedKey, open_checkpoint, verify_inclusion
-    from audit.verify import default_algorithm as audit_algorithm
+    from signing.merkle import verify_inclusion
+    from signing.note import TrustedKey, open_checkpoint
+    from signing.note import default_algorithm as audit_algorithm
 
     trusted = [TrustedKey(public_key=k, algorithm=audit_algorithm(k)) for k in keys]
     cp, _key = open_checkpoint(checkpoint.signed_checkpoint, trusted, origin=origin)
@@ -664,7 +619,7 @@ class ClientCore:
         session_token: str | None,
         user_id: str | None,
     ) -> None:
-        from server.gen.siogw.v1 import (
+        from siogw_api.v1 import (
             admin_pb2_grpc,
             audit_pb2_grpc,
             auth_pb2_grpc,
@@ -689,4 +644,4 @@ class ClientCore:
             return []
         if not self.session_token:
             raise ClientUsageError("not logged in: call login() first")
-        return [(AUTH_METADATA_KEY, f"Bearer {self.session_token}")]
+        return list(bearer_metadata(self.session_token))

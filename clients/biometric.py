@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signing.api import key_id_for
-from siogw.errors import ConfigError, PolicyError
+from siogw_api.errors import ConfigError, PolicyError
 
 METHODS = ("fingerprint", "face")
 

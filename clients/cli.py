@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 if TYPE_CHECKING:
     from clients.sync import GatewayClient

@@ -1,10 +1,10 @@
-"""Errors the client library raises (sub-roots from :mod:`siogw.errors`)."""
+"""Errors the client library raises (sub-roots from :mod:`siogw_api.errors`)."""
 
 from __future__ import annotations
 
 import grpc
 
-from siogw.errors import InputError, SiogwError, TrustError
+from siogw_api.errors import InputError, SiogwError, TrustError
 
 
 class ClientError(SiogwError):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 _CODE = re.compile(r"\b(\d{4,8})\b")
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 CONFIG_FILE = "config.json"
 SESSION_FILE = "session.json"

@@ -15,7 +15,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from siogw.errors import InputError, StorageError
+from siogw_api.errors import InputError, StorageError
 
 _CHUNK = 1024 * 1024
 
@@ -29,7 +29,7 @@ def shred(path: str | Path, *, passes: int = 1) -> int:
 
     Returns the number of bytes overwritten per pass. Raises :class:`ShredRefused` for
     anything but a regular file (symlinks are not followed) and
-    :class:`~siogw.errors.StorageError` when the file system fails.
+    :class:`~siogw_api.errors.StorageError` when the file system fails.
     """
     target = Path(path)
     try:

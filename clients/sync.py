@@ -14,13 +14,13 @@ from google.protobuf.message import Message as ProtoMessage
 from clients import _common as c
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientUsageError
-from server.gen.siogw.v1 import (
+from signing.api import Signer
+from siogw_api.v1 import (
     admin_pb2,
     audit_pb2,
     auth_pb2,
     query_pb2,
 )
-from signing.api import Signer
 
 T = TypeVar("T")
 

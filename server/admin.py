@@ -46,7 +46,6 @@ from grpc import aio
 from audit.record import AuditRecord
 from server.auth import Gateway, check_fresh, der, envelope_json
 from server.errors import MissingField, NotImplementedYet, NotPermitted
-from server.gen.siogw.v1 import admin_pb2, admin_pb2_grpc
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.roles import PERMISSIONS
@@ -54,8 +53,9 @@ from server.resources.catalogue import Role
 from server.store import USER_ACTIVE, USER_BLOCKED, Store
 from signing import dsse
 from signing.api import key_id_for
-from siogw.errors import ConfigError, InputError, SiogwError
-from siogw.timeutil import astana_iso, now_utc, parse_iso
+from siogw_api.errors import ConfigError, InputError, SiogwError
+from siogw_api.timeutil import astana_iso, now_utc, parse_iso
+from siogw_api.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger("siogw.server")
 

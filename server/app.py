@@ -39,7 +39,15 @@ from server.audit_service import AuditServicer
 from server.auditsink import AuditLogSink, AuditSink
 from server.auth import AuthServicer, Gateway, TrustMaterial
 from server.config import GatewayConfig
-from server.gen.siogw.v1 import (
+from server.interceptors import GatewayInterceptor
+from server.query import QueryServicer
+from server.sms import OutboxSmsSender
+from server.status import ALL_SERVICES, HealthUpdater
+from server.store import DbRevocationStore, Store
+from server.workers import GATEWAY_SOCKET, TEMPORARY_RUNTIME_PREFIX
+from signing.api import Signer
+from siogw_api.errors import ConfigError
+from siogw_api.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     audit_pb2,
@@ -49,14 +57,6 @@ from server.gen.siogw.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
-from server.interceptors import GatewayInterceptor
-from server.query import QueryServicer
-from server.sms import OutboxSmsSender
-from server.status import ALL_SERVICES, HealthUpdater
-from server.store import DbRevocationStore, Store
-from server.workers import GATEWAY_SOCKET, TEMPORARY_RUNTIME_PREFIX
-from signing.api import Signer
-from siogw.errors import ConfigError
 
 log = logging.getLogger("siogw.server")
 

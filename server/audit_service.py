@@ -25,10 +25,10 @@ from grpc import aio
 
 from server.auth import Gateway
 from server.errors import ExportTooLarge, NotFound, NotImplementedYet
-from server.gen.siogw.v1 import audit_pb2, audit_pb2_grpc
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
-from siogw.errors import AuditError, ConfigError, InputError, SiogwError
-from siogw.timeutil import astana_iso, parse_iso
+from siogw_api.errors import AuditError, ConfigError, InputError, SiogwError
+from siogw_api.timeutil import astana_iso, parse_iso
+from siogw_api.v1 import audit_pb2, audit_pb2_grpc
 
 #: Page size when a request gives none.
 DEFAULT_LIMIT = 100

@@ -3,7 +3,7 @@
 Every refused request, every login, consent, query and admin command goes through
 ``await sink.record(AuditRecord(...))``, which returns a :class:`Receipt` only once the
 record is durable. A sink that cannot record raises :class:`audit.errors.AuditUnavailable`
-(an :class:`~siogw.errors.AuditError`), which the error mapping turns into
+(an :class:`~siogw_api.errors.AuditError`), which the error mapping turns into
 ``UNAVAILABLE``: queries fail closed when the audit log is down (R11).
 
 Backends:
@@ -26,9 +26,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from audit.errors import AuditClosed, AuditUnavailable
 from audit.record import AuditRecord, encode_record
-from audit.verify import leaf_hash
-from server.gen.siogw.v1 import common_pb2
-from siogw.timeutil import now_utc
+from signing.merkle import leaf_hash
+from siogw_api.timeutil import now_utc
+from siogw_api.v1 import common_pb2
 
 
 @dataclass(frozen=True)

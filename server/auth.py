@@ -59,7 +59,6 @@ from server.errors import (
     Unauthenticated,
     UserBlocked,
 )
-from server.gen.siogw.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from server.interceptors import current_call
 from server.store import (
     CertRow,
@@ -78,14 +77,15 @@ from signing.trust import (
     TrustStore,
     describe,
     load_certificates,
-    verify_with_key,
 )
-from siogw.errors import ConfigError, InputError
-from siogw.timeutil import astana_iso, now_utc, parse_iso
+from signing.verify import verify_with_key
+from signing.wire import bearer_from_metadata, envelope_from_proto
+from siogw_api.errors import ConfigError, InputError
+from siogw_api.timeutil import astana_iso, now_utc, parse_iso
+from siogw_api.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 
 T = TypeVar("T")
 
-AUTH_METADATA_KEY = "authorization"
 SF_SMS = "sms"
 SF_BIOMETRIC = "biometric"
 
@@ -539,28 +539,7 @@ def token_hash(token: str) -> str:
 
 
 def bearer_token(context: aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key.lower() == AUTH_METADATA_KEY and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
-
-
-def envelope_from_proto(envelope: common_pb2.Envelope) -> dsse.Envelope:
-    """A proto envelope as a checked :class:`signing.dsse.Envelope`."""
-    return dsse.Envelope.from_proto_fields(
-        envelope.payload_type, bytes(envelope.payload), list(envelope.signatures)
-    )
-
-
-def envelope_to_proto(envelope: dsse.Envelope) -> common_pb2.Envelope:
-    fields = envelope.to_proto_fields()
-    return common_pb2.Envelope(
-        payload_type=fields["payload_type"],
-        payload=fields["payload"],
-        signatures=[common_pb2.Signature(**s) for s in fields["signatures"]],
-    )
+    return bearer_from_metadata(context.invocation_metadata())
 
 
 def parse_envelope(envelope: common_pb2.Envelope) -> tuple[dsse.Envelope | None, bytes]:

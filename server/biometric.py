@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from server.errors import LoginFailed
 from signing.api import key_id_for
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 METHODS: frozenset[str] = frozenset({"fingerprint", "face"})
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -93,9 +93,9 @@ def _spki_der(path: str | None) -> bytes:
 
 def _admin(args: argparse.Namespace) -> int:
     from server.admin import execute
-    from server.gen.siogw.v1 import admin_pb2, common_pb2
     from server.store import Store
-    from siogw.timeutil import astana_iso, parse_iso
+    from siogw_api.timeutil import astana_iso, parse_iso
+    from siogw_api.v1 import admin_pb2, common_pb2
 
     command = admin_pb2.AdminCommand()
     op = args.admin_command
@@ -158,7 +158,7 @@ def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
     """The gateway's audit log, opened by this process (fails while a gateway holds it)."""
     from audit import AuditLog
     from server.app import AUDIT_ORIGIN, load_gateway_signer
-    from siogw.errors import AuditError
+    from siogw_api.errors import AuditError
 
     signer = load_gateway_signer(config)
     try:
@@ -210,7 +210,7 @@ class _NoIndex:
 def _ops_view(args: argparse.Namespace) -> int:
     from server.ops import Actor, Role
     from server.store import Store
-    from siogw.timeutil import astana_iso, now_utc
+    from siogw_api.timeutil import astana_iso, now_utc
 
     config = _config(args)
     store = Store(config.effective_database_url).open()
@@ -255,7 +255,7 @@ def _report(args: argparse.Namespace) -> int:
     from server.ops import Actor, QueryFilter, audit_log_recorder
     from server.ops_wiring import INDEX_PREFIX, OpsWiring
     from server.store import Store
-    from siogw.timeutil import parse_iso
+    from siogw_api.timeutil import parse_iso
 
     config = _config(args)
     store = Store(config.effective_database_url).open()

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 #: The most gateway processes ``server.workers`` may ask for.
 MAX_WORKERS = 64

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from audit.record import AuditRecord
 from server.config import PolicyConfig
 from server.errors import ConsentRequired, MissingField
-from server.gen.siogw.v1 import auth_pb2
 from server.interceptors import current_call
 from signing import dsse
-from siogw.errors import InputError
-from siogw.timeutil import astana_iso
+from siogw_api.errors import InputError
+from siogw_api.timeutil import astana_iso
+from siogw_api.v1 import auth_pb2
 
 if TYPE_CHECKING:
     from server.auth import Gateway, Session

@@ -1,6 +1,6 @@
 """The ONE mapping from sio-gateway errors to gRPC status codes.
 
-Servicers raise :class:`~siogw.errors.SiogwError` subclasses and never build statuses;
+Servicers raise :class:`~siogw_api.errors.SiogwError` subclasses and never build statuses;
 :class:`server.interceptors.ErrorInterceptor` calls :func:`to_status` for every refused
 call. The answer carries a ``google.rpc.Status`` in ``grpc-status-details-bin`` with one
 ``google.rpc.ErrorInfo`` (domain ``siogw``, an UPPER_SNAKE ``reason`` and metadata with
@@ -37,7 +37,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from siogw.errors import (
+from siogw_api.errors import (
     AuditError,
     ConfigError,
     InputError,

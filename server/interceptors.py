@@ -10,7 +10,7 @@ services (health and reflection are left alone). For each call it
    call is refused with ``RESOURCE_EXHAUSTED`` (and recorded). gRPC's own
    ``max_receive_message_length`` is set to ``limits.transport_max_message_bytes``, a
    larger hard cap that protects memory; what exceeds it never reaches the application;
-3. runs the handler; a :class:`~siogw.errors.SiogwError` becomes the status of
+3. runs the handler; a :class:`~siogw_api.errors.SiogwError` becomes the status of
    :func:`server.errors.to_status`, anything else ``INTERNAL`` with the request id
    (logged with its traceback; the server keeps running);
 4. records every refused call through the :class:`~server.auditsink.AuditSink`
@@ -41,7 +41,7 @@ from server.errors import (
     to_status,
 )
 from server.forward import FORWARDED_PEER_HEADER
-from siogw.errors import SiogwError
+from siogw_api.errors import SiogwError
 
 log = logging.getLogger("siogw.server")
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from audit.errors import AuditClosed, AuditUnavailable
 from audit.record import AuditRecord
 from server.auditsink import AuditSink, Receipt
-from siogw.errors import SiogwError
+from siogw_api.errors import SiogwError
 
 log = logging.getLogger("siogw.loghost")
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
 from server.ops.gateway import connect_store
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.server.ops")
 
@@ -64,7 +64,7 @@ class OpsWiring:
         Only a gap-free run of records after the last indexed seq is added (a segment
         sealed while the directory was read can hide records for a moment: read again).
         """
-        from siogw.errors import StorageError
+        from siogw_api.errors import StorageError
 
         with self._index_lock:
             try:
@@ -356,7 +356,7 @@ def attach_operations(gateway: Any, *, clock: Callable[[], Any] | None = None) -
 
     Needs the gateway's ``audit.AuditLog`` (``gateway.audit_log``): the operations
     services record synchronously into it and Reports index it. Raises
-    :class:`~siogw.errors.ConfigError` without one.
+    :class:`~siogw_api.errors.ConfigError` without one.
     """
     existing = getattr(gateway, "ops", None)
     if existing is not None:

@@ -38,20 +38,20 @@ from server.auth import (
     Session,
     bearer_token,
     check_fresh,
-    envelope_to_proto,
     parse_envelope,
 )
 from server.consent import require_consent
 from server.errors import MissingField, NotImplementedYet
-from server.gen.siogw.v1 import query_pb2, query_pb2_grpc
 from server.interceptors import current_call
 from server.resources import catalogue
 from server.resources.dispatch import DispatchResult, validate_query
 from server.status import check_not_in_maintenance, get_service_status
 from signing import dsse
 from signing.api import Signer
-from siogw.errors import ConfigError, InputError
-from siogw.timeutil import astana_iso
+from signing.wire import envelope_to_proto
+from siogw_api.errors import ConfigError, InputError
+from siogw_api.timeutil import astana_iso
+from siogw_api.v1 import query_pb2, query_pb2_grpc
 
 
 def parse_query(payload: bytes) -> query_pb2.Query:

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 CODE_DIGITS = 6
 

@@ -19,9 +19,9 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 
 from server.errors import UnderMaintenance
-from server.gen.siogw.v1 import common_pb2, query_pb2
 from server.store import SessionContext, Store, WindowRow
-from siogw.timeutil import astana_iso, now_utc
+from siogw_api.timeutil import astana_iso, now_utc
+from siogw_api.v1 import common_pb2, query_pb2
 
 log = logging.getLogger("siogw.server")
 

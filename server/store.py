@@ -8,7 +8,7 @@ Times are stored as UTC; the Astana rendering happens at the edges (R9).
 
 The audit log is *not* here: it lives in ``audit/`` (WORM segments).
 All methods are synchronous and short; every failure of the database surfaces as
-:class:`StoreUnavailable` (a :class:`~siogw.errors.StorageError`).
+:class:`StoreUnavailable` (a :class:`~siogw_api.errors.StorageError`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from siogw.db import install_text_guard
-from siogw.errors import InputError, PolicyError, StorageError
 from siogw.prepared import Prepared
-from siogw.timeutil import ensure_utc, now_utc
+from siogw_api.errors import InputError, PolicyError, StorageError
+from siogw_api.timeutil import ensure_utc, now_utc
 
 log = logging.getLogger("siogw.store")
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from server.config import GatewayConfig
 from server.loghost import private_dir
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.workers")
 
@@ -231,11 +231,11 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
 
     from server.app import bind_port, build_gateway, service_names, worker_threads
     from server.forward import ForwardingHandler
-    from server.gen.siogw.v1 import query_pb2_grpc
     from server.interceptors import GatewayInterceptor
     from server.loghost import RemoteAuditSink
     from server.query import QueryServicer
     from server.status import ALL_SERVICES, HealthUpdater
+    from siogw_api.v1 import query_pb2_grpc
 
     config = spec.config
     limits = config.limits

@@ -48,8 +48,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from signing.api import PublicKey, Signer
 from signing.csr import load_csr, parse_name, signature_algorithm, spki, to_asn1_name
 from signing.revocation import check_reason
-from siogw.errors import ConfigError, InputError, StorageError
-from siogw.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
+from siogw_api.errors import ConfigError, InputError, StorageError
+from siogw_api.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
 
 CONFIG_FILE = "ca.json"
 INDEX_FILE = "index.json"
@@ -584,9 +584,8 @@ class CertificateAuthority:
 
 def _check_subject_key(key: object) -> None:
     """Refuse keys sio-gateway cannot verify with (P-256, RSA >= 2048, Ed25519 only)."""
-    from signing.trust import algorithms_for_key
-    from signing.verify import check_key_algorithm
-    from siogw.errors import SiogwError
+    from signing.verify import algorithms_for_key, check_key_algorithm
+    from siogw_api.errors import SiogwError
 
     try:
         algs = algorithms_for_key(key)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from siogw.errors import ConfigError, InputError, TrustError
+from siogw_api.errors import ConfigError, InputError, TrustError
 
 #: A token PIN older than this many days is overdue (R8, §12: at least monthly).
 PIN_MAX_AGE_DAYS = 30
@@ -115,7 +115,7 @@ def pin_ages_path(home: Path) -> Path:
 
 def load_pin_ages(home: Path) -> dict[str, _dt.datetime]:
     """Token label -> when its user PIN was last set (UTC)."""
-    from siogw.timeutil import parse_iso
+    from siogw_api.timeutil import parse_iso
 
     path = pin_ages_path(home)
     try:
@@ -137,7 +137,7 @@ def load_pin_ages(home: Path) -> dict[str, _dt.datetime]:
 
 def record_pin_change(home: Path, label: str, at: _dt.datetime | None = None) -> None:
     """Record that ``label``'s user PIN was set at ``at`` (default now)."""
-    from siogw.timeutil import astana_iso
+    from siogw_api.timeutil import astana_iso
 
     ages = load_pin_ages(home)
     ages[label] = at or _dt.datetime.now(_dt.UTC)
@@ -153,7 +153,7 @@ def pin_age_warning(
     label: str, changed_at: _dt.datetime | None, now: _dt.datetime, max_days: int = PIN_MAX_AGE_DAYS
 ) -> str | None:
     """A warning line if ``label``'s PIN is overdue or its age unknown, else ``None``."""
-    from siogw.timeutil import astana_iso
+    from siogw_api.timeutil import astana_iso
 
     if changed_at is None:
         return (
@@ -217,7 +217,7 @@ def _ca_issue(args: argparse.Namespace) -> int:
 
 
 def _ca_revoke(args: argparse.Namespace) -> int:
-    from siogw.timeutil import astana_iso, parse_iso
+    from siogw_api.timeutil import astana_iso, parse_iso
 
     ca = _open_ca(args)
     at = parse_iso(args.at) if args.at else None
@@ -238,7 +238,7 @@ def _ca_revoke(args: argparse.Namespace) -> int:
 def _ca_crl(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    from siogw.timeutil import astana_iso, parse_iso
+    from siogw_api.timeutil import astana_iso, parse_iso
 
     ca = _open_ca(args)
     nxt: _dt.datetime | _dt.timedelta
@@ -254,7 +254,7 @@ def _ca_crl(args: argparse.Namespace) -> int:
 
 
 def _ca_list(args: argparse.Namespace) -> int:
-    from siogw.timeutil import astana_iso
+    from siogw_api.timeutil import astana_iso
 
     ca = _open_ca(args)
     for r in ca.records():
@@ -319,7 +319,7 @@ def _token_list(args: argparse.Namespace) -> int:
     store = _activate_store(args)
     ages = load_pin_ages(store.home)
     now = _dt.datetime.now(_dt.UTC)
-    from siogw.timeutil import astana_iso
+    from siogw_api.timeutil import astana_iso
 
     wanted = set(args.labels)
     for info in store.list_tokens():
@@ -393,7 +393,7 @@ def _verify(args: argparse.Namespace) -> int:
     from signing.dsse import decode_envelope, verify_envelope
     from signing.revocation import JsonFileRevocationStore
     from signing.trust import CertificateVerifier, TrustStore, load_certificates
-    from siogw.timeutil import parse_iso
+    from siogw_api.timeutil import parse_iso
 
     anchors = [c for path in args.trust for c in load_certificates(_read(path, "trust anchor"))]
     inters = [c for p in args.intermediate for c in load_certificates(_read(p, "certificate"))]

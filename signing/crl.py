@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from signing.errors import StaleCRL
-from siogw.errors import InputError
-from siogw.timeutil import astana_iso, ensure_utc
+from siogw_api.errors import InputError
+from siogw_api.timeutil import astana_iso, ensure_utc
 
 
 def load_crl(data: bytes) -> x509.CertificateRevocationList:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from signing.api import Algorithm, PublicKey, Signer
 from signing.errors import BadSignature, UnsupportedAlgorithm
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 #: RSASSA-PSS salt length written into PSS AlgorithmIdentifiers (= SHA-256 digest size).
 PSS_SALT_LENGTH = 32

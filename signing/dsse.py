@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 
 from signing.api import PublicKey, Signer, certificate_der, key_id_for
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
-from siogw.errors import InputError, TrustError
+from siogw_api.errors import InputError, TrustError
 
 # --- payload types -----------------------------------------------------------------------
 PAYLOAD_QUERY = "application/vnd.siogw.query+protobuf"
@@ -367,7 +367,7 @@ class VerifiedEnvelope:
 class SignatureVerifier(Protocol):
     """Resolves a signature's key (by key id / embedded certificate) and checks it.
 
-    Returns the :class:`VerifiedSigner` or raises a :class:`siogw.errors.TrustError`
+    Returns the :class:`VerifiedSigner` or raises a :class:`siogw_api.errors.TrustError`
     (:class:`UnknownSigner` when no key matches, :class:`BadSignature`, chain errors...).
     """
 

@@ -1,11 +1,11 @@
-"""Errors of the signing and trust layer (sub-roots from :mod:`siogw.errors`)."""
+"""Errors of the signing and trust layer (sub-roots from :mod:`siogw_api.errors`)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 
-from siogw.errors import ConfigError, SigningError, TrustError
-from siogw.timeutil import astana_iso
+from siogw_api.errors import AuditError, ConfigError, SigningError, TrustError
+from siogw_api.timeutil import astana_iso
 
 
 # --- producing signatures -------------------------------------------------------------
@@ -100,3 +100,62 @@ class StaleCRL(TrustError):
     """A CRL is past its nextUpdate or its signature does not verify."""
 
     reason = "stale CRL"
+
+
+# --- verification of transparency-log material (signing.merkle, signing.note) ---------
+# Their origin is audit verification: they derive from AuditError (exit code, status).
+class VerificationError(AuditError):
+    """Something in the archive, a proof or a checkpoint does not verify.
+
+    ``where`` names the file (segment or seal), ``seq`` the sequence number when one is
+    known, ``what`` the failed check. :meth:`place` is the one line the CLI prints.
+    """
+
+    def __init__(
+        self, what: str, *, where: str | None = None, seq: int | None = None
+    ) -> None:
+        self.what = what
+        self.where = where
+        self.seq = seq
+        super().__init__(self.place())
+
+    def place(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(self.where)
+        if self.seq is not None:
+            parts.append(f"seq {self.seq}")
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.what}" if prefix else self.what
+
+    def diagnostics(self) -> str:
+        return self.place()
+
+
+class ProofError(VerificationError):
+    """A Merkle proof is malformed or its preconditions do not hold."""
+
+
+class RootMismatch(ProofError):
+    """A proof or a set of leaves computes a different root from the expected one."""
+
+    def __init__(
+        self,
+        computed: bytes,
+        expected: bytes,
+        *,
+        what: str = "root mismatch",
+        where: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        self.computed = computed
+        self.expected = expected
+        super().__init__(
+            f"{what} (computed {computed.hex()[:16]}…, expected {expected.hex()[:16]}…)",
+            where=where,
+            seq=seq,
+        )
+
+
+class CheckpointError(VerificationError):
+    """A checkpoint (signed note) is malformed or its signature does not verify."""

@@ -69,7 +69,7 @@ from signing.errors import (
 from signing.pins import EnvPin, FilePin, PinSpec, as_pin_source, resolve_pin
 from signing.uri import Pkcs11URI, parse_pkcs11_uri
 from signing.verify import PSS_SALT_LENGTH, check_key_algorithm, coerce_algorithm
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from signing.errors import KeyURIError
 from signing.pins import PinSpec, resolve_pin
 from signing.uri import Pkcs11URI, SoftwareKeyURI, parse_key_uri
 from signing.verify import coerce_algorithm
-from siogw.errors import TrustError
+from siogw_api.errors import TrustError
 
 CertificateSpec = x509.Certificate | Path | str | None
 #: A backend factory: (uri text, pin source, certificate, algorithm) -> Signer.

@@ -29,8 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
 
-from siogw.errors import ConfigError, InputError, StorageError
-from siogw.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
+from siogw_api.errors import ConfigError, InputError, StorageError
+from siogw_api.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
 
 #: RFC 5280 CRLReason names accepted for revocation entries.
 REASONS: frozenset[str] = frozenset(flag.value for flag in x509.ReasonFlags)

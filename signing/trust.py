@@ -53,9 +53,9 @@ from signing.errors import (
     UntrustedChain,
 )
 from signing.revocation import COMPROMISE_REASONS, RevocationStore
-from signing.verify import verify_signature
-from siogw.errors import InputError, SigningError
-from siogw.timeutil import astana_iso, ensure_utc, now_utc
+from signing.verify import verify_with_key
+from siogw_api.errors import InputError
+from siogw_api.timeutil import astana_iso, ensure_utc, now_utc
 
 #: Longest path accepted, anchor included (root -> intermediate -> intermediate -> leaf).
 MAX_PATH_LENGTH = 4
@@ -78,44 +78,6 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     except ValueError as exc:
         raise InputError("not a PEM or DER X.509 certificate", detail=str(exc)) from exc
     return certs
-
-
-def algorithms_for_key(public_key: PublicKey) -> tuple[Algorithm, ...]:
-    """The algorithms a signature by ``public_key`` may use (RSA: PSS, then PKCS#1 v1.5)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name != "secp256r1":
-            raise BadSignature(f"unsupported EC curve {public_key.curve.name}")
-        return (Algorithm.ECDSA_P256_SHA256,)
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return (Algorithm.RSA_PSS_SHA256, Algorithm.RSA_PKCS1_SHA256)
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        return (Algorithm.ED25519,)
-    raise BadSignature(f"unsupported public key type {type(public_key).__name__}")
-
-
-def verify_with_key(
-    public_key: PublicKey,
-    message: bytes,
-    signature: bytes,
-    algorithm: Algorithm | None = None,
-) -> Algorithm:
-    """Check ``signature`` over ``message``; return the algorithm that verified.
-
-    Without ``algorithm`` every algorithm the key type allows is tried (DSSE signatures
-    do not name their algorithm). Raises :class:`BadSignature`.
-    """
-    candidates = (algorithm,) if algorithm is not None else algorithms_for_key(public_key)
-    for alg in candidates:
-        try:
-            verify_signature(public_key, alg, message, signature)
-        except BadSignature:
-            continue
-        except SigningError as exc:  # e.g. UnsupportedAlgorithm from the backend layer
-            raise BadSignature(exc.message, detail=exc.detail) from exc
-        return alg
-    raise BadSignature(f"signature does not verify with key {key_id_for(public_key)[:16]}…")
 
 
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:

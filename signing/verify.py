@@ -1,7 +1,18 @@
-"""Signature verification: pure functions over bytes, ``cryptography`` only, no I/O.
+"""The one signature-verification policy of sio-gateway: pure functions, no I/O.
 
-:func:`verify_signature` returns ``None`` or raises :class:`BadSignature`; a key that
-cannot carry the named algorithm raises :class:`UnsupportedAlgorithm`.
+Every verifier of the project (users' envelopes on the gateway, certificate chains,
+audit checkpoints and seals, results in the client library, ``siogw verify``) checks
+signatures here, so that a signature one of them refuses, none accepts:
+
+* ECDSA only on P-256 with SHA-256 (DER ``ECDSA-Sig-Value``);
+* RSA of at least :data:`MIN_RSA_BITS` bits, SHA-256, PSS (MGF1-SHA256, 32-byte salt)
+  or PKCS#1 v1.5;
+* Ed25519.
+
+:func:`verify_signature` checks one named algorithm; :func:`verify_with_key` tries the
+algorithms :func:`algorithms_for_key` allows for the key (DSSE signatures do not name
+their algorithm). Both return or raise :class:`BadSignature`; a key that cannot carry
+the named algorithm raises :class:`UnsupportedAlgorithm`.
 """
 
 from __future__ import annotations
@@ -10,8 +21,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from signing.api import Algorithm, PublicKey
+from signing.api import Algorithm, PublicKey, key_id_for
 from signing.errors import BadSignature, UnsupportedAlgorithm
+from siogw_api.errors import SigningError
 
 #: RSA-PSS parameters sio-gateway uses: MGF1 with SHA-256, 32-byte salt.
 PSS_SALT_LENGTH = 32
@@ -96,3 +108,39 @@ def verify_signature(
         raise BadSignature(f"{alg.value} signature does not verify") from None
     except ValueError as exc:  # malformed DER and similar
         raise BadSignature(f"{alg.value} signature is malformed", detail=str(exc)) from None
+
+
+def algorithms_for_key(public_key: PublicKey) -> tuple[Algorithm, ...]:
+    """The algorithms a signature by ``public_key`` may use (RSA: PSS, then PKCS#1 v1.5)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise BadSignature(f"unsupported EC curve {public_key.curve.name}")
+        return (Algorithm.ECDSA_P256_SHA256,)
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return (Algorithm.RSA_PSS_SHA256, Algorithm.RSA_PKCS1_SHA256)
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return (Algorithm.ED25519,)
+    raise BadSignature(f"unsupported public key type {type(public_key).__name__}")
+
+
+def verify_with_key(
+    public_key: PublicKey,
+    message: bytes,
+    signature: bytes,
+    algorithm: Algorithm | None = None,
+) -> Algorithm:
+    """Check ``signature`` over ``message``; return the algorithm that verified.
+
+    Without ``algorithm`` every algorithm the key type allows is tried (DSSE signatures
+    do not name their algorithm). Raises :class:`BadSignature`.
+    """
+    candidates = (algorithm,) if algorithm is not None else algorithms_for_key(public_key)
+    for alg in candidates:
+        try:
+            verify_signature(public_key, alg, message, signature)
+        except BadSignature:
+            continue
+        except SigningError as exc:  # e.g. UnsupportedAlgorithm from the backend layer
+            raise BadSignature(exc.message, detail=exc.detail) from exc
+        return alg
+    raise BadSignature(f"signature does not verify with key {key_id_for(public_key)[:16]}…")

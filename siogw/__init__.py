@@ -1,4 +1,4 @@
-"""sio-gateway: cross-cutting core (error root, Astana time, CLI entry point).
+"""sio-gateway: the `siogw` command, the demo and the shared SQL helpers.
 
 The product's parts live in sibling packages: ``signing`` (hardware signing, envelopes,
 trust), ``audit`` (WORM log-journal), ``server`` (gRPC services), ``clients``

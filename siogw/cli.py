@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from siogw import __version__
-from siogw.errors import SiogwError
+from siogw_api.errors import SiogwError
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (

@@ -3,7 +3,7 @@
 PostgreSQL text cannot hold U+0000 (psycopg2 raises a bare ``ValueError`` while binding,
 which surfaced as an internal error); SQLite stores it and compares it oddly. No field
 of ours has a use for it, so a parameter that contains one is bad input: the guard
-raises :class:`siogw.errors.InputError` (``INVALID_ARGUMENT`` at the gateway) before the
+raises :class:`siogw_api.errors.InputError` (``INVALID_ARGUMENT`` at the gateway) before the
 statement runs, the same on both databases. Found by tests/server/test_bad_input_fuzz.py.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 
 class NulCharacter(InputError):

@@ -425,7 +425,7 @@ def demo_parameters(resource: int) -> dict[str, str]:
 def enroll(world: World, client: Any, person: Person) -> str:
     """Enrol ``person`` through the signed AdminService (the client is an operator)."""
     from clients.biometric import SoftwareDeviceKey
-    from server.gen.siogw.v1 import admin_pb2
+    from siogw_api.v1 import admin_pb2
 
     device = SoftwareDeviceKey.load(person.device_file) if person.device_file else None
     outcome = client.admin(
@@ -662,7 +662,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         t.say(f"receipt seq {receipt.seq} is in the signed tree of size {size}: verified")
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
-        from server.gen.siogw.v1 import admin_pb2
+        from siogw_api.v1 import admin_pb2
 
         sec = world.people["security"]
         serial = format(analyst.certificate().serial_number, "x")

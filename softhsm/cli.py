@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 if TYPE_CHECKING:
     from softhsm.store import TokenStore

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from siogw.errors import ConfigError, SigningError
+from siogw_api.errors import ConfigError, SigningError
 
 #: Where p11-kit's proxy module lives on Debian/Ubuntu x86-64.
 P11_KIT_PROXY_CANDIDATES: tuple[str, ...] = (

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from siogw.db import NulCharacter, has_text_guard, install_text_guard
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])

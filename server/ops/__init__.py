@@ -75,7 +75,7 @@ from server.ops.roles import AUDIT_READERS, PERMISSIONS, Action, Actor, Role, au
 from server.ops.rules import Alert, Rule, RuleEngine, default_rules
 from server.ops.schema import create_schema, drop_schema
 from signing.trust import TrustStore
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 
 
 @dataclass(frozen=True)

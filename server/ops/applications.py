@@ -67,7 +67,7 @@ from server.resources.identifiers import validate_iin
 from signing.api import Signer
 from signing.dsse import decode_envelope, verify_envelope
 from signing.trust import CertificateVerifier, TrustStore
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 #: The operator decides within one day of receipt (§6).
 DECISION_PERIOD = _dt.timedelta(days=1)

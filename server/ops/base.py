@@ -24,8 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from server.ops.errors import Duplicate, HookFailed, InvalidDocument, OpsStorageError
-from siogw.errors import SiogwError
-from siogw.timeutil import ensure_utc, now_utc, parse_iso
+from siogw_api.errors import SiogwError
+from siogw_api.timeutil import ensure_utc, now_utc, parse_iso
 
 Clock = Callable[[], _dt.datetime]
 

@@ -24,7 +24,7 @@ from server.ops.documents import der_of, fingerprint, parse_certificate
 from server.ops.errors import Duplicate, InvalidDocument, NotFound
 from server.ops.roles import Action, Actor, authorize
 from signing.trust import TrustStore
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 #: Warn this many days before a certificate expires.
 EXPIRY_WARNING_DAYS = 30

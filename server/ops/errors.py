@@ -1,4 +1,4 @@
-"""Errors of the operations domain; each derives from a sub-root of :mod:`siogw.errors`.
+"""Errors of the operations domain; each derives from a sub-root of :mod:`siogw_api.errors`.
 
 The gRPC error mapping (``server.errors``) already maps the sub-roots: ``PolicyError`` to
 ``PERMISSION_DENIED``, ``InputError`` to ``INVALID_ARGUMENT``, ``StorageError`` to
@@ -7,7 +7,7 @@ The gRPC error mapping (``server.errors``) already maps the sub-roots: ``PolicyE
 
 from __future__ import annotations
 
-from siogw.errors import InputError, PolicyError, StorageError
+from siogw_api.errors import InputError, PolicyError, StorageError
 
 
 class PermissionDenied(PolicyError):

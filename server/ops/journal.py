@@ -21,7 +21,7 @@ from server.ops import schema as s
 from server.ops.base import OpsContext, run_hooks, utc, utc_required
 from server.ops.errors import InvalidDocument, InvalidState, NotFound
 from server.ops.roles import Action, Actor, authorize
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 
 @dataclass(frozen=True)

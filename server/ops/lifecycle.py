@@ -39,7 +39,7 @@ from server.ops.documents import (
 from server.ops.errors import Duplicate, InvalidDocument, InvalidState, NotFound, SignerMismatch
 from server.ops.roles import Action, Actor, Role, authorize
 from signing.trust import TrustStore
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 #: A transfer edit filed later than this after the order's signing is late (§7).
 TRANSFER_DEADLINE = _dt.timedelta(hours=24)

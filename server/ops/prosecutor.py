@@ -33,7 +33,7 @@ from server.ops.errors import Duplicate, InvalidDocument, PermissionDenied, Sign
 from server.ops.reports import QueryFilter, QueryIndex, ReportPage, fetch_page
 from server.ops.roles import Action, Actor, authorize
 from signing.trust import TrustStore
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 MAX_SCOPE_USERS = 1000
 

@@ -26,7 +26,7 @@ from server.ops import schema as s
 from server.ops.base import OpsContext, utc_required
 from server.ops.errors import InvalidDocument, OpsStorageError
 from server.ops.roles import Action, Actor, Role, authorize
-from siogw.timeutil import astana_iso, astana_zone, ensure_utc
+from siogw_api.timeutil import astana_iso, astana_zone, ensure_utc
 
 #: Largest page one call returns.
 MAX_PAGE = 1000

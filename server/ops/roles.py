@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from server.ops.errors import PermissionDenied
 from server.resources.catalogue import Role
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 __all__ = ["AUDIT_READERS", "PERMISSIONS", "Action", "Actor", "Role", "authorize"]
 
@@ -115,7 +115,7 @@ def authorize(role: Role | str, action: Action | str) -> None:
     """Return if ``role`` may perform ``action``; raise :class:`PermissionDenied` if not.
 
     An unknown role is denied (never a ``ValueError``); an unknown action is a
-    programming error reported as :class:`~siogw.errors.InputError`.
+    programming error reported as :class:`~siogw_api.errors.InputError`.
     """
     try:
         act = Action(action)

@@ -33,8 +33,8 @@ from server.ops.base import OpsContext, utc, utc_required
 from server.ops.errors import NotFound
 from server.ops.lifecycle import LifecycleService
 from server.ops.roles import Action, Actor, authorize
-from siogw.errors import InputError, SiogwError
-from siogw.timeutil import astana_iso, parse_iso
+from siogw_api.errors import InputError, SiogwError
+from siogw_api.timeutil import astana_iso, parse_iso
 
 #: ErrorInfo reasons of refusals that mean "the signature did not hold".
 SIGNATURE_FAILURE_REASONS = frozenset({

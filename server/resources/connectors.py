@@ -35,9 +35,9 @@ from sqlalchemy.engine import Engine
 from server.resources import dataset as ds
 from server.resources.catalogue import Resource
 from server.resources.errors import InvalidParameters
-from siogw.errors import StorageError
 from siogw.prepared import Prepared
-from siogw.timeutil import astana_iso
+from siogw_api.errors import StorageError
+from siogw_api.timeutil import astana_iso
 
 __all__ = ["Connector", "EmbeddedConnector"]
 
@@ -489,7 +489,7 @@ class EmbeddedConnector:
     """Answers every resource from the synthetic dataset in ``engine``.
 
     The tables must exist and be seeded (:func:`server.resources.dataset.seed_dataset`).
-    Database failures surface as :class:`~siogw.errors.StorageError`.
+    Database failures surface as :class:`~siogw_api.errors.StorageError`.
     """
 
     def __init__(self, engine: Engine, *, inline: bool | None = None) -> None:

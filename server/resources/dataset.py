@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from server.resources.catalogue import CATALOGUE, get_resource
 from server.resources.identifiers import make_bin, make_iin
-from siogw.errors import StorageError
+from siogw_api.errors import StorageError
 
 __all__ = [
     "DATASET_VERSION",
@@ -1084,7 +1084,7 @@ def seed_dataset(engine: Engine, *, seed: int = DEFAULT_SEED) -> bool:
     Idempotent: a second call with the same seed does nothing (a marker row in
     ``res_meta`` records version and seed). On PostgreSQL concurrent callers are
     serialised by an advisory lock, so exactly one of them seeds. A database seeded with
-    a different seed or dataset version raises :class:`~siogw.errors.StorageError`
+    a different seed or dataset version raises :class:`~siogw_api.errors.StorageError`
     rather than mixing data.
     """
     marker = f"v{DATASET_VERSION}:{seed}"

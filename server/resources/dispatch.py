@@ -27,7 +27,7 @@ from server.resources.connectors import Connector
 from server.resources.errors import InvalidParameters, UpstreamRejected
 from server.resources.identifiers import validate_bin, validate_iin
 from server.resources.remote import CircuitBreaker, RemoteConnector
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 __all__ = ["DispatchResult", "Dispatcher", "QueryLike", "validate_query"]
 
@@ -87,7 +87,7 @@ def validate_query(query: QueryLike) -> tuple[Resource, dict[str, str]]:
     """Check resource number and parameters; return the resource and normalised parameters.
 
     Raises :class:`UnknownResource`, :class:`InvalidParameters` or
-    :class:`InvalidIdentifier` (all :class:`~siogw.errors.InputError`).
+    :class:`InvalidIdentifier` (all :class:`~siogw_api.errors.InputError`).
     """
     resource = get_resource(query.resource)
     params = dict(query.parameters.items())

@@ -1,8 +1,8 @@
 """Errors of the data plane (catalogue, identifiers, connectors, dispatch).
 
-Input problems derive from :class:`~siogw.errors.InputError`, so the gRPC layer maps
+Input problems derive from :class:`~siogw_api.errors.InputError`, so the gRPC layer maps
 them to ``INVALID_ARGUMENT``; a refused basis derives from
-:class:`~siogw.errors.PolicyError` (``PERMISSION_DENIED``). Failures of an upstream
+:class:`~siogw_api.errors.PolicyError` (``PERMISSION_DENIED``). Failures of an upstream
 information system are their own sub-root, :class:`UpstreamError`; suggested mapping:
 :class:`UpstreamUnavailable` → ``UNAVAILABLE`` (the client may retry later),
 :class:`UpstreamRejected` → ``FAILED_PRECONDITION`` (the upstream refused or answered
@@ -11,7 +11,7 @@ nonsense; retrying the same query will not help).
 
 from __future__ import annotations
 
-from siogw.errors import InputError, PolicyError, SiogwError
+from siogw_api.errors import InputError, PolicyError, SiogwError
 
 __all__ = [
     "BasisNotAllowed",

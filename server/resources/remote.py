@@ -37,7 +37,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from server.resources.catalogue import Resource
 from server.resources.errors import UpstreamRejected, UpstreamUnavailable
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 __all__ = ["BreakerState", "CircuitBreaker", "RemoteConnector"]
 

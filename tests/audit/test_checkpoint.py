@@ -8,19 +8,18 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from audit.errors import CheckpointError
-from audit.verify import (
+from audit.verify import parse_seal, seal_extensions
+from signing import Algorithm, SoftwareSigner, generate_software_key
+from signing.errors import CheckpointError
+from signing.note import (
     Checkpoint,
     TrustedKey,
     note_key_hash,
     open_checkpoint,
     open_note,
-    parse_seal,
-    seal_extensions,
     sign_checkpoint,
     sign_note,
 )
-from signing import Algorithm, SoftwareSigner, generate_software_key
 
 ROOT = hashlib.sha256(b"root").digest()
 

@@ -10,7 +10,7 @@ import pytest
 
 from audit import AuditConfig, AuditLog, AuditRecord
 from audit.index import AuditIndex
-from siogw.errors import StorageError
+from siogw_api.errors import StorageError
 from tests.audit.conftest import ORIGIN, rec
 
 

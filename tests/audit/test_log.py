@@ -17,16 +17,13 @@ from pathlib import Path
 import pytest
 
 from audit import AuditLog, AuditRecord, AuditUnavailable, MalformedRecord, verify_archive
-from audit.errors import CheckpointError
 from audit.keys import read_history
-from audit.verify import (
-    iter_archive_records,
-    open_checkpoint,
-    verify_consistency,
-    verify_inclusion,
-)
+from audit.verify import iter_archive_records
 from signing import Signer
-from siogw.errors import AuditError, ConfigError, SigningError
+from signing.errors import CheckpointError
+from signing.merkle import verify_consistency, verify_inclusion
+from signing.note import open_checkpoint
+from siogw_api.errors import AuditError, ConfigError, SigningError
 from tests.audit.conftest import ORIGIN, rec, soft_signer
 
 ROOT = Path(__file__).resolve().parents[2]

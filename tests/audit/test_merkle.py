@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from audit.errors import ProofError, RootMismatch, VerificationError
-from audit.merkle import CompactRange, ListHashSource, consistency_proof, inclusion_proof
-from audit.verify import (
+from signing.errors import ProofError, RootMismatch, VerificationError
+from signing.merkle import (
     EMPTY_ROOT,
+    CompactRange,
+    ListHashSource,
+    consistency_proof,
+    inclusion_proof,
     leaf_hash,
     root_from_leaf_hashes,
     verify_consistency,

@@ -16,16 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from audit.errors import VerificationError
-from audit.verify import (
-    MAGIC,
-    encode_frame,
-    load_trusted_keys,
-    open_note,
-    scan_frames,
-    sign_note,
-    verify_archive,
-)
+from audit.verify import MAGIC, encode_frame, load_trusted_keys, scan_frames, verify_archive
+from signing.errors import VerificationError
+from signing.note import open_note, sign_note
 from tests.audit.conftest import soft_signer
 
 SEG2 = "archive/seg-00000002.log.gz"
@@ -130,7 +123,7 @@ def resign_seal_other_key(d: Path) -> None:
     keys = load_trusted_keys([d / "archive/keys.json"])
     body, _ = open_note(p.read_bytes(), keys)
     other = soft_signer()
-    from audit.verify import note_key_hash
+    from signing.note import note_key_hash
 
     name = body.split(b"\n", 1)[0].decode()
     _writable(p)

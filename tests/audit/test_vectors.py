@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from audit.errors import VerificationError
-from audit.verify import verify_consistency, verify_inclusion
+from signing.errors import VerificationError
+from signing.merkle import verify_consistency, verify_inclusion
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "audit"
 

@@ -71,9 +71,9 @@ def client_world(
 ) -> Iterator[ClientWorld]:
     from server.admin import execute
     from server.config import load_config
-    from server.gen.siogw.v1 import admin_pb2
     from server.store import Store
     from siogw import demo
+    from siogw_api.v1 import admin_pb2
 
     home = tmp_path_factory.mktemp("client-gw")
     world = demo.build_world(

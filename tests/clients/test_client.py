@@ -138,7 +138,7 @@ def test_async_client_biometric_login_and_concurrent_queries(client_world: Clien
 
 
 def test_admin_roles_are_enforced(client_world: ClientWorld) -> None:
-    from server.gen.siogw.v1 import admin_pb2
+    from siogw_api.v1 import admin_pb2
 
     w = client_world.world
     with client_world.client() as op_client:
@@ -157,7 +157,7 @@ def test_admin_roles_are_enforced(client_world: ClientWorld) -> None:
 
 
 def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) -> None:
-    from server.gen.siogw.v1 import admin_pb2
+    from siogw_api.v1 import admin_pb2
 
     w = client_world.world
     carol = client_world.person("carol")
@@ -183,8 +183,8 @@ def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) ->
 def test_published_maintenance_is_visible_without_a_session(client_world: ClientWorld) -> None:
     import datetime as dt
 
-    from server.gen.siogw.v1 import admin_pb2, common_pb2
-    from siogw.timeutil import astana_iso, now_utc
+    from siogw_api.timeutil import astana_iso, now_utc
+    from siogw_api.v1 import admin_pb2, common_pb2
 
     start = now_utc() + dt.timedelta(days=3)
     window = common_pb2.MaintenanceWindow(

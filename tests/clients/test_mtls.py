@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from clients import ClientError, GatewayClient
-from server.gen.siogw.v1 import query_pb2
 from siogw import demo
+from siogw_api.v1 import query_pb2
 
 from .conftest import ClientWorld
 

@@ -16,9 +16,9 @@ from google.protobuf import struct_pb2
 from clients import _common as c
 from clients.biometric import BiometricMismatch, SoftwareDeviceKey
 from clients.errors import ClientUsageError, ResultVerificationError
-from server.gen.siogw.v1 import admin_pb2, common_pb2, query_pb2
 from signing import dsse
 from signing.api import Algorithm, PublicKey, Signer
+from siogw_api.v1 import admin_pb2, common_pb2, query_pb2
 
 
 class EcSigner(Signer):
@@ -183,7 +183,7 @@ def test_software_device_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_channel_credentials_need_cert_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from siogw.errors import ConfigError
+    from siogw_api.errors import ConfigError
 
     ca = tmp_path / "ca.pem"
     ca.write_bytes(b"not used before the check")

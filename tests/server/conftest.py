@@ -35,7 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from grpc_status import rpc_status
 
 from server.errors import error_info
-from server.gen.siogw.v1 import (
+from signing import dsse
+from siogw_api.timeutil import astana_iso, now_utc
+from siogw_api.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     audit_pb2_grpc,
@@ -45,8 +47,6 @@ from server.gen.siogw.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
-from signing import dsse
-from siogw.timeutil import astana_iso, now_utc
 
 
 def fresh_pg_url(base_url: str) -> tuple[str, Callable[[], None]]:

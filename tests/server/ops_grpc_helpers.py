@@ -11,8 +11,8 @@ import json
 import secrets
 from typing import Any
 
-from server.gen.siogw.v1 import admin_pb2, audit_pb2
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
+from siogw_api.v1 import admin_pb2, audit_pb2
 from tests.server.conftest import Harness, User, bearer, make_token_signer, sign
 
 #: The five roles, one user each (alice, olga and sam come from the harness).

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.gen.siogw.v1 import admin_pb2, query_pb2
 from signing import dsse
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
+from siogw_api.v1 import admin_pb2, query_pb2
 from tests.server.conftest import Harness, bearer, sign
 from tests.server.protofuzz import messages
 from tests.server.test_bad_input_fuzz import INPUT_STATUSES, refusals, status_of

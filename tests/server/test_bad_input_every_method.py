@@ -17,7 +17,7 @@ from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.gen.siogw.v1 import admin_pb2, audit_pb2, auth_pb2, query_pb2
+from siogw_api.v1 import admin_pb2, audit_pb2, auth_pb2, query_pb2
 from tests.server.conftest import Harness, bearer
 from tests.server.ops_grpc_helpers import ROLE_USERS, ensure_roles
 from tests.server.protofuzz import messages

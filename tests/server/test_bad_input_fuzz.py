@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.errors import error_info
-from server.gen.siogw.v1 import common_pb2, query_pb2
 from signing import dsse
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
+from siogw_api.v1 import common_pb2, query_pb2
 from tests.server.conftest import Harness, bearer, sign
 
 #: Statuses bad input may get; never INTERNAL or UNKNOWN (those mean we failed).
@@ -162,7 +162,7 @@ def test_malformed_query_envelopes_property(gw: Harness) -> None:
 @st.composite
 def login_steps(draw: Any, user: Any) -> tuple[str, Any]:
     """One of the three login calls with random or half-valid fields."""
-    from server.gen.siogw.v1 import auth_pb2
+    from siogw_api.v1 import auth_pb2
 
     step = draw(st.sampled_from(["begin", "prove", "complete"]))
     if step == "begin":

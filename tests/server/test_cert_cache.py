@@ -22,8 +22,8 @@ from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.errors import CertificateExpired, CertificateRevoked, StaleCRL, UntrustedChain
 from signing.software import SoftwareSigner
-from siogw.errors import ConfigError
-from siogw.timeutil import now_utc
+from siogw_api.errors import ConfigError
+from siogw_api.timeutil import now_utc
 
 
 @pytest.fixture()

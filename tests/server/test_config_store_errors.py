@@ -29,8 +29,8 @@ from server.store import (
     normalize_serial,
 )
 from signing.errors import BadSignature, CertificateRevoked, MalformedEnvelope
-from siogw.errors import ConfigError, InputError
-from siogw.timeutil import now_utc
+from siogw_api.errors import ConfigError, InputError
+from siogw_api.timeutil import now_utc
 
 
 # --- config --------------------------------------------------------------------------------

@@ -18,16 +18,16 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server.gen.siogw.v1 import (
+from signing import dsse
+from signing.trust import CertificateVerifier, TrustStore
+from siogw_api.timeutil import astana_iso, now_utc, parse_iso
+from siogw_api.v1 import (
     admin_pb2,
     audit_pb2,
     auth_pb2,
     common_pb2,
     query_pb2,
 )
-from signing import dsse
-from signing.trust import CertificateVerifier, TrustStore
-from siogw.timeutil import astana_iso, now_utc, parse_iso
 from tests.server.conftest import Harness, bearer, rpc_error, sign
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -366,7 +366,7 @@ def test_logout_ends_the_session(gateway: Harness) -> None:
 
 # --- audit proofs, health, reflection ------------------------------------------------------
 def test_audit_inclusion_and_consistency_proofs(gateway: Harness) -> None:
-    from audit.verify import verify_consistency, verify_inclusion
+    from signing.merkle import verify_consistency, verify_inclusion
 
     token = gateway.session("alice")
     resp = gateway.send_query("alice")

@@ -25,7 +25,7 @@ from server.store import (
     seen_requests,
     sessions,
 )
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.sqlplan import sqlite_plan, statements_sent
 
 SKEW = 120

@@ -26,7 +26,7 @@ import pytest
 from audit import AuditLog, verify_archive
 from audit.errors import AuditUnavailable
 from audit.record import AuditRecord
-from audit.verify import iter_archive_records, leaf_hash
+from audit.verify import iter_archive_records
 from server import loghost
 from server.auditsink import AuditLogSink, JsonlAuditSink, Receipt
 from server.loghost import (
@@ -37,6 +37,7 @@ from server.loghost import (
     decode_record,
     encode_record,
 )
+from signing.merkle import leaf_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "test.siogw/loghost"

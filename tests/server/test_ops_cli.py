@@ -13,7 +13,6 @@ import pytest
 from audit import AuditLog, AuditRecord
 from audit.verify import iter_archive_records
 from server.admin import execute
-from server.gen.siogw.v1 import admin_pb2
 from server.ops import PAYLOAD_APPLICATION, Operations, sign_document
 from server.resources.identifiers import make_iin
 from server.store import Store
@@ -21,7 +20,8 @@ from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.software import SoftwareSigner, generate_software_key
 from siogw.cli import main
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
+from siogw_api.v1 import admin_pb2
 
 
 def _home(tmp_path: Path, signer_uri: str = "") -> Path:

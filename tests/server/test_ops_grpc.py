@@ -22,7 +22,6 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from server.gen.siogw.v1 import admin_pb2, audit_pb2, common_pb2, query_pb2
 from server.ops import (
     PAYLOAD_APPLICATION,
     PAYLOAD_RESOLUTION,
@@ -33,7 +32,8 @@ from server.ops import (
 )
 from server.resources.identifiers import make_iin
 from signing.trust import TrustStore
-from siogw.timeutil import astana_iso, now_utc
+from siogw_api.timeutil import astana_iso, now_utc
+from siogw_api.v1 import admin_pb2, audit_pb2, common_pb2, query_pb2
 from tests.server.conftest import Harness, User, bearer, make_token_signer, rpc_error
 from tests.server.ops_grpc_helpers import (
     ROLE_USERS,

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from server.store import ReplayDetected, Store, seen_requests
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.conftest import pg_test_url
 
 

@@ -24,7 +24,7 @@ from server.ops_wiring import attach_operations, wiring_of
 from server.store import ReplayDetected, seen_requests
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.conftest import pg_test_url
 
 QUERY = "/siogw.v1.QueryService/Query"

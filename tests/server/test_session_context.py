@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from server.store import ANY_ISSUER, PrefetchedRevocations, ReplayDetected, Store
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 
 
 @pytest.fixture()

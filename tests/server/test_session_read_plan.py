@@ -28,7 +28,7 @@ from server.store import (
     revocations,
     schema_version,
 )
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.sqlplan import sqlite_plan, statements_sent
 
 #: Hot tables that a scan of would grow with the data.

@@ -83,7 +83,7 @@ def test_tls_without_certificate_files_is_a_config_error(tmp_path: Path) -> None
     import asyncio
 
     from server.app import run_server
-    from siogw.errors import ConfigError
+    from siogw_api.errors import ConfigError
 
     config = load_config(tmp_path, env={}, overrides={"server": {"port": 0}})
     gw = build_gateway(config, signer=SoftwareSigner(generate_software_key("ecdsa-p256-sha256")),

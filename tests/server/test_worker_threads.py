@@ -7,7 +7,7 @@ import os
 import pytest
 
 from server.app import worker_threads
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 
 def test_default_is_twice_the_cores_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,13 +36,14 @@ from google.rpc import status_pb2
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from audit.verify import iter_archive_records, leaf_hash, load_trusted_keys, verify_archive
+from audit.verify import iter_archive_records, load_trusted_keys, verify_archive
 from clients import _common as c
 from server.config import MAX_WORKERS, load_config
 from server.errors import error_info
-from server.gen.siogw.v1 import auth_pb2, auth_pb2_grpc, query_pb2_grpc
+from signing.merkle import leaf_hash
 from siogw import demo
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
+from siogw_api.v1 import auth_pb2, auth_pb2_grpc, query_pb2_grpc
 
 ANALYST = ("analyst", "Aigerim Analyst", "agency_user", "+77011234567")
 TASK = "CASE-2026-0777"
@@ -52,8 +53,8 @@ TASK = "CASE-2026-0777"
 @pytest.fixture(scope="module")
 def world(softhsm_store: Any, tmp_path_factory: pytest.TempPathFactory) -> demo.World:
     from server.admin import execute
-    from server.gen.siogw.v1 import admin_pb2
     from server.store import Store
+    from siogw_api.v1 import admin_pb2
 
     home = tmp_path_factory.mktemp("wk")
     world = demo.build_world(home, people=(ANALYST,), token_store=softhsm_store,

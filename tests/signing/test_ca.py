@@ -15,7 +15,7 @@ from signing.csr import build_csr, load_csr
 from signing.errors import BadSignature, CertificateRevoked, StaleCRL
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 ALGS = ["ecdsa-p256-sha256", "rsa-pss-sha256", "rsa-pkcs1v15-sha256", "ed25519"]
 

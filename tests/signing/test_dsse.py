@@ -101,7 +101,7 @@ def test_multi_signature_threshold() -> None:
 
 
 def test_threshold_must_be_positive() -> None:
-    from siogw.errors import InputError
+    from siogw_api.errors import InputError
 
     s = _ec()
     env = sign_envelope(dsse.PAYLOAD_ADMIN, b"x", [s])
@@ -248,7 +248,7 @@ def test_payload_type_constants() -> None:
 
 
 def test_round_trip_through_generated_protobuf() -> None:
-    common_pb2 = pytest.importorskip("server.gen.siogw.v1.common_pb2")
+    common_pb2 = pytest.importorskip("siogw_api.v1.common_pb2")
     from cryptography.hazmat.primitives.asymmetric import ed25519 as _ed
 
     s = SoftwareSigner(_ed.Ed25519PrivateKey.generate())

@@ -20,7 +20,7 @@ from signing.pkcs11_backend import (
     reinitialize_module,
     shared_session,
 )
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 
 THREADS = 6
 

@@ -27,7 +27,7 @@ from signing.revocation import (
     revoke_certificate,
 )
 from signing.trust import CertificateVerifier, TrustStore
-from siogw.errors import ConfigError, InputError
+from siogw_api.errors import ConfigError, InputError
 
 from . import _pki
 from ._pki import DAY, NOW

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from siogw import timeutil
-from siogw.errors import InputError
+from siogw_api import timeutil
+from siogw_api.errors import InputError
 
 
 def test_astana_is_utc_plus_5_after_2024_reform() -> None:

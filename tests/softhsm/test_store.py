@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from siogw.errors import ConfigError
+from siogw_api.errors import ConfigError
 from softhsm import SoftHSMError, TokenStore, find_pkcs11_module, find_softhsm_library
 
 

@@ -28,7 +28,7 @@ from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 
 
 def fresh_pg_schema(base_url: str) -> tuple[str, Callable[[], None]]:

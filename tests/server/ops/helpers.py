@@ -7,7 +7,7 @@ import datetime as _dt
 from typing import Any
 
 from server.ops import PAYLOAD_APPLICATION, PAYLOAD_RESOLUTION, PAYLOAD_TRANSFER, sign_document
-from siogw.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso
 
 
 def application_doc(person: Any, **overrides: Any) -> dict[str, Any]:

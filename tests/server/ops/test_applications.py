@@ -23,7 +23,7 @@ from signing.ca import CertificateAuthority
 from signing.dsse import Envelope
 from signing.errors import BadSignature, MalformedEnvelope, UntrustedChain
 from signing.trust import TrustStore
-from siogw.errors import AuditError, InputError
+from siogw_api.errors import AuditError, InputError
 from tests.server.ops.conftest import CONTROLLER, OPERATOR, Clock, ListRecorder
 from tests.server.ops.helpers import application
 
@@ -216,7 +216,7 @@ def test_certificate_subject_iin_must_be_the_applicants(ops: Operations, people:
                                                         ca: CertificateAuthority) -> None:
     from signing.csr import build_csr
     from signing.software import SoftwareSigner, generate_software_key
-    from siogw.timeutil import now_utc
+    from siogw_api.timeutil import now_utc
     from tests.server.ops.conftest import Person
 
     key = generate_software_key("ecdsa-p256-sha256")

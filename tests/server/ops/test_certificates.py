@@ -14,7 +14,7 @@ from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.errors import UntrustedChain
 from signing.trust import TrustStore
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.ops.conftest import AGENCY, OPERATOR, SECURITY, Clock, ListRecorder, make_person
 from tests.server.ops.helpers import application
 

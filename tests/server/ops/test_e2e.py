@@ -39,7 +39,7 @@ from server.ops.gateway import connect_store, observe_audit_record
 from server.store import USER_BLOCKED, Store
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.ops.conftest import Clock
 from tests.server.ops.helpers import application, resolution, transfer
 

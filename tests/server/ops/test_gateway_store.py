@@ -13,7 +13,7 @@ from server.ops import Operations
 from server.ops.documents import fingerprint
 from server.ops.gateway import connect_store, observe_audit_record
 from server.store import USER_ACTIVE, USER_BLOCKED, Store
-from siogw.timeutil import now_utc
+from siogw_api.timeutil import now_utc
 from tests.server.ops.conftest import OPERATOR, SECURITY, Clock
 from tests.server.ops.helpers import application
 

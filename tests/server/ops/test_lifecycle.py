@@ -166,7 +166,7 @@ def test_failing_hook_does_not_undo_the_block(ops: Operations, people: Any) -> N
 def test_audit_failure_leaves_the_user_unblocked(
     ops: Operations, people: Any, recorder: ListRecorder
 ) -> None:
-    from siogw.errors import AuditError
+    from siogw_api.errors import AuditError
 
     _user(ops, people("Bob"), "bob")
     calls: list[str] = []

@@ -13,8 +13,8 @@ from audit.index import AuditIndex
 from audit.record import LoggedRecord
 from server.ops import Operations, PermissionDenied, QueryFilter
 from server.ops.reports import previous_month_start
-from siogw.errors import InputError
-from siogw.timeutil import astana_zone, ensure_utc
+from siogw_api.errors import InputError
+from siogw_api.timeutil import astana_zone, ensure_utc
 from tests.server.ops.conftest import CONTROLLER, OPERATOR, PROSECUTOR, Clock, ListRecorder
 
 T0 = _dt.datetime(2026, 11, 2, 4, 0, tzinfo=_dt.UTC)

@@ -20,7 +20,7 @@ from server.ops import (
     Role,
     authorize,
 )
-from siogw.errors import InputError, SiogwError
+from siogw_api.errors import InputError, SiogwError
 from tests.server.ops.conftest import OPERATOR, Clock
 
 A, OP, C, P, S = "agency_user", "operator", "controller", "prosecutor", "security_officer"

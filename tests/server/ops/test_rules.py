@@ -14,7 +14,7 @@ from server.ops.rules import (
     RepeatedSignatureFailures,
     SubjectBurst,
 )
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 from tests.server.ops.conftest import CONTROLLER, OPERATOR, Clock, ListRecorder
 
 IIN = "850517300005"

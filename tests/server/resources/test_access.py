@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from server.gen.siogw.v1 import query_pb2
 from server.resources import (
     CATALOGUE,
     DEMO_PERSON_IIN,
@@ -18,6 +17,7 @@ from server.resources import (
     get_resource,
 )
 from server.resources import dataset as ds
+from siogw_api.v1 import query_pb2
 
 
 def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:

@@ -19,7 +19,7 @@ from server.resources import (
     get_resource,
 )
 from server.resources.catalogue import PARAMETERS
-from siogw.errors import InputError, PolicyError
+from siogw_api.errors import InputError, PolicyError
 
 SPEC = Path("/work/shared/SPEC.md")
 

@@ -19,7 +19,7 @@ from server.resources import (
     seed_dataset,
 )
 from server.resources import dataset as ds
-from siogw.errors import StorageError
+from siogw_api.errors import StorageError
 from tests.server.resources.dbutil import sqlite_engine
 
 

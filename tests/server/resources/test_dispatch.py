@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server.gen.siogw.v1 import query_pb2
 from server.resources import (
     CATALOGUE,
     DEMO_ENTITY_BIN,
@@ -27,7 +26,8 @@ from server.resources import (
     validate_query,
 )
 from server.resources import dataset as ds
-from siogw.errors import ConfigError, InputError
+from siogw_api.errors import ConfigError, InputError
+from siogw_api.v1 import query_pb2
 from tests.server.resources.upstream import serve
 
 

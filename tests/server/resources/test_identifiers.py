@@ -18,7 +18,7 @@ from server.resources import (
     validate_iin,
 )
 from server.resources.identifiers import check_digit, iin_birth_date
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 # 850312312343: digits 8 5 0 3 1 2 3 1 2 3 4, weights 1..11:
 #   8+10+0+12+5+12+21+8+18+30+44 = 168, 168 mod 11 = 3 -> check digit 3.

@@ -14,7 +14,7 @@ from server.resources import (
     UpstreamUnavailable,
     get_resource,
 )
-from siogw.errors import ConfigError, SiogwError
+from siogw_api.errors import ConfigError, SiogwError
 from tests.server.resources.upstream import down_url, serve
 
 RES = get_resource(1)

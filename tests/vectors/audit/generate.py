@@ -18,8 +18,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from audit.merkle import ListHashSource, consistency_proof, inclusion_proof  # noqa: E402
-from audit.verify import leaf_hash, root_from_leaf_hashes  # noqa: E402
+from signing.merkle import (  # noqa: E402  # noqa: E402
+    ListHashSource,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+)
 
 SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 31, 32, 33, 64, 100)
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from server.gen.siogw.v1 import admin_pb2 as siogw_dot_v1_dot_admin__pb2
+from siogw_api.v1 import admin_pb2 as siogw__api_dot_v1_dot_admin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in siogw/v1/admin_pb2_grpc.py depends on'
+        + ' but the generated code in siogw_api/v1/admin_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -39,28 +39,28 @@ class AdminServiceStub:
         """
         self.Execute = channel.unary_unary(
                 '/siogw.v1.AdminService/Execute',
-                request_serializer=siogw_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_admin__pb2.AdminResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_admin__pb2.AdminResponse.FromString,
                 _registered_method=True)
         self.FileApplication = channel.unary_unary(
                 '/siogw.v1.AdminService/FileApplication',
-                request_serializer=siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+                request_serializer=siogw__api_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
                 _registered_method=True)
         self.GetApplicationStatus = channel.unary_unary(
                 '/siogw.v1.AdminService/GetApplicationStatus',
-                request_serializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+                request_serializer=siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
                 _registered_method=True)
         self.GetRefusal = channel.unary_unary(
                 '/siogw.v1.AdminService/GetRefusal',
-                request_serializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
                 _registered_method=True)
         self.GetJournal = channel.unary_unary(
                 '/siogw.v1.AdminService/GetJournal',
-                request_serializer=siogw_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_admin__pb2.Journal.FromString,
+                request_serializer=siogw__api_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_admin__pb2.Journal.FromString,
                 _registered_method=True)
 
 
@@ -109,28 +109,28 @@ def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Execute': grpc.unary_unary_rpc_method_handler(
                     servicer.Execute,
-                    request_deserializer=siogw_dot_v1_dot_admin__pb2.AdminRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_admin__pb2.AdminResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_admin__pb2.AdminRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_admin__pb2.AdminResponse.SerializeToString,
             ),
             'FileApplication': grpc.unary_unary_rpc_method_handler(
                     servicer.FileApplication,
-                    request_deserializer=siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_admin__pb2.FileApplicationRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
             ),
             'GetApplicationStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetApplicationStatus,
-                    request_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.SerializeToString,
             ),
             'GetRefusal': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRefusal,
-                    request_deserializer=siogw_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_admin__pb2.RefusalResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_admin__pb2.RefusalResponse.SerializeToString,
             ),
             'GetJournal': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJournal,
-                    request_deserializer=siogw_dot_v1_dot_admin__pb2.GetJournalRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_admin__pb2.Journal.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_admin__pb2.GetJournalRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_admin__pb2.Journal.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,8 +161,8 @@ class AdminService:
             request,
             target,
             '/siogw.v1.AdminService/Execute',
-            siogw_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
-            siogw_dot_v1_dot_admin__pb2.AdminResponse.FromString,
+            siogw__api_dot_v1_dot_admin__pb2.AdminRequest.SerializeToString,
+            siogw__api_dot_v1_dot_admin__pb2.AdminResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -188,8 +188,8 @@ class AdminService:
             request,
             target,
             '/siogw.v1.AdminService/FileApplication',
-            siogw_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
-            siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+            siogw__api_dot_v1_dot_admin__pb2.FileApplicationRequest.SerializeToString,
+            siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -215,8 +215,8 @@ class AdminService:
             request,
             target,
             '/siogw.v1.AdminService/GetApplicationStatus',
-            siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
-            siogw_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
+            siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+            siogw__api_dot_v1_dot_admin__pb2.ApplicationStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -242,8 +242,8 @@ class AdminService:
             request,
             target,
             '/siogw.v1.AdminService/GetRefusal',
-            siogw_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
-            siogw_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
+            siogw__api_dot_v1_dot_admin__pb2.ApplicantRequest.SerializeToString,
+            siogw__api_dot_v1_dot_admin__pb2.RefusalResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -269,8 +269,8 @@ class AdminService:
             request,
             target,
             '/siogw.v1.AdminService/GetJournal',
-            siogw_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
-            siogw_dot_v1_dot_admin__pb2.Journal.FromString,
+            siogw__api_dot_v1_dot_admin__pb2.GetJournalRequest.SerializeToString,
+            siogw__api_dot_v1_dot_admin__pb2.Journal.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from server.gen.siogw.v1 import query_pb2 as siogw_dot_v1_dot_query__pb2
+from siogw_api.v1 import query_pb2 as siogw__api_dot_v1_dot_query__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in siogw/v1/query_pb2_grpc.py depends on'
+        + ' but the generated code in siogw_api/v1/query_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,18 +37,18 @@ class QueryServiceStub:
         """
         self.ListResources = channel.unary_unary(
                 '/siogw.v1.QueryService/ListResources',
-                request_serializer=siogw_dot_v1_dot_query__pb2.ListResourcesRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_query__pb2.ListResourcesResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_query__pb2.ListResourcesRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_query__pb2.ListResourcesResponse.FromString,
                 _registered_method=True)
         self.Query = channel.unary_unary(
                 '/siogw.v1.QueryService/Query',
-                request_serializer=siogw_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_query__pb2.QueryResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_query__pb2.QueryResponse.FromString,
                 _registered_method=True)
         self.GetServiceStatus = channel.unary_unary(
                 '/siogw.v1.QueryService/GetServiceStatus',
-                request_serializer=siogw_dot_v1_dot_query__pb2.GetServiceStatusRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_query__pb2.ServiceStatus.FromString,
+                request_serializer=siogw__api_dot_v1_dot_query__pb2.GetServiceStatusRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_query__pb2.ServiceStatus.FromString,
                 _registered_method=True)
 
 
@@ -79,18 +79,18 @@ def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListResources': grpc.unary_unary_rpc_method_handler(
                     servicer.ListResources,
-                    request_deserializer=siogw_dot_v1_dot_query__pb2.ListResourcesRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_query__pb2.ListResourcesResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_query__pb2.ListResourcesRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_query__pb2.ListResourcesResponse.SerializeToString,
             ),
             'Query': grpc.unary_unary_rpc_method_handler(
                     servicer.Query,
-                    request_deserializer=siogw_dot_v1_dot_query__pb2.QueryRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_query__pb2.QueryResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_query__pb2.QueryRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_query__pb2.QueryResponse.SerializeToString,
             ),
             'GetServiceStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServiceStatus,
-                    request_deserializer=siogw_dot_v1_dot_query__pb2.GetServiceStatusRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_query__pb2.ServiceStatus.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_query__pb2.GetServiceStatusRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_query__pb2.ServiceStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -119,8 +119,8 @@ class QueryService:
             request,
             target,
             '/siogw.v1.QueryService/ListResources',
-            siogw_dot_v1_dot_query__pb2.ListResourcesRequest.SerializeToString,
-            siogw_dot_v1_dot_query__pb2.ListResourcesResponse.FromString,
+            siogw__api_dot_v1_dot_query__pb2.ListResourcesRequest.SerializeToString,
+            siogw__api_dot_v1_dot_query__pb2.ListResourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -146,8 +146,8 @@ class QueryService:
             request,
             target,
             '/siogw.v1.QueryService/Query',
-            siogw_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
-            siogw_dot_v1_dot_query__pb2.QueryResponse.FromString,
+            siogw__api_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
+            siogw__api_dot_v1_dot_query__pb2.QueryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -173,8 +173,8 @@ class QueryService:
             request,
             target,
             '/siogw.v1.QueryService/GetServiceStatus',
-            siogw_dot_v1_dot_query__pb2.GetServiceStatusRequest.SerializeToString,
-            siogw_dot_v1_dot_query__pb2.ServiceStatus.FromString,
+            siogw__api_dot_v1_dot_query__pb2.GetServiceStatusRequest.SerializeToString,
+            siogw__api_dot_v1_dot_query__pb2.ServiceStatus.FromString,
             options,
             channel_credentials,
             insecure,

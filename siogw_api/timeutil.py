@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from siogw.errors import InputError
+from siogw_api.errors import InputError
 
 UTC = _dt.UTC
 

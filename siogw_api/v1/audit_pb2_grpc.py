@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from server.gen.siogw.v1 import audit_pb2 as siogw_dot_v1_dot_audit__pb2
+from siogw_api.v1 import audit_pb2 as siogw__api_dot_v1_dot_audit__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in siogw/v1/audit_pb2_grpc.py depends on'
+        + ' but the generated code in siogw_api/v1/audit_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,38 +37,38 @@ class AuditServiceStub:
         """
         self.GetCheckpoint = channel.unary_unary(
                 '/siogw.v1.AuditService/GetCheckpoint',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.Checkpoint.FromString,
                 _registered_method=True)
         self.GetInclusionProof = channel.unary_unary(
                 '/siogw.v1.AuditService/GetInclusionProof',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.InclusionProof.FromString,
                 _registered_method=True)
         self.GetConsistencyProof = channel.unary_unary(
                 '/siogw.v1.AuditService/GetConsistencyProof',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
                 _registered_method=True)
         self.ListQueries = channel.unary_unary(
                 '/siogw.v1.AuditService/ListQueries',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
                 _registered_method=True)
         self.ExportQueriesCsv = channel.unary_unary(
                 '/siogw.v1.AuditService/ExportQueriesCsv',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.CsvExport.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.CsvExport.FromString,
                 _registered_method=True)
         self.RegisterResolution = channel.unary_unary(
                 '/siogw.v1.AuditService/RegisterResolution',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
                 _registered_method=True)
         self.ReadAuditTrail = channel.unary_unary(
                 '/siogw.v1.AuditService/ReadAuditTrail',
-                request_serializer=siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
                 _registered_method=True)
 
 
@@ -125,38 +125,38 @@ def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckpoint,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.GetCheckpointRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.Checkpoint.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.Checkpoint.SerializeToString,
             ),
             'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInclusionProof,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.InclusionProof.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.InclusionProof.SerializeToString,
             ),
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistencyProof,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.ConsistencyProof.SerializeToString,
             ),
             'ListQueries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListQueries,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
             ),
             'ExportQueriesCsv': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportQueriesCsv,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.CsvExport.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.CsvExport.SerializeToString,
             ),
             'RegisterResolution': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterResolution,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.ResolutionInfo.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.RegisterResolutionRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.ResolutionInfo.SerializeToString,
             ),
             'ReadAuditTrail': grpc.unary_unary_rpc_method_handler(
                     servicer.ReadAuditTrail,
-                    request_deserializer=siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,8 +185,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/GetCheckpoint',
-            siogw_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.Checkpoint.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.Checkpoint.FromString,
             options,
             channel_credentials,
             insecure,
@@ -212,8 +212,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/GetInclusionProof',
-            siogw_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.InclusionProof.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.InclusionProof.FromString,
             options,
             channel_credentials,
             insecure,
@@ -239,8 +239,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/GetConsistencyProof',
-            siogw_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.ConsistencyProof.FromString,
             options,
             channel_credentials,
             insecure,
@@ -266,8 +266,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/ListQueries',
-            siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
             options,
             channel_credentials,
             insecure,
@@ -293,8 +293,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/ExportQueriesCsv',
-            siogw_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.CsvExport.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.CsvExport.FromString,
             options,
             channel_credentials,
             insecure,
@@ -320,8 +320,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/RegisterResolution',
-            siogw_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.RegisterResolutionRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.ResolutionInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -347,8 +347,8 @@ class AuditService:
             request,
             target,
             '/siogw.v1.AuditService/ReadAuditTrail',
-            siogw_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
-            siogw_dot_v1_dot_audit__pb2.QueryPage.FromString,
+            siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from server.gen.siogw.v1 import auth_pb2 as siogw_dot_v1_dot_auth__pb2
+from siogw_api.v1 import auth_pb2 as siogw__api_dot_v1_dot_auth__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in siogw/v1/auth_pb2_grpc.py depends on'
+        + ' but the generated code in siogw_api/v1/auth_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -45,33 +45,33 @@ class AuthServiceStub:
         """
         self.BeginLogin = channel.unary_unary(
                 '/siogw.v1.AuthService/BeginLogin',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.BeginLoginRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.BeginLoginResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.BeginLoginRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.BeginLoginResponse.FromString,
                 _registered_method=True)
         self.ProveLogin = channel.unary_unary(
                 '/siogw.v1.AuthService/ProveLogin',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.ProveLoginRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.ProveLoginResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.ProveLoginRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.ProveLoginResponse.FromString,
                 _registered_method=True)
         self.CompleteLogin = channel.unary_unary(
                 '/siogw.v1.AuthService/CompleteLogin',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.CompleteLoginRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.CompleteLoginResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.CompleteLoginRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.CompleteLoginResponse.FromString,
                 _registered_method=True)
         self.GetConsent = channel.unary_unary(
                 '/siogw.v1.AuthService/GetConsent',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.GetConsentRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.ConsentText.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.GetConsentRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.ConsentText.FromString,
                 _registered_method=True)
         self.SignConsent = channel.unary_unary(
                 '/siogw.v1.AuthService/SignConsent',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.SignConsentRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.SignConsentResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.SignConsentRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.SignConsentResponse.FromString,
                 _registered_method=True)
         self.Logout = channel.unary_unary(
                 '/siogw.v1.AuthService/Logout',
-                request_serializer=siogw_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
-                response_deserializer=siogw_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+                request_serializer=siogw__api_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
 
 
@@ -128,33 +128,33 @@ def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'BeginLogin': grpc.unary_unary_rpc_method_handler(
                     servicer.BeginLogin,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.BeginLoginRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.BeginLoginResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.BeginLoginRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.BeginLoginResponse.SerializeToString,
             ),
             'ProveLogin': grpc.unary_unary_rpc_method_handler(
                     servicer.ProveLogin,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.ProveLoginRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.ProveLoginResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.ProveLoginRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.ProveLoginResponse.SerializeToString,
             ),
             'CompleteLogin': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteLogin,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.CompleteLoginRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.CompleteLoginResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.CompleteLoginRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.CompleteLoginResponse.SerializeToString,
             ),
             'GetConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsent,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.GetConsentRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.ConsentText.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.GetConsentRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.ConsentText.SerializeToString,
             ),
             'SignConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.SignConsent,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.SignConsentRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.SignConsentResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.SignConsentRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.SignConsentResponse.SerializeToString,
             ),
             'Logout': grpc.unary_unary_rpc_method_handler(
                     servicer.Logout,
-                    request_deserializer=siogw_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
-                    response_serializer=siogw_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
+                    request_deserializer=siogw__api_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,8 +191,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/BeginLogin',
-            siogw_dot_v1_dot_auth__pb2.BeginLoginRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.BeginLoginResponse.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.BeginLoginRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.BeginLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,8 +218,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/ProveLogin',
-            siogw_dot_v1_dot_auth__pb2.ProveLoginRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.ProveLoginResponse.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.ProveLoginRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.ProveLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -245,8 +245,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/CompleteLogin',
-            siogw_dot_v1_dot_auth__pb2.CompleteLoginRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.CompleteLoginResponse.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.CompleteLoginRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.CompleteLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -272,8 +272,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/GetConsent',
-            siogw_dot_v1_dot_auth__pb2.GetConsentRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.ConsentText.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.GetConsentRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.ConsentText.FromString,
             options,
             channel_credentials,
             insecure,
@@ -299,8 +299,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/SignConsent',
-            siogw_dot_v1_dot_auth__pb2.SignConsentRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.SignConsentResponse.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.SignConsentRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.SignConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -326,8 +326,8 @@ class AuthService:
             request,
             target,
             '/siogw.v1.AuthService/Logout',
-            siogw_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
-            siogw_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+            siogw__api_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+            siogw__api_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

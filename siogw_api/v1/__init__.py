@@ -1,0 +1,1 @@
+"""Generated from protos/siogw_api/v1 by protos/generate.py: do not edit."""
