@@ -95,7 +95,7 @@ def test_verifier_imports_no_grpc_or_sqlalchemy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, audit.verify, audit.merkle, audit.cli; "
+    code = ("import sys, audit.verify, signing.merkle, signing.note, audit.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('grpc', 'sqlalchemy')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
