@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ConsentMismatch(InputError):
     """The signed consent names another version, digest or user."""
 
-    reason = "CONSENT_MISMATCH"
+    reason_code = "CONSENT_MISMATCH"
 
 
 def text_digest(policy: PolicyConfig) -> bytes:

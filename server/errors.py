@@ -8,7 +8,9 @@ the call's ``request_id``), so clients can branch on the reason, not on message 
 
 The code is found by walking the error's MRO against :data:`STATUS_BY_CLASS`: the most
 specific class listed wins, so a new error deriving from a sub-root gets the sub-root's
-code without touching this module.
+code without touching this module. The ErrorInfo ``reason`` is the class's
+``reason_code`` (:mod:`siogw_api.errors`), never instance text; ``docs/errors.md`` lists
+every reason with its status.
 
 Choices worth knowing (also in docs/adr/0005-gateway.md):
 
@@ -29,7 +31,6 @@ Choices worth knowing (also in docs/adr/0005-gateway.md):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import grpc
@@ -37,6 +38,15 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.ops.errors import NotFound as OpsNotFound
+from server.resources.errors import (
+    UnknownResource,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from server.store import DuplicateUser, ReplayDetected, UnknownUser
+from signing.errors import MalformedEnvelope
 from siogw_api.errors import (
     AuditError,
     ConfigError,
@@ -55,107 +65,109 @@ DOMAIN = "siogw"
 class Unauthenticated(TrustError):
     """No session token, an unknown or expired one, or a session that was ended."""
 
-    reason = "UNAUTHENTICATED"
+    reason_code = "UNAUTHENTICATED"
 
 
 class LoginFailed(TrustError):
     """A login step did not verify (challenge signature, SMS code, device assertion)."""
 
-    reason = "LOGIN_FAILED"
+    reason_code = "LOGIN_FAILED"
 
 
 class NotPermitted(PolicyError):
     """The caller is authenticated but the rules do not allow this (role, basis, key)."""
 
-    reason = "PERMISSION_DENIED"
+    reason_code = "PERMISSION_DENIED"
 
 
 class CertificateNotRegistered(NotPermitted):
     """The signing certificate is not the one registered to the session's user (R7)."""
 
-    reason = "CERTIFICATE_NOT_REGISTERED"
+    reason_code = "CERTIFICATE_NOT_REGISTERED"
 
 
 class BasisNotAllowed(NotPermitted):
     """The query's legal basis is not allowed for the user's role (R1)."""
 
-    reason = "BASIS_NOT_ALLOWED"
+    reason_code = "BASIS_NOT_ALLOWED"
 
 
 class UserBlocked(NotPermitted):
     """The user is blocked (R4, R13)."""
 
-    reason = "USER_BLOCKED"
+    reason_code = "USER_BLOCKED"
 
 
 class LoginLocked(NotPermitted):
     """Too many wrong second-factor codes: this login attempt is locked."""
 
-    reason = "LOGIN_LOCKED"
+    reason_code = "LOGIN_LOCKED"
 
 
 class ConsentRequired(PolicyError):
     """The user has not signed the current consent (R6)."""
 
-    reason = "CONSENT_REQUIRED"
+    reason_code = "CONSENT_REQUIRED"
 
 
 class FailedPrecondition(PolicyError):
     """A call made out of order (e.g. CompleteLogin before ProveLogin)."""
 
-    reason = "FAILED_PRECONDITION"
+    reason_code = "FAILED_PRECONDITION"
 
 
 class UnderMaintenance(PolicyError):
     """A published maintenance window is in progress (R10)."""
 
-    reason = "MAINTENANCE"
+    reason_code = "MAINTENANCE"
 
 
 class StaleRequest(InputError):
     """``created_at`` is outside the allowed clock-skew window."""
 
-    reason = "STALE_REQUEST"
+    reason_code = "STALE_REQUEST"
 
 
 class MissingField(InputError):
     """A required field is empty (task reference, justification, request id ...)."""
 
-    reason = "MISSING_FIELD"
+    reason_code = "MISSING_FIELD"
 
 
 class NotFound(InputError):
     """The named thing does not exist (resource number, login id, log entry)."""
 
-    reason = "NOT_FOUND"
+    reason_code = "NOT_FOUND"
 
 
 class MessageTooLarge(InputError):
     """A request message is over the documented size limit."""
 
-    reason = "MESSAGE_TOO_LARGE"
+    reason_code = "MESSAGE_TOO_LARGE"
 
 
 class ExportTooLarge(MessageTooLarge):
     """An answer (a CSV export) would be larger than the transport can carry."""
 
-    reason = "EXPORT_TOO_LARGE"
+    reason_code = "EXPORT_TOO_LARGE"
 
 
 class MalformedRequest(InputError):
     """The request bytes do not decode as the method's request message."""
 
-    reason = "MALFORMED_REQUEST"
+    reason_code = "MALFORMED_REQUEST"
 
 
 class NotImplementedYet(SiogwError):
     """The gateway does not offer this operation in the current configuration."""
 
-    reason = "UNIMPLEMENTED"
+    reason_code = "UNIMPLEMENTED"
 
 
 # --- the mapping -------------------------------------------------------------------------
-#: The most specific class in an error's MRO found here decides its status code.
+#: The most specific class in an error's MRO found here decides its status code. Classes
+#: of other packages are imported, not named by string: their modules are leaves that
+#: never import this one.
 STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     SiogwError: grpc.StatusCode.INTERNAL,
     ConfigError: grpc.StatusCode.INTERNAL,
@@ -171,43 +183,35 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
-}
-
-#: Classes of other packages, by qualified name, so this module does not import them.
-STATUS_BY_NAME: Mapping[str, grpc.StatusCode] = {
-    "server.store.ReplayDetected": grpc.StatusCode.ALREADY_EXISTS,
-    "server.store.UnknownUser": grpc.StatusCode.NOT_FOUND,
-    "server.store.DuplicateUser": grpc.StatusCode.ALREADY_EXISTS,
-    "signing.errors.MalformedEnvelope": grpc.StatusCode.INVALID_ARGUMENT,
-    "server.resources.errors.UnknownResource": grpc.StatusCode.NOT_FOUND,
-    "server.resources.errors.UpstreamError": grpc.StatusCode.UNAVAILABLE,
-    "server.resources.errors.UpstreamUnavailable": grpc.StatusCode.UNAVAILABLE,
-    "server.resources.errors.UpstreamRejected": grpc.StatusCode.FAILED_PRECONDITION,
+    MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
+    ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
+    UnknownUser: grpc.StatusCode.NOT_FOUND,
+    DuplicateUser: grpc.StatusCode.ALREADY_EXISTS,
+    UnknownResource: grpc.StatusCode.NOT_FOUND,
+    OpsNotFound: grpc.StatusCode.NOT_FOUND,
+    UpstreamError: grpc.StatusCode.UNAVAILABLE,
+    UpstreamUnavailable: grpc.StatusCode.UNAVAILABLE,
+    UpstreamRejected: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
 def status_code_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code for ``exc`` (INTERNAL for anything not ours)."""
     for cls in type(exc).__mro__:
-        name = f"{cls.__module__}.{cls.__qualname__}"
-        if name in STATUS_BY_NAME:
-            return STATUS_BY_NAME[name]
-        if cls in STATUS_BY_CLASS:
-            return STATUS_BY_CLASS[cls]
+        code = STATUS_BY_CLASS.get(cls)
+        if code is not None:
+            return code
     return grpc.StatusCode.INTERNAL
 
 
-def _snake(text: str) -> str:
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "ERROR"
-
-
 def reason_for(exc: BaseException) -> str:
-    """ErrorInfo reason: the error's ``reason`` attribute, else its class name, UPPER_SNAKE."""
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, str) and reason:
-        return _snake(reason)
-    return _snake(type(exc).__name__)
+    """The ErrorInfo reason: the error class's :attr:`~siogw_api.errors.SiogwError.reason_code`.
+
+    ``INTERNAL`` for anything that is not a :class:`~siogw_api.errors.SiogwError`.
+    """
+    if isinstance(exc, SiogwError):
+        return type(exc).reason_code
+    return "INTERNAL"
 
 
 def message_for(exc: BaseException) -> str:
@@ -233,16 +237,16 @@ def build_status(
 
 def to_status(exc: BaseException, *, request_id: str) -> grpc.Status:
     """Map ``exc`` to the status the client sees (unexpected errors say nothing but the id)."""
-    code = status_code_for(exc)
-    meta = {"request_id": request_id}
     if not isinstance(exc, SiogwError):
         return build_status(
             grpc.StatusCode.INTERNAL,
             f"internal error (request id {request_id})",
             reason="INTERNAL",
-            metadata=meta,
+            metadata={"request_id": request_id},
         )
-    return build_status(code, message_for(exc), reason=reason_for(exc), metadata=meta)
+    meta = {**exc.error_metadata(), "request_id": request_id}
+    return build_status(status_code_for(exc), message_for(exc), reason=reason_for(exc),
+                        metadata=meta)
 
 
 def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:

@@ -42,25 +42,25 @@ class StoreUnavailable(StorageError):
 class ReplayDetected(PolicyError):
     """A request id was seen before (R7: each signed request counts once)."""
 
-    reason = "REPLAY"
+    reason_code = "REPLAY"
 
 
 class UnknownUser(InputError):
     """No user with this id."""
 
-    reason = "UNKNOWN_USER"
+    reason_code = "UNKNOWN_USER"
 
 
 class DuplicateUser(InputError):
     """A user with this id exists already."""
 
-    reason = "DUPLICATE_USER"
+    reason_code = "DUPLICATE_USER"
 
 
 class CertificateInUse(InputError):
     """This certificate is registered to another user (keys are not transferable, R7)."""
 
-    reason = "CERTIFICATE_IN_USE"
+    reason_code = "CERTIFICATE_IN_USE"
 
 
 USER_ACTIVE = "active"

@@ -379,10 +379,10 @@ def _token_change_pin(args: argparse.Namespace) -> int:
 
 # --- verify ------------------------------------------------------------------------------
 class VerificationFailed(TrustError):
-    """``siogw verify`` refused an envelope; the message starts with the reason."""
+    """``siogw verify`` refused an envelope; the message starts with the reason, in words."""
 
     def __init__(self, cause: TrustError) -> None:
-        reason = str(getattr(cause, "reason", "untrusted"))
+        reason = cause.reason_code.lower().replace("_", " ").replace("crl", "CRL")
         text = " ".join(cause.diagnostics().split())  # one line, always
         super().__init__(f"{reason}: {text}")
         self.reason = reason

@@ -37,43 +37,43 @@ class UnsupportedAlgorithm(SigningError):
 class MalformedEnvelope(TrustError):
     """The envelope is not a well-formed DSSE envelope."""
 
-    reason = "malformed envelope"
+    reason_code = "MALFORMED_ENVELOPE"
 
 
 class BadSignature(TrustError):
     """The signature does not verify with the key it names."""
 
-    reason = "bad signature"
+    reason_code = "BAD_SIGNATURE"
 
 
 class UnknownSigner(TrustError):
     """No trusted certificate or key matches the signature's key id."""
 
-    reason = "unknown signer"
+    reason_code = "UNKNOWN_SIGNER"
 
 
 class UntrustedChain(TrustError):
     """The certificate does not chain to a configured trust anchor."""
 
-    reason = "untrusted chain"
+    reason_code = "UNTRUSTED_CHAIN"
 
 
 class CertificateExpired(TrustError):
     """The certificate is outside its validity period at the time of checking."""
 
-    reason = "expired"
+    reason_code = "EXPIRED"
 
 
 class KeyUsageRefused(TrustError):
     """The certificate's key usage does not allow digital signatures."""
 
-    reason = "key usage"
+    reason_code = "KEY_USAGE"
 
 
 class CertificateRevoked(TrustError):
     """The certificate has been revoked (CRL or the gateway's own store)."""
 
-    reason = "revoked"
+    reason_code = "REVOKED"
 
     def __init__(
         self,
@@ -99,7 +99,7 @@ class CertificateRevoked(TrustError):
 class StaleCRL(TrustError):
     """A CRL is past its nextUpdate or its signature does not verify."""
 
-    reason = "stale CRL"
+    reason_code = "STALE_CRL"
 
 
 # --- verification of transparency-log material (signing.merkle, signing.note) ---------

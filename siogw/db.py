@@ -21,7 +21,7 @@ from siogw_api.errors import InputError
 class NulCharacter(InputError):
     """A text value contains the NUL character (U+0000)."""
 
-    reason = "NUL_CHARACTER"
+    reason_code = "NUL_CHARACTER"
 
 
 def _has_nul(params: Any) -> bool:

@@ -8,9 +8,30 @@ a bare ``ValueError`` or ``KeyError``.
 
 Domain packages define their concrete errors in their own ``errors`` module, deriving
 from the sub-roots here.
+
+**One vocabulary of reasons.** Every error class has a :attr:`SiogwError.reason_code`: an
+UPPER_SNAKE word that the gateway sends as the ``reason`` of its ``google.rpc.ErrorInfo``
+(domain ``siogw``) and records in the audit log, so that programs branch on it and never
+on message text. A class that does not name its code gets its class name in UPPER_SNAKE
+(``UntrustedChain`` -> ``UNTRUSTED_CHAIN``), checked when the class is defined. The code
+is a property of the class only: what varies per instance (a free-text reason, a tag such
+as an IIN's failed check) goes in the message or in :meth:`SiogwError.error_metadata`.
+Every code is listed in ``docs/errors.md`` (a test keeps the list complete).
 """
 
 from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+#: What a code looks like: an UPPER_SNAKE word.
+CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+
+
+def upper_snake(name: str) -> str:
+    """``UntrustedChain`` -> ``UNTRUSTED_CHAIN``, ``KeyURIError`` -> ``KEY_URI_ERROR``."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper() or "ERROR"
 
 
 class SiogwError(Exception):
@@ -18,11 +39,26 @@ class SiogwError(Exception):
 
     #: Process exit status the CLI uses for this error.
     exit_code: int = 1
+    #: The UPPER_SNAKE reason of this class (see the module docstring).
+    reason_code: ClassVar[str] = "SIOGW_ERROR"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reason_code" not in cls.__dict__:
+            cls.reason_code = upper_snake(cls.__name__)
+        if not CODE_PATTERN.fullmatch(cls.reason_code):
+            raise TypeError(
+                f"{cls.__qualname__}.reason_code {cls.reason_code!r} is not UPPER_SNAKE"
+            )
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+
+    def error_metadata(self) -> dict[str, str]:
+        """Machine-readable facts of this instance for the ErrorInfo metadata (none here)."""
+        return {}
 
     def diagnostics(self) -> str:
         """A human-readable, one-paragraph explanation for operators and the CLI."""

@@ -29,7 +29,7 @@ def test_nul_in_a_parameter_is_refused_before_the_statement_runs(engine: sa.Engi
         for bad in ({"v": "a\x00b"}, [{"v": "ok"}, {"v": "\x00"}]):
             with pytest.raises(NulCharacter) as ei:
                 conn.execute(sa.text("INSERT INTO t (v) VALUES (:v)"), bad)
-            assert isinstance(ei.value, InputError) and ei.value.reason == "NUL_CHARACTER"
+            assert isinstance(ei.value, InputError) and ei.value.reason_code == "NUL_CHARACTER"
         assert conn.execute(sa.text("SELECT v FROM t")).scalars().all() == ["plain"]
         # Bytes may hold any octet: only text is checked.
         assert conn.execute(sa.text("SELECT :b"), {"b": b"\x00"}).scalar() is not None

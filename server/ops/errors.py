@@ -2,7 +2,7 @@
 
 The gRPC error mapping (``server.errors``) already maps the sub-roots: ``PolicyError`` to
 ``PERMISSION_DENIED``, ``InputError`` to ``INVALID_ARGUMENT``, ``StorageError`` to
-``UNAVAILABLE``. The ``reason`` attribute becomes the ErrorInfo reason.
+``UNAVAILABLE``. The ``reason_code`` attribute becomes the ErrorInfo reason.
 """
 
 from __future__ import annotations
@@ -13,43 +13,43 @@ from siogw_api.errors import InputError, PolicyError, StorageError
 class PermissionDenied(PolicyError):
     """The caller's role gives no right to this action, or the action is out of scope."""
 
-    reason = "PERMISSION_DENIED"
+    reason_code = "PERMISSION_DENIED"
 
 
 class OpsStorageError(StorageError):
     """The operations tables could not be read or written."""
 
-    reason = "OPS_STORAGE"
+    reason_code = "OPS_STORAGE"
 
 
 class NotFound(InputError):
     """No application / user / resolution / certificate with this id."""
 
-    reason = "NOT_FOUND"
+    reason_code = "NOT_FOUND"
 
 
 class InvalidState(InputError):
     """The object is not in a state that allows the action (decided twice, ...)."""
 
-    reason = "INVALID_STATE"
+    reason_code = "INVALID_STATE"
 
 
 class Duplicate(InputError):
     """An object with this identity exists already (user id, certificate, resolution)."""
 
-    reason = "DUPLICATE"
+    reason_code = "DUPLICATE"
 
 
 class InvalidDocument(InputError):
     """A signed document's payload is not the JSON object the domain expects."""
 
-    reason = "INVALID_DOCUMENT"
+    reason_code = "INVALID_DOCUMENT"
 
 
 class SignerMismatch(PolicyError):
     """A document verified, but not with the certificate it must be signed with."""
 
-    reason = "SIGNER_MISMATCH"
+    reason_code = "SIGNER_MISMATCH"
 
 
 class HookFailed(StorageError):
@@ -61,4 +61,4 @@ class HookFailed(StorageError):
     authoritative in the meantime.
     """
 
-    reason = "OPS_HOOK_FAILED"
+    reason_code = "OPS_HOOK_FAILED"

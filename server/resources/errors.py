@@ -32,14 +32,18 @@ class InvalidIdentifier(InputError):
     """An IIN or BIN is malformed: wrong length, non-digit, bad check digit or date.
 
     ``kind`` is ``"IIN"`` or ``"BIN"``; ``reason`` a short machine-readable tag
-    (``length``, ``non_digit``, ``check_digit``, ``date``, ``century``, ``type``).
-    The identifier itself is never echoed (it is personal data).
+    (``length``, ``non_digit``, ``check_digit``, ``date``, ``century``, ``type``), sent
+    as the ErrorInfo metadata ``kind`` and ``check`` beside the reason
+    ``INVALID_IDENTIFIER``. The identifier itself is never echoed (it is personal data).
     """
 
     def __init__(self, kind: str, reason: str, message: str) -> None:
         super().__init__(f"invalid {kind}: {message}")
         self.kind = kind
         self.reason = reason
+
+    def error_metadata(self) -> dict[str, str]:
+        return {"kind": self.kind, "check": self.reason}
 
 
 class InvalidParameters(InputError):

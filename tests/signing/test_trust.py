@@ -97,7 +97,7 @@ def test_expired_leaf_reports_astana_time(pki) -> None:  # type: ignore[no-untyp
     leaf = _pki.issue("Old", pki["inter"], not_before=NOW - 400 * DAY, not_after=NOW - DAY)
     with pytest.raises(CertificateExpired, match=r"expired at .*\+05:00") as ei:
         store(pki).verify_certificate(leaf.cert)
-    assert ei.value.reason == "expired"
+    assert ei.value.reason_code == "EXPIRED"
     assert "2026-05-31T17:00:00+05:00" in ei.value.diagnostics()
 
 
