@@ -184,12 +184,12 @@ def build_world(
     the session's store and a unique ``label_prefix`` instead. ``people`` are
     ``(user_id, full name, role, phone)``.
     """
-    need("signing.ca", "softhsm.store", "signing.pkcs11_backend", "signing.csr")
+    need("signing.ca", "softhsm.store", "signing.pkcs11_token", "signing.csr")
     from cryptography.hazmat.primitives import serialization
 
     from signing.ca import CertificateAuthority, Profile
     from signing.csr import build_csr
-    from signing.pkcs11_backend import Pkcs11Token
+    from signing.pkcs11_token import Pkcs11Token
     from signing.software import SoftwareSigner, generate_software_key
     from softhsm.store import TokenStore
 
