@@ -273,7 +273,7 @@ class Harness:
 
     # -- the audit log ----------------------------------------------------------------------
     def audit_records(self) -> list[Any]:
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         return [rec for _, rec in iter_archive_records(self.home / "audit")]
 
