@@ -98,7 +98,7 @@ ProgressCallback = Callable[[int, int, str], None]
 
 
 def _sealed_content(path: str, strict: bool) -> SegmentContent:
-    """gunzip + :func:`_check_content`; on a corrupt gzip, locate the damage if possible."""
+    """gunzip + :func:`~audit.segments.check_segment_content`; locate damage in bad gzip."""
     raw = Path(path).read_bytes()
     try:
         data = gzip.decompress(raw)
