@@ -31,20 +31,22 @@ raises :class:`AuditUnavailable` (an ``AuditError``) with the reason, and ``heal
 says why. Records are never acknowledged unless durable. ``MalformedRecord`` is raised
 for records that cannot be encoded (floats, oversize); the log stays healthy.
 
-Offline verification (pure, no gRPC or SQLAlchemy): :mod:`audit.verify`
-(``verify_archive(dir, trusted_keys, progress=cb, anchor=None, strict=False,
-workers=None)``, ``verify_inclusion``, ``verify_consistency``, ``open_checkpoint``,
-``verify_receipt``). Index for Reports: :mod:`audit.index` (``AuditIndex``). CLI:
+Offline verification (no gRPC or SQLAlchemy): :mod:`audit.segments` (pure formats:
+seals, frames, segment content, key history), :mod:`audit.archive` (the archive walk,
+the only file access: ``verify_archive(dir, trusted_keys, progress=cb, anchor=None,
+strict=False, workers=None)``, ``iter_archive_records``) and :mod:`audit.receipts`
+(``verify_receipt``, ``verify_consistency_notes``); proofs are :mod:`signing.merkle`,
+checkpoints :mod:`signing.note`. Index for Reports: :mod:`audit.index` (``AuditIndex``). CLI:
 ``siogw audit verify|prove|reindex`` (:mod:`audit.cli`). Formats and decisions:
 ``docs/adr/0003-audit-log.md``.
 """
 
 from __future__ import annotations
 
+from audit.archive import verify_archive
 from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
 from audit.log import AuditConfig, AuditLog, Health, Proof, Receipt, SignedCheckpoint
 from audit.record import AuditRecord, EventType, LoggedRecord, Outcome
-from audit.verify import verify_archive
 from signing.errors import CheckpointError, ProofError, RootMismatch, VerificationError
 from signing.note import TrustedKey
 

@@ -10,7 +10,8 @@ Sub-commands (registered by :func:`register`)::
 ``verify`` prints progress to stderr on large archives and one summary line on success;
 on the first bad place it fails with one line naming the file, seq and check (exit 5).
 Without ``--keys`` it trusts the archive's own ``keys.json`` and says so on stderr.
-Imports stay inside the command functions so ``siogw --help`` stays light.
+The verifier modules are pure and light; only ``reindex`` imports :mod:`audit.index`
+(SQLAlchemy), inside the command, so ``siogw --help`` and ``verify`` stay light.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audit.archive import ARCHIVE_DIR, KEYS_FILE, load_trusted_keys, verify_archive
+from audit.receipts import verify_consistency_notes, verify_receipt
+from signing.note import open_checkpoint
 from siogw_api.errors import InputError
 
 
@@ -63,8 +67,6 @@ def register(subparsers: Any) -> None:
 
 
 def _keys(args: argparse.Namespace) -> list[Any]:
-    from audit.verify import ARCHIVE_DIR, KEYS_FILE, load_trusted_keys
-
     if args.keys:
         return load_trusted_keys(args.keys)
     root: Path = args.archive
@@ -79,9 +81,6 @@ def _keys(args: argparse.Namespace) -> list[Any]:
 
 
 def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
-    from audit.verify import verify_archive
-    from signing.note import open_checkpoint
-
     anchor = None
     if getattr(args, "checkpoint", None) is not None:
         anchor, _ = open_checkpoint(args.checkpoint.read_bytes(), keys,
@@ -125,8 +124,6 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:
-    from audit.verify import load_trusted_keys, verify_consistency_notes, verify_receipt
-
     keys = load_trusted_keys(args.keys)
     if args.bundle is not None:
         bundle = _read_json(args.bundle, "bundle")
@@ -161,6 +158,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
 
 
 def _cmd_reindex(args: argparse.Namespace) -> int:
+    # Deferred: audit.index loads SQLAlchemy, needed by this command only.
     from audit.index import AuditIndex
 
     keys = _keys(args)

@@ -31,8 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit.archive import iter_archive_records
 from audit.record import LoggedRecord
-from audit.verify import iter_archive_records
 from signing.merkle import leaf_hash
 from siogw.db import install_text_guard
 from siogw_api.errors import StorageError

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from audit.verify import parse_key_history
+from audit.segments import parse_key_history
 from signing.api import Signer
 from signing.note import TrustedKey
 from siogw_api.errors import ConfigError

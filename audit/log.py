@@ -46,26 +46,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
-from audit.keys import ensure_current
-from audit.record import AuditRecord, EventType, Outcome, decode_record, encode_record, format_time
-from audit.tree import TreeStore
-from audit.verify import (
+from audit.archive import (
     ARCHIVE_DIR,
     KEYS_FILE,
     LIVE_DIR,
     LIVE_SEGMENT_RE,
-    MAGIC,
     SEAL_RE,
     SEALED_SEGMENT_RE,
-    FrameScan,
-    encode_frame,
-    parse_seal,
-    scan_frames,
-    seal_extensions,
     seal_name,
     segment_name,
 )
+from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord, SegmentError
+from audit.keys import ensure_current, read_history
+from audit.record import AuditRecord, EventType, Outcome, decode_record, encode_record, format_time
+from audit.segments import MAGIC, FrameScan, encode_frame, parse_seal, scan_frames, seal_extensions
+from audit.tree import TreeStore
 from signing.api import Signer
 from signing.merkle import ZERO_HASH_HEX, consistency_proof, inclusion_proof, leaf_hash
 from signing.note import Checkpoint, TrustedKey, open_checkpoint, sign_checkpoint
@@ -422,8 +417,6 @@ class AuditLog:
         return self._recover_live(), rolled
 
     def _history_keys(self) -> list[TrustedKey]:
-        from audit.keys import read_history
-
         keys = read_history(self._archive / KEYS_FILE)
         if not keys:
             raise AuditError("archive has seals but no key history", detail=str(self._archive))

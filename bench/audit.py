@@ -28,8 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import AuditConfig, AuditLog, AuditRecord
+from audit.archive import verify_archive
 from audit.record import encode_record
-from audit.verify import MAGIC, encode_frame, verify_archive
+from audit.segments import MAGIC, encode_frame
 from signing import Algorithm, SoftwareSigner, generate_software_key
 from siogw_api.timeutil import now_utc
 

@@ -6,8 +6,9 @@ signs/s per backend and thread count, verifies/s, and ratios. No assertions on t
 
     .venv/bin/python bench/sign.py [--seconds 2] [--threads 8] [--sessions N]
 
-``--sessions`` bounds the PKCS#11 session pool per token (``SIOGW_PKCS11_SESSIONS``;
-default: the CPU count); ``--sessions 1`` reproduces the one-shared-session design.
+``--sessions`` bounds the PKCS#11 session pool per token (``Pkcs11Signer(sessions=...)``,
+as the server's ``[signer] sessions``; default: the CPU count); ``--sessions 1``
+reproduces the one-shared-session design.
 """
 
 from __future__ import annotations
@@ -81,23 +82,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--sessions", type=int, default=None,
-                        help="PKCS#11 sessions per token (default: SIOGW_PKCS11_SESSIONS "
-                             "or the CPU count)")
+                        help="PKCS#11 sessions per token (default: the CPU count)")
     args = parser.parse_args()
-    if args.sessions is not None:
-        os.environ["SIOGW_PKCS11_SESSIONS"] = str(args.sessions)
 
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
         store = TokenStore(home)
         store.activate()
         from signing import Algorithm, SoftwareSigner, generate_software_key, verify_signature
-        from signing.pkcs11_backend import (
-            Pkcs11Signer,
-            Pkcs11Token,
+        from signing.pkcs11_session import (
             close_all_sessions,
+            default_pool_size,
             shared_session,
         )
+        from signing.pkcs11_signer import Pkcs11Signer
+        from signing.pkcs11_token import Pkcs11Token
 
         label = f"bench-{secrets.token_hex(3)}"
         pin = secrets.token_urlsafe(12)
@@ -109,11 +108,12 @@ def main() -> int:
             ("RSA-2048 PSS", "rsa", Algorithm.RSA_PSS_SHA256),
         ]
         pool = shared_session(label)
-        print(f"PKCS#11 sessions per token: at most {pool.bound}; CPUs: {os.cpu_count()}")
+        bound = args.sessions if args.sessions is not None else default_pool_size()
+        print(f"PKCS#11 sessions per token: at most {bound}; CPUs: {os.cpu_count()}")
         print(f"{'key':<14}{'operation':<20}{'ops/s':>10}  ratio")
         for title, key_type, alg in cases:
             key_id = token.generate_keypair(key_type, f"{key_type}-bench")
-            hsm = Pkcs11Signer(token.uri(key_id=key_id), algorithm=alg)
+            hsm = Pkcs11Signer(token.uri(key_id=key_id), algorithm=alg, sessions=args.sessions)
             soft = SoftwareSigner(generate_software_key(alg), alg)
             report(title, hsm, soft, verify_signature, args.seconds, args.threads)
         print(f"PKCS#11 sessions in use at once (peak): {pool.stats().peak_in_use}")

@@ -343,7 +343,7 @@ def execute_ops(
         return (f"CRL imported: {len(revoked)} registered certificate(s) revoked",
                 {"revoked": to_data(revoked)})
     if which == "list_certificates":
-        from signing.cli import load_pin_ages
+        from signing.pin_ages import load_pin_ages
 
         pin_ages = load_pin_ages(pin_ages_home) if pin_ages_home is not None else None
         overview = certs.overview(actor, pin_ages=pin_ages,

@@ -76,7 +76,7 @@ class OpsWiring:
     def _catch_up_locked(self) -> int:
         from sqlalchemy import func, select
 
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         if self._last_seq is None:
             with self.index.engine.connect() as conn:
@@ -134,7 +134,7 @@ class OpsWiring:
         """
         from sqlalchemy import func, select
 
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         self.catch_up()
         t = self.index.table
@@ -170,7 +170,7 @@ class OpsWiring:
         """
         from sqlalchemy import func, select
 
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         engine = self.ops.rules
         window = engine.longest_window()

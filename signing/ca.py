@@ -47,8 +47,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from signing.api import PublicKey, Signer
 from signing.csr import load_csr, parse_name, signature_algorithm, spki, to_asn1_name
+from signing.registry import load_signer
 from signing.revocation import check_reason
-from siogw_api.errors import ConfigError, InputError, StorageError
+from signing.software import SoftwareSigner
+from signing.verify import algorithms_for_key, check_key_algorithm
+from siogw_api.errors import ConfigError, InputError, SiogwError, StorageError
 from siogw_api.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
 
 CONFIG_FILE = "ca.json"
@@ -248,14 +251,10 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def _software_signer(path: Path) -> Signer:
-    from signing.software import SoftwareSigner
-
     return SoftwareSigner.from_pem_file(path)
 
 
 def _new_software_key(path: Path) -> Signer:
-    from signing.software import SoftwareSigner
-
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -271,8 +270,6 @@ def _load_signer(directory: Path, spec: dict[str, Any]) -> Signer:
     if kind == "file":
         return _software_signer(directory / str(spec["path"]))
     if kind == "uri":
-        from signing.registry import load_signer
-
         return load_signer(str(spec["uri"]))
     raise CAError(f"CA key of unknown kind {kind!r} in {directory / CONFIG_FILE}")
 
@@ -335,8 +332,6 @@ class CertificateAuthority:
             root_spec: dict[str, Any] = {"kind": "uri", "uri": key_uri}
             root_signer = key if key is not None else _load_signer(root_dir, root_spec)
         elif key is not None:
-            from signing.software import SoftwareSigner
-
             if not isinstance(key, SoftwareSigner):
                 raise CAError("a non-software CA key needs its key URI so the CA can reopen it")
             pem = key.private_key.private_bytes(
@@ -584,9 +579,6 @@ class CertificateAuthority:
 
 def _check_subject_key(key: object) -> None:
     """Refuse keys sio-gateway cannot verify with (P-256, RSA >= 2048, Ed25519 only)."""
-    from signing.verify import algorithms_for_key, check_key_algorithm
-    from siogw_api.errors import SiogwError
-
     try:
         algs = algorithms_for_key(key)  # type: ignore[arg-type]
         check_key_algorithm(key, algs[0])

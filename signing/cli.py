@@ -5,35 +5,44 @@
 * ``token init|keygen|list|rotate|change-pin`` — key lifecycle on PKCS#11 tokens (SoftHSM
   store under ``$SIOGW_HOME/softhsm``). PIN changes are dated in
   ``$SIOGW_HOME/softhsm/pin-ages.json``; ``token list`` warns when a PIN is older than
-  :data:`PIN_MAX_AGE_DAYS` (R8: the token password changes at least monthly).
+  :data:`signing.pin_ages.PIN_MAX_AGE_DAYS` (R8: the token password changes at least monthly).
 * ``verify ENVELOPE.json --trust CA.pem ...`` — verify a DSSE envelope offline: exit 0
   and print each signer's subject, or exit non-zero with one line naming the reason.
 
 PINs come from environment variables or files only (``--pin-env``/``--pin-file`` and
-friends), never from argv. Heavy modules are imported inside the commands.
+friends), never from argv. python-pkcs11 is imported inside the token commands only, so
+``siogw`` starts without it. ``token`` commands and ``ca`` with a token key point SoftHSM
+at the project-local store (:class:`softhsm.store.TokenStore`, development tooling) unless
+``SOFTHSM2_CONF`` is set; the signing library itself never imports :mod:`softhsm`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from siogw_api.errors import ConfigError, InputError, TrustError
+from cryptography.hazmat.primitives import serialization
 
-#: A token PIN older than this many days is overdue (R8, §12: at least monthly).
-PIN_MAX_AGE_DAYS = 30
-PIN_AGES_FILE = "pin-ages.json"
+from signing.ca import CertificateAuthority
+from signing.crl import load_crl
+from signing.csr import build_csr, csr_pem
+from signing.dsse import decode_envelope, verify_envelope
+from signing.home import default_home
+from signing.pin_ages import load_pin_ages, pin_age_warning, record_pin_change
+from signing.pins import resolve_pin
+from signing.revocation import JsonFileRevocationStore
+from signing.trust import CertificateVerifier, TrustStore, load_certificates
+from siogw_api.errors import ConfigError, InputError, TrustError
+from siogw_api.timeutil import astana_iso, parse_iso
+from softhsm.store import TokenStore
 
 
 # --- shared helpers ----------------------------------------------------------------------
 def _home(args: argparse.Namespace) -> Path:
-    from softhsm.store import default_home
-
     home: Path | None = getattr(args, "home", None)
     return home if home is not None else default_home()
 
@@ -91,8 +100,6 @@ def _activate_store(args: argparse.Namespace) -> Any:
     token initialised here is visible to the signers of this process); otherwise the
     store under ``--home``/``$SIOGW_HOME``, activated.
     """
-    from softhsm.store import TokenStore
-
     conf = os.environ.get("SOFTHSM2_CONF")
     if conf:
         store = TokenStore(Path(conf).parent.parent)
@@ -107,68 +114,6 @@ def _activate_store(args: argparse.Namespace) -> Any:
     return store
 
 
-# --- PIN ages (R8) -----------------------------------------------------------------------
-def pin_ages_path(home: Path) -> Path:
-    """``$SIOGW_HOME/softhsm/pin-ages.json``."""
-    return home / "softhsm" / PIN_AGES_FILE
-
-
-def load_pin_ages(home: Path) -> dict[str, _dt.datetime]:
-    """Token label -> when its user PIN was last set (UTC)."""
-    from siogw_api.timeutil import parse_iso
-
-    path = pin_ages_path(home)
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}", detail=str(exc)) from exc
-    tokens = doc.get("tokens") if isinstance(doc, dict) else None
-    if not isinstance(tokens, dict):
-        raise ConfigError(f"{path} has no 'tokens' object")
-    out: dict[str, _dt.datetime] = {}
-    for label, item in tokens.items():
-        if not isinstance(item, dict) or not isinstance(item.get("changed_at"), str):
-            raise ConfigError(f"{path}: entry for {label!r} has no changed_at")
-        out[label] = parse_iso(item["changed_at"])
-    return out
-
-
-def record_pin_change(home: Path, label: str, at: _dt.datetime | None = None) -> None:
-    """Record that ``label``'s user PIN was set at ``at`` (default now)."""
-    from siogw_api.timeutil import astana_iso
-
-    ages = load_pin_ages(home)
-    ages[label] = at or _dt.datetime.now(_dt.UTC)
-    doc = {"version": 1, "tokens": {k: {"changed_at": astana_iso(v)} for k, v in ages.items()}}
-    path = pin_ages_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
-def pin_age_warning(
-    label: str, changed_at: _dt.datetime | None, now: _dt.datetime, max_days: int = PIN_MAX_AGE_DAYS
-) -> str | None:
-    """A warning line if ``label``'s PIN is overdue or its age unknown, else ``None``."""
-    from siogw_api.timeutil import astana_iso
-
-    if changed_at is None:
-        return (
-            f"warning: PIN age of token {label!r} is unknown; "
-            "change it with `siogw token change-pin`"
-        )
-    age = now - changed_at
-    if age > _dt.timedelta(days=max_days):
-        return (
-            f"warning: PIN of token {label!r} is {age.days} days old (last changed "
-            f"{astana_iso(changed_at)}); change it at least every {max_days} days"
-        )
-    return None
-
-
 # --- ca ----------------------------------------------------------------------------------
 def _ca_dir(args: argparse.Namespace) -> Path:
     if args.dir is not None:
@@ -177,8 +122,6 @@ def _ca_dir(args: argparse.Namespace) -> Path:
 
 
 def _ca_init(args: argparse.Namespace) -> int:
-    from signing.ca import CertificateAuthority
-
     if args.key_uri:
         _activate_store(args)
     ca = CertificateAuthority.init(
@@ -192,8 +135,6 @@ def _ca_init(args: argparse.Namespace) -> int:
 
 
 def _open_ca(args: argparse.Namespace) -> Any:
-    from signing.ca import CertificateAuthority
-
     directory = _ca_dir(args)
     config = directory / "ca.json"
     if config.exists() and '"uri"' in config.read_text("utf-8"):
@@ -202,8 +143,6 @@ def _open_ca(args: argparse.Namespace) -> Any:
 
 
 def _ca_issue(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives import serialization
-
     ca = _open_ca(args)
     cert = ca.issue(_read(args.csr, "CSR"), args.profile, args.days)
     pem = cert.public_bytes(serialization.Encoding.PEM)
@@ -217,16 +156,12 @@ def _ca_issue(args: argparse.Namespace) -> int:
 
 
 def _ca_revoke(args: argparse.Namespace) -> int:
-    from siogw_api.timeutil import astana_iso, parse_iso
-
     ca = _open_ca(args)
     at = parse_iso(args.at) if args.at else None
     serial = _parse_serial(args.serial)
     rec = ca.revoke(serial, args.reason, at)
     assert rec.revoked_at is not None
     if args.revocations:
-        from signing.revocation import JsonFileRevocationStore
-
         JsonFileRevocationStore(args.revocations).revoke(
             ca.issuing_certificate.subject, serial, rec.reason or args.reason, rec.revoked_at
         )
@@ -236,10 +171,6 @@ def _ca_revoke(args: argparse.Namespace) -> int:
 
 
 def _ca_crl(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives import serialization
-
-    from siogw_api.timeutil import astana_iso, parse_iso
-
     ca = _open_ca(args)
     nxt: _dt.datetime | _dt.timedelta
     nxt = parse_iso(args.next_update) if args.next_update else _dt.timedelta(days=args.days)
@@ -254,8 +185,6 @@ def _ca_crl(args: argparse.Namespace) -> int:
 
 
 def _ca_list(args: argparse.Namespace) -> int:
-    from siogw_api.timeutil import astana_iso
-
     ca = _open_ca(args)
     for r in ca.records():
         state = f"revoked {astana_iso(r.revoked_at)} {r.reason}" if r.revoked_at else "valid"
@@ -265,7 +194,8 @@ def _ca_list(args: argparse.Namespace) -> int:
 
 # --- token -------------------------------------------------------------------------------
 def _token(args: argparse.Namespace, label: str) -> Any:
-    from signing.pkcs11_backend import Pkcs11Token
+    # Deferred: python-pkcs11 is imported only by the commands that use a token.
+    from signing.pkcs11_token import Pkcs11Token
 
     _activate_store(args)
     spec = _pin_spec(args, "pin", "user PIN")
@@ -274,8 +204,6 @@ def _token(args: argparse.Namespace, label: str) -> Any:
 
 
 def _token_init(args: argparse.Namespace) -> int:
-    from signing.pins import resolve_pin
-
     store = _activate_store(args)
     so = _pin_spec(args, "so_pin", "SO PIN")
     user = _pin_spec(args, "pin", "user PIN")
@@ -293,16 +221,14 @@ def _token_init(args: argparse.Namespace) -> int:
 def _make_csr(
     token: Any, key_label: str, ck_id: bytes, subject: str, algorithm: str | None
 ) -> bytes:
-    from signing.csr import build_csr
-    from signing.pkcs11_backend import Pkcs11Signer
+    # Deferred: python-pkcs11 is imported only by the commands that use a token.
+    from signing.pkcs11_signer import Pkcs11Signer
 
     signer = Pkcs11Signer(token.uri(key_label, ck_id), algorithm=algorithm)
     return build_csr(signer, subject)
 
 
 def _token_keygen(args: argparse.Namespace) -> int:
-    from signing.csr import csr_pem
-
     token = _token(args, args.label)
     ck_id = token.generate_keypair(args.type, args.key)
     print(f"generated {args.type} key {args.key!r} id {ck_id.hex()} on token {args.label!r}")
@@ -319,8 +245,6 @@ def _token_list(args: argparse.Namespace) -> int:
     store = _activate_store(args)
     ages = load_pin_ages(store.home)
     now = _dt.datetime.now(_dt.UTC)
-    from siogw_api.timeutil import astana_iso
-
     wanted = set(args.labels)
     for info in store.list_tokens():
         if not info.initialized or (wanted and info.label not in wanted):
@@ -340,10 +264,6 @@ def _token_list(args: argparse.Namespace) -> int:
 
 def _token_rotate(args: argparse.Namespace) -> int:
     """New key on the token + CSR + certificate; the old key and certificate stay."""
-    from cryptography.hazmat.primitives import serialization
-
-    from signing.csr import csr_pem
-
     token = _token(args, args.label)
     ck_id = token.generate_keypair(args.type, args.key)
     csr = _make_csr(token, args.key, ck_id, args.subject, None)
@@ -352,8 +272,6 @@ def _token_rotate(args: argparse.Namespace) -> int:
         _write_out(args.csr_out, csr_pem(csr))
         print(f"CSR written to {args.csr_out}")
     if args.ca_dir:
-        from signing.ca import CertificateAuthority
-
         ca = CertificateAuthority.open(args.ca_dir)
         cert = ca.issue(csr, args.profile, args.days)
         token.import_certificate(cert, key_id=ck_id, label=args.key)
@@ -389,12 +307,6 @@ class VerificationFailed(TrustError):
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from signing.crl import load_crl
-    from signing.dsse import decode_envelope, verify_envelope
-    from signing.revocation import JsonFileRevocationStore
-    from signing.trust import CertificateVerifier, TrustStore, load_certificates
-    from siogw_api.timeutil import parse_iso
-
     anchors = [c for path in args.trust for c in load_certificates(_read(path, "trust anchor"))]
     inters = [c for p in args.intermediate for c in load_certificates(_read(p, "certificate"))]
     certs = [c for p in args.cert for c in load_certificates(_read(p, "certificate"))]

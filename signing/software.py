@@ -1,7 +1,7 @@
 """Software keys: a :class:`Signer` over a ``cryptography`` private key.
 
 For the test CA, tests and comparisons only. The gateway and its users sign on PKCS#11
-tokens (:mod:`signing.pkcs11_backend`); a software key sits in process memory and on
+tokens (:mod:`signing.pkcs11_signer`); a software key sits in process memory and on
 disk, so it is never the gateway default.
 """
 
@@ -14,7 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from signing.api import Algorithm, PublicKey, Signer, key_id_for
+from signing.certfile import CertificateSpec, load_certificate
 from signing.errors import KeyNotFound, PinError, UnsupportedAlgorithm
+from signing.pins import PinSpec, resolve_pin
+from signing.uri import parse_software_uri
 from signing.verify import check_key_algorithm, coerce_algorithm, pss_padding
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -96,6 +99,29 @@ class SoftwareSigner(Signer):
     ) -> SoftwareSigner:
         return cls(
             load_pem_private_key(Path(path), password), algorithm, certificate=certificate
+        )
+
+    @classmethod
+    def from_key_uri(
+        cls,
+        uri: str,
+        *,
+        pin_source: PinSpec | None,
+        certificate: CertificateSpec,
+        algorithm: Algorithm | None,
+        sessions: int | None,
+    ) -> SoftwareSigner:
+        """The ``file:``/``software:`` backend of :func:`signing.load_signer`.
+
+        ``pin_source`` (else the URI's ``pin-source``) unlocks an encrypted PEM file;
+        ``sessions`` concerns tokens only and is ignored.
+        """
+        parsed = parse_software_uri(uri)
+        spec = pin_source if pin_source is not None else parsed.pin_source
+        password = resolve_pin(spec, f"key file {parsed.path}") if spec is not None else None
+        return cls.from_pem_file(
+            parsed.path, password=password, algorithm=algorithm,
+            certificate=load_certificate(certificate),
         )
 
     @property

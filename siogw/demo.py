@@ -184,12 +184,12 @@ def build_world(
     the session's store and a unique ``label_prefix`` instead. ``people`` are
     ``(user_id, full name, role, phone)``.
     """
-    need("signing.ca", "softhsm.store", "signing.pkcs11_backend", "signing.csr")
+    need("signing.ca", "softhsm.store", "signing.pkcs11_token", "signing.csr")
     from cryptography.hazmat.primitives import serialization
 
     from signing.ca import CertificateAuthority, Profile
     from signing.csr import build_csr
-    from signing.pkcs11_backend import Pkcs11Token
+    from signing.pkcs11_token import Pkcs11Token
     from signing.software import SoftwareSigner, generate_software_key
     from softhsm.store import TokenStore
 
@@ -652,7 +652,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         t.say(f"`siogw client shred {export.name}`: overwritten, fsynced, unlinked")
 
     with t.step("Audit: signed checkpoint, a receipt's inclusion proof verified offline"):
-        need("audit.verify")
+        need("audit.receipts")
         cp = client.checkpoint()
         t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…")
         receipt = outcomes[11].receipt if 11 in outcomes else None

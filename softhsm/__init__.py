@@ -1,11 +1,13 @@
-"""Project-local SoftHSM token store (config, token init without PINs on argv)."""
+"""Project-local SoftHSM token store (config, token init without PINs on argv).
+
+Test and development tooling: production signing finds its PKCS#11 module through
+:mod:`signing.modules` and never imports this package.
+"""
 
 from softhsm.store import (
     SoftHSMError,
     TokenInfo,
     TokenStore,
-    default_home,
-    find_pkcs11_module,
     find_softhsm_library,
 )
 
@@ -13,7 +15,5 @@ __all__ = [
     "SoftHSMError",
     "TokenInfo",
     "TokenStore",
-    "default_home",
-    "find_pkcs11_module",
     "find_softhsm_library",
 ]

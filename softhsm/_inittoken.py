@@ -22,6 +22,8 @@ import json
 import sys
 from typing import Any
 
+from softhsm.store import find_softhsm_library
+
 CK_ULONG = ctypes.c_ulong
 CK_RV = CK_ULONG
 
@@ -177,8 +179,6 @@ def init_token(module: str, label: str, so_pin: str, user_pin: str) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from softhsm.store import find_softhsm_library
-
     parser = argparse.ArgumentParser(prog="python -m softhsm._inittoken")
     parser.add_argument("action", choices=["init", "list"])
     parser.add_argument("--module", default=None, help="PKCS#11 library (default: SoftHSM)")

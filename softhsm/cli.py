@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from signing.pins import resolve_pin
 from siogw_api.errors import ConfigError
-
-if TYPE_CHECKING:
-    from softhsm.store import TokenStore
+from softhsm.store import TokenStore
 
 
 def _pin(args: argparse.Namespace, kind: str) -> str:
-    from signing.pins import resolve_pin
-
     path = getattr(args, f"{kind}_pin_file")
     env = getattr(args, f"{kind}_pin_env")
     label = "SO PIN" if kind == "so" else "user PIN"
@@ -30,8 +26,6 @@ def _pin(args: argparse.Namespace, kind: str) -> str:
 
 
 def _store(args: argparse.Namespace) -> TokenStore:
-    from softhsm.store import TokenStore
-
     return TokenStore(args.home)
 
 

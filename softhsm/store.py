@@ -1,4 +1,4 @@
-"""A project-local SoftHSM token store and the PKCS#11 module locator.
+"""A project-local SoftHSM token store (test and development tooling).
 
 :class:`TokenStore` keeps SoftHSM's configuration and token files under
 ``$SIOGW_HOME/softhsm/`` (``SIOGW_HOME`` defaults to ``./var``), never in the system token
@@ -7,6 +7,9 @@ directory. SoftHSM reads ``SOFTHSM2_CONF`` at ``C_Initialize``, so set it (see
 
 Tokens are initialised in a short-lived subprocess (``python -m softhsm._inittoken``)
 that takes the PINs on its standard input: PINs never appear on any argv or in logs.
+
+Which PKCS#11 module production signing loads is :mod:`signing.modules`, not this module:
+signing never imports :mod:`softhsm`; this module uses signing's list of SoftHSM paths.
 """
 
 from __future__ import annotations
@@ -20,37 +23,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from signing.home import default_home
+from signing.modules import SOFTHSM_CANDIDATES, first_existing
 from siogw_api.errors import ConfigError, SigningError
 
-#: Where p11-kit's proxy module lives on Debian/Ubuntu x86-64.
-P11_KIT_PROXY_CANDIDATES: tuple[str, ...] = (
-    "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so",
-    "/usr/lib64/p11-kit-proxy.so",
-    "/usr/lib/p11-kit-proxy.so",
-)
-#: Where the SoftHSM v2 library lives on common distributions.
-SOFTHSM_CANDIDATES: tuple[str, ...] = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib64/pkcs11/libsofthsm2.so",
-    "/usr/lib/pkcs11/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
-
-ENV_HOME = "SIOGW_HOME"
-ENV_MODULE = "SIOGW_PKCS11_MODULE"
+#: Environment variable naming the SoftHSM library (overrides the well-known paths).
 ENV_SOFTHSM_LIB = "SIOGW_SOFTHSM_LIB"
 
 
 class SoftHSMError(SigningError):
     """SoftHSM could not be found, configured or asked to initialise a token."""
-
-
-def _first_existing(candidates: tuple[str, ...]) -> Path | None:
-    for candidate in candidates:
-        if Path(candidate).exists():
-            return Path(candidate)
-    return None
 
 
 def find_softhsm_library() -> Path:
@@ -60,35 +42,13 @@ def find_softhsm_library() -> Path:
         if not Path(override).exists():
             raise SoftHSMError(f"{ENV_SOFTHSM_LIB} names a missing file", detail=override)
         return Path(override)
-    found = _first_existing(SOFTHSM_CANDIDATES)
+    found = first_existing(SOFTHSM_CANDIDATES)
     if found is None:
         raise SoftHSMError(
             "SoftHSM v2 library not found",
             detail="install the softhsm2 package or set " + ENV_SOFTHSM_LIB,
         )
     return found
-
-
-def find_pkcs11_module() -> Path:
-    """The PKCS#11 module sio-gateway loads.
-
-    ``SIOGW_PKCS11_MODULE`` overrides; the default is p11-kit's proxy (thread-safe
-    locking for SoftHSM, see docs/adr/0001); the SoftHSM library is the fallback.
-    """
-    override = os.environ.get(ENV_MODULE)
-    if override:
-        if not Path(override).exists():
-            raise SoftHSMError(f"{ENV_MODULE} names a missing file", detail=override)
-        return Path(override)
-    proxy = _first_existing(P11_KIT_PROXY_CANDIDATES)
-    if proxy is not None:
-        return proxy
-    return find_softhsm_library()
-
-
-def default_home() -> Path:
-    """``$SIOGW_HOME`` or ``./var``."""
-    return Path(os.environ.get(ENV_HOME) or "var")
 
 
 @dataclass(frozen=True)

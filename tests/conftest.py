@@ -16,7 +16,7 @@ Fixtures (import nothing; just name them as test arguments):
     that must call a tool), ``so_pin``, ``pin_env`` (name of an environment variable set
     to the PIN), ``pin_source`` (``"env:VAR"``), ``pin_file`` (a mode-600 file holding
     the PIN), ``uri(object=None, id=None)`` -> a ``pkcs11:`` URI string with ``pin-source``,
-    and ``token()`` -> a :class:`signing.pkcs11_backend.Pkcs11Token` for key management.
+    and ``token()`` -> a :class:`signing.pkcs11_token.Pkcs11Token` for key management.
 
 ``ec_token_key`` / ``rsa_token_key`` (function)
     A fresh token with one EC P-256 (resp. RSA-2048) key generated on it. The object has
@@ -66,16 +66,16 @@ def _missing(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def softhsm_store() -> Iterator[Any]:
-    from softhsm.store import SoftHSMError, TokenStore, find_pkcs11_module, find_softhsm_library
+    from signing.errors import TokenError
+    from signing.modules import P11_KIT_PROXY_CANDIDATES, find_pkcs11_module
+    from softhsm.store import SoftHSMError, TokenStore, find_softhsm_library
 
     try:
         find_softhsm_library()
         find_pkcs11_module()
-    except SoftHSMError as exc:
+    except (SoftHSMError, TokenError) as exc:
         _missing(f"SoftHSM not available: {exc.diagnostics()}")
     if IN_CI and not os.environ.get("SIOGW_PKCS11_MODULE"):
-        from softhsm.store import P11_KIT_PROXY_CANDIDATES
-
         if not any(Path(p).exists() for p in P11_KIT_PROXY_CANDIDATES):
             pytest.fail("p11-kit-proxy.so missing under CI=true (install p11-kit)")
     conf = Path(os.environ["SOFTHSM2_CONF"])
@@ -88,15 +88,15 @@ def softhsm_store() -> Iterator[Any]:
             pytest.fail(f"SOFTHSM2_CONF={conf} is not a softhsm.TokenStore config")
     yield store
     if _SESSION_STORE_DIR is not None:
-        from signing import pkcs11_backend
+        from signing import pkcs11_session
 
-        pkcs11_backend.close_all_sessions()
+        pkcs11_session.close_all_sessions()
         shutil.rmtree(_SESSION_STORE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def pkcs11_module(softhsm_store: Any) -> str:
-    from softhsm.store import find_pkcs11_module
+    from signing.modules import find_pkcs11_module
 
     return str(find_pkcs11_module())
 
@@ -124,7 +124,7 @@ class TestToken:
                              pin_source=self.pin_source))
 
     def token(self) -> Any:
-        from signing.pkcs11_backend import Pkcs11Token
+        from signing.pkcs11_token import Pkcs11Token
 
         return Pkcs11Token(self.label, pin_source=self.pin_source)
 
@@ -162,7 +162,7 @@ class TokenKey:
 
 
 def _token_key(token_factory: Callable[..., TestToken], key_type: str) -> TokenKey:
-    from signing.pkcs11_backend import Pkcs11Signer
+    from signing.pkcs11_signer import Pkcs11Signer
 
     tok = token_factory(key_type)
     label = f"{key_type}-key"

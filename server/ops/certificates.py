@@ -251,9 +251,9 @@ class CertificateService:
     ) -> Sequence[CertificateStatus]:
         """Every registered certificate with its warnings (expired / expiring / revoked /
         PIN older than 30 days or of unknown age, when ``pin_ages`` is given: token label
-        -> last PIN change, as ``signing.cli.load_pin_ages`` returns)."""
+        -> last PIN change, as ``signing.pin_ages.load_pin_ages`` returns)."""
         authorize(actor.role, Action.CERTIFICATE_LIST)
-        from signing.cli import pin_age_warning
+        from signing.pin_ages import pin_age_warning
 
         when = utc_required(now) if now is not None else self.ctx.now()
         stmt = sa.select(s.certificates).order_by(s.certificates.c.user_id,

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from audit.verify import parse_seal, seal_extensions
+from audit.segments import parse_seal, seal_extensions
 from signing import Algorithm, SoftwareSigner, generate_software_key
 from signing.errors import CheckpointError
 from signing.note import (

@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from audit import AuditConfig, AuditLog
-from audit.verify import iter_archive_records
+from audit.archive import iter_archive_records
 from signing import SoftwareSigner
 from tests.audit.conftest import ORIGIN, rec
 

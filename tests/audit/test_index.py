@@ -67,7 +67,7 @@ def test_index_follows_the_log_not_the_reverse(tmp_path: Path, signer) -> None: 
         assert index.rebuild(tmp_path / "log") == 2
         assert index.search(event="operator")[0].request_id == "x"
         assert index.search(since=_dt.datetime.now(_dt.UTC) + _dt.timedelta(days=1)) == []
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         # Incremental add of records already there is refused by the primary key.
         with pytest.raises(StorageError):
@@ -84,7 +84,7 @@ def test_add_commits_batch_by_batch(populated, tmp_path: Path, monkeypatch) -> N
     import sqlalchemy as sa
 
     import audit.index as ix
-    from audit.verify import iter_archive_records
+    from audit.archive import iter_archive_records
 
     log_dir, _keys, _receipts = populated  # 23 records
     monkeypatch.setattr(ix, "_BATCH", 5)

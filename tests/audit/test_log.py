@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from audit import AuditLog, AuditRecord, AuditUnavailable, MalformedRecord, verify_archive
+from audit.archive import iter_archive_records
 from audit.keys import read_history
-from audit.verify import iter_archive_records
 from signing import Signer
 from signing.errors import CheckpointError
 from signing.merkle import verify_consistency, verify_inclusion

@@ -1,4 +1,4 @@
-"""RFC 9162 hashing, proofs and their verification (audit.verify / audit.merkle)."""
+"""RFC 9162 hashing, proofs and their verification (signing.merkle)."""
 
 from __future__ import annotations
 
@@ -95,8 +95,30 @@ def test_verifier_imports_no_grpc_or_sqlalchemy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, audit.verify, signing.merkle, signing.note, audit.cli; "
+    code = ("import sys, audit.segments, audit.archive, audit.receipts, audit.cli, "
+            "signing.merkle, signing.note; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('grpc', 'sqlalchemy')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pure_audit_modules_do_no_io() -> None:
+    """audit.segments and audit.receipts take bytes: no file, OS or network modules."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "audit"
+    io_modules = {"os", "pathlib", "gzip", "io", "shutil", "tempfile", "socket", "grpc",
+                  "sqlalchemy", "subprocess", "fcntl", "audit.archive", "audit.log",
+                  "audit.index", "audit.keys", "audit.tree"}
+    for name in ("segments.py", "receipts.py"):
+        tree = ast.parse((root / name).read_text("utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        assert not imported & io_modules, (name, imported & io_modules)
+        assert "open(" not in (root / name).read_text("utf-8"), name

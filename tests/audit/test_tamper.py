@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.verify import MAGIC, encode_frame, load_trusted_keys, scan_frames, verify_archive
+from audit.archive import load_trusted_keys, verify_archive
+from audit.segments import MAGIC, encode_frame, scan_frames
 from signing.errors import VerificationError
 from signing.note import open_note, sign_note
 from tests.audit.conftest import soft_signer

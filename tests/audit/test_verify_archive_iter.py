@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.verify import iter_archive_records, seal_name, sealed_last_seq, segment_name
+from audit.archive import iter_archive_records, seal_name, sealed_last_seq, segment_name
 
 
 def test_sealed_segments_before_after_seq_are_not_read(

@@ -83,7 +83,8 @@ def pg_test_url() -> tuple[str, Callable[[], None]]:
 def make_token_signer(store: Any, directory: Path, prefix: str, ca: Any = None) -> Any:
     """A new SoftHSM token with an EC P-256 key; certified by ``ca`` when given."""
     from signing.csr import build_csr
-    from signing.pkcs11_backend import Pkcs11Signer, Pkcs11Token
+    from signing.pkcs11_signer import Pkcs11Signer
+    from signing.pkcs11_token import Pkcs11Token
     from signing.uri import Pkcs11URI
 
     label = f"{prefix}-{secrets.token_hex(5)}"[:32]
@@ -272,7 +273,7 @@ class Harness:
 
     # -- the audit log ----------------------------------------------------------------------
     def audit_records(self) -> list[Any]:
-        from audit.verify import iter_archive_records
+        from audit.archive import iter_archive_records
 
         return [rec for _, rec in iter_archive_records(self.home / "audit")]
 

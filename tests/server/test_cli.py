@@ -76,7 +76,7 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
         store.close()
 
     # every action, including the refused one, is in the audit log (R11)
-    from audit.verify import iter_archive_records
+    from audit.archive import iter_archive_records
 
     admin = [rec for _, rec in iter_archive_records(tmp_path / "audit") if rec.event == "admin"]
     assert [(r.details["command"], r.outcome) for r in admin] == [

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from audit import AuditLog, verify_archive
+from audit.archive import iter_archive_records
 from audit.errors import AuditUnavailable
 from audit.record import AuditRecord
-from audit.verify import iter_archive_records
 from server import loghost
 from server.auditsink import AuditLogSink, JsonlAuditSink, Receipt
 from server.loghost import (

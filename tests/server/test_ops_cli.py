@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from audit import AuditLog, AuditRecord
-from audit.verify import iter_archive_records
+from audit.archive import iter_archive_records
 from server.admin import execute
 from server.ops import PAYLOAD_APPLICATION, Operations, sign_document
 from server.resources.identifiers import make_iin

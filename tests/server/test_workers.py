@@ -36,7 +36,7 @@ from google.rpc import status_pb2
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from audit.verify import iter_archive_records, load_trusted_keys, verify_archive
+from audit.archive import iter_archive_records, load_trusted_keys, verify_archive
 from clients import _common as c
 from server.config import MAX_WORKERS, load_config
 from server.errors import error_info

@@ -99,7 +99,7 @@ def test_pin_sources_required(env: dict[str, str]) -> None:
 
 
 def test_pin_age_warning_unit() -> None:
-    from signing.cli import pin_age_warning
+    from signing.pin_ages import pin_age_warning
 
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     assert pin_age_warning("t", now - dt.timedelta(days=30), now) is None

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from signing import Pkcs11Signer, verify_signature
-from signing.pkcs11_backend import reinitialize_module
+from signing.pkcs11_session import reinitialize_module
 
 THREADS = 8
 

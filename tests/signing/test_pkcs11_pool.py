@@ -5,6 +5,7 @@ No timing assertions: the tests bound their own duration and check results only.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from signing import Pkcs11Signer, verify_signature
-from signing.pkcs11_backend import (
-    POOL_SIZE_ENV,
+from signing import Pkcs11Signer, load_signer, verify_signature
+from signing.pkcs11_session import (
     close_all_sessions,
     default_pool_size,
     reinitialize_module,
@@ -202,12 +202,29 @@ def test_lowering_the_bound_closes_surplus_sessions(
         shared.set_bound(0)
 
 
-def test_default_pool_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(POOL_SIZE_ENV, raising=False)
-    assert default_pool_size() >= 1
-    monkeypatch.setenv(POOL_SIZE_ENV, "3")
-    assert default_pool_size() == 3
-    for bad in ("0", "-2", "many"):
-        monkeypatch.setenv(POOL_SIZE_ENV, bad)
-        with pytest.raises(ConfigError, match=POOL_SIZE_ENV):
-            default_pool_size()
+def test_default_pool_size_is_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bound is an argument now (config [signer] sessions); no environment variable.
+    monkeypatch.setenv("SIOGW_PKCS11_SESSIONS", "3")
+    assert default_pool_size() == max(1, os.cpu_count() or 1)
+
+
+def test_sessions_argument_bounds_the_pool(token_factory: Any) -> None:
+    tok = token_factory("bound")
+    tok.token().generate_keypair("ec", "k")
+    signer = Pkcs11Signer(tok.uri(object="k"), sessions=2)
+    assert shared_session(tok.label).bound == 2
+    payload = b"bounded"
+    verify_signature(signer.public_key, signer.algorithm, payload, signer.sign(payload))
+    other = load_signer(tok.uri(object="k"), sessions=3)
+    assert shared_session(tok.label).bound == 3
+    verify_signature(other.public_key, other.algorithm, payload, other.sign(payload))
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, "2", 1.5])
+def test_sessions_argument_is_validated(token_factory: Any, bad: Any) -> None:
+    tok = token_factory("badbound")
+    tok.token().generate_keypair("ec", "k")
+    with pytest.raises(ConfigError, match="session"):
+        Pkcs11Signer(tok.uri(object="k"), sessions=bad)
+    with pytest.raises(ConfigError, match="session"):
+        load_signer(tok.uri(object="k"), sessions=bad)

@@ -11,7 +11,7 @@ import pytest
 
 from signing import Pkcs11Signer, verify_signature
 from signing.errors import TokenError
-from signing.pkcs11_backend import get_module, reinitialize_module, shared_session, wrap_error
+from signing.pkcs11_session import get_module, reinitialize_module, shared_session, wrap_error
 
 
 def _sign_ok(signer: Pkcs11Signer, payload: bytes = b"after healing") -> None:
@@ -26,7 +26,7 @@ def test_session_closed_under_the_signer(
     shared = shared_session(ec_token_key.token.label)
     old = shared._session
     old.close()  # C_Logout + C_CloseSession behind the signer's back
-    with caplog.at_level(logging.WARNING, logger="signing.pkcs11_backend"):
+    with caplog.at_level(logging.WARNING, logger="signing.pkcs11_session"):
         _sign_ok(signer)
     assert shared._session is not old
     assert "reopening the session" in caplog.text

@@ -54,7 +54,7 @@ class ContractToken:
 @pytest.fixture(scope="module")
 def contract_token(softhsm_store: Any) -> Iterator[ContractToken]:
     """One token with an EC, an RSA and an Ed25519 key (module-scoped: keygen is slow)."""
-    from signing.pkcs11_backend import Pkcs11Token
+    from signing.pkcs11_token import Pkcs11Token
 
     label = f"contract-{secrets.token_hex(4)}"
     pin = secrets.token_urlsafe(12)

@@ -22,7 +22,7 @@ from signing.errors import (
     TokenNotFound,
     UnsupportedAlgorithm,
 )
-from signing.pkcs11_backend import shared_session
+from signing.pkcs11_session import shared_session
 
 
 def test_ec_key_signs_and_verifies(ec_token_key: Any) -> None:
@@ -183,7 +183,7 @@ def test_set_pin(ec_token_key: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     token.set_pin("env:SIOGW_T_NEW_PIN")
     monkeypatch.setenv(tok.pin_env, "new-pin-4321")
     # A full re-login with the new PIN works; the old one is refused.
-    from signing.pkcs11_backend import close_all_sessions
+    from signing.pkcs11_session import close_all_sessions
 
     close_all_sessions()
     signer = Pkcs11Signer(ec_token_key.uri)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from siogw_api.errors import ConfigError
-from softhsm import SoftHSMError, TokenStore, find_pkcs11_module, find_softhsm_library
+from softhsm import SoftHSMError, TokenStore, find_softhsm_library
 
 
 def test_store_layout_and_config(tmp_path: Path, softhsm_store: Any) -> None:
@@ -81,14 +81,16 @@ def test_bad_init_arguments(
         TokenStore(tmp_path).init_token(label, so_pin, pin)
 
 
-def test_module_locator(monkeypatch: pytest.MonkeyPatch, softhsm_store: Any) -> None:
-    monkeypatch.delenv("SIOGW_PKCS11_MODULE", raising=False)
-    assert find_pkcs11_module().exists()
-    monkeypatch.setenv("SIOGW_PKCS11_MODULE", str(find_softhsm_library()))
-    assert find_pkcs11_module() == find_softhsm_library()
-    monkeypatch.setenv("SIOGW_PKCS11_MODULE", "/nonexistent/module.so")
+def test_softhsm_library_locator(monkeypatch: pytest.MonkeyPatch, softhsm_store: Any) -> None:
+    # The production module locator is signing.modules (tests/signing/test_modules.py).
+    monkeypatch.delenv("SIOGW_SOFTHSM_LIB", raising=False)
+    found = find_softhsm_library()
+    assert found.exists()
+    monkeypatch.setenv("SIOGW_SOFTHSM_LIB", str(found))
+    assert find_softhsm_library() == found
+    monkeypatch.setenv("SIOGW_SOFTHSM_LIB", "/nonexistent/libsofthsm2.so")
     with pytest.raises(SoftHSMError, match="missing file"):
-        find_pkcs11_module()
+        find_softhsm_library()
 
 
 def _siogw(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -90,7 +90,7 @@ def test_softhsm_operator_key_signs_a_refusal(
     ops: Operations, people: Any, ec_token_key: Any, ca: CertificateAuthority, trust: TrustStore
 ) -> None:
     """The operator's refusal signed on a SoftHSM token verifies for the applicant."""
-    from signing.pkcs11_backend import Pkcs11Signer
+    from signing.pkcs11_signer import Pkcs11Signer
 
     cert = ca.issue(build_csr(ec_token_key.signer, "CN=Olga operator,O=AFM test,C=KZ"), "user",
                     30, not_before=now_utc() - _dt.timedelta(hours=1))

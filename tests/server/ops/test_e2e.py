@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from audit import AuditLog, AuditRecord, verify_archive
+from audit.archive import iter_archive_records
 from audit.index import AuditIndex
-from audit.verify import iter_archive_records
 from server.ops import (
     Actor,
     AuditIndexQueries,

@@ -1,0 +1,438 @@
+"""The archive walk: reading a log directory, verifying it, iterating its records.
+
+The only module of the verifier that touches the file system; the formats it reads are
+:mod:`audit.segments` (pure), the proofs :mod:`signing.merkle`, the checkpoints
+:mod:`signing.note`. Nothing here imports gRPC or SQLAlchemy.
+
+* The layout: ``archive/seg-NNNNNNNN.log.gz`` + ``.seal`` (sealed segments),
+  ``archive/keys.json`` (key history), ``live/seg-NNNNNNNN.log`` (the live tail); the
+  name patterns and :func:`segment_name` / :func:`seal_name` are here, shared with
+  :mod:`audit.log` (the writer).
+* :func:`verify_archive` walks a log directory and raises at the FIRST bad place.
+* :func:`iter_archive_records` and :func:`sealed_last_seq` read records and seals
+  WITHOUT verifying them (indexing, catching up).
+* :func:`load_trusted_keys` reads key-history JSON files and PEM public keys.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import multiprocessing
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit.errors import SegmentError
+from audit.record import LoggedRecord, decode_record
+from audit.segments import (
+    Seal,
+    SegmentContent,
+    check_segment_content,
+    key_valid_for,
+    parse_key_history,
+    parse_seal,
+    scan_frames,
+)
+from signing.errors import CheckpointError, RootMismatch, VerificationError
+from signing.merkle import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, ZERO_HASH_HEX, CompactRange
+from signing.note import (
+    Checkpoint,
+    TrustedKey,
+    default_algorithm,
+    load_public_pem,
+    open_checkpoint,
+    parse_checkpoint_body,
+)
+
+# --- archive layout -----------------------------------------------------------------------
+ARCHIVE_DIR = "archive"
+LIVE_DIR = "live"
+KEYS_FILE = "keys.json"
+LIVE_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log$")
+SEALED_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log\.gz$")
+SEAL_RE = re.compile(r"^seg-(\d{8})\.seal$")
+
+
+def segment_name(number: int) -> str:
+    return f"seg-{number:08d}.log"
+
+
+def seal_name(number: int) -> str:
+    return f"seg-{number:08d}.seal"
+
+
+def load_trusted_keys(paths: Sequence[str | os.PathLike[str]]) -> list[TrustedKey]:
+    """Load keys from key-history JSON files and/or PEM public keys."""
+    keys: list[TrustedKey] = []
+    for p in paths:
+        data = Path(p).read_bytes()
+        if data.lstrip().startswith(b"{"):
+            keys.extend(parse_key_history(data, where=str(p)))
+        else:
+            pub = load_public_pem(data, str(p))
+            keys.append(TrustedKey(public_key=pub, algorithm=default_algorithm(pub)))
+    return keys
+
+
+@dataclass
+class ArchiveReport:
+    """What :func:`verify_archive` checked."""
+
+    sealed_segments: int = 0
+    records: int = 0
+    tree_size: int = 0
+    root_hash: bytes = EMPTY_ROOT
+    sealed_size: int = 0
+    last_seal: Seal | None = None
+    live_records: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def _sealed_content(path: str, strict: bool) -> SegmentContent:
+    """gunzip + :func:`~audit.segments.check_segment_content`; locate damage in bad gzip."""
+    raw = Path(path).read_bytes()
+    try:
+        data = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        problem = f"compressed segment is corrupt ({exc})"
+        try:  # our writer emits a bare 10-byte gzip header (no name, mtime 0)
+            inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw[10:])
+        except zlib.error:
+            inflated = b""
+        out = check_segment_content(inflated, strict) if inflated else SegmentContent()
+        if out.error is None and out.problem is not None:
+            problem += f": {out.problem}"
+        elif out.error is not None:
+            problem += f": {out.error}"
+        out.error, out.problem, out.complete_frame_bad = problem, None, True
+        out.first_seq = out.first_seq if out.count else -1
+        return out
+    return check_segment_content(data, strict)
+
+
+class _Walker:
+    """The whole-log state across segments: one compact range, the last time."""
+
+    def __init__(self) -> None:
+        self.tree = CompactRange()
+        self.prev_time: _dt.datetime | None = None
+        self.anchor_size = -1
+        self.anchor_root: bytes | None = None
+        self.anchor_where = ""
+
+    def consume(self, c: SegmentContent, where: str, *, torn_ok: bool = False) -> None:
+        """Continue the log with one segment's content; raise at its first bad place."""
+        tree = self.tree
+        expected = tree.size
+        if c.count and c.first_seq != expected:
+            raise SegmentError(
+                f"sequence gap or reorder: found seq {c.first_seq}, expected {expected}",
+                where=where, seq=expected,
+            )
+        if c.count and self.prev_time is not None and c.first_time is not None and (
+            c.first_time < self.prev_time
+        ):
+            raise SegmentError("record time goes backwards", where=where, seq=expected)
+        # Inlined CompactRange.append (same RFC 9162 node hash as node_hash()).
+        nodes = tree._nodes
+        size = tree.size
+        sha = hashlib.sha256
+        anchor_size = self.anchor_size
+        leaves = c.leaves
+        for off in range(0, len(leaves), HASH_SIZE):
+            h = leaves[off : off + HASH_SIZE]
+            index = size
+            while index & 1:
+                h = sha(NODE_PREFIX + nodes.pop() + h).digest()
+                index >>= 1
+            nodes.append(h)
+            size += 1
+            if size == anchor_size:
+                tree.size = size
+                self.anchor_root = tree.root()
+                self.anchor_where = where
+        tree.size = size
+        if c.count:
+            self.prev_time = c.last_time
+        if c.error is not None:
+            raise SegmentError(c.error, where=where, seq=size)
+        if c.problem is not None and (c.complete_frame_bad or not torn_ok):
+            raise SegmentError(c.problem, where=where, seq=size)
+
+
+def _times_equal(text: str, value: _dt.datetime | None) -> bool:
+    try:
+        return _dt.datetime.fromisoformat(text) == value
+    except ValueError:
+        return False
+
+
+def _sealed_contents(
+    paths: list[Path], strict: bool, workers: int | None
+) -> Iterator[SegmentContent]:
+    """Contents of sealed segments in order; in worker processes for big archives."""
+    if workers is None:
+        total = sum(p.stat().st_size for p in paths)
+        cpus = os.cpu_count() or 1
+        workers = min(cpus, 4) if cpus > 1 and len(paths) >= 3 and total >= 4 << 20 else 1
+    if workers <= 1:
+        for p in paths:
+            yield _sealed_content(str(p), strict)
+        return
+    # spawn, never fork: the parent may hold PKCS#11 sessions or threads.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_sealed_content, str(p), strict) for p in paths]
+        for f in futures:
+            yield f.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def verify_archive(
+    directory: str | os.PathLike[str],
+    trusted_keys: Sequence[TrustedKey],
+    *,
+    origin: str | None = None,
+    progress: ProgressCallback | None = None,
+    check_live: bool = True,
+    anchor: Checkpoint | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+) -> ArchiveReport:
+    """Verify a whole log directory; raise :class:`VerificationError` at the first bad place.
+
+    ``directory`` is the log root (with ``archive/`` and ``live/``) or an archive
+    directory alone. Checks, in order, for each segment: the seal's signature (before
+    parsing it) against ``trusted_keys`` and the key history, the seal number, the chain
+    (``prev`` = SHA-256 of the previous seal file), every frame's CRC, every record's
+    form, sequence continuity and time ordering, the seal's seq range, the segment file
+    digest and length, the seal's time range, and the Merkle root. Then the live
+    segments (rolled ones awaiting their seal, then the current one) continue the same
+    checks. ``progress(records, segments, name)`` is called after each segment.
+
+    ``anchor`` is a checkpoint obtained out of band (already signature-checked, e.g.
+    the newest one a client or auditor kept): the archive must reach its size and have
+    its root there, so records removed from the end are detected too.
+
+    ``strict`` also parses and schema-checks every record and its canonical form
+    (slower); by default seq and time are read from the canonical tail and all bytes
+    are covered by the hashes. ``workers``: processes that read segments in parallel
+    (``None``: automatic for large archives; ``1``: in this process). Results are still
+    checked strictly in order, so the first bad place is the same either way.
+    """
+    root = Path(directory)
+    archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
+    live = root / LIVE_DIR
+    if not archive.is_dir():
+        raise VerificationError("archive directory does not exist", where=str(archive))
+    if not trusted_keys:
+        raise CheckpointError("no trusted keys given", where=str(archive))
+    report = ArchiveReport()
+    gz: dict[int, Path] = {}
+    seals: dict[int, Path] = {}
+    for p in archive.iterdir():
+        if m := SEALED_SEGMENT_RE.match(p.name):
+            gz[int(m.group(1))] = p
+        elif m := SEAL_RE.match(p.name):
+            seals[int(m.group(1))] = p
+        elif p.name != KEYS_FILE:
+            report.warnings.append(f"ignored unexpected file {p.name}")
+    lives: dict[int, Path] = {}
+    if check_live and live.is_dir() and live != archive:
+        for p in live.iterdir():
+            if m := LIVE_SEGMENT_RE.match(p.name):
+                lives[int(m.group(1))] = p
+    numbers = sorted(set(gz) | set(seals))
+    walker = _Walker()
+    if anchor is not None:
+        walker.anchor_size = anchor.size
+        if origin is not None and anchor.origin != origin:
+            raise CheckpointError("anchor checkpoint is for another log", where="anchor")
+        origin = anchor.origin
+    prev_seal_hash = ZERO_HASH_HEX
+    expected_number = 1
+    contents = _sealed_contents([gz[n] for n in numbers if n in gz and n in seals],
+                                strict, workers)
+    try:
+        for number in numbers:
+            gz_path = gz.get(number)
+            seal_path = seals.get(number)
+            if seal_path is None and gz_path is not None and number == numbers[-1] and (
+                number in lives
+            ):
+                # An interrupted seal: the segment is still live; check it as the tail.
+                report.warnings.append(f"{gz_path.name}: seal not yet written (interrupted)")
+                break
+            size = walker.tree.size
+            if number != expected_number:
+                raise VerificationError(
+                    f"segment {segment_name(expected_number)} is missing",
+                    where=str(archive / (segment_name(expected_number) + ".gz")), seq=size,
+                )
+            if seal_path is None:
+                assert gz_path is not None
+                raise VerificationError("segment has no seal", where=str(gz_path), seq=size)
+            if gz_path is None:
+                raise VerificationError(
+                    "sealed segment file is missing",
+                    where=str(archive / (segment_name(number) + ".gz")), seq=size,
+                )
+            seal_bytes = seal_path.read_bytes()
+            sw = str(seal_path)
+            cp, key = open_checkpoint(seal_bytes, trusted_keys, origin=origin, where=sw)
+            if origin is None:
+                origin = cp.origin
+            seal = parse_seal(cp, where=sw)
+            if not key_valid_for(trusted_keys, key, cp.size):
+                raise CheckpointError(
+                    f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
+                    where=sw,
+                )
+            if seal.key_id != key.key_id:
+                raise CheckpointError("seal names a different key than signed it", where=sw)
+            if seal.number != number:
+                raise CheckpointError(f"seal is for segment {seal.number}, not {number}",
+                                      where=sw)
+            if seal.prev != prev_seal_hash:
+                raise CheckpointError(
+                    "seal chain broken: prev does not match the previous seal", where=sw
+                )
+            if seal.segment_name != segment_name(number):
+                raise CheckpointError("seal names another segment file", where=sw)
+            if seal.first_seq != size:
+                raise CheckpointError(f"seal starts at seq {seal.first_seq}, expected {size}",
+                                      where=sw)
+            gw = str(gz_path)
+            content = next(contents)
+            walker.consume(content, gw)
+            if not content.count:
+                raise SegmentError("sealed segment has no records", where=gw, seq=size)
+            if content.last_seq != seal.last_seq:
+                raise SegmentError(
+                    f"segment ends at seq {content.last_seq} but its seal says "
+                    f"{seal.last_seq}",
+                    where=gw, seq=min(content.last_seq, seal.last_seq) + 1,
+                )
+            if content.sha256 != seal.segment_sha256 or content.length != seal.segment_length:
+                raise SegmentError("segment digest does not match its seal", where=gw,
+                                   seq=size)
+            if not (_times_equal(seal.first_time, content.first_time)
+                    and _times_equal(seal.last_time, content.last_time)):
+                raise CheckpointError("seal time range does not match the records", where=sw)
+            if cp.size != walker.tree.size:
+                raise CheckpointError(f"seal tree size {cp.size} != {walker.tree.size}",
+                                      where=sw)
+            computed = walker.tree.root()
+            if computed != cp.root_hash:
+                raise RootMismatch(computed, cp.root_hash,
+                                   what="Merkle root does not match seal", where=sw)
+            prev_seal_hash = hashlib.sha256(seal_bytes).hexdigest()
+            report.sealed_segments += 1
+            report.last_seal = seal
+            report.sealed_size = cp.size
+            expected_number += 1
+            if progress is not None:
+                progress(walker.tree.size, report.sealed_segments, gz_path.name)
+    finally:
+        close = getattr(contents, "close", None)
+        if close is not None:
+            close()
+    # The live tail: rolled segments waiting for their seal, then the current segment,
+    # numbered consecutively after the last seal. Only the very last may be torn.
+    tail_numbers = sorted(n for n in lives if n >= expected_number)
+    stale = sorted(n for n in lives if n < expected_number)
+    for n in stale:
+        report.warnings.append(f"{lives[n].name}: already sealed, left over from a seal")
+    for i, n in enumerate(tail_numbers):
+        path = lives[n]
+        if n != expected_number + i:
+            raise VerificationError(
+                f"unexpected live segment (expected {segment_name(expected_number + i)})",
+                where=str(path), seq=walker.tree.size,
+            )
+        is_last = i == len(tail_numbers) - 1
+        content = check_segment_content(path.read_bytes(), strict)
+        walker.consume(content, str(path), torn_ok=is_last)
+        if content.problem is not None:
+            report.warnings.append(
+                f"{path.name}: {content.problem} (torn tail, unacknowledged)"
+            )
+        if not content.count and not is_last:
+            raise SegmentError("rolled segment has no records", where=str(path),
+                               seq=walker.tree.size)
+        report.live_records += content.count
+        if progress is not None:
+            progress(walker.tree.size, report.sealed_segments, path.name)
+    report.tree_size = report.records = walker.tree.size
+    report.root_hash = walker.tree.root()
+    if anchor is not None:
+        if walker.tree.size < anchor.size:
+            raise VerificationError(
+                f"archive ends at tree size {walker.tree.size} but the anchor checkpoint "
+                f"has size {anchor.size}: records are missing at the end",
+                where=str(archive), seq=walker.tree.size,
+            )
+        root_at = EMPTY_ROOT if anchor.size == 0 else walker.anchor_root
+        if root_at != anchor.root_hash:
+            raise RootMismatch(root_at or b"", anchor.root_hash,
+                               what=f"root at anchor size {anchor.size} differs",
+                               where=walker.anchor_where or str(archive))
+    return report
+
+
+def sealed_last_seq(seal_path: str | os.PathLike[str]) -> int | None:
+    """The last seq a seal file says its segment holds, read WITHOUT verifying it.
+
+    None when the file cannot be read or parsed. Only for skipping work (see
+    :func:`iter_archive_records`); never for trusting anything.
+    """
+    try:
+        text = Path(seal_path).read_bytes()
+        split = text.rfind(b"\n\n")
+        if split < 0:
+            return None
+        return parse_seal(parse_checkpoint_body(text[: split + 1])).last_seq
+    except (OSError, VerificationError, ValueError):
+        return None
+
+
+def iter_archive_records(
+    directory: str | os.PathLike[str],
+    *,
+    after_seq: int = -1,
+) -> Iterable[tuple[bytes, LoggedRecord]]:
+    """Yield (canonical bytes, record) for every record, sealed then live, unverified.
+
+    With ``after_seq``, sealed segments whose seal says they end at or before it are not
+    read at all (an indexer catching up reads only what is new); records at or before
+    ``after_seq`` may still come from the segments that are read. Call
+    :func:`verify_archive` first when the result must be trusted.
+    """
+    root = Path(directory)
+    archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
+    numbers = sorted(int(m.group(1)) for p in archive.iterdir() if (m := SEAL_RE.match(p.name)))
+    for n in numbers:
+        if after_seq >= 0:
+            last = sealed_last_seq(archive / seal_name(n))
+            if last is not None and last <= after_seq:
+                continue
+        data = gzip.decompress((archive / (segment_name(n) + ".gz")).read_bytes())
+        for body in scan_frames(data).bodies:
+            yield body, decode_record(body, check_canonical=False)
+    live = root / LIVE_DIR
+    if live.is_dir() and live != archive:
+        for p in sorted(live.iterdir()):
+            m = LIVE_SEGMENT_RE.match(p.name)
+            if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
+                for body in scan_frames(p.read_bytes()).bodies:
+                    yield body, decode_record(body, check_canonical=False)
