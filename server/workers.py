@@ -11,7 +11,10 @@
   ``fork()``) that binds the same address (gRPC sets ``SO_REUSEPORT``; the kernel spreads
   connections over the processes), opens its own database pool and its own session on
   the gateway's token, serves ``QueryService`` itself, records through the log host and
-  forwards every other ``siogw.v1`` call to it.
+  forwards every other ``siogw.v1`` call to it. It is built by the composition root
+  (:mod:`server.assembly`: ``build_gateway(worker=True)``, ``worker_listener``) like the
+  log host; its gateway has no operations domain (``Gateway.ops_wiring`` is None) and,
+  when the log host has one, reads the operations status of users through the store.
 
 Failure handling:
 
