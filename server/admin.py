@@ -15,10 +15,11 @@ health right away.
 The operations commands (issue 5: applications, transfers, outbox, alerts, emergencies,
 CRLs, certificates, reviews) run the ``server.ops`` services with
 ``Actor(session.user_id, session role)`` (``Gateway.ops_wiring``, built by
-:mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their structured result is ``AdminResponse.data_json``. Block, unblock, certificate
-registration and revocation of users the operations domain knows, and every maintenance
-window, go through the operations services too (recorded there, mirrored into the store by
-its hooks); users enrolled only in the store keep the store-only path.
+:mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their structured
+result is ``AdminResponse.data_json``. Block, unblock, certificate registration and
+revocation of users the operations domain knows, and every maintenance window, go through
+the operations services too (recorded there, mirrored into the store by its hooks); users
+enrolled only in the store keep the store-only path.
 
 The applicant RPCs need no session: ``FileApplication`` takes the signed application;
 ``GetApplicationStatus`` / ``GetRefusal`` take an :data:`PAYLOAD_APPLICANT_PROOF` envelope
