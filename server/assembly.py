@@ -80,13 +80,15 @@ Observer = Callable[[AuditRecord, int | None], None]
 
 # --- the shared state ----------------------------------------------------------------------
 def load_gateway_signer(config: GatewayConfig) -> Signer:
-    """The gateway's signing key from ``signer.uri`` (its own SoftHSM token)."""
+    """The gateway's signing key from ``signer.uri`` (its own SoftHSM token), its PKCS#11
+    session pool bounded by ``signer.sessions`` (0: the signing layer's default)."""
     if not config.signer.uri:
         raise ConfigError("signer.uri is not set: the gateway needs its own signing key")
     return load_signer(
         config.signer.uri,
         pin_source=config.signer.pin_source,
         certificate=str(config.signer.certificate) if config.signer.certificate else None,
+        sessions=config.signer.sessions or None,
     )
 
 
