@@ -91,7 +91,7 @@ async def _floor_main(port: int, home: Path, client_cert: Path) -> None:
     from cryptography import x509
     from grpc import aio
 
-    from server.app import load_gateway_signer
+    from server.assembly import load_gateway_signer
     from server.config import load_config
     from signing import dsse
     from signing.verify import verify_with_key

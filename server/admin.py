@@ -14,11 +14,12 @@ health right away.
 
 The operations commands (issue 5: applications, transfers, outbox, alerts, emergencies,
 CRLs, certificates, reviews) run the ``server.ops`` services with
-``Actor(session.user_id, session role)`` (wired by :func:`server.ops_wiring.attach_operations`);
-their structured result is ``AdminResponse.data_json``. Block, unblock, certificate
-registration and revocation of users the operations domain knows, and every maintenance
-window, go through the operations services too (recorded there, mirrored into the store by
-its hooks); users enrolled only in the store keep the store-only path.
+``Actor(session.user_id, session role)`` (``Gateway.ops_wiring``, built by
+:mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their structured
+result is ``AdminResponse.data_json``. Block, unblock, certificate registration and
+revocation of users the operations domain knows, and every maintenance window, go through
+the operations services too (recorded there, mirrored into the store by its hooks); users
+enrolled only in the store keep the store-only path.
 
 The applicant RPCs need no session: ``FileApplication`` takes the signed application;
 ``GetApplicationStatus`` / ``GetRefusal`` take an :data:`PAYLOAD_APPLICANT_PROOF` envelope
@@ -44,8 +45,8 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from audit.record import AuditRecord
-from server.auth import Gateway, check_fresh, der, envelope_json
-from server.errors import MissingField, NotImplementedYet, NotPermitted
+from server.context import Gateway, check_fresh, der, envelope_json
+from server.errors import MissingField, NotPermitted
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.roles import PERMISSIONS
@@ -53,7 +54,7 @@ from server.resources.catalogue import Role
 from server.store import USER_ACTIVE, USER_BLOCKED, Store
 from signing import dsse
 from signing.api import key_id_for
-from siogw_api.errors import ConfigError, InputError, SiogwError
+from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso, now_utc, parse_iso
 from siogw_api.v1 import admin_pb2, admin_pb2_grpc
 
@@ -383,22 +384,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, gateway: Gateway, on_maintenance: object = None) -> None:
         self.gw = gateway
         self.on_maintenance = on_maintenance
-        if gateway.audit_log is not None:
-            from server.ops_wiring import attach_operations
-
-            try:  # at start-up, so the rules see every record from the first call on
-                attach_operations(gateway)
-            except SiogwError as exc:  # e.g. no trust anchors: retried on first use
-                log.warning("operations domain not attached at start-up: %s",
-                            exc.diagnostics())
 
     def _ops(self) -> Operations:
-        from server.ops_wiring import attach_operations
-
-        try:
-            return attach_operations(self.gw)
-        except ConfigError as exc:
-            raise NotImplementedYet(exc.diagnostics()) from exc
+        return self.gw.require_ops().ops
 
     async def Execute(
         self, request: admin_pb2.AdminRequest, context: aio.ServicerContext

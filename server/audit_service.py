@@ -23,10 +23,10 @@ from typing import Any
 
 from grpc import aio
 
-from server.auth import Gateway
+from server.context import Gateway
 from server.errors import ExportTooLarge, NotFound, NotImplementedYet
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
-from siogw_api.errors import AuditError, ConfigError, InputError, SiogwError
+from siogw_api.errors import AuditError, InputError
 from siogw_api.timeutil import astana_iso, parse_iso
 from siogw_api.v1 import audit_pb2, audit_pb2_grpc
 
@@ -90,13 +90,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
-        if gateway.audit_log is not None:
-            from server.ops_wiring import attach_operations
-
-            try:
-                attach_operations(gateway)
-            except SiogwError:  # reported by AdminServicer; retried on first use
-                pass
 
     async def _actor(
         self, context: aio.ServicerContext, action: Action
@@ -107,18 +100,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         actor = Actor(session.user_id, session.user.role)
         if action is not Action.AUDIT_TRAIL_READ:  # the trail records its own denials
             authorize(actor.role, action)
-        from server.ops_wiring import attach_operations
-
-        try:
-            ops = attach_operations(self.gw)
-        except ConfigError as exc:
-            raise NotImplementedYet(exc.diagnostics()) from exc
-        return actor, ops, session
+        return actor, self.gw.require_ops().ops, session
 
     async def _catch_up(self) -> None:
-        from server.ops_wiring import wiring_of
-
-        await asyncio.to_thread(wiring_of(self.gw).catch_up)
+        await asyncio.to_thread(self.gw.require_ops().catch_up)
 
     async def _log(self, context: aio.ServicerContext) -> Any:
         await self.gw.authenticate(context)

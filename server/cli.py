@@ -157,7 +157,7 @@ def _admin(args: argparse.Namespace) -> int:
 def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
     """The gateway's audit log, opened by this process (fails while a gateway holds it)."""
     from audit import AuditLog
-    from server.app import AUDIT_ORIGIN, load_gateway_signer
+    from server.assembly import AUDIT_ORIGIN, load_gateway_signer
     from siogw_api.errors import AuditError
 
     signer = load_gateway_signer(config)
@@ -193,7 +193,7 @@ def _read_only_record(event_type: str, actor: str, outcome: str, details: Any) -
 
 
 def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any:
-    from server.auth import TrustMaterial
+    from server.certcheck import TrustMaterial
     from server.ops import AuditIndexQueries, Operations
     from server.store import DbRevocationStore
 

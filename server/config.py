@@ -12,6 +12,7 @@ Example ``siogw.toml``::
     database_url = "postgresql+psycopg2://siogw@db/siogw"   # default: SQLite in $SIOGW_HOME
     seed_dataset = false   # true: load the synthetic resource dataset at start (test benches)
     workers = 1            # gateway processes on the port (ADR 0007); env SIOGW_WORKERS
+    worker_threads = 0     # threads per process for blocking steps; 0: 2 x cores (2..16)
 
     [tls]
     cert_file = "tls/server.pem"      # relative paths are relative to $SIOGW_HOME
@@ -23,6 +24,7 @@ Example ``siogw.toml``::
     uri = "pkcs11:token=siogw-gateway;object=gateway;type=private"
     pin_source = "file:secrets/gateway.pin"   # or "env:SIOGW_SIGNER_PIN" (the default)
     certificate = "tls/gateway-signing.pem"   # embedded in signed results, pinned by clients
+    sessions = 0                              # PKCS#11 sessions per token; 0: the CPU count
 
     [trust]
     anchors = ["ca/root.pem"]
@@ -56,6 +58,12 @@ from siogw_api.errors import ConfigError
 
 #: The most gateway processes ``server.workers`` may ask for.
 MAX_WORKERS = 64
+
+#: Bounds of ``server.worker_threads`` when set (0 means the default, 2 x cores).
+MIN_WORKER_THREADS, MAX_WORKER_THREADS = 2, 16
+
+#: The most PKCS#11 sessions per token ``signer.sessions`` may ask for.
+MAX_SIGNER_SESSIONS = 256
 
 #: Default file name inside ``$SIOGW_HOME``.
 CONFIG_FILE = "siogw.toml"
@@ -113,12 +121,15 @@ class SignerConfig:
     """The gateway's own signing key: a key URI (``pkcs11:`` on its own token).
 
     ``pin_source`` is a :mod:`signing.pins` spec (``env:VAR`` or ``file:/path``);
-    ``certificate`` the PEM certificate of that key, embedded in every signed result.
+    ``certificate`` the PEM certificate of that key, embedded in every signed result;
+    ``sessions`` bounds the PKCS#11 sessions opened on its token (0: one per CPU core).
     """
 
     uri: str = ""
     pin_source: str | None = None
     certificate: Path | None = None
+    #: PKCS#11 sessions per token (the signing pool's bound); 0: the CPU count.
+    sessions: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,9 @@ class GatewayConfig:
     #: N > 1: this process is the log host (audit log, rules, every service but queries)
     #: and serves queries too; N - 1 worker processes serve queries on the same port.
     workers: int = 1
+    #: Threads per process for the blocking parts of a call (DB, certificate checks,
+    #: resource fetches, PKCS#11 signing); 0: :attr:`effective_worker_threads` decides.
+    worker_threads: int = 0
     tls: TlsConfig = field(default_factory=TlsConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
@@ -163,6 +177,14 @@ class GatewayConfig:
     def effective_database_url(self) -> str:
         """The database URL; SQLite at ``$SIOGW_HOME/siogw.db`` when none is configured."""
         return self.database_url or f"sqlite:///{self.home / 'siogw.db'}"
+
+    @property
+    def effective_worker_threads(self) -> int:
+        """``worker_threads``, or by default ``2 x cores`` (at least 2, at most 16): under
+        the GIL more threads than cores mostly add contention."""
+        if self.worker_threads:
+            return self.worker_threads
+        return max(MIN_WORKER_THREADS, min(MAX_WORKER_THREADS, 2 * (os.cpu_count() or 1)))
 
     @property
     def effective_audit_dir(self) -> Path:
@@ -176,7 +198,10 @@ class GatewayConfig:
         return replace(self, port=port)
 
 
-#: Environment variable -> (section, key). Section "" is the top level.
+#: Environment variable -> (section, key). Section "" is the top level. These are the only
+#: environment variables the gateway reads for its settings (besides ``SIOGW_HOME`` and
+#: the PIN a ``pin_source`` names); ``SIOGW_WORKER_THREADS`` and ``SIOGW_PKCS11_SESSIONS``
+#: override ``server.worker_threads`` and ``signer.sessions``.
 ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_HOST": ("server", "host"),
     "SIOGW_PORT": ("server", "port"),
@@ -184,6 +209,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_AUDIT_DIR": ("server", "audit_dir"),
     "SIOGW_SEED_DATASET": ("server", "seed_dataset"),
     "SIOGW_WORKERS": ("server", "workers"),
+    "SIOGW_WORKER_THREADS": ("server", "worker_threads"),
     "SIOGW_TLS": ("tls", "enabled"),
     "SIOGW_TLS_CERT": ("tls", "cert_file"),
     "SIOGW_TLS_KEY": ("tls", "key_file"),
@@ -191,6 +217,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_SIGNER_URI": ("signer", "uri"),
     "SIOGW_SIGNER_PIN_SOURCE": ("signer", "pin_source"),
     "SIOGW_SIGNER_CERT": ("signer", "certificate"),
+    "SIOGW_PKCS11_SESSIONS": ("signer", "sessions"),
     "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
     "SIOGW_CLOCK_SKEW_SECONDS": ("limits", "clock_skew_seconds"),
     "SIOGW_SESSION_TTL_SECONDS": ("limits", "session_ttl_seconds"),
@@ -320,7 +347,11 @@ def load_config(
         uri=_coerce(sig.get("uri", ""), str, "signer.uri"),
         pin_source=_coerce(pin_source, str, "signer.pin_source") if pin_source else None,
         certificate=_path(home_path, sig.get("certificate"), "signer.certificate"),
+        sessions=_coerce(sig.get("sessions", 0), int, "signer.sessions"),
     )
+    if not 0 <= signer_cfg.sessions <= MAX_SIGNER_SESSIONS:
+        raise ConfigError(f"signer.sessions must be 0 (one per CPU core) or between 1 and "
+                          f"{MAX_SIGNER_SESSIONS}: {signer_cfg.sessions}")
     anchors = tr.get("anchors", [])
     crls = tr.get("crls", [])
     if isinstance(anchors, str):
@@ -347,6 +378,10 @@ def load_config(
     workers = _coerce(srv.get("workers", 1), int, "server.workers")
     if not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"server.workers must be between 1 and {MAX_WORKERS}: {workers}")
+    threads = _coerce(srv.get("worker_threads", 0), int, "server.worker_threads")
+    if threads != 0 and not MIN_WORKER_THREADS <= threads <= MAX_WORKER_THREADS:
+        raise ConfigError(f"server.worker_threads must be 0 (2 x cores) or between "
+                          f"{MIN_WORKER_THREADS} and {MAX_WORKER_THREADS}: {threads}")
     return GatewayConfig(
         home=home_path,
         host=_coerce(srv.get("host", "127.0.0.1"), str, "server.host"),
@@ -356,6 +391,7 @@ def load_config(
         audit_dir=_path(home_path, srv.get("audit_dir"), "server.audit_dir"),
         sms_outbox=_path(home_path, srv.get("sms_outbox"), "server.sms_outbox"),
         workers=workers,
+        worker_threads=threads,
         tls=tls_cfg,
         signer=signer_cfg,
         trust=trust_cfg,

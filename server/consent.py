@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from audit.record import AuditRecord
 from server.config import PolicyConfig
+from server.context import Gateway, Session, check_fresh, envelope_json
 from server.errors import ConsentRequired, MissingField
 from server.interceptors import current_call
 from signing import dsse
 from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso
 from siogw_api.v1 import auth_pb2
-
-if TYPE_CHECKING:
-    from server.auth import Gateway, Session
 
 
 class ConsentMismatch(InputError):
@@ -96,8 +94,6 @@ def _check_and_store(
 
     Returns the Astana time of signing and the envelope as recorded.
     """
-    from server.auth import check_fresh, envelope_json
-
     if not request.HasField("consent"):
         raise MissingField("consent envelope is missing")
     raw = envelope_json(request.consent)

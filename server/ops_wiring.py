@@ -1,8 +1,12 @@
-"""Wiring the operations domain (``server.ops``, issue 5) into a running gateway.
+"""Wiring the operations domain (``server.ops``, issue 5) into a gateway.
 
-One function, :func:`attach_operations`, does all of it, once per gateway (idempotent)::
+:func:`open_operations` builds it; the composition root (:mod:`server.assembly`) calls it
+once, before any call is served, and keeps the result in ``Gateway.ops_wiring``::
 
-    ops = attach_operations(gateway)        # also gateway.ops / gateway.ops_wiring
+    wiring = open_operations(store, trust, audit_log, clock_skew_seconds=120)
+    sink = ObservedSink(AuditLogSink(audit_log), observers=(wiring.observe,))
+
+It
 
 * builds :class:`server.ops.Operations` over the gateway's own database engine (tables
   ``ops_*``), recording into the gateway's ``audit.AuditLog`` (fail closed), with the
@@ -10,16 +14,21 @@ One function, :func:`attach_operations`, does all of it, once per gateway (idemp
 * installs the store hooks (:func:`server.ops.gateway.connect_store`): registrations,
   blocks, unblocks, revocations, certificates and maintenance windows are mirrored into
   ``server.store`` at once, so live sessions of a blocked user fail on their next call;
-* feeds every record the gateway's audit sink writes (refusals from the interceptor
-  included) to the violation rules (``ops.rules``), in order, on one background thread
-  that takes them in batches (one wake-up and one user lookup per user per batch, not per
-  record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
-  what is queued (reports call it, tests too);
-* keeps the audit index current: :meth:`OpsWiring.catch_up` appends the records the log
-  holds beyond the index's last ``seq`` (Reports and the prosecutor's reads call it first).
+* makes the replay guard whole from the log (:meth:`OpsWiring.restore_replay_guard`) and
+  rebuilds the rules' windows from the log's recent records
+  (:meth:`OpsWiring.replay_recent`, on the rules thread).
 
-The servicers (:mod:`server.admin`, :mod:`server.audit_service`) call
-:func:`attach_operations` when they are built; nothing in ``server.app`` changes.
+:meth:`OpsWiring.observe` is the observer the root passes to the gateway's audit sink:
+every record the sink writes (refusals from the interceptor and records of the workers
+included) goes to the violation rules (``ops.rules``), in order, on one background thread
+that takes them in batches (one wake-up and one user lookup per user per batch, not per
+record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
+what is queued (reports call it, tests too). :meth:`OpsWiring.catch_up` keeps the audit
+index current: it appends the records the log holds beyond the index's last ``seq``
+(Reports and the prosecutor's reads call it first).
+
+A failure here (no trust anchors, an unusable database) is raised to the root, which
+stops the start-up with it.
 """
 
 from __future__ import annotations
@@ -32,27 +41,33 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from audit import AuditLog
+from audit.archive import iter_archive_records
+from audit.index import AuditIndex
+from server.certcheck import TrustMaterial
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
 from server.ops.gateway import connect_store
-from siogw_api.errors import ConfigError
+from server.store import Store
+from siogw_api.errors import StorageError
 
 log = logging.getLogger("siogw.server.ops")
 
 #: The audit index table prefix (``ops_audit_records`` in the gateway's database).
 INDEX_PREFIX = "ops_"
 
-_ATTACH_LOCK = threading.Lock()
-
 
 @dataclass
 class OpsWiring:
-    """What :func:`attach_operations` set up; ``gateway.ops_wiring``."""
+    """What :func:`open_operations` set up; ``Gateway.ops_wiring``."""
 
     ops: Operations
-    index: Any  # audit.index.AuditIndex
-    log_dir: Any  # the audit log's directory
+    index: AuditIndex
+    log_dir: Path  # the audit log's directory
     rules_feed: RulesFeed | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_seq: int | None = None
@@ -64,8 +79,6 @@ class OpsWiring:
         Only a gap-free run of records after the last indexed seq is added (a segment
         sealed while the directory was read can hide records for a moment: read again).
         """
-        from siogw_api.errors import StorageError
-
         with self._index_lock:
             try:
                 return self._catch_up_locked()
@@ -74,10 +87,6 @@ class OpsWiring:
                 return self._catch_up_locked()
 
     def _catch_up_locked(self) -> int:
-        from sqlalchemy import func, select
-
-        from audit.archive import iter_archive_records
-
         if self._last_seq is None:
             with self.index.engine.connect() as conn:
                 top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
@@ -132,10 +141,6 @@ class OpsWiring:
         envelope to pass the freshness check again matter (``since``); older replays
         are refused as stale. Returns how many ids were missing and are back.
         """
-        from sqlalchemy import func, select
-
-        from audit.archive import iter_archive_records
-
         self.catch_up()
         t = self.index.table
         with self.index.engine.connect() as conn:
@@ -168,10 +173,6 @@ class OpsWiring:
         raised twice (:meth:`server.ops.rules.RuleEngine.replay`). Returns how many
         records were replayed.
         """
-        from sqlalchemy import func, select
-
-        from audit.archive import iter_archive_records
-
         engine = self.ops.rules
         window = engine.longest_window()
         if upto_seq <= 0 or not window:
@@ -336,72 +337,37 @@ def _claim_of(record: Any) -> tuple[str, str, str, Any] | None:
     return None
 
 
-def _wrap_sink(sink: Any, observe: Callable[[Any, int | None], None]) -> None:
-    """Make ``sink.record`` (the instance every holder shares) also feed the rules."""
-    if getattr(sink, "_siogw_ops_observed", False):
-        return
-    original = sink.record
+def open_operations(
+    store: Store,
+    trust: TrustMaterial,
+    audit_log: AuditLog,
+    *,
+    clock_skew_seconds: int,
+    clock: Callable[[], Any] | None = None,
+) -> OpsWiring:
+    """Build and connect the operations domain of a gateway; see the module docstring.
 
-    async def record(rec: Any) -> Any:
-        receipt = await original(rec)
-        observe(rec, getattr(receipt, "seq", None))
-        return receipt
-
-    sink.record = record
-    sink._siogw_ops_observed = True
-
-
-def attach_operations(gateway: Any, *, clock: Callable[[], Any] | None = None) -> Operations:
-    """Build and connect the operations domain for ``gateway`` (once); see the module doc.
-
-    Needs the gateway's ``audit.AuditLog`` (``gateway.audit_log``): the operations
-    services record synchronously into it and Reports index it. Raises
-    :class:`~siogw_api.errors.ConfigError` without one.
+    ``clock`` replaces the wall clock of the operations services (tests).
     """
-    existing = getattr(gateway, "ops", None)
-    if existing is not None:
-        return existing  # type: ignore[no-any-return]
-    with _ATTACH_LOCK:
-        existing = getattr(gateway, "ops", None)
-        if existing is not None:
-            return existing  # type: ignore[no-any-return]
-        audit_log = gateway.audit_log
-        if audit_log is None:
-            raise ConfigError("the operations domain needs the audit.AuditLog "
-                              "(this gateway records to a development sink)")
-        from audit.index import AuditIndex
-
-        engine = gateway.store.engine
-        index = AuditIndex(engine.url.render_as_string(hide_password=False),
-                           table_prefix=INDEX_PREFIX)
-        index.create()
-        extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        ops = Operations.open(engine, record=audit_log_recorder(audit_log),
-                              trust=gateway.trust.store(), index=AuditIndexQueries(index),
-                              **extra)
-        connect_store(ops, gateway.store)
-        wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
-        # Before any new record reaches the rules: rebuild their windows from the log
-        # (records up to now; what is appended from here on comes through the sink).
-        upto = int(audit_log.tree_size)
-        # The replay guard, made whole from the log before any call is served: ids of
-        # requests whose envelope could still pass the freshness check (up to twice
-        # the clock skew old, plus a margin).
-        skew = gateway.config.limits.clock_skew_seconds
-        wiring.restore_replay_guard(
-            gateway.store, ops.ctx.now() - _dt.timedelta(seconds=2 * skew + 60))
-        assert wiring.rules_feed is not None
-        wiring.rules_feed.call(lambda: wiring.replay_recent(upto))
-        _wrap_sink(gateway.audit, wiring.observe)
-        gateway.ops_wiring = wiring
-        gateway.ops = ops
-        return ops
-
-
-def wiring_of(gateway: Any) -> OpsWiring:
-    """The :class:`OpsWiring` of ``gateway`` (attaching the domain first if needed)."""
-    attach_operations(gateway)
-    wiring: OpsWiring = gateway.ops_wiring
+    engine = store.engine
+    index = AuditIndex(engine.url.render_as_string(hide_password=False),
+                       table_prefix=INDEX_PREFIX)
+    index.create()
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    ops = Operations.open(engine, record=audit_log_recorder(audit_log),
+                          trust=trust.store(), index=AuditIndexQueries(index), **extra)
+    connect_store(ops, store)
+    wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
+    # Before any new record reaches the rules: rebuild their windows from the log
+    # (records up to now; what is appended from here on comes through the sink).
+    upto = int(audit_log.tree_size)
+    # The replay guard, made whole from the log before any call is served: ids of
+    # requests whose envelope could still pass the freshness check (up to twice
+    # the clock skew old, plus a margin).
+    wiring.restore_replay_guard(
+        store, ops.ctx.now() - _dt.timedelta(seconds=2 * clock_skew_seconds + 60))
+    assert wiring.rules_feed is not None
+    wiring.rules_feed.call(lambda: wiring.replay_recent(upto))
     return wiring
 
 

@@ -2,7 +2,7 @@
 
 A Query call is checked in this order; the first failure decides the status:
 
-1. session (:meth:`server.auth.Gateway.authenticate`)             UNAUTHENTICATED (or DENIED)
+1. session (:meth:`server.context.Gateway.authenticate`)          UNAUTHENTICATED (or DENIED)
 2. no maintenance window open                                     UNAVAILABLE (names the end)
 3. the audit log accepts records (fail closed)                    UNAVAILABLE
 4. consent signed (R6)                                            FAILED_PRECONDITION
@@ -33,14 +33,14 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from audit.record import AuditRecord
-from server.auth import (
+from server.consent import require_consent
+from server.context import (
     Gateway,
     Session,
     bearer_token,
     check_fresh,
     parse_envelope,
 )
-from server.consent import require_consent
 from server.errors import MissingField, NotImplementedYet
 from server.interceptors import current_call
 from server.resources import catalogue

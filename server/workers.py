@@ -11,7 +11,10 @@
   ``fork()``) that binds the same address (gRPC sets ``SO_REUSEPORT``; the kernel spreads
   connections over the processes), opens its own database pool and its own session on
   the gateway's token, serves ``QueryService`` itself, records through the log host and
-  forwards every other ``siogw.v1`` call to it.
+  forwards every other ``siogw.v1`` call to it. It is built by the composition root
+  (:mod:`server.assembly`: ``build_gateway(worker=True)``, ``worker_listener``) like the
+  log host; its gateway has no operations domain (``Gateway.ops_wiring`` is None) and,
+  when the log host has one, reads the operations status of users through the store.
 
 Failure handling:
 
@@ -28,7 +31,6 @@ Failure handling:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ctypes
 import logging
@@ -43,15 +45,23 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from grpc import aio
+
+from server.assembly import (
+    build_gateway,
+    close_gateway,
+    install_executor,
+    transport_options,
+    worker_listener,
+)
 from server.config import GatewayConfig
-from server.loghost import private_dir
+from server.loghost import RemoteAuditSink, private_dir
 from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.workers")
 
 LOGHOST_SOCKET = "loghost.sock"
 GATEWAY_SOCKET = "gateway.sock"
-QUERY_PREFIX = "/siogw.v1.QueryService/"
 #: A runtime directory made in the temporary directory (removed at shutdown).
 TEMPORARY_RUNTIME_PREFIX = "siogw-run-"
 #: Unix socket paths are limited to 108 bytes on Linux.
@@ -225,25 +235,12 @@ def worker_main(spec: WorkerSpec, ready: Connection) -> None:
 
 
 async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
-    from grpc import aio
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection
-
-    from server.app import bind_port, build_gateway, service_names, worker_threads
-    from server.forward import ForwardingHandler
-    from server.interceptors import GatewayInterceptor
-    from server.loghost import RemoteAuditSink
-    from server.query import QueryServicer
-    from server.status import ALL_SERVICES, HealthUpdater
-    from siogw_api.v1 import query_pb2_grpc
-
+    """Build the worker through the composition root, serve until told to stop."""
     config = spec.config
     limits = config.limits
     runtime = Path(spec.runtime)
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(worker_threads(), thread_name_prefix="siogw-worker")
-    )
+    install_executor(loop, config)
     stop = asyncio.Event()
     lost: list[str] = []
 
@@ -256,52 +253,27 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
 
     sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost)
     await sink.connect()
-    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
-    if spec.read_ops_status:
-        from server.ops import schema
-
-        gw.store.read_status_from(schema.users)
-    transport = [
-        ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
-        ("grpc.max_send_message_length", limits.transport_max_message_bytes),
-    ]
-    channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}", options=transport)
-    server = aio.server(
-        interceptors=[GatewayInterceptor(sink, max_message_bytes=limits.max_message_bytes,
-                                         only_prefixes=(QUERY_PREFIX,))],
-        options=transport,
-    )
-    health_servicer = health.aio.HealthServicer()
-    gw.health = health_servicer
-    updater = HealthUpdater(gw.store, health_servicer, limits.health_poll_seconds,
-                            audit_check=sink.check)
-    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        QueryServicer(gw), server
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(service_names(), server)
-    server.add_generic_rpc_handlers((ForwardingHandler(channel),))
-    port = bind_port(server, config)
+    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True,
+                                 read_ops_status=spec.read_ops_status)
+    channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}",
+                                   options=transport_options(config))
+    listener = worker_listener(config, gw, channel, sink.check)
+    port = listener.bind(config)
     if port != config.port:
         raise ConfigError(f"worker {spec.index} cannot share {config.host}:{config.port} "
                           f"(bound {port})")
-    for name in ALL_SERVICES:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    await server.start()
-    await updater.refresh()
-    updater.start()
+    await listener.start()
     ready.send("ready")
     ready.close()
     await stop.wait()
     if lost:
         # No record can be made any more: refuse for a moment (UNAVAILABLE, health
         # NOT_SERVING) so that calls in flight and clients get the reason, then go.
-        await updater.refresh()
+        await listener.updater.refresh()
         await asyncio.sleep(LOST_LINGER_SECONDS)
-    await updater.stop()
-    await server.stop(min(1.0, limits.shutdown_grace_seconds) if lost
-                      else limits.shutdown_grace_seconds)
+    await listener.updater.stop()
+    await listener.server.stop(min(1.0, limits.shutdown_grace_seconds) if lost
+                               else limits.shutdown_grace_seconds)
     await channel.close()
-    await sink.close()
-    gw.store.close()
+    await close_gateway(gw)
     return EXIT_LOG_HOST_LOST if lost else 0

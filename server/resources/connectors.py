@@ -497,7 +497,7 @@ class EmbeddedConnector:
         self._statements = _Statements(engine)
         #: Look up on the calling (event loop) thread: by default with SQLite, where a
         #: lookup is shorter than the hop to a worker thread (see
-        #: ``server.auth.Gateway.inline_blocking``); in a worker thread otherwise.
+        #: ``server.context.Gateway.inline_blocking``); in a worker thread otherwise.
         self.inline = engine.dialect.name == "sqlite" if inline is None else inline
 
     async def fetch(self, resource: Resource, params: Mapping[str, str]) -> JSON:

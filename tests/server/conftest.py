@@ -318,8 +318,7 @@ def gateway(
     from audit import AuditLog
     from clients.biometric import SoftwareDeviceKey
     from server.admin import execute
-    from server.app import build_gateway
-    from server.auditsink import AuditLogSink
+    from server.assembly import build_gateway
     from server.config import load_config
     from server.resources.dataset import seed_dataset
     from server.store import Store
@@ -361,8 +360,7 @@ def gateway(
     store = Store(config.effective_database_url).open()
     seed_dataset(store.engine)
     audit_log = AuditLog.open(home / "audit", gw_signer, "sio-gateway/test")
-    gw = build_gateway(config, signer=gw_signer, store=store, audit=AuditLogSink(audit_log),
-                       audit_log=audit_log)
+    gw = build_gateway(config, signer=gw_signer, store=store, audit_log=audit_log)
 
     users: dict[str, User] = {}
     specs = [

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server.auth import ChainCache, TrustMaterial
+from server.certcheck import ChainCache, TrustMaterial
 from server.store import DbRevocationStore, Store
 from signing.ca import CertificateAuthority
 from signing.csr import build_csr

@@ -494,7 +494,7 @@ def test_operator_enrolls_a_user_through_the_admin_service(gateway: Harness, nam
 
 
 def test_expired_session_and_expired_sms_code(gateway: Harness) -> None:
-    from server.auth import token_hash
+    from server.context import token_hash
     from server.store import logins, sessions
 
     bob = gateway.users["bob"]

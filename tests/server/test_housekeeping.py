@@ -106,7 +106,7 @@ def test_a_pruned_request_id_can_never_be_fresh_again(
     """The worst case: a request signed ``skew`` seconds in the future (the latest
     created_at the gateway accepts), claimed now. At the first moment prune deletes its
     id, the gateway's own freshness check already refuses that created_at."""
-    import server.auth as auth
+    import server.context as context
     from server.errors import StaleRequest
 
     t0 = now_utc()
@@ -127,12 +127,12 @@ def test_a_pruned_request_id_can_never_be_fresh_again(
             _claim(store, "r", t0)
         else:
             lo = mid
-    monkeypatch.setattr(auth, "now_utc", lambda: hi)
+    monkeypatch.setattr(context, "now_utc", lambda: hi)
     with pytest.raises(StaleRequest):
-        auth.check_fresh(created_at.isoformat(), skew)
+        context.check_fresh(created_at.isoformat(), skew)
     # while the id is still kept, the same request could be fresh: the guard is needed
-    monkeypatch.setattr(auth, "now_utc", lambda: t0 + _dt.timedelta(seconds=2 * skew))
-    auth.check_fresh(created_at.isoformat(), skew)
+    monkeypatch.setattr(context, "now_utc", lambda: t0 + _dt.timedelta(seconds=2 * skew))
+    context.check_fresh(created_at.isoformat(), skew)
 
 
 def test_a_large_skew_keeps_request_ids_longer_than_a_day(store: Store) -> None:

@@ -248,9 +248,7 @@ def test_acceptance_story_over_grpc(gw: Harness, softhsm_store: Any) -> None:
     assert all(r.time.endswith("+05:00") for r in page.records)
     assert {r.request_id for r in page.records} >= set(request_ids)
     assert (no_task, "refused") in [(r.request_id, r.outcome) for r in page.records]
-    from server.ops_wiring import wiring_of
-
-    wiring_of(gw.gateway).settle()
+    gw.gateway.ops_wiring.settle()
     alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id=anna_id)))
     assert [a["rule"] for a in alerts["alerts"]] == ["query_without_task"]
     export = gw.audit.ExportQueriesCsv(audit_pb2.ListQueriesRequest(
@@ -345,14 +343,12 @@ def test_certificates_crl_and_reviews(gw: Harness) -> None:
 
 def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
     """Refusals the interceptor records reach the rule engine; controllers see the alert."""
-    from server.ops_wiring import wiring_of
-
     dina, alice = gw.users["dina"], gw.users["alice"]
     token = gw.session("dina")
     for _ in range(3):  # signed with someone else's key: CERTIFICATE_NOT_REGISTERED
         req, _ = gw.query_request(dina, signer=alice.signer)
         assert rpc_error(lambda: gw.query.Query(req, metadata=bearer(token)))[0] == DENIED
-    wiring_of(gw.gateway).settle()
+    gw.gateway.ops_wiring.settle()
     alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="dina")))
     assert [a["rule"] for a in alerts["alerts"]] == ["repeated_signature_failures"]
     acked = data(admin(gw, "cora", acknowledge_alert=admin_pb2.AcknowledgeAlert(
@@ -364,7 +360,6 @@ def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
 
 def test_burst_of_queries_about_one_person_raises_an_alert(gw: Harness) -> None:
     """Query records carry the validated subject, so the burst rule (R13, R15) can fire."""
-    from server.ops_wiring import wiring_of
     from server.resources.dataset import DEMO_FOREIGNER_IIN
 
     def bursts() -> list[dict[str, Any]]:
@@ -374,7 +369,7 @@ def test_burst_of_queries_about_one_person_raises_an_alert(gw: Harness) -> None:
     before = len(bursts())
     for _ in range(10):  # the rule's default threshold: 10 queries in an hour
         gw.send_query("dina", parameters={"iin": DEMO_FOREIGNER_IIN})
-    wiring_of(gw.gateway).settle()
+    gw.gateway.ops_wiring.settle()
     records = [r for r in gw.audit_records() if r.event == "query" and r.actor == "dina"]
     assert records[-1].details["subject"] == DEMO_FOREIGNER_IIN
     assert len(bursts()) == before + 1

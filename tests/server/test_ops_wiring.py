@@ -1,5 +1,5 @@
-"""``server.ops_wiring``: attaching the operations domain to a gateway built by
-``server.app.build_gateway`` (real store, AuditLog, audit index; no server)."""
+"""``server.ops_wiring``: the operations domain of a gateway built by
+``server.assembly.build_gateway`` (real store, AuditLog, audit index; no server)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from audit import AuditLog, AuditRecord
-from server.app import build_gateway
-from server.auditsink import AuditLogSink
+from server.assembly import build_gateway
 from server.config import load_config
 from server.ops import Actor, QueryFilter, Role
-from server.ops_wiring import attach_operations, wiring_of
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
 
@@ -28,10 +26,9 @@ def gateway(tmp_path: Path) -> Any:
     config = load_config(tmp_path, env={}, overrides={"trust": {"anchors": ["root.pem"]}})
     signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
     log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/wiring")
-    gw = build_gateway(config, signer=signer, audit=AuditLogSink(log), audit_log=log,
-                       dispatcher=object())
+    gw = build_gateway(config, signer=signer, audit_log=log, dispatcher=object())
     yield gw
-    wiring_of(gw).close()
+    gw.ops_wiring.close()
     log.close()
     gw.store.close()
 
@@ -42,9 +39,9 @@ def _query(n: int, task: str = "T-1") -> AuditRecord:
                                 "request_id": f"q{n}"})
 
 
-def test_attach_is_idempotent_and_the_sink_feeds_the_rules(gateway: Any) -> None:
-    ops = attach_operations(gateway)
-    assert attach_operations(gateway) is ops and gateway.ops is ops
+def test_the_sink_feeds_the_rules(gateway: Any) -> None:
+    ops = gateway.ops
+    assert ops is not None and gateway.ops_wiring.ops is ops
     sink = gateway.audit
 
     async def send() -> None:
@@ -52,15 +49,15 @@ def test_attach_is_idempotent_and_the_sink_feeds_the_rules(gateway: Any) -> None
         await sink.record(_query(2, task=""))  # no task reference: an alert
 
     asyncio.run(send())
-    wiring_of(gateway).settle()
+    gateway.ops_wiring.settle()
     alerts = ops.rules.alerts(Actor("cora", Role.CONTROLLER))
     assert [(a.rule, a.user_id) for a in alerts] == [("query_without_task", "anna")]
     assert alerts[0].record_seq is not None
 
 
 def test_catch_up_indexes_only_new_records(gateway: Any) -> None:
-    ops = attach_operations(gateway)
-    wiring = wiring_of(gateway)
+    ops = gateway.ops
+    wiring = gateway.ops_wiring
     log = gateway.audit_log
     for n in range(3):
         log.append_sync(_query(n))
@@ -91,14 +88,11 @@ def _open(tmp_path: Path) -> Any:
     config = load_config(tmp_path, env={}, overrides={"trust": {"anchors": ["root.pem"]}})
     signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
     log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/wiring")
-    gw = build_gateway(config, signer=signer, audit=AuditLogSink(log), audit_log=log,
-                       dispatcher=object())
-    attach_operations(gw)
-    return gw
+    return build_gateway(config, signer=signer, audit_log=log, dispatcher=object())
 
 
 def _shut(gw: Any) -> None:
-    wiring_of(gw).close()
+    gw.ops_wiring.close()
     gw.audit_log.close()
     gw.store.close()
 
@@ -110,7 +104,7 @@ def _about_subject(n: int) -> AuditRecord:
 
 
 def _burst_alerts(gw: Any) -> list[Any]:
-    wiring_of(gw).settle()
+    gw.ops_wiring.settle()
     return [a for a in gw.ops.rules.alerts(Actor("cora", Role.CONTROLLER))
             if a.rule == "subject_burst"]
 

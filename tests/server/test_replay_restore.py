@@ -17,11 +17,9 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from audit import AuditLog, AuditRecord
-from server.app import build_gateway
-from server.auditsink import AuditLogSink
+from server.assembly import build_gateway
 from server.config import load_config
-from server.ops_wiring import attach_operations, wiring_of
-from server.store import ReplayDetected, seen_requests
+from server.store import ReplayDetected, Store, seen_requests
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
 from siogw_api.timeutil import now_utc
@@ -29,6 +27,21 @@ from tests.server.conftest import pg_test_url
 
 QUERY = "/siogw.v1.QueryService/Query"
 ADMIN = "/siogw.v1.AdminService/Run"
+
+
+class Parts:
+    """A gateway's config, key and audit log; :meth:`build` assembles the gateway (the
+    replay guard is restored then, as at the start of a gateway)."""
+
+    def __init__(self, config: Any, signer: Any, log: AuditLog) -> None:
+        self.config, self.signer, self.log = config, signer, log
+        self.built: list[Any] = []
+
+    def build(self, store: Store | None = None) -> Any:
+        gw = build_gateway(self.config, signer=self.signer, audit_log=self.log, store=store,
+                           dispatcher=object())
+        self.built.append(gw)
+        return gw
 
 
 @pytest.fixture(params=["sqlite", "pg"])
@@ -44,13 +57,13 @@ def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
                                                       "server": server})
     signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
     log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/replay")
-    gw = build_gateway(config, signer=signer, audit=AuditLogSink(log), audit_log=log,
-                       dispatcher=object())
-    yield gw, log
-    if getattr(gw, "ops_wiring", None) is not None:
-        wiring_of(gw).close()
+    made = Parts(config, signer, log)
+    yield made
+    for gw in made.built:
+        assert gw.ops_wiring is not None
+        gw.ops_wiring.close()
+        gw.store.close()
     log.close()
-    gw.store.close()
     if drop is not None:
         drop()
 
@@ -69,15 +82,19 @@ def _refusal(request_id: str, *, method: str = QUERY, claimed: bool) -> AuditRec
 
 
 def _claimed(gw: Any) -> dict[str, tuple[str, str]]:
-    with gw.store.engine.connect() as conn:
+    return _claimed_in(gw.store)
+
+
+def _claimed_in(store: Store) -> dict[str, tuple[str, str]]:
+    with store.engine.connect() as conn:
         rows = conn.execute(sa.select(seen_requests.c.request_id, seen_requests.c.user_id,
                                       seen_requests.c.kind)).all()
     return {r.request_id: (r.user_id, r.kind) for r in rows}
 
 
 def test_recent_claims_come_back_from_the_log_and_only_those(parts: Any) -> None:
-    gw, log = parts
-    wiring = wiring_of(gw)  # attach (nothing to restore yet)
+    gw, log = parts.build(), parts.log  # nothing to restore yet
+    wiring = gw.ops_wiring
     log.append_sync(_success("query", "old-1"))
     time.sleep(0.01)
     since = now_utc()
@@ -107,14 +124,15 @@ def test_recent_claims_come_back_from_the_log_and_only_those(parts: Any) -> None
     gw.store.claim_request_id("old-1", user_id="anna", kind="query")  # stale anyway
 
 
-def test_attach_restores_ids_lost_from_the_database(parts: Any) -> None:
-    gw, log = parts
+def test_assembly_restores_ids_lost_from_the_database(parts: Any) -> None:
+    log = parts.log
     log.append_sync(_success("query", "lost-1"))
     log.append_sync(_refusal("lost-2", claimed=True))
-    gw.store.claim_request_id("kept", user_id="anna", kind="query")
-    assert set(_claimed(gw)) == {"kept"}  # lost-1 and lost-2: commits lost (simulated)
+    store = Store(parts.config.effective_database_url).open()
+    store.claim_request_id("kept", user_id="anna", kind="query")
+    assert set(_claimed_in(store)) == {"kept"}  # lost-1 and lost-2: commits lost (simulated)
 
-    attach_operations(gw)  # as at the start of a gateway: before any call is served
+    gw = parts.build(store)  # as at the start of a gateway: before any call is served
 
     assert set(_claimed(gw)) == {"kept", "lost-1", "lost-2"}
     with pytest.raises(ReplayDetected):

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.app import build_gateway
+from server.assembly import build_gateway
 from server.auditsink import JsonlAuditSink
 from server.config import load_config
 from signing.ca import CertificateAuthority

@@ -610,7 +610,7 @@ def test_workers_exit_when_the_log_host_dies_and_acknowledged_records_survive(
     world: demo.World, two_processes: None
 ) -> None:
     from audit import AuditLog
-    from server.app import AUDIT_ORIGIN, load_gateway_signer
+    from server.assembly import AUDIT_ORIGIN, load_gateway_signer
 
     answered: list[c.QueryOutcome] = []
     with serve(world, "gw-kill-host.log") as gw:

@@ -1,0 +1,386 @@
+"""The composition root: the one place a gateway process is built.
+
+Every process of a gateway is assembled here and nowhere else -- the single process and
+the log host (:func:`server.app.run_server`) and each worker process
+(:mod:`server.workers`, ADR 0007):
+
+1. :func:`build_gateway`: the shared state (:class:`server.context.Gateway`), every field
+   set once: the control-plane store (with its checkpointer and housekeeper, except on a
+   worker), the gateway's signer, trust material, the audit log, and -- where the log is
+   an ``audit.AuditLog`` -- the operations domain (:func:`server.ops_wiring.open_operations`)
+   with the audit sink built around the log *with the violation rules as its observer*
+   (:class:`ObservedSink`). A failure of any of it is raised here, before a port is
+   bound: the CLI prints it in one line and exits. Nothing is attached later.
+2. :func:`log_host_listener` (the public listener of the single process / log host: all
+   four ``siogw.v1`` services), :func:`internal_listener` (the log host's Unix socket for
+   calls forwarded by workers) and :func:`worker_listener` (a worker: ``QueryService``
+   itself, every other call forwarded): interceptors, servicers, health, reflection and
+   the transport options of each.
+3. :func:`install_executor`: the bounded worker-thread pool of the event loop
+   (``server.worker_threads``).
+
+Dependency direction: this module imports the servicers, the context and the wiring;
+none of them imports it. :mod:`server.workers` and :mod:`server.app` call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from audit import AuditLog
+from audit.record import AuditRecord
+from server.admin import AdminServicer
+from server.audit_service import AuditServicer
+from server.auditsink import AuditLogSink, AuditSink, Receipt
+from server.auth import AuthServicer
+from server.certcheck import TrustMaterial
+from server.config import GatewayConfig
+from server.context import Gateway
+from server.forward import ForwardingHandler
+from server.interceptors import GatewayInterceptor
+from server.ops import schema as ops_schema
+from server.ops_wiring import OpsWiring, open_operations
+from server.query import QueryServicer
+from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
+from server.sms import OutboxSmsSender
+from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
+from server.store import DbRevocationStore, Store
+from signing import load_signer
+from signing.api import Signer
+from siogw_api.errors import ConfigError, SiogwError
+from siogw_api.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+
+#: The origin line of the gateway's audit log checkpoints.
+AUDIT_ORIGIN = "sio-gateway/audit"
+
+#: The methods a worker process serves itself (every other one it forwards).
+QUERY_PREFIX = f"/{QUERY_SERVICE}/"
+
+#: An observer of the audit sink: called with each record and its seq once it is durable.
+Observer = Callable[[AuditRecord, int | None], None]
+
+
+# --- the shared state ----------------------------------------------------------------------
+def load_gateway_signer(config: GatewayConfig) -> Signer:
+    """The gateway's signing key from ``signer.uri`` (its own SoftHSM token), its PKCS#11
+    session pool bounded by ``signer.sessions`` (0: the signing layer's default)."""
+    if not config.signer.uri:
+        raise ConfigError("signer.uri is not set: the gateway needs its own signing key")
+    return load_signer(
+        config.signer.uri,
+        pin_source=config.signer.pin_source,
+        certificate=str(config.signer.certificate) if config.signer.certificate else None,
+        sessions=config.signer.sessions or None,
+    )
+
+
+def default_dispatcher(store: Store) -> Dispatcher:
+    """The data plane over the embedded connector (the synthetic dataset in the same DB)."""
+    return Dispatcher({}, EmbeddedConnector(store.engine))
+
+
+class ObservedSink:
+    """An :class:`~server.auditsink.AuditSink` that tells its observers of each record.
+
+    Built by :func:`build_gateway` around the audit log's sink with the operations
+    domain's :meth:`~server.ops_wiring.OpsWiring.observe` (the violation rules): every
+    holder of ``Gateway.audit`` -- the servicers, the interceptor's refusals, the log host
+    socket of the workers -- records through this one object, so the rules see every
+    record. An observer is called after the record is durable and must not raise (the
+    rules only queue it).
+    """
+
+    def __init__(self, inner: AuditSink, observers: Sequence[Observer]) -> None:
+        self.inner = inner
+        self.observers = tuple(observers)
+
+    async def record(self, record: AuditRecord) -> Receipt:
+        receipt = await self.inner.record(record)
+        for observe in self.observers:
+            observe(record, receipt.seq)
+        return receipt
+
+    def check(self) -> None:
+        self.inner.check()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def build_gateway(
+    config: GatewayConfig,
+    *,
+    signer: Signer | None = None,
+    audit: AuditSink | None = None,
+    audit_log: AuditLog | None = None,
+    dispatcher: Dispatcher | None = None,
+    store: Store | None = None,
+    worker: bool = False,
+    read_ops_status: bool = False,
+    clock: Callable[[], Any] | None = None,
+) -> Gateway:
+    """The :class:`Gateway` named by ``config``, every field set (module docstring, 1).
+
+    Arguments replace what the config would load (tests pass SoftHSM-backed signers,
+    module-scoped stores, an opened ``audit_log``). Without ``audit`` or ``audit_log``,
+    an ``audit.AuditLog`` is opened in ``config.effective_audit_dir`` signed by the
+    gateway key. With an ``AuditLog`` (and no ``audit``), the operations domain is
+    opened over it and the sink is an :class:`ObservedSink` feeding its rules; with only
+    ``audit`` (a development sink, or a worker's link to the log host) the gateway has no
+    operations domain. A ``worker`` process (ADR 0007) leaves the dataset, the SQLite
+    checkpoints and housekeeping to the log host; with ``read_ops_status`` its session
+    check reads the operations domain's user status too. ``clock`` replaces the wall
+    clock of the operations services (tests).
+
+    Raises :class:`~siogw_api.errors.ConfigError` (or another
+    :class:`~siogw_api.errors.SiogwError`) when something cannot be opened; what this
+    call opened itself is closed again first.
+    """
+    if audit is not None and audit_log is not None:
+        raise ConfigError("build_gateway takes the audit log or a sink, not both")
+    config.home.mkdir(parents=True, exist_ok=True)
+    own_store = store is None
+    store = store or Store(config.effective_database_url).open()
+    own_log = False
+    try:
+        if not worker:
+            store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
+            store.start_housekeeper(  # old request ids, sessions, login attempts
+                clock_skew_seconds=config.limits.clock_skew_seconds,
+                interval=config.limits.housekeeping_seconds,
+            )
+            if config.seed_dataset:
+                seed_dataset(store.engine)
+        if read_ops_status:
+            store.read_status_from(ops_schema.users)
+        signer = signer or load_gateway_signer(config)
+        if audit is None and audit_log is None:
+            audit_log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+            own_log = True
+        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
+        wiring: OpsWiring | None = None
+        if audit is None:
+            assert audit_log is not None
+            wiring = _open_operations(config, store, trust, audit_log, clock)
+            audit = ObservedSink(AuditLogSink(audit_log), observers=(wiring.observe,))
+    except BaseException:
+        if own_log and audit_log is not None:
+            audit_log.close()
+        if own_store:
+            store.close()
+        raise
+    return Gateway(
+        config=config,
+        store=store,
+        audit=audit,
+        trust=trust,
+        signer=signer,
+        sms=OutboxSmsSender(config.effective_sms_outbox),
+        dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
+        audit_log=audit_log,
+        ops_wiring=wiring,
+    )
+
+
+def _open_operations(
+    config: GatewayConfig,
+    store: Store,
+    trust: TrustMaterial,
+    audit_log: AuditLog,
+    clock: Callable[[], Any] | None,
+) -> OpsWiring:
+    try:
+        return open_operations(store, trust, audit_log,
+                               clock_skew_seconds=config.limits.clock_skew_seconds,
+                               clock=clock)
+    except SiogwError as exc:
+        raise ConfigError(f"the operations domain cannot start: {exc.diagnostics()}") from exc
+
+
+async def close_gateway(gw: Gateway) -> None:
+    """Close what :func:`build_gateway` opened: the rules worker first (it reads the
+    log), then the audit sink (flushing pending records), then the database."""
+    if gw.ops_wiring is not None:
+        gw.ops_wiring.close()
+    await gw.audit.close()
+    gw.store.close()
+
+
+# --- listeners -----------------------------------------------------------------------------
+def transport_options(config: GatewayConfig) -> list[tuple[str, Any]]:
+    """The gRPC channel/server options of every listener and of the forwarding channel."""
+    limits = config.limits
+    return [
+        ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
+        ("grpc.max_send_message_length", limits.transport_max_message_bytes),
+    ]
+
+
+def bind_port(server: aio.Server, config: GatewayConfig) -> int:
+    """Add the configured address to ``server`` (TLS unless off); the port bound, 0 if
+    none (gRPC sets ``SO_REUSEPORT``, so worker processes bind the same one)."""
+    address = f"{config.host}:{config.port}"
+    if config.tls.enabled:
+        return int(server.add_secure_port(address, _server_credentials(config)))
+    return int(server.add_insecure_port(address))
+
+
+def _server_credentials(config: GatewayConfig) -> grpc.ServerCredentials:
+    tls = config.tls
+    if tls.cert_file is None or tls.key_file is None:
+        raise ConfigError("TLS is on but tls.cert_file / tls.key_file are not set")
+    try:
+        cert = tls.cert_file.read_bytes()
+        key = tls.key_file.read_bytes()
+        client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    except OSError as exc:
+        raise ConfigError("cannot read TLS files", detail=str(exc)) from exc
+    return grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=client_ca,
+        require_client_auth=bool(client_ca) and tls.require_client_cert,
+    )
+
+
+def service_names() -> tuple[str, ...]:
+    """The services a gateway process announces through server reflection."""
+    return (
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+        query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+
+
+@dataclass(frozen=True)
+class Servicers:
+    """The siogw.v1 servicers of the log host (one set, on every listener it has)."""
+
+    auth: AuthServicer
+    query: QueryServicer
+    audit: AuditServicer
+    admin: AdminServicer
+
+    def add_to(self, server: aio.Server) -> None:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, server)  # type: ignore[no-untyped-call]
+        query_pb2_grpc.add_QueryServiceServicer_to_server(self.query, server)  # type: ignore[no-untyped-call]
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(self.audit, server)  # type: ignore[no-untyped-call]
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A public gRPC server of one process, with its health service kept in step with
+    the maintenance windows (and, on a worker, with its link to the log host)."""
+
+    server: aio.Server
+    health: health.aio.HealthServicer
+    updater: HealthUpdater
+    #: The siogw.v1 servicers (the log host's); None on a worker.
+    servicers: Servicers | None
+
+    def bind(self, config: GatewayConfig) -> int:
+        """Bind the configured address; the port bound (0: none)."""
+        return bind_port(self.server, config)
+
+    async def start(self) -> None:
+        """Report SERVING, start serving, then follow the maintenance windows."""
+        for name in ALL_SERVICES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.server.start()
+        await self.updater.refresh()
+        self.updater.start()
+
+
+def _with_health(
+    server: aio.Server,
+    config: GatewayConfig,
+    gw: Gateway,
+    audit_check: Callable[[], None] | None = None,
+) -> tuple[health.aio.HealthServicer, HealthUpdater]:
+    health_servicer = health.aio.HealthServicer()
+    updater = HealthUpdater(gw.store, health_servicer, config.limits.health_poll_seconds,
+                            audit_check=audit_check)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(service_names(), server)
+    return health_servicer, updater
+
+
+def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
+    """The public listener of the single process or the log host: every service."""
+    server = aio.server(
+        interceptors=[GatewayInterceptor(gw.audit,
+                                         max_message_bytes=config.limits.max_message_bytes)],
+        options=transport_options(config),
+    )
+    health_servicer, updater = _with_health(server, config, gw)
+    servicers = Servicers(
+        auth=AuthServicer(gw),
+        query=QueryServicer(gw),
+        audit=AuditServicer(gw),
+        admin=AdminServicer(gw, on_maintenance=updater.refresh),
+    )
+    servicers.add_to(server)
+    return Listener(server, health_servicer, updater, servicers)
+
+
+def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) -> aio.Server:
+    """The log host's listener for calls the workers forward (the same servicers; the
+    forwarded client address is believed here only). The caller adds the socket."""
+    server = aio.server(
+        interceptors=[GatewayInterceptor(gw.audit,
+                                         max_message_bytes=config.limits.max_message_bytes,
+                                         trust_forwarded_peer=True)],
+        options=transport_options(config),
+    )
+    servicers.add_to(server)
+    return server
+
+
+def worker_listener(
+    config: GatewayConfig, gw: Gateway, forward_to: aio.Channel,
+    audit_check: Callable[[], None],
+) -> Listener:
+    """A worker's public listener: ``QueryService`` served here, every other siogw.v1
+    call forwarded over ``forward_to`` (the log host's internal listener)."""
+    server = aio.server(
+        interceptors=[GatewayInterceptor(gw.audit,
+                                         max_message_bytes=config.limits.max_message_bytes,
+                                         only_prefixes=(QUERY_PREFIX,))],
+        options=transport_options(config),
+    )
+    query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        QueryServicer(gw), server
+    )
+    health_servicer, updater = _with_health(server, config, gw, audit_check)
+    server.add_generic_rpc_handlers((ForwardingHandler(forward_to),))
+    return Listener(server, health_servicer, updater, None)
+
+
+# --- threads -------------------------------------------------------------------------------
+def install_executor(loop: asyncio.AbstractEventLoop, config: GatewayConfig) -> None:
+    """Bound the loop's default executor (``asyncio.to_thread``) to
+    ``config.effective_worker_threads`` threads: the blocking parts of a call (DB,
+    certificate checks, resource fetches, PKCS#11 signing) run there."""
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+        config.effective_worker_threads, thread_name_prefix="siogw-worker"))

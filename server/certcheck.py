@@ -1,0 +1,305 @@
+"""Certificate checking: the gateway's one chain validation, cached where it may be.
+
+:class:`TrustMaterial` holds the trust anchors and CRL files named by the config (CRL
+files are re-read when they change) and the database revocation store; its
+:meth:`TrustMaterial.validate` is the gateway's one certificate check. The expensive,
+immutable part of a validation (path building, chain signatures, extensions, key usage)
+is kept per certificate in a :class:`ChainCache` as a :class:`ValidatedChain`;
+revocation (DB store and CRLs, with the CRLs' own freshness) is checked on every call,
+so a revocation is effective at once. :class:`ValidatingTrust` lets
+:class:`signing.trust.CertificateVerifier` verify a DSSE envelope through that check,
+without validating again a certificate already validated in the same call.
+
+Nothing here knows about gRPC, sessions or servicers (:mod:`server.context` uses it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from server.store import fingerprint
+from signing.api import certificate_public_key
+from signing.crl import load_crl
+from signing.errors import BadSignature
+from signing.trust import TrustStore, describe, load_certificates
+from signing.verify import verify_with_key
+from siogw_api.errors import ConfigError, InputError
+from siogw_api.timeutil import now_utc
+
+
+@dataclass(frozen=True)
+class ValidatedChain:
+    """The immutable outcome of a full chain validation of one certificate.
+
+    ``path`` is leaf first, anchor last. ``not_before``/``not_after`` bound the window in
+    which *every* certificate of the path is within its validity; outside it the entry is
+    worthless and the next check validates in full again.
+    """
+
+    fingerprint: str
+    path: tuple[x509.Certificate, ...]
+    not_before: _dt.datetime
+    not_after: _dt.datetime
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.path[0]
+
+    def covers(self, at: _dt.datetime) -> bool:
+        return self.not_before <= at <= self.not_after
+
+
+class ChainCache:
+    """A bounded LRU of :class:`ValidatedChain` by certificate fingerprint (SHA-256 of DER).
+
+    Only what cannot change for a given certificate and trust-anchor set is cached: the
+    parsed objects, the chain signatures, critical extensions, CA constraints and key
+    usage. An entry is dropped once the time checked is outside the validity of its path.
+    Revocation (the DB revocation store and the CRLs) is never cached: see
+    :meth:`TrustMaterial.validate`. Thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        if max_entries < 1:
+            raise ConfigError("the certificate cache needs room for at least one entry")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, ValidatedChain] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, fp: str, at: _dt.datetime) -> ValidatedChain | None:
+        with self._lock:
+            chain = self._entries.get(fp)
+            if chain is None:
+                return None
+            if not chain.covers(at):
+                del self._entries[fp]
+                return None
+            self._entries.move_to_end(fp)
+            return chain
+
+    def put(self, chain: ValidatedChain) -> None:
+        with self._lock:
+            self._entries[chain.fingerprint] = chain
+            self._entries.move_to_end(chain.fingerprint)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class TrustMaterial:
+    """Anchors and CRLs from files; CRL files are re-read when they change on disk.
+
+    :meth:`validate` is the gateway's one certificate check. The expensive, immutable
+    part of a validation (path building and chain signatures, extensions, key usage) is
+    kept in a :class:`ChainCache`; revocation (DB store + CRLs, including the CRLs'
+    own freshness) is checked on every call, so a revocation is effective at once.
+    """
+
+    def __init__(
+        self,
+        anchors: Sequence[Path],
+        crls: Sequence[Path],
+        revocations: Any,
+        *,
+        cache: ChainCache | None = None,
+    ) -> None:
+        self.anchor_paths = tuple(anchors)
+        self.crl_paths = tuple(crls)
+        self.revocations = revocations
+        self.cache = cache if cache is not None else ChainCache()
+        self._anchors: list[x509.Certificate] = []
+        for path in self.anchor_paths:
+            try:
+                self._anchors.extend(load_certificates(path.read_bytes()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read trust anchor {path}", detail=str(exc)) from exc
+        self._crl_stamp: tuple[float, ...] | None = None
+        self._crls: list[x509.CertificateRevocationList] = []
+        self._store: TrustStore | None = None
+        self._lock = threading.Lock()
+        #: fingerprint -> (from, until): the current CRLs list no certificate of that
+        #: chain and are all current in that window. Cleared whenever the CRLs change.
+        self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
+
+    def _load_crls(self) -> bool:
+        """Re-read the CRL files if they changed; True if they did."""
+        stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.crl_paths)
+        if stamps == self._crl_stamp:
+            return False
+        crls = []
+        for path in self.crl_paths:
+            if path.exists():
+                crls.append(load_crl(path.read_bytes()))
+        self._crls, self._crl_stamp = crls, stamps
+        return True
+
+    def store(self) -> TrustStore:
+        """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""
+        return self._current()[0]
+
+    def _current(self) -> tuple[TrustStore, dict[str, tuple[_dt.datetime, _dt.datetime]]]:
+        """The current store and the CRL memo that belongs to exactly its CRLs."""
+        if not self._anchors:
+            raise ConfigError("no trust anchors configured (trust.anchors)")
+        with self._lock:
+            if self._load_crls() or self._store is None:
+                self._store = TrustStore(
+                    self._anchors, crls=self._crls, revocations=self.revocations
+                )
+                self._crl_clean = {}
+            return self._store, self._crl_clean
+
+    def validate(
+        self,
+        cert: x509.Certificate | None = None,
+        *,
+        der: bytes | None = None,
+        fp: str | None = None,
+        at: _dt.datetime | None = None,
+        revocations: Any = None,
+    ) -> ValidatedChain:
+        """Check a certificate (object or DER) for signing at ``at`` (default: now).
+
+        A cache miss runs the full :meth:`signing.trust.TrustStore.verify_certificate`
+        (chain, revocation, validity, CA constraints, key usage) and caches the outcome.
+        A hit re-checks revocation of every non-anchor certificate of the path against
+        the DB revocation store and the CRLs *now*. Raises the TrustError of the failed
+        check (:class:`~signing.errors.CertificateRevoked`, ``CertificateExpired``, …).
+        ``revocations`` replaces the DB revocation store for this check (rows prefetched
+        with the session, :class:`server.store.PrefetchedRevocations`).
+        """
+        if cert is None and der is None:
+            raise InputError("no certificate to validate")
+        if der is None:
+            assert cert is not None
+            der = cert.public_bytes(serialization.Encoding.DER)
+        fp = fp or fingerprint(der)
+        when = at if at is not None else now_utc()
+        store, crl_memo = self._current()
+        if revocations is not None:
+            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations)
+        chain = self.cache.get(fp, when)
+        if chain is None:
+            if cert is None:
+                cert = parse_certificate(der)
+            path = store.verify_certificate(cert, at=when)
+            chain = ValidatedChain(
+                fingerprint=fp,
+                path=path,
+                not_before=max(c.not_valid_before_utc for c in path),
+                not_after=min(c.not_valid_after_utc for c in path),
+            )
+            self.cache.put(chain)
+            return chain
+        # Cached: only revocation can have changed (validity is inside the entry's window).
+        self._check_revocation_now(store, crl_memo, chain, when)
+        return chain
+
+    def _check_revocation_now(
+        self,
+        store: TrustStore,
+        crl_memo: dict[str, tuple[_dt.datetime, _dt.datetime]],
+        chain: ValidatedChain,
+        when: _dt.datetime,
+    ) -> None:
+        """Revocation of every non-anchor certificate of a cached chain at ``when``.
+
+        The DB revocation store is asked every time. The CRL part (signature, freshness,
+        entries) is the signing package's own check; its clean outcome is remembered
+        per chain for the CRLs loaded now and only inside their thisUpdate..nextUpdate
+        window, so a new CRL file or a CRL going stale is seen on the next call.
+        """
+        path = chain.path
+        links = range(len(path) - 1)  # anchors are not revocation-checked
+        db = store.revocations
+        if db is not None:
+            for i in links:
+                entry = db.lookup(path[i].issuer, path[i].serial_number)
+                if entry is not None and entry.applies_at(when):
+                    store._check_revocation(path[i], path[i + 1], when)  # raises, precisely
+        crls = store.crls
+        if not crls:
+            return
+        clean = crl_memo.get(chain.fingerprint)
+        if clean is not None and clean[0] <= when <= clean[1]:
+            return
+        crl_only = TrustStore(store.anchors, crls=crls, revocations=None)
+        for i in links:
+            crl_only._check_revocation(path[i], path[i + 1], when)
+        # Remember only if no CRL of an issuer on the path lists any of its certificates
+        # (a future-dated entry would start to apply later).
+        start, until = _dt.datetime.min.replace(tzinfo=_dt.UTC), _dt.datetime.max.replace(
+            tzinfo=_dt.UTC
+        )
+        for i in links:
+            for crl in crls:
+                if crl.issuer != path[i + 1].subject:
+                    continue
+                if crl.get_revoked_certificate_by_serial_number(path[i].serial_number):
+                    return
+                nxt = crl.next_update_utc
+                if nxt is None:
+                    return
+                start, until = max(start, crl.last_update_utc), min(until, nxt)
+        if len(crl_memo) >= self.cache.max_entries:
+            crl_memo.clear()
+        crl_memo[chain.fingerprint] = (start, until)
+
+
+
+class ValidatingTrust:
+    """What :class:`signing.trust.CertificateVerifier` needs of a trust store, over
+    :meth:`TrustMaterial.validate` (cached chain, revocation now) and skipping the check
+    of the one certificate already validated in this call."""
+
+    def __init__(self, trust: TrustMaterial, validated: ValidatedChain | None) -> None:
+        self.trust = trust
+        self.validated = validated
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Sequence[x509.Certificate] = (),
+        algorithm: Any = None,
+    ) -> tuple[x509.Certificate, ...]:
+        pre = self.validated
+        if pre is not None and at is None and not intermediates and (
+            cert is pre.certificate or cert == pre.certificate
+        ):
+            path = pre.path
+        else:
+            path = self.trust.validate(cert, at=at).path
+        try:
+            verify_with_key(certificate_public_key(cert), payload, signature, algorithm)
+        except BadSignature as exc:
+            raise BadSignature(f"signature by {describe(cert)} does not verify") from exc
+        return path
+
+
+
+def parse_certificate(data: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise InputError("certificate_der is not a DER X.509 certificate") from exc
+
+

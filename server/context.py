@@ -1,0 +1,320 @@
+"""The request context: the gateway's shared state, sessions, and the helpers every
+servicer uses.
+
+:class:`Gateway` bundles what every servicer needs (config, control-plane store, trust
+material, audit sink, the gateway's signer, SMS sender, biometric verifier, the resource
+dispatcher and, on a process that has one, the operations domain). Every field is
+declared here and filled once, by the composition root (:mod:`server.assembly`).
+
+Every authenticated call runs :meth:`Gateway.authenticate`, which re-checks the session
+(not ended, not expired), the user (active, and not blocked by the operations domain
+where this process has it) and the certificate (registered to the user, chain valid, not
+revoked) -- so blocking the user or revoking the certificate ends the session on the
+very next call.
+
+The helpers: :func:`token_hash` (sessions are stored only as the SHA-256 of their
+token), :func:`bearer_token`, :func:`parse_envelope` / :func:`envelope_json` (what the
+audit log keeps of a request envelope) and :func:`check_fresh` (``created_at`` within
+the clock skew).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from cryptography import x509
+from grpc import aio
+
+from audit import AuditLog
+from audit.record import AuditRecord
+from server import sms as sms_mod
+from server.auditsink import AuditSink, Receipt
+from server.biometric import BiometricVerifier, PlatformAuthenticatorVerifier
+from server.certcheck import TrustMaterial, ValidatedChain, ValidatingTrust
+from server.config import GatewayConfig
+from server.errors import (
+    CertificateNotRegistered,
+    MissingField,
+    NotImplementedYet,
+    StaleRequest,
+    Unauthenticated,
+    UserBlocked,
+)
+from server.interceptors import current_call
+from server.ops import Operations
+from server.ops_wiring import OpsWiring
+from server.resources import Dispatcher
+from server.store import (
+    CertRow,
+    PrefetchedRevocations,
+    SessionContext,
+    Store,
+    UserRow,
+    fingerprint,
+)
+from signing import dsse
+from signing.api import Signer, certificate_der, certificate_key_id
+from signing.errors import MalformedEnvelope
+from signing.trust import CertificateVerifier
+from signing.wire import bearer_from_metadata, envelope_from_proto
+from siogw_api.timeutil import astana_iso, now_utc, parse_iso
+from siogw_api.v1 import common_pb2
+
+T = TypeVar("T")
+
+
+@dataclass
+class Gateway:
+    """Everything the servicers share; built by :func:`server.assembly.build_gateway`.
+
+    Every field is declared here and set once, at assembly (tests may swap one for a
+    stand-in). ``ops_wiring`` is the operations domain (``server.ops``: Admin/Audit
+    operations, the violation rules fed by ``audit``, the audit index): present on the
+    single process and the log host when the audit sink is an ``audit.AuditLog``;
+    ``None`` on a worker process (ADR 0007: it serves queries only and reads the
+    operations status of users through the store) and with a development sink.
+    """
+
+    config: GatewayConfig
+    store: Store
+    audit: AuditSink
+    trust: TrustMaterial
+    signer: Signer | None = None
+    sms: sms_mod.SmsSender | None = None
+    biometric: BiometricVerifier = field(default_factory=PlatformAuthenticatorVerifier)
+    dispatcher: Dispatcher | None = None
+    #: The ``audit.AuditLog`` behind ``audit``, when there is one (not on a worker).
+    audit_log: AuditLog | None = None
+    #: The operations domain and its wiring, or None (see the class docstring).
+    ops_wiring: OpsWiring | None = None
+
+    @property
+    def ops(self) -> Operations | None:
+        """The operations services, or None where this process has no operations domain."""
+        return self.ops_wiring.ops if self.ops_wiring is not None else None
+
+    def require_ops(self) -> OpsWiring:
+        """The operations domain, or :class:`NotImplementedYet` (``UNIMPLEMENTED``) where
+        this gateway has none (a development sink instead of the audit log)."""
+        if self.ops_wiring is None:
+            raise NotImplementedYet("the operations domain needs the audit.AuditLog "
+                                    "(this gateway records to a development sink)")
+        return self.ops_wiring
+
+    def signing_certificate(self) -> x509.Certificate | None:
+        return self.signer.certificate if self.signer is not None else None
+
+    @property
+    def inline_blocking(self) -> bool:
+        """Run the short database steps of a query on the event loop thread?
+
+        With SQLite (in-process, a statement takes tens of microseconds) a hop to a worker
+        thread costs more than the work: two thread switches, a GIL hand-over and a wake-up
+        of the loop per hop. Measured with bench/gateway.py, the hops cost ~10% of
+        throughput. With a server database (PostgreSQL) a statement waits for the network,
+        and worker threads let concurrent queries overlap those waits: there the steps
+        run in threads. The price of inline steps: while one waits for SQLite's write lock
+        (held a moment by another writer, such as the audit index catching up), the loop
+        waits with it; every query needs that lock for its replay claim anyway.
+        """
+        return bool(self.store.engine.dialect.name == "sqlite")
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` inline or in a worker thread, by :attr:`inline_blocking`."""
+        if self.inline_blocking:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    # -- certificates ----------------------------------------------------------------------
+    def check_certificate(self, cert: x509.Certificate) -> None:
+        """Chain to the anchors, not revoked (DB + CRL), within validity, signing usage."""
+        self.trust.validate(cert)
+
+    def verify_by_certificate(
+        self,
+        envelope: common_pb2.Envelope,
+        payload_type: str,
+        cert: x509.Certificate,
+        *,
+        validated: ValidatedChain | None = None,
+        parsed: dsse.Envelope | None = None,
+    ) -> bytes:
+        """Verify a proto envelope signed by ``cert`` and return its payload.
+
+        The signature must verify and its certificate chain be valid and unrevoked
+        (``UNAUTHENTICATED`` otherwise); a valid signature by any *other* certificate is
+        :class:`CertificateNotRegistered` (``PERMISSION_DENIED``): keys are not
+        transferable (R7). ``validated`` is the outcome of a check of ``cert`` made
+        earlier in *this* call (by :meth:`authenticate`): it is not checked again.
+        ``parsed``: ``envelope`` already parsed by :func:`envelope_from_proto`.
+        """
+        env = parsed if parsed is not None else envelope_from_proto(envelope)
+        if env.payload_type != payload_type:
+            raise MalformedEnvelope(
+                f"expected payload type {payload_type}, got {env.payload_type!r}"
+            )
+        verifier = CertificateVerifier(ValidatingTrust(self.trust, validated), [cert])  # type: ignore[arg-type]
+        verified = dsse.verify_envelope(env, verifier, payload_types=[payload_type])
+        want_fp = validated.fingerprint if validated is not None else fingerprint(der(cert))
+        want = certificate_key_id(cert)
+        for signer in verified.signers:
+            if signer.keyid == want and signer.certificate is not None and (
+                signer.certificate is cert or fingerprint(der(signer.certificate)) == want_fp
+            ):
+                return verified.payload
+        other = verified.signers[0]
+        raise CertificateNotRegistered(
+            "the request is signed with a certificate that is not the one registered to "
+            "this user and session",
+            detail=f"signed by {other.subject}",
+        )
+
+    # -- sessions --------------------------------------------------------------------------
+    async def authenticate(self, context: aio.ServicerContext) -> Session:
+        """The live session of this call, re-checked in full (see module docstring).
+
+        The database reads and the certificate check run in a worker thread.
+        """
+        return await asyncio.to_thread(self.authenticate_token, bearer_token(context))
+
+    def authenticate_token(self, token: str | None) -> Session:
+        """:meth:`authenticate` for a bearer token (blocking: call it off the event loop).
+
+        One database read (:meth:`server.store.Store.session_context`) brings the session,
+        user, certificate, consent, open maintenance window and the certificate's DB
+        revocations; the certificate's chain comes from the :class:`ChainCache` while its
+        revocation (DB + CRL) is checked now.
+        """
+        if token is None:
+            raise Unauthenticated("no session: send 'authorization: Bearer <token>'")
+        now = now_utc()
+        ctx = self.store.session_context(
+            token_hash(token), consent_version=self.config.policy.consent_version, at=now
+        )
+        if ctx is None:
+            raise Unauthenticated("unknown session token")
+        row = ctx.session
+        info = current_call()
+        info.user_id = row.user_id
+        info.cert_fingerprint = row.cert_fingerprint
+        if row.ended_at is not None:
+            raise Unauthenticated(f"session ended at {astana_iso(row.ended_at)}")
+        if now >= row.expires_at:
+            raise Unauthenticated(f"session expired at {astana_iso(row.expires_at)}")
+        user = ctx.user
+        if user is None or not user.active:
+            self.store.end_session(row.token_hash)
+            raise UserBlocked(
+                f"user {row.user_id!r} is blocked",
+                detail=user.status_reason if user is not None else "user removed",
+            )
+        ops = self.ops
+        if ops is not None and (
+            ops.lifecycle.status_blocks(ctx.ops_status)
+            if ctx.ops_status_read
+            else ops.lifecycle.is_blocked(user.user_id)
+        ):
+            # The operations domain is the source of truth for blocks (R4, R13); its
+            # mirror into the store is a hook that may have failed, so ask it directly.
+            self.store.end_session(row.token_hash)
+            raise UserBlocked(f"user {user.user_id!r} is blocked by the operator")
+        cert_row = ctx.certificate
+        if cert_row is None or cert_row.user_id != user.user_id:
+            self.store.end_session(row.token_hash)
+            raise CertificateNotRegistered("the session's certificate is no longer registered")
+        try:
+            chain = self.trust.validate(
+                der=cert_row.der, fp=cert_row.fingerprint, at=now,
+                revocations=PrefetchedRevocations(
+                    self.store, cert_row.serial_hex, ctx.revocations
+                ),
+            )
+        except Exception:
+            self.store.end_session(row.token_hash)
+            raise
+        return Session(
+            token_hash=row.token_hash, user=user, cert_row=cert_row,
+            certificate=chain.certificate, expires_at=row.expires_at, chain=chain,
+            context=ctx,
+        )
+
+    async def record(self, record: AuditRecord) -> Receipt:
+        return await self.audit.record(record)
+
+
+
+@dataclass(frozen=True)
+class Session:
+    """An authenticated, re-checked session."""
+
+    token_hash: str
+    user: UserRow
+    cert_row: CertRow
+    certificate: x509.Certificate
+    expires_at: _dt.datetime
+    #: The certificate's validation in this call (not to be repeated within the call).
+    chain: ValidatedChain | None = None
+    #: What the same read found about consent and maintenance (this call only).
+    context: SessionContext | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    @property
+    def cert_fingerprint(self) -> str:
+        return self.cert_row.fingerprint
+
+
+
+# --- helpers -------------------------------------------------------------------------------
+def der(cert: x509.Certificate) -> bytes:
+    return certificate_der(cert)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def bearer_token(context: aio.ServicerContext) -> str | None:
+    return bearer_from_metadata(context.invocation_metadata())
+
+
+def parse_envelope(envelope: common_pb2.Envelope) -> tuple[dsse.Envelope | None, bytes]:
+    """The checked envelope (None if malformed) and what the audit log keeps of it."""
+    try:
+        env = envelope_from_proto(envelope)
+        return env, env.to_json()
+    except Exception:  # malformed: keep the bytes as received, the refusal says why
+        raw: bytes = envelope.SerializeToString(deterministic=True)
+        return None, raw
+
+
+def envelope_json(envelope: common_pb2.Envelope) -> bytes:
+    """The DSSE JSON of a proto envelope (what the audit log keeps); raw bytes if malformed."""
+    try:
+        return envelope_from_proto(envelope).to_json()
+    except Exception:  # malformed: keep the bytes as received, the refusal says why
+        raw: bytes = envelope.SerializeToString(deterministic=True)
+        return raw
+
+
+def check_fresh(created_at: str, skew_seconds: int) -> _dt.datetime:
+    """Parse ``created_at`` and refuse it outside ``now ± skew`` (:class:`StaleRequest`)."""
+    if not created_at:
+        raise MissingField("created_at is empty")
+    when = parse_iso(created_at)
+    now = now_utc()
+    if abs((now - when).total_seconds()) > skew_seconds:
+        raise StaleRequest(
+            f"created_at {astana_iso(when)} is outside ±{skew_seconds} s of the gateway clock "
+            f"({astana_iso(now)})"
+        )
+    return when
+
+
