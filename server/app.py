@@ -43,7 +43,8 @@ from server.interceptors import GatewayInterceptor
 from server.query import QueryServicer
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, HealthUpdater
-from server.store import DbRevocationStore, Store
+from server.store import Store
+from server.store.certificates import DbRevocationStore
 from server.workers import GATEWAY_SOCKET, TEMPORARY_RUNTIME_PREFIX
 from signing.api import Signer
 from siogw_api.errors import ConfigError

@@ -175,9 +175,9 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
 
 #: Classes of other packages, by qualified name, so this module does not import them.
 STATUS_BY_NAME: Mapping[str, grpc.StatusCode] = {
-    "server.store.ReplayDetected": grpc.StatusCode.ALREADY_EXISTS,
-    "server.store.UnknownUser": grpc.StatusCode.NOT_FOUND,
-    "server.store.DuplicateUser": grpc.StatusCode.ALREADY_EXISTS,
+    "server.store.errors.ReplayDetected": grpc.StatusCode.ALREADY_EXISTS,
+    "server.store.errors.UnknownUser": grpc.StatusCode.NOT_FOUND,
+    "server.store.errors.DuplicateUser": grpc.StatusCode.ALREADY_EXISTS,
     "signing.errors.MalformedEnvelope": grpc.StatusCode.INVALID_ARGUMENT,
     "server.resources.errors.UnknownResource": grpc.StatusCode.NOT_FOUND,
     "server.resources.errors.UpstreamError": grpc.StatusCode.UNAVAILABLE,

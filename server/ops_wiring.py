@@ -7,9 +7,6 @@ One function, :func:`attach_operations`, does all of it, once per gateway (idemp
 * builds :class:`server.ops.Operations` over the gateway's own database engine (tables
   ``ops_*``), recording into the gateway's ``audit.AuditLog`` (fail closed), with the
   gateway's trust store and an audit index (``ops_audit_records``) in the same database;
-* installs the store hooks (:func:`server.ops.gateway.connect_store`): registrations,
-  blocks, unblocks, revocations, certificates and maintenance windows are mirrored into
-  ``server.store`` at once, so live sessions of a blocked user fail on their next call;
 * feeds every record the gateway's audit sink writes (refusals from the interceptor
   included) to the violation rules (``ops.rules``), in order, on one background thread
   that takes them in batches (one wake-up and one user lookup per user per batch, not per
@@ -35,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
-from server.ops.gateway import connect_store
 from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.server.ops")
@@ -379,7 +375,6 @@ def attach_operations(gateway: Any, *, clock: Callable[[], Any] | None = None) -
         ops = Operations.open(engine, record=audit_log_recorder(audit_log),
                               trust=gateway.trust.store(), index=AuditIndexQueries(index),
                               **extra)
-        connect_store(ops, gateway.store)
         wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
         # Before any new record reaches the rules: rebuild their windows from the log
         # (records up to now; what is appended from here on comes through the sink).

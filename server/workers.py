@@ -257,10 +257,6 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
     sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost)
     await sink.connect()
     gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
-    if spec.read_ops_status:
-        from server.ops import schema
-
-        gw.store.read_status_from(schema.users)
     transport = [
         ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
         ("grpc.max_send_message_length", limits.transport_max_message_bytes),

@@ -422,7 +422,7 @@ def test_key_rotation_and_revocation_by_the_security_officer(
 ) -> None:
     """R8: a new certificate after a key rotation, listed with warnings; revoking it ends
     the session that uses it at once."""
-    from server.store import fingerprint
+    from server.store.certificates import fingerprint
 
     erik = register_applicant(gw, softhsm_store, "erik", "+77010000051")
     rotated = make_token_signer(softhsm_store, gw.home / "secrets", "erik2", gw.ca)

@@ -21,7 +21,8 @@ from server.app import build_gateway
 from server.auditsink import AuditLogSink
 from server.config import load_config
 from server.ops_wiring import attach_operations, wiring_of
-from server.store import ReplayDetected, seen_requests
+from server.store.errors import ReplayDetected
+from server.store.schema import seen_requests
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
 from siogw_api.timeutil import now_utc

@@ -45,3 +45,28 @@ def resolution(signer: Any, number: str, user_ids: list[str], start: _dt.datetim
                            "period_end": astana_iso(end)}
     doc.update(overrides)
     return sign_document(PAYLOAD_RESOLUTION, doc, signer)
+
+
+# --- the control-plane rows the services write (one table per fact) ----------------------
+def open_session(ops: Any, user_id: str, cert_der: bytes, token_hash: str) -> str:
+    """A live session of ``user_id`` in the control plane's ``sessions`` table."""
+    from server.store.certificates import fingerprint
+    from server.store.schema import sessions
+    from siogw_api.timeutil import now_utc
+
+    with ops.ctx.engine.begin() as conn:
+        conn.execute(sessions.insert().values(
+            token_hash=token_hash, user_id=user_id, cert_fingerprint=fingerprint(cert_der),
+            factor="sms", created_at=now_utc(), expires_at=now_utc() + _dt.timedelta(hours=1)))
+    return token_hash
+
+
+def session_ended(ops: Any, token_hash: str) -> bool:
+    import sqlalchemy as sa
+
+    from server.store.schema import sessions
+
+    with ops.ctx.engine.connect() as conn:
+        ended = conn.execute(sa.select(sessions.c.ended_at).where(
+            sessions.c.token_hash == token_hash)).scalar()
+    return ended is not None
