@@ -10,11 +10,12 @@ chain to the gateway's trust store at the time of receipt. The payload is a JSON
      "corrects": "<id of the refused application this one corrects>"}   # optional
 
 The operator decides within one day of receipt (``deadline_at``; :meth:`overdue` lists
-the late ones): :meth:`ApplicationService.register` creates the user in the operations
-tables and returns the :class:`Enrolment` the gateway needs (the ``EnrollUser``
-command's fields); :meth:`ApplicationService.refuse` signs a refusal
-(``application/vnd.siogw.refusal+json``) with the operator's :class:`~signing.api.Signer`,
-which the applicant fetches (:meth:`refusal_for`) and checks (:func:`verify_refusal`).
+the late ones): :meth:`ApplicationService.register` creates the user and certificate
+(the control plane's ``users`` and ``certificates`` rows, active at once) and returns
+the :class:`Enrolment` (the ``EnrollUser`` command's fields);
+:meth:`ApplicationService.refuse` signs a refusal (``application/vnd.siogw.refusal+json``)
+with the operator's :class:`~signing.api.Signer`, which the applicant fetches
+(:meth:`refusal_for`) and checks (:func:`verify_refusal`).
 After a refusal a corrected application may be filed (``corrects``).
 """
 
