@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from grpc import aio
 
+from server.admin import execute
 from server.config import load_config
 from server.ops import Actor, Operations, Role
 from server.store import Store
@@ -27,6 +28,7 @@ from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.trust import TrustStore
 from siogw import demo
+from siogw_api.v1 import admin_pb2
 from tests.server.test_workers import ANALYST, Client, refusal, serve
 
 OPERATOR = Actor("olga", Role.OPERATOR)
@@ -35,9 +37,6 @@ SECURITY = Actor("sam", Role.SECURITY_OFFICER)
 
 @pytest.fixture(scope="module")
 def world(softhsm_store: Any, tmp_path_factory: pytest.TempPathFactory) -> demo.World:
-    from server.admin import execute
-    from siogw_api.v1 import admin_pb2
-
     home = tmp_path_factory.mktemp("onehome")
     world = demo.build_world(home, people=(ANALYST,), token_store=softhsm_store,
                              label_prefix=f"oh{secrets.token_hex(3)}")

@@ -20,16 +20,22 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from server.ops import (
     PAYLOAD_APPLICATION,
     PAYLOAD_RESOLUTION,
     PAYLOAD_TRANSFER,
+    Actor,
+    Role,
     refusal_payload,
     sign_document,
     verify_refusal,
 )
 from server.resources.identifiers import make_iin
+from server.store.certificates import fingerprint
+from signing.csr import build_csr
+from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import admin_pb2, audit_pb2, common_pb2, query_pb2
@@ -383,8 +389,6 @@ def test_burst_of_queries_about_one_person_raises_an_alert(gw: Harness) -> None:
 def test_an_operations_block_and_unblock_are_seen_by_the_next_call(gw: Harness) -> None:
     """One home: a block by the operations domain (as a blocking rule makes it) is the
     ``users`` row the session read joins; nothing is mirrored, nothing can be missed."""
-    from server.ops import Actor, Role
-
     token = gw.session("dina")
     gw.send_query("dina")
     ops = gw.gateway.ops
@@ -408,12 +412,6 @@ def test_list_users_and_certificates_list_what_is_enrolled_and_registered(
     """Users enrolled both ways (``siogw admin`` / EnrollUser, and from an application)
     and certificates registered both ways (the store's command, the operations domain's)
     are all listed: one table each."""
-    from cryptography.hazmat.primitives import serialization
-
-    from server.store.certificates import fingerprint
-    from signing.csr import build_csr
-    from signing.software import SoftwareSigner, generate_software_key
-
     def new_cert(name: str) -> bytes:
         key = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
         cert = gw.ca.issue(build_csr(key, f"CN={name}"), "user", 30)
@@ -465,7 +463,6 @@ def test_key_rotation_and_revocation_by_the_security_officer(
 ) -> None:
     """R8: a new certificate after a key rotation, listed with warnings; revoking it ends
     the session that uses it at once."""
-    from server.store.certificates import fingerprint
 
     erik = register_applicant(gw, softhsm_store, "erik", "+77010000051")
     rotated = make_token_signer(softhsm_store, gw.home / "secrets", "erik2", gw.ca)

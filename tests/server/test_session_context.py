@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from cryptography import x509
 
 from server.store import Store
-from server.store.certificates import ANY_ISSUER, PrefetchedRevocations
+from server.store.certificates import ANY_ISSUER, PrefetchedRevocations, revoke_serial
 from server.store.errors import ReplayDetected
+from server.store.users import USER_ACTIVE, USER_BLOCKED, set_status
 from siogw_api.timeutil import now_utc
 
 
@@ -99,11 +101,6 @@ def test_an_operations_block_is_in_the_same_one_read(store: Store) -> None:
     """One home: the operations domain blocks by writing the ``users`` row the session
     read joins (server.store.users.set_status), so the read stays ONE statement and sees
     the block, and a revocation, at once."""
-    import sqlalchemy as sa
-
-    from server.store.certificates import revoke_serial
-    from server.store.users import USER_ACTIVE, USER_BLOCKED, set_status
-
     # Count what SQLite itself runs (the session read bypasses SQLAlchemy's events).
     statements: list[str] = []
     store.engine.dispose()

@@ -6,8 +6,12 @@ import base64
 import datetime as _dt
 from typing import Any
 
+import sqlalchemy as sa
+
 from server.ops import PAYLOAD_APPLICATION, PAYLOAD_RESOLUTION, PAYLOAD_TRANSFER, sign_document
-from siogw_api.timeutil import astana_iso
+from server.store.certificates import fingerprint
+from server.store.schema import sessions
+from siogw_api.timeutil import astana_iso, now_utc
 
 
 def application_doc(person: Any, **overrides: Any) -> dict[str, Any]:
@@ -50,10 +54,6 @@ def resolution(signer: Any, number: str, user_ids: list[str], start: _dt.datetim
 # --- the control-plane rows the services write (one table per fact) ----------------------
 def open_session(ops: Any, user_id: str, cert_der: bytes, token_hash: str) -> str:
     """A live session of ``user_id`` in the control plane's ``sessions`` table."""
-    from server.store.certificates import fingerprint
-    from server.store.schema import sessions
-    from siogw_api.timeutil import now_utc
-
     with ops.ctx.engine.begin() as conn:
         conn.execute(sessions.insert().values(
             token_hash=token_hash, user_id=user_id, cert_fingerprint=fingerprint(cert_der),
@@ -62,10 +62,6 @@ def open_session(ops: Any, user_id: str, cert_der: bytes, token_hash: str) -> st
 
 
 def session_ended(ops: Any, token_hash: str) -> bool:
-    import sqlalchemy as sa
-
-    from server.store.schema import sessions
-
     with ops.ctx.engine.connect() as conn:
         ended = conn.execute(sa.select(sessions.c.ended_at).where(
             sessions.c.token_hash == token_hash)).scalar()

@@ -19,6 +19,8 @@ from server.ops import (
     verify_refusal,
 )
 from server.ops.documents import fingerprint
+from server.store import Store
+from server.store.certificates import fingerprint as store_fingerprint
 from signing.ca import CertificateAuthority
 from signing.dsse import Envelope
 from signing.errors import BadSignature, MalformedEnvelope, UntrustedChain
@@ -127,9 +129,6 @@ def test_corrected_application_after_refusal_then_registration(
 
 def test_registration_enrols_in_the_gateways_tables(ops: Operations, people: Any) -> None:
     """One home: the registered user and certificate are the rows the gateway checks."""
-    from server.store import Store
-    from server.store.certificates import fingerprint as store_fingerprint
-
     boris = people("Boris")
     app = ops.applications.file(application(boris))
     enrol = ops.applications.register(OPERATOR, app.id, user_id="boris")

@@ -16,6 +16,8 @@ from server.ops import (
     PermissionDenied,
     SignerMismatch,
 )
+from server.store import Store
+from server.store.users import USER_BLOCKED
 from tests.server.ops.conftest import (
     AGENCY,
     CONTROLLER,
@@ -146,9 +148,6 @@ def test_block_needs_a_known_user_a_kind_and_a_reason(ops: Operations, people: A
 def test_the_block_is_the_row_the_gateway_reads(ops: Operations, people: Any) -> None:
     """One home: no mirror to miss. The store (every gateway process) sees the block,
     and an enrolment by the store is a user this domain blocks and lists."""
-    from server.store import Store
-    from server.store.users import USER_BLOCKED
-
     bob = people("Bob")
     _user(ops, bob, "bob")
     store = Store(ops.ctx.engine.url.render_as_string(hide_password=False))
