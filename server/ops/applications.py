@@ -195,14 +195,10 @@ def _check_subject_iin(cert: Any, iin: str) -> None:
             raise SignerMismatch("the certificate belongs to another person (subject IIN)")
 
 
-
-
 class ApplicationService:
     """See the module docstring."""
 
-    def __init__(
-        self, ctx: OpsContext, trust: TrustStore
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
         self.ctx = ctx
         self.trust = trust
 

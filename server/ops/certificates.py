@@ -131,11 +131,7 @@ def active_certificates(conn: Connection, user_id: str) -> list[x509.Certificate
 class CertificateService:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        ctx: OpsContext,
-        trust: TrustStore | None = None,
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore | None = None) -> None:
         self.ctx = ctx
         self.trust = trust
 

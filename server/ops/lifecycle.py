@@ -167,16 +167,11 @@ def insert_user(
 class LifecycleService:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        ctx: OpsContext,
-        trust: TrustStore,
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
         self.ctx = ctx
         self.trust = trust
 
     # --- reading ---------------------------------------------------------------------
-
     def get_user(self, user_id: str) -> UserRecord | None:
         with self.ctx.tx() as conn:
             row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).first()
