@@ -16,10 +16,13 @@ The operations commands (issue 5: applications, transfers, outbox, alerts, emerg
 CRLs, certificates, reviews) run the ``server.ops`` services with
 ``Actor(session.user_id, session role)`` (``Gateway.ops_wiring``, built by
 :mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their structured
-result is ``AdminResponse.data_json``. Block, unblock, certificate registration and
-revocation of users the operations domain knows, and every maintenance window, go through
-the operations services too (recorded there, mirrored into the store by its hooks); users
-enrolled only in the store keep the store-only path.
+result is ``AdminResponse.data_json``. Block, unblock, certificate
+registration and revocation of users with an operations record (registered from an
+application or imported with an IIN: ``LifecycleService.manages``), and every
+maintenance window, go through the operations services too (recorded there as ``ops.*``
+events); users enrolled by EnrollUser or ``siogw admin`` keep the store's commands.
+Both write the same rows (one table per fact, :mod:`server.store`), so ``ListUsers`` and
+``ListCertificates`` list every enrolled user and registered certificate.
 
 The applicant RPCs need no session: ``FileApplication`` takes the signed application;
 ``GetApplicationStatus`` / ``GetRefusal`` take an :data:`PAYLOAD_APPLICANT_PROOF` envelope
@@ -40,6 +43,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography import x509
 from google.protobuf.message import DecodeError
 from grpc import aio
@@ -51,7 +55,10 @@ from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.roles import PERMISSIONS
 from server.resources.catalogue import Role
-from server.store import USER_ACTIVE, USER_BLOCKED, Store
+from server.store import Store
+from server.store import schema as cp
+from server.store.certificates import fingerprint
+from server.store.users import USER_ACTIVE, USER_BLOCKED
 from signing import dsse
 from signing.api import key_id_for
 from siogw_api.errors import InputError
@@ -217,14 +224,16 @@ def _opt_time(text: str) -> _dt.datetime | None:
 
 
 def _ops_cert_by_serial(ops: Operations, serial_hex: str) -> str | None:
-    import sqlalchemy as sa
-
-    from server.ops import schema
-
+    """The fingerprint of a registered certificate with this serial whose user has an
+    operations record (None: none, or the store's command handles it)."""
     wanted = serial_hex.strip().lower().removeprefix("0x").lstrip("0") or "0"
+    c, u = cp.certificates.c, cp.users.c
     with ops.ctx.tx() as conn:
-        row = conn.execute(sa.select(schema.certificates.c.fingerprint).where(
-            schema.certificates.c.serial_hex == wanted)).first()
+        row = conn.execute(
+            sa.select(c.fingerprint).select_from(
+                cp.certificates.join(cp.users, u.user_id == c.user_id))
+            .where(c.serial_hex == wanted, u.iin != "")
+            .order_by(c.registered_at)).first()
     return None if row is None else str(row.fingerprint)
 
 
@@ -239,26 +248,27 @@ def execute_ops(
     """Run one command through the operations services (blocking; call off the loop).
 
     Returns ``(message, data)``, or ``None`` when the command is not the operations
-    domain's (a store-only user; enroll_user): :func:`execute` handles those.
+    domain's (a user without an operations record; enroll_user): :func:`execute`
+    handles those.
     """
     which = command.WhichOneof("command")
     life, apps, certs = ops.lifecycle, ops.applications, ops.certificates
     if which == "block_user":
         c = command.block_user
-        if life.get_user(c.user_id) is None:
+        if not life.manages(c.user_id):
             return None
         user = life.block(actor, c.user_id, c.kind or BlockKind.SUSPENSION, c.reason)
         return (f"user {c.user_id} blocked ({user.block_kind}); live sessions ended",
                 to_data(user))
     if which == "unblock_user":
         u = command.unblock_user
-        if life.get_user(u.user_id) is None:
+        if not life.manages(u.user_id):
             return None
         user = life.unblock(actor, u.user_id, u.reason)
         return f"user {u.user_id} unblocked", to_data(user)
     if which == "register_certificate":
         rc = command.register_certificate
-        if life.get_user(rc.user_id) is None:
+        if not life.manages(rc.user_id):
             return None
         info = certs.register(actor, rc.user_id, bytes(rc.certificate_der),
                               token_label=rc.token_label or None)
@@ -480,8 +490,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not proof.application_id:
             raise MissingField("application_id is empty")
         check_fresh(proof.created_at, self.gw.config.limits.clock_skew_seconds)
-        from server.store import fingerprint
-
         fp = fingerprint(der(cert))
         info.cert_fingerprint = fp
         info.details["application_id"] = proof.application_id

@@ -129,10 +129,7 @@ class _WorkerGroup:
             raise ConfigError(f"cannot listen on {socket_path}")
         await self.internal.start()
         os.chmod(socket_path, 0o600)
-        self.pool = WorkerPool(
-            self.config, self.runtime, self.config.workers - 1,
-            read_ops_status=self.gw.ops_wiring is not None,
-        )
+        self.pool = WorkerPool(self.config, self.runtime, self.config.workers - 1)
         await self.pool.start()
 
     async def stop_workers(self) -> None:

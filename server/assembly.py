@@ -47,13 +47,13 @@ from server.config import GatewayConfig
 from server.context import Gateway
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor
-from server.ops import schema as ops_schema
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
-from server.store import DbRevocationStore, Store
+from server.store import Store
+from server.store.certificates import DbRevocationStore
 from signing import load_signer
 from signing.api import Signer
 from siogw_api.errors import ConfigError, SiogwError
@@ -134,7 +134,6 @@ def build_gateway(
     dispatcher: Dispatcher | None = None,
     store: Store | None = None,
     worker: bool = False,
-    read_ops_status: bool = False,
     clock: Callable[[], Any] | None = None,
 ) -> Gateway:
     """The :class:`Gateway` named by ``config``, every field set (module docstring, 1).
@@ -146,8 +145,9 @@ def build_gateway(
     opened over it and the sink is an :class:`ObservedSink` feeding its rules; with only
     ``audit`` (a development sink, or a worker's link to the log host) the gateway has no
     operations domain. A ``worker`` process (ADR 0007) leaves the dataset, the SQLite
-    checkpoints and housekeeping to the log host; with ``read_ops_status`` its session
-    check reads the operations domain's user status too. ``clock`` replaces the wall
+    checkpoints and housekeeping to the log host; it reads user status, certificates
+    and maintenance from the same tables as the log host (one home for each fact, ADR
+    0008). ``clock`` replaces the wall
     clock of the operations services (tests).
 
     Raises :class:`~siogw_api.errors.ConfigError` (or another
@@ -169,8 +169,6 @@ def build_gateway(
             )
             if config.seed_dataset:
                 seed_dataset(store.engine)
-        if read_ops_status:
-            store.read_status_from(ops_schema.users)
         signer = signer or load_gateway_signer(config)
         if audit is None and audit_log is None:
             audit_log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)

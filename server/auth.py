@@ -46,7 +46,8 @@ from server.errors import (
     UserBlocked,
 )
 from server.interceptors import current_call
-from server.store import UserRow, fingerprint
+from server.store.certificates import fingerprint
+from server.store.users import UserRow
 from signing import dsse
 from siogw_api.errors import ConfigError
 from siogw_api.timeutil import astana_iso, now_utc

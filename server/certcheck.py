@@ -26,7 +26,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from server.store import fingerprint
+from server.store.certificates import fingerprint
 from signing.api import certificate_public_key
 from signing.crl import load_crl
 from signing.errors import BadSignature

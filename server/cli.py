@@ -195,7 +195,7 @@ def _read_only_record(event_type: str, actor: str, outcome: str, details: Any) -
 def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any:
     from server.certcheck import TrustMaterial
     from server.ops import AuditIndexQueries, Operations
-    from server.store import DbRevocationStore
+    from server.store.certificates import DbRevocationStore
 
     trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
     return Operations.open(store.engine, record=record, trust=trust.store(),

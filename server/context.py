@@ -49,14 +49,10 @@ from server.interceptors import current_call
 from server.ops import Operations
 from server.ops_wiring import OpsWiring
 from server.resources import Dispatcher
-from server.store import (
-    CertRow,
-    PrefetchedRevocations,
-    SessionContext,
-    Store,
-    UserRow,
-    fingerprint,
-)
+from server.store import Store
+from server.store.certificates import CertRow, PrefetchedRevocations, fingerprint
+from server.store.sessions import SessionContext
+from server.store.users import UserRow
 from signing import dsse
 from signing.api import Signer, certificate_der, certificate_key_id
 from signing.errors import MalformedEnvelope
@@ -213,16 +209,6 @@ class Gateway:
                 f"user {row.user_id!r} is blocked",
                 detail=user.status_reason if user is not None else "user removed",
             )
-        ops = self.ops
-        if ops is not None and (
-            ops.lifecycle.status_blocks(ctx.ops_status)
-            if ctx.ops_status_read
-            else ops.lifecycle.is_blocked(user.user_id)
-        ):
-            # The operations domain is the source of truth for blocks (R4, R13); its
-            # mirror into the store is a hook that may have failed, so ask it directly.
-            self.store.end_session(row.token_hash)
-            raise UserBlocked(f"user {user.user_id!r} is blocked by the operator")
         cert_row = ctx.certificate
         if cert_row is None or cert_row.user_id != user.user_id:
             self.store.end_session(row.token_hash)

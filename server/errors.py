@@ -45,7 +45,7 @@ from server.resources.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from server.store import DuplicateUser, ReplayDetected, UnknownUser
+from server.store.errors import DuplicateUser, ReplayDetected, UnknownUser
 from signing.errors import MalformedEnvelope
 from siogw_api.errors import (
     AuditError,

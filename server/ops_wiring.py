@@ -11,9 +11,9 @@ It
 * builds :class:`server.ops.Operations` over the gateway's own database engine (tables
   ``ops_*``), recording into the gateway's ``audit.AuditLog`` (fail closed), with the
   gateway's trust store and an audit index (``ops_audit_records``) in the same database;
-* installs the store hooks (:func:`server.ops.gateway.connect_store`): registrations,
-  blocks, unblocks, revocations, certificates and maintenance windows are mirrored into
-  ``server.store`` at once, so live sessions of a blocked user fail on their next call;
+* shares the gateway's own tables for users, certificates and maintenance windows (one
+  home for each fact, migration 3): a block or revocation made here ends live sessions in
+  its own transaction and is seen by the next call in every process;
 * makes the replay guard whole from the log (:meth:`OpsWiring.restore_replay_guard`) and
   rebuilds the rules' windows from the log's recent records
   (:meth:`OpsWiring.replay_recent`, on the rules thread).
@@ -51,7 +51,6 @@ from audit.archive import iter_archive_records
 from audit.index import AuditIndex
 from server.certcheck import TrustMaterial
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
-from server.ops.gateway import connect_store
 from server.store import Store
 from siogw_api.errors import StorageError
 
@@ -356,7 +355,6 @@ def open_operations(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     ops = Operations.open(engine, record=audit_log_recorder(audit_log),
                           trust=trust.store(), index=AuditIndexQueries(index), **extra)
-    connect_store(ops, store)
     wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).

@@ -19,7 +19,9 @@ from grpc import aio
 from grpc_health.v1 import health_pb2
 
 from server.errors import UnderMaintenance
-from server.store import SessionContext, Store, WindowRow
+from server.store import Store
+from server.store.maintenance import WindowRow
+from server.store.sessions import SessionContext
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import common_pb2, query_pb2
 

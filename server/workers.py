@@ -90,7 +90,6 @@ class WorkerSpec:
     config: GatewayConfig  # with the port the log host bound
     runtime: str
     index: int
-    read_ops_status: bool  # the operations domain's user status is in the database
     log_level: int
 
 
@@ -100,12 +99,11 @@ class WorkerPool:
     RESTART_PAUSE = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, by consecutive failures
 
     def __init__(
-        self, config: GatewayConfig, runtime: Path, count: int, *, read_ops_status: bool
+        self, config: GatewayConfig, runtime: Path, count: int
     ) -> None:
         self.config = config
         self.runtime = runtime
         self.count = count
-        self.read_ops_status = read_ops_status
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[int, Any] = {}
         self._failures: dict[int, int] = {}
@@ -118,7 +116,7 @@ class WorkerPool:
         return [p.pid for p in self._procs.values() if p.pid is not None]
 
     def _spec(self, index: int) -> WorkerSpec:
-        return WorkerSpec(self.config, str(self.runtime), index, self.read_ops_status,
+        return WorkerSpec(self.config, str(self.runtime), index,
                           logging.getLogger().getEffectiveLevel())
 
     async def _spawn(self, index: int, *, timeout: float = 120.0) -> None:
@@ -253,8 +251,7 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
 
     sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost)
     await sink.connect()
-    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True,
-                                 read_ops_status=spec.read_ops_status)
+    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
     channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}",
                                    options=transport_options(config))
     listener = worker_listener(config, gw, channel, sink.check)

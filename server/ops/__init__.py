@@ -1,16 +1,17 @@
 """The operations domain (issue 5: R3, R4, R8, R10, R12, R13, R15, R16) as a library.
 
-Pure domain services over SQLAlchemy 2.x (own ``ops_`` tables, SQLite or PostgreSQL),
-a clock and an audit callable ``record(event_type, actor, outcome, details)``; no gRPC.
-The gateway wires them into AdminService / AuditService::
+Pure domain services over SQLAlchemy 2.x (own ``ops_`` tables beside the control plane's
+``users``, ``certificates``, ``revocations`` and ``maintenance``, which they read and
+write directly: one table per fact; SQLite or PostgreSQL), a clock and an audit callable
+``record(event_type, actor, outcome, details)``; no gRPC. The gateway wires them into
+AdminService / AuditService::
 
     from server.ops import Operations, audit_log_recorder
     ops = Operations.open(engine, record=audit_log_recorder(audit_log), trust=trust,
                           index=AuditIndexQueries(audit_index))
-    ops.lifecycle.on_block.append(lambda uid, why: store.set_user_status(uid, "blocked", why))
     ops.applications.file(envelope_json)             # R3
     ops.applications.register(actor, app_id)         # -> Enrolment for EnrollUser
-    ops.lifecycle.block(actor, user_id, "violation", "reason")
+    ops.lifecycle.block(actor, user_id, "violation", "reason")  # sessions end at once
     ops.rules.observe(record_dict)                   # R13/R15 violation rules
     ops.reports.queries(controller, QueryFilter(...))
     ops.prosecutor.read_trail(prosecutor, resolution_id, ...)

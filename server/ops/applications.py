@@ -10,11 +10,12 @@ chain to the gateway's trust store at the time of receipt. The payload is a JSON
      "corrects": "<id of the refused application this one corrects>"}   # optional
 
 The operator decides within one day of receipt (``deadline_at``; :meth:`overdue` lists
-the late ones): :meth:`ApplicationService.register` creates the user in the operations
-tables and returns the :class:`Enrolment` the gateway needs (the ``EnrollUser``
-command's fields); :meth:`ApplicationService.refuse` signs a refusal
-(``application/vnd.siogw.refusal+json``) with the operator's :class:`~signing.api.Signer`,
-which the applicant fetches (:meth:`refusal_for`) and checks (:func:`verify_refusal`).
+the late ones): :meth:`ApplicationService.register` creates the user and certificate
+(the control plane's ``users`` and ``certificates`` rows, active at once) and returns
+the :class:`Enrolment` (the ``EnrollUser`` command's fields);
+:meth:`ApplicationService.refuse` signs a refusal (``application/vnd.siogw.refusal+json``)
+with the operator's :class:`~signing.api.Signer`, which the applicant fetches
+(:meth:`refusal_for`) and checks (:func:`verify_refusal`).
 After a refusal a corrected application may be filed (``corrects``).
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,6 @@ from server.ops.base import (
     OpsContext,
     b64_field,
     parse_json_object,
-    run_hooks,
     text_field,
     time_field,
     utc,
@@ -64,6 +64,7 @@ from server.ops.lifecycle import insert_user
 from server.ops.roles import Action, Actor, Role, authorize
 from server.resources.catalogue import ROLE_BASES
 from server.resources.identifiers import validate_iin
+from server.store import schema as cp
 from signing.api import Signer
 from signing.dsse import decode_envelope, verify_envelope
 from signing.trust import CertificateVerifier, TrustStore
@@ -194,19 +195,12 @@ def _check_subject_iin(cert: Any, iin: str) -> None:
             raise SignerMismatch("the certificate belongs to another person (subject IIN)")
 
 
-#: on_register(enrolment): e.g. the gateway's ``Store.add_user`` + ``register_certificate``.
-RegisterHook = Callable[[Enrolment], None]
-
-
 class ApplicationService:
     """See the module docstring."""
 
-    def __init__(
-        self, ctx: OpsContext, trust: TrustStore, *, on_register: Iterable[RegisterHook] = ()
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
         self.ctx = ctx
         self.trust = trust
-        self.on_register: list[RegisterHook] = list(on_register)
 
     # --- the applicant's side --------------------------------------------------------
     def file(self, envelope_json: bytes, *, received_at: _dt.datetime | None = None) -> Application:
@@ -339,8 +333,8 @@ class ApplicationService:
         with self.ctx.tx() as conn:
             row = self._pending(conn, application_id)
             uid = user_id or f"u-{uuid.uuid4().hex[:12]}"
-            active = conn.execute(sa.select(s.users.c.user_id).where(
-                s.users.c.iin == row.iin, s.users.c.status == "active")).first()
+            active = conn.execute(sa.select(cp.users.c.user_id).where(
+                cp.users.c.iin == row.iin, cp.users.c.status == "active")).first()
             if active is not None:
                 raise Duplicate(f"this person is registered already as {active.user_id}")
             insert_user(
@@ -361,7 +355,6 @@ class ApplicationService:
                 {"application_id": application_id, "user_id": uid, "role": row.requested_role,
                  "within_deadline": now <= utc_required(row.deadline_at)},
             )
-        run_hooks(self.on_register, enrolment)
         return enrolment
 
     def refuse(self, actor: Actor, application_id: str, reason: str, signer: Signer) -> bytes:

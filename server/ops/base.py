@@ -14,7 +14,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from server.ops.errors import Duplicate, HookFailed, InvalidDocument, OpsStorageError
+from server.ops.errors import Duplicate, InvalidDocument, OpsStorageError
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import ensure_utc, now_utc, parse_iso
 
@@ -77,19 +77,6 @@ def audit_log_recorder(log: Any) -> Recorder:
         )
 
     return record
-
-
-def run_hooks(hooks: Iterable[Callable[..., object]], *args: object) -> None:
-    """Call every hook (after the commit); raise :class:`HookFailed` if any failed."""
-    failures: list[str] = []
-    for hook in list(hooks):
-        try:
-            hook(*args)
-        except Exception as exc:  # every hook runs; the first failures are reported
-            text = exc.diagnostics() if isinstance(exc, SiogwError) else repr(exc)
-            failures.append(f"{getattr(hook, '__name__', 'hook')}: {text}"[:300])
-    if failures:
-        raise HookFailed("committed, but a hook failed", detail="; ".join(failures))
 
 
 # --- small helpers shared by the services ------------------------------------------------

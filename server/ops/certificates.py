@@ -1,38 +1,40 @@
 """Certificates of registered users (R8): registration after a key rotation, revocation
 effective at once, CRL import, and the list with expiry and PIN-age warnings.
 
-The gateway's own certificate table (``server.store``) is what it checks on every call;
-this service keeps the operations view (who holds which certificate, on which token,
-since when) and tells the gateway about revocations through ``on_revoke`` hooks, which
-the server connects to ``Store.revoke`` (that also ends the certificate's live sessions).
-Hooks run after the commit; a failing one raises :class:`~server.ops.errors.HookFailed`.
+A certificate is one row of the control plane's ``certificates`` table and a
+revocation one row of ``revocations`` (:mod:`server.store.certificates`): the rows the
+gateway's session check reads on every call, in every process. Revoking here ends the
+certificate's live sessions in the same transaction
+(:func:`server.store.certificates.revoke_serial`); the first revocation of a serial
+number stands, whoever made it (this service, ``siogw admin revoke-cert``, a CRL).
+:class:`CertificateInfo` is the operations view of a row, revoked or not.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
 from sqlalchemy.engine import Connection
 
-from server.ops import schema as s
-from server.ops.base import OpsContext, run_hooks, utc, utc_required
+from server.ops.base import OpsContext, utc, utc_required
 from server.ops.documents import der_of, fingerprint, parse_certificate
 from server.ops.errors import Duplicate, InvalidDocument, NotFound
 from server.ops.roles import Action, Actor, authorize
+from server.store import schema as cp
+from server.store.certificates import ANY_ISSUER, revoke_serial, revoked_clause
+from server.store.certificates import insert_certificate as insert_row
+from signing.api import key_id_for
+from signing.pin_ages import pin_age_warning
 from signing.trust import TrustStore
 from siogw_api.timeutil import astana_iso
 
 #: Warn this many days before a certificate expires.
 EXPIRY_WARNING_DAYS = 30
-
-#: on_revoke(serial_hex, issuer_rfc4514, reason, revoked_at)
-RevokeHook = Callable[[str, str, str, _dt.datetime], None]
-#: on_register(user_id, certificate_der)
-CertHook = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class CertificateInfo:
     serial_hex: str
     issuer: str
     subject: str
-    not_before: _dt.datetime
-    not_after: _dt.datetime
+    #: None only for a certificate whose DER does not parse (never one registered here).
+    not_before: _dt.datetime | None
+    not_after: _dt.datetime | None
     token_label: str | None
     registered_at: _dt.datetime
     revoked_at: _dt.datetime | None
@@ -62,15 +65,37 @@ class CertificateStatus:
     warnings: tuple[str, ...]
 
 
-def _info(row: sa.Row[tuple[object, ...]]) -> CertificateInfo:
+_c = cp.certificates.c
+
+
+def _first_revocation(column: Any) -> Any:
+    return (sa.select(column).where(revoked_clause(_c.issuer, _c.serial_hex))
+            .order_by(cp.revocations.c.revoked_at).limit(1).scalar_subquery())
+
+
+#: Certificates with their first revocation (under their issuer or any issuer), if any.
+_CERTIFICATES = sa.select(
+    _c.fingerprint, _c.user_id, _c.serial_hex, _c.issuer, _c.subject, _c.not_before,
+    _c.not_after, _c.token_label, _c.registered_at, _c.der,
+    _first_revocation(cp.revocations.c.revoked_at).label("revoked_at"),
+    _first_revocation(cp.revocations.c.reason).label("revocation_reason"),
+)
+_NOT_REVOKED = ~sa.exists().where(revoked_clause(_c.issuer, _c.serial_hex))
+
+
+def _info(row: Any) -> CertificateInfo:
     m = row._mapping
     return CertificateInfo(
         fingerprint=m["fingerprint"], user_id=m["user_id"], serial_hex=m["serial_hex"],
-        issuer=m["issuer"], subject=m["subject"], not_before=utc_required(m["not_before"]),
-        not_after=utc_required(m["not_after"]), token_label=m["token_label"],
+        issuer=m["issuer"], subject=m["subject"], not_before=utc(m["not_before"]),
+        not_after=utc(m["not_after"]), token_label=m["token_label"],
         registered_at=utc_required(m["registered_at"]), revoked_at=utc(m["revoked_at"]),
         revocation_reason=m["revocation_reason"],
     )
+
+
+def _get(conn: Connection, fp: str) -> Any:
+    return conn.execute(_CERTIFICATES.where(_c.fingerprint == fp)).first()
 
 
 def insert_certificate(
@@ -84,54 +109,35 @@ def insert_certificate(
     """Bind ``cert`` to ``user_id`` (idempotent for the same user; keys are personal, R7)."""
     der = der_of(cert)
     fp = fingerprint(der)
-    row = conn.execute(sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)).first()
+    row = _get(conn, fp)
     if row is not None:
         if row.user_id != user_id:
             raise Duplicate(f"certificate {fp[:16]}… is registered to another user")
         return _info(row)
-    conn.execute(
-        s.certificates.insert().values(
-            fingerprint=fp, user_id=user_id, serial_hex=format(cert.serial_number, "x"),
-            issuer=cert.issuer.rfc4514_string()[:500], subject=cert.subject.rfc4514_string()[:500],
-            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-            token_label=token_label, der=der, registered_at=now,
-        )
-    )
-    row = conn.execute(sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)).one()
-    return _info(row)
+    insert_row(conn, user_id, der, serial_hex=format(cert.serial_number, "x"),
+               key_id=key_id_for(cert.public_key()),  # type: ignore[arg-type]
+               now=now, token_label=token_label)
+    fresh = _get(conn, fp)
+    assert fresh is not None
+    return _info(fresh)
 
 
 def active_certificates(conn: Connection, user_id: str) -> list[x509.Certificate]:
     """The user's registered, unrevoked certificates."""
-    rows = conn.execute(
-        sa.select(s.certificates.c.der).where(
-            s.certificates.c.user_id == user_id, s.certificates.c.revoked_at.is_(None)
-        )
-    ).all()
+    rows = conn.execute(sa.select(_c.der).where(_c.user_id == user_id, _NOT_REVOKED)).all()
     return [parse_certificate(r.der) for r in rows]
 
 
 class CertificateService:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        ctx: OpsContext,
-        trust: TrustStore | None = None,
-        *,
-        on_revoke: Iterable[RevokeHook] = (),
-        on_register: Iterable[CertHook] = (),
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore | None = None) -> None:
         self.ctx = ctx
         self.trust = trust
-        self.on_revoke: list[RevokeHook] = list(on_revoke)
-        self.on_register: list[CertHook] = list(on_register)
 
     def get(self, fp: str) -> CertificateInfo:
         with self.ctx.tx() as conn:
-            row = conn.execute(
-                sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)
-            ).first()
+            row = _get(conn, fp)
         if row is None:
             raise NotFound(f"no certificate {fp[:16]}…")
         return _info(row)
@@ -146,7 +152,7 @@ class CertificateService:
         if self.trust is not None:
             self.trust.verify_certificate(cert, at=now)
         with self.ctx.tx() as conn:
-            known = sa.select(s.users.c.user_id).where(s.users.c.user_id == user_id)
+            known = sa.select(cp.users.c.user_id).where(cp.users.c.user_id == user_id)
             if conn.execute(known).first() is None:
                 raise NotFound(f"no user {user_id!r}")
             info = insert_certificate(conn, user_id, cert, now=now, token_label=token_label)
@@ -155,28 +161,22 @@ class CertificateService:
                 {"user_id": user_id, "fingerprint": info.fingerprint,
                  "serial_hex": info.serial_hex, "not_after": astana_iso(info.not_after)},
             )
-        run_hooks(self.on_register, user_id, der_of(cert))
         return info
 
     def _revoke(
-        self, conn: Connection, actor_id: str, row: sa.Row[tuple[object, ...]], reason: str,
+        self, conn: Connection, actor_id: str, row: Any, reason: str,
         at: _dt.datetime, source: str,
     ) -> CertificateInfo:
-        conn.execute(
-            s.certificates.update()
-            .where(s.certificates.c.fingerprint == row.fingerprint,
-                   s.certificates.c.revoked_at.is_(None))
-            .values(revoked_at=at, revocation_reason=reason[:500])
-        )
+        revoke_serial(conn, row.serial_hex, row.issuer or ANY_ISSUER, reason[:500], at,
+                      fingerprints=[row.fingerprint])
         self.ctx.record(
             "ops.certificate.revoked", actor_id, "success",
             {"user_id": row.user_id, "fingerprint": row.fingerprint,
              "serial_hex": row.serial_hex, "reason": reason, "revoked_at": astana_iso(at),
              "source": source},
         )
-        fresh = conn.execute(
-            sa.select(s.certificates).where(s.certificates.c.fingerprint == row.fingerprint)
-        ).one()
+        fresh = _get(conn, row.fingerprint)
+        assert fresh is not None
         return _info(fresh)
 
     def revoke(
@@ -189,16 +189,12 @@ class CertificateService:
             raise InvalidDocument("a revocation needs a reason")
         when = utc_required(at) if at is not None else self.ctx.now()
         with self.ctx.tx() as conn:
-            row = conn.execute(
-                sa.select(s.certificates).where(s.certificates.c.fingerprint == fp)
-            ).first()
+            row = _get(conn, fp)
             if row is None:
                 raise NotFound(f"no certificate {fp[:16]}…")
             if row.revoked_at is not None:
                 return _info(row)
-            info = self._revoke(conn, actor.user_id, row, reason, when, "order")
-        run_hooks(self.on_revoke, info.serial_hex, info.issuer, reason, when)
-        return info
+            return self._revoke(conn, actor.user_id, row, reason, when, "order")
 
     def import_crl(self, actor: Actor, data: bytes) -> list[CertificateInfo]:
         """Apply a CRL signed by a trusted CA: registered certificates it lists are revoked.
@@ -222,11 +218,7 @@ class CertificateService:
         issuer = crl.issuer.rfc4514_string()
         out: list[CertificateInfo] = []
         with self.ctx.tx() as conn:
-            rows = conn.execute(
-                sa.select(s.certificates).where(
-                    s.certificates.c.issuer == issuer, s.certificates.c.revoked_at.is_(None)
-                )
-            ).all()
+            rows = conn.execute(_CERTIFICATES.where(_c.issuer == issuer, _NOT_REVOKED)).all()
             for row in rows:
                 entry = crl.get_revoked_certificate_by_serial_number(int(row.serial_hex, 16))
                 if entry is None:
@@ -235,9 +227,6 @@ class CertificateService:
                                         utc_required(entry.revocation_date_utc), "crl"))
             self.ctx.record("ops.crl.imported", actor.user_id, "success",
                             {"issuer": issuer, "revoked": len(out)})
-        for info in out:
-            assert info.revoked_at is not None
-            run_hooks(self.on_revoke, info.serial_hex, info.issuer, "crl", info.revoked_at)
         return out
 
     def overview(
@@ -253,13 +242,10 @@ class CertificateService:
         PIN older than 30 days or of unknown age, when ``pin_ages`` is given: token label
         -> last PIN change, as ``signing.pin_ages.load_pin_ages`` returns)."""
         authorize(actor.role, Action.CERTIFICATE_LIST)
-        from signing.pin_ages import pin_age_warning
-
         when = utc_required(now) if now is not None else self.ctx.now()
-        stmt = sa.select(s.certificates).order_by(s.certificates.c.user_id,
-                                                  s.certificates.c.registered_at)
+        stmt = _CERTIFICATES.order_by(_c.user_id, _c.registered_at)
         if user_id is not None:
-            stmt = stmt.where(s.certificates.c.user_id == user_id)
+            stmt = stmt.where(_c.user_id == user_id)
         with self.ctx.tx() as conn:
             infos = [_info(r) for r in conn.execute(stmt).all()]
         out: list[CertificateStatus] = []
@@ -268,6 +254,8 @@ class CertificateService:
             if info.revoked_at is not None:
                 warnings.append(f"revoked at {astana_iso(info.revoked_at)} "
                                 f"({info.revocation_reason})")
+            elif info.not_after is None:
+                warnings.append("the certificate does not parse")
             elif info.not_after <= when:
                 warnings.append(f"expired at {astana_iso(info.not_after)}")
             elif info.not_after - when <= _dt.timedelta(days=expiry_warning_days):

@@ -51,14 +51,3 @@ class SignerMismatch(PolicyError):
 
     reason_code = "SIGNER_MISMATCH"
 
-
-class HookFailed(StorageError):
-    """The change is committed and audited, but a hook (the gateway's mirror) failed.
-
-    Hooks run after the commit (a hook writing to another connection of the same SQLite
-    file would otherwise wait for our own lock). The caller should retry the mirror;
-    for blocking, :meth:`~server.ops.lifecycle.LifecycleService.is_blocked` is
-    authoritative in the meantime.
-    """
-
-    reason_code = "OPS_HOOK_FAILED"

@@ -2,25 +2,28 @@
 
 The operator publishes maintenance windows (start, end, what); clients read them
 (``GetServiceStatus``), and during one the gateway answers queries with "unavailable
-until ...". The gateway keeps its own ``maintenance`` table (``server.store``) for that
-check: connect an ``on_window`` hook to ``Store.add_window`` so a published window is
-effective at once. The Journal of emergencies holds the time of onset, the causes, the
-measures taken and the time resolved. Every entry is recorded in the audit log.
+until ...". A window is one row of the control plane's ``maintenance`` table
+(:mod:`server.store.maintenance`), the one the session check of every gateway process
+reads: a published window is effective at once. The Journal of emergencies
+(``ops_emergencies``) holds the time of onset, the causes, the measures taken and the
+time resolved. Every entry is recorded in the audit log.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from server.ops import schema as s
-from server.ops.base import OpsContext, run_hooks, utc, utc_required
+from server.ops.base import OpsContext, utc, utc_required
 from server.ops.errors import InvalidDocument, InvalidState, NotFound
 from server.ops.roles import Action, Actor, authorize
+from server.store import schema as cp
+from server.store.maintenance import insert_window
 from siogw_api.timeutil import astana_iso
 
 
@@ -53,14 +56,10 @@ class Emergency:
         return self.resolved_at is None
 
 
-#: on_window(window): e.g. ``Store.add_window(window_id=w.id, starts_at=..., ...)``.
-WindowHook = Callable[[Window], None]
-
-
 def _window(row: sa.Row[tuple[object, ...]]) -> Window:
     m = row._mapping
-    return Window(m["id"], utc_required(m["starts_at"]), utc_required(m["ends_at"]), m["what"],
-                  m["published_by"])
+    return Window(m["id"], utc_required(m["starts_at"]), utc_required(m["ends_at"]),
+                  m["description"], m["published_by"])
 
 
 def _emergency(row: sa.Row[tuple[object, ...]]) -> Emergency:
@@ -81,9 +80,8 @@ def _text(value: str, what: str, limit: int) -> str:
 class JournalService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, *, on_window: Iterable[WindowHook] = ()) -> None:
+    def __init__(self, ctx: OpsContext) -> None:
         self.ctx = ctx
-        self.on_window: list[WindowHook] = list(on_window)
 
     # --- maintenance -----------------------------------------------------------------
     def publish_window(self, actor: Actor, starts_at: _dt.datetime, ends_at: _dt.datetime,
@@ -98,20 +96,19 @@ class JournalService:
             raise InvalidDocument("a maintenance window id is at most 40 characters")
         window = Window(wid, starts, ends, _text(what, "what", 1000), actor.user_id)
         with self.ctx.tx() as conn:
-            conn.execute(s.maintenance.insert().values(
-                id=window.id, starts_at=starts, ends_at=ends, what=window.what,
-                published_by=actor.user_id, published_at=self.ctx.now()))
+            insert_window(conn, window_id=window.id, starts_at=starts, ends_at=ends,
+                          description=window.what, published_by=actor.user_id,
+                          now=self.ctx.now())
             self.ctx.record("ops.maintenance.published", actor.user_id, "success",
                             {"window_id": window.id, "starts_at": astana_iso(starts),
                              "ends_at": astana_iso(ends), "what": window.what})
-        run_hooks(self.on_window, window)
         return window
 
     def windows(self, *, not_ended_before: _dt.datetime | None = None) -> Sequence[Window]:
         """Published windows by start; public (clients read them without a role)."""
-        stmt = sa.select(s.maintenance).order_by(s.maintenance.c.starts_at)
+        stmt = sa.select(cp.maintenance).order_by(cp.maintenance.c.starts_at)
         if not_ended_before is not None:
-            stmt = stmt.where(s.maintenance.c.ends_at > utc_required(not_ended_before))
+            stmt = stmt.where(cp.maintenance.c.ends_at > utc_required(not_ended_before))
         with self.ctx.tx() as conn:
             return [_window(r) for r in conn.execute(stmt).all()]
 

@@ -1,17 +1,19 @@
 """User lifecycle (R4, R13): transfer edits, blocking and unblocking, agency notices.
 
+A user is one row of the control plane's ``users`` table (:mod:`server.store.schema`):
+the one the gateway's session check reads on every call, in every process. This
+service reads and writes that row; :class:`UserRecord` is its operations view (IIN,
+basis, block kind, application).
+
 * A transfer edit is a document the user signs (``application/vnd.siogw.transfer+json``)
   naming the new unit and post and the order's number and signing time; filed more
   than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
 * Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
-  ``on_block(user_id, reason)`` hooks run right after the commit, and the gateway
-  connects one to ``Store.set_user_status(user_id, "blocked", reason)``, which ends the
-  user's live sessions. The gateway must also check :meth:`is_blocked` (or its own store
-  status, kept in step by the hook) on every call: if a hook fails
-  (:class:`~server.ops.errors.HookFailed`) the block stands here regardless. A violation
-  block appends a notice to the agency outbox (``ops_agency_outbox``), which the agency
-  side reads.
-* Only the operator unblocks (§8); ``on_unblock`` hooks mirror it to the gateway.
+  status changes and the user's live sessions end in the same transaction
+  (:func:`server.store.users.set_status`), so the next call of any gateway process
+  fails. A violation block appends a notice to the agency outbox
+  (``ops_agency_outbox``), which the agency side reads.
+* Only the operator unblocks (§8).
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from server.ops import schema as s
-from server.ops.base import OpsContext, run_hooks, text_field, time_field, utc, utc_required
+from server.ops.base import OpsContext, text_field, time_field, utc, utc_required
 from server.ops.certificates import active_certificates, insert_certificate
 from server.ops.documents import (
     PAYLOAD_TRANSFER,
@@ -38,6 +40,8 @@ from server.ops.documents import (
 )
 from server.ops.errors import Duplicate, InvalidDocument, InvalidState, NotFound, SignerMismatch
 from server.ops.roles import Action, Actor, Role, authorize
+from server.store import schema as cp
+from server.store.users import set_status
 from signing.trust import TrustStore
 from siogw_api.timeutil import astana_iso
 
@@ -45,10 +49,6 @@ from siogw_api.timeutil import astana_iso
 TRANSFER_DEADLINE = _dt.timedelta(hours=24)
 #: Clock skew tolerated for an order "signed in the future".
 ORDER_SKEW = _dt.timedelta(minutes=5)
-
-#: on_block(user_id, reason) / on_unblock(user_id, reason)
-StatusHook = Callable[[str, str], None]
-
 
 class UserStatus(enum.StrEnum):
     ACTIVE = "active"
@@ -150,48 +150,31 @@ def insert_user(
 ) -> UserRecord:
     if not user_id or len(user_id) > 64:
         raise InvalidDocument("a user id must be 1-64 characters")
-    if conn.execute(sa.select(s.users.c.user_id).where(s.users.c.user_id == user_id)).first():
+    if conn.execute(sa.select(cp.users.c.user_id).where(cp.users.c.user_id == user_id)).first():
         raise Duplicate(f"user {user_id!r} exists already")
     conn.execute(
-        s.users.insert().values(
+        cp.users.insert().values(
             user_id=user_id, iin=iin, full_name=full_name, role=role, unit=unit, post=post,
             phone=phone, basis=basis, status=UserStatus.ACTIVE.value, block_kind=None,
-            status_reason="", application_id=application_id, created_at=now, updated_at=now,
+            status_reason="", application_id=application_id, device_public_key_der=None,
+            created_at=now, updated_at=now,
         )
     )
-    return user_from_row(conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one())
-
-
-def status_blocks(status: str | None) -> bool:
-    """Does an ``ops_users.status`` value block the user? (None: the user is unknown.)"""
-    return status is not None and status != UserStatus.ACTIVE.value
+    row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).one()
+    return user_from_row(row)
 
 
 class LifecycleService:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        ctx: OpsContext,
-        trust: TrustStore,
-        *,
-        on_block: Iterable[StatusHook] = (),
-        on_unblock: Iterable[StatusHook] = (),
-    ) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
         self.ctx = ctx
         self.trust = trust
-        self.on_block: list[StatusHook] = list(on_block)
-        self.on_unblock: list[StatusHook] = list(on_unblock)
 
     # --- reading ---------------------------------------------------------------------
-    @staticmethod
-    def status_blocks(status: str | None) -> bool:
-        """:meth:`is_blocked` for a status read elsewhere (None: user unknown here)."""
-        return status_blocks(status)
-
     def get_user(self, user_id: str) -> UserRecord | None:
         with self.ctx.tx() as conn:
-            row = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).first()
+            row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).first()
         return user_from_row(row) if row is not None else None
 
     def require_user(self, user_id: str) -> UserRecord:
@@ -201,22 +184,30 @@ class LifecycleService:
         return user
 
     def is_blocked(self, user_id: str) -> bool:
-        """True if the operations domain has this user blocked (read on every call).
-
-        A user the operations tables do not know is not blocked *here*; the gateway's
-        own store decides about users it enrolled by other means.
-        """
+        """True if this user is blocked (False for an unknown user)."""
         with self.ctx.tx() as conn:
             status = conn.execute(
-                sa.select(s.users.c.status).where(s.users.c.user_id == user_id)
+                sa.select(cp.users.c.status).where(cp.users.c.user_id == user_id)
             ).scalar()
-        return status_blocks(status)
+        return status is not None and status != UserStatus.ACTIVE.value
+
+    def manages(self, user_id: str) -> bool:
+        """True if the user has an operations record: registered from an application or
+        imported with an IIN. AdminService runs the block, unblock and certificate
+        commands of these users through this domain (reason required, recorded as
+        ``ops.*`` events); users enrolled by EnrollUser or ``siogw admin`` keep the
+        store's commands. Either way it is the same row."""
+        with self.ctx.tx() as conn:
+            iin = conn.execute(
+                sa.select(cp.users.c.iin).where(cp.users.c.user_id == user_id)
+            ).scalar()
+        return bool(iin)
 
     def users(self, actor: Actor, *, role: Role | str | None = None) -> Sequence[UserRecord]:
         authorize(actor.role, Action.USER_LIST)
-        stmt = sa.select(s.users).order_by(s.users.c.user_id)
+        stmt = sa.select(cp.users).order_by(cp.users.c.user_id)
         if role is not None:
-            stmt = stmt.where(s.users.c.role == str(role))
+            stmt = stmt.where(cp.users.c.role == str(role))
         with self.ctx.tx() as conn:
             return [user_from_row(r) for r in conn.execute(stmt).all()]
 
@@ -236,7 +227,8 @@ class LifecycleService:
         certificate_der: bytes | None = None,
         token_label: str | None = None,
     ) -> UserRecord:
-        """Add an existing user (e.g. one ``siogw admin bootstrap`` enrolled)."""
+        """Add a user outside the application procedure, with an operations record (IIN,
+        basis; :class:`~server.ops.errors.Duplicate` if the user id is taken)."""
         authorize(actor.role, Action.USER_IMPORT)
         try:
             role = Role(role)
@@ -265,7 +257,8 @@ class LifecycleService:
         if not isinstance(claimed, str) or not claimed:
             raise InvalidDocument("the transfer edit names no user_id")
         with self.ctx.tx() as conn:
-            user_row = conn.execute(sa.select(s.users).where(s.users.c.user_id == claimed)).first()
+            user_row = conn.execute(
+                sa.select(cp.users).where(cp.users.c.user_id == claimed)).first()
             if user_row is None:
                 raise NotFound(f"no user {claimed!r}")
             certs = active_certificates(conn, claimed)
@@ -333,12 +326,13 @@ class LifecycleService:
                 status="applied", applied_at=now, applied_by=actor.user_id))
             if done.rowcount != 1:
                 raise InvalidState(f"transfer edit {transfer_id} was applied concurrently")
-            conn.execute(s.users.update().where(s.users.c.user_id == row.user_id).values(
+            conn.execute(cp.users.update().where(cp.users.c.user_id == row.user_id).values(
                 unit=row.unit, post=row.post, updated_at=now))
             self.ctx.record("ops.transfer.applied", actor.user_id, "success",
                             {"transfer_id": transfer_id, "user_id": row.user_id,
                              "late": bool(row.late)})
-            user = conn.execute(sa.select(s.users).where(s.users.c.user_id == row.user_id)).one()
+            user = conn.execute(
+                sa.select(cp.users).where(cp.users.c.user_id == row.user_id)).one()
         return user_from_row(user)
 
     # --- blocking (R4, R13) ----------------------------------------------------------
@@ -347,13 +341,8 @@ class LifecycleService:
         *, alert_id: int | None = None,
     ) -> UserRecord:
         now = self.ctx.now()
-        result = conn.execute(
-            s.users.update().where(s.users.c.user_id == user_id).values(
-                status=UserStatus.BLOCKED.value, block_kind=kind.value, status_reason=reason,
-                updated_at=now,
-            )
-        )
-        if result.rowcount == 0:
+        if not set_status(conn, user_id, UserStatus.BLOCKED.value, reason, now=now,
+                          block_kind=kind.value):
             raise NotFound(f"no user {user_id!r}")
         if kind is BlockKind.VIOLATION:
             conn.execute(s.outbox.insert().values(
@@ -365,7 +354,7 @@ class LifecycleService:
             {"user_id": user_id, "kind": kind.value, "reason": reason,
              **({"alert_id": alert_id} if alert_id is not None else {})},
         )
-        fresh = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one()
+        fresh = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).one()
         return user_from_row(fresh)
 
     def block(self, actor: Actor, user_id: str, kind: BlockKind | str, reason: str) -> UserRecord:
@@ -381,21 +370,18 @@ class LifecycleService:
         if not reason:
             raise InvalidDocument("blocking needs a reason")
         with self.ctx.tx() as conn:
-            user = self._block(conn, actor.user_id, user_id, kind, reason[:1000])
-        run_hooks(self.on_block, user_id, user.status_reason)
-        return user
+            return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
 
     def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
         """Block for a violation found by a blocking rule; False if unknown or blocked."""
         with self.ctx.tx() as conn:
             status = conn.execute(
-                sa.select(s.users.c.status).where(s.users.c.user_id == user_id)
+                sa.select(cp.users.c.status).where(cp.users.c.user_id == user_id)
             ).scalar()
             if status is None or status != UserStatus.ACTIVE.value:
                 return False
             self._block(conn, f"system:rules/{rule}", user_id, BlockKind.VIOLATION,
                         reason[:1000], alert_id=alert_id)
-        run_hooks(self.on_block, user_id, reason[:1000])
         return True
 
     def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
@@ -406,18 +392,15 @@ class LifecycleService:
             raise InvalidDocument("unblocking needs a reason")
         now = self.ctx.now()
         with self.ctx.tx() as conn:
-            row = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).first()
+            row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).first()
             if row is None:
                 raise NotFound(f"no user {user_id!r}")
             if row.status == UserStatus.ACTIVE.value:
                 raise InvalidState(f"user {user_id} is not blocked")
-            conn.execute(s.users.update().where(s.users.c.user_id == user_id).values(
-                status=UserStatus.ACTIVE.value, block_kind=None, status_reason=reason[:1000],
-                updated_at=now))
+            set_status(conn, user_id, UserStatus.ACTIVE.value, reason[:1000], now=now)
             self.ctx.record("ops.user.unblocked", actor.user_id, "success",
                             {"user_id": user_id, "reason": reason})
-            fresh = conn.execute(sa.select(s.users).where(s.users.c.user_id == user_id)).one()
-        run_hooks(self.on_unblock, user_id, reason)
+            fresh = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).one()
         return user_from_row(fresh)
 
     # --- the agency outbox (R13) -----------------------------------------------------

@@ -96,7 +96,7 @@ class ProsecutorService:
 
         The signer must be one of ``signer_certificates`` (the gateway passes the
         caller's session certificate) or, when not given, of the actor's unrevoked
-        certificates in the operations tables.
+        registered certificates (``certificates``, see :mod:`server.ops.certificates`).
         """
         authorize(actor.role, Action.RESOLUTION_REGISTER)
         received = utc_required(received_at) if received_at is not None else self.ctx.now()

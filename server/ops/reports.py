@@ -26,6 +26,7 @@ from server.ops import schema as s
 from server.ops.base import OpsContext, utc_required
 from server.ops.errors import InvalidDocument, OpsStorageError
 from server.ops.roles import Action, Actor, Role, authorize
+from server.store import schema as cp
 from siogw_api.timeutil import astana_iso, astana_zone, ensure_utc
 
 #: Largest page one call returns.
@@ -269,9 +270,9 @@ class ReportService:
         last = sa.func.max(s.reviews.c.reviewed_at)
         with self.ctx.tx() as conn:
             controllers = [r.user_id for r in conn.execute(
-                sa.select(s.users.c.user_id).where(
-                    s.users.c.role == Role.CONTROLLER.value, s.users.c.status == "active",
-                ).order_by(s.users.c.user_id)).all()]
+                sa.select(cp.users.c.user_id).where(
+                    cp.users.c.role == Role.CONTROLLER.value, cp.users.c.status == "active",
+                ).order_by(cp.users.c.user_id)).all()]
             latest = {r.controller_id: r.last for r in conn.execute(
                 sa.select(s.reviews.c.controller_id, last.label("last"))
                 .where(s.reviews.c.reviewed_at <= when)

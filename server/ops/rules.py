@@ -306,8 +306,8 @@ def default_rules(lifecycle: LifecycleService) -> list[Rule]:
 
     def bases_of(user_id: str) -> frozenset[str] | None:
         user = lifecycle.get_user(user_id)
-        if user is None:
-            return None
+        if user is None or not user.iin:
+            return None  # no operations record (enrolled otherwise): no basis to check
         return frozenset({user.basis}) if user.basis else frozenset()
 
     return [

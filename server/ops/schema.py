@@ -1,9 +1,13 @@
 """The operations tables (prefix ``ops_``), in their own :class:`~sqlalchemy.MetaData`.
 
-They live beside the gateway's control-plane tables (``server.store``) in the same
-database or another one; nothing here has a foreign key into ``server.store``. Times are
-``DateTime(timezone=True)`` holding UTC (SQLite gives them back naive: read them through
-:func:`server.ops.base.utc`). :func:`create_schema` is idempotent.
+They live beside the gateway's control-plane tables (:mod:`server.store.schema`) in the
+same database. Users (and their status), certificates (revoked when ``revocations``
+says so) and maintenance windows are NOT here: they have one home each, the control
+plane's ``users``, ``certificates`` and ``maintenance`` tables, which the services read
+and write directly (migration 3 of the store moved ``ops_users``, ``ops_certificates``
+and ``ops_maintenance`` there). Nothing here has a foreign key into those tables. Times
+are ``DateTime(timezone=True)`` holding UTC (SQLite gives them back naive: read them
+through :func:`server.ops.base.utc`). :func:`create_schema` is idempotent.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.ops.errors import OpsStorageError
+from server.store.schema import migrate
 
 metadata = sa.MetaData()
 _T = sa.DateTime(timezone=True)
@@ -41,39 +46,7 @@ applications = sa.Table(
     sa.Column("user_id", sa.String(64), nullable=True),
 )
 
-users = sa.Table(
-    "ops_users", metadata,
-    sa.Column("user_id", sa.String(64), primary_key=True),
-    sa.Column("iin", sa.String(12), nullable=False, index=True),
-    sa.Column("full_name", sa.String(300), nullable=False),
-    sa.Column("role", sa.String(32), nullable=False),
-    sa.Column("unit", sa.String(300), nullable=False),
-    sa.Column("post", sa.String(300), nullable=False),
-    sa.Column("phone", sa.String(32), nullable=False),
-    sa.Column("basis", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("block_kind", sa.String(16), nullable=True),
-    sa.Column("status_reason", sa.String(1000), nullable=False),
-    sa.Column("application_id", sa.String(40), nullable=True),
-    sa.Column("created_at", _T, nullable=False),
-    sa.Column("updated_at", _T, nullable=False),
-)
 
-certificates = sa.Table(
-    "ops_certificates", metadata,
-    sa.Column("fingerprint", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.String(64), nullable=False, index=True),
-    sa.Column("serial_hex", sa.String(64), nullable=False, index=True),  # revoke by serial
-    sa.Column("issuer", sa.String(500), nullable=False),
-    sa.Column("subject", sa.String(500), nullable=False),
-    sa.Column("not_before", _T, nullable=False),
-    sa.Column("not_after", _T, nullable=False),
-    sa.Column("token_label", sa.String(64), nullable=True),
-    sa.Column("der", sa.LargeBinary, nullable=False),
-    sa.Column("registered_at", _T, nullable=False),
-    sa.Column("revoked_at", _T, nullable=True),
-    sa.Column("revocation_reason", sa.String(500), nullable=True),
-)
 
 transfers = sa.Table(
     "ops_transfers", metadata,
@@ -117,15 +90,6 @@ alerts = sa.Table(
     sa.Column("acknowledged_by", sa.String(64), nullable=True),
 )
 
-maintenance = sa.Table(
-    "ops_maintenance", metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("starts_at", _T, nullable=False),
-    sa.Column("ends_at", _T, nullable=False),
-    sa.Column("what", sa.String(1000), nullable=False),
-    sa.Column("published_by", sa.String(64), nullable=False),
-    sa.Column("published_at", _T, nullable=False),
-)
 
 emergencies = sa.Table(
     "ops_emergencies", metadata,
@@ -162,18 +126,20 @@ resolutions = sa.Table(
     sa.Column("registered_at", _T, nullable=False),
 )
 
-TABLES = (applications, users, certificates, transfers, outbox, alerts, maintenance,
-          emergencies, reviews, resolutions)
+TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions)
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the missing ``ops_`` tables and indexes (idempotent).
+    """Bring the control-plane schema up to date (the store's migrations: the services
+    use its users, certificates and maintenance tables), then create the missing ``ops_``
+    tables and indexes (idempotent).
 
     ``create_all`` skips a table that exists, with its indexes: an index added to an
-    existing table since (``ops_certificates.serial_hex``, ``ops_alerts.record_seq``) is
-    created here.
+    existing table since (``ops_alerts.record_seq``) is created here.
     """
     try:
+        with engine.begin() as conn:
+            migrate(conn)
         metadata.create_all(engine, tables=list(TABLES))
         with engine.begin() as conn:
             for table in TABLES:

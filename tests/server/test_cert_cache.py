@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from server.certcheck import ChainCache, TrustMaterial
-from server.store import DbRevocationStore, Store
+from server.store import Store
+from server.store.certificates import DbRevocationStore
 from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.errors import CertificateExpired, CertificateRevoked, StaleCRL, UntrustedChain

@@ -20,14 +20,10 @@ from server.errors import (
     status_code_for,
     to_status,
 )
-from server.store import (
-    SCHEMA_VERSION,
-    CertificateInUse,
-    DuplicateUser,
-    ReplayDetected,
-    Store,
-    normalize_serial,
-)
+from server.store import Store
+from server.store.certificates import normalize_serial
+from server.store.errors import CertificateInUse, DuplicateUser, ReplayDetected
+from server.store.schema import SCHEMA_VERSION
 from signing.errors import BadSignature, CertificateRevoked, MalformedEnvelope
 from siogw_api.errors import ConfigError, InputError
 from siogw_api.timeutil import now_utc
@@ -118,7 +114,7 @@ def test_users_sessions_block_and_revoke(store: Store) -> None:
     with pytest.raises(CertificateInUse):
         store.register_certificate("u2", b"cert-1", serial_hex="0a", key_id="k1")
     later = now_utc() + dt.timedelta(minutes=5)
-    from server.store import fingerprint
+    from server.store.certificates import fingerprint
 
     store.create_session(token_hash="h1", user_id="u1", cert_fingerprint=fingerprint(b"cert-1"),
                          factor="sms", expires_at=later)

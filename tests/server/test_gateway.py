@@ -439,7 +439,7 @@ def test_maintenance_window(gateway: Harness) -> None:
         assert _wait_health(gateway, health_pb2.HealthCheckResponse.NOT_SERVING) == (
             health_pb2.HealthCheckResponse.NOT_SERVING)
     finally:
-        from server.store import maintenance
+        from server.store.schema import maintenance
 
         with gateway.gateway.store.engine.begin() as conn:
             conn.execute(sa.delete(maintenance).where(maintenance.c.id == window.id))
@@ -495,7 +495,7 @@ def test_operator_enrolls_a_user_through_the_admin_service(gateway: Harness, nam
 
 def test_expired_session_and_expired_sms_code(gateway: Harness) -> None:
     from server.context import token_hash
-    from server.store import logins, sessions
+    from server.store.schema import logins, sessions
 
     bob = gateway.users["bob"]
     token = gateway.login(bob).session_token

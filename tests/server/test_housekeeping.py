@@ -17,14 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from server.config import ConfigError, load_config
-from server.store import (
-    KEEP_AT_LEAST,
-    ReplayDetected,
-    Store,
-    logins,
-    seen_requests,
-    sessions,
-)
+from server.store import Store
+from server.store.errors import ReplayDetected
+from server.store.housekeeping import KEEP_AT_LEAST
+from server.store.schema import logins, seen_requests, sessions
 from siogw_api.timeutil import now_utc
 from tests.server.sqlplan import sqlite_plan, statements_sent
 

@@ -20,17 +20,22 @@ from typing import Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from server.ops import (
     PAYLOAD_APPLICATION,
     PAYLOAD_RESOLUTION,
     PAYLOAD_TRANSFER,
+    Actor,
+    Role,
     refusal_payload,
     sign_document,
     verify_refusal,
 )
 from server.resources.identifiers import make_iin
+from server.store.certificates import fingerprint
+from signing.csr import build_csr
+from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import admin_pb2, audit_pb2, common_pb2, query_pb2
@@ -43,6 +48,7 @@ from tests.server.ops_grpc_helpers import (
     ensure_roles,
     list_queries,
     register_applicant,
+    unique,
 )
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -375,41 +381,76 @@ def test_burst_of_queries_about_one_person_raises_an_alert(gw: Harness) -> None:
     assert len(bursts()) == before + 1
 
 
-def test_an_ops_block_ends_the_session_even_if_the_store_mirror_missed_it(
-    gw: Harness,
-) -> None:
-    """``ops.lifecycle.is_blocked`` is asked on every call, not only the store's copy."""
-    from server.ops.schema import users as ops_users
-
+def test_an_operations_block_and_unblock_are_seen_by_the_next_call(gw: Harness) -> None:
+    """One home: a block by the operations domain (as a blocking rule makes it) is the
+    ``users`` row the session read joins; nothing is mirrored, nothing can be missed."""
     token = gw.session("dina")
     gw.send_query("dina")
     ops = gw.gateway.ops
-    with ops.lifecycle.ctx.tx() as conn:  # a block whose store hook never ran
-        prior = conn.execute(
-            sa.select(ops_users.c.status).where(ops_users.c.user_id == "dina")).scalar()
-        if prior is None:
-            now = now_utc()
-            conn.execute(ops_users.insert().values(
-                user_id="dina", iin=make_iin(_dt.date(1990, 1, 1), "F", 7),
-                full_name="Dina", role="agency_user", unit="u", post="p", phone="",
-                basis="financial_monitoring", status="blocked", status_reason="test",
-                created_at=now, updated_at=now))
-        else:
-            conn.execute(ops_users.update().where(ops_users.c.user_id == "dina")
-                         .values(status="blocked"))
+    ops.lifecycle.block(Actor("olga", Role.OPERATOR), "dina", "suspension", "order 12")
     try:
         req, _ = gw.query_request(gw.users["dina"])
         code, _reason, message = rpc_error(
             lambda: gw.query.Query(req, metadata=bearer(token)))
-        assert code == DENIED and "blocked" in message
+        assert code in (DENIED, grpc.StatusCode.UNAUTHENTICATED), message
+        assert not gw.gateway.store.require_user("dina").active
     finally:
-        with ops.lifecycle.ctx.tx() as conn:
-            if prior is None:
-                conn.execute(ops_users.delete().where(ops_users.c.user_id == "dina"))
-            else:
-                conn.execute(ops_users.update().where(ops_users.c.user_id == "dina")
-                             .values(status=prior))
+        ops.lifecycle.unblock(Actor("olga", Role.OPERATOR), "dina", "order 13")
         gw.sessions.pop("dina", None)
+    gw.session("dina")  # a new login works at once
+    gw.send_query("dina")
+
+
+def test_list_users_and_certificates_list_what_is_enrolled_and_registered(
+    gw: Harness, softhsm_store: Any
+) -> None:
+    """Users enrolled both ways (``siogw admin`` / EnrollUser, and from an application)
+    and certificates registered both ways (the store's command, the operations domain's)
+    are all listed: one table each."""
+    def new_cert(name: str) -> bytes:
+        key = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+        cert = gw.ca.issue(build_csr(key, f"CN={name}"), "user", 30)
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    # enrolled by the operator over the signed AdminService (EnrollUser)
+    ed_id = unique("ed")
+    ed_der = new_cert(ed_id)
+    admin(gw, "olga", enroll_user=admin_pb2.EnrollUser(
+        user_id=ed_id, full_name="Ed", role="agency_user", phone="+77010000061",
+        certificate_der=ed_der))
+    # registered from an application (the operations domain)
+    fay = register_applicant(gw, softhsm_store, "fay", "+77010000062")
+    # a certificate registered by the store's command, and one by the operations domain
+    ed_rotated, fay_rotated = new_cert(f"{ed_id}-2"), new_cert(f"{fay.user_id}-2")
+    admin(gw, "sam", register_certificate=admin_pb2.RegisterCertificate(
+        user_id=ed_id, certificate_der=ed_rotated))
+    admin(gw, "sam", register_certificate=admin_pb2.RegisterCertificate(
+        user_id=fay.user_id, certificate_der=fay_rotated))
+
+    resp = admin(gw, "olga", list_users=admin_pb2.ListUsers())
+    users = {u["user_id"]: u for u in data(resp)["users"]}
+    # the harness's users (enrolled as `siogw admin bootstrap` does), the roles added by
+    # the helpers, and the two new ones
+    assert {"alice", "bob", "olga", "sam", "carl", "dina", "cora", "petr", ed_id,
+            fay.user_id} <= set(users)
+    assert resp.message == f"{len(users)} user(s)"
+    assert users[ed_id]["role"] == "agency_user" and users[ed_id]["status"] == "active"
+    assert users[fay.user_id]["iin"] and users[fay.user_id]["application_id"]
+    only_agents = data(admin(gw, "olga", list_users=admin_pb2.ListUsers(role="operator")))
+    assert {u["user_id"] for u in only_agents["users"]} >= {"olga"}
+    assert all(u["role"] == "operator" for u in only_agents["users"])
+
+    resp = admin(gw, "sam", list_certificates=admin_pb2.ListCertificates())
+    certs = {c["fingerprint"]: c for c in data(resp)["certificates"]}
+    expected = {fingerprint(u.cert_der) for u in gw.users.values()}
+    expected |= {fingerprint(d) for d in (ed_der, ed_rotated, fay_rotated)}
+    assert expected <= set(certs)
+    assert resp.message.startswith(f"{len(certs)} certificate(s)")
+    assert certs[fingerprint(ed_rotated)]["user_id"] == ed_id
+    assert certs[fingerprint(ed_der)]["issuer"] == gw.ca.root_certificate.subject.rfc4514_string()
+    mine = data(admin(gw, "sam", list_certificates=admin_pb2.ListCertificates(user_id=ed_id)))
+    assert {c["fingerprint"] for c in mine["certificates"]} == {
+        fingerprint(ed_der), fingerprint(ed_rotated)}
 
 
 def test_key_rotation_and_revocation_by_the_security_officer(
@@ -417,7 +458,6 @@ def test_key_rotation_and_revocation_by_the_security_officer(
 ) -> None:
     """R8: a new certificate after a key rotation, listed with warnings; revoking it ends
     the session that uses it at once."""
-    from server.store import fingerprint
 
     erik = register_applicant(gw, softhsm_store, "erik", "+77010000051")
     rotated = make_token_signer(softhsm_store, gw.home / "secrets", "erik2", gw.ca)

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from server.store import ReplayDetected, Store, seen_requests
+from server.store import Store
+from server.store.errors import ReplayDetected
+from server.store.schema import seen_requests
 from siogw_api.timeutil import now_utc
 from tests.server.conftest import pg_test_url
 

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from audit import AuditLog, AuditRecord
 from server.assembly import build_gateway
 from server.config import load_config
-from server.store import ReplayDetected, Store, seen_requests
+from server.store import Store
+from server.store.errors import ReplayDetected
+from server.store.schema import seen_requests
 from signing.ca import CertificateAuthority
 from signing.software import SoftwareSigner, generate_software_key
 from siogw_api.timeutil import now_utc

@@ -7,9 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from cryptography import x509
 
-from server.store import ANY_ISSUER, PrefetchedRevocations, ReplayDetected, Store
+from server.store import Store
+from server.store.certificates import ANY_ISSUER, PrefetchedRevocations, revoke_serial
+from server.store.errors import ReplayDetected
+from server.store.users import USER_ACTIVE, USER_BLOCKED, set_status
 from siogw_api.timeutil import now_utc
 
 
@@ -27,7 +31,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _fp() -> str:
-    from server.store import fingerprint
+    from server.store.certificates import fingerprint
 
     return fingerprint(b"not-a-real-der")
 
@@ -93,40 +97,30 @@ def test_claim_request_id_is_unique(store: Store) -> None:
         store.claim_request_id("r1", user_id="u1", kind="query")
 
 
-def test_the_operations_status_comes_in_the_same_read(store: Store) -> None:
-    """With ``read_status_from`` the session read also brings the ops table's status."""
-    import sqlalchemy as sa
-
-    from server.ops.lifecycle import status_blocks
-
-    ops_users = sa.Table(
-        "test_ops_users", sa.MetaData(),
-        sa.Column("user_id", sa.String(64), primary_key=True),
-        sa.Column("status", sa.String(16), nullable=False),
-    )
-    ops_users.create(store.engine)
-    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
-    assert ctx is not None and not ctx.ops_status_read and ctx.ops_status is None
-    store.read_status_from(ops_users)
+def test_an_operations_block_is_in_the_same_one_read(store: Store) -> None:
+    """One home: the operations domain blocks by writing the ``users`` row the session
+    read joins (server.store.users.set_status), so the read stays ONE statement and sees
+    the block, and a revocation, at once."""
     # Count what SQLite itself runs (the session read bypasses SQLAlchemy's events).
     statements: list[str] = []
     store.engine.dispose()
     sa.event.listen(store.engine, "connect",
                     lambda dbapi_conn, _rec: dbapi_conn.set_trace_callback(statements.append))
+    with store.engine.begin() as conn:  # what LifecycleService.block does in its transaction
+        set_status(conn, "u1", USER_BLOCKED, "violation", now=now_utc(), block_kind="violation")
+    statements.clear()
     ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
-    assert ctx is not None and ctx.ops_status_read and ctx.ops_status is None
-    assert not status_blocks(ctx.ops_status)  # unknown to the ops table: not blocked there
+    assert ctx is not None and ctx.user is not None and not ctx.user.active
+    assert ctx.user.status_reason == "violation"
+    assert ctx.session.ended_at is not None  # the block ended the session too
     with store.engine.begin() as conn:
-        conn.execute(ops_users.insert().values(user_id="u1", status="blocked"))
+        set_status(conn, "u1", USER_ACTIVE, "order 9", now=now_utc())
+        revoke_serial(conn, "0a", ANY_ISSUER, "keyCompromise", now_utc())
     ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
-    assert ctx is not None and ctx.ops_status == "blocked" and status_blocks(ctx.ops_status)
-    assert ctx.user is not None and ctx.user.active  # the store's own copy never heard of it
-    with store.engine.begin() as conn:
-        conn.execute(ops_users.update().values(status="active"))
-    ctx = store.session_context("h" * 64, consent_version="v1", at=now_utc())
-    assert ctx is not None and not status_blocks(ctx.ops_status)
-    reads = [s for s in statements if "ops_status" in s]
-    assert len(reads) == 3  # one statement per session read, status included
+    assert ctx is not None and ctx.user is not None and ctx.user.active
+    assert [r.reason for r in ctx.revocations] == ["keyCompromise"]
+    reads = [s for s in statements if "FROM sessions" in s and "users" in s]
+    assert len(reads) == 2  # one statement per session read, status included
     assert all(s.lstrip().upper().startswith("SELECT") for s in reads)
 
 

@@ -102,7 +102,7 @@ def claimed(home: Path, request_id: str) -> bool:
     """Whether a gateway process claimed ``request_id`` (the replay guard, in the database)."""
     import sqlalchemy as sa
 
-    from server.store import seen_requests
+    from server.store.schema import seen_requests
 
     engine = sa.create_engine(load_config(home, env={}).effective_database_url)
     try:

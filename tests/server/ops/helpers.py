@@ -6,8 +6,12 @@ import base64
 import datetime as _dt
 from typing import Any
 
+import sqlalchemy as sa
+
 from server.ops import PAYLOAD_APPLICATION, PAYLOAD_RESOLUTION, PAYLOAD_TRANSFER, sign_document
-from siogw_api.timeutil import astana_iso
+from server.store.certificates import fingerprint
+from server.store.schema import sessions
+from siogw_api.timeutil import astana_iso, now_utc
 
 
 def application_doc(person: Any, **overrides: Any) -> dict[str, Any]:
@@ -45,3 +49,20 @@ def resolution(signer: Any, number: str, user_ids: list[str], start: _dt.datetim
                            "period_end": astana_iso(end)}
     doc.update(overrides)
     return sign_document(PAYLOAD_RESOLUTION, doc, signer)
+
+
+# --- the control-plane rows the services write (one table per fact) ----------------------
+def open_session(ops: Any, user_id: str, cert_der: bytes, token_hash: str) -> str:
+    """A live session of ``user_id`` in the control plane's ``sessions`` table."""
+    with ops.ctx.engine.begin() as conn:
+        conn.execute(sessions.insert().values(
+            token_hash=token_hash, user_id=user_id, cert_fingerprint=fingerprint(cert_der),
+            factor="sms", created_at=now_utc(), expires_at=now_utc() + _dt.timedelta(hours=1)))
+    return token_hash
+
+
+def session_ended(ops: Any, token_hash: str) -> bool:
+    with ops.ctx.engine.connect() as conn:
+        ended = conn.execute(sa.select(sessions.c.ended_at).where(
+            sessions.c.token_hash == token_hash)).scalar()
+    return ended is not None

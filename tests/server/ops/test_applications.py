@@ -19,6 +19,8 @@ from server.ops import (
     verify_refusal,
 )
 from server.ops.documents import fingerprint
+from server.store import Store
+from server.store.certificates import fingerprint as store_fingerprint
 from signing.ca import CertificateAuthority
 from signing.dsse import Envelope
 from signing.errors import BadSignature, MalformedEnvelope, UntrustedChain
@@ -125,12 +127,20 @@ def test_corrected_application_after_refusal_then_registration(
         ops.applications.register(OPERATOR, app3.id, user_id="anna2")
 
 
-def test_registration_runs_the_enrolment_hook(ops: Operations, people: Any) -> None:
-    enrolled: list[Any] = []
-    ops.applications.on_register.append(enrolled.append)
-    app = ops.applications.file(application(people("Boris")))
+def test_registration_enrols_in_the_gateways_tables(ops: Operations, people: Any) -> None:
+    """One home: the registered user and certificate are the rows the gateway checks."""
+    boris = people("Boris")
+    app = ops.applications.file(application(boris))
     enrol = ops.applications.register(OPERATOR, app.id, user_id="boris")
-    assert enrolled == [enrol]
+    store = Store(ops.ctx.engine.url.render_as_string(hide_password=False))
+    try:
+        user = store.require_user("boris")
+        assert user.active and (user.role, user.phone) == (enrol.role, enrol.phone)
+        cert = store.get_certificate(store_fingerprint(enrol.certificate_der))
+        assert cert is not None and cert.user_id == "boris" and cert.key_id
+        assert cert.serial_hex == format(boris.cert.serial_number, "x")
+    finally:
+        store.close()
 
 
 def test_application_must_be_signed_with_its_own_certificate(

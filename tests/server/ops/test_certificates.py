@@ -10,13 +10,14 @@ from cryptography.hazmat.primitives import serialization
 
 from server.ops import InvalidDocument, NotFound, Operations, PermissionDenied, verify_refusal
 from server.ops.documents import fingerprint
+from server.store import Store
 from signing.ca import CertificateAuthority
 from signing.csr import build_csr
 from signing.errors import UntrustedChain
 from signing.trust import TrustStore
 from siogw_api.timeutil import now_utc
 from tests.server.ops.conftest import AGENCY, OPERATOR, SECURITY, Clock, ListRecorder, make_person
-from tests.server.ops.helpers import application
+from tests.server.ops.helpers import application, open_session, session_ended
 
 
 def _user(ops: Operations, person: Any, user_id: str, label: str | None = None) -> None:
@@ -31,12 +32,17 @@ def test_register_after_rotation_and_revoke(ops: Operations, people: Any,
     _user(ops, old, "alice")
     info = ops.certificates.register(SECURITY, "alice", new.cert_der, token_label="alice-2")
     assert info.user_id == "alice" and info.token_label == "alice-2"
-    revoked: list[tuple[str, str]] = []
-    ops.certificates.on_revoke.append(lambda serial, issuer, why, at: revoked.append((serial, why)))
+    session = open_session(ops, "alice", old.cert_der, "alice-session")
     gone = ops.certificates.revoke(SECURITY, fingerprint(old.cert_der), "keyCompromise")
-    assert gone.revoked and revoked == [(format(old.cert.serial_number, "x"), "keyCompromise")]
-    again = ops.certificates.revoke(SECURITY, fingerprint(old.cert_der), "other")
-    assert again.revoked_at == gone.revoked_at and len(revoked) == 1
+    assert gone.revoked and session_ended(ops, session)
+    store = Store(ops.ctx.engine.url.render_as_string(hide_password=False))
+    try:  # one home: the revocation is the row every call's check reads
+        rev = store.revocation(gone.serial_hex, issuer=old.cert.issuer.rfc4514_string())
+        assert rev is not None and rev.reason == "keyCompromise"
+        again = ops.certificates.revoke(SECURITY, fingerprint(old.cert_der), "other")
+        assert again.revoked_at == gone.revoked_at and len(store.revocations()) == 1
+    finally:
+        store.close()
     assert recorder.of("ops.certificate.revoked")[0]["details"]["user_id"] == "alice"
     with pytest.raises(NotFound):
         ops.certificates.register(SECURITY, "nobody", new.cert_der)

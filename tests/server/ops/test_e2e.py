@@ -35,8 +35,9 @@ from server.ops import (
     verify_refusal,
 )
 from server.ops.documents import fingerprint
-from server.ops.gateway import connect_store, observe_audit_record
-from server.store import USER_BLOCKED, Store
+from server.ops.gateway import observe_audit_record
+from server.store import Store
+from server.store.users import USER_BLOCKED
 from signing.software import SoftwareSigner, generate_software_key
 from signing.trust import TrustStore
 from siogw_api.timeutil import now_utc
@@ -74,9 +75,7 @@ def test_acceptance_story(world: dict[str, Any], people: Any, trust: TrustStore,
     index: AuditIndex = world["index"]
     started = now_utc()
 
-    # The gateway connects its store to the domain (what the server wires).
-    connect_store(ops, store)
-
+    # The gateway's store and the domain share the users, certificates and windows.
     olga_p, petr_p, anna = people("Olga operator"), people("Petr prosecutor"), people("Anna")
     ops.lifecycle.import_user(OLGA, user_id="olga", iin=olga_p.iin, full_name="Olga",
                               role="operator", certificate_der=olga_p.cert_der)

@@ -1,4 +1,8 @@
-"""connect_store: committed operations changes reach the gateway's real Store at once."""
+"""One home: what the operations domain commits is the gateway's real Store at once.
+
+Users, certificates (and revocations) and maintenance windows have one table each; the
+domain writes those rows, so there is nothing to mirror (and nothing a mirror can miss).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import pytest
 from audit import AuditRecord
 from server.ops import Operations
 from server.ops.documents import fingerprint
-from server.ops.gateway import connect_store, observe_audit_record
-from server.store import USER_ACTIVE, USER_BLOCKED, Store
+from server.ops.gateway import observe_audit_record
+from server.store import Store
+from server.store.users import USER_ACTIVE, USER_BLOCKED
 from siogw_api.timeutil import now_utc
 from tests.server.ops.conftest import OPERATOR, SECURITY, Clock
 from tests.server.ops.helpers import application
@@ -21,7 +26,6 @@ from tests.server.ops.helpers import application
 @pytest.fixture
 def store(db_url: str, ops: Operations) -> Iterator[Store]:
     st = Store(db_url).open()
-    connect_store(ops, st)
     yield st
     st.drop_all()
     st.close()

@@ -16,6 +16,8 @@ from server.ops import (
     PermissionDenied,
     SignerMismatch,
 )
+from server.store import Store
+from server.store.users import USER_BLOCKED
 from tests.server.ops.conftest import (
     AGENCY,
     CONTROLLER,
@@ -24,7 +26,7 @@ from tests.server.ops.conftest import (
     Clock,
     ListRecorder,
 )
-from tests.server.ops.helpers import transfer
+from tests.server.ops.helpers import open_session, session_ended, transfer
 
 
 def _user(ops: Operations, person: Any, user_id: str, role: str = "agency_user") -> None:
@@ -99,17 +101,17 @@ def test_revoked_certificate_cannot_sign_a_transfer(
 
 
 @pytest.mark.parametrize("kind", list(BlockKind))
-def test_block_is_immediate_with_reason_and_hook(
+def test_block_is_immediate_with_reason_and_ends_sessions(
     kind: BlockKind, ops: Operations, people: Any, recorder: ListRecorder
 ) -> None:
-    _user(ops, people("Bob"), "bob")
-    calls: list[tuple[str, str]] = []
-    ops.lifecycle.on_block.append(lambda uid, why: calls.append((uid, why)))
+    bob = people("Bob")
+    _user(ops, bob, "bob")
+    session = open_session(ops, "bob", bob.cert_der, "bob-session")
     assert not ops.lifecycle.is_blocked("bob")
     user = ops.lifecycle.block(OPERATOR, "bob", kind, f"{kind.value} order 5")
     assert user.blocked and user.block_kind == kind.value
     assert ops.lifecycle.is_blocked("bob")
-    assert calls == [("bob", f"{kind.value} order 5")]
+    assert session_ended(ops, session)  # the same transaction: its next call fails
     notices = ops.lifecycle.outbox(CONTROLLER)
     if kind is BlockKind.VIOLATION:
         assert [(n.user_id, n.kind) for n in notices] == [("bob", "violation_block")]
@@ -120,8 +122,6 @@ def test_block_is_immediate_with_reason_and_hook(
 
 def test_unblock_only_by_the_operator(ops: Operations, people: Any) -> None:
     _user(ops, people("Bob"), "bob")
-    unblocked: list[str] = []
-    ops.lifecycle.on_unblock.append(lambda uid, why: unblocked.append(uid))
     ops.lifecycle.block(CONTROLLER, "bob", "violation", "queries without task")
     with pytest.raises(PermissionDenied):
         ops.lifecycle.unblock(CONTROLLER, "bob", "sorry")
@@ -129,7 +129,7 @@ def test_unblock_only_by_the_operator(ops: Operations, people: Any) -> None:
         ops.lifecycle.block(AGENCY, "bob", "violation", "I do not like him")
     user = ops.lifecycle.unblock(OPERATOR, "bob", "reinstated by order 9")
     assert not user.blocked and not ops.lifecycle.is_blocked("bob")
-    assert unblocked == ["bob"]
+    assert user.block_kind is None and user.status_reason == "reinstated by order 9"
     with pytest.raises(InvalidState):
         ops.lifecycle.unblock(OPERATOR, "bob", "again")
 
@@ -142,24 +142,26 @@ def test_block_needs_a_known_user_a_kind_and_a_reason(ops: Operations, people: A
         ops.lifecycle.block(OPERATOR, "bob", "holiday", "reason")
     with pytest.raises(NotFound):
         ops.lifecycle.block(OPERATOR, "nobody", "dismissal", "reason")
-    assert not ops.lifecycle.is_blocked("nobody")  # unknown here: the gateway's store decides
+    assert not ops.lifecycle.is_blocked("nobody")
 
 
-def test_failing_hook_does_not_undo_the_block(ops: Operations, people: Any) -> None:
-    from server.ops.errors import HookFailed
-
-    _user(ops, people("Bob"), "bob")
-    after: list[str] = []
-
-    def broken(uid: str, why: str) -> None:
-        raise InvalidState("gateway store refused")
-
-    ops.lifecycle.on_block.extend([broken, lambda uid, why: after.append(uid)])
-    with pytest.raises(HookFailed) as info:
+def test_the_block_is_the_row_the_gateway_reads(ops: Operations, people: Any) -> None:
+    """One home: no mirror to miss. The store (every gateway process) sees the block,
+    and an enrolment by the store is a user this domain blocks and lists."""
+    bob = people("Bob")
+    _user(ops, bob, "bob")
+    store = Store(ops.ctx.engine.url.render_as_string(hide_password=False))
+    try:
         ops.lifecycle.block(OPERATOR, "bob", "violation", "x")
-    assert "gateway store refused" in info.value.diagnostics()
-    assert ops.lifecycle.is_blocked("bob")  # authoritative: the block stands
-    assert after == ["bob"]  # the other hooks still ran
+        row = store.require_user("bob")
+        assert (row.status, row.status_reason) == (USER_BLOCKED, "x")
+        store.add_user(user_id="erin", full_name="Erin", role="analyst", phone="+77010000009")
+        assert "erin" in {u.user_id for u in ops.lifecycle.users(OPERATOR)}
+        assert not ops.lifecycle.manages("erin") and ops.lifecycle.manages("bob")
+        ops.lifecycle.block(OPERATOR, "erin", "suspension", "order 3")
+        assert not store.require_user("erin").active
+    finally:
+        store.close()
     assert len(ops.lifecycle.outbox(CONTROLLER)) == 1
 
 
@@ -168,14 +170,14 @@ def test_audit_failure_leaves_the_user_unblocked(
 ) -> None:
     from siogw_api.errors import AuditError
 
-    _user(ops, people("Bob"), "bob")
-    calls: list[str] = []
-    ops.lifecycle.on_block.append(lambda uid, why: calls.append(uid))
+    bob = people("Bob")
+    _user(ops, bob, "bob")
+    session = open_session(ops, "bob", bob.cert_der, "bob-session")
     recorder.fail = True
     with pytest.raises(AuditError):
         ops.lifecycle.block(OPERATOR, "bob", "violation", "x")
     recorder.fail = False
-    assert not ops.lifecycle.is_blocked("bob") and calls == []
+    assert not ops.lifecycle.is_blocked("bob") and not session_ended(ops, session)
     assert ops.lifecycle.outbox(CONTROLLER) == []
 
 

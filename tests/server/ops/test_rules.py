@@ -16,6 +16,7 @@ from server.ops.rules import (
 )
 from siogw_api.errors import InputError
 from tests.server.ops.conftest import CONTROLLER, OPERATOR, Clock, ListRecorder
+from tests.server.ops.helpers import open_session, session_ended
 
 IIN = "850517300005"
 
@@ -101,13 +102,12 @@ def test_blocking_rule_blocks_at_once_and_notifies_the_agency(
     ops: Operations, clock: Clock, recorder: ListRecorder
 ) -> None:
     _user(ops, "bob")
-    blocked: list[str] = []
-    ops.lifecycle.on_block.append(lambda uid, why: blocked.append(uid))
+    session = open_session(ops, "bob", b"bob-cert", "bob-session")
     engine = RuleEngine(ops.ctx, ops.lifecycle, [SubjectBurst(3, blocking=True)])
     alerts = engine.observe_many(query("bob", clock.now, i) for i in range(3))
     [alert] = alerts
     assert alert.blocking and alert.blocked_user
-    assert ops.lifecycle.is_blocked("bob") and blocked == ["bob"]
+    assert ops.lifecycle.is_blocked("bob") and session_ended(ops, session)
     user = ops.lifecycle.require_user("bob")
     assert user.block_kind == "violation" and "subject_burst" in user.status_reason
     [notice] = ops.lifecycle.outbox(CONTROLLER)

@@ -1,0 +1,84 @@
+"""The replay guard (R7): every signed request id is claimed once, durably.
+
+The claim is the one write of every query (a prepared statement, :mod:`siogw.prepared`);
+:meth:`RequestStore.restore_request_ids` puts back claims a power loss took from the
+database, from the audit log (``server.ops_wiring.OpsWiring.restore_replay_guard``).
+Old request ids are deleted by housekeeping (:mod:`server.store.housekeeping`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from server.store.base import StoreBase
+from server.store.errors import ReplayDetected, StoreUnavailable
+from server.store.schema import seen_requests
+from siogw.prepared import Prepared
+from siogw_api.timeutil import ensure_utc, now_utc
+
+_CLAIM = seen_requests.insert()
+
+
+class RequestStore(StoreBase):
+    """The replay-guard methods of :class:`server.store.Store`."""
+
+    _prepared_claim: Prepared | None = None
+
+    def claim_request_id(self, request_id: str, *, user_id: str, kind: str) -> None:
+        """Record a request id; :class:`ReplayDetected` if it was seen before (durable)."""
+        # The write of every query: a prepared statement (siogw.prepared).
+        prepared = self._prepared("_prepared_claim", _CLAIM)
+        dbapi = self.engine.dialect.dbapi
+        try:
+            with self._write_lock:
+                prepared.run({"request_id": request_id, "user_id": user_id, "kind": kind,
+                              "seen_at": now_utc()}, conn=self._pinned)
+        except dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+            raise ReplayDetected(f"request id {request_id!r} was used before") from exc
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+
+    def restore_request_ids(self, claims: Iterable[tuple[str, str, str, _dt.datetime]]) -> int:
+        """Claim again request ids the audit log shows as claimed; returns how many were
+        missing (and are now back).
+
+        ``claims`` are ``(request_id, user_id, kind, seen_at)``. With SQLite in WAL mode
+        and ``synchronous=NORMAL`` a power loss can lose the last commits, claims among
+        them; the audit log, fsync'd before every answer, still has them (see
+        :meth:`server.ops_wiring.OpsWiring.restore_replay_guard`). Ids present already are
+        left alone.
+        """
+        restored = 0
+        batch: list[tuple[str, str, str, _dt.datetime]] = []
+
+        def flush() -> int:
+            wanted = {c[0]: c for c in batch}
+            with self._tx() as conn:
+                have = set(conn.execute(
+                    sa.select(seen_requests.c.request_id)
+                    .where(seen_requests.c.request_id.in_(list(wanted)))
+                ).scalars())
+                rows = [
+                    {"request_id": rid, "user_id": uid, "kind": kind, "seen_at": ensure_utc(at)}
+                    for rid, (_r, uid, kind, at) in wanted.items() if rid not in have
+                ]
+                if rows:
+                    conn.execute(seen_requests.insert(), rows)
+            batch.clear()
+            return len(rows)
+
+        try:
+            with self._write_lock:
+                for claim in claims:
+                    batch.append(claim)
+                    if len(batch) >= 500:
+                        restored += flush()
+                if batch:
+                    restored += flush()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        return restored

@@ -1,0 +1,396 @@
+"""The control-plane tables and their numbered migrations.
+
+``schema_version`` holds one row per applied migration and :data:`MIGRATIONS` is the
+ordered list; :func:`migrate` applies the missing ones (``Store.open`` calls it, and so
+does the operations domain's ``create_schema``, whose tables sit beside these).
+
+One home for each fact (migration 3): a user and their status, a certificate and a
+maintenance window are one row each, here, read by the gateway's session check, by
+the worker processes and by the operations domain (``server.ops``) alike. A revocation
+is a row of ``revocations``; nothing else says a certificate is revoked.
+Times are stored as UTC; the Astana rendering happens at the edges (R9).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.engine import Connection
+
+from signing.api import key_id_for
+from siogw_api.timeutil import ensure_utc, now_utc
+
+log = logging.getLogger("siogw.store")
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("full_name", sa.String(300), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("unit", sa.String(300), nullable=False, default=""),
+    sa.Column("post", sa.String(300), nullable=False, default=""),
+    sa.Column("phone", sa.String(32), nullable=False, default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    # 1000 since migration 3 (the operations domain's reasons; 500 before).
+    sa.Column("status_reason", sa.String(1000), nullable=False, default=""),
+    sa.Column("device_public_key_der", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Migration 3: what the operations domain knows of a user ("" / NULL for users
+    # enrolled otherwise, e.g. ``siogw admin bootstrap`` or EnrollUser).
+    sa.Column("iin", sa.String(12), nullable=False, default="", server_default="",
+              index=True),
+    sa.Column("basis", sa.String(64), nullable=False, default="", server_default=""),
+    sa.Column("block_kind", sa.String(16), nullable=True),
+    sa.Column("application_id", sa.String(40), nullable=True),
+)
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),  # sha256(DER) hex
+    # Indexed since migration 3: the operations domain lists a user's certificates.
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.user_id"), nullable=False,
+              index=True),
+    sa.Column("serial_hex", sa.String(64), nullable=False, index=True),
+    sa.Column("key_id", sa.String(64), nullable=False, index=True),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+    # Migration 3: read from the DER at registration ("" / NULL when it does not parse).
+    sa.Column("issuer", sa.String(500), nullable=False, default="", server_default=""),
+    sa.Column("subject", sa.String(500), nullable=False, default="", server_default=""),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("token_label", sa.String(64), nullable=True),
+)
+
+revocations = sa.Table(
+    "revocations",
+    metadata,
+    sa.Column("issuer", sa.String(500), primary_key=True),  # RFC 4514, or "*" (any issuer)
+    # Indexed alone too (migration 2): every authenticated call joins the session's
+    # certificate to its revocations by serial, whatever the issuer ("*" included).
+    sa.Column("serial_hex", sa.String(64), primary_key=True, index=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+logins = sa.Table(
+    "logins",
+    metadata,
+    sa.Column("login_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+    sa.Column("cert_der", sa.LargeBinary, nullable=False),
+    sa.Column("challenge", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("factor", sa.String(16), nullable=False, default=""),
+    sa.Column("code_hash", sa.LargeBinary, nullable=True),
+    sa.Column("code_salt", sa.LargeBinary, nullable=True),
+    sa.Column("code_expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("device_challenge", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # sha256(token) hex
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    # Indexed (migration 2): revoking a certificate ends its live sessions at once.
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False, index=True),
+    sa.Column("factor", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("text_sha256", sa.String(64), nullable=False),
+    sa.Column("envelope_json", sa.LargeBinary, nullable=False),
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signed_at_astana", sa.String(40), nullable=False),
+    sa.UniqueConstraint("user_id", "version", name="uq_consent_user_version"),
+)
+
+seen_requests = sa.Table(
+    "seen_requests",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),  # unique: replay guard
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    # Indexed (migration 2): housekeeping deletes the old ones in chunks (Store.prune)
+    # without scanning a day of request ids under the write lock.
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+maintenance = sa.Table(
+    "maintenance",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    # Indexed (migration 2): every call looks for a window still open (ends_at > now);
+    # past windows stay in the table.
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("description", sa.String(1000), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Migration 3: who published it through the operations domain ("" otherwise).
+    sa.Column("published_by", sa.String(64), nullable=False, default="", server_default=""),
+)
+
+_V1_TABLES = (users, certificates, revocations, logins, sessions, consents, seen_requests,
+              maintenance)
+
+
+def _migration_1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(_V1_TABLES))
+
+
+#: The indexes of migration 2. A database made by migration 1 from today's tables has
+#: them already (``create_all`` makes a column's index), hence ``checkfirst``.
+_V2_INDEXES = ("ix_revocations_serial_hex", "ix_maintenance_ends_at",
+               "ix_sessions_cert_fingerprint", "ix_seen_requests_seen_at")
+
+
+def _migration_2(conn: Connection) -> None:
+    for table in (revocations, maintenance, sessions, seen_requests):
+        for index in table.indexes:
+            if index.name in _V2_INDEXES:
+                index.create(conn, checkfirst=True)
+
+
+# --- migration 3: one home for users, certificates and maintenance windows -------------
+# The shapes below are frozen as of migration 3 (later migrations may change the tables
+# above; this one must keep doing what it did).
+_T = sa.DateTime(timezone=True)
+
+
+def _frozen(name: str, *columns: tuple[str, Any]) -> sa.TableClause:
+    return sa.table(name, *(sa.column(c, t) for c, t in columns))
+
+
+_S, _B = sa.String(), sa.LargeBinary()
+_v3_users = _frozen(
+    "users", ("user_id", _S), ("full_name", _S), ("role", _S), ("unit", _S), ("post", _S),
+    ("phone", _S), ("status", _S), ("status_reason", _S), ("device_public_key_der", _B),
+    ("created_at", _T), ("updated_at", _T), ("iin", _S), ("basis", _S),
+    ("block_kind", _S), ("application_id", _S))
+_v3_certificates = _frozen(
+    "certificates", ("fingerprint", _S), ("user_id", _S), ("serial_hex", _S), ("key_id", _S),
+    ("der", _B), ("registered_at", _T), ("issuer", _S), ("subject", _S),
+    ("not_before", _T), ("not_after", _T), ("token_label", _S))
+_v3_revocations = _frozen(
+    "revocations", ("issuer", _S), ("serial_hex", _S), ("reason", _S), ("revoked_at", _T))
+_v3_sessions = _frozen("sessions", ("cert_fingerprint", _S), ("ended_at", _T))
+_v3_maintenance = _frozen(
+    "maintenance", ("id", _S), ("starts_at", _T), ("ends_at", _T), ("description", _S),
+    ("created_at", _T), ("published_by", _S))
+_ops_users = _frozen(
+    "ops_users", ("user_id", _S), ("iin", _S), ("full_name", _S), ("role", _S), ("unit", _S),
+    ("post", _S), ("phone", _S), ("basis", _S), ("status", _S), ("block_kind", _S),
+    ("status_reason", _S), ("application_id", _S), ("created_at", _T), ("updated_at", _T))
+_ops_certificates = _frozen(
+    "ops_certificates", ("fingerprint", _S), ("user_id", _S), ("serial_hex", _S),
+    ("issuer", _S), ("subject", _S), ("not_before", _T), ("not_after", _T),
+    ("token_label", _S), ("der", _B), ("registered_at", _T), ("revoked_at", _T),
+    ("revocation_reason", _S))
+_ops_maintenance = _frozen(
+    "ops_maintenance", ("id", _S), ("starts_at", _T), ("ends_at", _T), ("what", _S),
+    ("published_by", _S), ("published_at", _T))
+
+#: Columns migration 3 adds to existing tables (name, DDL type, NOT NULL DEFAULT '').
+_V3_COLUMNS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "users": (("iin", "VARCHAR(12)", True), ("basis", "VARCHAR(64)", True),
+              ("block_kind", "VARCHAR(16)", False), ("application_id", "VARCHAR(40)", False)),
+    "certificates": (("issuer", "VARCHAR(500)", True), ("subject", "VARCHAR(500)", True),
+                     ("not_before", "TIMESTAMP WITH TIME ZONE", False),
+                     ("not_after", "TIMESTAMP WITH TIME ZONE", False),
+                     ("token_label", "VARCHAR(64)", False)),
+    "maintenance": (("published_by", "VARCHAR(64)", True),),
+}
+_V3_INDEXES = ("ix_users_iin", "ix_certificates_user_id")
+
+
+def _add_v3_columns(conn: Connection) -> None:
+    """Add the columns a database made before migration 3 lacks (one made by migration 1
+    from today's tables has them)."""
+    sqlite = conn.dialect.name == "sqlite"
+    for table, columns in _V3_COLUMNS.items():
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+        for name, ddl, not_null in columns:
+            if name in have:
+                continue
+            if sqlite and ddl.startswith("TIMESTAMP"):
+                ddl = "DATETIME"
+            tail = " DEFAULT '' NOT NULL" if not_null else ""
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}{tail}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE users ALTER COLUMN status_reason TYPE VARCHAR(1000)")
+    for indexed in (users, certificates):
+        for index in indexed.indexes:
+            if index.name in _V3_INDEXES:
+                index.create(conn, checkfirst=True)
+
+
+def _certificate_details(der: bytes) -> dict[str, Any]:
+    """Issuer, subject and validity read from a certificate's DER ({} if it does not parse)."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return {}
+    return {"issuer": cert.issuer.rfc4514_string()[:500],
+            "subject": cert.subject.rfc4514_string()[:500],
+            "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc}
+
+
+def _move_users(conn: Connection) -> None:
+    """``ops_users`` -> ``users``. Where both tables know a user the stricter status wins
+    (a block in either one stood, R4); the operations record adds IIN, basis, block kind
+    and application, and its unit and post (transfer edits were applied there only)."""
+    u = _v3_users.c
+    for o in conn.execute(sa.select(_ops_users)).all():
+        cur = conn.execute(sa.select(_v3_users).where(u.user_id == o.user_id)).first()
+        if cur is None:
+            conn.execute(_v3_users.insert().values(
+                user_id=o.user_id, full_name=o.full_name, role=o.role, unit=o.unit,
+                post=o.post, phone=o.phone, status=o.status, status_reason=o.status_reason,
+                device_public_key_der=None, created_at=o.created_at, updated_at=o.updated_at,
+                iin=o.iin, basis=o.basis, block_kind=o.block_kind,
+                application_id=o.application_id))
+            continue
+        values: dict[str, Any] = {
+            "iin": o.iin, "basis": o.basis, "application_id": o.application_id,
+            "unit": o.unit or cur.unit, "post": o.post or cur.post,
+            "phone": cur.phone or o.phone,
+            "updated_at": max(ensure_utc(cur.updated_at), ensure_utc(o.updated_at)),
+        }
+        if o.status != "active":
+            values.update(status=o.status, status_reason=o.status_reason,
+                          block_kind=o.block_kind)
+        conn.execute(_v3_users.update().where(u.user_id == o.user_id).values(**values))
+
+
+def _move_certificates(conn: Connection) -> None:
+    """``ops_certificates`` -> ``certificates``; a revocation recorded there becomes a
+    ``revocations`` row (and ends the certificate's live sessions)."""
+    c, r = _v3_certificates.c, _v3_revocations.c
+    known_users = set(conn.execute(sa.select(_v3_users.c.user_id)).scalars())
+    for o in conn.execute(sa.select(_ops_certificates)).all():
+        serial = format(int(o.serial_hex, 16), "x")
+        have = conn.execute(sa.select(c.fingerprint).where(c.fingerprint == o.fingerprint))
+        details = {"issuer": o.issuer, "subject": o.subject, "not_before": o.not_before,
+                   "not_after": o.not_after, "token_label": o.token_label}
+        if have.first() is not None:
+            conn.execute(_v3_certificates.update().where(c.fingerprint == o.fingerprint)
+                         .values(**details))
+        elif o.user_id not in known_users:
+            log.warning("migration 3: certificate %s of unknown user %r not moved",
+                        o.fingerprint[:16], o.user_id)
+            continue
+        else:
+            cert = x509.load_der_x509_certificate(bytes(o.der))
+            conn.execute(_v3_certificates.insert().values(
+                fingerprint=o.fingerprint, user_id=o.user_id, serial_hex=serial,
+                key_id=key_id_for(cert.public_key()),  # type: ignore[arg-type]
+                der=bytes(o.der), registered_at=o.registered_at, **details))
+        if o.revoked_at is None:
+            continue
+        revoked = conn.execute(sa.select(r.serial_hex).where(
+            r.serial_hex == serial, r.issuer.in_([o.issuer, "*"]))).first()
+        if revoked is None:
+            conn.execute(_v3_revocations.insert().values(
+                issuer=o.issuer, serial_hex=serial,
+                reason=o.revocation_reason or "unspecified", revoked_at=o.revoked_at))
+        s = _v3_sessions.c
+        conn.execute(_v3_sessions.update().where(
+            s.cert_fingerprint == o.fingerprint, s.ended_at.is_(None)).values(
+            ended_at=o.revoked_at))
+
+
+def _move_windows(conn: Connection) -> None:
+    """``ops_maintenance`` -> ``maintenance`` (``what`` is the description)."""
+    m = _v3_maintenance.c
+    for o in conn.execute(sa.select(_ops_maintenance)).all():
+        if conn.execute(sa.select(m.id).where(m.id == o.id)).first() is not None:
+            conn.execute(_v3_maintenance.update().where(m.id == o.id)
+                         .values(published_by=o.published_by))
+            continue
+        conn.execute(_v3_maintenance.insert().values(
+            id=o.id, starts_at=o.starts_at, ends_at=o.ends_at, description=o.what,
+            created_at=o.published_at, published_by=o.published_by))
+
+
+def _fill_certificate_details(conn: Connection) -> None:
+    c = _v3_certificates.c
+    rows = conn.execute(sa.select(c.fingerprint, c.der).where(c.issuer == "")).all()
+    for row in rows:
+        details = _certificate_details(bytes(row.der))
+        if details:
+            conn.execute(_v3_certificates.update().where(c.fingerprint == row.fingerprint)
+                         .values(**details))
+
+
+def _migration_3(conn: Connection) -> None:
+    _add_v3_columns(conn)
+    present = set(sa.inspect(conn).get_table_names())
+    if "ops_users" in present:
+        _move_users(conn)
+    if "ops_certificates" in present:
+        _move_certificates(conn)
+    if "ops_maintenance" in present:
+        _move_windows(conn)
+    _fill_certificate_details(conn)
+    for name in ("ops_certificates", "ops_users", "ops_maintenance"):
+        if name in present:
+            conn.exec_driver_sql(f"DROP TABLE {name}")
+
+
+#: Ordered migrations: (version, description, apply). Append; never edit an applied one.
+MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
+    (1, "initial control-plane schema", _migration_1),
+    (2, "indexes: revocations by serial, maintenance by end, sessions by certificate, "
+        "request ids by time",
+     _migration_2),
+    (3, "one home: ops_users, ops_certificates and ops_maintenance moved into users, "
+        "certificates (+ revocations) and maintenance, then dropped",
+     _migration_3),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(conn: Connection) -> None:
+    """Apply the missing migrations, in order, on ``conn`` (one transaction)."""
+    schema_version.create(conn, checkfirst=True)
+    applied = {r[0] for r in conn.execute(sa.select(schema_version.c.version))}
+    for version, description, apply in MIGRATIONS:
+        if version in applied:
+            continue
+        apply(conn)
+        conn.execute(
+            schema_version.insert().values(
+                version=version, description=description, applied_at=now_utc()
+            )
+        )
