@@ -33,8 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit.archive import iter_archive_records
 from audit.record import LoggedRecord
+from audit.sqlguard import install_text_guard
 from signing.merkle import leaf_hash
-from siogw.db import install_text_guard
 from siogw_api.errors import StorageError
 from siogw_api.timeutil import ensure_utc
 

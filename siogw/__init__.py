@@ -1,4 +1,4 @@
-"""sio-gateway: the `siogw` command, the demo and the shared SQL helpers.
+"""sio-gateway: the `siogw` command and the demo.
 
 The product's parts live in sibling packages: ``signing`` (hardware signing, envelopes,
 trust), ``audit`` (WORM log-journal), ``server`` (gRPC services), ``clients``

@@ -1,4 +1,4 @@
-"""siogw.db: a NUL character in any SQL parameter is bad input, on SQLite and PostgreSQL."""
+"""audit.sqlguard: a NUL character in any SQL parameter is bad input, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from siogw.db import NulCharacter, has_text_guard, install_text_guard
+from audit.sqlguard import NulCharacter, has_text_guard, install_text_guard
 from siogw_api.errors import InputError
 
 

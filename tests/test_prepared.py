@@ -1,4 +1,4 @@
-"""siogw.prepared: the same answers as SQLAlchemy's execute, on SQLite and PostgreSQL."""
+"""server.prepared: the same answers as SQLAlchemy's execute, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from siogw.db import NulCharacter, install_text_guard
-from siogw.prepared import Prepared
+from audit.sqlguard import NulCharacter, install_text_guard
+from server.prepared import Prepared
 
 meta = sa.MetaData()
 things = sa.Table(

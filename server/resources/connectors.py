@@ -7,7 +7,7 @@ the access right to what the connector returns.
 
 :class:`EmbeddedConnector` answers all 52 resources from the synthetic ``res_*`` tables
 (:mod:`server.resources.dataset`). Each handler's statements are built once, with the
-subject as a bound parameter, and run as prepared statements (:mod:`siogw.prepared`):
+subject as a bound parameter, and run as prepared statements (:mod:`server.prepared`):
 compiled once per engine, no SQLAlchemy execution overhead per lookup. On SQLite the
 lookup runs on the calling thread; elsewhere in a worker thread (:func:`asyncio.to_thread`).
 Every answer has the shape::
@@ -32,10 +32,10 @@ from typing import Any, Protocol, runtime_checkable
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from server.prepared import Prepared
 from server.resources import dataset as ds
 from server.resources.catalogue import Resource
 from server.resources.errors import InvalidParameters
-from siogw.prepared import Prepared
 from siogw_api.errors import StorageError
 from siogw_api.timeutil import astana_iso
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from audit.sqlguard import install_text_guard
+from server.prepared import Prepared
 from server.store.errors import StoreUnavailable
-from siogw.db import install_text_guard
-from siogw.prepared import Prepared
 from siogw_api.errors import InputError, PolicyError, StorageError
 
 

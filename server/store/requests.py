@@ -1,6 +1,6 @@
 """The replay guard (R7): every signed request id is claimed once, durably.
 
-The claim is the one write of every query (a prepared statement, :mod:`siogw.prepared`);
+The claim is the one write of every query (a prepared statement, :mod:`server.prepared`);
 :meth:`RequestStore.restore_request_ids` puts back claims a power loss took from the
 database, from the audit log (``server.ops_wiring.OpsWiring.restore_replay_guard``).
 Old request ids are deleted by housekeeping (:mod:`server.store.housekeeping`).
@@ -14,10 +14,10 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.prepared import Prepared
 from server.store.base import StoreBase
 from server.store.errors import ReplayDetected, StoreUnavailable
 from server.store.schema import seen_requests
-from siogw.prepared import Prepared
 from siogw_api.timeutil import ensure_utc, now_utc
 
 _CLAIM = seen_requests.insert()
@@ -30,7 +30,7 @@ class RequestStore(StoreBase):
 
     def claim_request_id(self, request_id: str, *, user_id: str, kind: str) -> None:
         """Record a request id; :class:`ReplayDetected` if it was seen before (durable)."""
-        # The write of every query: a prepared statement (siogw.prepared).
+        # The write of every query: a prepared statement (server.prepared).
         prepared = self._prepared("_prepared_claim", _CLAIM)
         dbapi = self.engine.dialect.dbapi
         try:

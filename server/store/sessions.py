@@ -1,7 +1,7 @@
 """Logins, sessions and consents, and the one read of every authenticated call.
 
 :meth:`SessionStore.session_context` brings, in ONE statement (a prepared statement,
-:mod:`siogw.prepared`), the session, its user and status, its certificate, the consent,
+:mod:`server.prepared`), the session, its user and status, its certificate, the consent,
 the open maintenance window and the certificate's revocations: the one table of each
 fact (:mod:`server.store.schema`), joined by the indexes of migration 2. A block, a
 revocation or a window written by any process (the log host, a worker, ``siogw admin``,
@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from server.prepared import Prepared
 from server.store.base import StoreBase
 from server.store.certificates import CertRow, Revocation, fingerprint
 from server.store.errors import StoreUnavailable
@@ -31,7 +32,6 @@ from server.store.schema import (
     users,
 )
 from server.store.users import UserRow
-from siogw.prepared import Prepared
 from siogw_api.timeutil import ensure_utc, now_utc
 
 
@@ -226,7 +226,7 @@ class SessionStore(StoreBase):
         self, token_hash: str, *, consent_version: str, at: _dt.datetime
     ) -> SessionContext | None:
         """The :class:`SessionContext` of a session token hash (None if unknown)."""
-        # The read of every authenticated call: a prepared statement (siogw.prepared).
+        # The read of every authenticated call: a prepared statement (server.prepared).
         prepared = self._prepared("_prepared_context", SESSION_CONTEXT)
         try:
             rows = prepared.all(

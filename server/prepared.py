@@ -14,7 +14,7 @@ It runs on a connection from the engine's own pool (the same pragmas, pre-ping a
 on return) and returns rows as named tuples; a text statement's rows are named after
 its result columns, untyped. The engine's ``before_cursor_execute`` listeners still see
 every statement, called with ``conn`` and ``context`` None: the NUL guard of
-:mod:`siogw.db` refuses bad text as before, and tests can count statements. The answers
+:mod:`audit.sqlguard` refuses bad text as before, and tests can count statements. The answers
 are the same as ``Connection.execute`` gives (tests compare the two). DB-API errors are
 raised as they are: the caller maps them.
 """
