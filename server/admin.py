@@ -49,18 +49,21 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from audit.record import AuditRecord
+from server.biometric import load_device_key
 from server.context import Gateway, check_fresh, der, envelope_json
 from server.errors import MissingField, NotPermitted
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.roles import PERMISSIONS
 from server.resources.catalogue import Role
+from server.status import window_proto
 from server.store import Store
 from server.store import schema as cp
 from server.store.certificates import fingerprint
 from server.store.users import USER_ACTIVE, USER_BLOCKED
 from signing import dsse
 from signing.api import key_id_for
+from signing.pin_ages import load_pin_ages
 from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso, now_utc, parse_iso
 from siogw_api.v1 import admin_pb2, admin_pb2_grpc
@@ -145,8 +148,6 @@ def execute(gateway: Gateway | None, store: Store, command: admin_pb2.AdminComma
                 f"unknown role {c.role!r}", detail="one of " + ", ".join(r.value for r in Role)
             ) from None
         if c.device_public_key_der:
-            from server.biometric import load_device_key
-
             load_device_key(bytes(c.device_public_key_der))
         cert = parse_certificate(bytes(c.certificate_der)) if c.certificate_der else None
         if cert is not None and gateway is not None:
@@ -354,8 +355,6 @@ def execute_ops(
         return (f"CRL imported: {len(revoked)} registered certificate(s) revoked",
                 {"revoked": to_data(revoked)})
     if which == "list_certificates":
-        from signing.pin_ages import load_pin_ages
-
         pin_ages = load_pin_ages(pin_ages_home) if pin_ages_home is not None else None
         overview = certs.overview(actor, pin_ages=pin_ages,
                                   user_id=command.list_certificates.user_id or None)
@@ -517,8 +516,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.Journal:
         await self.gw.authenticate(context)
         ops = self._ops()
-        from server.status import window_proto
-
         now = now_utc()
         windows = self.gw.store.windows(not_ended_before=now)
         items = await asyncio.to_thread(ops.journal.public_emergencies,

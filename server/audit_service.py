@@ -25,6 +25,7 @@ from grpc import aio
 
 from server.context import Gateway
 from server.errors import ExportTooLarge, NotFound, NotImplementedYet
+from server.interceptors import current_call
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
 from siogw_api.errors import AuditError, InputError
 from siogw_api.timeutil import astana_iso, parse_iso
@@ -198,8 +199,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.RegisterResolutionRequest, context: aio.ServicerContext
     ) -> audit_pb2.ResolutionInfo:
         actor, ops, session = await self._actor(context, Action.RESOLUTION_REGISTER)
-        from server.interceptors import current_call
-
         document = bytes(request.document)
         current_call().payload = document
         res = await asyncio.to_thread(ops.prosecutor.register_resolution, actor, document,
@@ -212,8 +211,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.ReadAuditTrailRequest, context: aio.ServicerContext
     ) -> audit_pb2.QueryPage:
         actor, ops, _ = await self._actor(context, Action.AUDIT_TRAIL_READ)
-        from server.interceptors import current_call
-
         current_call().details["resolution_id"] = request.resolution_id
         if not request.resolution_id:
             raise InputError("resolution_id is empty")

@@ -29,6 +29,7 @@ from siogw_api.errors import ConfigError
 
 
 def _config(args: argparse.Namespace) -> Any:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.config import load_config
 
     overrides: dict[str, dict[str, Any]] = {}
@@ -46,6 +47,7 @@ def _config(args: argparse.Namespace) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.app import serve
 
     asyncio.run(serve(_config(args)))
@@ -92,6 +94,7 @@ def _spki_der(path: str | None) -> bytes:
 
 
 def _admin(args: argparse.Namespace) -> int:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.admin import execute
     from server.store import Store
     from siogw_api.timeutil import astana_iso, parse_iso
@@ -156,6 +159,7 @@ def _admin(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
     """The gateway's audit log, opened by this process (fails while a gateway holds it)."""
+    # Deferred: each command loads what it needs (gRPC, the database).
     from audit import AuditLog
     from server.assembly import AUDIT_ORIGIN, load_gateway_signer
     from siogw_api.errors import AuditError
@@ -173,6 +177,7 @@ def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
 
 
 def _record_offline(log: Any, command: str, outcome: str, message: str) -> None:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from audit import AuditRecord
 
     log.append_sync(AuditRecord(
@@ -187,12 +192,14 @@ OFFLINE_ACTOR = "siogw-admin"
 
 
 def _read_only_record(event_type: str, actor: str, outcome: str, details: Any) -> None:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from audit.errors import AuditUnavailable
 
     raise AuditUnavailable(f"an offline view may not record {event_type!r}")
 
 
 def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.certcheck import TrustMaterial
     from server.ops import AuditIndexQueries, Operations
     from server.store.certificates import DbRevocationStore
@@ -208,6 +215,7 @@ class _NoIndex:
 
 
 def _ops_view(args: argparse.Namespace) -> int:
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.ops import Actor, Role
     from server.store import Store
     from siogw_api.timeutil import astana_iso, now_utc
@@ -252,6 +260,7 @@ def _ops_view(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import sys
 
+    # Deferred: each command loads what it needs (gRPC, the database).
     from server.ops import Actor, QueryFilter, audit_log_recorder
     from server.ops_wiring import INDEX_PREFIX, OpsWiring
     from server.store import Store
@@ -264,6 +273,7 @@ def _report(args: argparse.Namespace) -> int:
         if user is None:
             raise ConfigError(f"no user {args.as_user!r} in the gateway database")
         with _offline_audit_log(config, "export through AuditService.ExportQueriesCsv") as log:
+            # Deferred: loaded by this command only (`siogw --help` stays light).
             from audit.index import AuditIndex
 
             index = AuditIndex(store.engine.url.render_as_string(hide_password=False),

@@ -107,6 +107,7 @@ class Person:
     device_file: Path | None = None
 
     def signer(self) -> Any:
+        # Deferred: tests and the bench import this module for its helpers only.
         from signing import load_signer
 
         assert self.cert_file is not None
@@ -143,6 +144,7 @@ class World:
         }
 
     def client(self, port: int, **kwargs: Any) -> Any:
+        # Deferred: tests and the bench import this module for its helpers only.
         from clients import GatewayClient
 
         return GatewayClient(
@@ -187,6 +189,7 @@ def build_world(
     need("signing.ca", "softhsm.store", "signing.pkcs11_token", "signing.csr")
     from cryptography.hazmat.primitives import serialization
 
+    # Deferred: tests and the bench import this module for its helpers only.
     from signing.ca import CertificateAuthority, Profile
     from signing.csr import build_csr
     from signing.pkcs11_token import Pkcs11Token
@@ -221,6 +224,7 @@ def build_world(
         token = Pkcs11Token(label, pin_source=pin_source)
         ck_id = token.generate_keypair("ec", "sign")
         uri = token.uri("sign", ck_id)
+        # Deferred: tests and the bench import this module for its helpers only.
         from signing import load_signer
 
         signer = load_signer(uri)
@@ -279,6 +283,7 @@ def build_world(
             label, f"CN={name},OU={role},O=AFM,C=KZ", certs / f"{user_id}.pem"
         )
         if role == "agency_user":
+            # Deferred: tests and the bench import this module for its helpers only.
             from clients.biometric import SoftwareDeviceKey
 
             person.device_file = home / "devices" / f"{user_id}.json"
@@ -392,6 +397,7 @@ def gateway_process(
 
 def sms_reader(world: World, user_id: str) -> Callable[[str], str]:
     """An ``sms_code_provider`` that reads the newest code from the SMS stand-in outbox."""
+    # Deferred: tests and the bench import this module for its helpers only.
     from clients.outbox import latest_code, line_count
 
     outbox = world.home / "sms-outbox.jsonl"
@@ -417,6 +423,7 @@ BASIS = "financial_monitoring"
 
 
 def demo_parameters(resource: int) -> dict[str, str]:
+    # Deferred: tests and the bench import this module for its helpers only.
     from server.resources.dataset import demo_parameters as params
 
     return params(resource)
@@ -424,6 +431,7 @@ def demo_parameters(resource: int) -> dict[str, str]:
 
 def enroll(world: World, client: Any, person: Person) -> str:
     """Enrol ``person`` through the signed AdminService (the client is an operator)."""
+    # Deferred: tests and the bench import this module for its helpers only.
     from clients.biometric import SoftwareDeviceKey
     from siogw_api.v1 import admin_pb2
 
@@ -510,6 +518,7 @@ def story(home: Path, t: Transcript) -> None:
         with t.step("Start the gateway (`siogw serve`: gRPC + TLS, gateway key on SoftHSM)"):
             port = stack.enter_context(gateway_process(world))
             t.say(f"listening on 127.0.0.1:{port} (TLS name {TLS_NAME}); log in gateway.log")
+            # Deferred: tests and the bench import this module for its helpers only.
             from clients.session import write_settings
 
             cfg = write_settings(world.home, world.client_settings(port))
@@ -532,6 +541,7 @@ def story(home: Path, t: Transcript) -> None:
 
 
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
+    # Deferred: tests and the bench import this module for its helpers only.
     from clients import ClientError
 
     with t.step("Operator logs in (token signature + SMS), enrols analyst and security officer"):
@@ -551,6 +561,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         )
 
     with t.step("Analyst: the other second factor — fingerprint on the device (stand-in)"):
+        # Deferred: tests and the bench import this module for its helpers only.
         from clients.biometric import SoftwareDeviceKey
 
         assert analyst.device_file is not None
@@ -597,6 +608,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
                 t.say(f"record fields: {', '.join(fields)} — no amounts (enforced by the gateway)")
 
     with t.step("A tampered query: the signed payload altered after signing"):
+        # Deferred: tests and the bench import this module for its helpers only.
         from clients import _common as c
 
         prepared = client.prepare_query(1, demo_parameters(1), BASIS, "CASE-2026-0042", "tamper")
@@ -605,6 +617,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         os.chmod(signed_query, 0o600)
         q = prepared.query.__class__.FromString(prepared.envelope.payload)
         q.parameters["iin"] = demo_parameters(2).get("bin", "000000000000")
+        # Deferred: tests and the bench import this module for its helpers only.
         from signing import dsse
 
         forged = c.PreparedQuery(
@@ -662,6 +675,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         t.say(f"receipt seq {receipt.seq} is in the signed tree of size {size}: verified")
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
+        # Deferred: tests and the bench import this module for its helpers only.
         from siogw_api.v1 import admin_pb2
 
         sec = world.people["security"]

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from audit.record import AuditRecord
 from server.ops.errors import Duplicate, InvalidDocument, OpsStorageError
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import ensure_utc, now_utc, parse_iso
@@ -69,8 +70,6 @@ def audit_log_recorder(log: Any) -> Recorder:
 
     Call the services from a worker thread, never from the event loop thread.
     """
-    from audit.record import AuditRecord
-
     def record(event_type: str, actor: str, outcome: str, details: Mapping[str, Any]) -> None:
         log.append_sync(
             AuditRecord(actor=actor, event=event_type, outcome=outcome, details=dict(details))
