@@ -8,6 +8,7 @@ import pytest
 
 from clients import _core as core
 from clients.errors import ClientUsageError
+from siogw_api.v1 import auth_pb2
 
 from .test_verify import EcSigner, answer, self_signed
 
@@ -86,8 +87,6 @@ def test_query_plan_signs_then_calls_then_verifies() -> None:
 
 
 def test_login_plan_keeps_the_session() -> None:
-    from siogw_api.v1 import auth_pb2
-
     client, _ = make_core()
     user = EcSigner()
     user._cert = self_signed(user)
