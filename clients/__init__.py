@@ -4,8 +4,12 @@
 surface. Every query is signed with the user's :class:`signing.api.Signer` and every
 result is verified against the pinned gateway certificate before it is returned.
 
-Names are imported on first use, so ``import clients.cli`` (the ``siogw`` command) stays
-light: gRPC and the generated stubs load only when a client is made.
+Both execute the same I/O-free description of each call (:mod:`clients._core`).
+
+Names are imported on first use, so ``import clients.cli`` (the ``siogw client`` and
+``siogw-client`` commands) stays light: gRPC and the generated stubs load only when a
+client is made. ``clients/pyproject.toml`` makes this package, with :mod:`signing` and
+:mod:`siogw_api`, a distribution of its own that installs without the server.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""What the sync and asyncio clients share: message building, envelopes, verification.
+"""The client's pure helpers: typed results, message building, envelopes, verification.
 
-Nothing here does network I/O; :mod:`clients.sync` and :mod:`clients.aio` wrap these
-helpers around their channels. Result verification follows one order: the envelope must
-be well formed and of the result type, signed by the pinned gateway key, and bound to
-the request that was sent (same request id, SHA-256 of the sent payload) before its
-payload is parsed.
+Nothing here does network I/O; the plans of :mod:`clients._core` build on these helpers
+and :mod:`clients.sync` / :mod:`clients.aio` execute the plans on their channels.
+
+Result verification follows one order: the envelope must be well formed and of the
+result type, signed by the pinned gateway key, and bound to the request that was sent
+(same request id, SHA-256 of the sent payload) before its payload is parsed.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from clients.errors import ClientError, ClientUsageError, ResultVerificationErro
 from signing import dsse
 from signing.api import PublicKey, Signer, key_id_for
 from signing.errors import CertificateExpired, UnknownSigner
+from signing.merkle import verify_inclusion
+from signing.note import TrustedKey, open_checkpoint
+from signing.note import default_algorithm as audit_algorithm
 from signing.verify import verify_with_key
-from signing.wire import bearer_metadata, envelope_from_proto, envelope_to_proto
+from signing.wire import envelope_from_proto, envelope_to_proto
 from siogw_api.errors import ConfigError, TrustError
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import admin_pb2, audit_pb2, auth_pb2, common_pb2, query_pb2
@@ -587,10 +591,6 @@ def verify_receipt(
     size; raises an :class:`~siogw_api.errors.AuditError` (or
     :class:`ResultVerificationError`) otherwise. Pure: no network, no files.
     """
-    from signing.merkle import verify_inclusion
-    from signing.note import TrustedKey, open_checkpoint
-    from signing.note import default_algorithm as audit_algorithm
-
     trusted = [TrustedKey(public_key=k, algorithm=audit_algorithm(k)) for k in keys]
     cp, _key = open_checkpoint(checkpoint.signed_checkpoint, trusted, origin=origin)
     if proof.tree_size != cp.size:
@@ -602,46 +602,3 @@ def verify_receipt(
     verify_inclusion(receipt.leaf_hash, receipt.seq, cp.size, list(proof.hashes), cp.root_hash)
     return cp.size
 
-
-class ClientCore:
-    """What the sync and asyncio clients share: stubs, the pinned verifier, session state.
-
-    Each client passes :meth:`_attach` a callable opening its own kind of channel.
-    """
-
-    def _attach(
-        self,
-        open_channel: Any,
-        *,
-        gateway_certificate: Any,
-        target: str,
-        timeout: float,
-        session_token: str | None,
-        user_id: str | None,
-    ) -> None:
-        from siogw_api.v1 import (
-            admin_pb2_grpc,
-            audit_pb2_grpc,
-            auth_pb2_grpc,
-            query_pb2_grpc,
-        )
-
-        # The pinned certificate is loaded first: a bad one fails before a channel exists.
-        self._verifier = PinnedGatewayVerifier(load_certificates(gateway_certificate))
-        self._channel = channel = open_channel()
-        self._auth = auth_pb2_grpc.AuthServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._query = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._audit = audit_pb2_grpc.AuditServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._admin = admin_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
-        self.target = target
-        self.timeout = timeout
-        self.session_token = session_token
-        self.user_id = user_id
-        self.signer: Signer | None = None
-
-    def _metadata(self, *, auth: bool) -> list[tuple[str, str]]:
-        if not auth:
-            return []
-        if not self.session_token:
-            raise ClientUsageError("not logged in: call login() first")
-        return list(bearer_metadata(self.session_token))

@@ -1,4 +1,9 @@
-"""``siogw client ...``: log in, sign consent, list resources, query, status, shred.
+"""``siogw client ...`` (and ``siogw-client ...``): log in, sign consent, list resources,
+query, status, shred.
+
+:func:`register` adds the commands under ``siogw client``; :func:`main` runs the same
+commands as ``siogw-client``, the command of the client-only distribution
+(``clients/pyproject.toml``), which installs without the ``siogw`` package.
 
 The session token lives in ``$SIOGW_HOME/client/session.json`` (mode 0600) between
 invocations; PINs come only from ``--pin-source env:VAR`` or ``file:PATH`` (or the key
@@ -10,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siogw_api.errors import InputError
+from siogw_api.errors import InputError, SiogwError
 
 if TYPE_CHECKING:
     from clients.sync import GatewayClient
@@ -38,9 +45,51 @@ def register(subparsers: Any) -> None:
     client = subparsers.add_parser(
         "client", help="gateway client: login, consent, resources, query, status, shred"
     )
+    client.set_defaults(client_prog="siogw client")
     sub = client.add_subparsers(dest="client_command", metavar="ACTION")
     sub.required = True
+    add_commands(sub)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``siogw-client`` command: the sub-commands of ``siogw client``, on their own."""
+    parser = argparse.ArgumentParser(
+        prog="siogw-client",
+        description="sio-gateway client: login, consent, resources, query, status, shred",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.set_defaults(client_prog="siogw-client")
+    sub = parser.add_subparsers(dest="client_command", metavar="ACTION")
+    sub.required = True
+    add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``siogw-client`` (the client distribution's command); errors exit as in ``siogw``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code = args.func(args)
+    except SiogwError as exc:
+        print(f"siogw-client: error: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("siogw-client: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `siogw-client resources | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return int(code or 0)
+
+
+def add_commands(sub: Any) -> None:
+    """The client's sub-commands (login, consent, ...) on the sub-parser action ``sub``."""
     p = sub.add_parser("login", help="multi-factor login (token signature + SMS or biometric)")
     _add_connection(p)
     p.add_argument("--user", required=True, help="user id")
@@ -85,7 +134,7 @@ def register(subparsers: Any) -> None:
         "--export",
         metavar="FILE",
         help="also write the gateway-signed result envelope (DSSE JSON, mode 0600) to FILE; "
-        "destroy it with `siogw client shred FILE`",
+        "destroy it with the shred action",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_query)
@@ -218,7 +267,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
     print(f"logged in as {args.user} ({args.factor}); session until {result.expires_at}")
     print(f"session saved to {path} (mode 0600)")
     if result.consent_required:
-        print(f"consent {result.consent_version} required: run `siogw client consent`")
+        print(f"consent {result.consent_version} required: run `{args.client_prog} consent`")
     return 0
 
 
@@ -295,7 +344,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.export:
         target = _write_export(args.export, outcome.result_envelope.to_json())
         print(
-            f"exported the signed result to {target}; destroy it with `siogw client shred`",
+            f"exported the signed result to {target}; "
+            f"destroy it with `{args.client_prog} shred`",
             file=sys.stderr,
         )
     return 0

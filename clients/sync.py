@@ -1,4 +1,8 @@
-"""The synchronous gateway client."""
+"""The synchronous gateway client: a thin executor of the plans in :mod:`clients._core`.
+
+It performs each :class:`~clients._core.Call` as a blocking stub call, runs token
+signatures inline and calls the SMS code provider directly.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,14 @@ from cryptography import x509
 from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
+from clients import _core as core
 from clients.biometric import SoftwareDeviceKey
-from clients.errors import ClientUsageError
 from signing.api import Signer
-from siogw_api.v1 import (
-    admin_pb2,
-    audit_pb2,
-    auth_pb2,
-    query_pb2,
-)
 
 T = TypeVar("T")
 
 
-class GatewayClient(c.ClientCore):
+class GatewayClient(core.ClientCore):
     """A TLS connection to the gateway and, after :meth:`login`, a user session.
 
     ``gateway_certificate`` pins the certificate(s) whose key signs query results (a
@@ -55,17 +53,28 @@ class GatewayClient(c.ClientCore):
             session_token=session_token, user_id=user_id,
         )
 
-    def _call(self, name: str, method: Callable[..., T], request: Any, *, auth: bool = True) -> T:
-        try:
-            return method(request, metadata=self._metadata(auth=auth), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise c.client_error(name, exc) from None
+    def _run(self, plan: core.Plan[T]) -> T:
+        """Drive ``plan`` to its result, performing each step it yields."""
+        reply: Any = None
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            reply = self._perform(step)
 
-    def _signer(self, signer: Signer | None) -> Signer:
-        chosen = signer or self.signer
-        if chosen is None:
-            raise ClientUsageError("no signer: log in first or pass signer=")
-        return chosen
+    def _perform(self, step: core.Step) -> Any:
+        if isinstance(step, core.Call):
+            method, metadata = self._bind(step)
+            try:
+                response = method(step.request, metadata=metadata, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                raise c.client_error(step.rpc.method, exc) from None
+            return step.reply(response)
+        if isinstance(step, core.TokenWork):
+            return step.run()
+        return step.ask()
 
     def close(self) -> None:
         self._channel.close()
@@ -100,90 +109,31 @@ class GatewayClient(c.ClientCore):
         after a local match of ``biometric_sample``. On success the session token is kept
         on this client and used for every later call.
         """
-        factor_value = c.factor_value(factor)
-        if factor == "sms" and sms_code_provider is None:
-            raise ClientUsageError("SMS login needs sms_code_provider")
-        if factor == "biometric" and (device_key is None or biometric_sample is None):
-            raise ClientUsageError("biometric login needs device_key and biometric_sample")
-        begin = self._call(
-            "BeginLogin",
-            self._auth.BeginLogin,
-            auth_pb2.BeginLoginRequest(
-                user_id=user_id, certificate_der=c.certificate_der(signer, certificate)
-            ),
-            auth=False,
-        )
-        proved = self._call(
-            "ProveLogin",
-            self._auth.ProveLogin,
-            auth_pb2.ProveLoginRequest(
-                login_id=begin.login_id,
-                signed_challenge=c.sign_login_challenge(bytes(begin.challenge), signer),
-                factor=factor_value,
-            ),
-            auth=False,
-        )
-        if factor == "sms":
-            assert sms_code_provider is not None
-            complete = auth_pb2.CompleteLoginRequest(
-                login_id=begin.login_id, sms_code=sms_code_provider(proved.sms_destination)
+        return self._run(
+            core.login(
+                self, user_id, signer, certificate, factor=factor,
+                sms_code_provider=sms_code_provider, device_key=device_key,
+                biometric_sample=biometric_sample,
             )
-        else:
-            assert device_key is not None and biometric_sample is not None
-            assertion = device_key.assert_user(bytes(proved.device_challenge), biometric_sample)
-            complete = auth_pb2.CompleteLoginRequest(
-                login_id=begin.login_id,
-                biometric=auth_pb2.BiometricAssertion(
-                    device_key_id=assertion.device_key_id,
-                    signature=assertion.signature,
-                    method=assertion.method,
-                ),
-            )
-        done = self._call("CompleteLogin", self._auth.CompleteLogin, complete, auth=False)
-        self.session_token = done.session_token
-        self.user_id = user_id
-        self.signer = signer
-        return c.LoginResult(
-            user_id=user_id,
-            session_token=done.session_token,
-            expires_at=done.expires_at,
-            consent_required=done.consent_required,
-            consent_version=done.consent_version,
-            factor=factor,
-            receipt=c.receipt_or_none(done),
         )
 
     def logout(self) -> None:
         """End the session on the gateway and forget the token."""
-        if self.session_token:
-            self._call("Logout", self._auth.Logout, auth_pb2.LogoutRequest())
-        self.session_token = None
+        self._run(core.logout(self))
 
     def get_consent(self) -> c.Consent:
         """The current terms of use (its digest is checked before signing)."""
-        msg = self._call("GetConsent", self._auth.GetConsent, auth_pb2.GetConsentRequest())
-        return c.consent_from_proto(msg)
+        return self._run(core.get_consent(self))
 
     def sign_consent(
         self, consent: c.Consent | None = None, *, signer: Signer | None = None
     ) -> c.ConsentSigned:
         """Sign the consent (fetched if not given) on the token and record it (R6)."""
-        if consent is None:
-            consent = self.get_consent()
-        if not self.user_id:
-            raise ClientUsageError("not logged in: call login() first")
-        envelope = c.sign_consent(consent, self.user_id, self._signer(signer))
-        msg = self._call(
-            "SignConsent", self._auth.SignConsent, auth_pb2.SignConsentRequest(consent=envelope)
-        )
-        return c.ConsentSigned(signed_at=msg.signed_at, receipt=c.receipt_or_none(msg))
+        return self._run(core.sign_consent(self, consent, signer))
 
     # -- queries (R1, R2, R7) ---------------------------------------------------------------
     def list_resources(self) -> list[c.ResourceInfo]:
-        msg = self._call(
-            "ListResources", self._query.ListResources, query_pb2.ListResourcesRequest()
-        )
-        return c.resources_from_proto(msg)
+        return self._run(core.list_resources(self))
 
     def prepare_query(
         self,
@@ -196,13 +146,13 @@ class GatewayClient(c.ClientCore):
         signer: Signer | None = None,
     ) -> c.PreparedQuery:
         """Build and sign a query without sending it (see :meth:`send_query`)."""
-        query = c.build_query(resource, parameters, basis, task_ref, justification)
-        return c.prepare_query(query, self._signer(signer))
+        return self._run(
+            core.prepare_query(self, resource, parameters, basis, task_ref, justification, signer)
+        )
 
     def send_query(self, prepared: c.PreparedQuery) -> c.QueryOutcome:
         """Send a signed query and verify the gateway's signed answer."""
-        response = self._call("Query", self._query.Query, prepared.request())
-        return c.verify_result(response, prepared, self._verifier)
+        return self._run(core.send_query(self, prepared))
 
     def query(
         self,
@@ -215,60 +165,31 @@ class GatewayClient(c.ClientCore):
         signer: Signer | None = None,
     ) -> c.QueryOutcome:
         """Sign a query on the user's token, send it, verify the gateway-signed result."""
-        prepared = self.prepare_query(
-            resource, parameters, basis, task_ref, justification, signer=signer
+        return self._run(
+            core.query(self, resource, parameters, basis, task_ref, justification, signer)
         )
-        return self.send_query(prepared)
 
     def service_status(self) -> c.ServiceStatusInfo:
         """Serving or not, and published maintenance windows (R10). Needs no session."""
-        msg = self._call(
-            "GetServiceStatus",
-            self._query.GetServiceStatus,
-            query_pb2.GetServiceStatusRequest(),
-            auth=False,
-        )
-        return c.status_from_proto(msg)
+        return self._run(core.service_status(self))
 
     # -- audit (R11) ------------------------------------------------------------------------
     def checkpoint(self) -> c.CheckpointInfo:
-        msg = self._call(
-            "GetCheckpoint",
-            self._audit.GetCheckpoint,
-            audit_pb2.GetCheckpointRequest(),
-            auth=bool(self.session_token),
-        )
-        return c.checkpoint_from_proto(msg)
+        return self._run(core.checkpoint(self))
 
     def inclusion_proof(self, seq: int, tree_size: int = 0) -> c.InclusionProofInfo:
-        msg = self._call(
-            "GetInclusionProof",
-            self._audit.GetInclusionProof,
-            audit_pb2.GetInclusionProofRequest(seq=seq, tree_size=tree_size),
-            auth=bool(self.session_token),
-        )
-        return c.proof_from_proto(msg)
+        return self._run(core.inclusion_proof(self, seq, tree_size))
 
     def consistency_proof(self, first: int, second: int) -> c.ConsistencyProofInfo:
-        msg = self._call(
-            "GetConsistencyProof",
-            self._audit.GetConsistencyProof,
-            audit_pb2.GetConsistencyProofRequest(first=first, second=second),
-            auth=bool(self.session_token),
-        )
-        return c.consistency_from_proto(msg)
+        return self._run(core.consistency_proof(self, first, second))
 
     def prove_receipt(self, receipt: c.Receipt) -> int:
         """Fetch the latest checkpoint and the receipt's inclusion proof; verify both offline
         against the pinned gateway key (see :func:`clients._common.verify_receipt`).
         Returns the checkpoint's tree size."""
-        checkpoint = self.checkpoint()
-        proof = self.inclusion_proof(receipt.seq, checkpoint.tree_size)
-        return c.verify_receipt(receipt, proof, checkpoint, self._verifier.public_keys)
+        return self._run(core.prove_receipt(self, receipt))
 
     # -- administration ---------------------------------------------------------------------
     def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         """Sign and execute one admin command (``EnrollUser``, ``RevokeCertificate``, ...)."""
-        request = c.sign_admin(c.admin_command(command), self._signer(signer))
-        msg: admin_pb2.AdminResponse = self._call("Execute", self._admin.Execute, request)
-        return c.AdminOutcome(message=msg.message, receipt=c.receipt_or_none(msg))
+        return self._run(core.admin(self, command, signer))

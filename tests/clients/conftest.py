@@ -1,23 +1,31 @@
-"""A real gateway for the client tests: the demo's world on the session's SoftHSM store.
+"""A real gateway for the client tests, and both clients over it.
 
 ``client_world`` (module scope) builds a CA, SoftHSM tokens with EC keys and certificates
 (``siogw.demo.build_world`` with the shared token store), loads the synthetic dataset,
 bootstraps the operator, starts :func:`server.app.run_server` over TLS in a background
 event loop, and has the operator enrol the security officer and the analyst (with a
 software device key for biometric login) through the signed AdminService.
+
+``connect`` (parametrized ``sync`` / ``asyncio``) makes a client of either kind with
+:class:`clients.GatewayClient`'s blocking surface: the asyncio one is an
+:class:`AsyncGatewayClient` behind :class:`BlockingAsyncClient`, so every test written
+against the blocking surface runs over both clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from clients import AsyncGatewayClient, GatewayClient
 
 
 class ServerThread:
@@ -78,7 +86,14 @@ def client_world(
     home = tmp_path_factory.mktemp("client-gw")
     world = demo.build_world(
         home,
-        people=(*demo.DEFAULT_PEOPLE, ("carol", "Carol Analyst", "agency_user", "+77019876543")),
+        people=(
+            *demo.DEFAULT_PEOPLE,
+            # carol and dave are revoked by a test, once per client kind
+            ("carol", "Carol Analyst", "agency_user", "+77019876543"),
+            ("dave", "Dauren Analyst", "agency_user", "+77019876544"),
+            # bota's first login (asyncio) still needs consent, like the analyst's (sync)
+            ("bota", "Bota Analyst", "agency_user", "+77019876545"),
+        ),
         token_store=softhsm_store,
         label_prefix=f"cl{secrets.token_hex(3)}",
     )
@@ -109,3 +124,74 @@ def client_world(
         yield ClientWorld(world=world, port=port)
     finally:
         server.stop()
+
+
+class BlockingAsyncClient:
+    """An :class:`AsyncGatewayClient` with :class:`GatewayClient`'s blocking surface.
+
+    The client lives on its own event loop (an :class:`asyncio.Runner` in the calling
+    thread); each coroutine method runs to completion there. Attributes (``session_token``,
+    ``user_id``, ...) are the async client's own.
+    """
+
+    def __init__(self, target: str, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+
+        async def make() -> AsyncGatewayClient:  # grpc.aio binds the channel to this loop
+            return AsyncGatewayClient(target, **kwargs)
+
+        self._client = self._runner.run(make())
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._client, name)
+        if not inspect.iscoroutinefunction(value):
+            return value
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._runner.run(value(*args, **kwargs))
+
+        return blocking
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._client.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> BlockingAsyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+CLIENT_KINDS: dict[str, Callable[..., Any]] = {
+    "sync": GatewayClient,
+    "asyncio": BlockingAsyncClient,
+}
+
+
+@pytest.fixture(params=sorted(CLIENT_KINDS))
+def client_kind(request: pytest.FixtureRequest) -> str:
+    """``sync`` or ``asyncio``: every test using it (or ``connect``) runs once per client."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(client_world: ClientWorld, client_kind: str) -> Callable[..., Any]:
+    """``connect(**options)``: a client of this test's kind on ``client_world``'s gateway
+    (keyword options override the world's TLS and pinning settings)."""
+    from siogw import demo
+
+    def make(**options: Any) -> Any:
+        w = client_world.world
+        settings: dict[str, Any] = {
+            "target": f"127.0.0.1:{client_world.port}",
+            "ca_file": w.ca_file,
+            "gateway_certificate": w.gateway_cert,
+            "server_name": demo.TLS_NAME,
+            **options,
+        }
+        return CLIENT_KINDS[client_kind](**settings)
+
+    return make

@@ -1,8 +1,13 @@
-"""GatewayClient / AsyncGatewayClient against a real gateway (TLS, SoftHSM keys, audit)."""
+"""GatewayClient / AsyncGatewayClient against a real gateway (TLS, SoftHSM keys, audit).
+
+Every test taking ``connect`` runs twice: over the blocking client and over the asyncio
+client (behind the blocking adapter of ``conftest.BlockingAsyncClient``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -12,7 +17,6 @@ from clients import (
     AsyncGatewayClient,
     ClientError,
     ClientUsageError,
-    GatewayClient,
     ResultVerificationError,
 )
 from siogw import demo
@@ -20,19 +24,28 @@ from siogw import demo
 from .conftest import ClientWorld
 
 CASE = "CASE-T-1"
+Connect = Callable[..., Any]
 
 
-def logged_in(cw: ClientWorld, name: str = "analyst", *, consent: bool = True) -> GatewayClient:
-    client = cw.client()
+def logged_in(
+    cw: ClientWorld, connect: Connect, name: str = "analyst", *, consent: bool = True
+) -> Any:
+    client = connect()
     demo.login(cw.world, client, cw.person(name))
     if consent:
         client.sign_consent()
     return client
 
 
-def test_login_consent_query_and_receipt(client_world: ClientWorld) -> None:
-    with client_world.client() as client:
-        result = demo.login(client_world.world, client, client_world.person("analyst"))
+#: A user who has not signed the consent yet, per client kind.
+FRESH = {"sync": "analyst", "asyncio": "bota"}
+
+
+def test_login_consent_query_and_receipt(
+    client_world: ClientWorld, connect: Connect, client_kind: str
+) -> None:
+    with connect() as client:
+        result = demo.login(client_world.world, client, client_world.person(FRESH[client_kind]))
         assert result.session_token and result.expires_at.endswith("+05:00")
         assert result.consent_required
         with pytest.raises(ClientError) as ei:
@@ -59,23 +72,23 @@ def test_login_consent_query_and_receipt(client_world: ClientWorld) -> None:
         assert status.serving and status.now.endswith("+05:00")
 
 
-def test_result_pinned_to_another_certificate_is_refused(client_world: ClientWorld) -> None:
+def test_result_pinned_to_another_certificate_is_refused(
+    client_world: ClientWorld, connect: Connect
+) -> None:
     analyst = client_world.person("analyst")
     w = client_world.world
-    with GatewayClient(
-        f"127.0.0.1:{client_world.port}",
-        ca_file=w.ca_file,
-        gateway_certificate=analyst.cert_file,  # not the gateway's: must not verify
-        server_name=demo.TLS_NAME,
-    ) as client:
+    # not the gateway's certificate: the result must not verify
+    with connect(gateway_certificate=analyst.cert_file) as client:
         demo.login(w, client, analyst)
         client.sign_consent()
         with pytest.raises(ResultVerificationError, match="did not verify"):
             client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "wrong pin")
 
 
-def test_server_errors_carry_status_and_message(client_world: ClientWorld) -> None:
-    with logged_in(client_world) as client:
+def test_server_errors_carry_status_and_message(
+    client_world: ClientWorld, connect: Connect
+) -> None:
+    with logged_in(client_world, connect) as client:
         with pytest.raises(ClientError) as ei:
             client.query(1, {"iin": "123456789012"}, demo.BASIS, CASE, "bad checksum")
         assert ei.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -86,8 +99,8 @@ def test_server_errors_carry_status_and_message(client_world: ClientWorld) -> No
         assert ei.value.code == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_wrong_sms_code_and_no_session(client_world: ClientWorld) -> None:
-    with client_world.client() as client:
+def test_wrong_sms_code_and_no_session(client_world: ClientWorld, connect: Connect) -> None:
+    with connect() as client:
         with pytest.raises(ClientUsageError):
             client.list_resources()
         with pytest.raises(ClientError) as ei:
@@ -137,11 +150,11 @@ def test_async_client_biometric_login_and_concurrent_queries(client_world: Clien
     assert [o.truncated for o in outs] == [False, True, False, False]
 
 
-def test_admin_roles_are_enforced(client_world: ClientWorld) -> None:
+def test_admin_roles_are_enforced(client_world: ClientWorld, connect: Connect) -> None:
     from siogw_api.v1 import admin_pb2
 
     w = client_world.world
-    with client_world.client() as op_client:
+    with connect() as op_client:
         demo.login(w, op_client, client_world.person("operator"))
         with pytest.raises(ClientError) as ei:
             op_client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "operator may not")
@@ -149,25 +162,32 @@ def test_admin_roles_are_enforced(client_world: ClientWorld) -> None:
             grpc.StatusCode.PERMISSION_DENIED,
             grpc.StatusCode.FAILED_PRECONDITION,
         )
-    with client_world.client() as sec_client:
+    with connect() as sec_client:
         demo.login(w, sec_client, client_world.person("security"))
         with pytest.raises(ClientError) as ei:
             sec_client.admin(admin_pb2.EnrollUser(user_id="x", full_name="X", role="agency_user"))
         assert ei.value.code == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) -> None:
+#: Whom the revocation test revokes, per client kind (a revoked user stays revoked).
+REVOKED = {"sync": "carol", "asyncio": "dave"}
+
+
+def test_revocation_ends_session_and_refuses_login(
+    client_world: ClientWorld, connect: Connect, client_kind: str
+) -> None:
     from siogw_api.v1 import admin_pb2
 
     w = client_world.world
-    carol = client_world.person("carol")
-    with logged_in(client_world, "carol") as client:
+    name = REVOKED[client_kind]
+    person = client_world.person(name)
+    with logged_in(client_world, connect, name) as client:
         assert client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "ok").resource == 1
-        with client_world.client() as sec_client:
+        with connect() as sec_client:
             demo.login(w, sec_client, client_world.person("security"))
             out = sec_client.admin(
                 admin_pb2.RevokeCertificate(
-                    serial_hex=format(carol.certificate().serial_number, "x"),
+                    serial_hex=format(person.certificate().serial_number, "x"),
                     reason="keyCompromise",
                 )
             )
@@ -175,31 +195,68 @@ def test_revocation_ends_session_and_refuses_login(client_world: ClientWorld) ->
         with pytest.raises(ClientError) as ei:
             client.query(1, demo.demo_parameters(1), demo.BASIS, CASE, "after revocation")
         assert ei.value.code == grpc.StatusCode.UNAUTHENTICATED
-    with client_world.client() as again, pytest.raises(ClientError) as ei:
-        demo.login(w, again, carol)
+    with connect() as again, pytest.raises(ClientError) as ei:
+        demo.login(w, again, person)
     assert "revoked" in ei.value.server_message
 
 
-def test_published_maintenance_is_visible_without_a_session(client_world: ClientWorld) -> None:
+def test_published_maintenance_is_visible_without_a_session(
+    client_world: ClientWorld, connect: Connect, client_kind: str
+) -> None:
     import datetime as dt
 
     from siogw_api.timeutil import astana_iso, now_utc
     from siogw_api.v1 import admin_pb2, common_pb2
 
+    description = f"planned maintenance (client test, {client_kind})"
     start = now_utc() + dt.timedelta(days=3)
     window = common_pb2.MaintenanceWindow(
-        id="mw-client-test",
+        id=f"mw-client-test-{client_kind}",
         starts_at=astana_iso(start),
         ends_at=astana_iso(start + dt.timedelta(hours=2)),
-        description="planned maintenance (client test)",
+        description=description,
     )
-    with client_world.client() as op_client:
+    with connect() as op_client:
         demo.login(client_world.world, op_client, client_world.person("operator"))
         out = op_client.admin(admin_pb2.PublishMaintenance(window=window))
         assert out.receipt is not None
-    with client_world.client() as anonymous:
+    with connect() as anonymous:
         status = anonymous.service_status()
     assert status.serving and status.current is None
     listed = {w.description: w for w in status.windows}
-    assert "planned maintenance (client test)" in listed
-    assert listed["planned maintenance (client test)"].starts_at.endswith("+05:00")
+    assert description in listed
+    assert listed[description].starts_at.endswith("+05:00")
+
+
+def test_biometric_login_audit_proofs_and_logout(
+    client_world: ClientWorld, connect: Connect
+) -> None:
+    from clients.biometric import SoftwareDeviceKey
+
+    analyst = client_world.person("analyst")
+    with connect() as client:
+        result = client.login(
+            analyst.user_id,
+            analyst.signer(),
+            factor="biometric",
+            device_key=SoftwareDeviceKey.load(analyst.device_file),
+            biometric_sample=demo.biometric_sample(analyst),
+        )
+        assert result.factor == "biometric" and client.session_token == result.session_token
+        client.sign_consent()
+        out = client.query(50, demo.demo_parameters(50), demo.BASIS, CASE, "biometric")
+        assert out.receipt is not None and not out.truncated
+        first = client.checkpoint()
+        assert client.prove_receipt(out.receipt) >= out.receipt.seq + 1
+        proof = client.inclusion_proof(out.receipt.seq, first.tree_size)
+        assert proof.leaf_hash == out.receipt.leaf_hash and proof.tree_size == first.tree_size
+        later = client.checkpoint()
+        consistency = client.consistency_proof(first.tree_size, later.tree_size)
+        assert (consistency.first, consistency.second) == (first.tree_size, later.tree_size)
+        prepared = client.prepare_query(1, demo.demo_parameters(1), demo.BASIS, CASE, "two-step")
+        assert client.send_query(prepared).request_id == prepared.request_id
+        client.logout()
+        assert client.session_token is None
+        with pytest.raises(ClientUsageError):
+            client.list_resources()
+        client.logout()  # without a session: nothing to end, no call

@@ -1,4 +1,7 @@
-"""The client's TLS client certificate: a server that requires one accepts only with it."""
+"""The client's TLS client certificate: a server that requires one accepts only with it.
+
+Runs over both clients (``client_kind``: sync, and asyncio behind the blocking adapter).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from clients import ClientError, GatewayClient
+from clients import ClientError
 from siogw import demo
 from siogw_api.v1 import query_pb2
 
-from .conftest import ClientWorld
+from .conftest import CLIENT_KINDS, ClientWorld
 
 
 @pytest.fixture(scope="module")
@@ -81,21 +84,22 @@ def client_cert(client_world: ClientWorld, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_client_certificate_is_presented(
-    client_world: ClientWorld, mtls_port: int, tmp_path: Path
+    client_world: ClientWorld, mtls_port: int, tmp_path: Path, client_kind: str
 ) -> None:
     w = client_world.world
+    make = CLIENT_KINDS[client_kind]
     common: dict[str, Any] = {
         "ca_file": w.ca_file,
         "gateway_certificate": w.gateway_cert,
         "server_name": demo.TLS_NAME,
         "timeout": 5.0,
     }
-    with GatewayClient(f"127.0.0.1:{mtls_port}", **common) as anonymous:
+    with make(f"127.0.0.1:{mtls_port}", **common) as anonymous:
         with pytest.raises(ClientError) as ei:
             anonymous.service_status()
         assert ei.value.code == grpc.StatusCode.UNAVAILABLE
     cert_file, key_file = client_cert(client_world, tmp_path)
-    with GatewayClient(
+    with make(
         f"127.0.0.1:{mtls_port}", client_cert_file=cert_file, client_key_file=key_file, **common
     ) as client:
         assert client.service_status().serving
