@@ -154,12 +154,14 @@ def add_commands(sub: Any) -> None:
 
 # --- helpers ----------------------------------------------------------------------------
 def _home() -> Path:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.session import siogw_home
 
     return siogw_home()
 
 
 def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.session import load_session, load_settings
     from clients.sync import GatewayClient
 
@@ -191,6 +193,7 @@ def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
 
 
 def _session_signer() -> Any:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.session import load_session
     from signing import load_signer
 
@@ -215,6 +218,7 @@ def _print_json(doc: Any) -> None:
 
 # --- commands ---------------------------------------------------------------------------
 def _cmd_login(args: argparse.Namespace) -> int:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.session import StoredSession, save_session
     from signing import load_signer
 
@@ -224,6 +228,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
     sample = None
     if args.factor == "sms":
         if args.sms_outbox:
+            # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
             from clients.outbox import latest_code, line_count
 
             start = line_count(args.sms_outbox)
@@ -237,6 +242,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
                 return input(f"SMS code sent to {destination}: ").strip()
 
     else:
+        # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
         from clients.biometric import SoftwareDeviceKey
 
         if not args.device_key or not args.biometric_sample_file:
@@ -364,6 +370,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_logout(args: argparse.Namespace) -> int:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.errors import ClientError
     from clients.session import clear_session
 
@@ -378,6 +385,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
 
 def _cmd_shred(args: argparse.Namespace) -> int:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.shred import shred
 
     for name in args.files:
