@@ -128,8 +128,8 @@ print(json.dumps({
 def pkcs11_uri_with_module(uri: str) -> tuple[str, str]:
     """``uri`` with an explicit ``module-path`` (the client venv has no ``softhsm``
     package to discover the module with), and that path."""
-    from signing.uri import parse_pkcs11_uri
     from signing.modules import find_pkcs11_module
+    from signing.uri import parse_pkcs11_uri
 
     module = str(find_pkcs11_module())
     return str(dataclasses.replace(parse_pkcs11_uri(uri), module_path=module)), module
