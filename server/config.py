@@ -261,8 +261,13 @@ def known_settings() -> Mapping[str, frozenset[str]]:
 
 
 def _nearest(word: str, candidates: typing.Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
-    return close[0] if close else None
+    """The closest candidate (``difflib``), else the first one ``word`` begins (``pin``
+    for ``pin_source``); None when nothing is near."""
+    ordered = sorted(candidates)
+    close = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    return next((c for c in ordered if len(word) >= 3 and c.startswith(word)), None)
 
 
 def check_known(doc: Mapping[str, Any], source: str) -> None:
