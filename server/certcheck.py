@@ -1,7 +1,13 @@
 """Certificate checking: the gateway's one chain validation, cached where it may be.
 
 :class:`TrustMaterial` holds the trust anchors and CRL files named by the config (CRL
-files are re-read when they change) and the database revocation store; its
+files are re-read when they change) and the database revocation store. Every configured
+file is read when it is built: an anchor or CRL file that is missing, unreadable or not a
+certificate/CRL is a :class:`~siogw_api.errors.ConfigError` at start-up -- a missing CRL
+must not quietly mean "no revocation check". While running, a CRL file that disappears or
+cannot be parsed keeps the last good copy in use (logged), so a CA publishing
+non-atomically never switches checks off; that copy goes stale at its nextUpdate like any
+other, and :meth:`TrustMaterial.check_crls_current` (the health check) then reports it. its
 :meth:`TrustMaterial.validate` is the gateway's one certificate check. The expensive,
 immutable part of a validation (path building, chain signatures, extensions, key usage)
 is kept per certificate in a :class:`ChainCache` as a :class:`ValidatedChain`;
@@ -16,6 +22,7 @@ Nothing here knows about gRPC, sessions or servicers (:mod:`server.context` uses
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -29,11 +36,13 @@ from cryptography.hazmat.primitives import serialization
 from server.store.certificates import fingerprint
 from signing.api import certificate_public_key
 from signing.crl import load_crl
-from signing.errors import BadSignature
+from signing.errors import BadSignature, StaleCRL
 from signing.trust import TrustStore, describe, load_certificates
 from signing.verify import verify_with_key
-from siogw_api.errors import ConfigError, InputError
-from siogw_api.timeutil import now_utc
+from siogw_api.errors import ConfigError, InputError, SiogwError
+from siogw_api.timeutil import astana_iso, now_utc
+
+log = logging.getLogger("siogw.server")
 
 
 @dataclass(frozen=True)
@@ -128,25 +137,72 @@ class TrustMaterial:
                 self._anchors.extend(load_certificates(path.read_bytes()))
             except OSError as exc:
                 raise ConfigError(f"cannot read trust anchor {path}", detail=str(exc)) from exc
+            except SiogwError as exc:
+                raise ConfigError(f"trust anchor {path} is not a PEM or DER certificate",
+                                  detail=exc.diagnostics()) from exc
         self._crl_stamp: tuple[float, ...] | None = None
-        self._crls: list[x509.CertificateRevocationList] = []
+        #: The last good CRL of each configured file (same order as ``crl_paths``).
+        self._crl_by_path: list[x509.CertificateRevocationList] = []
+        for path in self.crl_paths:
+            try:
+                self._crl_by_path.append(load_crl(path.read_bytes()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read CRL file {path} (trust.crls)",
+                                  detail=exc.strerror or type(exc).__name__) from exc
+            except SiogwError as exc:
+                raise ConfigError(f"CRL file {path} (trust.crls) is not a PEM or DER CRL") \
+                    from exc
+        self._crl_stamp = self._stamps()
+        self._crls: list[x509.CertificateRevocationList] = list(self._crl_by_path)
         self._store: TrustStore | None = None
         self._lock = threading.Lock()
         #: fingerprint -> (from, until): the current CRLs list no certificate of that
         #: chain and are all current in that window. Cleared whenever the CRLs change.
         self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
 
+    def _stamps(self) -> tuple[float, ...]:
+        stamps = []
+        for path in self.crl_paths:
+            try:
+                stamps.append(path.stat().st_mtime)
+            except OSError:
+                stamps.append(-1.0)
+        return tuple(stamps)
+
     def _load_crls(self) -> bool:
-        """Re-read the CRL files if they changed; True if they did."""
-        stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.crl_paths)
+        """Re-read the CRL files if they changed; True if they did. A file that is gone
+        or does not parse keeps its last good CRL (module docstring)."""
+        stamps = self._stamps()
         if stamps == self._crl_stamp:
             return False
-        crls = []
-        for path in self.crl_paths:
-            if path.exists():
-                crls.append(load_crl(path.read_bytes()))
-        self._crls, self._crl_stamp = crls, stamps
+        for i, path in enumerate(self.crl_paths):
+            try:
+                self._crl_by_path[i] = load_crl(path.read_bytes())
+            except (OSError, SiogwError) as exc:
+                log.warning("CRL file %s cannot be read (%s): the last good copy stays in use",
+                            path, exc)
+        self._crls, self._crl_stamp = list(self._crl_by_path), stamps
         return True
+
+    def check_crls_current(self, at: _dt.datetime | None = None) -> None:
+        """:class:`~signing.errors.StaleCRL` unless every configured CRL (re-read if its
+        file changed) is current at ``at`` (default: now): ``thisUpdate <= at <=
+        nextUpdate``. The health check: with a stale CRL every login fails closed
+        (``STALE_CRL``), so the gateway does not report SERVING."""
+        when = at if at is not None else now_utc()
+        with self._lock:
+            if self._load_crls():
+                self._store = None  # rebuilt with the new CRLs on the next check
+            crls = list(self._crls)
+        for crl in crls:
+            who = crl.issuer.rfc4514_string()
+            nxt = crl.next_update_utc
+            if when < crl.last_update_utc:
+                raise StaleCRL(f"CRL of {who} is not yet valid: thisUpdate "
+                               f"{astana_iso(crl.last_update_utc)}")
+            if nxt is None or when > nxt:
+                until = astana_iso(nxt) if nxt is not None else "none"
+                raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
 
     def store(self) -> TrustStore:
         """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""

@@ -49,7 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Deferred: each command loads what it needs (gRPC, the database).
     from server.app import serve
+    from server.files import restrict_umask
 
+    restrict_umask()  # everything created under the home: 0600 / 0700 (server.files)
     asyncio.run(serve(_config(args)))
     return 0
 
@@ -96,6 +98,7 @@ def _spki_der(path: str | None) -> bytes:
 def _admin(args: argparse.Namespace) -> int:
     # Deferred: each command loads what it needs (gRPC, the database).
     from server.admin import execute
+    from server.files import private_dir, restrict_umask
     from server.store import Store
     from siogw_api.timeutil import astana_iso, parse_iso
     from siogw_api.v1 import admin_pb2, common_pb2
@@ -137,7 +140,8 @@ def _admin(args: argparse.Namespace) -> int:
             )
         )
     config = _config(args)
-    config.home.mkdir(parents=True, exist_ok=True)
+    restrict_umask()  # what this creates under the home: 0600 / 0700 (server.files)
+    private_dir(config.home)
     # Admin actions are kept in the audit log like the AdminService's (R11): the log is
     # opened first, so with it unavailable (a running gateway holds it) nothing changes.
     with _offline_audit_log(config, "use the signed AdminService") as log:

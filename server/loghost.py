@@ -45,6 +45,7 @@ from pathlib import Path
 from audit.errors import AuditClosed, AuditUnavailable
 from audit.record import AuditRecord
 from server.auditsink import AuditSink, Receipt
+from server.files import private_dir
 from siogw_api.errors import SiogwError
 
 log = logging.getLogger("siogw.loghost")
@@ -129,17 +130,6 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes] | 
         raise ProtocolError("stream ended inside a frame") from exc
     call_id, code = _HEAD.unpack_from(body)
     return call_id, code, body[_HEAD.size:]
-
-
-def private_dir(path: Path) -> Path:
-    """``path`` as a directory only this user can enter (created if needed)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to another user")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
 
 
 class LogHostServer:
@@ -396,5 +386,4 @@ __all__ = [
     "RemoteAuditSink",
     "decode_record",
     "encode_record",
-    "private_dir",
 ]
