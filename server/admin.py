@@ -50,7 +50,7 @@ from grpc import aio
 
 from audit.record import AuditRecord
 from server.biometric import load_device_key
-from server.context import Gateway, check_fresh, der, envelope_json
+from server.context import Gateway, check_fresh, der, envelope_bytes
 from server.errors import MissingField, NotPermitted
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
@@ -403,7 +403,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         gw = self.gw
         info = current_call()
         if request.HasField("envelope"):
-            info.payload = envelope_json(request.envelope)
+            info.payload = envelope_bytes(request.envelope)
         session = await gw.authenticate(context)
         gw.audit.check()
         if not request.HasField("envelope"):
@@ -475,7 +475,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.HasField("proof"):
             raise MissingField("the signed applicant proof is missing")
         info = current_call()
-        info.payload = envelope_json(request.proof)
+        info.payload = envelope_bytes(request.proof)
         ders = [bytes(sig.cert_der) for sig in request.proof.signatures if sig.cert_der]
         if not ders:
             raise MissingField("the applicant proof carries no certificate (cert_der)")

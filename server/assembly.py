@@ -52,7 +52,7 @@ from server.config import GatewayConfig
 from server.context import Gateway
 from server.files import private_dir
 from server.forward import ForwardingHandler
-from server.interceptors import GatewayInterceptor
+from server.interceptors import GatewayInterceptor, refusal_limiter
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
@@ -351,7 +351,8 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
     """The public listener of the single process or the log host: every service."""
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
-                                         max_message_bytes=config.limits.max_message_bytes)],
+                                         max_message_bytes=config.limits.max_message_bytes,
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     health_servicer, updater = _with_health(server, config, gw)
@@ -371,7 +372,8 @@ def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) 
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
                                          max_message_bytes=config.limits.max_message_bytes,
-                                         trust_forwarded_peer=True)],
+                                         trust_forwarded_peer=True,
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     servicers.add_to(server)
@@ -387,7 +389,8 @@ def worker_listener(
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
                                          max_message_bytes=config.limits.max_message_bytes,
-                                         only_prefixes=(QUERY_PREFIX,))],
+                                         only_prefixes=(QUERY_PREFIX,),
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]

@@ -35,7 +35,7 @@ from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.certcheck import parse_certificate
 from server.consent import consent_text, sign_consent
-from server.context import Gateway, der, envelope_json, token_hash
+from server.context import Gateway, der, envelope_bytes, token_hash
 from server.errors import (
     CertificateNotRegistered,
     FailedPrecondition,
@@ -86,7 +86,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise MissingField("user_id is empty")
         cert = parse_certificate(bytes(request.certificate_der))
         info = current_call()
-        info.user_id = request.user_id
+        info.details["claimed_user"] = request.user_id  # claimed, not authenticated
         info.cert_fingerprint = fingerprint(der(cert))
         limits = self.gw.config.limits
         login_id = uuid.uuid4().hex
@@ -110,7 +110,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if login is None:
             raise NotFound(f"no login {login_id!r}")
         info = current_call()
-        info.user_id = login.user_id
+        info.details["claimed_user"] = login.user_id  # authenticated only once it is done
         info.cert_fingerprint = login.cert_fingerprint
         info.details["login_id"] = login_id
         return login
@@ -142,7 +142,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise LoginFailed(f"the challenge expired at {astana_iso(login.expires_at)}")
         if not request.HasField("signed_challenge"):
             raise MissingField("signed_challenge is missing")
-        current_call().payload = envelope_json(request.signed_challenge)
+        current_call().payload = envelope_bytes(request.signed_challenge)
         cert = x509.load_der_x509_certificate(login.cert_der)
         payload = self.gw.verify_by_certificate(
             request.signed_challenge, dsse.PAYLOAD_LOGIN_CHALLENGE, cert

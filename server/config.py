@@ -91,6 +91,12 @@ DEFAULT_CONSENT_TEXT = (
 )
 
 
+#: The largest max_message_bytes that keeps every accepted request's audit record (the
+#: envelope base64-encoded, 4/3, plus capped details) under the audit log's
+#: ``max_record_bytes`` (1 MiB) with a margin of a third.
+MAX_RECORDABLE_MESSAGE_BYTES = 512 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     """Documented limits of the gateway (R5, R7, R10)."""
@@ -117,6 +123,11 @@ class Limits:
     #: How often the database is cleared of request ids, sessions and login attempts no
     #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
     housekeeping_seconds: float = 600.0
+    #: Unauthenticated refusals recorded one by one per peer address and window; beyond
+    #: that they are counted by reason and summarised in one record per peer and window
+    #: (``server.interceptors.RefusalLimiter``, ADR 0003).
+    anonymous_refusal_burst: int = 20
+    anonymous_refusal_window_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -353,6 +364,13 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
         raise ConfigError("limits.max_message_bytes must be at least 1024")
     if limits.transport_max_message_bytes < limits.max_message_bytes:
         raise ConfigError("limits.transport_max_message_bytes is below max_message_bytes")
+    if limits.max_message_bytes > MAX_RECORDABLE_MESSAGE_BYTES:
+        raise ConfigError(
+            f"limits.max_message_bytes must be at most {MAX_RECORDABLE_MESSAGE_BYTES}: a "
+            "request is kept whole in its audit record, under the log's 1 MiB record limit"
+        )
+    if limits.anonymous_refusal_burst < 1 or limits.anonymous_refusal_window_seconds <= 0:
+        raise ConfigError("limits.anonymous_refusal_burst and _window_seconds must be positive")
     for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")

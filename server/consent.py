@@ -17,10 +17,11 @@ from typing import Any
 
 from audit.record import AuditRecord
 from server.config import PolicyConfig
-from server.context import Gateway, Session, check_fresh, envelope_json
+from server.context import Gateway, Session, check_fresh, envelope_bytes
 from server.errors import ConsentRequired, MissingField
 from server.interceptors import current_call
 from signing import dsse
+from signing.wire import envelope_from_proto
 from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso
 from siogw_api.v1 import auth_pb2
@@ -96,7 +97,7 @@ def _check_and_store(
     """
     if not request.HasField("consent"):
         raise MissingField("consent envelope is missing")
-    raw = envelope_json(request.consent)
+    raw = envelope_bytes(request.consent)
     current_call().payload = raw
     payload = gateway.verify_by_certificate(
         request.consent, dsse.PAYLOAD_CONSENT, session.certificate, validated=session.chain
@@ -117,7 +118,7 @@ def _check_and_store(
         user_id=session.user_id,
         version=policy.consent_version,
         text_sha256=text_digest(policy).hex(),
-        envelope_json=raw,
+        envelope_json=envelope_from_proto(request.consent).to_json(),
         cert_fingerprint=session.cert_fingerprint,
         signed_at=signed_at,
         signed_at_astana=signed_astana,

@@ -117,7 +117,8 @@ class OpsWiring:
     def observe(self, record: Any, seq: int | None) -> None:
         """Queue one gateway record for the rule engine (never raises)."""
         event = {"event_type": str(record.event), "actor": record.actor,
-                 "outcome": str(record.outcome), "details": dict(record.details)}
+                 "outcome": str(record.outcome), "details": dict(record.details),
+                 "cert": record.cert_fingerprint}
         if seq is not None:
             event["seq"] = seq
         assert self.rules_feed is not None

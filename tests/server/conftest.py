@@ -353,7 +353,7 @@ def gateway(
         "server": server_cfg,
         "tls": {"cert_file": "tls/server.pem", "key_file": "tls/server.key"},
         "trust": {"anchors": ["root.pem"], "crls": [str(home / "ca" / "crl.pem")]},
-        "limits": {"health_poll_seconds": 0.2},
+        "limits": {"health_poll_seconds": 0.2, "anonymous_refusal_burst": 100000},
     })
 
     gw_signer = make_token_signer(softhsm_store, secrets_dir, "gateway", ca)
