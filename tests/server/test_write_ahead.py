@@ -315,6 +315,28 @@ def test_a_refusal_after_the_request_record_names_it(gw: Harness) -> None:
     assert refusal.payload is None  # the envelope is kept once, in the request record
 
 
+# --- the reported exploit: an envelope whose record the log refuses --------------------------
+def test_an_unrecordable_admin_command_changes_nothing(gw: Harness) -> None:
+    """Issue 12: an extra signature with a 200,000-byte keyid of control characters made
+    the record too large for the log; enroll_user had already created its user.
+
+    However the gateway refuses it (the write-ahead record refused by the log, or the
+    envelope refused by its input bounds before that), no row changes.
+    """
+    token = gw.session("olga", consent=False)
+    user_id = unique("ghost-op")
+    req = gw.admin_request(gw.users["olga"], enroll_user=admin_pb2.EnrollUser(
+        user_id=user_id, full_name="Ghost", role="operator"))
+    req.envelope.signatures.append(common_pb2.Signature(keyid="\x01" * 200_000, sig=b"x"))
+    assert req.ByteSize() < gw.gateway.config.limits.max_message_bytes
+    before = snapshot(gw)
+    code, _, _ = rpc_error(lambda: gw.admin.Execute(req, metadata=bearer(token)))
+    assert code in (UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.UNAUTHENTICATED)
+    assert_unchanged(before, snapshot(gw))
+    assert gw.gateway.store.get_user(user_id) is None
+
+
 # --- the real audit log, closed (last: the module's gateway records no more) ---------------
 def test_a_closed_audit_log_refuses_login_and_admin(gw: Harness) -> None:
     dina, olga = gw.users["dina"], gw.users["olga"]
