@@ -13,7 +13,9 @@ Login (R5) is three calls:
    anchors, be unrevoked (CRL + the gateway's DB revocations, effective at once), be
    registered to that user, and the user must be ACTIVE. Then the second factor of the
    user's choice: an SMS code, or a device challenge for the platform authenticator.
-3. ``CompleteLogin``: the code or the device assertion. The answer is a session token:
+3. ``CompleteLogin``: the code or the device assertion. Once they check out, the login is
+   written ahead to the audit log (:mod:`server.writeahead`: ``event="login"``,
+   ``outcome="requested"``) before the session exists. The answer is a session token:
    32 random bytes (base64url), stored only as its SHA-256, valid
    ``limits.session_ttl_seconds``, bound to the certificate.
 """
@@ -31,7 +33,6 @@ from typing import Any
 from cryptography import x509
 from grpc import aio
 
-from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.certcheck import parse_certificate
 from server.consent import consent_text, sign_consent
@@ -48,6 +49,7 @@ from server.errors import (
 from server.interceptors import current_call
 from server.store.certificates import fingerprint
 from server.store.users import UserRow
+from server.writeahead import write_ahead
 from signing import dsse
 from siogw_api.errors import ConfigError
 from siogw_api.timeutil import astana_iso, now_utc
@@ -189,16 +191,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CompleteLogin(
         self, request: auth_pb2.CompleteLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.CompleteLoginResponse:
-        user, login, token, expires = await asyncio.to_thread(self._complete_login, request)
+        user, login, now = await asyncio.to_thread(self._complete_login, request)
         version = self.gw.config.policy.consent_version
-        receipt = await self.gw.record(
-            AuditRecord(
-                actor=user.user_id, event="login", outcome="success",
-                cert_fingerprint=login.cert_fingerprint,
-                details={"factor": login.factor, "login_id": login.login_id,
-                         "session_expires_at": astana_iso(expires)},
-            )
+        details = {"factor": login.factor, "login_id": login.login_id}
+        # The write-ahead rule (server.writeahead): the login is durable in the log before
+        # the session exists.
+        intent = await write_ahead(
+            self.gw, event="login", actor=user.user_id,
+            cert_fingerprint=login.cert_fingerprint, details=details, payload=None,
         )
+        token, expires = await asyncio.to_thread(self._open_session, user, login, now)
+        receipt = await intent.done({**details, "session_expires_at": astana_iso(expires)})
         consented = await asyncio.to_thread(self.gw.store.has_consent, user.user_id, version)
         return auth_pb2.CompleteLoginResponse(
             session_token=token,
@@ -210,8 +213,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     def _complete_login(
         self, request: auth_pb2.CompleteLoginRequest
-    ) -> tuple[UserRow, Any, str, _dt.datetime]:
-        """CompleteLogin up to the new session (blocking; runs in a thread)."""
+    ) -> tuple[UserRow, Any, _dt.datetime]:
+        """CompleteLogin's checks, up to the new session (blocking; runs in a thread).
+
+        Changes nothing when the second factor is right (a wrong SMS code counts, and
+        locks the login at the limit). Returns the user, the login and the time of the
+        check.
+        """
         login = self._login(request.login_id)
         limits = self.gw.config.limits
         if login.state == "locked":
@@ -249,15 +257,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 bytes(a.signature), a.method,
             )
         user, _cert = self._check_user_and_cert(login)
+        return user, login, now
+
+    def _open_session(
+        self, user: UserRow, login: Any, now: _dt.datetime
+    ) -> tuple[str, _dt.datetime]:
+        """Complete the login and create its session (blocking; after the write-ahead
+        record). Returns the session token and its expiry."""
         if not self.gw.store.update_login(login.login_id, expect_state="proved", state="done"):
             raise FailedPrecondition("login already completed")
         token = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
-        expires = now + _dt.timedelta(seconds=limits.session_ttl_seconds)
+        expires = now + _dt.timedelta(seconds=self.gw.config.limits.session_ttl_seconds)
         self.gw.store.create_session(
             token_hash=token_hash(token), user_id=user.user_id,
             cert_fingerprint=login.cert_fingerprint, factor=login.factor, expires_at=expires,
         )
-        return user, login, token, expires
+        return token, expires
 
     async def GetConsent(
         self, request: auth_pb2.GetConsentRequest, context: aio.ServicerContext

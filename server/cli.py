@@ -148,12 +148,16 @@ def _admin(args: argparse.Namespace) -> int:
         store = Store(config.effective_database_url).open()
         try:
             which = command.WhichOneof("command") or ""
+            # The write-ahead rule (server.writeahead): the command is durable in the log
+            # before it acts; its outcome names it by seq.
+            request = _record_offline(log, which, "requested", "",
+                                      payload=command.SerializeToString(deterministic=True))
             try:
                 message = execute(None, store, command)
             except Exception as exc:
-                _record_offline(log, which, "failure", str(exc))
+                _record_offline(log, which, "failure", str(exc), request_seq=request.seq)
                 raise
-            _record_offline(log, which, "success", message)
+            _record_offline(log, which, "success", message, request_seq=request.seq)
             print(message)
         finally:
             store.close()
@@ -180,13 +184,18 @@ def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
         log.close()
 
 
-def _record_offline(log: Any, command: str, outcome: str, message: str) -> None:
+def _record_offline(log: Any, command: str, outcome: str, message: str, *,
+                    request_seq: int | None = None, payload: bytes | None = None) -> Any:
     # Deferred: each command loads what it needs (gRPC, the database).
     from audit import AuditRecord
 
-    log.append_sync(AuditRecord(
-        actor=OFFLINE_ACTOR, event="admin", outcome=outcome,
-        details={"command": command, "message": message, "channel": "siogw admin (offline)"},
+    details: dict[str, Any] = {"command": command, "channel": "siogw admin (offline)"}
+    if message:
+        details["message"] = message
+    if request_seq is not None:
+        details["request_seq"] = request_seq
+    return log.append_sync(AuditRecord(
+        actor=OFFLINE_ACTOR, event="admin", outcome=outcome, details=details, payload=payload,
     ))
 
 

@@ -328,7 +328,9 @@ def _claim_of(record: Any) -> tuple[str, str, str, Any] | None:
     request_id = details.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         return None
-    if record.event in _CLAIM_KINDS and record.outcome == "success":
+    # "requested": an admin command's write-ahead record (server.writeahead), written
+    # just before its request id is claimed.
+    if record.event in _CLAIM_KINDS and record.outcome in ("success", "requested"):
         return request_id, record.actor, _CLAIM_KINDS[record.event], record.time
     if record.event == "refusal" and details.get("request_claimed") is True:
         method = str(details.get("method", ""))
