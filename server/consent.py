@@ -27,7 +27,7 @@ from signing import dsse
 from signing.wire import envelope_from_proto
 from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso
-from siogw_api.v1 import auth_pb2
+from siogw_api.v1 import auth_pb2, common_pb2
 
 
 class ConsentMismatch(InputError):
@@ -86,7 +86,7 @@ async def sign_consent(
         gateway, event="consent", actor=session.user_id,
         cert_fingerprint=session.cert_fingerprint, details=details, payload=raw,
     )
-    await asyncio.to_thread(_store, gateway, session, raw, signed_at)
+    await asyncio.to_thread(_store, gateway, session, request.consent, signed_at)
     receipt = await intent.done(details)
     return auth_pb2.SignConsentResponse(signed_at=signed_astana, receipt=receipt.to_proto())
 
@@ -119,14 +119,17 @@ def _check(
     return signed_at, raw
 
 
-def _store(gateway: Gateway, session: Session, raw: bytes, signed_at: _dt.datetime) -> None:
-    """Store the verified consent (blocking; runs in a worker thread)."""
+def _store(
+    gateway: Gateway, session: Session, consent: common_pb2.Envelope, signed_at: _dt.datetime
+) -> None:
+    """Store the verified consent (blocking; runs in a worker thread); the database keeps
+    its DSSE JSON (the audit record keeps the envelope's bytes)."""
     policy = gateway.config.policy
     gateway.store.record_consent(
         user_id=session.user_id,
         version=policy.consent_version,
         text_sha256=text_digest(policy).hex(),
-        envelope_json=envelope_from_proto(request.consent).to_json(),
+        envelope_json=envelope_from_proto(consent).to_json(),
         cert_fingerprint=session.cert_fingerprint,
         signed_at=signed_at,
         signed_at_astana=astana_iso(signed_at),

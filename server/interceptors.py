@@ -189,7 +189,9 @@ def _refusal_record(
     for key, value in info.details.items():
         details.setdefault(key, value)
     raw = info.payload
-    if raw is None and envelopes:  # refused before the servicer kept it (a cap)
+    if raw is None and envelopes and "request_seq" not in info.details:
+        # refused before the servicer kept it (a cap); once a write-ahead request record
+        # holds the envelope, the refusal names it by request_seq instead
         raw = envelopes[0].SerializeToString(deterministic=True)
     payload = None
     if raw is not None:
