@@ -325,9 +325,15 @@ _CHAIN_HINT = (
 )
 
 
-def _expected_purpose(args: argparse.Namespace) -> x509.ObjectIdentifier | None:
+def _expected_purpose(
+    args: argparse.Namespace, pinned: list[x509.Certificate] | None, payload_type: str
+) -> x509.ObjectIdentifier | None:
     if args.expect_eku is None:
-        if args.payload_type == PAYLOAD_RESULT and not args.signer_cert:
+        if pinned:
+            # The pin decides who may sign; a pinned gateway certificate is checked for
+            # its own purpose (a person's check would refuse its EKU).
+            return GATEWAY_RESULT_EKU if any(_names_gateway(c) for c in pinned) else None
+        if PAYLOAD_RESULT in (args.payload_type, payload_type):
             return GATEWAY_RESULT_EKU  # a result is the gateway's word, never a person's
         return None
     if args.expect_eku == "gateway":
@@ -336,6 +342,14 @@ def _expected_purpose(args: argparse.Namespace) -> x509.ObjectIdentifier | None:
         return x509.ObjectIdentifier(args.expect_eku)
     except ValueError as exc:
         raise InputError(f"--expect-eku {args.expect_eku!r} is not an OID or 'gateway'") from exc
+
+
+def _names_gateway(cert: x509.Certificate) -> bool:
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return GATEWAY_RESULT_EKU in eku
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -349,12 +363,12 @@ def _verify(args: argparse.Namespace) -> int:
     crls = [load_crl(_read(p, "CRL")) for p in args.crl]
     revocations = JsonFileRevocationStore(args.revocations) if args.revocations else None
     data = _read(args.envelope, "envelope")
-    purpose = _expected_purpose(args)
     try:
         # A --cert bundle's extra certificates are intermediates (the builder only uses
         # a certificate that signs the one below it and is a CA).
         store = TrustStore(anchors, [*inters, *certs], crls, revocations)
         envelope = decode_envelope(data)
+        purpose = _expected_purpose(args, pinned, envelope.payload_type)
         at = parse_iso(args.at) if args.at else None
         verified = verify_envelope(
             envelope,
