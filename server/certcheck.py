@@ -160,7 +160,12 @@ class TrustMaterial:
         return self._current()[0]
 
     def live(self) -> LiveTrustStore:
-        """The live view of this material's trust store (one per material)."""
+        """The live view of this material's trust store (one per material).
+
+        Builds the current store first, so material that cannot serve (no anchors, an
+        unreadable CRL) fails here, at start-up, not at the first use of the view.
+        """
+        self.store()
         if self._live is None:
             self._live = LiveTrustStore(self)
         return self._live
