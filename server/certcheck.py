@@ -12,7 +12,10 @@ other, and :meth:`TrustMaterial.check_crls_current` (the health check) then repo
 immutable part of a validation (path building, chain signatures, extensions, key usage)
 is kept per certificate in a :class:`ChainCache` as a :class:`ValidatedChain`;
 revocation (DB store and CRLs, with the CRLs' own freshness) is checked on every call,
-so a revocation is effective at once. :class:`ValidatingTrust` lets
+so a revocation is effective at once. :meth:`TrustMaterial.live` is the one trust store
+the operations domain is given: a :class:`LiveTrustStore` that asks the material for its
+current store on every call, so the operations domain and the gateway see the same CRLs
+and a new CRL file reaches both at once (no snapshot taken at start). :class:`ValidatingTrust` lets
 :class:`signing.trust.CertificateVerifier` verify a DSSE envelope through that check,
 without validating again a certificate already validated in the same call.
 
@@ -25,7 +28,7 @@ import datetime as _dt
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from server.store.certificates import fingerprint
-from signing.api import certificate_public_key
+from signing.api import Algorithm, certificate_public_key
 from signing.crl import load_crl
 from signing.errors import BadSignature, StaleCRL
 from signing.trust import TrustStore, describe, load_certificates
@@ -155,6 +158,7 @@ class TrustMaterial:
         self._crl_stamp = self._stamps()
         self._crls: list[x509.CertificateRevocationList] = list(self._crl_by_path)
         self._store: TrustStore | None = None
+        self._live: LiveTrustStore | None = None
         self._lock = threading.Lock()
         #: fingerprint -> (from, until): the current CRLs list no certificate of that
         #: chain and are all current in that window. Cleared whenever the CRLs change.
@@ -205,8 +209,22 @@ class TrustMaterial:
                 raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
 
     def store(self) -> TrustStore:
-        """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""
+        """The current :class:`TrustStore` (rebuilt when a CRL file changes).
+
+        A snapshot: keep :meth:`live` instead when the store outlives one call.
+        """
         return self._current()[0]
+
+    def live(self) -> LiveTrustStore:
+        """The live view of this material's trust store (one per material).
+
+        Builds the current store first, so material that cannot serve (no anchors, an
+        unreadable CRL) fails here, at start-up, not at the first use of the view.
+        """
+        self.store()
+        if self._live is None:
+            self._live = LiveTrustStore(self)
+        return self._live
 
     def _current(self) -> tuple[TrustStore, dict[str, tuple[_dt.datetime, _dt.datetime]]]:
         """The current store and the CRL memo that belongs to exactly its CRLs."""
@@ -318,6 +336,54 @@ class TrustMaterial:
 
 
 
+class LiveTrustStore:
+    """A :class:`signing.trust.TrustChecker` that always uses the material's current store.
+
+    Every call goes through :meth:`TrustMaterial.store`, which re-reads changed CRL files,
+    so whoever holds this view (the operations domain) checks against the same CRLs as
+    the gateway's logins, and a CRL replaced on disk applies to both from the next call.
+    """
+
+    def __init__(self, material: TrustMaterial) -> None:
+        self.material = material
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        return self.material.store().anchors
+
+    @property
+    def intermediates(self) -> tuple[x509.Certificate, ...]:
+        return self.material.store().intermediates
+
+    def verify_certificate(
+        self,
+        leaf: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]:
+        return self.material.store().verify_certificate(
+            leaf, at=at, intermediates=intermediates, purpose=purpose
+        )
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        algorithm: Algorithm | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]:
+        return self.material.store().verify_signed(
+            payload, signature, cert, at=at, intermediates=intermediates,
+            algorithm=algorithm, purpose=purpose,
+        )
+
+
 class ValidatingTrust:
     """What :class:`signing.trust.CertificateVerifier` needs of a trust store, over
     :meth:`TrustMaterial.validate` (cached chain, revocation now) and skipping the check
@@ -336,9 +402,14 @@ class ValidatingTrust:
         at: _dt.datetime | None = None,
         intermediates: Sequence[x509.Certificate] = (),
         algorithm: Any = None,
+        purpose: x509.ObjectIdentifier | None = None,
     ) -> tuple[x509.Certificate, ...]:
         pre = self.validated
-        if pre is not None and at is None and not intermediates and (
+        if purpose is not None:  # not what the cache holds: a full check for that purpose
+            path = self.trust.store().verify_certificate(
+                cert, at=at, intermediates=intermediates, purpose=purpose
+            )
+        elif pre is not None and at is None and not intermediates and (
             cert is pre.certificate or cert == pre.certificate
         ):
             path = pre.path

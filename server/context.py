@@ -154,7 +154,7 @@ class Gateway:
             raise MalformedEnvelope(
                 f"expected payload type {payload_type}, got {env.payload_type!r}"
             )
-        verifier = CertificateVerifier(ValidatingTrust(self.trust, validated), [cert])  # type: ignore[arg-type]
+        verifier = CertificateVerifier(ValidatingTrust(self.trust, validated), [cert])
         verified = dsse.verify_envelope(env, verifier, payload_types=[payload_type])
         want_fp = validated.fingerprint if validated is not None else fingerprint(der(cert))
         want = certificate_key_id(cert)

@@ -357,7 +357,7 @@ def open_operations(
     index.create()
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     ops = Operations.open(engine, record=audit_log_recorder(audit_log),
-                          trust=trust.store(), index=AuditIndexQueries(index), **extra)
+                          trust=trust.live(), index=AuditIndexQueries(index), **extra)
     wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).

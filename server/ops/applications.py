@@ -67,7 +67,7 @@ from server.resources.identifiers import validate_iin
 from server.store import schema as cp
 from signing.api import Signer
 from signing.dsse import decode_envelope, verify_envelope
-from signing.trust import CertificateVerifier, TrustStore
+from signing.trust import CertificateVerifier, TrustChecker
 from siogw_api.timeutil import astana_iso
 
 #: The operator decides within one day of receipt (§6).
@@ -198,7 +198,7 @@ def _check_subject_iin(cert: Any, iin: str) -> None:
 class ApplicationService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustChecker) -> None:
         self.ctx = ctx
         self.trust = trust
 
@@ -465,7 +465,7 @@ def _refusal_from(doc: dict[str, Any], signer_subject: str) -> Refusal:
 
 
 def verify_refusal(
-    envelope_json: bytes, trust: TrustStore, *, at: _dt.datetime | None = None
+    envelope_json: bytes, trust: TrustChecker, *, at: _dt.datetime | None = None
 ) -> Refusal:
     """The applicant's check of a refusal: a valid operator signature chained to ``trust``."""
     envelope = decode_envelope(envelope_json)
