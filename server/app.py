@@ -92,7 +92,7 @@ async def run_server(
         await listener.updater.stop()
         if group is not None:
             await group.stop_workers()
-        await listener.server.stop(config.limits.shutdown_grace_seconds)
+        await listener.stop(config.limits.shutdown_grace_seconds)
         if group is not None:
             await group.close()
         if close_gateway_on_exit:

@@ -319,6 +319,15 @@ class Listener:
     updater: HealthUpdater
     #: The siogw.v1 servicers (the log host's); None on a worker.
     servicers: Servicers | None
+    #: The interceptor of every siogw.v1 call (its refusal summaries are flushed at stop).
+    interceptor: GatewayInterceptor
+
+    async def stop(self, grace: float) -> None:
+        """Stop serving (in-flight calls get ``grace`` seconds), then record the summaries
+        of unauthenticated refusals of windows still open."""
+        await self.updater.stop()
+        await self.server.stop(grace)
+        await self.interceptor.flush_summaries()
 
     def bind(self, config: GatewayConfig) -> int:
         """Bind the configured address; the port bound (0: none)."""
@@ -349,12 +358,9 @@ def _with_health(
 
 def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
     """The public listener of the single process or the log host: every service."""
-    server = aio.server(
-        interceptors=[GatewayInterceptor(gw.audit,
-                                         max_message_bytes=config.limits.max_message_bytes,
-                                         limiter=refusal_limiter(config))],
-        options=transport_options(config),
-    )
+    interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
+                                     limiter=refusal_limiter(config))
+    server = aio.server(interceptors=[interceptor], options=transport_options(config))
     health_servicer, updater = _with_health(server, config, gw)
     servicers = Servicers(
         auth=AuthServicer(gw),
@@ -363,7 +369,7 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
         admin=AdminServicer(gw, on_maintenance=updater.refresh),
     )
     servicers.add_to(server)
-    return Listener(server, health_servicer, updater, servicers)
+    return Listener(server, health_servicer, updater, servicers, interceptor)
 
 
 def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) -> aio.Server:
@@ -386,19 +392,16 @@ def worker_listener(
 ) -> Listener:
     """A worker's public listener: ``QueryService`` served here, every other siogw.v1
     call forwarded over ``forward_to`` (the log host's internal listener)."""
-    server = aio.server(
-        interceptors=[GatewayInterceptor(gw.audit,
-                                         max_message_bytes=config.limits.max_message_bytes,
-                                         only_prefixes=(QUERY_PREFIX,),
-                                         limiter=refusal_limiter(config))],
-        options=transport_options(config),
-    )
+    interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
+                                     only_prefixes=(QUERY_PREFIX,),
+                                     limiter=refusal_limiter(config))
+    server = aio.server(interceptors=[interceptor], options=transport_options(config))
     query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
         QueryServicer(gw), server
     )
     health_servicer, updater = _with_health(server, config, gw, audit_check)
     server.add_generic_rpc_handlers((ForwardingHandler(forward_to),))
-    return Listener(server, health_servicer, updater, None)
+    return Listener(server, health_servicer, updater, None, interceptor)
 
 
 # --- threads -------------------------------------------------------------------------------

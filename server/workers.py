@@ -269,9 +269,8 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
         # NOT_SERVING) so that calls in flight and clients get the reason, then go.
         await listener.updater.refresh()
         await asyncio.sleep(LOST_LINGER_SECONDS)
-    await listener.updater.stop()
-    await listener.server.stop(min(1.0, limits.shutdown_grace_seconds) if lost
-                               else limits.shutdown_grace_seconds)
+    await listener.stop(min(1.0, limits.shutdown_grace_seconds) if lost
+                        else limits.shutdown_grace_seconds)
     await channel.close()
     await close_gateway(gw)
     return EXIT_LOG_HOST_LOST if lost else 0

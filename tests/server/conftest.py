@@ -147,8 +147,12 @@ class ServerThread:
         return int(self.run(start()))
 
     def stop(self) -> None:
+        """Stop the server and the loop; a second call does nothing."""
+        if not self.thread.is_alive():
+            return
         if self._cm is not None:
-            self.run(self._cm.__aexit__(None, None, None))
+            cm, self._cm = self._cm, None
+            self.run(cm.__aexit__(None, None, None))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
