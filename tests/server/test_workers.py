@@ -43,7 +43,7 @@ from server.errors import error_info
 from signing.merkle import leaf_hash
 from siogw import demo
 from siogw_api.errors import ConfigError
-from siogw_api.v1 import auth_pb2, auth_pb2_grpc, query_pb2_grpc
+from siogw_api.v1 import auth_pb2, auth_pb2_grpc, common_pb2, query_pb2, query_pb2_grpc
 
 ANALYST = ("analyst", "Aigerim Analyst", "agency_user", "+77011234567")
 TASK = "CASE-2026-0777"
@@ -494,9 +494,22 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
                 (first,) = await client.prepare(1)
                 await client.query(by_worker[0], first)
                 (bad_iin,) = await client.prepare(1, parameters={"iin": "123456789012"})
+                (clean,) = await client.prepare(1)
+                # issue 12: a valid query with one extra signature whose keyid is 200,000
+                # bytes of \x01 is refused before anything reads it, on either process
+                evil = query_pb2.QueryRequest()
+                evil.CopyFrom(clean.request())
+                evil.envelope.signatures.append(
+                    common_pb2.Signature(keyid="\x01" * 200_000, sig=b"\x01" * 64))
+
+                def evil_query(ch: aio.Channel) -> Any:
+                    return query_pb2_grpc.QueryServiceStub(ch).Query(
+                        evil, metadata=client.metadata, timeout=30)
+
                 calls = {
                     "replay": lambda ch: client.query(ch, first),
                     "bad_iin": lambda ch: client.query(ch, bad_iin),
+                    "evil": evil_query,
                     # refused by the log host, to which the worker forwards AuthService
                     "login": lambda ch: auth_pb2_grpc.AuthServiceStub(ch).BeginLogin(
                         auth_pb2.BeginLoginRequest(user_id="nobody",
@@ -512,6 +525,8 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
                         row[name] = refusal(ei.value)
                     got.append(row)
                 held = client_ports(worker, gw.port)
+                # nothing was claimed or dispatched: the clean request is served once
+                await client.query(by_worker[0], clean)
                 return got, held, first.request_id, bad_iin.request_id
             finally:
                 await client.close()
@@ -522,6 +537,8 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
     assert {row["bad_iin"][:2] for row in got} == {
         (grpc.StatusCode.INVALID_ARGUMENT, got[0]["bad_iin"][1])}
     assert got[0]["bad_iin"][1]
+    assert {row["evil"][:2] for row in got} == {
+        (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LARGE")}
     ((login_code, login_reason),) = {row["login"][:2] for row in got}
     assert login_code == grpc.StatusCode.INVALID_ARGUMENT and login_reason
     assert any(row["worker"] for row in got) and not all(row["worker"] for row in got)
@@ -533,12 +550,14 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
             by_call[rec.details["call_id"]].append(rec)
     for row in got:
         peers = set()
-        for name, request_id in (("replay", replayed), ("bad_iin", bad_id), ("login", None)):
+        for name, request_id in (("replay", replayed), ("bad_iin", bad_id), ("login", None),
+                                 ("evil", None)):
             code, reason, call_id = row[name]
             assert len(by_call[call_id]) == 1, (name, row)
             rec = by_call[call_id][0]
             assert (rec.details["code"], rec.details["reason"]) == (code.name, reason)
             assert rec.details.get("request_id") == request_id
+            assert "request_claimed" not in rec.details
             peers.add(rec.details["peer"])
         # one connection, one client address: the worker names it when it forwards a call
         assert len(peers) == 1, (peers, row)
