@@ -181,7 +181,7 @@ def decode_record(data: bytes, *, check_canonical: bool = True) -> LoggedRecord:
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRecord(f"record is not JSON: {exc}") from exc
+        raise MalformedRecord("record is not JSON", detail=str(exc)) from exc
     if not isinstance(obj, dict) or obj.keys() != _KEYS:
         raise MalformedRecord("record does not have exactly the v1 fields")
     if obj["v"] != FORMAT_VERSION:
