@@ -54,7 +54,7 @@ def parse_key_history(data: bytes, *, where: str = "keys.json") -> list[TrustedK
             keys.append(tk)
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError("malformed key history", where=where) from exc
     keys.sort(key=lambda k: k.valid_from_size)
     return keys
