@@ -143,6 +143,20 @@ def test_load_certificates(data: bytes) -> None:
     only_our_errors(load_certificates, data)
 
 
+def test_certificate_of_unknown_version_is_our_error() -> None:
+    """Found by the atheris target: ``cryptography`` raises ``InvalidVersion`` (not a
+    ``ValueError``) for a certificate whose version field is out of range."""
+    from server.certcheck import parse_certificate
+
+    der = bytearray((CORPUS / "cert" / "leaf.der").read_bytes())
+    at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))  # [0] EXPLICIT INTEGER 2 (v3)
+    der[at + 4] = 6
+    with pytest.raises(SiogwError):
+        load_certificates(bytes(der))
+    with pytest.raises(SiogwError):
+        parse_certificate(bytes(der))  # BeginLogin's certificate_der
+
+
 @FUZZ
 @given(inputs("crl"))
 def test_load_crl(data: bytes) -> None:
