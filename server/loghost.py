@@ -102,7 +102,9 @@ def decode_record(data: bytes) -> AuditRecord:
             details=obj.get("details") or {},
             payload=base64.b64decode(payload, validate=True) if payload is not None else None,
         )
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+    except KeyError as exc:  # one of the three names above: our own words
+        raise ProtocolError(f"not a record: no {exc.args[0]!r} field") from exc
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         log.info("log host: not a record: %s: %s", type(exc).__name__, exc)
         raise ProtocolError("not a record") from exc
     except SiogwError as exc:  # the record's own validation (MalformedRecord)
