@@ -15,11 +15,12 @@ from siogw_api.errors import AuditError
 class AuditUnavailable(AuditError):
     """The log is in the failed state (write error, disk full, signer down past grace).
 
-    No record is acknowledged while the log is failed; :attr:`reason` says why.
+    No record is acknowledged while the log is failed; :attr:`reason` says why, in our
+    own words (it is answered to callers); an OS or peer error's text goes in ``detail``.
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"audit log unavailable: {reason}")
+    def __init__(self, reason: str, *, detail: str | None = None) -> None:
+        super().__init__(f"audit log unavailable: {reason}", detail=detail)
         self.reason = reason
 
 

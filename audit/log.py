@@ -69,6 +69,9 @@ from siogw_api.timeutil import now_utc
 
 log = logging.getLogger(__name__)
 
+#: What callers are told when the log failed without a reason of ours (never the OS's).
+_UNAVAILABLE = "the audit log is unavailable"
+
 
 @dataclass(frozen=True)
 class AuditConfig:
@@ -137,7 +140,7 @@ class Receipt:
                 time=_dt.datetime.fromisoformat(obj["time"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise MalformedRecord(f"malformed receipt: {exc}") from exc
+            raise MalformedRecord("malformed receipt", detail=str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -610,9 +613,12 @@ class AuditLog:
         room = self.config.segment_max_records - self._live_records
         return max(1, min(self.config.max_batch, room))
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
+        """Fail closed. ``reason`` is our own wording (it is answered to callers as the
+        :class:`AuditUnavailable` message); the OS's text of ``cause`` is only logged."""
         if self._failed is None:
-            log.error("audit log failed closed: %s", reason)
+            log.error("audit log failed closed: %s%s", reason,
+                      f" ({type(cause).__name__}: {cause})" if cause is not None else "")
             self._failed = reason
 
     def _check_seal_hang(self) -> None:
@@ -640,7 +646,8 @@ class AuditLog:
             try:
                 body = encode_record(item.record, seq, now)
             except (ValueError, TypeError) as exc:
-                item.future.set_exception(MalformedRecord(f"cannot encode record: {exc}"))
+                item.future.set_exception(
+                    MalformedRecord("the record cannot be encoded", detail=str(exc)))
                 continue
             if len(body) > self.config.max_record_bytes:
                 item.future.set_exception(
@@ -659,9 +666,9 @@ class AuditLog:
                 view = view[n:]
             os.fsync(self._live_fd)
         except OSError as exc:
-            self._fail(f"cannot write audit segment: {exc}")
+            self._fail("cannot write the audit segment", exc)
             for item, _ in accepted:
-                item.future.set_exception(AuditUnavailable(self._failed or str(exc)))
+                item.future.set_exception(AuditUnavailable(self._failed or _UNAVAILABLE))
             return
         leaves = [leaf_hash(body) for _, body in accepted]
         first_seq = self._tree.size
@@ -679,7 +686,7 @@ class AuditLog:
         except OSError as exc:
             # The records are durable; the derived tree is not. Acknowledge, then fail.
             size = first_seq + len(accepted)
-            self._fail(f"cannot write audit Merkle levels: {exc}")
+            self._fail("cannot write the audit Merkle levels", exc)
         for i, (item, _) in enumerate(accepted):
             item.future.set_result(
                 Receipt(self.origin, first_seq + i, leaves[i], size, now)
@@ -713,7 +720,7 @@ class AuditLog:
         try:
             self._new_live_file(self._live_dir / segment_name(number + 1))
         except OSError as exc:
-            self._fail(f"cannot start a new audit segment: {exc}")
+            self._fail("cannot start a new audit segment", exc)
             return
         os.close(old_fd)
         self._live_number = number + 1
@@ -756,8 +763,8 @@ class AuditLog:
                     self._seal_wakeup.clear()
                     continue
                 except OSError as exc:
-                    self._fail(f"cannot write audit seal: {exc}")
-                    rolled.done.set_exception(AuditUnavailable(self._failed or str(exc)))
+                    self._fail("cannot write the audit seal", exc)
+                    rolled.done.set_exception(AuditUnavailable(self._failed or _UNAVAILABLE))
                     break
                 finally:
                     self._seal_attempt_started = None

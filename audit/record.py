@@ -213,8 +213,8 @@ def decode_record(data: bytes, *, check_canonical: bool = True) -> LoggedRecord:
     """Parse canonical record bytes. Raises :class:`MalformedRecord` on any defect."""
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRecord(f"record is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting too
+        raise MalformedRecord("record is not JSON", detail=str(exc)[:200]) from None
     if not isinstance(obj, dict) or obj.keys() != _KEYS:
         raise MalformedRecord("record does not have exactly the v1 fields")
     if obj["v"] != FORMAT_VERSION:

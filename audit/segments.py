@@ -54,8 +54,8 @@ def parse_key_history(data: bytes, *, where: str = "keys.json") -> list[TrustedK
             keys.append(tk)
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"malformed key history: {exc}", where=where) from exc
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise CheckpointError("malformed key history", where=where) from exc
     keys.sort(key=lambda k: k.valid_from_size)
     return keys
 
@@ -171,7 +171,7 @@ def parse_seal(cp: Checkpoint, *, where: str | None = None) -> Seal:
     except CheckpointError as exc:
         raise CheckpointError(f"not a seal: {exc.what}", where=where) from exc
     except ValueError as exc:
-        raise CheckpointError(f"malformed seal line: {exc}", where=where) from exc
+        raise CheckpointError("malformed seal line", where=where) from exc
     if seal.extensions() != cp.extensions:
         raise CheckpointError("seal extension lines are not in canonical form", where=where)
     return seal

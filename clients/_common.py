@@ -391,7 +391,7 @@ def load_certificates(
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ConfigError("not an X.509 certificate (PEM or DER)", detail=str(exc)) from exc
 
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -310,17 +311,25 @@ def _cmd_resources(args: argparse.Namespace) -> int:
 
 
 def _write_export(path: str, data: bytes) -> Path:
+    """A new file, 0600, ``O_EXCL|O_NOFOLLOW``: never an existing file or a planted symlink,
+    and not in a directory others may write (unless it is sticky, like ``/tmp``)."""
+    # Deferred: the session module is loaded by the commands that use it.
+    from clients.session import create_private_file
+
     target = Path(path)
+    parent = (target.parent if str(target.parent) else Path(".")).resolve()
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        st = os.stat(parent)
+    except OSError as exc:
+        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise InputError(f"refusing to write {target}: {parent} is writable by others")
+    try:
+        create_private_file(target, data)
     except FileExistsError:
         raise InputError(f"refusing to overwrite {target}") from None
     except OSError as exc:
         raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
     return target
 
 

@@ -118,7 +118,7 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
 def parse_certificate(data: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 
@@ -391,6 +391,16 @@ def application_status(app: Any) -> admin_pb2.ApplicationStatus:
     )
 
 
+
+def parse_admin_command(payload: bytes) -> admin_pb2.AdminCommand:
+    """The signed payload as an ``AdminCommand``; :class:`InputError` when it is not one."""
+    command = admin_pb2.AdminCommand()
+    try:
+        command.ParseFromString(payload)
+    except DecodeError as exc:
+        raise InputError("the signed payload is not a siogw.v1.AdminCommand") from exc
+    return command
+
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     """See the module docstring."""
 
@@ -415,11 +425,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         payload = gw.verify_by_certificate(
             request.envelope, dsse.PAYLOAD_ADMIN, session.certificate
         )
-        command = admin_pb2.AdminCommand()
-        try:
-            command.ParseFromString(payload)
-        except DecodeError as exc:
-            raise InputError("the signed payload is not a siogw.v1.AdminCommand") from exc
+        command = parse_admin_command(payload)
         which = command.WhichOneof("command") or ""
         info.details.update({"request_id": command.request_id, "command": which})
         if not which:

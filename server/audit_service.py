@@ -28,7 +28,15 @@ from grpc import aio
 from server.context import Gateway
 from server.errors import ExportTooLarge, NotFound, NotImplementedYet
 from server.interceptors import current_call
-from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
+from server.ops import (
+    Action,
+    Actor,
+    Operations,
+    PermissionDenied,
+    QueryFilter,
+    ReportPage,
+    authorize,
+)
 from server.writeahead import write_ahead
 from siogw_api.errors import AuditError, InputError
 from siogw_api.timeutil import astana_iso, parse_iso
@@ -142,7 +150,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             proof = log.inclusion_proof(request.seq, size)
             leaf = log.leaf_hash(request.seq)
         except AuditError as exc:
-            raise InputError(exc.diagnostics()) from exc
+            raise InputError(exc.public_message()) from exc
         return audit_pb2.InclusionProof(
             leaf_index=proof.first, tree_size=proof.tree_size, leaf_hash=leaf,
             hashes=list(proof.hashes),
@@ -158,7 +166,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         try:
             proof = log.consistency_proof(request.first, second)
         except AuditError as exc:
-            raise InputError(exc.diagnostics()) from exc
+            raise InputError(exc.public_message()) from exc
         return audit_pb2.ConsistencyProof(
             first=proof.first, second=proof.tree_size, hashes=list(proof.hashes)
         )
@@ -222,6 +230,12 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> audit_pb2.QueryPage:
         actor, ops, _ = await self._actor(context, Action.AUDIT_TRAIL_READ)
         current_call().details["resolution_id"] = request.resolution_id
+        try:  # the role before the input: a wrong role learns nothing about its request
+            authorize(actor.role, Action.AUDIT_TRAIL_READ)
+        except PermissionDenied:
+            # The trail records its own denials (prosecutor.read/refused): let it refuse.
+            await asyncio.to_thread(ops.prosecutor.read_trail, actor, request.resolution_id)
+            raise
         if not request.resolution_id:
             raise InputError("resolution_id is empty")
         since, until = _opt_time(request.since), _opt_time(request.until)

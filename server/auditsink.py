@@ -77,7 +77,8 @@ class JsonlAuditSink:
         except FileNotFoundError:
             self._count = 0
         except OSError as exc:
-            raise AuditUnavailable(f"cannot read {self.path}: {exc}") from exc
+            raise AuditUnavailable(f"cannot read the audit file {self.path}",
+                                   detail=str(exc)) from exc
 
     def check(self) -> None:
         if self._closed:
@@ -105,8 +106,9 @@ class JsonlAuditSink:
             try:
                 await asyncio.to_thread(self._append, data + b"\n")
             except OSError as exc:
-                self._failed = f"write to {self.path} failed: {exc}"
-                raise AuditUnavailable(self._failed) from exc
+                # Our wording for the callers; the OS's text is the detail (logged).
+                self._failed = "the audit file cannot be written"
+                raise AuditUnavailable(self._failed, detail=f"{self.path}: {exc}") from exc
             self._count += 1
             return Receipt(seq=seq, leaf_hash=leaf_hash(data), tree_size=self._count)
 

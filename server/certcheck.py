@@ -426,7 +426,7 @@ class ValidatingTrust:
 def parse_certificate(data: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from siogw_api.errors import ConfigError
+from siogw_api.errors import ConfigError, SiogwError
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -155,7 +155,9 @@ def _admin(args: argparse.Namespace) -> int:
             try:
                 message = execute(None, store, command)
             except Exception as exc:
-                _record_offline(log, which, "failure", str(exc), request_seq=request.seq)
+                _record_offline(log, which, "failure",  # our wording only: it is kept
+                                exc.public_message() if isinstance(exc, SiogwError)
+                                else "internal error", request_seq=request.seq)
                 raise
             _record_offline(log, which, "success", message, request_seq=request.seq)
             print(message)

@@ -405,7 +405,7 @@ def load_config(
     if file.exists():
         try:
             doc = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {file}", detail=str(exc)) from exc
         check_known(doc, str(file))
     check_known(overrides or {}, "overrides")

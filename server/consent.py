@@ -63,8 +63,8 @@ def require_consent(gateway: Gateway, session: Session) -> None:
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError("consent payload is not UTF-8 JSON") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting too
+        raise InputError("consent payload is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise InputError("consent payload is not a JSON object")
     for key in ("version", "sha256", "user_id", "signed_at"):

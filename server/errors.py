@@ -26,11 +26,25 @@ Choices worth knowing (also in docs/adr/0005-gateway.md):
   ``INVALID_ARGUMENT``;
 * maintenance, audit log down, database down, upstream down -> ``UNAVAILABLE``;
 * an oversized message -> ``RESOURCE_EXHAUSTED``;
-* anything unexpected -> ``INTERNAL`` with the request id (details are only logged).
+* anything unexpected -> ``INTERNAL`` with the request id (details are only logged);
+* an object that exists already (a duplicate user, certificate or resolution) ->
+  ``ALREADY_EXISTS``, like a replayed request id: one kind, one status.
+
+**Neutral wording** (ADR 0005). The message a client sees -- and the audit record of the
+refusal holds -- is :func:`message_for`: the error's
+:meth:`~siogw_api.errors.SiogwError.public_message`, the project's own text, never its
+``detail`` (where a parser's, a codec's or the database driver's text goes, for the
+operator's log). As defence in depth, a message that still looks like a foreign
+exception's text (a Python exception name, SQLAlchemy's ``[SQL: ...]``, a driver's
+``connection to server at ...``) is replaced by the neutral wording of its reason and the
+original is logged: errors are fixed at their source, this only keeps a missed one from
+leaking.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 
 import grpc
@@ -38,6 +52,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.ops.errors import Duplicate as OpsDuplicate
 from server.ops.errors import NotFound as OpsNotFound
 from server.resources.errors import (
     UnknownResource,
@@ -45,7 +60,7 @@ from server.resources.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from server.store.errors import DuplicateUser, ReplayDetected, UnknownUser
+from server.store.errors import CertificateInUse, DuplicateUser, ReplayDetected, UnknownUser
 from signing.errors import MalformedEnvelope
 from siogw_api.errors import (
     AuditError,
@@ -59,6 +74,8 @@ from siogw_api.errors import (
 )
 
 DOMAIN = "siogw"
+
+log = logging.getLogger("siogw.server")
 
 
 # --- errors the gateway itself raises --------------------------------------------------
@@ -187,6 +204,8 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
     UnknownUser: grpc.StatusCode.NOT_FOUND,
     DuplicateUser: grpc.StatusCode.ALREADY_EXISTS,
+    OpsDuplicate: grpc.StatusCode.ALREADY_EXISTS,
+    CertificateInUse: grpc.StatusCode.ALREADY_EXISTS,
     UnknownResource: grpc.StatusCode.NOT_FOUND,
     OpsNotFound: grpc.StatusCode.NOT_FOUND,
     UpstreamError: grpc.StatusCode.UNAVAILABLE,
@@ -214,10 +233,54 @@ def reason_for(exc: BaseException) -> str:
     return "INTERNAL"
 
 
-def message_for(exc: BaseException) -> str:
-    if isinstance(exc, SiogwError):
-        return exc.diagnostics()
+#: Traces of a foreign exception's text: Python exception names and codec/JSON parser
+#: wording, SQLAlchemy's statement dump, database drivers' connection failures, OS errors.
+_FOREIGN_TEXT = re.compile(
+    r"\b[A-Z][A-Za-z]*(?:Error|Exception)\s*:"
+    r"|\[SQL:|\[parameters:|\(Background on this error"
+    r"|\bpsycopg|\bsqlite3\.|\bsqlalchemy\b|connection to server at|\bFATAL:"
+    r"|codec can't (?:de|en)code|Expecting (?:value|property name|',' delimiter)"
+    r"|line \d+ column \d+ \(char \d+\)|Error parsing message|\[Errno \d+\]"
+    r"|Traceback \(most recent call last\)",
+)
+
+#: The neutral wording of each sub-root, used when a message is refused by the guard.
+_NEUTRAL_BY_CLASS: Mapping[type[BaseException], str] = {
+    SiogwError: "the request could not be completed",
+    InputError: "the request is malformed",
+    TrustError: "the signature or certificate did not verify",
+    PolicyError: "the request is not permitted",
+    StorageError: "the gateway's database is unavailable",
+    AuditError: "the audit log is unavailable",
+    SigningError: "the gateway's signing key is unavailable",
+    ConfigError: "the gateway is not configured for this request",
+}
+
+
+def looks_foreign(text: str) -> bool:
+    """Whether ``text`` carries what looks like a library's or the database's own words."""
+    return _FOREIGN_TEXT.search(text) is not None
+
+
+def neutral_message(exc: BaseException) -> str:
+    """The neutral wording of ``exc``'s kind (its nearest sub-root)."""
+    for cls in type(exc).__mro__:
+        text = _NEUTRAL_BY_CLASS.get(cls)
+        if text is not None:
+            return text
     return "internal error"
+
+
+def message_for(exc: BaseException) -> str:
+    """The text a client sees and a refusal record holds (see the module docstring)."""
+    if not isinstance(exc, SiogwError):
+        return "internal error"
+    text = exc.public_message()
+    if looks_foreign(text):
+        log.warning("error message withheld from the client (%s): %s",
+                    type(exc).__name__, exc.diagnostics())
+        return neutral_message(exc)
+    return text
 
 
 def build_status(

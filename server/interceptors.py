@@ -14,8 +14,10 @@ services (health and reflection are left alone). For each call it
    :func:`server.errors.to_status`, anything else ``INTERNAL`` with the request id
    (logged with its traceback; the server keeps running);
 4. records every refused call through the :class:`~server.auditsink.AuditSink`
-   (``event="refusal"``). If the audit log itself is down the refusal is still returned
-   (and logged): a refusal never turns into success.
+   (``event="refusal"``) with the same neutral message the client gets
+   (:func:`server.errors.message_for`: never a library's or the database's text). If
+   the audit log itself is down the refusal is still returned (and logged): a refusal
+   never turns into success.
 
 Before the handler reads anything, every client-chosen field of the request (and of the
 query or admin command inside a signed envelope) is checked against its cap
@@ -62,6 +64,7 @@ from server.config import GatewayConfig
 from server.errors import (
     MalformedRequest,
     MessageTooLarge,
+    message_for,
     reason_for,
     status_code_for,
     to_status,
@@ -125,9 +128,8 @@ class _Oversized:
 class _Undecodable:
     """Stands in for request bytes that do not parse as the method's message."""
 
-    def __init__(self, size: int, error: str) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self.error = error
 
 
 def _forwarded_peer(context: aio.ServicerContext) -> str | None:
@@ -169,13 +171,12 @@ def _refusal_record(
     info: CallInfo, exc: BaseException, request: object = None, *, payload_limit: int
 ) -> AuditRecord:
     code = status_code_for(exc)
-    message = exc.diagnostics() if isinstance(exc, SiogwError) else "internal error"
     details: dict[str, Any] = {
         "method": info.method,
         "call_id": info.request_id,
         "code": code.name,
         "reason": reason_for(exc),
-        "message": clip_text(message, MAX_MESSAGE_CHARS),
+        "message": clip_text(message_for(exc), MAX_MESSAGE_CHARS),  # never a library's text
         "peer": info.peer,
     }
     envelopes = _envelopes(request)
@@ -370,7 +371,10 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             try:
                 return deserializer(raw)
             except Exception as exc:  # DecodeError, or anything a parser may raise
-                return _Undecodable(len(raw), f"{type(exc).__name__}: {exc}"[:300])
+                # The parser's own words are logged here, never answered or recorded.
+                log.info("undecodable %s (%d bytes): %s: %.300s", type_name, len(raw),
+                         type(exc).__name__, exc)
+                return _Undecodable(len(raw))
 
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
             peer = context.peer()
@@ -388,7 +392,6 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                     raise MalformedRequest(
                         f"the {request.size}-byte request is not a valid "
                         f"{type_name} message",
-                        detail=request.error,
                     )
                 check_request(request)  # every client-chosen field bounded, first
                 return await behavior(request, context)

@@ -105,10 +105,13 @@ def decode_record(data: bytes) -> AuditRecord:
             details=obj.get("details") or {},
             payload=base64.b64decode(payload, validate=True) if payload is not None else None,
         )
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"not a record: {exc}") from exc
+    except KeyError as exc:  # one of the three names above: our own words
+        raise ProtocolError(f"not a record: no {exc.args[0]!r} field") from exc
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        log.info("log host: not a record: %s: %s", type(exc).__name__, exc)
+        raise ProtocolError("not a record") from exc
     except SiogwError as exc:  # the record's own validation (MalformedRecord)
-        raise ProtocolError(exc.diagnostics()) from exc
+        raise ProtocolError(exc.public_message()) from exc
 
 
 def _frame(call_id: int, code: int, data: bytes) -> bytes:
@@ -213,15 +216,16 @@ class LogHostServer:
             record = decode_record(data)
             receipt = await self.sink.record(record)
         except ProtocolError as exc:
-            return ST_MALFORMED, str(exc).encode()
+            return ST_MALFORMED, str(exc).encode()  # our own wording (decode_record)
         except MalformedRecord as exc:  # this record's failure, not the log's
-            return ST_MALFORMED, exc.diagnostics().encode()
+            return ST_MALFORMED, exc.public_message().encode()
         except AuditClosed:
             return ST_CLOSED, b"the log host's audit log is closed"
         except AuditUnavailable as exc:
             return ST_UNAVAILABLE, exc.reason.encode()
         except SiogwError as exc:  # other audit failures
-            return ST_UNAVAILABLE, exc.diagnostics().encode()
+            log.warning("log host: append failed: %s", exc.diagnostics())
+            return ST_UNAVAILABLE, exc.public_message().encode()
         except Exception as exc:  # never let one record take the connection down
             log.error("log host: append failed", exc_info=exc)
             return ST_UNAVAILABLE, f"internal error in the log host: {type(exc).__name__}".encode()
@@ -264,7 +268,7 @@ class RemoteAuditSink:
             except OSError as exc:
                 if asyncio.get_running_loop().time() >= deadline:
                     raise AuditUnavailable(
-                        f"cannot reach the log host at {self.path}: {exc}"
+                        f"cannot reach the log host at {self.path}", detail=str(exc)
                     ) from exc
                 await asyncio.sleep(0.05)
         self._failed = None
@@ -290,7 +294,8 @@ class RemoteAuditSink:
                 return Receipt(seq=int(obj["seq"]), leaf_hash=bytes.fromhex(obj["leaf_hash"]),
                                tree_size=int(obj["tree_size"]))
             except (KeyError, ValueError, TypeError) as exc:
-                raise AuditUnavailable(f"the log host sent a malformed receipt: {exc}") from exc
+                raise AuditUnavailable("the log host sent a malformed receipt",
+                                       detail=str(exc)) from exc
         reason = data.decode("utf-8", "replace")
         if code == ST_CLOSED:
             raise AuditUnavailable(reason or "the log host's audit log is closed")
@@ -329,7 +334,8 @@ class RemoteAuditSink:
             await self._writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             self._pending.pop(call_id, None)
-            self._lost(f"the connection to the log host broke: {exc}")
+            log.error("the connection to the log host broke: %s: %s", type(exc).__name__, exc)
+            self._lost("the connection to the log host broke")
             raise AuditUnavailable(self._failed or "log host unreachable") from exc
         return await future
 
@@ -354,7 +360,8 @@ class RemoteAuditSink:
         except asyncio.CancelledError:
             raise
         except (ProtocolError, ConnectionError) as exc:
-            reason = f"the connection to the log host broke: {exc}"
+            log.error("the connection to the log host broke: %s: %s", type(exc).__name__, exc)
+            reason = "the connection to the log host broke"
         if not self._closed:
             self._lost(reason)
 

@@ -25,5 +25,5 @@ def load_certificate(spec: CertificateSpec) -> x509.Certificate | None:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise TrustError(f"certificate file {spec} is not a valid certificate") from exc

@@ -396,7 +396,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     def home(p: argparse.ArgumentParser) -> None:
         p.add_argument("--home", type=Path, default=None,
-                       help="sio-gateway home (default: $SIOGW_HOME or ./var)")
+                       help="sio-gateway home (default: $SIOGW_HOME or ~/.local/state/siogw)")
 
     # ca
     ca = subparsers.add_parser("ca", help="the test certification authority")

@@ -97,7 +97,7 @@ class EnvSig:
             return None
         try:
             return _load_certificate(self.cert_der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise MalformedEnvelope(
                 "signature carries an unparsable certificate", detail=str(exc)
             ) from exc
@@ -356,7 +356,7 @@ def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -
                 raise MalformedEnvelope(f"signatures[{i}].cert is not a PEM string")
             try:
                 cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-            except (ValueError, UnicodeEncodeError) as exc:
+            except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
                 raise MalformedEnvelope(
                     f"signatures[{i}].cert is not a PEM certificate", detail=str(exc)
                 ) from exc

@@ -95,6 +95,9 @@ class CertificateRevoked(TrustError):
             f"(reason: {self.revocation_reason})"
         )
 
+    def public_message(self) -> str:
+        return self.diagnostics()  # our own texts only: the time and the CRL's reason
+
 
 class StaleCRL(TrustError):
     """A CRL is past its nextUpdate or its signature does not verify."""

@@ -93,7 +93,7 @@ def load_public_pem(pem: bytes, where: str) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
     except ValueError as exc:
-        raise CheckpointError(f"not a PEM public key: {exc}", where=where) from exc
+        raise CheckpointError("not a PEM public key", where=where) from exc
     if not isinstance(
         key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
     ):

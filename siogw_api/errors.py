@@ -17,6 +17,12 @@ on message text. A class that does not name its code gets its class name in UPPE
 is a property of the class only: what varies per instance (a free-text reason, a tag such
 as an IIN's failed check) goes in the message or in :meth:`SiogwError.error_metadata`.
 Every code is listed in ``docs/errors.md`` (a test keeps the list complete).
+
+**Neutral wording.** An error's ``message`` is the project's own text: what was wrong, in
+the gateway's terms. The text of a foreign exception (a parser, a codec, the database
+driver) never goes into a message; it goes into ``detail``, which
+:meth:`SiogwError.diagnostics` shows to operators (logs, the local CLI) and
+:meth:`SiogwError.public_message` -- what the gateway answers and records -- leaves out.
 """
 
 from __future__ import annotations
@@ -64,6 +70,16 @@ class SiogwError(Exception):
         """A human-readable, one-paragraph explanation for operators and the CLI."""
         if self.detail:
             return f"{self.message}: {self.detail}"
+        return self.message
+
+    def public_message(self) -> str:
+        """What a gateway's client and its audit record see: the message, never ``detail``.
+
+        ``detail`` may carry a library's or the database's own text (a parser's position,
+        a host name, an SQL statement); it is for the operator's log and the local CLI
+        only. Messages are the project's own wording, so a subclass may add facts of its
+        own (never a foreign exception's text) by overriding this.
+        """
         return self.message
 
 

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--home", type=Path, default=None,
-            help="sio-gateway home (default: $SIOGW_HOME or ./var)",
+            help="sio-gateway home (default: $SIOGW_HOME or ~/.local/state/siogw)",
         )
 
     setup = hsm_sub.add_parser("setup", help="create the token store and softhsm2.conf")

@@ -1,9 +1,10 @@
 """A project-local SoftHSM token store (test and development tooling).
 
 :class:`TokenStore` keeps SoftHSM's configuration and token files under
-``$SIOGW_HOME/softhsm/`` (``SIOGW_HOME`` defaults to ``./var``), never in the system token
-directory. SoftHSM reads ``SOFTHSM2_CONF`` at ``C_Initialize``, so set it (see
-:meth:`TokenStore.env`) before any PKCS#11 library is loaded in a process.
+``$SIOGW_HOME/softhsm/`` (the home defaults to the user's ``~/.local/state/siogw``, see
+``signing.home``), never in the system token directory. SoftHSM reads
+``SOFTHSM2_CONF`` at ``C_Initialize``, so set it (see :meth:`TokenStore.env`) before any
+PKCS#11 library is loaded in a process.
 
 Tokens are initialised in a short-lived subprocess (``python -m softhsm._inittoken``)
 that takes the PINs on its standard input: PINs never appear on any argv or in logs.

@@ -206,7 +206,7 @@ class CertificateService:
         try:
             crl = (x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
                    else x509.load_der_x509_crl(data))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise InvalidDocument("not a PEM or DER CRL", detail=str(exc)[:200]) from None
         if self.trust is None:
             raise InvalidDocument("no trust store configured to check the CRL's signature")

@@ -41,7 +41,7 @@ def fingerprint(der: bytes) -> str:
 def parse_certificate(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InvalidDocument("not a DER X.509 certificate", detail=str(exc)[:200]) from None
 
 

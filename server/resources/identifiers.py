@@ -82,9 +82,9 @@ def iin_birth_date(iin: str) -> dt.date:
         raise InvalidIdentifier("IIN", "century", f"7th digit (century/sex) must be 1-6, got {c}")
     try:
         return dt.date(_CENTURY[c] + int(iin[0:2]), int(iin[2:4]), int(iin[4:6]))
-    except ValueError as exc:
+    except ValueError:
         raise InvalidIdentifier(
-            "IIN", "date", f"embedded date of birth is not a date ({exc})"
+            "IIN", "date", f"embedded date of birth {iin[0:6]} (YYMMDD) is not a calendar date"
         ) from None
 
 
