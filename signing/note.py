@@ -89,6 +89,15 @@ def note_key_hash(name: str, public_key: PublicKey, algorithm: Algorithm) -> byt
     return hashlib.sha256(name.encode("utf-8") + b"\n" + typed).digest()[:4]
 
 
+def audit_key_statement(origin: str, public_key: PublicKey) -> bytes:
+    """What a gateway's result key signs to vouch for its audit key (the ``audit_key``
+    of ``siogw.v1.Checkpoint``): ``siogw audit key v1 LF origin LF`` + the SPKI DER."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return b"siogw audit key v1\n" + origin.encode("utf-8") + b"\n" + spki
+
+
 def load_public_pem(pem: bytes, where: str) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)

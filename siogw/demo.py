@@ -133,6 +133,10 @@ class World:
     gateway_key_uri: str
     gateway_pin_file: Path
     softhsm_conf: Path
+    #: The audit key (a second key on the gateway token: Ed25519 where the token has it)
+    #: and its public half (PEM), which clients and ``siogw audit verify --keys`` trust.
+    audit_key_uri: str = ""
+    audit_key_file: Path | None = None
     people: dict[str, Person] = field(default_factory=dict)
 
     def client_settings(self, port: int) -> dict[str, Any]:
@@ -239,6 +243,11 @@ def build_world(
         gateway_label, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem"
     )
     say(f"gateway key generated on token {gateway_label!r}; certificate certs/gateway.pem")
+    audit_uri, audit_type = audit_key(Pkcs11Token(gateway_label,
+                                                  pin_source=f"file:{pins[gateway_label]}"),
+                                      certs / "audit-key.pem")
+    say(f"audit key ({audit_type}) generated on token {gateway_label!r}: signs the audit "
+        "checkpoints and seals only; public key certs/audit-key.pem")
 
     # TLS: a software key is fine for the transport (the signing keys are on tokens).
     tls_key = generate_software_key("ecdsa-p256-sha256")
@@ -267,6 +276,8 @@ def build_world(
         gateway_key_uri=gw_uri,
         gateway_pin_file=pins[gateway_label],
         softhsm_conf=Path(store.conf_path),
+        audit_key_uri=audit_uri,
+        audit_key_file=certs / "audit-key.pem",
     )
     for user_id, name, role, phone in people:
         label = f"{label_prefix}-{user_id}"[:32]
@@ -294,14 +305,40 @@ def build_world(
     return world
 
 
+#: Label of the audit key on the gateway token.
+AUDIT_KEY_LABEL = "audit"
+
+
+def audit_key(token: Any, public_pem: Path) -> tuple[str, str]:
+    """Generate the audit key on ``token`` (Ed25519 where the token has it, else ECDSA
+    P-256), write its public half to ``public_pem``; return (key URI, key type)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key_type = "ed25519" if token.supports("ed25519") else "ec"
+    ck_id = token.generate_keypair(key_type, AUDIT_KEY_LABEL)
+    public = token.public_key(key_id=ck_id)
+    public_pem.parent.mkdir(parents=True, exist_ok=True)
+    public_pem.write_bytes(public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(token.uri(AUDIT_KEY_LABEL, ck_id)), key_type
+
+
+#: The demo's segment size: small, so that the story seals and archives a segment.
+DEMO_SEGMENT_RECORDS = 16
+
+
 # --- gateway configuration and process ----------------------------------------------------
 def token_env(world: World) -> dict[str, str]:
     """Environment that points SoftHSM at the world's token store."""
     return {"SOFTHSM2_CONF": str(world.softhsm_conf)}
 
 
-def write_gateway_config(world: World, port: int = 0) -> Path:
-    """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home)."""
+def write_gateway_config(
+    world: World, port: int = 0, *, segment_max_records: int = 0
+) -> Path:
+    """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home;
+    ``segment_max_records``: 0 the log's default; the story passes a small one, so that
+    a segment is sealed and archived)."""
     pin = world.gateway_pin_file.relative_to(world.home)
     text = f"""# written by python -m siogw.demo
 [server]
@@ -317,6 +354,11 @@ key_file = "tls/server.key"
 uri = "{world.gateway_key_uri.split("?")[0]}"
 pin_source = "file:{pin}"
 certificate = "{world.gateway_cert.relative_to(world.home)}"
+
+[audit]
+signer_uri = "{world.audit_key_uri.split("?")[0]}"
+pin_source = "file:{pin}"
+segment_max_records = {segment_max_records}
 
 [trust]
 anchors = ["{world.ca_file.relative_to(world.home)}"]
@@ -349,13 +391,15 @@ def gateway_process(
     *,
     log_name: str = "gateway.log",
     started: list[subprocess.Popen[str]] | None = None,
+    segment_max_records: int = 0,
 ) -> Iterator[int]:
     """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound.
 
     ``started``, when given, receives the process (the bench reads its CPU time).
+    ``segment_max_records``: as :func:`write_gateway_config`.
     """
     need("server.app")
-    write_gateway_config(world, 0)
+    write_gateway_config(world, 0, segment_max_records=segment_max_records)
     env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
     log = open(world.home / log_name, "w")
     # SIOGW_GATEWAY_PROFILE=FILE runs the gateway under cProfile (bench diagnostics).
@@ -509,14 +553,15 @@ def story(home: Path, t: Transcript) -> None:
     analyst = world.people["analyst"]
     with t.step("Bootstrap the first operator (`siogw admin enroll-user`, on the database)"):
         need("server.cli")
-        write_gateway_config(world, 0)
+        write_gateway_config(world, 0, segment_max_records=DEMO_SEGMENT_RECORDS)
         t.say(bootstrap_operator(world, world.people["operator"]))
         t.say("the gateway loads the synthetic data of the 52 resources at start (seed_dataset)")
 
     with contextlib.ExitStack() as stack:
         port = 0
         with t.step("Start the gateway (`siogw serve`: gRPC + TLS, gateway key on SoftHSM)"):
-            port = stack.enter_context(gateway_process(world))
+            port = stack.enter_context(
+                gateway_process(world, segment_max_records=DEMO_SEGMENT_RECORDS))
             t.say(f"listening on 127.0.0.1:{port} (TLS name {TLS_NAME}); log in gateway.log")
             # Deferred: tests and the bench import this module for its helpers only.
             from clients.session import write_settings
