@@ -10,8 +10,9 @@ the log host (:func:`server.app.run_server`) and each worker process
    of its own, ``[audit] signer_uri``; each checkpoint also kept in the store), and --
    where the log is an ``audit.AuditLog`` -- the operations domain
    (:func:`server.ops_wiring.open_operations`) with the audit sink built around the log
-   *with the violation rules as its observer* (:class:`ObservedSink`). A failure of any of it is raised here, before a port is
-   bound: the CLI prints it in one line and exits. Nothing is attached later.
+   *with the violation rules as its observer* (:class:`ObservedSink`). A failure of any
+   of it is raised here, before a port is bound: the CLI prints it in one line and
+   exits. Nothing is attached later.
 2. :func:`log_host_listener` (the public listener of the single process / log host: all
    four ``siogw.v1`` services), :func:`internal_listener` (the log host's Unix socket for
    calls forwarded by workers) and :func:`worker_listener` (a worker: ``QueryService``
