@@ -12,9 +12,12 @@ world with real components and tells the story in a short transcript:
 5. signed queries on resources 1, 11 (truncated: no amounts), 50 and 51, every answer's
    gateway signature verified against the pinned gateway certificate;
 6. a tampered query refused, the analyst's certificate revoked and the next query refused;
-7. ``siogw verify`` of an exported result envelope, the audit checkpoint, and a receipt's
-   inclusion proof verified offline; after the gateway stops, ``siogw audit verify`` of
-   the whole archive.
+7. ``siogw verify`` of an exported result envelope; a checkpoint signed by the audit key
+   (Ed25519, a key of its own on the gateway token) shown covering a receipt, its
+   inclusion proof verified by the client library and by ``siogw audit prove``; after
+   the gateway stops, ``siogw audit verify`` of the whole archive -- segments of a few
+   records, so at least one is sealed and archived -- with the gateway's audit key given
+   explicitly (``--keys``), covering sealed and live records.
 
 Every step is real; a step whose building block is missing from the tree prints
 ``(skipped: ... not built yet)``. The exit status is non-zero if any real step failed.
@@ -42,6 +45,8 @@ DEFAULT_HOME = Path("var/demo")
 #: File that marks a directory as a demo home (only such a directory is wiped).
 MARKER = ".siogw-demo"
 TLS_NAME = "localhost"
+#: The origin of the gateway's audit log (``server.assembly.AUDIT_ORIGIN``).
+AUDIT_ORIGIN = "sio-gateway/audit"
 
 
 # --- transcript ------------------------------------------------------------------------
@@ -146,6 +151,11 @@ class World:
             "gateway_cert": str(self.gateway_cert),
             "server_name": TLS_NAME,
         }
+
+    def gateway_certificate(self) -> Any:
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificate(self.gateway_cert.read_bytes())
 
     def client(self, port: int, **kwargs: Any) -> Any:
         # Deferred: tests and the bench import this module for its helpers only.
@@ -324,7 +334,7 @@ def audit_key(token: Any, public_pem: Path) -> tuple[str, str]:
 
 
 #: The demo's segment size: small, so that the story seals and archives a segment.
-DEMO_SEGMENT_RECORDS = 16
+DEMO_SEGMENT_RECORDS = 10
 
 
 # --- gateway configuration and process ----------------------------------------------------
@@ -575,14 +585,21 @@ def story(home: Path, t: Transcript) -> None:
         _story_online(world, port, client, analyst, t)
     with t.step("Gateway stopped; `siogw audit verify` walks the whole WORM archive offline"):
         need("audit.cli")
-        keys = world.home / "audit" / "archive" / "keys.json"
+        # The gateway's audit key is passed explicitly (not the archive's own keys.json).
+        assert world.audit_key_file is not None
+        sealed = sorted((world.home / "audit" / "archive").glob("seg-*.seal"))
+        t.say(f"segments of {DEMO_SEGMENT_RECORDS} records: {len(sealed)} sealed and "
+              "archived (gzip + signed seal), the rest in the live segment")
         proc = siogw_cmd(
-            world, "audit", "verify", str(world.home / "audit"), "--keys", str(keys), check=False
+            world, "audit", "verify", str(world.home / "audit"),
+            "--keys", str(world.audit_key_file), check=False,
         )
         for line in (proc.stdout + proc.stderr).strip().splitlines()[:3]:
             t.say(line)
         if proc.returncode != 0:
             raise RuntimeError(f"siogw audit verify exited {proc.returncode}")
+        if not sealed:
+            raise RuntimeError("the demo sealed no segment")
 
 
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
@@ -709,15 +726,37 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             raise RuntimeError("the export survived `siogw client shred`")
         t.say(f"`siogw client shred {export.name}`: overwritten, fsynced, unlinked")
 
-    with t.step("Audit: signed checkpoint, a receipt's inclusion proof verified offline"):
+    with t.step("Audit: a signed checkpoint covers a receipt; its inclusion proof verified"):
         need("audit.receipts")
-        cp = client.checkpoint()
-        t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…")
+        # Deferred: tests and the bench import this module for its helpers only.
+        from clients._common import verify_receipt
+
         receipt = outcomes[11].receipt if 11 in outcomes else None
         if receipt is None:
             raise RuntimeError("no receipt to prove")
-        size = client.prove_receipt(receipt)
-        t.say(f"receipt seq {receipt.seq} is in the signed tree of size {size}: verified")
+        cp = client.checkpoint()
+        proof = client.inclusion_proof(receipt.seq, cp.tree_size)
+        size = verify_receipt(receipt, proof, cp, [world.gateway_certificate().public_key()])
+        t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…, "
+              f"signed by the audit key {cp.key_id[:16]}… (endorsed by the gateway key)")
+        t.say(f"receipt seq {receipt.seq} (tree size {receipt.tree_size}) is in the signed "
+              f"tree of size {size}: verified by the client library")
+        bundle = world.home / "receipt-bundle.json"
+        bundle.write_text(json.dumps({
+            "checkpoint": cp.signed_checkpoint.decode("utf-8"),
+            "receipt": {"origin": AUDIT_ORIGIN, "seq": receipt.seq,
+                        "leaf_hash": receipt.leaf_hash.hex()},
+            "proof": {"type": "inclusion", "leaf_index": proof.leaf_index,
+                      "tree_size": proof.tree_size, "hashes": [h.hex() for h in proof.hashes]},
+        }), encoding="utf-8")
+        assert world.audit_key_file is not None
+        proc = siogw_cmd(world, "audit", "prove", "--bundle", str(bundle),
+                         "--keys", str(world.audit_key_file), check=False)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        if proc.returncode != 0:
+            raise RuntimeError(f"siogw audit prove exited {proc.returncode}: {lines[:2]}")
+        t.say(f"siogw audit prove --bundle {bundle.name} --keys "
+              f"{world.audit_key_file.relative_to(world.home)}: {lines[0]}")
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
         # Deferred: tests and the bench import this module for its helpers only.
