@@ -19,6 +19,8 @@ import base64
 import hashlib
 import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +267,59 @@ def test_a_receipt_is_proved_in_a_checkpoint_signed_by_the_endorsed_audit_key(
         verify_receipt(later, InclusionProofInfo(cp.tree_size, cp.tree_size,
                                                  receipt.leaf_hash, ()), cp, keys,
                        origin=log.origin)
+
+
+# --- siogw audit verify --db ------------------------------------------------------------
+def _siogw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "siogw", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_audit_verify_db_refuses_a_log_short_of_the_latest_stored_checkpoint(
+    ed25519_audit_signer: Any, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    store = Store(url).open()
+    log_dir = tmp_path / "audit"
+    try:
+        with AuditLog.open(log_dir, ed25519_audit_signer, "sio-gateway/audit",
+                           on_checkpoint=keep_checkpoints(store)) as log:
+            for i in range(3):
+                log.append_sync(_record(i))
+            log.checkpoint()
+            log.append_sync(_record(3))
+            log.checkpoint()
+    finally:
+        store.close()
+    pem = tmp_path / "audit-key.pem"
+    pem.write_bytes(ed25519_audit_signer.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    ok = _siogw("audit", "verify", str(log_dir), "--keys", str(pem), "--db", url, "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert "tree size 4" in ok.stdout
+
+    # the last record cut away (a whole frame, CRC intact): short of the stored checkpoint
+    live = next((log_dir / "live").glob("seg-*.log"))
+    data = live.read_bytes()
+    saved = live.read_bytes()
+    with AuditLog.open(tmp_path / "copy", ed25519_audit_signer, "sio-gateway/audit") as copy:
+        for i in range(3):
+            copy.append_sync(_record(i))
+    short = next((tmp_path / "copy" / "live").glob("seg-*.log")).stat().st_size
+    live.write_bytes(data[:short])
+    cut = _siogw("audit", "verify", str(log_dir), "--keys", str(pem), "--db", url, "--quiet")
+    assert cut.returncode != 0
+    assert "size 4" in cut.stderr and "missing at the end" in cut.stderr, cut.stderr
+    live.write_bytes(saved)
+
+    # a stored checkpoint that no trusted key signed is refused
+    other = tmp_path / "other.pem"
+    other.write_bytes(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    bad = _siogw("audit", "verify", str(log_dir), "--keys", str(other), "--db", url, "--quiet")
+    assert bad.returncode != 0
+    # a database without stored checkpoints cannot vouch for the log
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    Store(empty).open().close()
+    none = _siogw("audit", "verify", str(log_dir), "--keys", str(pem), "--db", empty, "--quiet")
+    assert none.returncode != 0 and "no stored checkpoint" in none.stderr
