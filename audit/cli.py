@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     v.add_argument("--origin", default=None, help="expected log origin")
     v.add_argument("--checkpoint", type=Path, default=None,
                    help="a signed checkpoint kept out of band; the archive must reach it")
-    v.add_argument("--db", default=None, metavar="URL",
+    v.add_argument("--db", dest="checkpoint_db", default=None, metavar="URL",
                    help="the gateway's database (SQLAlchemy URL): the archive must reach "
                         "the latest checkpoint stored there")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -89,7 +89,7 @@ def _keys(args: argparse.Namespace) -> list[Any]:
 def _db_anchor(args: argparse.Namespace, keys: list[Any]) -> Any:
     """``--db URL``: the latest checkpoint kept in the gateway's database, after every
     stored one was checked (:mod:`audit.stored`); None without ``--db``."""
-    url = getattr(args, "db", None)
+    url = getattr(args, "checkpoint_db", None)
     if url is None:
         return None
     # Deferred: audit.stored loads SQLAlchemy, needed by --db only.
