@@ -3,7 +3,10 @@
 A checkpoint (C2SP ``tlog-checkpoint``) inside a C2SP ``signed-note``: origin line,
 decimal tree size, base64 root, extension lines, a blank line, then
 ``— <name> <base64(key hash[4] || signature)>``. :func:`open_checkpoint` verifies the
-signature *before* parsing the body. No I/O.
+signature *before* parsing the body. With an Ed25519 key the note is a standard C2SP
+one (key hash over ``name LF 0x01 raw-key``) that C2SP tools and witnesses verify.
+:func:`audit_key_statement` is what a gateway's result key signs to vouch for its audit
+key. No I/O.
 """
 
 from __future__ import annotations
