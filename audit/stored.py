@@ -6,8 +6,7 @@ The gateway stores every checkpoint its audit log signs in its database (table
 ``server.store.schema``). This module reads that table with SQLAlchemy Core by name --
 the audit package never imports the server -- and checks what was read *before* the
 archive is walked: every note's signature under the trusted keys (before parsing),
-one origin, sizes that never go back, one root per size, and each row's columns equal
-to its signed note. The latest one then anchors the walk
+one origin, one root per size, and each row's columns equal to its signed note. The latest one then anchors the walk
 (:func:`audit.archive.verify_archive`, ``anchor=``): a log that does not reach it, or
 has another root at its size, is refused. Imported only by the ``--db`` path of the
 command (SQLAlchemy is loaded there only).
@@ -64,7 +63,8 @@ def latest_stored_checkpoint(
 
     Raises :class:`~siogw_api.errors.CheckpointError` for a note no trusted key signed,
     :class:`~signing.errors.VerificationError` for rows that disagree with their notes,
-    another origin, a size that goes back or two roots for one size, and for no rows.
+    another origin or two roots for one size (rows come smallest tree first), and for
+    no rows.
     """
     if not rows:
         raise VerificationError("the database holds no stored checkpoint of this log",
@@ -80,7 +80,7 @@ def latest_stored_checkpoint(
                 raise VerificationError("stored checkpoints of two logs", where=where)
             if cp.size < previous.size or (
                 cp.size == previous.size and cp.root_hash != previous.root_hash
-            ):
+            ):  # rows come ordered by size: only a fork can trip this
                 raise VerificationError(
                     f"stored checkpoints fork at size {cp.size}", where=where)
         previous = cp

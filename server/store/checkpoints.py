@@ -9,10 +9,13 @@ not reach the latest one, and checks each against the log's own tree.
 
 The log calls :meth:`CheckpointStore.save_checkpoint` for each checkpoint it signs
 (``on_checkpoint=`` of :meth:`audit.AuditLog.open`, wired in :mod:`server.assembly`).
-A checkpoint is kept once (same origin, size and root: no new row); one that goes
-*back* -- smaller than the latest stored, or the same size with another root -- is
-refused with :class:`CheckpointRegression`: the log was rolled back or forked, and the
-stored history must not follow it.
+A checkpoint is kept once (same origin, size and root: no new row). One of a size
+already stored with another root is refused with :class:`CheckpointRegression`: the
+log was forked or rewritten, and the stored history must not follow it. A smaller size
+than the latest is kept: the sealer signs a rolled segment's seal after the writer has
+gone on (and a ``GetCheckpoint`` may have signed a larger tree meanwhile); a log rolled
+back as a whole is caught by ``siogw audit verify --db``, which refuses a log that does
+not reach the latest stored checkpoint.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ MAX_NOTE_BYTES = 16 * 1024
 
 
 class CheckpointRegression(AuditError):
-    """A checkpoint older than (or forking from) the latest one stored for its origin."""
+    """A checkpoint of a tree size already stored for its origin, with another root."""
 
 
 @dataclass(frozen=True)
@@ -59,26 +62,24 @@ class CheckpointStore(StoreBase):
                         note: bytes) -> bool:
         """Store one signed checkpoint; True if a row was added (False: already kept).
 
-        Raises :class:`CheckpointRegression` for a checkpoint that goes back, and
+        Raises :class:`CheckpointRegression` for another root at a stored size, and
         :class:`~server.store.errors.StoreUnavailable` when the database fails.
         """
         if len(note) > MAX_NOTE_BYTES or len(root_hash) != 32 or tree_size < 0:
             raise AuditError("not a checkpoint of this log (size, root or note length)")
         with self._write_lock, self._tx() as conn:
-            latest = conn.execute(
-                sa.select(audit_checkpoints.c.tree_size, audit_checkpoints.c.root_hash)
-                .where(audit_checkpoints.c.origin == origin)
-                .order_by(audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id.desc())
+            same = conn.execute(
+                sa.select(audit_checkpoints.c.root_hash)
+                .where(audit_checkpoints.c.origin == origin,
+                       audit_checkpoints.c.tree_size == tree_size)
                 .limit(1)
             ).first()
-            if latest is not None:
-                size, root = int(latest[0]), bytes(latest[1])
-                if tree_size < size or (tree_size == size and root_hash != root):
+            if same is not None:
+                if bytes(same[0]) != root_hash:
                     raise CheckpointRegression(
-                        f"checkpoint of size {tree_size} goes back from the stored one "
-                        f"of size {size}", detail=origin)
-                if tree_size == size:
-                    return False
+                        f"a checkpoint of size {tree_size} with another root is stored",
+                        detail=origin)
+                return False
             conn.execute(audit_checkpoints.insert().values(
                 origin=origin, tree_size=tree_size, root_hash=root_hash, note=note,
                 stored_at=now_utc()))

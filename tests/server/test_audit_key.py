@@ -7,8 +7,8 @@ that prove inclusion in a signed tree.
   ``signing.note``).
 * The gateway refuses to start without an audit key, or with its result key as the audit
   key; the key history (``keys.json``) records the audit key.
-* Every checkpoint the log signs is kept in ``audit_checkpoints`` (migration 4); one that
-  goes back is refused.
+* Every checkpoint the log signs is kept in ``audit_checkpoints`` (migration 4), seals
+  signed after a larger checkpoint included; another root at a stored size is refused.
 * A receipt is verified through GetCheckpoint (the audit key endorsed by the gateway's
   result key) and GetInclusionProof, with the client library's ``verify_receipt``.
 """
@@ -186,7 +186,7 @@ def test_audit_settings_are_read_and_checked(tmp_path: Path) -> None:
 
 
 # --- checkpoints kept in the database -----------------------------------------------------
-def test_checkpoints_are_kept_in_the_database_and_never_go_back(
+def test_checkpoints_are_kept_in_the_database_and_never_fork(
     ed25519_audit_signer: Any, tmp_path: Path
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}").open()
@@ -205,13 +205,21 @@ def test_checkpoints_are_kept_in_the_database_and_never_go_back(
         latest = store.latest_checkpoint("sio-gateway/audit")
         assert latest is not None and latest.tree_size == 2
         assert second.checkpoint.root_hash == latest.root_hash
-        # the same checkpoint again is kept once; an older or forked one is refused
+        # the same checkpoint again is kept once; another root at a stored size is refused
         assert not store.save_checkpoint("sio-gateway/audit", 2, latest.root_hash, latest.note)
-        with pytest.raises(CheckpointRegression):
-            store.save_checkpoint("sio-gateway/audit", 1, kept[0].root_hash, kept[0].note)
+        assert not store.save_checkpoint("sio-gateway/audit", 1, kept[0].root_hash,
+                                         kept[0].note)
         with pytest.raises(CheckpointRegression):
             store.save_checkpoint("sio-gateway/audit", 2, b"\x00" * 32, latest.note)
+        with pytest.raises(CheckpointRegression):
+            store.save_checkpoint("sio-gateway/audit", 1, b"\x00" * 32, kept[0].note)
         assert store.latest_checkpoint("another/log") is None
+        # a seal signed after a larger checkpoint (the sealer runs behind the writer) is
+        # kept, and the latest stays the larger one
+        assert store.save_checkpoint("another/log", 5, b"\x05" * 32, b"note 5")
+        assert store.save_checkpoint("another/log", 3, b"\x03" * 32, b"note 3")
+        again = store.latest_checkpoint("another/log")
+        assert again is not None and again.tree_size == 5
     finally:
         store.close()
 
