@@ -7,9 +7,9 @@ The gateway stores every checkpoint its audit log signs in its database (table
 the audit package never imports the server -- and checks what was read *before* the
 archive is walked: every note's signature under the trusted keys (before parsing),
 one origin, one root per size, and each row's columns equal to its signed note. The
-latest one then anchors the walk (:func:`audit.archive.verify_archive`, ``anchor=``): a log that does not reach it, or
-has another root at its size, is refused. Imported only by the ``--db`` path of the
-command (SQLAlchemy is loaded there only).
+latest one then anchors the walk (:func:`audit.archive.verify_archive`, ``anchor=``):
+a log that does not reach it, or has another root at its size, is refused. Imported
+only by the ``--db`` path of the command (SQLAlchemy is loaded there only).
 """
 
 from __future__ import annotations
