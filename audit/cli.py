@@ -3,6 +3,7 @@
 Sub-commands (registered by :func:`register`)::
 
     siogw audit verify ARCHIVE_DIR [--keys KEYS.json|PEM ...] [--origin O] [--checkpoint NOTE]
+                       [--db URL]
     siogw audit prove  (--bundle F | --checkpoint F --receipt F --proof F) --keys K ...
                        [--record F] [--old-checkpoint F --consistency F]
     siogw audit reindex --db URL ARCHIVE_DIR [--keys K ...] [--table-prefix P]
@@ -10,6 +11,8 @@ Sub-commands (registered by :func:`register`)::
 ``verify`` prints progress to stderr on large archives and one summary line on success;
 on the first bad place it fails with one line naming the file, seq and check (exit 5).
 Without ``--keys`` it trusts the archive's own ``keys.json`` and says so on stderr.
+``--db URL`` reads the checkpoints the gateway kept in its database (:mod:`audit.stored`)
+and refuses an archive that does not reach the latest one.
 The verifier modules are pure and light; only ``reindex`` imports :mod:`audit.index`
 (SQLAlchemy), inside the command, so ``siogw --help`` and ``verify`` stay light.
 """
@@ -40,6 +43,9 @@ def register(subparsers: Any) -> None:
     v.add_argument("--origin", default=None, help="expected log origin")
     v.add_argument("--checkpoint", type=Path, default=None,
                    help="a signed checkpoint kept out of band; the archive must reach it")
+    v.add_argument("--db", dest="checkpoint_db", default=None, metavar="URL",
+                   help="the gateway's database (SQLAlchemy URL): the archive must reach "
+                        "the latest checkpoint stored there")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     v.add_argument("--strict", action="store_true",
                    help="also parse and schema-check every record (slower)")
@@ -80,11 +86,27 @@ def _keys(args: argparse.Namespace) -> list[Any]:
     return load_trusted_keys([path])
 
 
+def _db_anchor(args: argparse.Namespace, keys: list[Any]) -> Any:
+    """``--db URL``: the latest checkpoint kept in the gateway's database, after every
+    stored one was checked (:mod:`audit.stored`); None without ``--db``."""
+    url = getattr(args, "checkpoint_db", None)
+    if url is None:
+        return None
+    # Deferred: audit.stored loads SQLAlchemy, needed by --db only.
+    from audit.stored import latest_stored_checkpoint, read_stored_notes
+
+    origin = getattr(args, "origin", None)
+    return latest_stored_checkpoint(read_stored_notes(url, origin), keys, origin)
+
+
 def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
     anchor = None
     if getattr(args, "checkpoint", None) is not None:
         anchor, _ = open_checkpoint(args.checkpoint.read_bytes(), keys,
                                     where=str(args.checkpoint))
+    stored = _db_anchor(args, keys)
+    if stored is not None and (anchor is None or stored.size > anchor.size):
+        anchor = stored  # the larger anchor; the archive must reach it
     start = time.monotonic()
     last = [start]
     quiet = getattr(args, "quiet", False)

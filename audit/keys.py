@@ -1,5 +1,10 @@
 """The audit key history kept with the archive (``archive/keys.json``).
 
+The audit key is a key of its own (the gateway's ``[audit] signer_uri``: Ed25519 on
+the gateway token where it has it, ECDSA P-256 otherwise), never the key that signs
+query results; it signs checkpoints and seals only and is rotated on its own schedule:
+opening the log with a new audit key rotates it here (:func:`ensure_current`).
+
 Format (UTF-8 JSON)::
 
     {"origin": "...", "keys": [

@@ -42,6 +42,7 @@ import queue
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,10 @@ class SignedCheckpoint:
     note: bytes
 
 
+#: Called with each checkpoint the log signs (``AuditLog.open(on_checkpoint=...)``).
+CheckpointHook = Callable[[SignedCheckpoint], None]
+
+
 @dataclass(frozen=True)
 class Proof:
     """An inclusion (``kind="inclusion"``, ``first`` = leaf index) or consistency proof."""
@@ -257,11 +262,13 @@ def _remove(path: Path) -> None:
 class AuditLog:
     """The WORM audit log. Build with :meth:`open`; see the package docstring."""
 
-    def __init__(self, root: Path, signer: Signer, origin: str, config: AuditConfig) -> None:
+    def __init__(self, root: Path, signer: Signer, origin: str, config: AuditConfig,
+                 on_checkpoint: CheckpointHook | None = None) -> None:
         self.root = root
         self.origin = origin
         self.config = config
         self._signer = signer
+        self._on_checkpoint = on_checkpoint
         self._archive = root / ARCHIVE_DIR
         self._live_dir = root / LIVE_DIR
         self._lock = threading.Lock()  # guards tree + counters read by other threads
@@ -304,6 +311,8 @@ class AuditLog:
         signer: Signer,
         origin: str,
         config: AuditConfig | None = None,
+        *,
+        on_checkpoint: CheckpointHook | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the log at ``directory`` and recover after a crash.
 
@@ -311,11 +320,17 @@ class AuditLog:
         recording an ``audit.recovered`` event), completes or redoes interrupted seals,
         rebuilds the Merkle levels when they disagree with the last seal, and rotates
         the audit key when ``signer`` is a new key (``audit.key_rotated`` event).
+
+        ``on_checkpoint`` is called with every checkpoint the log signs (seals included),
+        after it is signed, so that it can be kept outside the log directory (the
+        gateway stores it in its database). An exception it raises is the caller's
+        failure: it propagates to whoever asked for the checkpoint (or fails the seal,
+        which the sealer retries).
         """
         if not origin or any(c.isspace() for c in origin) or "+" in origin:
             raise ConfigError(f"bad audit log origin {origin!r} (no spaces or '+')")
         root = Path(directory)
-        self = cls(root, signer, origin, config or AuditConfig())
+        self = cls(root, signer, origin, config or AuditConfig(), on_checkpoint)
         try:
             self._open_locked()
         except BaseException:
@@ -823,6 +838,8 @@ class AuditLog:
         )
         note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
                                self._signer.algorithm)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(SignedCheckpoint(cp, note))
         _write_file_durably(self._archive / (segment_name(r.number) + ".gz"),
                             gzip.compress(data, compresslevel=6, mtime=0))
         self._tree.sync()  # a seal on disk implies durable Merkle levels up to its size
@@ -874,6 +891,8 @@ class AuditLog:
         note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
                                self._signer.algorithm)
         signed = SignedCheckpoint(cp, note)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(signed)
         self._checkpoint_cache = signed
         return signed
 

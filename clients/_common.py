@@ -32,7 +32,7 @@ from signing import dsse
 from signing.api import PublicKey, Signer, key_id_for
 from signing.errors import CertificateExpired, UnknownSigner
 from signing.merkle import verify_inclusion
-from signing.note import TrustedKey, open_checkpoint
+from signing.note import TrustedKey, audit_key_statement, open_checkpoint
 from signing.note import default_algorithm as audit_algorithm
 from signing.verify import verify_with_key
 from signing.wire import envelope_from_proto, envelope_to_proto
@@ -122,6 +122,16 @@ class ServiceStatusInfo:
 
 
 @dataclass(frozen=True)
+class AuditKeyInfo:
+    """The audit key that signs checkpoints, endorsed by the gateway's result key."""
+
+    origin: str
+    public_key_der: bytes
+    signer_key_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     """The audit log's latest signed checkpoint, as the gateway serves it."""
 
@@ -129,6 +139,7 @@ class CheckpointInfo:
     tree_size: int
     root_hash: bytes
     key_id: str
+    audit_key: AuditKeyInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -486,6 +497,12 @@ def checkpoint_from_proto(msg: audit_pb2.Checkpoint) -> CheckpointInfo:
         tree_size=msg.tree_size,
         root_hash=bytes(msg.root_hash),
         key_id=msg.key_id,
+        audit_key=AuditKeyInfo(
+            origin=msg.audit_key.origin,
+            public_key_der=bytes(msg.audit_key.public_key_der),
+            signer_key_id=msg.audit_key.signer_key_id,
+            signature=bytes(msg.audit_key.signature),
+        ) if msg.HasField("audit_key") else None,
     )
 
 
@@ -575,6 +592,41 @@ def client_error(method: str, exc: grpc.RpcError) -> ClientError:
 AUDIT_ORIGIN = "sio-gateway/audit"
 
 
+def endorsed_audit_key(
+    endorsement: AuditKeyInfo, gateway_keys: Iterable[PublicKey], *, origin: str = AUDIT_ORIGIN
+) -> PublicKey:
+    """The audit key the gateway's result key vouches for (``Checkpoint.audit_key``).
+
+    The endorsement must be for ``origin``, signed by one of ``gateway_keys`` (the pinned
+    gateway certificates' keys) over :func:`signing.note.audit_key_statement`, and must
+    not name a gateway key itself (the audit key is a key of its own). Raises
+    :class:`ResultVerificationError` otherwise.
+    """
+    if endorsement.origin != origin:
+        raise ResultVerificationError(
+            f"the audit key is endorsed for log {endorsement.origin!r}, not {origin!r}")
+    signers = {key_id_for(k): k for k in gateway_keys}
+    gateway_key = signers.get(endorsement.signer_key_id)
+    if gateway_key is None:
+        raise ResultVerificationError("the audit key is not endorsed by a pinned gateway key")
+    try:
+        audit_key = serialization.load_der_public_key(endorsement.public_key_der)
+    except ValueError as exc:
+        raise ResultVerificationError("the endorsed audit key is not a public key") from exc
+    if not isinstance(
+        audit_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+    ):
+        raise ResultVerificationError("the endorsed audit key has an unsupported type")
+    if key_id_for(audit_key) in signers:
+        raise ResultVerificationError("the audit key is the gateway's result key")
+    try:
+        verify_with_key(gateway_key, audit_key_statement(origin, audit_key),
+                        endorsement.signature)
+    except TrustError as exc:
+        raise ResultVerificationError("the audit key's endorsement does not verify") from exc
+    return audit_key
+
+
 def verify_receipt(
     receipt: Receipt,
     proof: InclusionProofInfo,
@@ -582,23 +634,36 @@ def verify_receipt(
     keys: Iterable[PublicKey],
     *,
     origin: str = AUDIT_ORIGIN,
+    audit_keys: Sequence[PublicKey] | None = None,
 ) -> int:
     """Check that ``receipt`` is in the log the signed ``checkpoint`` commits to.
 
-    The checkpoint's signature is verified with ``keys`` *before* it is parsed
-    (:func:`signing.note.open_checkpoint`), then the inclusion proof of the receipt's leaf
-    at its sequence number is checked against the checkpoint's root. Returns the tree
-    size; raises an :class:`~siogw_api.errors.AuditError` (or
-    :class:`ResultVerificationError`) otherwise. Pure: no network, no files.
+    The checkpoint is signed by the gateway's audit key, a key of its own: ``audit_keys``
+    when the caller pins them, else the key the checkpoint's endorsement names, once
+    :func:`endorsed_audit_key` checked that endorsement against ``keys`` (the pinned
+    gateway keys). The checkpoint's signature is verified *before* it is parsed
+    (:func:`signing.note.open_checkpoint`), then the receipt's tree must be inside the
+    checkpoint's and the inclusion proof of the receipt's leaf at its sequence number is
+    checked against the checkpoint's root. Returns the tree size; raises an
+    :class:`~siogw_api.errors.AuditError` (or :class:`ResultVerificationError`)
+    otherwise. Pure: no network, no files.
     """
-    trusted = [TrustedKey(public_key=k, algorithm=audit_algorithm(k)) for k in keys]
+    if audit_keys is None:
+        if checkpoint.audit_key is None:
+            raise ResultVerificationError(
+                "the checkpoint names no audit key and none is pinned (audit_keys=)")
+        audit_keys = [endorsed_audit_key(checkpoint.audit_key, keys, origin=origin)]
+    trusted = [TrustedKey(public_key=k, algorithm=audit_algorithm(k)) for k in audit_keys]
     cp, _key = open_checkpoint(checkpoint.signed_checkpoint, trusted, origin=origin)
     if proof.tree_size != cp.size:
         raise ResultVerificationError(
             f"proof is for a tree of size {proof.tree_size}, the checkpoint has {cp.size}"
         )
+    if receipt.tree_size > cp.size or receipt.seq >= cp.size:
+        raise ResultVerificationError(
+            f"the checkpoint (size {cp.size}) does not cover the receipt "
+            f"(seq {receipt.seq}, tree size {receipt.tree_size})")
     if proof.leaf_index != receipt.seq or proof.leaf_hash != receipt.leaf_hash:
         raise ResultVerificationError("the proof is for another leaf than the receipt's")
     verify_inclusion(receipt.leaf_hash, receipt.seq, cp.size, list(proof.hashes), cp.root_hash)
     return cp.size
-

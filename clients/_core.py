@@ -388,8 +388,9 @@ def consistency_proof(
 
 
 def prove_receipt(client: ClientCore, receipt: c.Receipt) -> Plan[int]:
-    """The latest checkpoint and the receipt's inclusion proof, verified offline against
-    the pinned gateway key (:func:`clients._common.verify_receipt`); the tree size."""
+    """The latest checkpoint and the receipt's inclusion proof, verified offline: the
+    checkpoint under the audit key the pinned gateway key endorses
+    (:func:`clients._common.verify_receipt`); the tree size."""
     cp = yield from checkpoint(client)
     proof = yield from inclusion_proof(client, receipt.seq, cp.tree_size)
     return c.verify_receipt(receipt, proof, cp, client._verifier.public_keys)

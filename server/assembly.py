@@ -11,11 +11,12 @@ the log host (:func:`server.app.run_server`) and each worker process
    :class:`~siogw_api.errors.ConfigError`. Then the shared state
    (:class:`server.context.Gateway`), every field set once: the control-plane store
    (with its checkpointer and housekeeper, except on a worker), the gateway's signer,
-   trust material, the audit log, and -- where the log is an ``audit.AuditLog`` -- the
-   operations domain (:func:`server.ops_wiring.open_operations`) with the audit sink
-   built around the log *with the violation rules as its observer* (:class:`ObservedSink`).
-   A failure of any of it is raised here, before a port is bound: the CLI prints it in
-   one line and exits. Nothing is attached later.
+   trust material, the audit log (signed by an audit key of its own, ``[audit]
+   signer_uri``; each checkpoint also kept in the store), and -- where the log is an
+   ``audit.AuditLog`` -- the operations domain (:func:`server.ops_wiring.open_operations`)
+   with the audit sink built around the log *with the violation rules as its observer*
+   (:class:`ObservedSink`). A failure of any of it is raised here, before a port is
+   bound: the CLI prints it in one line and exits. Nothing is attached later.
 2. :func:`log_host_listener` (the public listener of the single process / log host: all
    four ``siogw.v1`` services), :func:`internal_listener` (the log host's Unix socket for
    calls forwarded by workers) and :func:`worker_listener` (a worker: ``QueryService``
@@ -41,7 +42,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from audit import AuditLog
+from audit import AuditConfig, AuditLog, SignedCheckpoint
 from audit.record import AuditRecord
 from server.admin import AdminServicer
 from server.audit_service import AuditServicer
@@ -98,7 +99,9 @@ def load_gateway_signer(config: GatewayConfig) -> Signer:
     )
 
 
-def check_can_serve(config: GatewayConfig, *, signer_given: bool = False) -> None:
+def check_can_serve(
+    config: GatewayConfig, *, signer_given: bool = False, audit_key_needed: bool = False
+) -> None:
     """:class:`ConfigError` if ``config`` cannot serve safely (module docstring, 1).
 
     The trust anchors and CRL files themselves are read (and refused when unreadable) by
@@ -112,6 +115,50 @@ def check_can_serve(config: GatewayConfig, *, signer_given: bool = False) -> Non
                           "succeed")
     if not signer_given and not config.signer.uri:
         raise ConfigError("signer.uri is not set: the gateway needs its own signing key")
+    if audit_key_needed and not config.audit.signer_uri:
+        raise ConfigError("audit.signer_uri is not set: the audit log's checkpoints and "
+                          "seals need an audit key of their own (not the result key)")
+
+
+def load_audit_signer(config: GatewayConfig, gateway_signer: Signer | None = None) -> Signer:
+    """The audit key from ``[audit] signer_uri``: signs the log's checkpoints and seals.
+
+    Refuses (:class:`~siogw_api.errors.ConfigError`) when it is not set, and when it is
+    the gateway's result key (``gateway_signer``): the key that signs query results
+    answers every call online, the audit key only checkpoints; they are rotated apart.
+    """
+    if not config.audit.signer_uri:
+        raise ConfigError("audit.signer_uri is not set: the audit log's checkpoints and "
+                          "seals need an audit key of their own (not the result key)")
+    signer = load_signer(config.audit.signer_uri, pin_source=config.audit.pin_source,
+                         sessions=config.signer.sessions or None)
+    check_audit_signer(signer, gateway_signer)
+    return signer
+
+
+def check_audit_signer(audit_signer: Signer, gateway_signer: Signer | None) -> None:
+    """ConfigError when the audit key is the gateway's result key."""
+    if gateway_signer is not None and audit_signer.key_id == gateway_signer.key_id:
+        raise ConfigError("audit.signer_uri names the gateway's result key: the audit log "
+                          "needs a key of its own", detail=audit_signer.key_id)
+
+
+def audit_log_config(config: GatewayConfig) -> AuditConfig:
+    """The audit log's limits from ``[audit]`` (the log's defaults where unset)."""
+    if config.audit.segment_max_records:
+        return AuditConfig(segment_max_records=config.audit.segment_max_records)
+    return AuditConfig()
+
+
+def keep_checkpoints(store: Store) -> Callable[[SignedCheckpoint], None]:
+    """The audit log's ``on_checkpoint``: each signed checkpoint into ``store``'s
+    ``audit_checkpoints`` table (outside the log directory)."""
+
+    def keep(signed: SignedCheckpoint) -> None:
+        cp = signed.checkpoint
+        store.save_checkpoint(cp.origin, cp.size, cp.root_hash, signed.note)
+
+    return keep
 
 
 def default_dispatcher(store: Store) -> Dispatcher:
@@ -151,6 +198,7 @@ def build_gateway(
     config: GatewayConfig,
     *,
     signer: Signer | None = None,
+    audit_signer: Signer | None = None,
     audit: AuditSink | None = None,
     audit_log: AuditLog | None = None,
     dispatcher: Dispatcher | None = None,
@@ -163,14 +211,15 @@ def build_gateway(
     Arguments replace what the config would load (tests pass SoftHSM-backed signers,
     module-scoped stores, an opened ``audit_log``). Without ``audit`` or ``audit_log``,
     an ``audit.AuditLog`` is opened in ``config.effective_audit_dir`` signed by the
-    gateway key. With an ``AuditLog`` (and no ``audit``), the operations domain is
-    opened over it and the sink is an :class:`ObservedSink` feeding its rules; with only
-    ``audit`` (a development sink, or a worker's link to the log host) the gateway has no
-    operations domain. A ``worker`` process (ADR 0007) leaves the dataset, the SQLite
-    checkpoints and housekeeping to the log host; it reads user status, certificates
-    and maintenance from the same tables as the log host (one home for each fact, ADR
-    0008). ``clock`` replaces the wall
-    clock of the operations services (tests).
+    audit key (``audit_signer``, else ``[audit] signer_uri``; never the gateway's result
+    key), each checkpoint it signs kept in the store (:func:`keep_checkpoints`). With an
+    ``AuditLog`` (and no ``audit``), the operations domain is opened over it and the sink
+    is an :class:`ObservedSink` feeding its rules; with only ``audit`` (a development
+    sink, or a worker's link to the log host) the gateway has no operations domain. A
+    ``worker`` process (ADR 0007) leaves the dataset, the SQLite checkpoints and
+    housekeeping to the log host; it reads user status, certificates and maintenance
+    from the same tables as the log host (one home for each fact, ADR 0008). ``clock``
+    replaces the wall clock of the operations services (tests).
 
     Raises :class:`~siogw_api.errors.ConfigError` (or another
     :class:`~siogw_api.errors.SiogwError`) when something cannot be opened; what this
@@ -178,12 +227,16 @@ def build_gateway(
     """
     if audit is not None and audit_log is not None:
         raise ConfigError("build_gateway takes the audit log or a sink, not both")
-    check_can_serve(config, signer_given=signer is not None)
+    check_can_serve(config, signer_given=signer is not None,
+                    audit_key_needed=audit is None and audit_log is None and audit_signer is None)
     private_dir(config.home)
     own_store = store is None
     store = store or Store(config.effective_database_url).open()
     own_log = False
     try:
+        # the trust anchors and CRL files are read first: a file that cannot be read
+        # refuses the start before any token is opened
+        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
         if not worker:
             store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
             store.start_housekeeper(  # old request ids, sessions, login attempts
@@ -194,9 +247,13 @@ def build_gateway(
                 seed_dataset(store.engine)
         signer = signer or load_gateway_signer(config)
         if audit is None and audit_log is None:
-            audit_log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+            if audit_signer is None:
+                audit_signer = load_audit_signer(config, signer)
+            check_audit_signer(audit_signer, signer)
+            audit_log = AuditLog.open(config.effective_audit_dir, audit_signer, AUDIT_ORIGIN,
+                                      audit_log_config(config),
+                                      on_checkpoint=keep_checkpoints(store))
             own_log = True
-        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
         wiring: OpsWiring | None = None
         if audit is None:
             assert audit_log is not None

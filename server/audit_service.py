@@ -1,7 +1,10 @@
 """AuditService: signed checkpoints and Merkle proofs of the audit log (R11, R12), the
 controllers' Reports (R15) and the prosecutor's reads under a resolution (R16).
 
-Backed by ``audit.AuditLog``. Only authenticated callers (a live session, re-checked like
+Backed by ``audit.AuditLog``. ``GetCheckpoint`` answers a freshly signed checkpoint (the
+audit key's) with the gateway result key's endorsement of that audit key, so that a
+client pinning the gateway certificate can verify a receipt with ``GetInclusionProof``
+at once (issue 12). Only authenticated callers (a live session, re-checked like
 every other call) may ask; the proofs reveal hashes only, never records. Without an
 ``AuditLog`` (the JSONL development sink) the calls are ``UNIMPLEMENTED``.
 
@@ -23,6 +26,7 @@ import datetime as _dt
 import io
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from grpc import aio
 
 from server.context import Gateway
@@ -38,6 +42,7 @@ from server.ops import (
     authorize,
 )
 from server.writeahead import write_ahead
+from signing.note import audit_key_statement
 from siogw_api.errors import AuditError, InputError
 from siogw_api.timeutil import astana_iso, parse_iso
 from siogw_api.v1 import audit_pb2, audit_pb2_grpc
@@ -102,6 +107,26 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self._endorsement: tuple[str, audit_pb2.AuditKeyEndorsement] | None = None
+
+    def _endorse(self, log: Any) -> audit_pb2.AuditKeyEndorsement:
+        """The gateway result key's endorsement of the current audit key (signed once
+        per audit key): a client pinning only the gateway certificate checks it before
+        it trusts a checkpoint (:func:`clients._common.verify_receipt`)."""
+        audit_key = log.trusted_keys()[-1]
+        signer = self.gw.signer
+        if signer is None:
+            raise NotImplementedYet("this gateway has no result key to endorse its audit key")
+        cached = self._endorsement
+        if cached is not None and cached[0] == audit_key.key_id:
+            return cached[1]
+        der = audit_key.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        endorsement = audit_pb2.AuditKeyEndorsement(
+            origin=log.origin, public_key_der=der, signer_key_id=signer.key_id,
+            signature=signer.sign(audit_key_statement(log.origin, audit_key.public_key)),
+        )
+        self._endorsement = (audit_key.key_id, endorsement)
+        return endorsement
 
     async def _actor(
         self, context: aio.ServicerContext, action: Action
@@ -132,11 +157,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         for line in signed.checkpoint.extensions:
             if line.startswith("key "):
                 key_id = line[4:]
+        endorsement = await asyncio.to_thread(self._endorse, log)
         return audit_pb2.Checkpoint(
             signed_checkpoint=signed.note,
             tree_size=signed.checkpoint.size,
             root_hash=signed.checkpoint.root_hash,
             key_id=key_id,
+            audit_key=endorsement,
         )
 
     async def GetInclusionProof(

@@ -171,10 +171,10 @@ def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
     """The gateway's audit log, opened by this process (fails while a gateway holds it)."""
     # Deferred: each command loads what it needs (gRPC, the database).
     from audit import AuditLog
-    from server.assembly import AUDIT_ORIGIN, load_gateway_signer
+    from server.assembly import AUDIT_ORIGIN, load_audit_signer
     from siogw_api.errors import AuditError
 
-    signer = load_gateway_signer(config)
+    signer = load_audit_signer(config)
     try:
         log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
     except AuditError as exc:

@@ -26,6 +26,13 @@ Example ``siogw.toml``::
     certificate = "tls/gateway-signing.pem"   # embedded in signed results, pinned by clients
     sessions = 0                              # PKCS#11 sessions per token; 0: the CPU count
 
+    [audit]
+    # The audit key: signs the log's checkpoints and seals, never query results (a key
+    # of its own, Ed25519 where the token has it; rotated on its own schedule).
+    signer_uri = "pkcs11:token=siogw-gateway;object=audit;type=private"
+    pin_source = "file:secrets/gateway.pin"   # default: the [signer] pin_source
+    segment_max_records = 0                   # seal a segment at N records; 0: 100,000
+
     [trust]
     anchors = ["ca/root.pem"]
     crls = ["ca/root.crl"]
@@ -158,6 +165,22 @@ class SignerConfig:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: the audit key and the segment size.
+
+    ``signer_uri`` names the audit key: it signs the audit log's checkpoints and seals
+    and nothing else, never the gateway's result key. ``pin_source`` defaults to the
+    ``[signer]`` one (the same token, another key). ``segment_max_records`` seals a
+    segment at that many records (0: the log's default, 100,000; the demo uses a few
+    dozen so that it seals and archives one).
+    """
+
+    signer_uri: str = ""
+    pin_source: str | None = None
+    segment_max_records: int = 0
+
+
+@dataclass(frozen=True)
 class TrustConfig:
     """Trust anchors (PEM files) and CRLs (PEM or DER files) for user certificates."""
 
@@ -194,6 +217,7 @@ class GatewayConfig:
     worker_threads: int = 0
     tls: TlsConfig = field(default_factory=TlsConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     trust: TrustConfig = field(default_factory=TrustConfig)
     limits: Limits = field(default_factory=Limits)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -243,6 +267,8 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_SIGNER_PIN_SOURCE": ("signer", "pin_source"),
     "SIOGW_SIGNER_CERT": ("signer", "certificate"),
     "SIOGW_PKCS11_SESSIONS": ("signer", "sessions"),
+    "SIOGW_AUDIT_SIGNER_URI": ("audit", "signer_uri"),
+    "SIOGW_AUDIT_PIN_SOURCE": ("audit", "pin_source"),
     "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
     "SIOGW_CLOCK_SKEW_SECONDS": ("limits", "clock_skew_seconds"),
     "SIOGW_SESSION_TTL_SECONDS": ("limits", "session_ttl_seconds"),
@@ -379,6 +405,23 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
     return limits
 
 
+def _audit(home: Path, raw: Mapping[str, Any], signer: SignerConfig) -> AuditSettings:
+    """``[audit]``: ``signer_uri``, ``pin_source``, ``segment_max_records``."""
+    pin_source = raw.get("pin_source") or None
+    if isinstance(pin_source, str) and pin_source.startswith("file:"):
+        pin_source = f"file:{_path(home, pin_source[len('file:'):], 'audit.pin_source')}"
+    segment_max_records = _coerce(raw.get("segment_max_records", 0), int,
+                                  "audit.segment_max_records")
+    if segment_max_records < 0:
+        raise ConfigError("audit.segment_max_records must be 0 (the default) or positive")
+    return AuditSettings(
+        signer_uri=_coerce(raw.get("signer_uri", ""), str, "audit.signer_uri"),
+        pin_source=(_coerce(pin_source, str, "audit.pin_source") if pin_source
+                    else signer.pin_source),
+        segment_max_records=segment_max_records,
+    )
+
+
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
@@ -444,6 +487,7 @@ def load_config(
     if not 0 <= signer_cfg.sessions <= MAX_SIGNER_SESSIONS:
         raise ConfigError(f"signer.sessions must be 0 (one per CPU core) or between 1 and "
                           f"{MAX_SIGNER_SESSIONS}: {signer_cfg.sessions}")
+    audit_cfg = _audit(home_path, sections["audit"], signer_cfg)
     anchors = tr.get("anchors", [])
     crls = tr.get("crls", [])
     if isinstance(anchors, str):
@@ -486,6 +530,7 @@ def load_config(
         worker_threads=threads,
         tls=tls_cfg,
         signer=signer_cfg,
+        audit=audit_cfg,
         trust=trust_cfg,
         limits=_limits(sections["limits"]),
         policy=policy_cfg,

@@ -3,7 +3,10 @@
 A checkpoint (C2SP ``tlog-checkpoint``) inside a C2SP ``signed-note``: origin line,
 decimal tree size, base64 root, extension lines, a blank line, then
 ``— <name> <base64(key hash[4] || signature)>``. :func:`open_checkpoint` verifies the
-signature *before* parsing the body. No I/O.
+signature *before* parsing the body. With an Ed25519 key the note is a standard C2SP
+one (key hash over ``name LF 0x01 raw-key``) that C2SP tools and witnesses verify.
+:func:`audit_key_statement` is what a gateway's result key signs to vouch for its audit
+key. No I/O.
 """
 
 from __future__ import annotations
@@ -87,6 +90,15 @@ def note_key_hash(name: str, public_key: PublicKey, algorithm: Algorithm) -> byt
         else:
             typed = b"\xff" + algorithm.value.encode("ascii") + spki
     return hashlib.sha256(name.encode("utf-8") + b"\n" + typed).digest()[:4]
+
+
+def audit_key_statement(origin: str, public_key: PublicKey) -> bytes:
+    """What a gateway's result key signs to vouch for its audit key (the ``audit_key``
+    of ``siogw.v1.Checkpoint``): ``siogw audit key v1 LF origin LF`` + the SPKI DER."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return b"siogw audit key v1\n" + origin.encode("utf-8") + b"\n" + spki
 
 
 def load_public_pem(pem: bytes, where: str) -> PublicKey:

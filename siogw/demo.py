@@ -12,9 +12,12 @@ world with real components and tells the story in a short transcript:
 5. signed queries on resources 1, 11 (truncated: no amounts), 50 and 51, every answer's
    gateway signature verified against the pinned gateway certificate;
 6. a tampered query refused, the analyst's certificate revoked and the next query refused;
-7. ``siogw verify`` of an exported result envelope, the audit checkpoint, and a receipt's
-   inclusion proof verified offline; after the gateway stops, ``siogw audit verify`` of
-   the whole archive.
+7. ``siogw verify`` of an exported result envelope; a checkpoint signed by the audit key
+   (Ed25519, a key of its own on the gateway token) shown covering a receipt, its
+   inclusion proof verified by the client library and by ``siogw audit prove``; after
+   the gateway stops, ``siogw audit verify`` of the whole archive -- segments of a few
+   records, so at least one is sealed and archived -- with the gateway's audit key given
+   explicitly (``--keys``), covering sealed and live records.
 
 Every step is real; a step whose building block is missing from the tree prints
 ``(skipped: ... not built yet)``. The exit status is non-zero if any real step failed.
@@ -42,6 +45,8 @@ DEFAULT_HOME = Path("var/demo")
 #: File that marks a directory as a demo home (only such a directory is wiped).
 MARKER = ".siogw-demo"
 TLS_NAME = "localhost"
+#: The origin of the gateway's audit log (``server.assembly.AUDIT_ORIGIN``).
+AUDIT_ORIGIN = "sio-gateway/audit"
 
 
 # --- transcript ------------------------------------------------------------------------
@@ -133,6 +138,10 @@ class World:
     gateway_key_uri: str
     gateway_pin_file: Path
     softhsm_conf: Path
+    #: The audit key (a second key on the gateway token: Ed25519 where the token has it)
+    #: and its public half (PEM), which clients and ``siogw audit verify --keys`` trust.
+    audit_key_uri: str = ""
+    audit_key_file: Path | None = None
     people: dict[str, Person] = field(default_factory=dict)
 
     def client_settings(self, port: int) -> dict[str, Any]:
@@ -142,6 +151,11 @@ class World:
             "gateway_cert": str(self.gateway_cert),
             "server_name": TLS_NAME,
         }
+
+    def gateway_certificate(self) -> Any:
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificate(self.gateway_cert.read_bytes())
 
     def client(self, port: int, **kwargs: Any) -> Any:
         # Deferred: tests and the bench import this module for its helpers only.
@@ -242,6 +256,11 @@ def build_world(
         Profile.GATEWAY,
     )
     say(f"gateway key generated on token {gateway_label!r}; certificate certs/gateway.pem")
+    audit_uri, audit_type = audit_key(Pkcs11Token(gateway_label,
+                                                  pin_source=f"file:{pins[gateway_label]}"),
+                                      certs / "audit-key.pem")
+    say(f"audit key ({audit_type}) generated on token {gateway_label!r}: signs the audit "
+        "checkpoints and seals only; public key certs/audit-key.pem")
 
     # TLS: a software key is fine for the transport (the signing keys are on tokens).
     tls_key = generate_software_key("ecdsa-p256-sha256")
@@ -270,6 +289,8 @@ def build_world(
         gateway_key_uri=gw_uri,
         gateway_pin_file=pins[gateway_label],
         softhsm_conf=Path(store.conf_path),
+        audit_key_uri=audit_uri,
+        audit_key_file=certs / "audit-key.pem",
     )
     for user_id, name, role, phone in people:
         label = f"{label_prefix}-{user_id}"[:32]
@@ -297,14 +318,40 @@ def build_world(
     return world
 
 
+#: Label of the audit key on the gateway token.
+AUDIT_KEY_LABEL = "audit"
+
+
+def audit_key(token: Any, public_pem: Path) -> tuple[str, str]:
+    """Generate the audit key on ``token`` (Ed25519 where the token has it, else ECDSA
+    P-256), write its public half to ``public_pem``; return (key URI, key type)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key_type = "ed25519" if token.supports("ed25519") else "ec"
+    ck_id = token.generate_keypair(key_type, AUDIT_KEY_LABEL)
+    public = token.public_key(key_id=ck_id)
+    public_pem.parent.mkdir(parents=True, exist_ok=True)
+    public_pem.write_bytes(public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(token.uri(AUDIT_KEY_LABEL, ck_id)), key_type
+
+
+#: The demo's segment size: small, so that the story seals and archives a segment.
+DEMO_SEGMENT_RECORDS = 10
+
+
 # --- gateway configuration and process ----------------------------------------------------
 def token_env(world: World) -> dict[str, str]:
     """Environment that points SoftHSM at the world's token store."""
     return {"SOFTHSM2_CONF": str(world.softhsm_conf)}
 
 
-def write_gateway_config(world: World, port: int = 0) -> Path:
-    """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home)."""
+def write_gateway_config(
+    world: World, port: int = 0, *, segment_max_records: int = 0
+) -> Path:
+    """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home;
+    ``segment_max_records``: 0 the log's default; the story passes a small one, so that
+    a segment is sealed and archived)."""
     pin = world.gateway_pin_file.relative_to(world.home)
     text = f"""# written by python -m siogw.demo
 [server]
@@ -320,6 +367,11 @@ key_file = "tls/server.key"
 uri = "{world.gateway_key_uri.split("?")[0]}"
 pin_source = "file:{pin}"
 certificate = "{world.gateway_cert.relative_to(world.home)}"
+
+[audit]
+signer_uri = "{world.audit_key_uri.split("?")[0]}"
+pin_source = "file:{pin}"
+segment_max_records = {segment_max_records}
 
 [trust]
 anchors = ["{world.ca_file.relative_to(world.home)}"]
@@ -352,13 +404,15 @@ def gateway_process(
     *,
     log_name: str = "gateway.log",
     started: list[subprocess.Popen[str]] | None = None,
+    segment_max_records: int = 0,
 ) -> Iterator[int]:
     """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound.
 
     ``started``, when given, receives the process (the bench reads its CPU time).
+    ``segment_max_records``: as :func:`write_gateway_config`.
     """
     need("server.app")
-    write_gateway_config(world, 0)
+    write_gateway_config(world, 0, segment_max_records=segment_max_records)
     env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
     log = open(world.home / log_name, "w")
     # SIOGW_GATEWAY_PROFILE=FILE runs the gateway under cProfile (bench diagnostics).
@@ -512,14 +566,15 @@ def story(home: Path, t: Transcript) -> None:
     analyst = world.people["analyst"]
     with t.step("Bootstrap the first operator (`siogw admin enroll-user`, on the database)"):
         need("server.cli")
-        write_gateway_config(world, 0)
+        write_gateway_config(world, 0, segment_max_records=DEMO_SEGMENT_RECORDS)
         t.say(bootstrap_operator(world, world.people["operator"]))
         t.say("the gateway loads the synthetic data of the 52 resources at start (seed_dataset)")
 
     with contextlib.ExitStack() as stack:
         port = 0
         with t.step("Start the gateway (`siogw serve`: gRPC + TLS, gateway key on SoftHSM)"):
-            port = stack.enter_context(gateway_process(world))
+            port = stack.enter_context(
+                gateway_process(world, segment_max_records=DEMO_SEGMENT_RECORDS))
             t.say(f"listening on 127.0.0.1:{port} (TLS name {TLS_NAME}); log in gateway.log")
             # Deferred: tests and the bench import this module for its helpers only.
             from clients.session import write_settings
@@ -533,14 +588,21 @@ def story(home: Path, t: Transcript) -> None:
         _story_online(world, port, client, analyst, t)
     with t.step("Gateway stopped; `siogw audit verify` walks the whole WORM archive offline"):
         need("audit.cli")
-        keys = world.home / "audit" / "archive" / "keys.json"
+        # The gateway's audit key is passed explicitly (not the archive's own keys.json).
+        assert world.audit_key_file is not None
+        sealed = sorted((world.home / "audit" / "archive").glob("seg-*.seal"))
+        t.say(f"segments of {DEMO_SEGMENT_RECORDS} records: {len(sealed)} sealed and "
+              "archived (gzip + signed seal), the rest in the live segment")
         proc = siogw_cmd(
-            world, "audit", "verify", str(world.home / "audit"), "--keys", str(keys), check=False
+            world, "audit", "verify", str(world.home / "audit"),
+            "--keys", str(world.audit_key_file), check=False,
         )
         for line in (proc.stdout + proc.stderr).strip().splitlines()[:3]:
             t.say(line)
         if proc.returncode != 0:
             raise RuntimeError(f"siogw audit verify exited {proc.returncode}")
+        if not sealed:
+            raise RuntimeError("the demo sealed no segment")
 
 
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
@@ -667,15 +729,37 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             raise RuntimeError("the export survived `siogw client shred`")
         t.say(f"`siogw client shred {export.name}`: overwritten, fsynced, unlinked")
 
-    with t.step("Audit: signed checkpoint, a receipt's inclusion proof verified offline"):
+    with t.step("Audit: a signed checkpoint covers a receipt; its inclusion proof verified"):
         need("audit.receipts")
-        cp = client.checkpoint()
-        t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…")
+        # Deferred: tests and the bench import this module for its helpers only.
+        from clients._common import verify_receipt
+
         receipt = outcomes[11].receipt if 11 in outcomes else None
         if receipt is None:
             raise RuntimeError("no receipt to prove")
-        size = client.prove_receipt(receipt)
-        t.say(f"receipt seq {receipt.seq} is in the signed tree of size {size}: verified")
+        cp = client.checkpoint()
+        proof = client.inclusion_proof(receipt.seq, cp.tree_size)
+        size = verify_receipt(receipt, proof, cp, [world.gateway_certificate().public_key()])
+        t.say(f"checkpoint: tree size {cp.tree_size}, root {cp.root_hash.hex()[:16]}…, "
+              f"signed by the audit key {cp.key_id[:16]}… (endorsed by the gateway key)")
+        t.say(f"receipt seq {receipt.seq} (tree size {receipt.tree_size}) is in the signed "
+              f"tree of size {size}: verified by the client library")
+        bundle = world.home / "receipt-bundle.json"
+        bundle.write_text(json.dumps({
+            "checkpoint": cp.signed_checkpoint.decode("utf-8"),
+            "receipt": {"origin": AUDIT_ORIGIN, "seq": receipt.seq,
+                        "leaf_hash": receipt.leaf_hash.hex()},
+            "proof": {"type": "inclusion", "leaf_index": proof.leaf_index,
+                      "tree_size": proof.tree_size, "hashes": [h.hex() for h in proof.hashes]},
+        }), encoding="utf-8")
+        assert world.audit_key_file is not None
+        proc = siogw_cmd(world, "audit", "prove", "--bundle", str(bundle),
+                         "--keys", str(world.audit_key_file), check=False)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        if proc.returncode != 0:
+            raise RuntimeError(f"siogw audit prove exited {proc.returncode}: {lines[:2]}")
+        t.say(f"siogw audit prove --bundle {bundle.name} --keys "
+              f"{world.audit_key_file.relative_to(world.home)}: {lines[0]}")
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
         # Deferred: tests and the bench import this module for its helpers only.

@@ -11,6 +11,7 @@ module                        owns
 :mod:`~server.store.sessions` logins, sessions, consents; the one read of every call
 :mod:`~server.store.requests` the replay guard (request ids claimed once)
 :mod:`~server.store.maintenance`  maintenance windows
+:mod:`~server.store.checkpoints` the audit log's signed checkpoints, outside its directory
 :mod:`~server.store.housekeeping` WAL checkpoints and pruning, in background threads
 :mod:`~server.store.base`     engine, transactions, the hot path's pinned connection
 :mod:`~server.store.errors`   :class:`StoreUnavailable` and the store's refusals
@@ -30,6 +31,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from server.store.certificates import CertificateStore
+from server.store.checkpoints import CheckpointStore
 from server.store.housekeeping import Housekeeping
 from server.store.maintenance import MaintenanceStore
 from server.store.requests import RequestStore
@@ -39,7 +41,7 @@ from server.store.users import UserStore
 
 
 class Store(CertificateStore, UserStore, SessionStore, RequestStore, MaintenanceStore,
-            Housekeeping):
+            CheckpointStore, Housekeeping):
     """The control-plane database (see the package docstring)."""
 
     def open(self) -> Store:

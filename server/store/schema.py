@@ -368,6 +368,25 @@ def _migration_3(conn: Connection) -> None:
             conn.exec_driver_sql(f"DROP TABLE {name}")
 
 
+# --- migration 4: the audit log's signed checkpoints, kept outside the log directory ------
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.String(200), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False, index=True),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    # The signed note exactly as the log signed it (a C2SP signed note, a few hundred
+    # bytes; bounded by ``server.store.checkpoints.MAX_NOTE_BYTES``).
+    sa.Column("note", sa.LargeBinary, nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _migration_4(conn: Connection) -> None:
+    audit_checkpoints.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one.
 MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (1, "initial control-plane schema", _migration_1),
@@ -377,6 +396,8 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (3, "one home: ops_users, ops_certificates and ops_maintenance moved into users, "
         "certificates (+ revocations) and maintenance, then dropped",
      _migration_3),
+    (4, "audit_checkpoints: the audit log's signed checkpoints, outside the log directory",
+     _migration_4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -12,16 +12,30 @@ class GetCheckpointRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("signed_checkpoint", "tree_size", "root_hash", "key_id")
+    __slots__ = ("signed_checkpoint", "tree_size", "root_hash", "key_id", "audit_key")
     SIGNED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_KEY_FIELD_NUMBER: _ClassVar[int]
     signed_checkpoint: bytes
     tree_size: int
     root_hash: bytes
     key_id: str
-    def __init__(self, signed_checkpoint: _Optional[bytes] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+    audit_key: AuditKeyEndorsement
+    def __init__(self, signed_checkpoint: _Optional[bytes] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., key_id: _Optional[str] = ..., audit_key: _Optional[_Union[AuditKeyEndorsement, _Mapping]] = ...) -> None: ...
+
+class AuditKeyEndorsement(_message.Message):
+    __slots__ = ("origin", "public_key_der", "signer_key_id", "signature")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_DER_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    public_key_der: bytes
+    signer_key_id: str
+    signature: bytes
+    def __init__(self, origin: _Optional[str] = ..., public_key_der: _Optional[bytes] = ..., signer_key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
     __slots__ = ("seq", "tree_size")

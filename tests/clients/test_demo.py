@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,22 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         "audit verify",
         "before: siogw verify analyst-query.dsse.json",
         "after: exit 4: siogw: error: revoked",
+        # issue 12: the audit key of its own, a checkpoint covering a receipt, a seal
+        "audit key (ed25519) generated",
+        "signed by the audit key",
+        "verified by the client library",
+        "siogw audit prove --bundle receipt-bundle.json --keys certs/audit-key.pem: OK",
+        "sealed and archived",
     ):
         assert line in out, f"missing {line!r} in transcript:\n{out}"
+    # the final verify, with the audit key given explicitly, covers every record: sealed
+    # segments and the live one (which a clean stop may have sealed too)
+    verified = re.search(r"OK: (\d+) sealed segments, (\d+) records \((\d+) unsealed\), "
+                         r"tree size (\d+)", out)
+    assert verified is not None, out
+    sealed, records, live, size = map(int, verified.groups())
+    assert sealed >= 1 and records == size > live
+    assert "trusting the archive" not in out.lower()
     assert (home / "audit").is_dir()
     assert not list(tmp_path.glob("*.json"))  # nothing exported into the cwd
 

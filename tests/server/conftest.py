@@ -80,8 +80,11 @@ def pg_test_url() -> tuple[str, Callable[[], None]]:
 
 
 # --- tokens and certificates ---------------------------------------------------------------
-def make_token_signer(store: Any, directory: Path, prefix: str, ca: Any = None) -> Any:
-    """A new SoftHSM token with an EC P-256 key; certified by ``ca`` when given."""
+def make_token_signer(
+    store: Any, directory: Path, prefix: str, ca: Any = None, *, key_type: str = "ec"
+) -> Any:
+    """A new SoftHSM token with an EC P-256 key (or ``key_type``, e.g. ``ed25519`` for an
+    audit key); certified by ``ca`` when given."""
     from signing.csr import build_csr
     from signing.pkcs11_signer import Pkcs11Signer
     from signing.pkcs11_token import Pkcs11Token
@@ -94,7 +97,7 @@ def make_token_signer(store: Any, directory: Path, prefix: str, ca: Any = None) 
     pin_file.chmod(0o600)
     store.init_token(label, so_pin, pin)
     source = f"file:{pin_file}"
-    Pkcs11Token(label, pin_source=source).generate_keypair("ec", "key")
+    Pkcs11Token(label, pin_source=source).generate_keypair(key_type, "key")
     uri = str(Pkcs11URI(token=label, object="key", type="private", pin_source=source))
     signer = Pkcs11Signer(uri)
     if ca is None:
@@ -322,7 +325,7 @@ def gateway(
     from audit import AuditLog
     from clients.biometric import SoftwareDeviceKey
     from server.admin import execute
-    from server.assembly import build_gateway
+    from server.assembly import build_gateway, keep_checkpoints
     from server.config import load_config
     from server.resources.dataset import seed_dataset
     from server.store import Store
@@ -363,7 +366,11 @@ def gateway(
     gw_signer = make_token_signer(softhsm_store, secrets_dir, "gateway", ca)
     store = Store(config.effective_database_url).open()
     seed_dataset(store.engine)
-    audit_log = AuditLog.open(home / "audit", gw_signer, "sio-gateway/test")
+    # The audit key is a key of its own (Ed25519, as SoftHSM has it); each checkpoint the
+    # log signs is also kept in the database (issue 12).
+    audit_signer = make_token_signer(softhsm_store, secrets_dir, "audit", key_type="ed25519")
+    audit_log = AuditLog.open(home / "audit", audit_signer, "sio-gateway/test",
+                              on_checkpoint=keep_checkpoints(store))
     gw = build_gateway(config, signer=gw_signer, store=store, audit_log=audit_log)
 
     users: dict[str, User] = {}

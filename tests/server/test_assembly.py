@@ -112,16 +112,17 @@ def test_run_server_stops_at_start_up_when_the_configuration_cannot_serve(
 ) -> None:
     """No port is served and no "retry on first use": ``run_server`` raises the one
     clear error the CLI prints."""
-    key = tmp_path / "gateway.key"
-    key.write_bytes(generate_software_key("ecdsa-p256-sha256").private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key, audit_key = tmp_path / "gateway.key", tmp_path / "audit.key"
+    for path, algorithm in ((key, "ecdsa-p256-sha256"), (audit_key, "ed25519")):
+        path.write_bytes(generate_software_key(algorithm).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
     config = load_config(tmp_path, env={}, overrides={
         "server": {"host": "127.0.0.1", "port": free}, "tls": {"enabled": False},
-        "signer": {"uri": f"file:{key}"}})
+        "signer": {"uri": f"file:{key}"}, "audit": {"signer_uri": f"file:{audit_key}"}})
     served: list[int] = []
 
     async def start() -> None:

@@ -30,12 +30,12 @@ def _siogw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _gateway_key_config(home: Path) -> SoftwareSigner:
-    """A siogw.toml whose gateway key is a software key file (the audit log's signer)."""
-    key = generate_software_key("ecdsa-p256-sha256")
-    (home / "gw.key").write_bytes(key.private_bytes(
+    """A siogw.toml whose audit key is a software key file (the audit log's signer)."""
+    key = generate_software_key("ed25519")
+    (home / "audit.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    (home / "siogw.toml").write_text(f'[signer]\nuri = "file:{home / "gw.key"}"\n')
+    (home / "siogw.toml").write_text(f'[audit]\nsigner_uri = "file:{home / "audit.key"}"\n')
     return SoftwareSigner(key)
 
 
@@ -118,12 +118,15 @@ def test_admin_changes_nothing_while_the_audit_log_is_held(tmp_path: Path) -> No
 def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     CertificateAuthority.init(tmp_path / "ca", "CN=Serve Root")
     key = generate_software_key("ecdsa-p256-sha256")
-    (tmp_path / "gw.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    audit_key = generate_software_key("ed25519")
+    for name, private in (("gw.key", key), ("audit.key", audit_key)):
+        (tmp_path / name).write_bytes(private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
     (tmp_path / "siogw.toml").write_text(
         '[server]\nseed_dataset = true\n'
         f'[signer]\nuri = "file:{tmp_path / "gw.key"}"\n'
+        f'[audit]\nsigner_uri = "file:{tmp_path / "audit.key"}"\n'
         f'[trust]\nanchors = ["{tmp_path / "ca" / "root.pem"}"]\n'
     )
     env = {**os.environ, "SIOGW_HOME": str(tmp_path)}

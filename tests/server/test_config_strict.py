@@ -62,10 +62,15 @@ def _home(tmp_path: Path, trust: str | None = None, extra: str = "") -> Path:
     (tmp_path / "gw.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
+    audit_key = generate_software_key("ed25519")
+    (tmp_path / "audit.key").write_bytes(audit_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
     if trust is None:
         trust = '[trust]\nanchors = ["ca/root.pem"]\ncrls = ["ca/crl.pem"]\n'
     (tmp_path / "siogw.toml").write_text(
-        f'[signer]\nuri = "file:{tmp_path / "gw.key"}"\n{trust}{extra}'
+        f'[signer]\nuri = "file:{tmp_path / "gw.key"}"\n'
+        f'[audit]\nsigner_uri = "file:{tmp_path / "audit.key"}"\n{trust}{extra}'
     )
     return tmp_path
 

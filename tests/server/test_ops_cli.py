@@ -24,11 +24,11 @@ from siogw_api.timeutil import now_utc
 from siogw_api.v1 import admin_pb2
 
 
-def _home(tmp_path: Path, signer_uri: str = "") -> Path:
+def _home(tmp_path: Path, audit_signer_uri: str = "") -> Path:
     ca = CertificateAuthority.init(tmp_path / "ca", "CN=CLI Ops Root")
     toml = '[trust]\nanchors = ["ca/root.pem"]\n'
-    if signer_uri:
-        toml += f'[signer]\nuri = "{signer_uri}"\n'
+    if audit_signer_uri:
+        toml += f'[audit]\nsigner_uri = "{audit_signer_uri}"\n'
     (tmp_path / "siogw.toml").write_text(toml)
     private = generate_software_key("ecdsa-p256-sha256")
     key = SoftwareSigner(private)
@@ -88,11 +88,11 @@ def test_offline_views(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "cora last review never OVERDUE" in out
     assert out.strip().endswith("1 controller(s) overdue")
-    # the report needs the gateway's signing key to record the read: a one-line error
+    # the report needs the audit key to record the read: a one-line error
     code = main(["admin", *home, "report", "--as", "cora"])
     err = capsys.readouterr().err
     assert code != 0 and err.startswith("siogw: error:") and len(err.strip().splitlines()) == 1
-    assert "signer.uri" in err
+    assert "audit.signer_uri" in err
     code = main(["admin", *home, "report", "--as", "nobody"])
     assert code != 0 and "no user 'nobody'" in capsys.readouterr().err
 

@@ -629,7 +629,7 @@ def test_workers_exit_when_the_log_host_dies_and_acknowledged_records_survive(
     world: demo.World, two_processes: None
 ) -> None:
     from audit import AuditLog
-    from server.assembly import AUDIT_ORIGIN, load_gateway_signer
+    from server.assembly import AUDIT_ORIGIN, load_audit_signer
 
     answered: list[c.QueryOutcome] = []
     with serve(world, "gw-kill-host.log") as gw:
@@ -677,7 +677,7 @@ def test_workers_exit_when_the_log_host_dies_and_acknowledged_records_survive(
     wait_for_no_process(world.home)
     # the log is opened again (recovery of the torn tail), then verified
     config = load_config(world.home, env={})
-    AuditLog.open(config.effective_audit_dir, load_gateway_signer(config), AUDIT_ORIGIN).close()
+    AuditLog.open(config.effective_audit_dir, load_audit_signer(config), AUDIT_ORIGIN).close()
     assert_logged_once(verified_log(world.home), answered)
 
 
