@@ -1097,7 +1097,6 @@ class AuditLog:
             except OSError as exc:
                 self._fail(f"cannot write the audit checkpoint: {exc}")
                 raise
-            self._latest = signed
             if self.witness_dir is not None:
                 try:
                     _write_file_durably(self.witness_dir / CHECKPOINT_FILE, note, FILE_MODE)
@@ -1112,6 +1111,7 @@ class AuditLog:
                     self._on_checkpoint(signed)
                 except Exception:
                     log.exception("audit: on_checkpoint callback failed")
+            self._latest = signed  # fully published
             return signed
 
     def _checkpoint_loop(self) -> None:
