@@ -36,7 +36,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from audit import AuditLog
+from audit import AuditConfig, AuditLog
 from audit.record import AuditRecord
 from server.admin import AdminServicer
 from server.audit_service import AuditServicer
@@ -171,7 +171,13 @@ def build_gateway(
                 seed_dataset(store.engine)
         signer = signer or load_gateway_signer(config)
         if audit is None and audit_log is None:
-            audit_log = AuditLog.open(config.effective_audit_dir, signer, AUDIT_ORIGIN)
+            audit_log = AuditLog.open(
+                config.effective_audit_dir, signer, AUDIT_ORIGIN,
+                AuditConfig(checkpoint_interval=config.audit.checkpoint_interval,
+                            seal_max_age=config.audit.seal_max_age,
+                            immutable_seals=config.audit.immutable_seals),
+                witness_dir=config.audit.witness_dir,
+            )
             own_log = True
         trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
         wiring: OpsWiring | None = None

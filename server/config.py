@@ -37,6 +37,12 @@ Example ``siogw.toml``::
     challenge_ttl_seconds = 120
     housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
 
+    [audit]
+    checkpoint_interval = 1.0         # seconds between signed checkpoints while records arrive
+    seal_max_age = 3600               # seal the live segment at least this often (seconds)
+    witness_dir = ""                  # also write each checkpoint here (outside audit_dir)
+    immutable_seals = false           # chattr +i sealed files (needs CAP_LINUX_IMMUTABLE)
+
     [policy]
     consent_version = "2026-1"
     consent_text = "..."
@@ -149,6 +155,36 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: checkpoints and seals of the WORM log (ADR 0003)."""
+
+    checkpoint_interval: float = 1.0
+    seal_max_age: float = 3600.0
+    witness_dir: Path | None = None
+    immutable_seals: bool = False
+
+
+def _audit(home: Path, raw: Mapping[str, Any]) -> AuditSettings:
+    known = {f.name for f in fields(AuditSettings)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown setting audit.{key}")
+    settings = AuditSettings(
+        checkpoint_interval=_coerce(raw.get("checkpoint_interval", 1.0), float,
+                                    "audit.checkpoint_interval"),
+        seal_max_age=_coerce(raw.get("seal_max_age", 3600.0), float, "audit.seal_max_age"),
+        witness_dir=_path(home, raw.get("witness_dir") or None, "audit.witness_dir"),
+        immutable_seals=_coerce(raw.get("immutable_seals", False), bool,
+                                "audit.immutable_seals"),
+    )
+    if not 0 < settings.checkpoint_interval <= 3600:
+        raise ConfigError("audit.checkpoint_interval must be in (0, 3600] seconds")
+    if not 0 < settings.seal_max_age <= 31 * 86400:
+        raise ConfigError("audit.seal_max_age must be in (0, 31 days] seconds")
+    return settings
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``siogw serve`` needs."""
 
@@ -172,6 +208,7 @@ class GatewayConfig:
     trust: TrustConfig = field(default_factory=TrustConfig)
     limits: Limits = field(default_factory=Limits)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -316,7 +353,7 @@ def load_config(
             raise ConfigError(f"cannot read {file}", detail=str(exc)) from exc
     sections = {
         name: _section(doc, name)
-        for name in ("server", "tls", "signer", "trust", "limits", "policy")
+        for name in ("server", "tls", "signer", "trust", "limits", "policy", "audit")
     }
     for var, (section, key) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
@@ -397,4 +434,5 @@ def load_config(
         trust=trust_cfg,
         limits=_limits(sections["limits"]),
         policy=policy_cfg,
+        audit=_audit(home_path, sections["audit"]),
     )
