@@ -22,7 +22,7 @@ Rolling and sealing: when the live segment reaches ``segment_max_records`` or
 clean stop (:meth:`AuditLog.close`), the writer *rolls* (starts the next live file, notes the tree
 size and root) and hands the full segment to the sealer thread, so appends never wait
 for compression or the signer. The sealer, strictly in order, signs the seal checkpoint,
-writes ``.log.gz`` (temp, fsync, rename, chmod 0444), writes ``.seal`` the same way,
+writes ``.log.gz`` (temp, fsync, rename, chmod 0400), writes ``.seal`` the same way,
 then removes the live file. A failing signer is retried; past ``seal_grace_seconds``
 the log fails closed. Recovery after a crash at any step: a ``.gz`` without ``.seal`` is
 discarded and the seal redone; a live file whose seal exists is checked against the
