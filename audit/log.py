@@ -406,7 +406,8 @@ class AuditLog:
         ``witness_dir``: a directory (outside the log directory) where every new
         checkpoint is also written, atomically, as ``checkpoint``; it must be writable.
         ``on_checkpoint(signed)`` is called with every new checkpoint, from the thread
-        that signed it, after it is on disk; its exceptions are logged, never raised.
+        that signed it, after it is on disk, under the publishing lock (keep it short:
+        checkpoints wait for it); its exceptions are logged, never raised.
 
         Recovery truncates a torn tail (keeping the cut bytes under ``torn/`` and
         recording an ``audit.recovered`` event), completes or redoes interrupted seals,
