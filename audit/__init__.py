@@ -16,12 +16,13 @@ Public API (what the server uses)::
     receipt = log.append_sync(record)            # same, blocking (threads, CLI)
     fut = log.submit(record)                     # concurrent.futures.Future[Receipt]
     log.checkpoint() -> SignedCheckpoint         # signed C2SP checkpoint of the current tree
+    log.latest_checkpoint -> SignedCheckpoint|None  # the newest published (timer, seal, stop)
     log.inclusion_proof(seq, tree_size=None) -> Proof
     log.consistency_proof(size1, size2=None) -> Proof
     log.proof_bundle(receipt) -> dict            # for ``siogw audit prove --bundle``
     log.health() -> Health                       # ok|degraded|failed|closed + reason
     log.seal_now(timeout=None)                   # roll and seal the live segment now
-    log.close()
+    log.close()                                  # seals the live segment, signs "stopped"
 
 ``append`` resolves only after the record is fsync'd (group commit: concurrent appends
 share one write and one fsync); ``Receipt`` = (origin, seq, leaf_hash, tree_size, time).

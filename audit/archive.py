@@ -11,7 +11,17 @@ The only module of the verifier that touches the file system; the formats it rea
 * :func:`verify_archive` walks a log directory and raises at the FIRST bad place.
 * :func:`iter_archive_records` and :func:`sealed_last_seq` read records and seals
   WITHOUT verifying them (indexing, catching up).
-* :func:`load_trusted_keys` reads key-history JSON files and PEM public keys.
+* :func:`load_trusted_keys` reads key-history JSON files and PEM public keys;
+  :func:`load_checkpoints` reads signed checkpoints (files or a witness directory).
+
+What is trusted: only ``trusted_keys`` (given from outside the archive). The archive's
+``keys.json`` is checked against them (an entry changed, a key cut, a signing key
+missing: error) unless the caller chose to trust it (``archive_keys_trusted``). Signed
+checkpoints the caller passes (kept outside the archive) and the log's own
+``root/checkpoint`` must all be reached by the records, with the same root at their
+size (so they are consistent with each other). Records past the newest checkpoint are
+a crash tail (a warning naming them); past a checkpoint marked ``stopped`` (a clean
+stop) they are an error.
 """
 
 from __future__ import annotations
@@ -50,10 +60,15 @@ from signing.note import (
     parse_checkpoint_body,
 )
 
+#: A checkpoint whose signature was checked, and where it came from (for messages).
+SourcedCheckpoint = tuple[Checkpoint, str]
+
 # --- archive layout -----------------------------------------------------------------------
 ARCHIVE_DIR = "archive"
 LIVE_DIR = "live"
 KEYS_FILE = "keys.json"
+CHECKPOINT_FILE = "checkpoint"  # the latest signed checkpoint (log root, witness dir)
+STOPPED_EXT = "stopped"  # extension line of the checkpoint signed at a clean stop
 LIVE_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log$")
 SEALED_SEGMENT_RE = re.compile(r"^seg-(\d{8})\.log\.gz$")
 SEAL_RE = re.compile(r"^seg-(\d{8})\.seal$")
@@ -80,6 +95,85 @@ def load_trusted_keys(paths: Sequence[str | os.PathLike[str]]) -> list[TrustedKe
     return keys
 
 
+def load_checkpoints(
+    paths: Sequence[str | os.PathLike[str]],
+    trusted_keys: Sequence[TrustedKey],
+) -> list[SourcedCheckpoint]:
+    """Open signed checkpoints: files, and in directories every ``checkpoint*`` file.
+
+    Each signature is checked against ``trusted_keys`` and the key history (the key
+    must have been the audit key at that tree size). A directory with no checkpoint
+    is an error: a witness that holds nothing proves nothing.
+    """
+    out: list[SourcedCheckpoint] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir()
+                           if f.name.startswith(CHECKPOINT_FILE) and not f.name.endswith(".tmp"))
+            if not files:
+                raise VerificationError("witness directory holds no checkpoint",
+                                        where=str(path))
+        else:
+            files = [path]
+        for f in files:
+            try:
+                note = f.read_bytes()
+            except OSError as exc:
+                raise VerificationError(f"cannot read checkpoint: {exc.strerror}",
+                                        where=str(f)) from exc
+            cp, key = open_checkpoint(note, trusted_keys, where=str(f))
+            if not key_valid_for(trusted_keys, key, cp.size):
+                raise CheckpointError(
+                    f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
+                    where=str(f))
+            out.append((cp, str(f)))
+    return out
+
+
+def check_key_history(
+    archive: Path, trusted_keys: Sequence[TrustedKey], signers: Iterable[str], size: int
+) -> list[TrustedKey]:
+    """Check the archive's ``keys.json`` against keys trusted from outside; return it.
+
+    Every archive entry must be a trusted key, with the same validity when the trusted
+    keys are a key history (changed); every key that signed a seal or checkpoint must
+    be in it, and so must every trusted history key that took over before ``size``
+    (cut or missing).
+    """
+    path = archive / KEYS_FILE
+    where = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CheckpointError("the archive's key history is missing", where=where) from exc
+    history = parse_key_history(data, where=where)
+    trusted = {k.key_id: k for k in trusted_keys}
+    names = {k.key_id for k in history}
+    for k in history:
+        t = trusted.get(k.key_id)
+        if t is None:
+            raise CheckpointError(f"key history names key {k.key_id[:16]} that is not "
+                                  "trusted", where=where)
+        if t.valid_from_time is not None and (
+            t.valid_from_size != k.valid_from_size or t.valid_from_time != k.valid_from_time
+        ):
+            raise CheckpointError(f"key history entry for {k.key_id[:16]} was changed",
+                                  where=where)
+    for key_id in signers:
+        if key_id not in names:
+            raise CheckpointError(f"key {key_id[:16]} signed the log but is missing from "
+                                  "its key history", where=where)
+    for t in trusted_keys:
+        if t.valid_from_time is not None and t.valid_from_size < size and (
+            t.key_id not in names
+        ):
+            raise CheckpointError(f"key history was cut: trusted key {t.key_id[:16]} "
+                                  f"(from tree size {t.valid_from_size}) is missing",
+                                  where=where)
+    return history
+
+
 @dataclass
 class ArchiveReport:
     """What :func:`verify_archive` checked."""
@@ -92,6 +186,11 @@ class ArchiveReport:
     last_seal: Seal | None = None
     live_records: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: The newest signed checkpoint the records were checked against, and its source.
+    latest_checkpoint: Checkpoint | None = None
+    latest_checkpoint_where: str = ""
+    #: Records past the newest checkpoint (a crash tail; an error after a clean stop).
+    unsigned_records: int = 0
 
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -101,7 +200,14 @@ def _sealed_content(path: str, strict: bool) -> SegmentContent:
     """gunzip + :func:`~audit.segments.check_segment_content`; locate damage in bad gzip."""
     raw = Path(path).read_bytes()
     try:
-        data = gzip.decompress(raw)
+        # One gzip member, nothing after it: gzip.decompress would skip trailing zero
+        # padding or read a second member, so bytes appended to the file went unseen.
+        inflater = zlib.decompressobj(31)
+        data = inflater.decompress(raw)
+        if not inflater.eof:
+            raise EOFError("compressed data ends before the end-of-stream marker")
+        if inflater.unused_data:
+            raise EOFError(f"{len(inflater.unused_data)} bytes after the compressed data")
     except (OSError, EOFError, zlib.error) as exc:
         problem = f"compressed segment is corrupt ({exc})"
         try:  # our writer emits a bare 10-byte gzip header (no name, mtime 0)
@@ -125,14 +231,16 @@ class _Walker:
     def __init__(self) -> None:
         self.tree = CompactRange()
         self.prev_time: _dt.datetime | None = None
-        self.anchor_size = -1
-        self.anchor_root: bytes | None = None
-        self.anchor_where = ""
+        self.anchor_sizes: set[int] = set()
+        self.anchor_roots: dict[int, tuple[bytes, str]] = {}
+        #: (first seq, file) of every segment consumed, to name where a seq lives
+        self.files: list[tuple[int, str]] = []
 
     def consume(self, c: SegmentContent, where: str, *, torn_ok: bool = False) -> None:
         """Continue the log with one segment's content; raise at its first bad place."""
         tree = self.tree
         expected = tree.size
+        self.files.append((expected, where))
         if c.count and c.first_seq != expected:
             raise SegmentError(
                 f"sequence gap or reorder: found seq {c.first_seq}, expected {expected}",
@@ -146,7 +254,7 @@ class _Walker:
         nodes = tree._nodes
         size = tree.size
         sha = hashlib.sha256
-        anchor_size = self.anchor_size
+        anchor_sizes = self.anchor_sizes
         leaves = c.leaves
         for off in range(0, len(leaves), HASH_SIZE):
             h = leaves[off : off + HASH_SIZE]
@@ -156,10 +264,9 @@ class _Walker:
                 index >>= 1
             nodes.append(h)
             size += 1
-            if size == anchor_size:
+            if size in anchor_sizes:
                 tree.size = size
-                self.anchor_root = tree.root()
-                self.anchor_where = where
+                self.anchor_roots[size] = (tree.root(), where)
         tree.size = size
         if c.count:
             self.prev_time = c.last_time
@@ -167,6 +274,14 @@ class _Walker:
             raise SegmentError(c.error, where=where, seq=size)
         if c.problem is not None and (c.complete_frame_bad or not torn_ok):
             raise SegmentError(c.problem, where=where, seq=size)
+
+    def file_of(self, seq: int, default: str) -> str:
+        """The segment file that holds (or would hold) ``seq``."""
+        found = default
+        for first, where in self.files:
+            if first <= seq:
+                found = where
+        return found
 
 
 def _times_equal(text: str, value: _dt.datetime | None) -> bool:
@@ -208,6 +323,8 @@ def verify_archive(
     anchor: Checkpoint | None = None,
     strict: bool = False,
     workers: int | None = None,
+    checkpoints: Sequence[SourcedCheckpoint] = (),
+    archive_keys_trusted: bool = True,
 ) -> ArchiveReport:
     """Verify a whole log directory; raise :class:`VerificationError` at the first bad place.
 
@@ -220,9 +337,16 @@ def verify_archive(
     segments (rolled ones awaiting their seal, then the current one) continue the same
     checks. ``progress(records, segments, name)`` is called after each segment.
 
-    ``anchor`` is a checkpoint obtained out of band (already signature-checked, e.g.
-    the newest one a client or auditor kept): the archive must reach its size and have
-    its root there, so records removed from the end are detected too.
+    ``anchor`` / ``checkpoints`` are checkpoints obtained out of band (already
+    signature-checked: :func:`load_checkpoints`), e.g. from a witness directory or the
+    gateway's database; the log root's own ``checkpoint`` file is added (required once
+    a segment is sealed). The records must reach each one's size with its root there,
+    so records removed from the end are detected too. Records past the newest are
+    counted in ``unsigned_records`` with a warning (a crash tail), or are an error when
+    it is marked ``stopped`` (nothing may follow a clean stop).
+
+    ``archive_keys_trusted=False`` (``trusted_keys`` come from outside): the archive's
+    ``keys.json`` is checked against them (:func:`check_key_history`).
 
     ``strict`` also parses and schema-checks every record and its canonical form
     (slower); by default seq and time are read from the canonical tail and all bytes
@@ -254,11 +378,27 @@ def verify_archive(
                 lives[int(m.group(1))] = p
     numbers = sorted(set(gz) | set(seals))
     walker = _Walker()
+    known: list[SourcedCheckpoint] = list(checkpoints)
+    signers: set[str] = set()
     if anchor is not None:
-        walker.anchor_size = anchor.size
-        if origin is not None and anchor.origin != origin:
-            raise CheckpointError("anchor checkpoint is for another log", where="anchor")
-        origin = anchor.origin
+        known.append((anchor, "anchor"))
+    own = root / CHECKPOINT_FILE
+    if archive != root and own.exists():
+        note = own.read_bytes()
+        cp, key = open_checkpoint(note, trusted_keys, origin=origin, where=str(own))
+        if not key_valid_for(trusted_keys, key, cp.size):
+            raise CheckpointError(
+                f"key {key.key_id[:16]} was not the audit key at tree size {cp.size}",
+                where=str(own))
+        known.append((cp, str(own)))
+        signers.add(key.key_id)
+    elif archive != root and seals:
+        raise CheckpointError("the log's checkpoint file is missing", where=str(own))
+    for cp, where in known:
+        if origin is not None and cp.origin != origin:
+            raise CheckpointError("checkpoint is for another log", where=where)
+        origin = cp.origin
+        walker.anchor_sizes.add(cp.size)
     prev_seal_hash = ZERO_HASH_HEX
     expected_number = 1
     contents = _sealed_contents([gz[n] for n in numbers if n in gz and n in seals],
@@ -300,6 +440,7 @@ def verify_archive(
                 )
             if seal.key_id != key.key_id:
                 raise CheckpointError("seal names a different key than signed it", where=sw)
+            signers.add(key.key_id)
             if seal.number != number:
                 raise CheckpointError(f"seal is for segment {seal.number}, not {number}",
                                       where=sw)
@@ -365,7 +506,8 @@ def verify_archive(
         walker.consume(content, str(path), torn_ok=is_last)
         if content.problem is not None:
             report.warnings.append(
-                f"{path.name}: {content.problem} (torn tail, unacknowledged)"
+                f"{path.name}: seq {walker.tree.size}: {content.problem} (torn tail left "
+                "by a crash; checked against the checkpoints below)"
             )
         if not content.count and not is_last:
             raise SegmentError("rolled segment has no records", where=str(path),
@@ -375,18 +517,44 @@ def verify_archive(
             progress(walker.tree.size, report.sealed_segments, path.name)
     report.tree_size = report.records = walker.tree.size
     report.root_hash = walker.tree.root()
-    if anchor is not None:
-        if walker.tree.size < anchor.size:
+    end = walker.tree.size
+    last_file = walker.files[-1][1] if walker.files else str(archive)
+    for cp, where in sorted(known, key=lambda k: k[0].size):
+        if end < cp.size:
             raise VerificationError(
-                f"archive ends at tree size {walker.tree.size} but the anchor checkpoint "
-                f"has size {anchor.size}: records are missing at the end",
-                where=str(archive), seq=walker.tree.size,
+                f"records end at tree size {end} but the checkpoint {where} has size "
+                f"{cp.size}: signed records are missing",
+                where=last_file, seq=end,
             )
-        root_at = EMPTY_ROOT if anchor.size == 0 else walker.anchor_root
-        if root_at != anchor.root_hash:
-            raise RootMismatch(root_at or b"", anchor.root_hash,
-                               what=f"root at anchor size {anchor.size} differs",
-                               where=walker.anchor_where or str(archive))
+        root_at, at_file = walker.anchor_roots.get(cp.size, (EMPTY_ROOT, str(archive)))
+        if root_at != cp.root_hash:
+            raise RootMismatch(root_at, cp.root_hash,
+                               what=f"root at tree size {cp.size} differs from the "
+                                    f"checkpoint {where}",
+                               where=at_file, seq=cp.size - 1 if cp.size else None)
+    if not archive_keys_trusted:
+        check_key_history(archive, trusted_keys, signers, end)
+    if known:
+        latest, latest_where = max(
+            known, key=lambda k: (k[0].size, STOPPED_EXT in k[0].extensions))
+        report.latest_checkpoint, report.latest_checkpoint_where = latest, latest_where
+        covered = latest.size
+    else:
+        latest, covered = None, report.sealed_size
+    report.unsigned_records = end - max(covered, report.sealed_size)
+    if report.unsigned_records > 0:
+        first = max(covered, report.sealed_size)
+        if latest is not None and STOPPED_EXT in latest.extensions:
+            raise VerificationError(
+                f"{report.unsigned_records} records after the clean stop at tree size "
+                f"{latest.size} ({latest_where}) are not covered by any signed checkpoint",
+                where=walker.file_of(first, last_file), seq=first,
+            )
+        report.warnings.append(
+            f"seq {first}..{end - 1}: {report.unsigned_records} records past the latest "
+            f"checkpoint (tree size {covered}) are not covered by a signature yet (a crash "
+            "tail: the log signs them when it is opened again)"
+        )
     return report
 
 

@@ -2,17 +2,21 @@
 
 Sub-commands (registered by :func:`register`)::
 
-    siogw audit verify ARCHIVE_DIR [--keys KEYS.json|PEM ...] [--origin O] [--checkpoint NOTE]
-                       [--db URL]
+    siogw audit verify ARCHIVE_DIR (--keys KEYS.json|PEM ... | --trust-archive-keys)
+                       [--origin O] [--checkpoint NOTE ...] [--witness DIR ...] [--db URL]
     siogw audit prove  (--bundle F | --checkpoint F --receipt F --proof F) --keys K ...
                        [--record F] [--old-checkpoint F --consistency F]
     siogw audit reindex --db URL ARCHIVE_DIR [--keys K ...] [--table-prefix P]
 
 ``verify`` prints progress to stderr on large archives and one summary line on success;
 on the first bad place it fails with one line naming the file, seq and check (exit 5).
-Without ``--keys`` it trusts the archive's own ``keys.json`` and says so on stderr.
-``--db URL`` reads the checkpoints the gateway kept in its database (:mod:`audit.stored`)
-and refuses an archive that does not reach the latest one.
+It needs keys kept outside the archive (``--keys``; the archive's ``keys.json`` is then
+checked against them); trusting the archive's own ``keys.json`` takes
+``--trust-archive-keys`` and the summary says so. Signed checkpoints kept outside the
+archive (``--checkpoint`` files, ``--witness`` directories, and with ``--db URL`` the
+checkpoints the gateway kept in its database, :mod:`audit.stored`) must all be reached
+by the records; records past the newest are reported as a crash tail, or fail after a
+clean stop. Other sources of checkpoints plug in through :func:`outside_checkpoints`.
 The verifier modules are pure and light; only ``reindex`` imports :mod:`audit.index`
 (SQLAlchemy), inside the command, so ``siogw --help`` and ``verify`` stay light.
 """
@@ -25,9 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from audit.archive import ARCHIVE_DIR, KEYS_FILE, load_trusted_keys, verify_archive
+from audit.archive import (
+    ARCHIVE_DIR,
+    KEYS_FILE,
+    SourcedCheckpoint,
+    load_checkpoints,
+    load_trusted_keys,
+    verify_archive,
+)
 from audit.receipts import verify_consistency_notes, verify_receipt
-from signing.note import open_checkpoint
 from siogw_api.errors import InputError
 
 
@@ -38,11 +48,13 @@ def register(subparsers: Any) -> None:
 
     v = sub.add_parser("verify", help="verify every segment, seal, chain and Merkle root")
     v.add_argument("archive", type=Path, help="log directory (or its archive/ directory)")
-    v.add_argument("--keys", nargs="+", type=Path, default=None,
-                   help="trusted audit keys: key-history JSON and/or PEM public keys")
+    _key_args(v)
     v.add_argument("--origin", default=None, help="expected log origin")
-    v.add_argument("--checkpoint", type=Path, default=None,
-                   help="a signed checkpoint kept out of band; the archive must reach it")
+    v.add_argument("--checkpoint", nargs="+", type=Path, default=None,
+                   help="signed checkpoints kept out of band; the archive must reach them")
+    v.add_argument("--witness", nargs="+", type=Path, default=None,
+                   help="witness directories; the archive must reach every checkpoint* "
+                        "file in them")
     v.add_argument("--db", dest="checkpoint_db", default=None, metavar="URL",
                    help="the gateway's database (SQLAlchemy URL): the archive must reach "
                         "the latest checkpoint stored there")
@@ -67,46 +79,66 @@ def register(subparsers: Any) -> None:
     r = sub.add_parser("reindex", help="rebuild the Reports index from the verified log")
     r.add_argument("archive", type=Path)
     r.add_argument("--db", required=True, help="SQLAlchemy URL")
-    r.add_argument("--keys", nargs="+", type=Path, default=None)
+    _key_args(r)
     r.add_argument("--table-prefix", default="", help="prefix for the index table name")
     r.set_defaults(func=_cmd_reindex)
 
 
+def _key_args(parser: Any) -> None:
+    parser.add_argument("--keys", nargs="+", type=Path, default=None,
+                        help="trusted audit keys kept outside the archive: key-history "
+                             "JSON and/or PEM public keys")
+    parser.add_argument("--trust-archive-keys", action="store_true",
+                        help="trust the archive's own keys.json instead (a wholly "
+                             "rewritten archive under a new key would pass)")
+
+
 def _keys(args: argparse.Namespace) -> list[Any]:
     if args.keys:
+        if args.trust_archive_keys:
+            raise InputError("give --keys or --trust-archive-keys, not both")
         return load_trusted_keys(args.keys)
+    if not args.trust_archive_keys:
+        raise InputError("give the trusted audit keys kept outside the archive (--keys), "
+                         "or --trust-archive-keys to trust the archive's own keys.json")
     root: Path = args.archive
     path = root / ARCHIVE_DIR / KEYS_FILE
     if not path.exists():
         path = root / KEYS_FILE
     if not path.exists():
-        raise InputError("no --keys given and the archive has no keys.json")
-    print(f"siogw: warning: trusting the archive's own key history {path}; "
-          "pass --keys to check against keys kept elsewhere", file=sys.stderr)
+        raise InputError("the archive has no keys.json to trust")
+    print(f"siogw: warning: trusting the archive's own key history {path} "
+          "(--trust-archive-keys)", file=sys.stderr)
     return load_trusted_keys([path])
 
 
-def _db_anchor(args: argparse.Namespace, keys: list[Any]) -> Any:
+def _db_anchor(args: argparse.Namespace, keys: list[Any]) -> list[SourcedCheckpoint]:
     """``--db URL``: the latest checkpoint kept in the gateway's database, after every
-    stored one was checked (:mod:`audit.stored`); None without ``--db``."""
+    stored one was checked (:mod:`audit.stored`); none without ``--db``."""
     url = getattr(args, "checkpoint_db", None)
     if url is None:
-        return None
+        return []
     # Deferred: audit.stored loads SQLAlchemy, needed by --db only.
     from audit.stored import latest_stored_checkpoint, read_stored_notes
 
     origin = getattr(args, "origin", None)
-    return latest_stored_checkpoint(read_stored_notes(url, origin), keys, origin)
+    return [(latest_stored_checkpoint(read_stored_notes(url, origin), keys, origin),
+             "database")]
+
+
+def outside_checkpoints(args: argparse.Namespace, keys: list[Any]) -> list[SourcedCheckpoint]:
+    """Signed checkpoints kept outside the archive that the records must reach."""
+    paths = list(getattr(args, "checkpoint", None) or ()) + list(
+        getattr(args, "witness", None) or ())
+    return load_checkpoints(paths, keys) + _db_anchor(args, keys)
 
 
 def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
-    anchor = None
-    if getattr(args, "checkpoint", None) is not None:
-        anchor, _ = open_checkpoint(args.checkpoint.read_bytes(), keys,
-                                    where=str(args.checkpoint))
-    stored = _db_anchor(args, keys)
-    if stored is not None and (anchor is None or stored.size > anchor.size):
-        anchor = stored  # the larger anchor; the archive must reach it
+    given = outside_checkpoints(args, keys)
+    if not given and not getattr(args, "quiet", False):
+        print("siogw: warning: no checkpoint kept outside the archive (--checkpoint, "
+              "--witness, --db): records cut from the end are detected only against the "
+              "log's own checkpoint file", file=sys.stderr)
     start = time.monotonic()
     last = [start]
     quiet = getattr(args, "quiet", False)
@@ -120,9 +152,10 @@ def _verify(args: argparse.Namespace, keys: list[Any]) -> Any:
             last[0] = now
 
     return verify_archive(args.archive, keys, origin=getattr(args, "origin", None),
-                          progress=progress, anchor=anchor,
+                          progress=progress, checkpoints=given,
                           strict=getattr(args, "strict", False),
-                          workers=getattr(args, "jobs", None))
+                          workers=getattr(args, "jobs", None),
+                          archive_keys_trusted=bool(args.trust_archive_keys))
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -130,9 +163,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = _verify(args, keys)
     for w in report.warnings:
         print(f"siogw: warning: {w}", file=sys.stderr)
+    latest = report.latest_checkpoint
+    covered = "no checkpoint" if latest is None else (
+        f"latest checkpoint tree size {latest.size}"
+        + (" (clean stop)" if "stopped" in latest.extensions else "")
+        + f" from {report.latest_checkpoint_where}")
+    trust = ("keys: the archive's own keys.json (--trust-archive-keys, NOT checked "
+             "against keys kept elsewhere)" if args.trust_archive_keys
+             else "keys: given with --keys; the archive's key history matches them")
     print(f"OK: {report.sealed_segments} sealed segments, {report.records} records "
-          f"({report.live_records} unsealed), tree size {report.tree_size}, "
-          f"root {report.root_hash.hex()}")
+          f"({report.live_records} unsealed, {report.unsigned_records} past the latest "
+          f"checkpoint), tree size {report.tree_size}, root {report.root_hash.hex()}; "
+          f"{covered}; {trust}")
     return 0
 
 

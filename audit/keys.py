@@ -55,8 +55,9 @@ def write_history(path: Path, origin: str, keys: list[TrustedKey]) -> None:
     doc = {"origin": origin, "keys": [_entry(k) for k in keys]}
     data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # confidential at rest, whatever the umask
         os.write(fd, data)
         os.fsync(fd)
     finally:

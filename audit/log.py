@@ -3,10 +3,11 @@
 Directory layout (``root`` is the directory given to :meth:`AuditLog.open`)::
 
     root/LOCK                      flock: one writer process at a time
+    root/checkpoint                the latest signed checkpoint (replaced atomically)
     root/live/seg-NNNNNNNN.log     the current segment (append only), plus any rolled
                                    segments still waiting for their seal
-    root/archive/seg-NNNNNNNN.log.gz   sealed segments, gzip (mtime 0), mode 0444
-    root/archive/seg-NNNNNNNN.seal     the signed seal checkpoint, mode 0444
+    root/archive/seg-NNNNNNNN.log.gz   sealed segments, gzip (mtime 0), mode 0400
+    root/archive/seg-NNNNNNNN.seal     the signed seal checkpoint, mode 0400
     root/archive/keys.json         audit key history (see :mod:`audit.keys`)
     root/tree/level-KK.bin         stored Merkle levels (derived, rebuildable)
     root/torn/                     bytes cut from a torn tail at recovery (evidence)
@@ -17,14 +18,32 @@ record is acknowledged only after its fsync. Any write error puts the log in the
 state: pending and later appends raise :class:`~audit.errors.AuditUnavailable`.
 
 Rolling and sealing: when the live segment reaches ``segment_max_records`` or
-``segment_max_bytes`` the writer *rolls* (starts the next live file, notes the tree
+``segment_max_bytes``, or its first record is ``seal_max_age`` seconds old, or at a
+clean stop (:meth:`AuditLog.close`), the writer *rolls* (starts the next live file, notes the tree
 size and root) and hands the full segment to the sealer thread, so appends never wait
 for compression or the signer. The sealer, strictly in order, signs the seal checkpoint,
-writes ``.log.gz`` (temp, fsync, rename, chmod 0444), writes ``.seal`` the same way,
+writes ``.log.gz`` (temp, fsync, rename, chmod 0400), writes ``.seal`` the same way,
 then removes the live file. A failing signer is retried; past ``seal_grace_seconds``
 the log fails closed. Recovery after a crash at any step: a ``.gz`` without ``.seal`` is
 discarded and the seal redone; a live file whose seal exists is checked against the
 seal's digest and removed; rolled-but-unsealed segments are queued for sealing again.
+
+Checkpoints: a checkpointer thread signs a plain C2SP checkpoint of the whole tree every
+``checkpoint_interval`` seconds while the tree grows (none while idle); the sealer signs
+one before every seal (so a seal never covers more than the latest checkpoint file);
+:meth:`AuditLog.close` signs a last one with the extension line ``stopped`` after
+sealing everything, and the next open signs one without it. Each is written atomically
+to ``root/checkpoint``, to ``witness_dir/checkpoint`` when a witness directory is given
+(a place outside the log directory a verifier trusts more), and handed to
+``on_checkpoint`` (e.g. to store it in a database); :attr:`AuditLog.latest_checkpoint`
+returns it. A crash can leave at most ``checkpoint_interval`` seconds of acknowledged
+records (and a torn frame) past the latest checkpoint; ``siogw audit verify`` reports
+them as such, while any record cut below a checkpoint it is given is an error.
+
+At rest: directories 0700, files 0600, sealed files 0400 (set explicitly, whatever the
+umask); with ``immutable_seals`` and CAP_LINUX_IMMUTABLE, sealed files also get the
+immutable attribute (``FS_IOC_SETFLAGS``); without the capability this is skipped and
+logged once.
 """
 
 from __future__ import annotations
@@ -40,20 +59,23 @@ import logging
 import os
 import queue
 import stat
+import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from audit.archive import (
     ARCHIVE_DIR,
+    CHECKPOINT_FILE,
     KEYS_FILE,
     LIVE_DIR,
     LIVE_SEGMENT_RE,
     SEAL_RE,
     SEALED_SEGMENT_RE,
+    STOPPED_EXT,
     seal_name,
     segment_name,
 )
@@ -88,6 +110,13 @@ class AuditConfig:
       closed.
     * ``seal_retry_seconds``: pause between sealing attempts while the signer fails.
     * ``queue_limit``: appends waiting for the writer; more raise ``AuditUnavailable``.
+    * ``checkpoint_interval``: while records arrive, a signed checkpoint of the whole
+      tree at least this often (seconds); none while idle.
+    * ``seal_max_age``: a live segment is sealed at the latest this many seconds after
+      its first record (and always at a clean stop), however small.
+    * ``immutable_seals``: also set the immutable attribute on sealed files (needs
+      CAP_LINUX_IMMUTABLE; skipped and logged once without it). Off by default so that
+      test and development trees stay removable; turn it on in production.
     """
 
     segment_max_records: int = 100_000
@@ -97,6 +126,9 @@ class AuditConfig:
     seal_grace_seconds: float = 300.0
     seal_retry_seconds: float = 5.0
     queue_limit: int = 100_000
+    checkpoint_interval: float = 1.0
+    seal_max_age: float = 3600.0
+    immutable_seals: bool = False
 
     def __post_init__(self) -> None:
         if self.segment_max_records < 1 or self.segment_max_bytes < 1024:
@@ -105,6 +137,10 @@ class AuditConfig:
             raise ConfigError("bad audit batch/record/queue limits")
         if self.seal_grace_seconds < 0 or self.seal_retry_seconds < 0:
             raise ConfigError("negative audit seal timing")
+        if not 0 < self.checkpoint_interval <= 3600:
+            raise ConfigError("audit checkpoint_interval must be in (0, 3600] seconds")
+        if not 0 < self.seal_max_age <= 31 * 86400:
+            raise ConfigError("audit seal_max_age must be in (0, 31 days] seconds")
 
 
 @dataclass(frozen=True)
@@ -150,6 +186,11 @@ class SignedCheckpoint:
 
     checkpoint: Checkpoint
     note: bytes
+
+    @property
+    def stopped(self) -> bool:
+        """Signed at a clean stop: nothing was appended after it (until the next open)."""
+        return STOPPED_EXT in self.checkpoint.extensions
 
 
 #: Called with each checkpoint the log signs (``AuditLog.open(on_checkpoint=...)``).
@@ -226,6 +267,41 @@ class _SealRequest:
         )
 
 
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+SEALED_MODE = 0o400
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_IMMUTABLE_FL = 0x10
+_immutable_warned = False
+
+
+def _set_immutable(path: Path) -> bool:
+    """Set the immutable attribute (needs CAP_LINUX_IMMUTABLE); False, logged once, if not."""
+    global _immutable_warned
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+        fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags | _FS_IMMUTABLE_FL))
+        return True
+    except OSError as exc:
+        if not _immutable_warned:
+            _immutable_warned = True
+            log.warning("audit: cannot make sealed files immutable (%s); relying on "
+                        "mode 0400 (see docs/usage.md for a WORM mount)", exc.strerror)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -234,10 +310,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file_durably(path: Path, data: bytes, mode: int = 0o444) -> None:
+def _write_file_durably(path: Path, data: bytes, mode: int = SEALED_MODE) -> None:
     """temp + write + fsync + rename + chmod + fsync(dir)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         view = memoryview(data)
         while view:
@@ -262,9 +338,25 @@ def _remove(path: Path) -> None:
 class AuditLog:
     """The WORM audit log. Build with :meth:`open`; see the package docstring."""
 
-    def __init__(self, root: Path, signer: Signer, origin: str, config: AuditConfig,
-                 on_checkpoint: CheckpointHook | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        signer: Signer,
+        origin: str,
+        config: AuditConfig,
+        witness_dir: Path | None = None,
+        on_checkpoint: Callable[[SignedCheckpoint], None] | None = None,
+    ) -> None:
         self.root = root
+        self.witness_dir = witness_dir
+        self._on_checkpoint = on_checkpoint
+        self._cp_lock = threading.Lock()  # serialises signing + publishing checkpoints
+        self._latest: SignedCheckpoint | None = None
+        self._cp_wakeup = threading.Event()
+        self._cp_stop = False
+        self._checkpointer: threading.Thread | None = None
+        self._witness_failing = False
+        self._live_started: float | None = None
         self.origin = origin
         self.config = config
         self._signer = signer
@@ -299,7 +391,6 @@ class AuditLog:
         self._live_first: tuple[int, str] | None = None
         self._last_time: _dt.datetime | None = None
         self._last_time_text = ""
-        self._checkpoint_cache: SignedCheckpoint | None = None
         self._thread: threading.Thread | None = None
         self._sealer: threading.Thread | None = None
 
@@ -312,9 +403,19 @@ class AuditLog:
         origin: str,
         config: AuditConfig | None = None,
         *,
-        on_checkpoint: CheckpointHook | None = None,
+        checkpoint_interval: float | None = None,
+        seal_max_age: float | None = None,
+        witness_dir: str | os.PathLike[str] | None = None,
+        on_checkpoint: Callable[[SignedCheckpoint], None] | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the log at ``directory`` and recover after a crash.
+
+        ``checkpoint_interval`` / ``seal_max_age`` override those of ``config``.
+        ``witness_dir``: a directory (outside the log directory) where every new
+        checkpoint is also written, atomically, as ``checkpoint``; it must be writable.
+        ``on_checkpoint(signed)`` is called with every new checkpoint, from the thread
+        that signed it, after it is on disk, under the publishing lock (keep it short:
+        checkpoints wait for it); its exceptions are logged, never raised.
 
         Recovery truncates a torn tail (keeping the cut bytes under ``torn/`` and
         recording an ``audit.recovered`` event), completes or redoes interrupted seals,
@@ -330,7 +431,13 @@ class AuditLog:
         if not origin or any(c.isspace() for c in origin) or "+" in origin:
             raise ConfigError(f"bad audit log origin {origin!r} (no spaces or '+')")
         root = Path(directory)
-        self = cls(root, signer, origin, config or AuditConfig(), on_checkpoint)
+        cfg = config or AuditConfig()
+        if checkpoint_interval is not None:
+            cfg = replace(cfg, checkpoint_interval=checkpoint_interval)
+        if seal_max_age is not None:
+            cfg = replace(cfg, seal_max_age=seal_max_age)
+        witness = None if witness_dir is None else Path(witness_dir)
+        self = cls(root, signer, origin, cfg, witness, on_checkpoint)
         try:
             self._open_locked()
         except BaseException:
@@ -341,8 +448,18 @@ class AuditLog:
 
     def _open_locked(self) -> None:
         for d in (self.root, self._archive, self._live_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            _make_dir(d)
+        if self.witness_dir is not None:
+            try:
+                self.witness_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            except OSError as exc:
+                raise ConfigError("audit witness directory cannot be created",
+                                  detail=str(self.witness_dir)) from exc
+            if not os.access(self.witness_dir, os.W_OK | os.X_OK):
+                raise ConfigError("audit witness directory is not writable",
+                                  detail=str(self.witness_dir))
+        self._lock_fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        os.fchmod(self._lock_fd, FILE_MODE)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -353,6 +470,7 @@ class AuditLog:
         self._keys, previous = ensure_current(
             self._archive / KEYS_FILE, self.origin, self._signer, self._sealed_size, now_text
         )
+        self._load_latest_checkpoint()
         for r in rolled:
             self._hand_to_sealer(r)
         self._sealer = threading.Thread(target=self._seal_loop, name="audit-sealer",
@@ -360,6 +478,9 @@ class AuditLog:
         self._sealer.start()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="audit-checkpointer", daemon=True)
+        self._checkpointer.start()
         for rec in recovered:
             self.append_sync(rec)
         if previous is not None:
@@ -377,12 +498,43 @@ class AuditLog:
                     },
                 )
             )
+        # Supersede a ``stopped`` checkpoint at once: the log is running again.
+        try:
+            self._publish()
+        except SiogwError as exc:
+            log.warning("audit: cannot sign the opening checkpoint (retried): %s",
+                        exc.diagnostics())
+            self._cp_wakeup.set()
+
+    def _load_latest_checkpoint(self) -> None:
+        """The last checkpoint this log wrote, if it still verifies (else ignored)."""
+        path = self.root / CHECKPOINT_FILE
+        try:
+            note = path.read_bytes()
+            cp, _ = open_checkpoint(note, self._keys, origin=self.origin, where=str(path))
+        except FileNotFoundError:
+            return
+        except (OSError, SiogwError) as exc:
+            log.warning("audit: ignoring unreadable %s: %s", path, exc)
+            return
+        if cp.size <= self._tree.size:
+            self._latest = SignedCheckpoint(cp, note)
 
     def _recover(self) -> tuple[list[AuditRecord], list[_Rolled]]:
         archive, live = self._archive, self._live_dir
         for p in list(archive.iterdir()) + list(live.iterdir()):
             if p.name.endswith(".tmp"):
                 _remove(p)
+        for p in list(archive.iterdir()) + list(live.iterdir()):
+            mode = SEALED_MODE if SEAL_RE.match(p.name) or SEALED_SEGMENT_RE.match(p.name) \
+                else FILE_MODE
+            try:
+                if stat.S_IMODE(p.stat().st_mode) != mode:
+                    os.chmod(p, mode)
+            except OSError:  # e.g. immutable: leave it
+                pass
+        if (self.root / "torn").is_dir():
+            _make_dir(self.root / "torn")
         seal_numbers = sorted(
             int(m.group(1)) for p in archive.iterdir() if (m := SEAL_RE.match(p.name))
         )
@@ -503,12 +655,12 @@ class AuditLog:
         if scan.problem is not None:
             cut = data[scan.good_length:]
             torn_dir = self.root / "torn"
-            torn_dir.mkdir(exist_ok=True)
+            _make_dir(torn_dir)
             if scan.good_length < len(MAGIC):
                 scan.good_length = 0
             if cut:
                 evidence = torn_dir / f"{path.name}.{scan.good_length}.{int(time.time())}"
-                _write_file_durably(evidence, cut, 0o444)
+                _write_file_durably(evidence, cut, SEALED_MODE)
             recovered.append(
                 AuditRecord(
                     actor="audit",
@@ -536,12 +688,14 @@ class AuditLog:
         self._live_fd = fd
         self._live_bytes = scan.good_length
         self._live_records = len(scan.bodies)
+        self._live_started = time.monotonic() if scan.bodies else None
         self._tree.append(leaves)
         return recovered
 
     def _new_live_file(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
+            os.fchmod(fd, FILE_MODE)
             os.write(fd, MAGIC)
             os.fsync(fd)
             _fsync_dir(path.parent)
@@ -552,6 +706,7 @@ class AuditLog:
         self._live_bytes = len(MAGIC)
         self._live_records = 0
         self._live_first = None
+        self._live_started = None
 
     # ------------------------------------------------------------------ appending
     def submit(self, record: AuditRecord) -> concurrent.futures.Future[Receipt]:
@@ -579,8 +734,14 @@ class AuditLog:
     def _run(self) -> None:
         q = self._queue
         while True:
-            first = q.get()
+            try:
+                first = q.get(timeout=self._seal_age_wait())
+            except queue.Empty:
+                if self._roll_due():
+                    self._roll()
+                continue
             if first is _STOP:
+                self._stop_roll()
                 break
             batch: list[_Pending] = []
             requests: list[_SealRequest] = []
@@ -611,6 +772,7 @@ class AuditLog:
                     last = self._last_rolled
                     req.done.set_result(last.done if last is not None else None)
             if stop:
+                self._stop_roll()
                 break
         # Fail whatever is still queued.
         while True:
@@ -622,6 +784,29 @@ class AuditLog:
                 item.done.set_exception(AuditClosed())
             elif isinstance(item, _Pending):
                 item.future.set_exception(AuditClosed())
+
+    def _seal_age_wait(self) -> float | None:
+        """Seconds until the live segment is due for sealing by age (None: no records)."""
+        started = self._live_started
+        if started is None or self._failed is not None:
+            return None
+        return max(0.0, started + self.config.seal_max_age - time.monotonic())
+
+    def _stop_roll(self) -> None:
+        """Clean stop: seal the live segment however small; leave no empty live file."""
+        if self._failed is not None or self._live_fd < 0:
+            return
+        if self._live_records:
+            self._roll(final=True)
+            return
+        os.close(self._live_fd)
+        self._live_fd = -1
+        path = self._live_dir / segment_name(self._live_number)
+        try:
+            path.unlink()
+            _fsync_dir(self._live_dir)
+        except OSError as exc:
+            log.warning("audit: cannot remove the empty live segment %s: %s", path, exc)
 
     def _batch_cap(self) -> int:
         """Batch size limit: never run a segment past its record limit in one batch."""
@@ -695,6 +880,7 @@ class AuditLog:
                 time_text = format_time(now)
                 if self._live_first is None:
                     self._live_first = (first_seq, time_text)
+                    self._live_started = time.monotonic()
                 self._last_time = now
                 self._last_time_text = time_text
                 size = self._tree.size
@@ -709,13 +895,19 @@ class AuditLog:
 
     # ------------------------------------------------------------------ rolling
     def _roll_due(self) -> bool:
+        started = self._live_started
         return self._live_records > 0 and (
             self._live_records >= self.config.segment_max_records
             or self._live_bytes >= self.config.segment_max_bytes
+            or (started is not None
+                and time.monotonic() - started >= self.config.seal_max_age)
         )
 
-    def _roll(self) -> None:
-        """Writer thread: start the next live segment, queue the full one for sealing."""
+    def _roll(self, final: bool = False) -> None:
+        """Writer thread: start the next live segment, queue the full one for sealing.
+
+        ``final`` (clean stop): no next live segment; the next open starts it.
+        """
         if self._failed is not None:
             return
         assert self._live_first is not None
@@ -732,11 +924,16 @@ class AuditLog:
                 done=concurrent.futures.Future(),
             )
         old_fd = self._live_fd
-        try:
-            self._new_live_file(self._live_dir / segment_name(number + 1))
-        except OSError as exc:
-            self._fail("cannot start a new audit segment", exc)
-            return
+        if final:
+            self._live_fd = -1
+            self._live_records = 0
+            self._live_started = None
+        else:
+            try:
+                self._new_live_file(self._live_dir / segment_name(number + 1))
+            except OSError as exc:
+                self._fail("cannot start a new audit segment", exc)
+                return
         os.close(old_fd)
         self._live_number = number + 1
         self._hand_to_sealer(rolled)
@@ -838,12 +1035,21 @@ class AuditLog:
         )
         note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
                                self._signer.algorithm)
-        if self._on_checkpoint is not None:
-            self._on_checkpoint(SignedCheckpoint(cp, note))
-        _write_file_durably(self._archive / (segment_name(r.number) + ".gz"),
-                            gzip.compress(data, compresslevel=6, mtime=0))
+        # The checkpoint file always reaches at least the newest seal.
+        self._publish()
+        if self._on_checkpoint is not None:  # the seal too is kept outside the log
+            try:
+                self._on_checkpoint(SignedCheckpoint(cp, note))
+            except Exception:
+                log.exception("audit: on_checkpoint callback failed")
+        gz_path = self._archive / (segment_name(r.number) + ".gz")
+        _write_file_durably(gz_path, gzip.compress(data, compresslevel=6, mtime=0))
         self._tree.sync()  # a seal on disk implies durable Merkle levels up to its size
-        _write_file_durably(self._archive / seal_name(r.number), note)
+        seal_path = self._archive / seal_name(r.number)
+        _write_file_durably(seal_path, note)
+        if self.config.immutable_seals:
+            _set_immutable(gz_path)
+            _set_immutable(seal_path)
         live_path.unlink()
         _fsync_dir(self._live_dir)
         with self._lock:
@@ -880,21 +1086,77 @@ class AuditLog:
 
     # ------------------------------------------------------------------ reading
     def checkpoint(self) -> SignedCheckpoint:
-        """A freshly signed checkpoint of the current tree (cached while unchanged)."""
-        with self._lock:
-            size, root = self._tree.size, self._tree.root()
-        cached = self._checkpoint_cache
-        if cached is not None and cached.checkpoint.size == size:
-            return cached
-        cp = Checkpoint(self.origin, size, root,
-                        (f"time {format_time(now_utc())}", f"key {self._signer.key_id}"))
-        note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
-                               self._signer.algorithm)
-        signed = SignedCheckpoint(cp, note)
-        if self._on_checkpoint is not None:
-            self._on_checkpoint(signed)
-        self._checkpoint_cache = signed
-        return signed
+        """A signed checkpoint of the current tree: the latest one, or a new one if the
+        tree grew since (published like the timed ones)."""
+        return self._publish()
+
+    @property
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest checkpoint published (file, witness, callback); None before any."""
+        return self._latest
+
+    def _publish(self, stopped: bool = False) -> SignedCheckpoint:
+        """Sign the current tree if it moved past the latest checkpoint, then publish it.
+
+        Order: sign, write ``root/checkpoint`` (an OSError fails the log closed), then
+        the witness copy (errors logged), then ``on_checkpoint``. Sizes never go down.
+        """
+        with self._cp_lock:
+            with self._lock:
+                size, root = self._tree.size, self._tree.root()
+            latest = self._latest
+            if latest is not None and not stopped and latest.checkpoint.size >= size and (
+                not latest.stopped or self._closed
+            ):
+                return latest
+            ext = [f"time {format_time(now_utc())}", f"key {self._signer.key_id}"]
+            if stopped:
+                ext.append(STOPPED_EXT)
+            cp = Checkpoint(self.origin, size, root, tuple(ext))
+            note = sign_checkpoint(cp, self._signer.sign, self._signer.public_key,
+                                   self._signer.algorithm)
+            signed = SignedCheckpoint(cp, note)
+            try:
+                _write_file_durably(self.root / CHECKPOINT_FILE, note, FILE_MODE)
+            except OSError as exc:
+                self._fail("cannot write the audit checkpoint", exc)
+                raise
+            if self.witness_dir is not None:
+                try:
+                    _write_file_durably(self.witness_dir / CHECKPOINT_FILE, note, FILE_MODE)
+                    self._witness_failing = False
+                except OSError as exc:
+                    if not self._witness_failing:
+                        log.error("audit: cannot write the witness checkpoint in %s: %s",
+                                  self.witness_dir, exc)
+                    self._witness_failing = True
+            if self._on_checkpoint is not None:
+                try:
+                    self._on_checkpoint(signed)
+                except Exception:
+                    log.exception("audit: on_checkpoint callback failed")
+            self._latest = signed  # fully published
+            return signed
+
+    def _checkpoint_loop(self) -> None:
+        """Checkpointer thread: every ``checkpoint_interval`` s, sign if the tree grew."""
+        interval = self.config.checkpoint_interval
+        while True:
+            self._cp_wakeup.wait(interval)
+            self._cp_wakeup.clear()
+            if self._cp_stop:
+                return
+            if self._failed is not None:
+                continue
+            latest = self._latest
+            if latest is not None and not latest.stopped and (
+                latest.checkpoint.size >= self.tree_size
+            ):
+                continue
+            try:
+                self._publish()
+            except (SiogwError, OSError) as exc:
+                log.warning("audit: checkpoint signing failed (retried): %s", exc)
 
     @property
     def tree_size(self) -> int:
@@ -965,15 +1227,21 @@ class AuditLog:
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
-        """Stop the writer (queued appends finish first), seal what was rolled, release.
+        """Clean stop: queued appends finish, the live segment is sealed (however small),
+        then a last checkpoint marked ``stopped`` is signed and published; release.
 
-        Rolled segments the signer cannot seal now stay in ``live/`` and are sealed at
-        the next open. The live tail is not sealed: the next open continues it.
+        Segments the signer cannot seal now stay in ``live/`` and are sealed at the next
+        open; the ``stopped`` checkpoint is then still attempted (it covers them).
         """
         if self._closed:
             return
         self._closed = True
         self._shutdown_threads()
+        if self._failed is None:
+            try:
+                self._publish(stopped=True)
+            except (SiogwError, OSError) as exc:
+                log.warning("audit: cannot sign the closing checkpoint: %s", exc)
         self._release()
 
     def _shutdown_threads(self) -> None:
@@ -986,6 +1254,11 @@ class AuditLog:
             self._seal_wakeup.set()
             self._sealer.join()
             self._sealer = None
+        if self._checkpointer is not None:
+            self._cp_stop = True
+            self._cp_wakeup.set()
+            self._checkpointer.join()
+            self._checkpointer = None
 
     def _release(self) -> None:
         if self._live_fd >= 0:

@@ -30,7 +30,8 @@ class TreeStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
         self._fds: dict[int, int] = {}
         self._pending: dict[int, list[tuple[int, bytes]]] = {}
         self._range = CompactRange(on_node=self._on_node)
@@ -40,7 +41,8 @@ class TreeStore:
         fd = self._fds.get(level)
         if fd is None:
             path = self.directory / f"level-{level:02d}.bin"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)
             self._fds[level] = fd
         return fd
 

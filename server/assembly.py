@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,10 +145,16 @@ def check_audit_signer(audit_signer: Signer, gateway_signer: Signer | None) -> N
 
 
 def audit_log_config(config: GatewayConfig) -> AuditConfig:
-    """The audit log's limits from ``[audit]`` (the log's defaults where unset)."""
-    if config.audit.segment_max_records:
-        return AuditConfig(segment_max_records=config.audit.segment_max_records)
-    return AuditConfig()
+    """The audit log's settings from ``[audit]`` (the log's defaults where unset)."""
+    audit = config.audit
+    base = AuditConfig()
+    return dataclasses.replace(
+        base,
+        segment_max_records=audit.segment_max_records or base.segment_max_records,
+        checkpoint_interval=audit.checkpoint_interval,
+        seal_max_age=audit.seal_max_age,
+        immutable_seals=audit.immutable_seals,
+    )
 
 
 def keep_checkpoints(store: Store) -> Callable[[SignedCheckpoint], None]:
@@ -252,6 +259,7 @@ def build_gateway(
             check_audit_signer(audit_signer, signer)
             audit_log = AuditLog.open(config.effective_audit_dir, audit_signer, AUDIT_ORIGIN,
                                       audit_log_config(config),
+                                      witness_dir=config.audit.witness_dir,
                                       on_checkpoint=keep_checkpoints(store))
             own_log = True
         wiring: OpsWiring | None = None

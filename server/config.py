@@ -32,6 +32,10 @@ Example ``siogw.toml``::
     signer_uri = "pkcs11:token=siogw-gateway;object=audit;type=private"
     pin_source = "file:secrets/gateway.pin"   # default: the [signer] pin_source
     segment_max_records = 0                   # seal a segment at N records; 0: 100,000
+    checkpoint_interval = 1.0                 # seconds between checkpoints while records arrive
+    seal_max_age = 3600                       # seal the live segment at least this often (s)
+    witness_dir = ""                          # also write each checkpoint here
+    immutable_seals = false                   # chattr +i sealed files (CAP_LINUX_IMMUTABLE)
 
     [trust]
     anchors = ["ca/root.pem"]
@@ -43,6 +47,7 @@ Example ``siogw.toml``::
     session_ttl_seconds = 900
     challenge_ttl_seconds = 120
     housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
+
 
     [policy]
     consent_version = "2026-1"
@@ -165,22 +170,6 @@ class SignerConfig:
 
 
 @dataclass(frozen=True)
-class AuditSettings:
-    """``[audit]``: the audit key and the segment size.
-
-    ``signer_uri`` names the audit key: it signs the audit log's checkpoints and seals
-    and nothing else, never the gateway's result key. ``pin_source`` defaults to the
-    ``[signer]`` one (the same token, another key). ``segment_max_records`` seals a
-    segment at that many records (0: the log's default, 100,000; the demo uses a few
-    dozen so that it seals and archives one).
-    """
-
-    signer_uri: str = ""
-    pin_source: str | None = None
-    segment_max_records: int = 0
-
-
-@dataclass(frozen=True)
 class TrustConfig:
     """Trust anchors (PEM files) and CRLs (PEM or DER files) for user certificates."""
 
@@ -194,6 +183,30 @@ class PolicyConfig:
 
     consent_version: str = DEFAULT_CONSENT_VERSION
     consent_text: str = DEFAULT_CONSENT_TEXT
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """``[audit]``: the audit key, and the checkpoints and seals of the WORM log (ADR 0003).
+
+    ``signer_uri`` names the audit key: it signs the audit log's checkpoints and seals
+    and nothing else, never the gateway's result key. ``pin_source`` defaults to the
+    ``[signer]`` one (the same token, another key). ``segment_max_records`` seals a
+    segment at that many records (0: the log's default, 100,000; the demo uses a few
+    dozen so that it seals and archives one). A checkpoint is signed every
+    ``checkpoint_interval`` seconds while records arrive, a segment sealed at the latest
+    ``seal_max_age`` seconds after its first record; ``witness_dir`` receives a copy of
+    every checkpoint; ``immutable_seals`` sets the immutable flag on sealed files (needs
+    CAP_LINUX_IMMUTABLE).
+    """
+
+    signer_uri: str = ""
+    pin_source: str | None = None
+    segment_max_records: int = 0
+    checkpoint_interval: float = 1.0
+    seal_max_age: float = 3600.0
+    witness_dir: Path | None = None
+    immutable_seals: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,10 +230,10 @@ class GatewayConfig:
     worker_threads: int = 0
     tls: TlsConfig = field(default_factory=TlsConfig)
     signer: SignerConfig = field(default_factory=SignerConfig)
-    audit: AuditSettings = field(default_factory=AuditSettings)
     trust: TrustConfig = field(default_factory=TrustConfig)
     limits: Limits = field(default_factory=Limits)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -406,7 +419,7 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
 
 
 def _audit(home: Path, raw: Mapping[str, Any], signer: SignerConfig) -> AuditSettings:
-    """``[audit]``: ``signer_uri``, ``pin_source``, ``segment_max_records``."""
+    """``[audit]`` (see :class:`AuditSettings`)."""
     pin_source = raw.get("pin_source") or None
     if isinstance(pin_source, str) and pin_source.startswith("file:"):
         pin_source = f"file:{_path(home, pin_source[len('file:'):], 'audit.pin_source')}"
@@ -414,12 +427,23 @@ def _audit(home: Path, raw: Mapping[str, Any], signer: SignerConfig) -> AuditSet
                                   "audit.segment_max_records")
     if segment_max_records < 0:
         raise ConfigError("audit.segment_max_records must be 0 (the default) or positive")
-    return AuditSettings(
+    settings = AuditSettings(
         signer_uri=_coerce(raw.get("signer_uri", ""), str, "audit.signer_uri"),
         pin_source=(_coerce(pin_source, str, "audit.pin_source") if pin_source
                     else signer.pin_source),
         segment_max_records=segment_max_records,
+        checkpoint_interval=_coerce(raw.get("checkpoint_interval", 1.0), float,
+                                    "audit.checkpoint_interval"),
+        seal_max_age=_coerce(raw.get("seal_max_age", 3600.0), float, "audit.seal_max_age"),
+        witness_dir=_path(home, raw.get("witness_dir") or None, "audit.witness_dir"),
+        immutable_seals=_coerce(raw.get("immutable_seals", False), bool,
+                                "audit.immutable_seals"),
     )
+    if not 0 < settings.checkpoint_interval <= 3600:
+        raise ConfigError("audit.checkpoint_interval must be in (0, 3600] seconds")
+    if not 0 < settings.seal_max_age <= 31 * 86400:
+        raise ConfigError("audit.seal_max_age must be in (0, 31 days] seconds")
+    return settings
 
 
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -24,13 +24,13 @@ def test_verify_ok_with_keys_and_pem(populated, tmp_path: Path, signer: Software
     log_dir, keys, _ = populated
     out = siogw("audit", "verify", str(log_dir), "--keys", str(keys))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("OK: 4 sealed segments, 23 records (3 unsealed)")
+    assert out.stdout.startswith("OK: 5 sealed segments, 23 records (0 unsealed")
     pem = tmp_path / "audit.pub.pem"
     pem.write_bytes(signer.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     out = siogw("audit", "verify", str(log_dir / "archive"), "--keys", str(pem))
     assert out.returncode == 0, out.stderr
-    assert "OK: 4 sealed segments, 20 records" in out.stdout
+    assert "OK: 5 sealed segments, 23 records" in out.stdout
     out = siogw("audit", "verify", str(log_dir), "--keys", str(keys), "--jobs", "2", "--strict")
     assert out.returncode == 0 and "23 records" in out.stdout, out.stderr
     script = Path(sys.executable).with_name("siogw")
@@ -39,8 +39,11 @@ def test_verify_ok_with_keys_and_pem(populated, tmp_path: Path, signer: Software
                               str(keys), "--jobs", "2"], capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0 and "23 records" in out.stdout, out.stderr
-    out = siogw("audit", "verify", str(log_dir))  # falls back to the archive's keys.json
+    out = siogw("audit", "verify", str(log_dir))  # no keys kept elsewhere: refused
+    assert out.returncode != 0 and "--trust-archive-keys" in out.stderr
+    out = siogw("audit", "verify", str(log_dir), "--trust-archive-keys")
     assert out.returncode == 0 and "trusting the archive's own key history" in out.stderr
+    assert "--trust-archive-keys, NOT checked" in out.stdout
 
 
 def test_verify_with_anchor_detects_missing_tail(populated, tmp_path: Path,
@@ -52,10 +55,14 @@ def test_verify_with_anchor_detects_missing_tail(populated, tmp_path: Path,
     lg.close()
     assert siogw("audit", "verify", str(log_dir), "--keys", str(keys),
                  "--checkpoint", str(anchor)).returncode == 0
-    (log_dir / "live" / "seg-00000005.log").unlink()  # the unsealed tail vanishes
-    out = siogw("audit", "verify", str(log_dir), "--keys", str(keys), "--checkpoint", str(anchor))
+    for name in ("archive/seg-00000005.log.gz", "archive/seg-00000005.seal", "checkpoint"):
+        (log_dir / name).chmod(0o600)
+        (log_dir / name).unlink()  # the newest segment and the log's checkpoint vanish
+    out = siogw("audit", "verify", str(log_dir / "archive"), "--keys", str(keys),
+                "--checkpoint", str(anchor))
     assert out.returncode == 5
-    assert "records are missing at the end" in out.stderr
+    assert "seq 20: records end at tree size 20" in out.stderr
+    assert "signed records are missing" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 

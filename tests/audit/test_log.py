@@ -19,6 +19,7 @@ import pytest
 from audit import AuditLog, AuditRecord, AuditUnavailable, MalformedRecord, verify_archive
 from audit.archive import iter_archive_records
 from audit.keys import read_history
+from audit.segments import MAGIC
 from signing import Signer
 from signing.errors import CheckpointError
 from signing.merkle import verify_consistency, verify_inclusion
@@ -57,9 +58,9 @@ def test_receipts_proofs_and_seals(open_log: Callable[..., AuditLog], tmp_path: 
                             progress=lambda r, s, name: seen.append((r, s, name)))
     assert report.tree_size == 60 and report.root_hash == cp2.root_hash
     assert seen[0] == (7, 1, "seg-00000001.log.gz") and seen[-1][0] == 60
-    assert len(seen) == report.sealed_segments + 1  # + the live segment
+    assert len(seen) == report.sealed_segments == 9  # sealed at close, no live tail
     for p in (tmp_path / "log" / "archive").glob("seg-*"):
-        assert stat.S_IMODE(p.stat().st_mode) == 0o444, p
+        assert stat.S_IMODE(p.stat().st_mode) == 0o400, p
     bodies = [b for b, _ in iter_archive_records(tmp_path / "log")]
     assert b'"time":"' in bodies[0] and b"+05:00" in bodies[0]
 
@@ -100,10 +101,9 @@ def test_torn_tail_is_truncated_and_recorded(
 ) -> None:
     lg = open_log()
     receipts = [lg.append_sync(rec(i)) for i in range(5)]
-    lg.close()
-    live = tmp_path / "log" / "live" / "seg-00000001.log"
-    with live.open("ab") as fh:
-        fh.write(b"\x00\x00\x01\x00garbage-torn")
+    lg.close()  # seals segment 1; a crash then leaves a torn start of segment 2
+    live = tmp_path / "log" / "live" / "seg-00000002.log"
+    live.write_bytes(MAGIC + b"\x00\x00\x01\x00garbage-torn")
     lg = open_log()
     assert lg.append_sync(rec(99)).seq == 6  # seq 5 is the audit.recovered record
     assert [lg.leaf_hash(r.seq) for r in receipts] == [r.leaf_hash for r in receipts]
@@ -124,8 +124,10 @@ def test_interrupted_seal_is_redone(open_log: Callable[..., AuditLog], tmp_path:
     live = tmp_path / "log" / "live" / "seg-00000001.log"
     # Crash after the .gz was written but before the seal.
     gz = tmp_path / "log" / "archive" / "seg-00000001.log.gz"
-    gz.write_bytes(gzip.compress(live.read_bytes(), mtime=0))
-    gz.chmod(0o444)
+    seal = tmp_path / "log" / "archive" / "seg-00000001.seal"
+    seal.chmod(0o600)
+    seal.unlink()
+    live.write_bytes(gzip.decompress(gz.read_bytes()))
     (tmp_path / "log" / "archive" / "seg-00000001.seal.tmp").write_bytes(b"partial")
     lg = open_log()
     saved = live.read_bytes()
@@ -139,7 +141,7 @@ def test_interrupted_seal_is_redone(open_log: Callable[..., AuditLog], tmp_path:
     keys = lg.trusted_keys()
     lg.close()
     report = verify_archive(tmp_path / "log", keys)
-    assert report.sealed_segments == 1 and report.tree_size == 5
+    assert report.sealed_segments == 2 and report.tree_size == 5  # 0-3, then 4 at close
 
 
 class FlakySigner(Signer):
@@ -313,9 +315,9 @@ def test_key_rotation_keeps_old_seals_valid(
     history = read_history(tmp_path / "log" / "archive" / "keys.json")
     assert [k.key_id for k in history] == [a.key_id, b.key_id]
     assert history[0].retired and not history[1].retired
-    assert history[1].valid_from_size == 4  # the last seal made with key a
+    assert history[1].valid_from_size == 6  # the last seal made with key a (at close)
     report = verify_archive(tmp_path / "log", history)
-    assert report.sealed_segments == 3
+    assert report.sealed_segments == 4  # 0-3, 4-5 (close); 6-9, 10-12 (close) under b
     rotated = [r for _, r in iter_archive_records(tmp_path / "log")
                if r.event == "audit.key_rotated"]
     assert rotated and rotated[0].details["previous_key_id"] == a.key_id

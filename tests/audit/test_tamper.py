@@ -1,7 +1,9 @@
 """Tamper matrix: each change to the archive is caught at the exact place it was made.
 
-The populated log has sealed segments 1-4 (seq 0-19, five each) and a live tail
-(seq 20-22). Segment 2 holds seq 5-9.
+The populated log was stopped cleanly: sealed segments 1-5 (seq 0-19, five each, then
+20-22), no live tail, its own ``checkpoint`` marked stopped at size 23. Segment 2 holds
+seq 5-9. The crashed log (``crashed`` fixture) has seals 1-4 and a live tail seq 20-22
+covered by its last checkpoint.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def remove_segment_file_only(d: Path) -> None:
 
 
 def remove_last_sealed_segment(d: Path) -> None:
-    for name in ("archive/seg-00000004.log.gz", "archive/seg-00000004.seal"):
+    for name in ("archive/seg-00000005.log.gz", "archive/seg-00000005.seal"):
         _writable(d / name)
         (d / name).unlink()
 
@@ -138,13 +140,6 @@ def edit_seal_body(d: Path) -> None:
     p.write_bytes(p.read_bytes().replace(b"seq 5 9", b"seq 5 8"))
 
 
-def flip_live_byte(d: Path) -> None:
-    p = d / "live/seg-00000005.log"
-    data = bytearray(p.read_bytes())
-    data[len(MAGIC) + 8 + 30] ^= 0x01  # inside seq 20
-    p.write_bytes(bytes(data))
-
-
 def time_backwards(d: Path) -> None:
     bodies = _frames(d)
     import re
@@ -165,13 +160,12 @@ CASES: list[tuple[str, Callable[[Path], None], str, int | None, str]] = [
     ("truncated mid-frame", truncate_mid_frame, SEG2, 9, "torn frame"),
     ("removed segment", remove_segment, SEG2, 5, "seg-00000002.log is missing"),
     ("removed segment file", remove_segment_file_only, SEG2, 5, "sealed segment file is missing"),
-    ("removed last segment", remove_last_sealed_segment, "live/seg-00000005.log", 15,
-     "unexpected live segment"),
+    ("removed last segment", remove_last_sealed_segment, "archive/seg-00000004.log.gz", 20,
+     "signed records are missing"),
     ("swapped seals", swap_seals, SEAL2, None, "seal is for segment 3, not 2"),
     ("seal re-signed with another key", resign_seal_other_key, SEAL2, None,
      "no signature from a trusted key"),
     ("seal body edited", edit_seal_body, SEAL2, None, "bad signature"),
-    ("flipped byte (live tail)", flip_live_byte, "live/seg-00000005.log", 20, "CRC mismatch"),
     ("time goes backwards", time_backwards, SEG2, 7, "record time goes backwards"),
 ]
 
