@@ -53,11 +53,12 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         assert line in out, f"missing {line!r} in transcript:\n{out}"
     # the final verify, with the audit key given explicitly, covers every record: sealed
     # segments and the live one (which a clean stop may have sealed too)
-    verified = re.search(r"OK: (\d+) sealed segments, (\d+) records \((\d+) unsealed\), "
+    verified = re.search(r"OK: (\d+) sealed segments, (\d+) records \((\d+) unsealed[^)]*\), "
                          r"tree size (\d+)", out)
     assert verified is not None, out
     sealed, records, live, size = map(int, verified.groups())
     assert sealed >= 1 and records == size > live
+    assert "latest checkpoint tree size" in out and "no checkpoint kept outside" not in out
     assert "trusting the archive" not in out.lower()
     assert (home / "audit").is_dir()
     assert not list(tmp_path.glob("*.json"))  # nothing exported into the cwd
