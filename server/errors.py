@@ -25,7 +25,7 @@ Choices worth knowing (also in docs/adr/0005-gateway.md):
 * an unknown resource -> ``NOT_FOUND``; a malformed IIN/BIN or envelope ->
   ``INVALID_ARGUMENT``;
 * maintenance, audit log down, database down, upstream down -> ``UNAVAILABLE``;
-* an oversized message -> ``RESOURCE_EXHAUSTED``;
+* an oversized message, too many logins begun -> ``RESOURCE_EXHAUSTED``;
 * anything unexpected -> ``INTERNAL`` with the request id (details are only logged).
 """
 
@@ -158,6 +158,12 @@ class MalformedRequest(InputError):
     reason_code = "MALFORMED_REQUEST"
 
 
+class RateLimited(PolicyError):
+    """Too many calls of this kind from this peer or for this user: try again later."""
+
+    reason_code = "RATE_LIMITED"
+
+
 class NotImplementedYet(SiogwError):
     """The gateway does not offer this operation in the current configuration."""
 
@@ -182,6 +188,7 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     UnderMaintenance: grpc.StatusCode.UNAVAILABLE,
     NotFound: grpc.StatusCode.NOT_FOUND,
     MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
     MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
