@@ -43,13 +43,14 @@ import uuid
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from grpc import aio
 
 from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.certcheck import parse_certificate
 from server.consent import consent_text, sign_consent
-from server.context import Gateway, der, envelope_json, token_hash
+from server.context import Gateway, envelope_json, token_hash
 from server.errors import (
     CertificateNotRegistered,
     FailedPrecondition,
@@ -131,7 +132,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         raw = bytes(request.certificate_der)
         if len(raw) > MAX_LOGIN_CERT_BYTES:
             raise InputError(f"certificate_der is larger than {MAX_LOGIN_CERT_BYTES} bytes")
-        cert_der = der(parse_certificate(raw))
+        # Not ``der()``: its cache is for certificates of the gateway's users; a caller's
+        # claim must not be remembered anywhere but in its (bounded) login row.
+        cert_der = parse_certificate(raw).public_bytes(serialization.Encoding.DER)
         info.cert_fingerprint = fingerprint(cert_der)
         if not self.peer_limit.allow(peer_host(info.peer)):
             raise RateLimited("too many logins begun from this address; try again later")

@@ -16,6 +16,10 @@ optional extension field per signature, ``cert``: the signer's X.509 certificate
 so that a verifier needs only the trust anchors. Unknown fields are ignored, as the spec
 requires.
 
+Embedded certificates are parsed (and rendered as PEM) once per distinct certificate, in
+two caches bounded in bytes, not entries (:class:`ByteBoundedCache`: 1 MiB each, nothing
+over 16 KiB of DER kept), so that no stream of distinct certificates can pin memory.
+
 This module does no I/O. Verification is delegated to an :class:`SignatureVerifier`
 (``signing.trust.CertificateVerifier`` for certificates chained to the trust store,
 ``signing.trust.PublicKeyVerifier`` for bare keys).
@@ -25,8 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -97,13 +102,76 @@ class EnvSig:
             ) from exc
 
 
-@functools.lru_cache(maxsize=1024)
-def _load_certificate(der: bytes) -> x509.Certificate:
-    """Parse an embedded certificate; the same signer's certificate is parsed once.
+class ByteBoundedCache:
+    """A thread-safe LRU of values derived from DER certificates, bounded in BYTES.
 
-    A parse failure raises and is not remembered.
+    The caches of this module remember what parsing an embedded certificate gives (the
+    certificate object, its PEM text), because every query's envelope repeats one of a
+    few user certificates. Bounded by entry count alone (as they were: 1,024 each), a
+    stream of distinct large certificates pinned ~0.6 GiB a process (issue 13, defect
+    10). Here every entry is charged ``cost`` bytes, an estimate of what it keeps alive
+    (key and value), the total never exceeds ``max_bytes`` (least recently used entries
+    are dropped first), and a value derived from more than ``max_der_bytes`` of DER is
+    computed but never kept. :attr:`bytes_used` is the cache's own accounting (what tests read).
     """
-    return x509.load_der_x509_certificate(der)
+
+    def __init__(self, max_bytes: int, max_der_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_der_bytes = max_der_bytes
+        self._entries: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> Any | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            self._entries.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: bytes, value: Any, cost: int) -> None:
+        if len(key) > self.max_der_bytes or cost > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._used -= old[1]
+            self._entries[key] = (value, cost)
+            self._used += cost
+            while self._used > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._used -= dropped
+
+    @property
+    def bytes_used(self) -> int:
+        return self._used
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._used = 0
+
+
+#: Parsed embedded certificates by DER. Each entry is charged twice its DER (the key,
+#: and the parsed object, which holds its own copy of the DER). 1 MiB in all; a
+#: certificate over 16 KiB of DER is parsed each time and never kept.
+CERTIFICATE_CACHE = ByteBoundedCache(max_bytes=1024 * 1024, max_der_bytes=16 * 1024)
+#: PEM text of embedded certificates by DER: charged DER + PEM length; 1 MiB in all.
+PEM_CACHE = ByteBoundedCache(max_bytes=1024 * 1024, max_der_bytes=16 * 1024)
+
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse an embedded certificate; the same signer's certificate is parsed once
+    (:data:`CERTIFICATE_CACHE`). A parse failure raises and is not remembered."""
+    cert = CERTIFICATE_CACHE.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        CERTIFICATE_CACHE.put(der, cert, 2 * len(der))
+    return cert
 
 
 @dataclass(frozen=True)
@@ -235,12 +303,16 @@ def _b64d(value: Any, where: str) -> bytes:
         raise MalformedEnvelope(f"{where} is not valid base64", detail=str(exc)) from exc
 
 
-@functools.lru_cache(maxsize=1024)
 def _pem_of(cert_der: bytes) -> str:
-    """PEM text of a DER certificate (cached: every query's envelope repeats one of a
-    few user certificates, and the audit record keeps the envelope as DSSE JSON)."""
-    cert = _load_certificate(cert_der)
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    """PEM text of a DER certificate (cached in :data:`PEM_CACHE`: every query's envelope
+    repeats one of a few user certificates, and the audit record keeps the envelope as
+    DSSE JSON)."""
+    pem = PEM_CACHE.get(cert_der)
+    if pem is None:
+        cert = _load_certificate(cert_der)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        PEM_CACHE.put(cert_der, pem, len(cert_der) + len(pem))
+    return pem
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

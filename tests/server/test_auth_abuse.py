@@ -20,8 +20,9 @@ from cryptography.x509.oid import NameOID
 
 from server.auth import MAX_LOGIN_CERT_BYTES, OFFERED_FACTORS
 from server.ratelimit import RateLimiter, peer_host
-from siogw_api.v1 import auth_pb2
-from tests.server.conftest import Harness, rpc_error
+from signing import dsse
+from siogw_api.v1 import auth_pb2, common_pb2, query_pb2
+from tests.server.conftest import Harness, bearer, rpc_error
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -174,3 +175,45 @@ def test_parallel_wrong_codes_compare_at_most_the_limit(gateway: Harness) -> Non
     assert login is not None and login.attempts <= limit and login.state == "locked"
     right = auth_pb2.CompleteLoginRequest(login_id=login_id, sms_code=code)
     assert rpc_error(lambda: gateway.auth.CompleteLogin(right))[:2] == (DENIED, "LOGIN_LOCKED")
+
+
+# --- defect 10: nothing parsed or cached for an unauthenticated caller -------------------
+def _caches(gw: Harness) -> tuple[int, int, int]:
+    return (dsse.CERTIFICATE_CACHE.bytes_used, dsse.PEM_CACHE.bytes_used,
+            gw.gateway.trust.cache.bytes_used)
+
+
+def test_unauthenticated_queries_leave_no_certificate_in_any_cache(gateway: Harness) -> None:
+    before = _caches(gateway)
+    for i in range(30):
+        env = common_pb2.Envelope(
+            payload_type=dsse.PAYLOAD_QUERY, payload=b"x",
+            signatures=[common_pb2.Signature(
+                keyid="0" * 64, sig=b"\x30\x00",
+                cert_der=self_signed_der(f"stranger{i}", padding=4000))],
+        )
+        code, _, _ = rpc_error(lambda env=env: gateway.query.Query(
+            query_pb2.QueryRequest(envelope=env), metadata=bearer("not-a-session")))
+        assert code == UNAUTH
+    assert _caches(gateway) == before
+
+
+def test_the_envelope_caches_are_bounded_in_bytes() -> None:
+    """Many distinct embedded certificates: the caches stay within their byte bounds."""
+    for i in range(200):
+        der = self_signed_der(f"signer{i}", padding=3000)
+        envelope = dsse.Envelope(
+            payload_type=dsse.PAYLOAD_QUERY, payload=b"x",
+            signatures=(dsse.EnvSig(keyid="", sig=b"s", cert_der=der),),
+        )
+        dsse.encode_envelope(envelope)
+        assert dsse.CERTIFICATE_CACHE.bytes_used <= dsse.CERTIFICATE_CACHE.max_bytes
+        assert dsse.PEM_CACHE.bytes_used <= dsse.PEM_CACHE.max_bytes
+    assert len(dsse.CERTIFICATE_CACHE) < 200
+    huge = self_signed_der("huge", padding=20_000)
+    before = len(dsse.PEM_CACHE)
+    dsse.encode_envelope(dsse.Envelope(
+        payload_type=dsse.PAYLOAD_QUERY, payload=b"x",
+        signatures=(dsse.EnvSig(keyid="", sig=b"s", cert_der=huge),)))
+    assert dsse.PEM_CACHE.get(huge) is None and dsse.CERTIFICATE_CACHE.get(huge) is None
+    assert len(dsse.PEM_CACHE) <= before
