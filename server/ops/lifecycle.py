@@ -13,7 +13,14 @@ basis, block kind, application).
   (:func:`server.store.users.set_status`), so the next call of any gateway process
   fails. A violation block appends a notice to the agency outbox
   (``ops_agency_outbox``), which the agency side reads.
-* Only the operator unblocks (§8).
+* Who may block or unblock whom is :data:`server.ops.roles.BLOCK_TARGETS` /
+  :data:`~server.ops.roles.UNBLOCK_TARGETS` (by actor's and target's role; a violation
+  block is lifted by the operator only), and :func:`check_status_change` adds what
+  needs the database, in the same transaction as the change: no one blocks themselves,
+  and the last active operator is never blocked (the active operators' rows are locked
+  first, so two operators blocking each other at once cannot both succeed). The
+  AdminService's store path (users without an operations record) runs the same check
+  (:func:`server.admin.execute`).
 """
 
 from __future__ import annotations
@@ -38,8 +45,15 @@ from server.ops.documents import (
     peek_payload,
     verify_document,
 )
-from server.ops.errors import Duplicate, InvalidDocument, InvalidState, NotFound, SignerMismatch
-from server.ops.roles import Action, Actor, Role, authorize
+from server.ops.errors import (
+    Duplicate,
+    InvalidDocument,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    SignerMismatch,
+)
+from server.ops.roles import Action, Actor, Role, authorize, authorize_status_change
 from server.store import schema as cp
 from server.store.users import set_status
 from signing.trust import TrustStore
@@ -109,6 +123,34 @@ class Notification:
     reason: str
     alert_id: int | None
     read_at: _dt.datetime | None
+
+
+def check_status_change(
+    conn: Connection, actor: Actor, user_id: str, *, block: bool
+) -> sa.Row[tuple[object, ...]]:
+    """The rules of who may block or unblock whom, in ``conn``'s transaction (module doc).
+
+    Returns the target's row; :class:`NotFound` for an unknown user,
+    :class:`PermissionDenied` for a change the rules refuse.
+    """
+    row = conn.execute(
+        sa.select(cp.users).where(cp.users.c.user_id == user_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {user_id!r}")
+    authorize_status_change(actor.role, row.role, block=block, block_kind=row.block_kind)
+    if block and actor.user_id == user_id:
+        raise PermissionDenied("a user may not block themselves")
+    if block and row.role == Role.OPERATOR and row.status == UserStatus.ACTIVE:
+        operators = conn.execute(
+            sa.select(cp.users.c.user_id).where(
+                cp.users.c.role == Role.OPERATOR.value,
+                cp.users.c.status == UserStatus.ACTIVE.value,
+            ).with_for_update()
+        ).scalars().all()
+        if not [u for u in operators if u != user_id]:
+            raise PermissionDenied("the last active operator may not be blocked")
+    return row
 
 
 def user_from_row(row: sa.Row[tuple[object, ...]]) -> UserRecord:
@@ -370,6 +412,7 @@ class LifecycleService:
         if not reason:
             raise InvalidDocument("blocking needs a reason")
         with self.ctx.tx() as conn:
+            check_status_change(conn, actor, user_id, block=True)
             return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
 
     def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
@@ -385,16 +428,14 @@ class LifecycleService:
         return True
 
     def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
-        """Only the operator unblocks (§8)."""
+        """Lift a block (the operator; the security officer within UNBLOCK_TARGETS)."""
         authorize(actor.role, Action.USER_UNBLOCK)
         reason = reason.strip()
         if not reason:
             raise InvalidDocument("unblocking needs a reason")
         now = self.ctx.now()
         with self.ctx.tx() as conn:
-            row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).first()
-            if row is None:
-                raise NotFound(f"no user {user_id!r}")
+            row = check_status_change(conn, actor, user_id, block=False)
             if row.status == UserStatus.ACTIVE.value:
                 raise InvalidState(f"user {user_id} is not blocked")
             set_status(conn, user_id, UserStatus.ACTIVE.value, reason[:1000], now=now)

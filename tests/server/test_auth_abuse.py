@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from server.auth import MAX_LOGIN_CERT_BYTES, OFFERED_FACTORS
 from server.ratelimit import RateLimiter, peer_host
 from signing import dsse
-from siogw_api.v1 import auth_pb2, common_pb2, query_pb2
+from siogw_api.v1 import admin_pb2, auth_pb2, common_pb2, query_pb2
 from tests.server.conftest import Harness, bearer, rpc_error
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -217,3 +217,20 @@ def test_the_envelope_caches_are_bounded_in_bytes() -> None:
         signatures=(dsse.EnvSig(keyid="", sig=b"s", cert_der=huge),)))
     assert dsse.PEM_CACHE.get(huge) is None and dsse.CERTIFICATE_CACHE.get(huge) is None
     assert len(dsse.PEM_CACHE) <= before
+
+
+# --- defect 12: who may block whom, on AdminService's store path too ----------------------
+def test_admin_service_keeps_the_rules_of_who_may_block_whom(gateway: Harness) -> None:
+    olga, sam = gateway.users["olga"], gateway.users["sam"]  # olga: the only operator
+    sam_token = gateway.session("sam", consent=False)
+    olga_token = gateway.session("olga", consent=False)
+    for actor, token, target, why in (
+        (sam, sam_token, "olga", "security_officer may not block"),
+        (olga, olga_token, "olga", "themselves"),
+    ):
+        req = gateway.admin_request(actor, block_user=admin_pb2.BlockUser(
+            user_id=target, reason="test"))
+        code, _, message = rpc_error(
+            lambda req=req, token=token: gateway.admin.Execute(req, metadata=bearer(token)))
+        assert code == DENIED and why in message
+        assert gateway.gateway.store.require_user("olga").active

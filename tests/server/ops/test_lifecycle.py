@@ -192,3 +192,57 @@ def test_outbox_read_marks(ops: Operations, people: Any, recorder: ListRecorder)
     assert recorder.of("ops.outbox.read")[0]["details"]["notification_id"] == notice.id
     with pytest.raises(PermissionDenied):
         ops.lifecycle.outbox(OPERATOR)
+
+
+# --- who may block whom (issue 13, defect 12; the table in docs/adr/0006) ----------------
+def test_a_controller_blocks_agency_users_only(ops: Operations, people: Any) -> None:
+    _user(ops, people("Bob"), "bob")
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    _user(ops, people("Sara"), "sara", role="security_officer")
+    _user(ops, people("Cora"), "cora", role="controller")
+    for target in ("oleg", "sara", "cora"):
+        with pytest.raises(PermissionDenied, match="controller may not block"):
+            ops.lifecycle.block(CONTROLLER, target, "violation", "x")
+        assert not ops.lifecycle.is_blocked(target)
+    assert ops.lifecycle.block(CONTROLLER, "bob", "violation", "x").blocked
+
+
+def test_the_security_officer_may_not_block_an_operator(ops: Operations, people: Any) -> None:
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    _user(ops, people("Oleg2"), "oleg2", role="operator")
+    with pytest.raises(PermissionDenied, match="security_officer may not block"):
+        ops.lifecycle.block(SECURITY, "oleg", "suspension", "lost key")
+    assert not ops.lifecycle.is_blocked("oleg")
+
+
+def test_the_security_officer_lifts_its_blocks_but_not_a_violation(
+    ops: Operations, people: Any
+) -> None:
+    _user(ops, people("Bob"), "bob")
+    _user(ops, people("Cora"), "cora", role="controller")
+    ops.lifecycle.block(SECURITY, "cora", "suspension", "lost key")
+    assert not ops.lifecycle.unblock(SECURITY, "cora", "new key issued").blocked
+    ops.lifecycle.block(CONTROLLER, "bob", "violation", "queries without task")
+    with pytest.raises(PermissionDenied, match="only an operator may lift a violation"):
+        ops.lifecycle.unblock(SECURITY, "bob", "sorry")
+    assert ops.lifecycle.is_blocked("bob")
+    assert not ops.lifecycle.unblock(OPERATOR, "bob", "order 9").blocked
+
+
+def test_the_last_active_operator_is_never_blocked(ops: Operations, people: Any) -> None:
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    with pytest.raises(PermissionDenied, match="last active operator"):
+        ops.lifecycle.block(OPERATOR, "oleg", "dismissal", "order 1")
+    assert not ops.lifecycle.is_blocked("oleg")
+    _user(ops, people("Oleg2"), "oleg2", role="operator")
+    assert ops.lifecycle.block(OPERATOR, "oleg", "dismissal", "order 1").blocked
+    with pytest.raises(PermissionDenied, match="last active operator"):
+        ops.lifecycle.block(OPERATOR, "oleg2", "dismissal", "order 2")
+    assert not ops.lifecycle.is_blocked("oleg2")
+
+
+def test_no_one_blocks_themselves(ops: Operations, people: Any) -> None:
+    _user(ops, people("Sam"), "sam", role="security_officer")
+    with pytest.raises(PermissionDenied, match="themselves"):
+        ops.lifecycle.block(SECURITY, "sam", "suspension", "x")
+    assert not ops.lifecycle.is_blocked("sam")
