@@ -38,6 +38,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.ops.errors import DocumentReplayed
 from server.ops.errors import NotFound as OpsNotFound
 from server.resources.errors import (
     UnknownResource,
@@ -192,6 +193,7 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
     MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
+    DocumentReplayed: grpc.StatusCode.ALREADY_EXISTS,
     UnknownUser: grpc.StatusCode.NOT_FOUND,
     DuplicateUser: grpc.StatusCode.ALREADY_EXISTS,
     UnknownResource: grpc.StatusCode.NOT_FOUND,

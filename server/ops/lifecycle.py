@@ -8,6 +8,9 @@ basis, block kind, application).
 * A transfer edit is a document the user signs (``application/vnd.siogw.transfer+json``)
   naming the new unit and post and the order's number and signing time; filed more
   than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
+  Each document counts once: filed again (the same signed payload, even re-signed) it
+  is refused with :class:`~server.ops.errors.DocumentReplayed` (``ALREADY_EXISTS``,
+  the first filing's id in ``original_id``).
 * Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
   status changes and the user's live sessions end in the same transaction
   (:func:`server.store.users.set_status`), so the next call of any gateway process
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from server.ops.documents import (
     verify_document,
 )
 from server.ops.errors import (
+    DocumentReplayed,
     Duplicate,
     InvalidDocument,
     InvalidState,
@@ -56,6 +61,7 @@ from server.ops.errors import (
 from server.ops.roles import Action, Actor, Role, authorize, authorize_status_change
 from server.store import schema as cp
 from server.store.users import set_status
+from signing.dsse import decode_envelope
 from signing.trust import TrustStore
 from siogw_api.timeutil import astana_iso
 
@@ -151,6 +157,25 @@ def check_status_change(
         if not [u for u in operators if u != user_id]:
             raise PermissionDenied("the last active operator may not be blocked")
     return row
+
+
+def _filed_transfer(conn: Connection, user_id: str, payload_sha256: str) -> str | None:
+    """The id of ``user_id``'s transfer edit whose signed payload has this SHA-256, if
+    one was filed (single use, issue 13 defect 13). The user's row is locked first, so
+    two filings of one document at once are serialised and the second one finds the
+    first. A re-signed copy of the same payload is the same edit; a user files few."""
+    conn.execute(
+        sa.select(cp.users.c.user_id).where(cp.users.c.user_id == user_id).with_for_update()
+    )
+    rows = conn.execute(
+        sa.select(s.transfers.c.id, s.transfers.c.envelope_json)
+        .where(s.transfers.c.user_id == user_id).order_by(s.transfers.c.received_at)
+    ).all()
+    for row in rows:
+        filed = hashlib.sha256(decode_envelope(bytes(row.envelope_json)).payload).hexdigest()
+        if filed == payload_sha256:
+            return str(row.id)
+    return None
 
 
 def user_from_row(row: sa.Row[tuple[object, ...]]) -> UserRecord:
@@ -321,8 +346,15 @@ class LifecycleService:
         if order_signed_at > received + ORDER_SKEW:
             raise InvalidDocument("the order's signing time is in the future")
         late = received - order_signed_at > TRANSFER_DEADLINE
+        digest = hashlib.sha256(decode_envelope(envelope_json).payload).hexdigest()
         edit_id = uuid.uuid4().hex
         with self.ctx.tx() as conn:
+            original = _filed_transfer(conn, claimed, digest)
+            if original is not None:
+                raise DocumentReplayed(
+                    f"this transfer edit was filed already, as transfer {original}",
+                    original_id=original,
+                )
             conn.execute(
                 s.transfers.insert().values(
                     id=edit_id, user_id=claimed, unit=unit, post=post, order_number=order_number,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+import grpc
 import pytest
 
+from server.errors import status_code_for
 from server.ops import (
     BlockKind,
     InvalidDocument,
@@ -16,6 +18,7 @@ from server.ops import (
     PermissionDenied,
     SignerMismatch,
 )
+from server.ops.errors import DocumentReplayed
 from server.store import Store
 from server.store.users import USER_BLOCKED
 from tests.server.ops.conftest import (
@@ -246,3 +249,27 @@ def test_no_one_blocks_themselves(ops: Operations, people: Any) -> None:
     with pytest.raises(PermissionDenied, match="themselves"):
         ops.lifecycle.block(SECURITY, "sam", "suspension", "x")
     assert not ops.lifecycle.is_blocked("sam")
+
+
+# --- transfer documents are single-use (issue 13, defect 13) ------------------------------
+def test_a_replayed_transfer_edit_is_refused_with_the_original_id(
+    ops: Operations, people: Any, clock: Clock, recorder: ListRecorder
+) -> None:
+    alice = people("Alice")
+    _user(ops, alice, "alice")
+    order = clock.now - _dt.timedelta(hours=1)
+    document = transfer(alice, "alice", order)
+    first = ops.lifecycle.file_transfer(document)
+    resigned = transfer(alice, "alice", order)  # the same payload, a fresh signature
+    assert resigned != document
+    for replay in (document, resigned):
+        with pytest.raises(DocumentReplayed) as caught:
+            ops.lifecycle.file_transfer(replay)
+        assert caught.value.original_id == first.id
+        assert first.id in caught.value.message
+        assert status_code_for(caught.value) == grpc.StatusCode.ALREADY_EXISTS
+    assert [t.id for t in ops.lifecycle.transfers(OPERATOR)] == [first.id]
+    assert len(recorder.of("ops.transfer.filed")) == 1
+    # Another edit (another order) is a new document.
+    other = ops.lifecycle.file_transfer(transfer(alice, "alice", order, order_number="ORD-18"))
+    assert other.id != first.id
