@@ -17,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.auth import MAX_LOGIN_CERT_BYTES, OFFERED_FACTORS
 from server.ratelimit import RateLimiter, peer_host
@@ -142,6 +144,29 @@ def test_rate_limiter_is_bounded_in_keys_and_fails_closed() -> None:
     now[0] = 61.0
     assert limiter.allow("c")  # stale keys evicted
     assert len(limiter) <= 2
+
+
+@given(st.text(max_size=80))
+def test_peer_host_never_fails_and_keeps_a_prefix(peer: str) -> None:
+    host = peer_host(peer)
+    assert peer.startswith(host) and (host or not peer)
+
+
+@given(st.lists(st.sampled_from("abcdefgh"), max_size=60),
+       st.lists(st.floats(0, 200), max_size=60))
+def test_rate_limiter_never_allows_more_than_the_limit_in_a_window(
+    keys: list[str], steps: list[float]
+) -> None:
+    now = [0.0]
+    limiter = RateLimiter(3, 10.0, max_keys=4, clock=lambda: now[0])
+    allowed: dict[str, list[float]] = {}
+    for key, step in zip(keys, steps + [0.0] * len(keys), strict=False):
+        now[0] += step / 20
+        if limiter.allow(key):
+            allowed.setdefault(key, []).append(now[0])
+        times = [t for t in allowed.get(key, []) if t > now[0] - 10.0]
+        assert len(times) <= 3
+        assert len(limiter) <= 4
 
 
 def test_peer_host_drops_the_port() -> None:
