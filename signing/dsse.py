@@ -17,8 +17,9 @@ so that a verifier needs only the trust anchors. Unknown fields are ignored, as 
 requires.
 
 Embedded certificates are parsed (and rendered as PEM) once per distinct certificate, in
-two caches bounded in bytes, not entries (:class:`ByteBoundedCache`: 1 MiB each, nothing
-over 16 KiB of DER kept), so that no stream of distinct certificates can pin memory.
+two caches bounded in bytes, not entries (:class:`signing.bytecache.ByteBoundedCache`:
+1 MiB each, nothing over 16 KiB of DER kept), so that no stream of distinct
+certificates can pin memory.
 
 This module does no I/O. Verification is delegated to an :class:`SignatureVerifier`
 (``signing.trust.CertificateVerifier`` for certificates chained to the trust store,
@@ -30,8 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from signing.api import PublicKey, Signer, certificate_der, key_id_for
+from signing.bytecache import ByteBoundedCache
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
 from siogw_api.errors import InputError, TrustError
 
@@ -102,60 +102,6 @@ class EnvSig:
             ) from exc
 
 
-class ByteBoundedCache:
-    """A thread-safe LRU of values derived from DER certificates, bounded in BYTES.
-
-    The caches of this module remember what parsing an embedded certificate gives (the
-    certificate object, its PEM text), because every query's envelope repeats one of a
-    few user certificates. Bounded by entry count alone (as they were: 1,024 each), a
-    stream of distinct large certificates pinned ~0.6 GiB a process (issue 13, defect
-    10). Here every entry is charged ``cost`` bytes, an estimate of what it keeps alive
-    (key and value), the total never exceeds ``max_bytes`` (least recently used entries
-    are dropped first), and a value derived from more than ``max_der_bytes`` of DER is
-    computed but never kept. :attr:`bytes_used` is the cache's own accounting (what tests read).
-    """
-
-    def __init__(self, max_bytes: int, max_der_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.max_der_bytes = max_der_bytes
-        self._entries: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> Any | None:
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is None:
-                return None
-            self._entries.move_to_end(key)
-            return hit[0]
-
-    def put(self, key: bytes, value: Any, cost: int) -> None:
-        if len(key) > self.max_der_bytes or cost > self.max_bytes:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._used -= old[1]
-            self._entries[key] = (value, cost)
-            self._used += cost
-            while self._used > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._used -= dropped
-
-    @property
-    def bytes_used(self) -> int:
-        return self._used
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._used = 0
-
-
 #: Parsed embedded certificates by DER. Each entry is charged twice its DER (the key,
 #: and the parsed object, which holds its own copy of the DER). 1 MiB in all; a
 #: certificate over 16 KiB of DER is parsed each time and never kept.
@@ -170,7 +116,7 @@ def _load_certificate(der: bytes) -> x509.Certificate:
     cert = CERTIFICATE_CACHE.get(der)
     if cert is None:
         cert = x509.load_der_x509_certificate(der)
-        CERTIFICATE_CACHE.put(der, cert, 2 * len(der))
+        CERTIFICATE_CACHE.put(der, cert, cost=2 * len(der), der_bytes=len(der))
     return cert
 
 
@@ -311,7 +257,7 @@ def _pem_of(cert_der: bytes) -> str:
     if pem is None:
         cert = _load_certificate(cert_der)
         pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-        PEM_CACHE.put(cert_der, pem, len(cert_der) + len(pem))
+        PEM_CACHE.put(cert_der, pem, cost=len(cert_der) + len(pem), der_bytes=len(cert_der))
     return pem
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from server.auth import MAX_LOGIN_CERT_BYTES, OFFERED_FACTORS
 from server.ratelimit import RateLimiter, peer_host
 from signing import dsse
+from signing.api import CERTIFICATE_FACTS, certificate_key_id, key_id_for
 from siogw_api.v1 import admin_pb2, auth_pb2, common_pb2, query_pb2
 from tests.server.conftest import Harness, bearer, rpc_error
 
@@ -203,9 +204,9 @@ def test_parallel_wrong_codes_compare_at_most_the_limit(gateway: Harness) -> Non
 
 
 # --- defect 10: nothing parsed or cached for an unauthenticated caller -------------------
-def _caches(gw: Harness) -> tuple[int, int, int]:
+def _caches(gw: Harness) -> tuple[int, int, int, int]:
     return (dsse.CERTIFICATE_CACHE.bytes_used, dsse.PEM_CACHE.bytes_used,
-            gw.gateway.trust.cache.bytes_used)
+            CERTIFICATE_FACTS.bytes_used, gw.gateway.trust.cache.bytes_used)
 
 
 def test_unauthenticated_queries_leave_no_certificate_in_any_cache(gateway: Harness) -> None:
@@ -232,8 +233,11 @@ def test_the_envelope_caches_are_bounded_in_bytes() -> None:
             signatures=(dsse.EnvSig(keyid="", sig=b"s", cert_der=der),),
         )
         dsse.encode_envelope(envelope)
-        assert dsse.CERTIFICATE_CACHE.bytes_used <= dsse.CERTIFICATE_CACHE.max_bytes
-        assert dsse.PEM_CACHE.bytes_used <= dsse.PEM_CACHE.max_bytes
+        cert = envelope.signatures[0].certificate
+        assert cert is not None
+        assert certificate_key_id(cert) == key_id_for(cert.public_key())  # type: ignore[arg-type]
+        for cache in (dsse.CERTIFICATE_CACHE, dsse.PEM_CACHE, CERTIFICATE_FACTS):
+            assert cache.bytes_used <= cache.max_bytes
     assert len(dsse.CERTIFICATE_CACHE) < 200
     huge = self_signed_der("huge", padding=20_000)
     before = len(dsse.PEM_CACHE)
