@@ -41,7 +41,7 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy siogw signing audit softhsm clients server
+	$(VENV)/bin/mypy siogw siogw_api signing audit softhsm clients server
 
 bench: setup
 	$(PY) bench/sign.py

@@ -15,6 +15,14 @@ A record on disk (and the leaf of the Merkle tree) is **canonical JSON**, UTF-8:
 * ``payload`` is standard base64 (with padding) of the optional raw bytes, or null.
 
 The leaf hash of a record is ``SHA-256(0x00 || canonical bytes)`` (RFC 9162 §2.1.1).
+
+A request envelope is kept in ``payload`` as its raw bytes -- the deterministic protobuf
+encoding of the ``siogw.v1.Envelope`` received -- base64 once, never re-escaped as JSON:
+a record grows with the request by 4/3 and no more, so every request the gateway accepts
+yields a record under the log's ``max_record_bytes``. When something cannot be kept
+whole (a refusal of an oversized call), :func:`keep_bytes` keeps its SHA-256, its size
+and its first bytes instead (details ``payload_sha256``, ``payload_bytes``,
+``payload_truncated``).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import base64
 import binascii
 import datetime as _dt
 import enum
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,8 +76,8 @@ class AuditRecord:
 
     Conventional ``details`` keys (the index picks them up): ``resource``, ``basis``,
     ``task``, ``request_id``, ``reason`` (refusals), ``result_sha256`` and
-    ``result_summary`` (queries). For a query, ``payload`` is the signed request
-    envelope bytes exactly as received.
+    ``result_summary`` (queries). For a call with a signed request envelope,
+    ``payload`` is the deterministic protobuf bytes of that ``siogw.v1.Envelope``.
     """
 
     actor: str
@@ -145,6 +154,30 @@ def _check_json(value: Any, path: str) -> None:
             _check_json(v, f"{path}.{k}")
         return
     raise MalformedRecord(f"{path}: unsupported type {type(value).__name__}")
+
+
+def keep_bytes(data: bytes, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """What a record keeps of ``data`` within ``limit`` bytes, and the details that say so.
+
+    ``data`` itself and no details when it fits; otherwise its first ``limit`` bytes and
+    ``{"payload_sha256": <hex>, "payload_bytes": <size>, "payload_truncated": True}``.
+    """
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    if len(data) <= limit:
+        return bytes(data), {}
+    return bytes(data[:limit]), {
+        "payload_sha256": hashlib.sha256(data).hexdigest(),
+        "payload_bytes": len(data),
+        "payload_truncated": True,
+    }
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters (with a marker when cut)."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "\u2026"
 
 
 def canonical_json(obj: Any) -> bytes:

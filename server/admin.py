@@ -5,8 +5,11 @@ The request is a DSSE envelope (``application/vnd.siogw.admin+protobuf``) over a
 ``AdminCommand``, signed by the session's certificate, from a session whose user has a
 role allowed for the command (:data:`COMMAND_ROLES`). The command's ``request_id`` is
 claimed like a query's (replay -> ``ALREADY_EXISTS``) and ``created_at`` must be within
-the clock-skew window. Every executed command is recorded (``event="admin"``) with the
-signed envelope; refusals are recorded by the interceptor.
+the clock-skew window. Every command is written ahead (:mod:`server.writeahead`): the
+request record (``event="admin"``, ``outcome="requested"``, the signed envelope) is durable
+before the request id is claimed or anything changes, and the outcome record
+(``outcome="success"``, ``request_seq``) follows the effect; a refusal after the request
+record is recorded by the interceptor and names it by ``request_seq``.
 
 Effects are immediate: blocking a user or revoking a certificate ends live sessions at
 once (the next call of that session fails), a published maintenance window updates
@@ -24,7 +27,8 @@ events); users enrolled by EnrollUser or ``siogw admin`` keep the store's comman
 Both write the same rows (one table per fact, :mod:`server.store`), so ``ListUsers`` and
 ``ListCertificates`` list every enrolled user and registered certificate.
 
-The applicant RPCs need no session: ``FileApplication`` takes the signed application;
+The applicant RPCs need no session: ``FileApplication`` takes the signed application
+(checked, then written ahead as ``event="application"``, then filed);
 ``GetApplicationStatus`` / ``GetRefusal`` take an :data:`PAYLOAD_APPLICANT_PROOF` envelope
 signed with the application's certificate. ``GetJournal`` shows any signed-in user the
 maintenance windows and the Journal of emergencies (R10).
@@ -49,9 +53,8 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 from sqlalchemy.engine import Connection
 
-from audit.record import AuditRecord
 from server.biometric import load_device_key
-from server.context import Gateway, check_fresh, der, envelope_json
+from server.context import Gateway, check_fresh, der, envelope_bytes
 from server.errors import MissingField, NotPermitted
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
@@ -63,6 +66,7 @@ from server.store import Store
 from server.store import schema as cp
 from server.store.certificates import fingerprint
 from server.store.users import USER_ACTIVE, USER_BLOCKED
+from server.writeahead import write_ahead
 from signing import dsse
 from signing.api import key_id_for
 from signing.pin_ages import load_pin_ages
@@ -426,7 +430,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         # Decoded after the session check only: nothing of an unauthenticated caller's
         # envelope is parsed or cached (issue 13, defect 10).
         if request.HasField("envelope"):
-            info.payload = envelope_json(request.envelope)
+            info.payload = envelope_bytes(request.envelope)
         gw.audit.check()
         if not request.HasField("envelope"):
             raise MissingField("the admin envelope is missing")
@@ -447,6 +451,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not command.request_id:
             raise MissingField("request_id is empty")
         check_fresh(command.created_at, gw.config.limits.clock_skew_seconds)
+        # The write-ahead rule (server.writeahead): the signed command is durable in the
+        # log before its request id is claimed or anything else changes.
+        intent = await write_ahead(
+            gw, event="admin", actor=session.user_id, cert_fingerprint=session.cert_fingerprint,
+            details={"request_id": command.request_id, "command": which},
+            payload=info.payload,
+        )
         gw.store.claim_request_id(command.request_id, user_id=session.user_id, kind="admin")
         # A refusal from here on names the claim: the replay guard can be restored from
         # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
@@ -465,16 +476,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             message, data = done
         if which == "publish_maintenance" and callable(self.on_maintenance):
             await self.on_maintenance()
-        receipt = await gw.record(
-            AuditRecord(
-                actor=session.user_id,
-                event="admin",
-                outcome="success",
-                cert_fingerprint=session.cert_fingerprint,
-                details={"request_id": command.request_id, "command": which,
-                         "message": message},
-                payload=info.payload,
-            )
+        receipt = await intent.done(
+            {"request_id": command.request_id, "command": which, "message": message}
         )
         return admin_pb2.AdminResponse(
             message=message, receipt=receipt.to_proto(),
@@ -490,7 +493,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not document:
             raise MissingField("the signed application is missing")
         current_call().payload = document
+        # Checked first (nothing changes), so junk costs one refusal record, not two;
+        # then written ahead (server.writeahead) and filed.
+        fp = await asyncio.to_thread(ops.applications.check, document)
+        intent = await write_ahead(self.gw, event="application", actor=f"applicant:{fp[:16]}",
+                                   cert_fingerprint=fp, details={}, payload=document)
         app = await asyncio.to_thread(ops.applications.file, document)
+        await intent.done({"application_id": app.id})
         return application_status(app)
 
     async def _applicant(self, request: admin_pb2.ApplicantRequest) -> tuple[str, str]:
@@ -498,7 +507,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.HasField("proof"):
             raise MissingField("the signed applicant proof is missing")
         info = current_call()
-        info.payload = envelope_json(request.proof)
+        info.payload = envelope_bytes(request.proof)
         ders = [bytes(sig.cert_der) for sig in request.proof.signatures if sig.cert_der]
         if not ders:
             raise MissingField("the applicant proof carries no certificate (cert_der)")

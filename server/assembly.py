@@ -4,13 +4,18 @@ Every process of a gateway is assembled here and nowhere else -- the single proc
 the log host (:func:`server.app.run_server`) and each worker process
 (:mod:`server.workers`, ADR 0007):
 
-1. :func:`build_gateway`: the shared state (:class:`server.context.Gateway`), every field
-   set once: the control-plane store (with its checkpointer and housekeeper, except on a
-   worker), the gateway's signer, trust material, the audit log, and -- where the log is
-   an ``audit.AuditLog`` -- the operations domain (:func:`server.ops_wiring.open_operations`)
-   with the audit sink built around the log *with the violation rules as its observer*
-   (:class:`ObservedSink`). A failure of any of it is raised here, before a port is
-   bound: the CLI prints it in one line and exits. Nothing is attached later.
+1. :func:`check_can_serve` then :func:`build_gateway`: a configuration that cannot serve
+   safely refuses to start -- no trust anchors (every login would fail), no signer, a
+   configured CRL file that cannot be read (a missing CRL would mean "no revocation
+   check"); unreadable TLS files are refused at :func:`bind_port` -- with one
+   :class:`~siogw_api.errors.ConfigError`. Then the shared state
+   (:class:`server.context.Gateway`), every field set once: the control-plane store
+   (with its checkpointer and housekeeper, except on a worker), the gateway's signer,
+   trust material, the audit log, and -- where the log is an ``audit.AuditLog`` -- the
+   operations domain (:func:`server.ops_wiring.open_operations`) with the audit sink
+   built around the log *with the violation rules as its observer* (:class:`ObservedSink`).
+   A failure of any of it is raised here, before a port is bound: the CLI prints it in
+   one line and exits. Nothing is attached later.
 2. :func:`log_host_listener` (the public listener of the single process / log host: all
    four ``siogw.v1`` services), :func:`internal_listener` (the log host's Unix socket for
    calls forwarded by workers) and :func:`worker_listener` (a worker: ``QueryService``
@@ -45,8 +50,9 @@ from server.auth import AuthServicer
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
 from server.context import Gateway
+from server.files import private_dir
 from server.forward import ForwardingHandler
-from server.interceptors import GatewayInterceptor
+from server.interceptors import GatewayInterceptor, refusal_limiter
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
@@ -90,6 +96,22 @@ def load_gateway_signer(config: GatewayConfig) -> Signer:
         certificate=str(config.signer.certificate) if config.signer.certificate else None,
         sessions=config.signer.sessions or None,
     )
+
+
+def check_can_serve(config: GatewayConfig, *, signer_given: bool = False) -> None:
+    """:class:`ConfigError` if ``config`` cannot serve safely (module docstring, 1).
+
+    The trust anchors and CRL files themselves are read (and refused when unreadable) by
+    :class:`~server.certcheck.TrustMaterial`; the signer by :func:`load_gateway_signer`.
+    Checked here: that there are anchors and a signer at all, before the database or the
+    audit log is touched. TLS files that are not set or cannot be read are refused when
+    the listener binds (:func:`bind_port`), before anything is served.
+    """
+    if not config.trust.anchors:
+        raise ConfigError("no trust anchors configured (trust.anchors): no login could "
+                          "succeed")
+    if not signer_given and not config.signer.uri:
+        raise ConfigError("signer.uri is not set: the gateway needs its own signing key")
 
 
 def default_dispatcher(store: Store) -> Dispatcher:
@@ -156,7 +178,8 @@ def build_gateway(
     """
     if audit is not None and audit_log is not None:
         raise ConfigError("build_gateway takes the audit log or a sink, not both")
-    config.home.mkdir(parents=True, exist_ok=True)
+    check_can_serve(config, signer_given=signer is not None)
+    private_dir(config.home)
     own_store = store is None
     store = store or Store(config.effective_database_url).open()
     own_log = False
@@ -318,7 +341,7 @@ def _with_health(
 ) -> tuple[health.aio.HealthServicer, HealthUpdater]:
     health_servicer = health.aio.HealthServicer()
     updater = HealthUpdater(gw.store, health_servicer, config.limits.health_poll_seconds,
-                            audit_check=audit_check)
+                            audit_check=audit_check, trust_check=gw.trust.check_crls_current)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(service_names(), server)
     return health_servicer, updater
@@ -328,7 +351,8 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
     """The public listener of the single process or the log host: every service."""
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
-                                         max_message_bytes=config.limits.max_message_bytes)],
+                                         max_message_bytes=config.limits.max_message_bytes,
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     health_servicer, updater = _with_health(server, config, gw)
@@ -348,7 +372,8 @@ def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) 
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
                                          max_message_bytes=config.limits.max_message_bytes,
-                                         trust_forwarded_peer=True)],
+                                         trust_forwarded_peer=True,
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     servicers.add_to(server)
@@ -364,7 +389,8 @@ def worker_listener(
     server = aio.server(
         interceptors=[GatewayInterceptor(gw.audit,
                                          max_message_bytes=config.limits.max_message_bytes,
-                                         only_prefixes=(QUERY_PREFIX,))],
+                                         only_prefixes=(QUERY_PREFIX,),
+                                         limiter=refusal_limiter(config))],
         options=transport_options(config),
     )
     query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]

@@ -9,7 +9,9 @@ R12: only a departmental controller lists or exports other users' queries
 (``ListQueries``, ``ExportQueriesCsv``) and only a prosecutor registers resolutions and
 reads the trail within one (``RegisterResolution``, ``ReadAuditTrail``); every other role
 gets ``PERMISSION_DENIED`` (recorded as a refusal; a trail read out of scope is also
-recorded as ``prosecutor.read``/``refused``). Each read is itself audited
+recorded as ``prosecutor.read``/``refused``). A resolution is written ahead
+(:mod:`server.writeahead`: ``event="resolution"``, ``outcome="requested"``, the signed
+document) before it is registered. Each read is itself audited
 (``report.read``, ``prosecutor.read``). Reads first bring the audit index up to date
 (:meth:`server.ops_wiring.OpsWiring.catch_up`).
 """
@@ -27,6 +29,7 @@ from server.context import Gateway
 from server.errors import ExportTooLarge, NotFound, NotImplementedYet
 from server.interceptors import current_call
 from server.ops import Action, Actor, Operations, QueryFilter, ReportPage, authorize
+from server.writeahead import write_ahead
 from siogw_api.errors import AuditError, InputError
 from siogw_api.timeutil import astana_iso, parse_iso
 from siogw_api.v1 import audit_pb2, audit_pb2_grpc
@@ -201,8 +204,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         actor, ops, session = await self._actor(context, Action.RESOLUTION_REGISTER)
         document = bytes(request.document)
         current_call().payload = document
+        # The write-ahead rule (server.writeahead): the signed resolution is durable in
+        # the log before it is registered.
+        intent = await write_ahead(
+            self.gw, event="resolution", actor=actor.user_id,
+            cert_fingerprint=session.cert_fingerprint, details={}, payload=document,
+        )
         res = await asyncio.to_thread(ops.prosecutor.register_resolution, actor, document,
                                       signer_certificates=[session.certificate])
+        await intent.done({"resolution_id": res.id})
         return audit_pb2.ResolutionInfo(
             id=res.id, number=res.number, date=res.date, user_ids=list(res.user_ids),
             period_start=astana_iso(res.period_start), period_end=astana_iso(res.period_end))

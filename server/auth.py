@@ -27,7 +27,9 @@ Login (R5) is three calls:
 3. ``CompleteLogin``: the code or the device assertion. Each SMS code compared is first
    claimed by one atomic statement (:meth:`server.store.sessions.SessionStore.
    claim_attempt`), so at most ``limits.sms_max_attempts`` codes are ever compared for
-   one login, however many calls race. The answer is a session token:
+   one login, however many calls race. Once they check out, the login is written ahead
+   to the audit log (:mod:`server.writeahead`: ``event="login"``,
+   ``outcome="requested"``) before the session exists. The answer is a session token:
    32 random bytes (base64url), stored only as its SHA-256, valid
    ``limits.session_ttl_seconds``, bound to the certificate.
 """
@@ -50,7 +52,7 @@ from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.certcheck import parse_certificate
 from server.consent import consent_text, sign_consent
-from server.context import Gateway, envelope_json, token_hash
+from server.context import Gateway, envelope_bytes, token_hash
 from server.errors import (
     CertificateNotRegistered,
     FailedPrecondition,
@@ -65,6 +67,7 @@ from server.interceptors import current_call
 from server.ratelimit import RateLimiter, peer_host
 from server.store.certificates import fingerprint
 from server.store.users import UserRow
+from server.writeahead import write_ahead
 from signing import dsse
 from siogw_api.errors import ConfigError, InputError
 from siogw_api.timeutil import astana_iso, now_utc
@@ -151,7 +154,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if login is None:
             raise NotFound(f"no login {login_id!r}")
         info = current_call()
-        info.user_id = login.user_id
+        info.details["claimed_user"] = login.user_id  # authenticated only once it is done
         info.cert_fingerprint = login.cert_fingerprint
         info.details["login_id"] = login_id
         return login
@@ -183,7 +186,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise LoginFailed(f"the challenge expired at {astana_iso(login.expires_at)}")
         if not request.HasField("signed_challenge"):
             raise MissingField("signed_challenge is missing")
-        current_call().payload = envelope_json(request.signed_challenge)
+        current_call().payload = envelope_bytes(request.signed_challenge)
         cert = x509.load_der_x509_certificate(login.cert_der)
         payload = self.gw.verify_by_certificate(
             request.signed_challenge, dsse.PAYLOAD_LOGIN_CHALLENGE, cert
@@ -227,16 +230,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CompleteLogin(
         self, request: auth_pb2.CompleteLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.CompleteLoginResponse:
-        user, login, token, expires = await asyncio.to_thread(self._complete_login, request)
+        user, login, now = await asyncio.to_thread(self._complete_login, request)
         version = self.gw.config.policy.consent_version
-        receipt = await self.gw.record(
-            AuditRecord(
-                actor=user.user_id, event="login", outcome="success",
-                cert_fingerprint=login.cert_fingerprint,
-                details={"factor": login.factor, "login_id": login.login_id,
-                         "session_expires_at": astana_iso(expires)},
-            )
+        details = {"factor": login.factor, "login_id": login.login_id}
+        # The write-ahead rule (server.writeahead): the login is durable in the log before
+        # the session exists.
+        intent = await write_ahead(
+            self.gw, event="login", actor=user.user_id,
+            cert_fingerprint=login.cert_fingerprint, details=details, payload=None,
         )
+        token, expires = await asyncio.to_thread(self._open_session, user, login, now)
+        receipt = await intent.done({**details, "session_expires_at": astana_iso(expires)})
         consented = await asyncio.to_thread(self.gw.store.has_consent, user.user_id, version)
         return auth_pb2.CompleteLoginResponse(
             session_token=token,
@@ -248,8 +252,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     def _complete_login(
         self, request: auth_pb2.CompleteLoginRequest
-    ) -> tuple[UserRow, Any, str, _dt.datetime]:
-        """CompleteLogin up to the new session (blocking; runs in a thread)."""
+    ) -> tuple[UserRow, Any, _dt.datetime]:
+        """CompleteLogin's checks, up to the new session (blocking; runs in a thread).
+
+        Changes nothing when the second factor is right (a wrong SMS code counts, and
+        locks the login at the limit). Returns the user, the login and the time of the
+        check.
+        """
         login = self._login(request.login_id)
         limits = self.gw.config.limits
         if login.state == "locked":
@@ -299,15 +308,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 bytes(a.signature), a.method,
             )
         user, _cert = self._check_user_and_cert(login)
+        return user, login, now
+
+    def _open_session(
+        self, user: UserRow, login: Any, now: _dt.datetime
+    ) -> tuple[str, _dt.datetime]:
+        """Complete the login and create its session (blocking; after the write-ahead
+        record). Returns the session token and its expiry."""
         if not self.gw.store.update_login(login.login_id, expect_state="proved", state="done"):
             raise FailedPrecondition("login already completed")
         token = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
-        expires = now + _dt.timedelta(seconds=limits.session_ttl_seconds)
+        expires = now + _dt.timedelta(seconds=self.gw.config.limits.session_ttl_seconds)
         self.gw.store.create_session(
             token_hash=token_hash(token), user_id=user.user_id,
             cert_fingerprint=login.cert_fingerprint, factor=login.factor, expires_at=expires,
         )
-        return user, login, token, expires
+        return token, expires
 
     async def GetConsent(
         self, request: auth_pb2.GetConsentRequest, context: aio.ServicerContext

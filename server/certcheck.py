@@ -1,13 +1,22 @@
 """Certificate checking: the gateway's one chain validation, cached where it may be.
 
 :class:`TrustMaterial` holds the trust anchors and CRL files named by the config (CRL
-files are re-read when they change) and the database revocation store; its
+files are re-read when they change) and the database revocation store. Every configured
+file is read when it is built: an anchor or CRL file that is missing, unreadable or not a
+certificate/CRL is a :class:`~siogw_api.errors.ConfigError` at start-up -- a missing CRL
+must not quietly mean "no revocation check". While running, a CRL file that disappears or
+cannot be parsed keeps the last good copy in use (logged), so a CA publishing
+non-atomically never switches checks off; that copy goes stale at its nextUpdate like any
+other, and :meth:`TrustMaterial.check_crls_current` (the health check) then reports it. its
 :meth:`TrustMaterial.validate` is the gateway's one certificate check. The expensive,
 immutable part of a validation (path building, chain signatures, extensions, key usage)
 is kept per certificate in a :class:`ChainCache` (bounded in entries and in bytes) as a
 :class:`ValidatedChain`;
 revocation (DB store and CRLs, with the CRLs' own freshness) is checked on every call,
-so a revocation is effective at once. :class:`ValidatingTrust` lets
+so a revocation is effective at once. :meth:`TrustMaterial.live` is the one trust store
+the operations domain is given: a :class:`LiveTrustStore` that asks the material for its
+current store on every call, so the operations domain and the gateway see the same CRLs
+and a new CRL file reaches both at once (no snapshot taken at start). :class:`ValidatingTrust` lets
 :class:`signing.trust.CertificateVerifier` verify a DSSE envelope through that check,
 without validating again a certificate already validated in the same call.
 
@@ -17,9 +26,10 @@ Nothing here knows about gRPC, sessions or servicers (:mod:`server.context` uses
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +38,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from server.store.certificates import fingerprint
-from signing.api import certificate_public_key
+from signing.api import Algorithm, certificate_public_key
 from signing.crl import load_crl
-from signing.errors import BadSignature
+from signing.errors import BadSignature, StaleCRL
 from signing.trust import TrustStore, describe, load_certificates
 from signing.verify import verify_with_key
-from siogw_api.errors import ConfigError, InputError
-from siogw_api.timeutil import now_utc
+from siogw_api.errors import ConfigError, InputError, SiogwError
+from siogw_api.timeutil import astana_iso, now_utc
+
+log = logging.getLogger("siogw.server")
 
 
 @dataclass(frozen=True)
@@ -165,29 +177,91 @@ class TrustMaterial:
                 self._anchors.extend(load_certificates(path.read_bytes()))
             except OSError as exc:
                 raise ConfigError(f"cannot read trust anchor {path}", detail=str(exc)) from exc
+            except SiogwError as exc:
+                raise ConfigError(f"trust anchor {path} is not a PEM or DER certificate",
+                                  detail=exc.diagnostics()) from exc
         self._crl_stamp: tuple[float, ...] | None = None
-        self._crls: list[x509.CertificateRevocationList] = []
+        #: The last good CRL of each configured file (same order as ``crl_paths``).
+        self._crl_by_path: list[x509.CertificateRevocationList] = []
+        for path in self.crl_paths:
+            try:
+                self._crl_by_path.append(load_crl(path.read_bytes()))
+            except OSError as exc:
+                raise ConfigError(f"cannot read CRL file {path} (trust.crls)",
+                                  detail=exc.strerror or type(exc).__name__) from exc
+            except SiogwError as exc:
+                raise ConfigError(f"CRL file {path} (trust.crls) is not a PEM or DER CRL") \
+                    from exc
+        self._crl_stamp = self._stamps()
+        self._crls: list[x509.CertificateRevocationList] = list(self._crl_by_path)
         self._store: TrustStore | None = None
+        self._live: LiveTrustStore | None = None
         self._lock = threading.Lock()
         #: fingerprint -> (from, until): the current CRLs list no certificate of that
         #: chain and are all current in that window. Cleared whenever the CRLs change.
         self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
 
+    def _stamps(self) -> tuple[float, ...]:
+        stamps = []
+        for path in self.crl_paths:
+            try:
+                stamps.append(path.stat().st_mtime)
+            except OSError:
+                stamps.append(-1.0)
+        return tuple(stamps)
+
     def _load_crls(self) -> bool:
-        """Re-read the CRL files if they changed; True if they did."""
-        stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.crl_paths)
+        """Re-read the CRL files if they changed; True if they did. A file that is gone
+        or does not parse keeps its last good CRL (module docstring)."""
+        stamps = self._stamps()
         if stamps == self._crl_stamp:
             return False
-        crls = []
-        for path in self.crl_paths:
-            if path.exists():
-                crls.append(load_crl(path.read_bytes()))
-        self._crls, self._crl_stamp = crls, stamps
+        for i, path in enumerate(self.crl_paths):
+            try:
+                self._crl_by_path[i] = load_crl(path.read_bytes())
+            except (OSError, SiogwError) as exc:
+                log.warning("CRL file %s cannot be read (%s): the last good copy stays in use",
+                            path, exc)
+        self._crls, self._crl_stamp = list(self._crl_by_path), stamps
         return True
 
+    def check_crls_current(self, at: _dt.datetime | None = None) -> None:
+        """:class:`~signing.errors.StaleCRL` unless every configured CRL (re-read if its
+        file changed) is current at ``at`` (default: now): ``thisUpdate <= at <=
+        nextUpdate``. The health check: with a stale CRL every login fails closed
+        (``STALE_CRL``), so the gateway does not report SERVING."""
+        when = at if at is not None else now_utc()
+        with self._lock:
+            if self._load_crls():
+                self._store = None  # rebuilt with the new CRLs on the next check
+            crls = list(self._crls)
+        for crl in crls:
+            who = crl.issuer.rfc4514_string()
+            nxt = crl.next_update_utc
+            if when < crl.last_update_utc:
+                raise StaleCRL(f"CRL of {who} is not yet valid: thisUpdate "
+                               f"{astana_iso(crl.last_update_utc)}")
+            if nxt is None or when > nxt:
+                until = astana_iso(nxt) if nxt is not None else "none"
+                raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
+
     def store(self) -> TrustStore:
-        """The current :class:`TrustStore` (rebuilt when a CRL file changes)."""
+        """The current :class:`TrustStore` (rebuilt when a CRL file changes).
+
+        A snapshot: keep :meth:`live` instead when the store outlives one call.
+        """
         return self._current()[0]
+
+    def live(self) -> LiveTrustStore:
+        """The live view of this material's trust store (one per material).
+
+        Builds the current store first, so material that cannot serve (no anchors, an
+        unreadable CRL) fails here, at start-up, not at the first use of the view.
+        """
+        self.store()
+        if self._live is None:
+            self._live = LiveTrustStore(self)
+        return self._live
 
     def _current(self) -> tuple[TrustStore, dict[str, tuple[_dt.datetime, _dt.datetime]]]:
         """The current store and the CRL memo that belongs to exactly its CRLs."""
@@ -299,6 +373,54 @@ class TrustMaterial:
 
 
 
+class LiveTrustStore:
+    """A :class:`signing.trust.TrustChecker` that always uses the material's current store.
+
+    Every call goes through :meth:`TrustMaterial.store`, which re-reads changed CRL files,
+    so whoever holds this view (the operations domain) checks against the same CRLs as
+    the gateway's logins, and a CRL replaced on disk applies to both from the next call.
+    """
+
+    def __init__(self, material: TrustMaterial) -> None:
+        self.material = material
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        return self.material.store().anchors
+
+    @property
+    def intermediates(self) -> tuple[x509.Certificate, ...]:
+        return self.material.store().intermediates
+
+    def verify_certificate(
+        self,
+        leaf: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]:
+        return self.material.store().verify_certificate(
+            leaf, at=at, intermediates=intermediates, purpose=purpose
+        )
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        algorithm: Algorithm | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]:
+        return self.material.store().verify_signed(
+            payload, signature, cert, at=at, intermediates=intermediates,
+            algorithm=algorithm, purpose=purpose,
+        )
+
+
 class ValidatingTrust:
     """What :class:`signing.trust.CertificateVerifier` needs of a trust store, over
     :meth:`TrustMaterial.validate` (cached chain, revocation now) and skipping the check
@@ -317,9 +439,14 @@ class ValidatingTrust:
         at: _dt.datetime | None = None,
         intermediates: Sequence[x509.Certificate] = (),
         algorithm: Any = None,
+        purpose: x509.ObjectIdentifier | None = None,
     ) -> tuple[x509.Certificate, ...]:
         pre = self.validated
-        if pre is not None and at is None and not intermediates and (
+        if purpose is not None:  # not what the cache holds: a full check for that purpose
+            path = self.trust.store().verify_certificate(
+                cert, at=at, intermediates=intermediates, purpose=purpose
+            )
+        elif pre is not None and at is None and not intermediates and (
             cert is pre.certificate or cert == pre.certificate
         ):
             path = pre.path

@@ -49,7 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Deferred: each command loads what it needs (gRPC, the database).
     from server.app import serve
+    from server.files import restrict_umask
 
+    restrict_umask()  # everything created under the home: 0600 / 0700 (server.files)
     asyncio.run(serve(_config(args)))
     return 0
 
@@ -96,6 +98,7 @@ def _spki_der(path: str | None) -> bytes:
 def _admin(args: argparse.Namespace) -> int:
     # Deferred: each command loads what it needs (gRPC, the database).
     from server.admin import execute
+    from server.files import private_dir, restrict_umask
     from server.store import Store
     from siogw_api.timeutil import astana_iso, parse_iso
     from siogw_api.v1 import admin_pb2, common_pb2
@@ -137,19 +140,24 @@ def _admin(args: argparse.Namespace) -> int:
             )
         )
     config = _config(args)
-    config.home.mkdir(parents=True, exist_ok=True)
+    restrict_umask()  # what this creates under the home: 0600 / 0700 (server.files)
+    private_dir(config.home)
     # Admin actions are kept in the audit log like the AdminService's (R11): the log is
     # opened first, so with it unavailable (a running gateway holds it) nothing changes.
     with _offline_audit_log(config, "use the signed AdminService") as log:
         store = Store(config.effective_database_url).open()
         try:
             which = command.WhichOneof("command") or ""
+            # The write-ahead rule (server.writeahead): the command is durable in the log
+            # before it acts; its outcome names it by seq.
+            request = _record_offline(log, which, "requested", "",
+                                      payload=command.SerializeToString(deterministic=True))
             try:
                 message = execute(None, store, command)
             except Exception as exc:
-                _record_offline(log, which, "failure", str(exc))
+                _record_offline(log, which, "failure", str(exc), request_seq=request.seq)
                 raise
-            _record_offline(log, which, "success", message)
+            _record_offline(log, which, "success", message, request_seq=request.seq)
             print(message)
         finally:
             store.close()
@@ -176,13 +184,18 @@ def _offline_audit_log(config: Any, alternative: str) -> Iterator[Any]:
         log.close()
 
 
-def _record_offline(log: Any, command: str, outcome: str, message: str) -> None:
+def _record_offline(log: Any, command: str, outcome: str, message: str, *,
+                    request_seq: int | None = None, payload: bytes | None = None) -> Any:
     # Deferred: each command loads what it needs (gRPC, the database).
     from audit import AuditRecord
 
-    log.append_sync(AuditRecord(
-        actor=OFFLINE_ACTOR, event="admin", outcome=outcome,
-        details={"command": command, "message": message, "channel": "siogw admin (offline)"},
+    details: dict[str, Any] = {"command": command, "channel": "siogw admin (offline)"}
+    if message:
+        details["message"] = message
+    if request_seq is not None:
+        details["request_seq"] = request_seq
+    return log.append_sync(AuditRecord(
+        actor=OFFLINE_ACTOR, event="admin", outcome=outcome, details=details, payload=payload,
     ))
 
 

@@ -43,14 +43,28 @@ Example ``siogw.toml``::
 
 The role -> basis table (R1) is :data:`server.resources.catalogue.ROLE_BASES`, not
 configuration. The PIN itself is never part of the configuration: only where to read it.
+
+**Strict.** The file is checked against the dataclasses before anything is read from it
+(:func:`known_settings`, :func:`check_known`): a section or key that no dataclass field
+names refuses to start with one line naming it and the nearest valid one -- ``unknown key
+trust.crl (did you mean trust.crls?)``, ``unknown section [trsut] (did you mean
+[trust]?)`` -- because an ignored typo silently turns a safety setting off (``crls``:
+revocation). ``[server]`` holds the scalar fields of :class:`GatewayConfig`; every field
+of :class:`GatewayConfig` whose type is a dataclass is a section of its own, so a new
+section or key is known as soon as its field exists. Whether the configuration can
+*serve* (anchors, signer, CRL files, TLS files) is checked when the gateway is built
+(:func:`server.assembly.check_can_serve`), before a port is bound.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +89,12 @@ DEFAULT_CONSENT_TEXT = (
     "for the tasks the rules allow, attach what I obtain to the case materials, destroy "
     "electronic copies downloaded to a local device immediately, and not disclose it."
 )
+
+
+#: The largest max_message_bytes that keeps every accepted request's audit record (the
+#: envelope base64-encoded, 4/3, plus capped details) under the audit log's
+#: ``max_record_bytes`` (1 MiB) with a margin of a third.
+MAX_RECORDABLE_MESSAGE_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,11 @@ class Limits:
     #: How often the database is cleared of request ids, sessions and login attempts no
     #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
     housekeeping_seconds: float = 600.0
+    #: Unauthenticated refusals recorded one by one per peer address and window; beyond
+    #: that they are counted by reason and summarised in one record per peer and window
+    #: (``server.interceptors.RefusalLimiter``, ADR 0003).
+    anonymous_refusal_burst: int = 20
+    anonymous_refusal_window_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +255,66 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
 }
 
 
+#: The section of :class:`GatewayConfig`'s own scalar fields.
+SERVER_SECTION = "server"
+
+
+@functools.cache
+def known_settings() -> Mapping[str, frozenset[str]]:
+    """Section -> the keys it accepts, read from the dataclasses (module docstring)."""
+    hints = typing.get_type_hints(GatewayConfig)
+    server: set[str] = set()
+    sections: dict[str, frozenset[str]] = {}
+    for f in fields(GatewayConfig):
+        if f.name == "home":  # where the file is, not something it sets
+            continue
+        kind = hints[f.name]
+        if isinstance(kind, type) and is_dataclass(kind):
+            sections[f.name] = frozenset(sub.name for sub in fields(kind))
+        else:
+            server.add(f.name)
+    sections[SERVER_SECTION] = frozenset(server)
+    return sections
+
+
+def _nearest(word: str, candidates: typing.Iterable[str]) -> str | None:
+    """The closest candidate (``difflib``), else the first one ``word`` begins (``pin``
+    for ``pin_source``); None when nothing is near."""
+    ordered = sorted(candidates)
+    close = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    return next((c for c in ordered if len(word) >= 3 and c.startswith(word)), None)
+
+
+def check_known(doc: Mapping[str, Any], source: str) -> None:
+    """:class:`ConfigError` for the first section or key of ``doc`` no dataclass field
+    names, in one line with the nearest valid one; ``source`` says where ``doc`` came
+    from (the file, or ``overrides``)."""
+    known = known_settings()
+    dotted = {f"{sec}.{key}": key for sec, keys in known.items() for key in keys}
+    for name, value in doc.items():
+        if name not in known:
+            if isinstance(value, dict):
+                near = _nearest(name, known)
+                hint = f" (did you mean [{near}]?)" if near else ""
+                raise ConfigError(f"unknown section [{name}]{hint} in {source}")
+            # A top-level key: belongs in a section.
+            near = next((d for d, key in sorted(dotted.items()) if key == name), None)
+            if near is None:
+                near_key = _nearest(name, set(dotted.values()))
+                near = next((d for d, key in sorted(dotted.items()) if key == near_key), None)
+            hint = f" (did you mean {near}?)" if near else ""
+            raise ConfigError(f"unknown key {name}{hint} in {source}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table in {source}")
+        for key in value:
+            if key not in known[name]:
+                near = _nearest(str(key), known[name])
+                hint = f" (did you mean {name}.{near}?)" if near else ""
+                raise ConfigError(f"unknown key {name}.{key}{hint} in {source}")
+
+
 def default_home(env: Mapping[str, str] | None = None) -> Path:
     """``$SIOGW_HOME``, or ``./var`` when unset."""
     env = os.environ if env is None else env
@@ -285,6 +370,13 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
         raise ConfigError("limits.max_message_bytes must be at least 1024")
     if limits.transport_max_message_bytes < limits.max_message_bytes:
         raise ConfigError("limits.transport_max_message_bytes is below max_message_bytes")
+    if limits.max_message_bytes > MAX_RECORDABLE_MESSAGE_BYTES:
+        raise ConfigError(
+            f"limits.max_message_bytes must be at most {MAX_RECORDABLE_MESSAGE_BYTES}: a "
+            "request is kept whole in its audit record, under the log's 1 MiB record limit"
+        )
+    if limits.anonymous_refusal_burst < 1 or limits.anonymous_refusal_window_seconds <= 0:
+        raise ConfigError("limits.anonymous_refusal_burst and _window_seconds must be positive")
     for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds",
                  "sms_max_attempts", "logins_per_peer_per_minute",
                  "logins_per_user_per_minute", "open_logins_per_user"):
@@ -311,7 +403,8 @@ def load_config(
     """Load ``siogw.toml`` from ``home`` (default ``$SIOGW_HOME``) and apply overrides.
 
     ``overrides`` is ``{section: {key: value}}`` applied last (tests use it). A missing file
-    is fine (defaults); a malformed one is :class:`ConfigError`.
+    is fine (defaults); a malformed one, or one with a section or key no setting has
+    (:func:`check_known`), is :class:`ConfigError`.
     """
     env = os.environ if env is None else env
     home_path = Path(home).resolve() if home is not None else default_home(env)
@@ -322,15 +415,14 @@ def load_config(
             doc = tomllib.loads(file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {file}", detail=str(exc)) from exc
-    sections = {
-        name: _section(doc, name)
-        for name in ("server", "tls", "signer", "trust", "limits", "policy")
-    }
+        check_known(doc, str(file))
+    check_known(overrides or {}, "overrides")
+    sections = {name: _section(doc, name) for name in known_settings()}
     for var, (section, key) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
             sections[section][key] = env[var]
     for section, values in (overrides or {}).items():
-        sections.setdefault(section, {}).update(values)
+        sections[section].update(values)
 
     srv, tls, sig, tr, pol = (
         sections["server"], sections["tls"], sections["signer"], sections["trust"],

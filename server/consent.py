@@ -4,26 +4,30 @@ The consent envelope (``application/vnd.siogw.consent+json``) carries canonical 
 ``{"sha256", "signed_at", "user_id", "version"}`` where ``sha256`` is the lowercase hex
 SHA-256 of the UTF-8 consent text. It must be signed by the session's certificate, name
 the session's user and the current version and digest, and ``signed_at`` must be within
-the clock-skew window. The envelope (DSSE JSON) is stored with its date in Astana time
-and recorded in the audit log. Until it is, every Query is ``FAILED_PRECONDITION``.
+the clock-skew window. The envelope (DSSE JSON) is written ahead to the audit log
+(:mod:`server.writeahead`: ``event="consent"``, ``outcome="requested"``), then stored with
+its date in Astana time, then its outcome is recorded. Until it is stored, every Query is
+``FAILED_PRECONDITION``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import hashlib
 import json
 from typing import Any
 
-from audit.record import AuditRecord
 from server.config import PolicyConfig
-from server.context import Gateway, Session, check_fresh, envelope_json
+from server.context import Gateway, Session, check_fresh, envelope_bytes
 from server.errors import ConsentRequired, MissingField
 from server.interceptors import current_call
+from server.writeahead import write_ahead
 from signing import dsse
+from signing.wire import envelope_from_proto
 from siogw_api.errors import InputError
 from siogw_api.timeutil import astana_iso
-from siogw_api.v1 import auth_pb2
+from siogw_api.v1 import auth_pb2, common_pb2
 
 
 class ConsentMismatch(InputError):
@@ -72,31 +76,31 @@ def _parse(payload: bytes) -> dict[str, Any]:
 async def sign_consent(
     gateway: Gateway, session: Session, request: auth_pb2.SignConsentRequest
 ) -> auth_pb2.SignConsentResponse:
-    signed_astana, raw = await asyncio.to_thread(_check_and_store, gateway, session, request)
+    signed_at, raw = await asyncio.to_thread(_check, gateway, session, request)
     policy = gateway.config.policy
-    receipt = await gateway.record(
-        AuditRecord(
-            actor=session.user_id,
-            event="consent",
-            outcome="success",
-            cert_fingerprint=session.cert_fingerprint,
-            details={"version": policy.consent_version, "signed_at": signed_astana},
-            payload=raw,
-        )
+    signed_astana = astana_iso(signed_at)
+    details = {"version": policy.consent_version, "signed_at": signed_astana}
+    # The write-ahead rule (server.writeahead): the signed consent is durable in the log
+    # before it is stored.
+    intent = await write_ahead(
+        gateway, event="consent", actor=session.user_id,
+        cert_fingerprint=session.cert_fingerprint, details=details, payload=raw,
     )
+    await asyncio.to_thread(_store, gateway, session, request.consent, signed_at)
+    receipt = await intent.done(details)
     return auth_pb2.SignConsentResponse(signed_at=signed_astana, receipt=receipt.to_proto())
 
 
-def _check_and_store(
+def _check(
     gateway: Gateway, session: Session, request: auth_pb2.SignConsentRequest
-) -> tuple[str, bytes]:
-    """Verify the signed consent and store it (blocking; runs in a worker thread).
+) -> tuple[_dt.datetime, bytes]:
+    """Verify the signed consent (blocking; runs in a worker thread; changes nothing).
 
-    Returns the Astana time of signing and the envelope as recorded.
+    Returns the time of signing and the envelope as recorded.
     """
     if not request.HasField("consent"):
         raise MissingField("consent envelope is missing")
-    raw = envelope_json(request.consent)
+    raw = envelope_bytes(request.consent)
     current_call().payload = raw
     payload = gateway.verify_by_certificate(
         request.consent, dsse.PAYLOAD_CONSENT, session.certificate, validated=session.chain
@@ -112,14 +116,21 @@ def _check_and_store(
     if doc["user_id"] != session.user_id:
         raise ConsentMismatch("the consent names another user")
     signed_at = check_fresh(doc["signed_at"], gateway.config.limits.clock_skew_seconds)
-    signed_astana = astana_iso(signed_at)
+    return signed_at, raw
+
+
+def _store(
+    gateway: Gateway, session: Session, consent: common_pb2.Envelope, signed_at: _dt.datetime
+) -> None:
+    """Store the verified consent (blocking; runs in a worker thread); the database keeps
+    its DSSE JSON (the audit record keeps the envelope's bytes)."""
+    policy = gateway.config.policy
     gateway.store.record_consent(
         user_id=session.user_id,
         version=policy.consent_version,
         text_sha256=text_digest(policy).hex(),
-        envelope_json=raw,
+        envelope_json=envelope_from_proto(consent).to_json(),
         cert_fingerprint=session.cert_fingerprint,
         signed_at=signed_at,
-        signed_at_astana=signed_astana,
+        signed_at_astana=astana_iso(signed_at),
     )
-    return signed_astana, raw

@@ -13,7 +13,7 @@ revoked) -- so blocking the user or revoking the certificate ends the session on
 very next call.
 
 The helpers: :func:`token_hash` (sessions are stored only as the SHA-256 of their
-token), :func:`bearer_token`, :func:`parse_envelope` / :func:`envelope_json` (what the
+token), :func:`bearer_token`, :func:`parse_envelope` / :func:`envelope_bytes` (what the
 audit log keeps of a request envelope) and :func:`check_fresh` (``created_at`` within
 the clock skew).
 """
@@ -154,7 +154,7 @@ class Gateway:
             raise MalformedEnvelope(
                 f"expected payload type {payload_type}, got {env.payload_type!r}"
             )
-        verifier = CertificateVerifier(ValidatingTrust(self.trust, validated), [cert])  # type: ignore[arg-type]
+        verifier = CertificateVerifier(ValidatingTrust(self.trust, validated), [cert])
         verified = dsse.verify_envelope(env, verifier, payload_types=[payload_type])
         want_fp = validated.fingerprint if validated is not None else fingerprint(der(cert))
         want = certificate_key_id(cert)
@@ -272,22 +272,21 @@ def bearer_token(context: aio.ServicerContext) -> str | None:
 
 
 def parse_envelope(envelope: common_pb2.Envelope) -> tuple[dsse.Envelope | None, bytes]:
-    """The checked envelope (None if malformed) and what the audit log keeps of it."""
+    """The checked envelope (None if malformed) and what the audit log keeps of it
+    (:func:`envelope_bytes`)."""
+    raw = envelope_bytes(envelope)
     try:
-        env = envelope_from_proto(envelope)
-        return env, env.to_json()
-    except Exception:  # malformed: keep the bytes as received, the refusal says why
-        raw: bytes = envelope.SerializeToString(deterministic=True)
+        return envelope_from_proto(envelope), raw
+    except Exception:  # malformed: the bytes are kept all the same, the refusal says why
         return None, raw
 
 
-def envelope_json(envelope: common_pb2.Envelope) -> bytes:
-    """The DSSE JSON of a proto envelope (what the audit log keeps); raw bytes if malformed."""
-    try:
-        return envelope_from_proto(envelope).to_json()
-    except Exception:  # malformed: keep the bytes as received, the refusal says why
-        raw: bytes = envelope.SerializeToString(deterministic=True)
-        return raw
+def envelope_bytes(envelope: common_pb2.Envelope) -> bytes:
+    """What the audit log keeps of a request envelope: its deterministic protobuf bytes
+    (``siogw.v1.Envelope``), raw -- no re-encoding, so a record grows with the request
+    by base64's 4/3 and no more (``docs/adr/0003-audit-log.md``)."""
+    raw: bytes = envelope.SerializeToString(deterministic=True)
+    return raw
 
 
 def check_fresh(created_at: str, skew_seconds: int) -> _dt.datetime:

@@ -16,23 +16,49 @@ services (health and reflection are left alone). For each call it
 4. records every refused call through the :class:`~server.auditsink.AuditSink`
    (``event="refusal"``). If the audit log itself is down the refusal is still returned
    (and logged): a refusal never turns into success.
+
+Before the handler reads anything, every client-chosen field of the request (and of the
+query or admin command inside a signed envelope) is checked against its cap
+(:func:`server.bounds.check_request`, ``INVALID_ARGUMENT``).
+
+A refusal is always recordable. Its ``actor`` is the authenticated user or
+``anonymous`` -- never an id the caller only claimed (that is ``claimed_user`` in the
+details). The envelope is kept as its protobuf bytes, whole up to the message limit,
+else as a digest and its first bytes (:func:`audit.record.keep_bytes`); the message is
+clipped; ``signer_certs`` names the certificates the envelope's signatures carry (the
+violation rules count a signature failure against a user only when it is theirs). If
+the log still refuses the record (``MalformedRecord``), a minimal one is written.
+
+Unauthenticated refusals are rate-limited per peer address (:class:`RefusalLimiter`):
+the first ``limits.anonymous_refusal_burst`` (20) of each peer in each
+``limits.anonymous_refusal_window_seconds`` (60 s) window are recorded one by one;
+the rest are counted by reason and written as one ``refusal.summary`` record per peer
+and window, when the window is over (at the next refusal from anyone, or at
+:meth:`GatewayInterceptor.flush_summaries`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import itertools
 import logging
 import secrets
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
-from audit.record import AuditRecord
+from audit.errors import MalformedRecord
+from audit.record import AuditRecord, clip_text, keep_bytes
 from server.auditsink import AuditSink
+from server.bounds import check_request
+from server.config import GatewayConfig
 from server.errors import (
     MalformedRequest,
     MessageTooLarge,
@@ -42,6 +68,7 @@ from server.errors import (
 )
 from server.forward import FORWARDED_PEER_HEADER
 from siogw_api.errors import SiogwError
+from siogw_api.timeutil import astana_iso, now_utc
 
 log = logging.getLogger("siogw.server")
 
@@ -56,9 +83,11 @@ class CallInfo:
     request_id: str
     method: str
     peer: str = ""
+    #: The *authenticated* user (a claimed id goes in ``details["claimed_user"]``).
     user_id: str | None = None
     cert_fingerprint: str | None = None
-    #: The signed request envelope exactly as received (DSSE JSON), for the audit record.
+    #: The signed request envelope as received (its ``siogw.v1.Envelope`` protobuf
+    #: bytes, or a signed document's bytes), for the audit record.
     payload: bytes | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -108,26 +137,172 @@ def _forwarded_peer(context: aio.ServicerContext) -> str | None:
     return None
 
 
-def _refusal_record(info: CallInfo, exc: BaseException) -> AuditRecord:
+#: Longest refusal message kept in a record.
+MAX_MESSAGE_CHARS = 1000
+#: What the minimal fallback record keeps of the envelope.
+FALLBACK_PAYLOAD_BYTES = 4096
+#: Unauthenticated refusals recorded one by one per peer and window (then summarised).
+REFUSAL_BURST = 20
+REFUSAL_WINDOW_SECONDS = 60.0
+#: Peers tracked at once; beyond, new peers share one bucket ("*").
+REFUSAL_MAX_PEERS = 4096
+
+
+def refusal_limiter(config: GatewayConfig) -> RefusalLimiter:
+    """The limiter of a gateway process, from ``limits.anonymous_refusal_*``."""
+    return RefusalLimiter(burst=config.limits.anonymous_refusal_burst,
+                          window=config.limits.anonymous_refusal_window_seconds)
+
+
+def _envelopes(request: object) -> list[Message]:
+    """The ``siogw.v1.Envelope`` fields at the top level of a request message."""
+    if not isinstance(request, Message):
+        return []
+    return [
+        value for fd, value in request.ListFields()
+        if fd.message_type is not None and fd.message_type.full_name == "siogw.v1.Envelope"
+        and isinstance(value, Message)
+    ]
+
+
+def _refusal_record(
+    info: CallInfo, exc: BaseException, request: object = None, *, payload_limit: int
+) -> AuditRecord:
     code = status_code_for(exc)
+    message = exc.diagnostics() if isinstance(exc, SiogwError) else "internal error"
     details: dict[str, Any] = {
         "method": info.method,
         "call_id": info.request_id,
         "code": code.name,
         "reason": reason_for(exc),
-        "message": exc.diagnostics() if isinstance(exc, SiogwError) else "internal error",
+        "message": clip_text(message, MAX_MESSAGE_CHARS),
         "peer": info.peer,
     }
+    envelopes = _envelopes(request)
+    certs = sorted({
+        hashlib.sha256(bytes(sig.cert_der)).hexdigest()
+        for env in envelopes for sig in list(getattr(env, "signatures", ()))[:16]
+        if sig.cert_der
+    })
+    if certs:
+        details["signer_certs"] = certs
     for key, value in info.details.items():
         details.setdefault(key, value)
+    raw = info.payload
+    if raw is None and envelopes and "request_seq" not in info.details:
+        # refused before the servicer kept it (a cap); once a write-ahead request record
+        # holds the envelope, the refusal names it by request_seq instead
+        raw = envelopes[0].SerializeToString(deterministic=True)
+    payload = None
+    if raw is not None:
+        payload, kept = keep_bytes(raw, payload_limit)
+        details.update(kept)
     return AuditRecord(
         actor=info.user_id or "anonymous",
         event="refusal",
         outcome="refused",
         cert_fingerprint=info.cert_fingerprint,
         details=details,
-        payload=info.payload,
+        payload=payload,
     )
+
+
+def _minimal_record(record: AuditRecord) -> AuditRecord:
+    """The fallback when the log refuses a refusal record: the fixed fields, the digest
+    and first bytes of the envelope."""
+    d = record.details
+    details: dict[str, Any] = {
+        k: d[k] for k in ("method", "call_id", "code", "reason", "peer") if k in d
+    }
+    details["record_refused"] = True
+    payload = None
+    if record.payload is not None:
+        payload, kept = keep_bytes(record.payload, FALLBACK_PAYLOAD_BYTES)
+        details.update(kept)
+        if "payload_sha256" in d:  # the digest of the original, not of the kept prefix
+            for k in ("payload_sha256", "payload_bytes"):
+                details[k] = d[k]
+    return AuditRecord(
+        actor=record.actor, event=record.event, outcome=record.outcome,
+        cert_fingerprint=record.cert_fingerprint, details=details, payload=payload,
+    )
+
+
+def peer_address(peer: str) -> str:
+    """The address of a gRPC peer string, without the port (``ipv4:1.2.3.4:5`` ->
+    ``1.2.3.4``; ``ipv6:[::1]:5`` -> ``::1``; anything else as is)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0] or rest
+    if kind == "ipv6":
+        if rest.startswith("["):
+            return rest[1:].partition("]")[0]
+        return rest
+    return peer
+
+
+@dataclass
+class _PeerWindow:
+    start: float
+    started_at: str
+    recorded: int = 0
+    suppressed: Counter[str] = field(default_factory=Counter)
+
+
+class RefusalLimiter:
+    """Per-peer burst and window for unauthenticated refusals (see the module docstring).
+
+    :meth:`admit` says whether a refusal is recorded on its own and returns the summaries
+    of windows that are over. Pure bookkeeping: no I/O; ``clock`` is monotonic seconds.
+    """
+
+    def __init__(
+        self, *, burst: int = REFUSAL_BURST, window: float = REFUSAL_WINDOW_SECONDS,
+        max_peers: int = REFUSAL_MAX_PEERS, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst, self.window, self.max_peers, self.clock = burst, window, max_peers, clock
+        self._peers: OrderedDict[str, _PeerWindow] = OrderedDict()
+
+    def admit(self, peer: str, reason: str) -> tuple[bool, list[AuditRecord]]:
+        now = self.clock()
+        summaries = self._expire(now)
+        key = peer_address(peer)
+        if key not in self._peers and len(self._peers) >= self.max_peers:
+            key = "*"
+        win = self._peers.get(key)
+        if win is None:
+            win = self._peers[key] = _PeerWindow(start=now, started_at=astana_iso(now_utc()))
+        if win.recorded < self.burst:
+            win.recorded += 1
+            return True, summaries
+        win.suppressed[reason] += 1
+        return False, summaries
+
+    def flush(self) -> list[AuditRecord]:
+        """Summaries of every window with suppressed refusals, over or not."""
+        return self._expire(None)
+
+    def _expire(self, now: float | None) -> list[AuditRecord]:
+        out: list[AuditRecord] = []
+        while self._peers:
+            key, win = next(iter(self._peers.items()))
+            if now is not None and now - win.start < self.window:
+                break  # insertion order is start order
+            del self._peers[key]
+            if win.suppressed:
+                out.append(self._summary(key, win))
+        return out
+
+    def _summary(self, key: str, win: _PeerWindow) -> AuditRecord:
+        by_reason = dict(sorted(win.suppressed.items()))
+        return AuditRecord(
+            actor="anonymous", event="refusal.summary", outcome="refused",
+            details={
+                "peer": key, "window_started_at": win.started_at,
+                "window_seconds": int(self.window), "recorded": win.recorded,
+                "suppressed": sum(by_reason.values()), "by_reason": by_reason,
+            },
+        )
 
 
 class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
@@ -140,6 +315,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         max_message_bytes: int,
         only_prefixes: tuple[str, ...] | None = None,
         trust_forwarded_peer: bool = False,
+        limiter: RefusalLimiter | None = None,
     ) -> None:
         self.sink = sink
         self.max_message_bytes = max_message_bytes
@@ -149,6 +325,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         #: On the log host's internal listener, the client's address is the one the
         #: forwarding worker names (server.forward); nowhere else is that header believed.
         self.trust_forwarded_peer = trust_forwarded_peer
+        #: Unauthenticated refusals: burst and summaries per peer (module docstring).
+        self.limiter = limiter if limiter is not None else RefusalLimiter()
         #: method -> (the service's handler, our wrapper of it): built once per method,
         #: not once per call (gRPC asks the interceptor on every call).
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -212,9 +390,10 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                         f"{type_name} message",
                         detail=request.error,
                     )
+                check_request(request)  # every client-chosen field bounded, first
                 return await behavior(request, context)
             except Exception as exc:  # every error goes through the ONE mapping
-                await self._refuse(info, exc, context)
+                await self._refuse(info, exc, context, request)
                 raise AssertionError("unreachable: abort raises") from exc
             finally:
                 _CALL.reset(token)
@@ -225,8 +404,27 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             response_serializer=handler.response_serializer,
         )
 
+    async def flush_summaries(self) -> None:
+        """Write the summaries of every open window (at a clean stop)."""
+        for summary in self.limiter.flush():
+            await self._write(summary, info=None)
+
+    async def _write(self, record: AuditRecord, info: CallInfo | None) -> None:
+        """Record; on the log's refusal of this one record, record a minimal one."""
+        try:
+            try:
+                await self.sink.record(record)
+            except MalformedRecord:
+                await self.sink.record(_minimal_record(record))
+        except Exception as audit_exc:  # the refusal stands even when it cannot be logged
+            log.error(
+                "could not record refusal of %s (request id %s): %s",
+                info.method if info else "-", info.request_id if info else "-", audit_exc,
+            )
+
     async def _refuse(
-        self, info: CallInfo, exc: BaseException, context: aio.ServicerContext
+        self, info: CallInfo, exc: BaseException, context: aio.ServicerContext,
+        request: object = None,
     ) -> None:
         if isinstance(exc, aio.AbortError):  # a handler aborted on its own: pass it on
             raise exc
@@ -240,12 +438,16 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 "refused %s (request id %s): %s", info.method, info.request_id,
                 exc.diagnostics(),
             )
-        try:
-            await self.sink.record(_refusal_record(info, exc))
-        except Exception as audit_exc:  # the refusal stands even when it cannot be logged
-            log.error(
-                "could not record refusal of %s (request id %s): %s",
-                info.method, info.request_id, audit_exc,
+        record_it = True
+        summaries: list[AuditRecord] = []
+        if info.user_id is None:
+            record_it, summaries = self.limiter.admit(info.peer, reason_for(exc))
+        for summary in summaries:
+            await self._write(summary, info)
+        if record_it:
+            await self._write(
+                _refusal_record(info, exc, request, payload_limit=self.max_message_bytes),
+                info,
             )
         status = to_status(exc, request_id=info.request_id)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, info.request_id))

@@ -15,7 +15,9 @@ to it through :class:`LogHostServer` on a Unix socket:
   :class:`~server.auditsink.Receipt` only once the log host has made the record durable,
   and raises :class:`~audit.errors.AuditUnavailable` otherwise. A worker whose
   connection breaks fails closed at once: every later record is refused and
-  :meth:`RemoteAuditSink.check` raises, so queries get ``UNAVAILABLE``.
+  :meth:`RemoteAuditSink.check` raises, so queries get ``UNAVAILABLE``. One record the
+  log refuses (``MalformedRecord``: oversized, not encodable) is answered "M" and raised
+  as that record's failure; neither side takes it for the log being unavailable.
 
 The wire format is length-prefixed frames, pipelined (many records in flight on one
 connection, answered in any order)::
@@ -42,9 +44,10 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from audit.errors import AuditClosed, AuditUnavailable
+from audit.errors import AuditClosed, AuditUnavailable, MalformedRecord
 from audit.record import AuditRecord
 from server.auditsink import AuditSink, Receipt
+from server.files import private_dir
 from siogw_api.errors import SiogwError
 
 log = logging.getLogger("siogw.loghost")
@@ -131,17 +134,6 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes] | 
     return call_id, code, body[_HEAD.size:]
 
 
-def private_dir(path: Path) -> Path:
-    """``path`` as a directory only this user can enter (created if needed)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to another user")
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
-
-
 class LogHostServer:
     """Serves :data:`OP_APPEND` and :data:`OP_HEALTH` for ``sink`` on a Unix socket."""
 
@@ -222,6 +214,8 @@ class LogHostServer:
             receipt = await self.sink.record(record)
         except ProtocolError as exc:
             return ST_MALFORMED, str(exc).encode()
+        except MalformedRecord as exc:  # this record's failure, not the log's
+            return ST_MALFORMED, exc.diagnostics().encode()
         except AuditClosed:
             return ST_CLOSED, b"the log host's audit log is closed"
         except AuditUnavailable as exc:
@@ -300,8 +294,8 @@ class RemoteAuditSink:
         reason = data.decode("utf-8", "replace")
         if code == ST_CLOSED:
             raise AuditUnavailable(reason or "the log host's audit log is closed")
-        if code == ST_MALFORMED:
-            raise AuditUnavailable(f"the log host refused the record: {reason}")
+        if code == ST_MALFORMED:  # this record only: the connection stays healthy
+            raise MalformedRecord(f"the log host refused the record: {reason}")
         self._unhealthy = reason or "the log host refused the record"
         raise AuditUnavailable(self._unhealthy)
 
@@ -396,5 +390,4 @@ __all__ = [
     "RemoteAuditSink",
     "decode_record",
     "encode_record",
-    "private_dir",
 ]

@@ -117,7 +117,8 @@ class OpsWiring:
     def observe(self, record: Any, seq: int | None) -> None:
         """Queue one gateway record for the rule engine (never raises)."""
         event = {"event_type": str(record.event), "actor": record.actor,
-                 "outcome": str(record.outcome), "details": dict(record.details)}
+                 "outcome": str(record.outcome), "details": dict(record.details),
+                 "cert": record.cert_fingerprint}
         if seq is not None:
             event["seq"] = seq
         assert self.rules_feed is not None
@@ -327,7 +328,9 @@ def _claim_of(record: Any) -> tuple[str, str, str, Any] | None:
     request_id = details.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         return None
-    if record.event in _CLAIM_KINDS and record.outcome == "success":
+    # "requested": an admin command's write-ahead record (server.writeahead), written
+    # just before its request id is claimed.
+    if record.event in _CLAIM_KINDS and record.outcome in ("success", "requested"):
         return request_id, record.actor, _CLAIM_KINDS[record.event], record.time
     if record.event == "refusal" and details.get("request_claimed") is True:
         method = str(details.get("method", ""))
@@ -354,7 +357,7 @@ def open_operations(
     index.create()
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     ops = Operations.open(engine, record=audit_log_recorder(audit_log),
-                          trust=trust.store(), index=AuditIndexQueries(index), **extra)
+                          trust=trust.live(), index=AuditIndexQueries(index), **extra)
     wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).

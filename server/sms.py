@@ -2,7 +2,8 @@
 
 :class:`SmsSender` is the interface to an SMS provider. None can exist here, so the
 embedded default :class:`OutboxSmsSender` is a STAND-IN: it appends each message to
-``$SIOGW_HOME/sms-outbox.jsonl`` (mode 0600), where tests and the demo read the code.
+``$SIOGW_HOME/sms-outbox.jsonl`` (mode 0600 in a 0700 directory, :mod:`server.files`),
+where tests and the demo read the code.
 
 Codes are 6 random digits; only ``HMAC-SHA-256(salt, code)`` with a fresh 16-byte salt is
 kept; they expire after ``limits.sms_code_ttl_seconds`` (5 minutes) and
@@ -20,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from server.files import private_file
 from siogw_api.timeutil import astana_iso
 
 CODE_DIGITS = 6
@@ -38,12 +40,15 @@ class OutboxSmsSender:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._private = False
 
     def send(self, phone: str, text: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"to": phone, "text": text, "at": astana_iso()}, ensure_ascii=False)
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if not self._private:
+                private_file(self.path)  # 0600 in a 0700 directory, whatever the umask
+                self._private = True
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 os.write(fd, (line + "\n").encode("utf-8"))
             finally:

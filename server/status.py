@@ -6,6 +6,13 @@ Windows live in the control-plane DB (published by an operator through AdminServ
 ``siogw.v1.QueryService`` is ``NOT_SERVING``. The health status is re-evaluated by a
 background task every ``limits.health_poll_seconds`` and right after a window is
 published, so a window that starts or ends on its own is reflected within one poll.
+
+The same poll reports ``NOT_SERVING`` when the gateway could not serve a login or a
+signed call safely: a configured CRL past its nextUpdate (``trust_check``:
+:meth:`server.certcheck.TrustMaterial.check_crls_current`; every certificate check then
+fails closed with ``STALE_CRL`` until the CA publishes a fresh CRL, which is picked up
+from the file without a restart) or, on a worker, a lost link to the log host
+(``audit_check``).
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class HealthUpdater:
         poll_seconds: float,
         *,
         audit_check: Callable[[], None] | None = None,
+        trust_check: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.health = health
@@ -93,6 +101,9 @@ class HealthUpdater:
         #: Raises when records cannot be logged (a worker's link to the log host, ADR
         #: 0007): queries would fail closed, so the process reports NOT_SERVING.
         self.audit_check = audit_check
+        #: Raises when certificates cannot be checked (a stale CRL): logins would fail
+        #: closed, so the process reports NOT_SERVING.
+        self.trust_check = trust_check
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> bool:
@@ -107,6 +118,12 @@ class HealthUpdater:
                 self.audit_check()
             except Exception as exc:
                 log.warning("health check: the audit log is unavailable: %s", exc)
+                serving = False
+        if serving and self.trust_check is not None:
+            try:
+                await asyncio.to_thread(self.trust_check)
+            except Exception as exc:
+                log.warning("health check: certificates cannot be checked: %s", exc)
                 serving = False
         status = (
             health_pb2.HealthCheckResponse.SERVING

@@ -55,7 +55,8 @@ from server.assembly import (
     worker_listener,
 )
 from server.config import GatewayConfig
-from server.loghost import RemoteAuditSink, private_dir
+from server.files import private_dir
+from server.loghost import RemoteAuditSink
 from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.workers")

@@ -50,6 +50,7 @@ from signing.csr import load_csr, parse_name, signature_algorithm, spki, to_asn1
 from signing.registry import load_signer
 from signing.revocation import check_reason
 from signing.software import SoftwareSigner
+from signing.trust import GATEWAY_RESULT_EKU
 from signing.verify import algorithms_for_key, check_key_algorithm
 from siogw_api.errors import ConfigError, InputError, SiogwError, StorageError
 from siogw_api.timeutil import astana_iso, ensure_utc, now_utc, parse_iso
@@ -64,6 +65,10 @@ class Profile(enum.StrEnum):
     USER = "user"  # agency users: digitalSignature + nonRepudiation
     SERVER = "server"  # the gateway's TLS endpoint: serverAuth EKU + SAN
     AUDIT = "audit"  # the audit sealer: digitalSignature + nonRepudiation
+    #: the gateway's result key: digitalSignature + nonRepudiation + the EKU
+    #: :data:`signing.trust.GATEWAY_RESULT_EKU`, so a person's certificate cannot pass
+    #: for it and it cannot pass for a person's
+    GATEWAY = "gateway"
 
 
 class CAError(ConfigError):
@@ -476,6 +481,8 @@ class CertificateAuthority:
             exts.append(_ext("subject_alt_name", _server_names(req)))
         else:
             exts.append(_ext("key_usage", {"digital_signature", "non_repudiation"}, critical=True))
+            if prof is Profile.GATEWAY:
+                exts.append(_ext("extended_key_usage", [GATEWAY_RESULT_EKU.dotted_string]))
             san = _requested_san(req)
             if san:
                 exts.append(_ext("subject_alt_name", san))

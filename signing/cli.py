@@ -8,6 +8,11 @@
   :data:`signing.pin_ages.PIN_MAX_AGE_DAYS` (R8: the token password changes at least monthly).
 * ``verify ENVELOPE.json --trust CA.pem ...`` — verify a DSSE envelope offline: exit 0
   and print each signer's subject, or exit non-zero with one line naming the reason.
+  Certificates after ``--cert`` may be a PEM bundle (leaf + intermediates, as TLS tools
+  write them): all of them are also offered as intermediates. The signer's purpose is
+  checked: ``--signer-cert PEM`` pins the signer, ``--expect-eku OID|gateway`` demands
+  an extended key usage; an envelope of the result payload type expects the gateway's
+  result EKU unless a signer certificate is pinned.
 
 PINs come from environment variables or files only (``--pin-env``/``--pin-file`` and
 friends), never from argv. python-pkcs11 is imported inside the token commands only, so
@@ -25,17 +30,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from signing.ca import CertificateAuthority
+from signing.ca import CertificateAuthority, Profile
 from signing.crl import load_crl
 from signing.csr import build_csr, csr_pem
-from signing.dsse import decode_envelope, verify_envelope
+from signing.dsse import PAYLOAD_RESULT, decode_envelope, verify_envelope
+from signing.errors import UntrustedChain
 from signing.home import default_home
 from signing.pin_ages import load_pin_ages, pin_age_warning, record_pin_change
 from signing.pins import resolve_pin
 from signing.revocation import JsonFileRevocationStore
-from signing.trust import CertificateVerifier, TrustStore, load_certificates
+from signing.trust import (
+    GATEWAY_RESULT_EKU,
+    CertificateVerifier,
+    TrustStore,
+    load_certificates,
+)
 from siogw_api.errors import ConfigError, InputError, TrustError
 from siogw_api.timeutil import astana_iso, parse_iso
 from softhsm.store import TokenStore
@@ -299,30 +311,76 @@ def _token_change_pin(args: argparse.Namespace) -> int:
 class VerificationFailed(TrustError):
     """``siogw verify`` refused an envelope; the message starts with the reason, in words."""
 
-    def __init__(self, cause: TrustError) -> None:
+    def __init__(self, cause: TrustError, hint: str = "") -> None:
         reason = cause.reason_code.lower().replace("_", " ").replace("crl", "CRL")
         text = " ".join(cause.diagnostics().split())  # one line, always
-        super().__init__(f"{reason}: {text}")
+        super().__init__(f"{reason}: {text}{hint}")
         self.reason = reason
+
+
+#: How ``--intermediate`` is explained when a chain does not reach an anchor.
+_CHAIN_HINT = (
+    "; give the issuing CA certificates with --intermediate FILE, or pass the signer's "
+    "certificate as a PEM bundle (leaf first, then its intermediates) with --cert FILE"
+)
+
+
+def _expected_purpose(
+    args: argparse.Namespace, pinned: list[x509.Certificate] | None, payload_type: str
+) -> x509.ObjectIdentifier | None:
+    if args.expect_eku is None:
+        if pinned:
+            # The pin decides who may sign; a pinned gateway certificate is checked for
+            # its own purpose (a person's check would refuse its EKU).
+            return GATEWAY_RESULT_EKU if any(_names_gateway(c) for c in pinned) else None
+        if PAYLOAD_RESULT in (args.payload_type, payload_type):
+            return GATEWAY_RESULT_EKU  # a result is the gateway's word, never a person's
+        return None
+    if args.expect_eku == "gateway":
+        return GATEWAY_RESULT_EKU
+    try:
+        return x509.ObjectIdentifier(args.expect_eku)
+    except ValueError as exc:
+        raise InputError(f"--expect-eku {args.expect_eku!r} is not an OID or 'gateway'") from exc
+
+
+def _names_gateway(cert: x509.Certificate) -> bool:
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return GATEWAY_RESULT_EKU in eku
 
 
 def _verify(args: argparse.Namespace) -> int:
     anchors = [c for path in args.trust for c in load_certificates(_read(path, "trust anchor"))]
     inters = [c for p in args.intermediate for c in load_certificates(_read(p, "certificate"))]
     certs = [c for p in args.cert for c in load_certificates(_read(p, "certificate"))]
+    pinned = (
+        [c for p in args.signer_cert for c in load_certificates(_read(p, "certificate"))[:1]]
+        if args.signer_cert else None
+    )
     crls = [load_crl(_read(p, "CRL")) for p in args.crl]
     revocations = JsonFileRevocationStore(args.revocations) if args.revocations else None
     data = _read(args.envelope, "envelope")
     try:
-        store = TrustStore(anchors, inters, crls, revocations)
+        # A --cert bundle's extra certificates are intermediates (the builder only uses
+        # a certificate that signs the one below it and is a CA).
+        store = TrustStore(anchors, [*inters, *certs], crls, revocations)
         envelope = decode_envelope(data)
+        purpose = _expected_purpose(args, pinned, envelope.payload_type)
         at = parse_iso(args.at) if args.at else None
         verified = verify_envelope(
             envelope,
-            CertificateVerifier(store, certs, at=at),
+            CertificateVerifier(
+                store, [*certs, *(pinned or ())], at=at, purpose=purpose, pinned=pinned
+            ),
             threshold=args.threshold,
             payload_types=[args.payload_type] if args.payload_type else None,
         )
+    except UntrustedChain as exc:
+        hint = _CHAIN_HINT if "neither a trust anchor" in str(exc) else ""
+        raise VerificationFailed(exc, hint) from exc
     except TrustError as exc:
         raise VerificationFailed(exc) from exc
     if args.payload_out:
@@ -360,7 +418,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = ca_sub.add_parser("issue", help="issue a certificate for a CSR")
     ca_common(p)
     p.add_argument("--csr", required=True, help="PKCS#10 request (PEM or DER)")
-    p.add_argument("--profile", choices=["user", "server", "audit"], default="user")
+    p.add_argument("--profile", choices=[prof.value for prof in Profile], default="user")
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--out", default=None, help="write the certificate here (default: stdout)")
     p.set_defaults(func=_ca_issue)
@@ -420,7 +478,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--type", choices=["ec", "rsa", "ed25519"], default="ec")
     p.add_argument("--subject", required=True, help="subject DN of the new certificate")
     p.add_argument("--ca-dir", default=None, help="issue at once with this CA directory")
-    p.add_argument("--profile", choices=["user", "server", "audit"], default="user")
+    p.add_argument("--profile", choices=[prof.value for prof in Profile], default="user")
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--cert-out", default=None, help="also write the new certificate here")
     p.add_argument("--csr-out", default=None, help="write the CSR here")
@@ -446,5 +504,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--at", default=None, help="check time, ISO 8601 (default now)")
     p.add_argument("--threshold", type=int, default=1, help="distinct valid signers needed")
     p.add_argument("--payload-type", default=None, help="refuse any other payloadType")
+    p.add_argument("--signer-cert", action="append", default=[],
+                   help="pin: only a signature by this certificate counts (repeatable)")
+    p.add_argument("--expect-eku", default=None, metavar="OID|gateway",
+                   help="the signer's certificate must name this extended key usage "
+                        "(default for result envelopes: the gateway's result EKU)")
     p.add_argument("--payload-out", default=None, help="write the verified payload here")
     p.set_defaults(func=_verify)

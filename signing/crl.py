@@ -2,6 +2,14 @@
 
 Pure functions over bytes and ``cryptography`` objects; no I/O. Used by
 :mod:`signing.trust`; the CA writes CRLs in :mod:`signing.ca`.
+
+Critical CRL extensions are honoured or the CRL is refused (``StaleCRL``): a delta CRL
+(deltaCRLIndicator) is refused, since it is not a complete list; an
+issuingDistributionPoint that limits the CRL to CA or end-entity certificates or to one
+distribution point is honoured by :func:`covers` (a CRL that does not cover a certificate
+says nothing about it); one that is indirect, reason-partitioned, attribute-only or
+names its point by a relative name is refused, as is any other critical extension, on
+the CRL or on the entry found for a serial.
 """
 
 from __future__ import annotations
@@ -26,6 +34,43 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
         raise InputError("not a PEM or DER X.509 CRL", detail=str(exc)) from exc
 
 
+_UNDERSTOOD_CRITICAL = {
+    x509.CRLNumber.oid,
+    x509.AuthorityKeyIdentifier.oid,
+    x509.IssuingDistributionPoint.oid,  # honoured by covers()
+}
+
+
+def covers(crl: x509.CertificateRevocationList, cert: x509.Certificate, *, is_ca: bool) -> bool:
+    """Whether ``crl``'s scope (issuingDistributionPoint) includes ``cert``.
+
+    Without the extension a CRL covers every certificate of its issuer. A scope this
+    module cannot honour raises :class:`StaleCRL` (see the module docstring).
+    """
+    try:
+        idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return True
+    who = crl.issuer.rfc4514_string()
+    if idp.indirect_crl or idp.only_some_reasons or idp.only_contains_attribute_certs:
+        raise StaleCRL(f"CRL of {who} has an unsupported scope (indirect, "
+                       "reason-partitioned or attribute certificates)")
+    if idp.relative_name is not None:
+        raise StaleCRL(f"CRL of {who} names its distribution point by a relative name")
+    if idp.only_contains_ca_certs and not is_ca:
+        return False
+    if idp.only_contains_user_certs and is_ca:
+        return False
+    if idp.full_name:
+        try:
+            points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        except x509.ExtensionNotFound:
+            return False
+        wanted = set(idp.full_name)
+        return any(dp.full_name and wanted & set(dp.full_name) for dp in points)
+    return True
+
+
 @dataclass(frozen=True)
 class CRLRevocation:
     """A serial found on a CRL."""
@@ -48,6 +93,13 @@ def check_crl(
     :class:`StaleCRL` with the precise reason.
     """
     who = issuer.subject.rfc4514_string()
+    for ext in crl.extensions:
+        if ext.oid == x509.DeltaCRLIndicator.oid:
+            raise StaleCRL(f"CRL of {who} is a delta CRL; a complete CRL is needed")
+        if ext.critical and ext.oid not in _UNDERSTOOD_CRITICAL:
+            raise StaleCRL(
+                f"CRL of {who} has an unsupported critical extension {ext.oid.dotted_string}"
+            )
     if crl.issuer != issuer.subject:
         raise StaleCRL(f"CRL issuer {crl.issuer.rfc4514_string()} is not {who}")
     try:
@@ -75,6 +127,12 @@ def find_revocation(crl: x509.CertificateRevocationList, serial: int) -> CRLRevo
     entry = crl.get_revoked_certificate_by_serial_number(serial)
     if entry is None:
         return None
+    for ext in entry.extensions:
+        if ext.critical and ext.oid not in (x509.CRLReason.oid, x509.InvalidityDate.oid):
+            raise StaleCRL(
+                f"CRL of {crl.issuer.rfc4514_string()}: the entry for serial 0x{serial:x} "
+                f"has an unsupported critical extension {ext.oid.dotted_string}"
+            )
     reason = "unspecified"
     try:
         ext = entry.extensions.get_extension_for_class(x509.CRLReason)

@@ -68,6 +68,12 @@ MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURES = 16
 #: Longest payload type accepted.
 MAX_PAYLOAD_TYPE_LEN = 256
+#: Longest key id accepted (a hex SHA-256 is 64 characters).
+MAX_KEYID_LEN = 128
+#: Largest signature accepted, in bytes (RSA-16384 is 2048 bytes).
+MAX_SIG_BYTES = 2048
+#: Largest embedded certificate accepted, in DER bytes.
+MAX_CERT_DER_BYTES = 16 * 1024
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -186,10 +192,32 @@ class Envelope:
                 raise MalformedEnvelope(f"signatures[{i}].sig is missing or empty")
             if cert is not None and not isinstance(cert, bytes | bytearray):
                 raise MalformedEnvelope(f"signatures[{i}].cert_der is not bytes")
+            _check_sizes(i, keyid, sig, cert)
             sigs.append(EnvSig(keyid=keyid, sig=bytes(sig), cert_der=bytes(cert) if cert else None))
         if not isinstance(payload, bytes | bytearray):
             raise MalformedEnvelope("payload is not bytes")
         return _checked(payload_type, bytes(payload), tuple(sigs))
+
+
+def _check_sizes(
+    i: int, keyid: str, sig: bytes | bytearray, cert_der: bytes | bytearray | None
+) -> None:
+    """The per-signature caps (:data:`MAX_KEYID_LEN`, :data:`MAX_SIG_BYTES`,
+    :data:`MAX_CERT_DER_BYTES`); the message names the size, never echoes the value."""
+    if len(keyid) > MAX_KEYID_LEN:
+        raise MalformedEnvelope(
+            f"signatures[{i}].keyid is {len(keyid)} characters, over the limit of "
+            f"{MAX_KEYID_LEN}"
+        )
+    if len(sig) > MAX_SIG_BYTES:
+        raise MalformedEnvelope(
+            f"signatures[{i}].sig is {len(sig)} bytes, over the limit of {MAX_SIG_BYTES}"
+        )
+    if cert_der is not None and len(cert_der) > MAX_CERT_DER_BYTES:
+        raise MalformedEnvelope(
+            f"signatures[{i}] carries a {len(cert_der)}-byte certificate, over the limit "
+            f"of {MAX_CERT_DER_BYTES}"
+        )
 
 
 def _checked(payload_type: Any, payload: bytes, signatures: tuple[EnvSig, ...]) -> Envelope:
@@ -351,6 +379,7 @@ def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -
                     f"signatures[{i}].cert is not a PEM certificate", detail=str(exc)
                 ) from exc
             cert_der = cert.public_bytes(serialization.Encoding.DER)
+        _check_sizes(i, keyid, sig, cert_der)
         sigs.append(EnvSig(keyid=keyid, sig=sig, cert_der=cert_der))
     return _checked(payload_type, payload, tuple(sigs))
 
@@ -399,11 +428,14 @@ def verify_envelope(
     threshold: int = 1,
     payload_types: Iterable[str] | None = None,
 ) -> VerifiedEnvelope:
-    """Verify ``envelope``: at least ``threshold`` distinct keys must sign it validly.
+    """Verify ``envelope``: every signature must verify, by at least ``threshold``
+    distinct keys.
 
     ``payload_types``, when given, is the set of types the caller accepts; anything else
-    is :class:`MalformedEnvelope` before any signature is checked. When the threshold is
-    not met the most informative error is raised: the first one that is not
+    is :class:`MalformedEnvelope` before any signature is checked. A signature that does
+    not verify refuses the whole envelope, even when others do (an envelope is kept whole
+    in the audit record, so nothing unverified may ride along with a good signature).
+    The most informative error is raised: the first one that is not
     :class:`UnknownSigner` (a revoked or expired signer says more than an unknown one).
     """
     if threshold < 1:
@@ -422,7 +454,7 @@ def verify_envelope(
             errors.append(exc)
             continue
         verified.setdefault(key_id_for(signer.public_key), signer)
-    if len(verified) >= threshold:
+    if not errors and len(verified) >= threshold:
         return VerifiedEnvelope(
             payload_type=envelope.payload_type,
             payload=envelope.payload,

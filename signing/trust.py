@@ -13,14 +13,27 @@ have); see ``docs/adr/0002-trust-and-revocation.md``. The checks, in order, for 
 
 1. Build: each certificate's issuer name equals the next one's subject and its signature
    verifies with the next one's key; the last is a configured anchor (``UntrustedChain``).
-2. No certificate in the path has a critical extension we do not understand.
+2. No certificate in the path has a critical extension we do not process; the issuers'
+   nameConstraints are applied to every certificate below them (directoryName against
+   the subject and SAN directory names, dNSName, rfc822Name, iPAddress; a constraint of
+   any other name form refuses the path). Critical policyConstraints, inhibitAnyPolicy
+   and policyMappings are refused: this store does no RFC 5280 policy processing, so a
+   CA that demands it cannot be honoured (``UntrustedChain``).
 3. Revocation of every non-anchor certificate: the gateway's own store first (entries
    take effect at once), then the freshest CRL of its issuer, whose signature and
    freshness are checked (``CertificateRevoked``, ``StaleCRL``).
 4. Validity of every certificate at the check time (``CertificateExpired``).
 5. Issuers are CAs: basicConstraints ``CA:TRUE``, ``pathLenConstraint`` respected,
    keyUsage ``keyCertSign`` (``UntrustedChain`` / ``KeyUsageRefused``).
-6. The leaf's keyUsage has digitalSignature or nonRepudiation (``KeyUsageRefused``).
+6. The leaf's keyUsage has digitalSignature or nonRepudiation, and its extended key
+   usage fits the purpose (``KeyUsageRefused``): for a person's signature (the default)
+   an EKU made only of TLS purposes, or one naming :data:`GATEWAY_RESULT_EKU`, is
+   refused; for an expected purpose (``purpose=OID``, e.g. the gateway's results) the EKU
+   must be present and name exactly that OID (anyExtendedKeyUsage does not count).
+
+:class:`TrustChecker` is what a consumer needs of a trust store (the operations domain
+takes one); the server hands out a live view that follows CRL changes
+(``server.certcheck.TrustMaterial.live``).
 
 All times in messages are Astana time (R9).
 """
@@ -28,7 +41,9 @@ All times in messages are Astana time (R9).
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -41,7 +56,7 @@ from signing.api import (
     certificate_public_key,
     key_id_for,
 )
-from signing.crl import check_crl, find_revocation
+from signing.crl import check_crl, covers, find_revocation
 from signing.dsse import EnvSig, VerifiedSigner
 from signing.errors import (
     BadSignature,
@@ -61,6 +76,49 @@ from siogw_api.timeutil import astana_iso, ensure_utc, now_utc
 MAX_PATH_LENGTH = 4
 
 Clock = Callable[[], _dt.datetime]
+
+#: Extended key usage of the gateway's result-signing certificate. A UUID-derived OID
+#: (ITU-T X.667 arc ``2.25``): needs no registration and collides with no one's.
+#: ``signing.ca`` issues it with the ``gateway`` profile; ``siogw verify`` expects it
+#: for result envelopes. A person's signature is refused from a certificate naming it.
+GATEWAY_RESULT_EKU = x509.ObjectIdentifier("2.25.206522888775441236200573834490305489719")
+
+#: EKUs that only authorise a TLS endpoint: a leaf whose EKU is made of these alone is not
+#: a signing certificate.
+_TLS_ONLY_EKUS = frozenset(
+    {x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}
+)
+
+
+class TrustChecker(Protocol):
+    """What a consumer needs of a trust store: :class:`TrustStore` or a live view of one."""
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]: ...
+
+    @property
+    def intermediates(self) -> tuple[x509.Certificate, ...]: ...
+
+    def verify_certificate(
+        self,
+        leaf: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]: ...
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        intermediates: Iterable[x509.Certificate] = (),
+        algorithm: Algorithm | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]: ...
 
 
 def describe(cert: x509.Certificate) -> str:
@@ -100,10 +158,17 @@ _UNDERSTOOD_CRITICAL = {
     x509.KeyUsage.oid,
     x509.ExtendedKeyUsage.oid,
     x509.SubjectAlternativeName.oid,
-    x509.NameConstraints.oid,
+    x509.NameConstraints.oid,  # applied, see _check_name_constraints
+    # Without a required policy set every policy satisfies us; a CA that demands policy
+    # processing says so with policyConstraints/inhibitAnyPolicy, which are refused.
     x509.CertificatePolicies.oid,
-    x509.PolicyConstraints.oid,
-    x509.InhibitAnyPolicy.oid,
+}
+
+#: Critical extensions refused with a specific reason (policy processing is not done).
+_POLICY_PROCESSING = {
+    x509.PolicyConstraints.oid: "policyConstraints",
+    x509.InhibitAnyPolicy.oid: "inhibitAnyPolicy",
+    x509.oid.ExtensionOID.POLICY_MAPPINGS: "policyMappings",
 }
 
 
@@ -193,6 +258,18 @@ class TrustStore:
         # hide a good one. If none verifies, the freshest one's error is reported.
         candidates.sort(key=lambda c: c.last_update_utc, reverse=True)
         genuine = [c for c in candidates if _crl_signed_by(c, issuer)]
+        if genuine:
+            # A CRL's issuingDistributionPoint may limit it to CA or end-entity
+            # certificates or to one distribution point: only a CRL covering ``cert``
+            # can say it is not revoked (an unsupported scope raises StaleCRL).
+            is_ca = _is_ca(cert)
+            genuine = [c for c in genuine if covers(c, cert, is_ca=is_ca)]
+            if not genuine:
+                if self.require_crl:
+                    raise StaleCRL(
+                        f"no CRL of {issuer.subject.rfc4514_string()} covers {describe(cert)}"
+                    )
+                return
         crl = genuine[0] if genuine else candidates[0]
         check_crl(crl, issuer, at)
         hit = find_revocation(crl, cert.serial_number)
@@ -214,16 +291,18 @@ class TrustStore:
         *,
         at: _dt.datetime | None = None,
         intermediates: Iterable[x509.Certificate] = (),
+        purpose: x509.ObjectIdentifier | None = None,
     ) -> tuple[x509.Certificate, ...]:
         """Validate ``leaf`` for signing at ``at`` (default: the clock's now).
 
-        Returns the path, leaf first, anchor last. Raises :class:`UntrustedChain`,
-        :class:`CertificateRevoked`, :class:`StaleCRL`, :class:`CertificateExpired` or
-        :class:`KeyUsageRefused` (checked in that order, see the module docstring).
+        ``purpose`` is the EKU the leaf must name (None: a person's signature, see step 6
+        of the module docstring). Returns the path, leaf first, anchor last. Raises
+        :class:`UntrustedChain`, :class:`CertificateRevoked`, :class:`StaleCRL`,
+        :class:`CertificateExpired` or :class:`KeyUsageRefused` (checked in that order).
         """
         when = ensure_utc(at) if at is not None else ensure_utc(self.clock())
         try:
-            return self._verify_certificate(leaf, when, intermediates)
+            return self._verify_certificate(leaf, when, intermediates, purpose)
         except ValueError as exc:  # cryptography parses extensions lazily
             raise UntrustedChain(
                 f"certificate {describe(leaf)} or its chain is malformed", detail=str(exc)
@@ -234,16 +313,23 @@ class TrustStore:
         leaf: x509.Certificate,
         when: _dt.datetime,
         intermediates: Iterable[x509.Certificate],
+        purpose: x509.ObjectIdentifier | None = None,
     ) -> tuple[x509.Certificate, ...]:
         path = self._build_path(leaf, intermediates)
 
         for cert in path:  # step 2
             for ext in cert.extensions:
+                if ext.critical and ext.oid in _POLICY_PROCESSING:
+                    raise UntrustedChain(
+                        f"{describe(cert)} has a critical {_POLICY_PROCESSING[ext.oid]} "
+                        "extension; certificate policy processing is not supported"
+                    )
                 if ext.critical and ext.oid not in _UNDERSTOOD_CRITICAL:
                     raise UntrustedChain(
                         f"{describe(cert)} has an unsupported critical extension "
                         f"{ext.oid.dotted_string}"
                     )
+        _check_name_constraints(path)
 
         for i in range(len(path) - 1):  # step 3, anchors are not revocation-checked
             self._check_revocation(path[i], path[i + 1], when)
@@ -263,7 +349,7 @@ class TrustStore:
         for depth, issuer in enumerate(path[1:]):  # step 5
             self._check_ca(issuer, intermediates_below=depth)
 
-        _check_signing_usage(leaf)  # step 6
+        _check_signing_usage(leaf, purpose)  # step 6
         return tuple(path)
 
     @staticmethod
@@ -295,13 +381,16 @@ class TrustStore:
         at: _dt.datetime | None = None,
         intermediates: Iterable[x509.Certificate] = (),
         algorithm: Algorithm | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
     ) -> tuple[x509.Certificate, ...]:
         """Chain + revocation + signature: ``signature`` over ``payload`` by ``cert``'s key.
 
         Returns the certificate path. Raises any error of :meth:`verify_certificate`, or
         :class:`BadSignature`.
         """
-        path = self.verify_certificate(cert, at=at, intermediates=intermediates)
+        path = self.verify_certificate(
+            cert, at=at, intermediates=intermediates, purpose=purpose
+        )
         try:
             verify_with_key(certificate_public_key(cert), payload, signature, algorithm)
         except BadSignature as exc:
@@ -309,7 +398,9 @@ class TrustStore:
         return path
 
 
-def _check_signing_usage(leaf: x509.Certificate) -> None:
+def _check_signing_usage(
+    leaf: x509.Certificate, purpose: x509.ObjectIdentifier | None = None
+) -> None:
     try:
         ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -318,6 +409,132 @@ def _check_signing_usage(leaf: x509.Certificate) -> None:
         raise KeyUsageRefused(
             f"certificate {describe(leaf)} allows neither digitalSignature nor nonRepudiation"
         )
+    check_purpose(leaf, purpose)
+
+
+def check_purpose(leaf: x509.Certificate, purpose: x509.ObjectIdentifier | None) -> None:
+    """The extended key usage part of step 6; :class:`KeyUsageRefused` if it does not fit."""
+    try:
+        ekus = set(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        ekus = set()
+    if purpose is not None:
+        if purpose not in ekus:
+            raise KeyUsageRefused(
+                f"certificate {describe(leaf)} is not issued for {_eku_name(purpose)} "
+                "(its extended key usage does not name it)"
+            )
+        return
+    if GATEWAY_RESULT_EKU in ekus:
+        raise KeyUsageRefused(
+            f"certificate {describe(leaf)} is the gateway's result key, not a person's"
+        )
+    if ekus and ekus <= _TLS_ONLY_EKUS:
+        raise KeyUsageRefused(
+            f"certificate {describe(leaf)} is issued for TLS only, not for signatures"
+        )
+
+
+def _eku_name(oid: x509.ObjectIdentifier) -> str:
+    if oid == GATEWAY_RESULT_EKU:
+        return "the gateway's results"
+    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+# --- name constraints (RFC 5280 4.2.1.10) -------------------------------------------------
+_NC_TYPES = (x509.DirectoryName, x509.DNSName, x509.RFC822Name, x509.IPAddress)
+
+
+def _check_name_constraints(path: Sequence[x509.Certificate]) -> None:
+    """Apply every issuer's nameConstraints to the certificates below it in ``path``.
+
+    Self-issued intermediates are exempt (RFC 5280 6.1.4 (b)), the leaf never is. A
+    constraint on a name form other than :data:`_NC_TYPES` refuses the path.
+    """
+    for j in range(1, len(path)):
+        try:
+            nc = path[j].extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        permitted = list(nc.permitted_subtrees or ())
+        excluded = list(nc.excluded_subtrees or ())
+        for sub in (*permitted, *excluded):
+            if not isinstance(sub, _NC_TYPES):
+                raise UntrustedChain(
+                    f"{describe(path[j])} constrains names of an unsupported form "
+                    f"({type(sub).__name__})"
+                )
+        for i in range(j):
+            cert = path[i]
+            if i > 0 and cert.subject == cert.issuer:
+                continue
+            for name in _names_of(cert):
+                same = [p for p in permitted if type(p) is type(name)]
+                if same and not any(_name_within(name, p) for p in same):
+                    raise UntrustedChain(
+                        f"{describe(cert)}: name {_show(name)} is outside the names "
+                        f"permitted by {describe(path[j])}"
+                    )
+                if any(type(e) is type(name) and _name_within(name, e) for e in excluded):
+                    raise UntrustedChain(
+                        f"{describe(cert)}: name {_show(name)} is excluded by "
+                        f"{describe(path[j])}"
+                    )
+
+
+def _names_of(cert: x509.Certificate) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    if len(cert.subject) > 0:
+        names.append(x509.DirectoryName(cert.subject))
+        for attr in cert.subject.get_attributes_for_oid(x509.oid.NameOID.EMAIL_ADDRESS):
+            names.append(x509.RFC822Name(str(attr.value)))
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return names
+    names.extend(n for n in san if isinstance(n, _NC_TYPES))
+    return names
+
+
+def _show(name: x509.GeneralName) -> str:
+    if isinstance(name, x509.DirectoryName):
+        return name.value.rfc4514_string()
+    return str(name.value)
+
+
+def _name_within(name: x509.GeneralName, base: x509.GeneralName) -> bool:
+    if isinstance(name, x509.DirectoryName) and isinstance(base, x509.DirectoryName):
+        rdns, prefix = list(name.value.rdns), list(base.value.rdns)
+        return rdns[: len(prefix)] == prefix
+    if isinstance(name, x509.DNSName) and isinstance(base, x509.DNSName):
+        host, dom = name.value.lower().rstrip("."), base.value.lower().rstrip(".")
+        if dom.startswith("."):
+            return host.endswith(dom)
+        return dom == "" or host == dom or host.endswith("." + dom)
+    if isinstance(name, x509.RFC822Name) and isinstance(base, x509.RFC822Name):
+        mail, want = name.value.lower(), base.value.lower()
+        if "@" in want:
+            return mail == want
+        host = mail.rpartition("@")[2]
+        if want.startswith("."):
+            return host.endswith(want)
+        return host == want
+    if isinstance(name, x509.IPAddress) and isinstance(base, x509.IPAddress):
+        net = base.value
+        addr = name.value
+        if not isinstance(net, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            return False
+        if isinstance(addr, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            return addr.version == net.version and addr.subnet_of(net)  # type: ignore[arg-type]
+        return addr.version == net.version and addr in net
+    return False
 
 
 def verify_signed(
@@ -336,23 +553,44 @@ def verify_signed(
     )
 
 
+class SignatureTrust(Protocol):
+    """What :class:`CertificateVerifier` needs: a chain + signature check by purpose."""
+
+    def verify_signed(
+        self,
+        payload: bytes,
+        signature: bytes,
+        cert: x509.Certificate,
+        *,
+        at: _dt.datetime | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
+    ) -> tuple[x509.Certificate, ...]: ...
+
+
 # --- DSSE signature verifiers ------------------------------------------------------------
 class CertificateVerifier:
     """:class:`signing.dsse.SignatureVerifier` over certificates chained to a trust store.
 
     The certificate is the one embedded in the signature (its key id must match a
     non-empty ``keyid``) or, failing that, one of ``certificates`` with that key id.
+    ``purpose`` is the EKU the signer's certificate must name (None: a person's
+    signature); ``pinned``, when given, are the only certificates whose signatures count
+    (``UnknownSigner`` for any other, however well it chains).
     """
 
     def __init__(
         self,
-        trust: TrustStore,
+        trust: SignatureTrust,
         certificates: Iterable[x509.Certificate] = (),
         *,
         at: _dt.datetime | None = None,
+        purpose: x509.ObjectIdentifier | None = None,
+        pinned: Iterable[x509.Certificate] | None = None,
     ) -> None:
         self.trust = trust
         self.at = at
+        self.purpose = purpose
+        self.pinned = tuple(pinned) if pinned is not None else None
         self._by_keyid: dict[str, x509.Certificate] = {}
         for cert in certificates:
             self._by_keyid.setdefault(certificate_key_id(cert), cert)
@@ -390,7 +628,11 @@ class CertificateVerifier:
             else:
                 raise UnknownSigner("no known certificate's key made this keyid-less signature")
         cert = candidates[0]
-        path = self.trust.verify_signed(message, signature.sig, cert, at=self.at)
+        if self.pinned is not None and cert not in self.pinned:
+            raise UnknownSigner(f"{describe(cert)} is not the pinned signer certificate")
+        path = self.trust.verify_signed(
+            message, signature.sig, cert, at=self.at, purpose=self.purpose
+        )
         return VerifiedSigner(
             keyid=certificate_key_id(cert),
             public_key=certificate_public_key(cert),

@@ -219,7 +219,9 @@ def build_world(
         pins[label] = pin_file
     say(f"SoftHSM tokens: {', '.join(labels)} (store {store.root}, PINs in {secrets_dir})")
 
-    def key_and_cert(label: str, subject: str, cert_path: Path) -> str:
+    def key_and_cert(
+        label: str, subject: str, cert_path: Path, profile: Profile = Profile.USER
+    ) -> str:
         pin_source = f"file:{pins[label]}"
         token = Pkcs11Token(label, pin_source=pin_source)
         ck_id = token.generate_keypair("ec", "sign")
@@ -228,15 +230,16 @@ def build_world(
         from signing import load_signer
 
         signer = load_signer(uri)
-        cert = ca.issue(build_csr(signer, subject), Profile.USER, days=365)
+        cert = ca.issue(build_csr(signer, subject), profile, days=365)
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         token.import_certificate(cert, key_id=ck_id, label="sign")
         return uri
 
     certs = home / "certs"
-    gw_uri = key_and_cert(
-        gateway_label, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem"
+    gw_uri = key_and_cert(  # the result EKU: `siogw verify` tells it from a person's
+        gateway_label, "CN=IES Gateway,O=IES operator,C=KZ", certs / "gateway.pem",
+        Profile.GATEWAY,
     )
     say(f"gateway key generated on token {gateway_label!r}; certificate certs/gateway.pem")
 

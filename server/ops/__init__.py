@@ -75,7 +75,7 @@ from server.ops.reports import (
 from server.ops.roles import AUDIT_READERS, PERMISSIONS, Action, Actor, Role, authorize
 from server.ops.rules import Alert, Rule, RuleEngine, default_rules
 from server.ops.schema import create_schema, drop_schema
-from signing.trust import TrustStore
+from signing.trust import TrustChecker
 from siogw_api.timeutil import now_utc
 
 
@@ -98,7 +98,7 @@ class Operations:
         engine: Engine,
         *,
         record: Recorder,
-        trust: TrustStore,
+        trust: TrustChecker,
         index: QueryIndex,
         clock: Clock = now_utc,
         rules: list[Rule] | None = None,

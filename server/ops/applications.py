@@ -67,7 +67,7 @@ from server.resources.identifiers import validate_iin
 from server.store import schema as cp
 from signing.api import Signer
 from signing.dsse import decode_envelope, verify_envelope
-from signing.trust import CertificateVerifier, TrustStore
+from signing.trust import CertificateVerifier, TrustChecker
 from siogw_api.timeutil import astana_iso
 
 #: The operator decides within one day of receipt (§6).
@@ -198,30 +198,26 @@ def _check_subject_iin(cert: Any, iin: str) -> None:
 class ApplicationService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustChecker) -> None:
         self.ctx = ctx
         self.trust = trust
 
     # --- the applicant's side --------------------------------------------------------
+    def check(self, envelope_json: bytes, *, received_at: _dt.datetime | None = None) -> str:
+        """Verify an application without filing it (nothing changes); returns the
+        fingerprint of the certificate it carries and is signed with.
+
+        The gateway checks first, then writes the request ahead (``server.writeahead``),
+        then calls :meth:`file`, which verifies again.
+        """
+        received = utc_required(received_at) if received_at is not None else self.ctx.now()
+        fields = self._verified(envelope_json, received)
+        return fingerprint(fields["cert_der"])
+
     def file(self, envelope_json: bytes, *, received_at: _dt.datetime | None = None) -> Application:
         """Verify and file an application; returns it with its decision deadline."""
         received = utc_required(received_at) if received_at is not None else self.ctx.now()
-        hint: list[Any] = []
-        peeked = peek_payload(envelope_json).get("certificate")
-        if isinstance(peeked, str):
-            try:
-                hint = [parse_certificate(b64_field({"c": peeked}, "c", "certificate"))]
-            except InvalidDocument:
-                hint = []
-        doc, signer_cert = verify_document(
-            envelope_json, PAYLOAD_APPLICATION, self.trust, certificates=hint, at=received
-        )
-        fields = _parse(doc)
-        cert = parse_certificate(fields["cert_der"])
-        if der_of(cert) != der_of(signer_cert):
-            raise SignerMismatch("the application must be signed with the key of the "
-                                 "certificate it carries")
-        _check_subject_iin(cert, fields["iin"])
+        fields = self._verified(envelope_json, received)
         app_id = uuid.uuid4().hex
         with self.ctx.tx() as conn:
             pending = conn.execute(sa.select(s.applications.c.id).where(
@@ -255,6 +251,26 @@ class ApplicationService:
             )
             row = conn.execute(sa.select(s.applications).where(s.applications.c.id == app_id)).one()
         return _app(row)
+
+    def _verified(self, envelope_json: bytes, received: _dt.datetime) -> dict[str, Any]:
+        """The fields of a verified application (signed with the certificate it carries)."""
+        hint: list[Any] = []
+        peeked = peek_payload(envelope_json).get("certificate")
+        if isinstance(peeked, str):
+            try:
+                hint = [parse_certificate(b64_field({"c": peeked}, "c", "certificate"))]
+            except InvalidDocument:
+                hint = []
+        doc, signer_cert = verify_document(
+            envelope_json, PAYLOAD_APPLICATION, self.trust, certificates=hint, at=received
+        )
+        fields = _parse(doc)
+        cert = parse_certificate(fields["cert_der"])
+        if der_of(cert) != der_of(signer_cert):
+            raise SignerMismatch("the application must be signed with the key of the "
+                                 "certificate it carries")
+        _check_subject_iin(cert, fields["iin"])
+        return fields
 
     def status_for(self, application_id: str, cert_fingerprint: str) -> Application:
         """The applicant's view: only the holder of the application's certificate sees it."""
@@ -449,7 +465,7 @@ def _refusal_from(doc: dict[str, Any], signer_subject: str) -> Refusal:
 
 
 def verify_refusal(
-    envelope_json: bytes, trust: TrustStore, *, at: _dt.datetime | None = None
+    envelope_json: bytes, trust: TrustChecker, *, at: _dt.datetime | None = None
 ) -> Refusal:
     """The applicant's check of a refusal: a valid operator signature chained to ``trust``."""
     envelope = decode_envelope(envelope_json)

@@ -5,7 +5,9 @@ change runs in one database transaction and calls :attr:`OpsContext.record` *ins
 just before the commit: if the audit log refuses the event, the transaction rolls back
 and the action does not happen (fail closed, R11). The gateway runs these services in
 a worker thread (``asyncio.to_thread``) and passes a recorder that appends to the audit
-log synchronously (``AuditLog.append_sync``), see :func:`audit_log_recorder`.
+log synchronously (``AuditLog.append_sync``), see :func:`audit_log_recorder`. Before
+calling a service that changes state, the gateway has already written the request's own
+record (the write-ahead rule, ``server.writeahead``); the service's record is the effect's.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from server.store.certificates import ANY_ISSUER, revoke_serial, revoked_clause
 from server.store.certificates import insert_certificate as insert_row
 from signing.api import key_id_for
 from signing.pin_ages import pin_age_warning
-from signing.trust import TrustStore
+from signing.trust import TrustChecker
 from siogw_api.timeutil import astana_iso
 
 #: Warn this many days before a certificate expires.
@@ -131,7 +131,7 @@ def active_certificates(conn: Connection, user_id: str) -> list[x509.Certificate
 class CertificateService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, trust: TrustStore | None = None) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustChecker | None = None) -> None:
         self.ctx = ctx
         self.trust = trust
 

@@ -21,7 +21,7 @@ from server.ops.errors import InvalidDocument, SignerMismatch
 from signing.api import Signer
 from signing.dsse import decode_envelope, sign_envelope, verify_envelope
 from signing.errors import MalformedEnvelope
-from signing.trust import CertificateVerifier, TrustStore
+from signing.trust import CertificateVerifier, TrustChecker
 
 PAYLOAD_APPLICATION = "application/vnd.siogw.application+json"
 PAYLOAD_TRANSFER = "application/vnd.siogw.transfer+json"
@@ -53,7 +53,7 @@ def sign_document(payload_type: str, doc: Mapping[str, Any], signer: Signer) -> 
 def verify_document(
     data: bytes,
     payload_type: str,
-    trust: TrustStore,
+    trust: TrustChecker,
     *,
     certificates: Iterable[x509.Certificate] = (),
     at: _dt.datetime | None = None,

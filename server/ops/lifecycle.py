@@ -62,7 +62,7 @@ from server.ops.roles import Action, Actor, Role, authorize, authorize_status_ch
 from server.store import schema as cp
 from server.store.users import set_status
 from signing.dsse import decode_envelope
-from signing.trust import TrustStore
+from signing.trust import TrustChecker
 from siogw_api.timeutil import astana_iso
 
 #: A transfer edit filed later than this after the order's signing is late (§7).
@@ -234,7 +234,7 @@ def insert_user(
 class LifecycleService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, trust: TrustStore) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustChecker) -> None:
         self.ctx = ctx
         self.trust = trust
 

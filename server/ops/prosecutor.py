@@ -32,7 +32,7 @@ from server.ops.documents import PAYLOAD_RESOLUTION, der_of, fingerprint, verify
 from server.ops.errors import Duplicate, InvalidDocument, PermissionDenied, SignerMismatch
 from server.ops.reports import QueryFilter, QueryIndex, ReportPage, fetch_page
 from server.ops.roles import Action, Actor, authorize
-from signing.trust import TrustStore
+from signing.trust import TrustChecker
 from siogw_api.timeutil import astana_iso
 
 MAX_SCOPE_USERS = 1000
@@ -82,7 +82,7 @@ def _parse(doc: dict[str, Any]) -> dict[str, Any]:
 class ProsecutorService:
     """See the module docstring."""
 
-    def __init__(self, ctx: OpsContext, trust: TrustStore, index: QueryIndex) -> None:
+    def __init__(self, ctx: OpsContext, trust: TrustChecker, index: QueryIndex) -> None:
         self.ctx = ctx
         self.trust = trust
         self.index = index

@@ -53,6 +53,8 @@ class Event:
     time: _dt.datetime
     details: Mapping[str, Any] = field(default_factory=dict)
     seq: int | None = None
+    #: The record's ``cert``: the fingerprint of the actor's certificate, or None.
+    cert: str | None = None
 
     @property
     def is_query(self) -> bool:
@@ -95,7 +97,13 @@ def to_event(record: Mapping[str, Any], default_time: _dt.datetime) -> Event:
         time=when,
         details=details if isinstance(details, Mapping) else {},
         seq=seq if isinstance(seq, int) else None,
+        cert=_cert_of(record),
     )
+
+
+def _cert_of(record: Mapping[str, Any]) -> str | None:
+    value = record.get("cert", record.get("cert_fingerprint"))
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,14 @@ class _Windowed:
 
 
 class RepeatedSignatureFailures:
-    """``threshold`` refusals for signature reasons by one user within ``window``."""
+    """``threshold`` refusals for signature reasons by one user within ``window``.
+
+    A refusal counts against a user only when the certificate that failed is that
+    user's: the record names an authenticated actor and its ``cert``, and that
+    certificate is among the envelope's signers (``details["signer_certs"]``). Someone
+    else's signature on a user's session, or an anonymous caller naming the user
+    (``claimed_user``), is not the user's failure.
+    """
 
     name = "repeated_signature_failures"
 
@@ -167,6 +182,9 @@ class RepeatedSignatureFailures:
         if event.event_type != "refusal" or event.actor in ("", "anonymous"):
             return None
         if str(event.details.get("reason", "")) not in self.reasons:
+            return None
+        signers = event.details.get("signer_certs")
+        if event.cert is None or not isinstance(signers, list) or event.cert not in signers:
             return None
         self._n += 1
         n = self._w.add(event.actor, event.seq if event.seq is not None else self._n, event.time)

@@ -1,5 +1,9 @@
 """What every aggregate of the store shares: the engine, transactions, the pinned
-connection of the hot path and prepared statements (see :mod:`server.store`)."""
+connection of the hot path and prepared statements (see :mod:`server.store`).
+
+A SQLite database file is created 0600 before SQLite opens it (and an existing one, with
+its ``-wal``/``-shm``, tightened to 0600): it holds people's records, and SQLite gives
+its ``-wal``/``-shm`` files the database file's mode (:mod:`server.files`)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from audit.sqlguard import install_text_guard
+from server.files import private_file
 from server.prepared import Prepared
 from server.store.errors import StoreUnavailable
 from siogw_api.errors import InputError, PolicyError, StorageError
@@ -40,6 +46,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 WAL_AUTOCHECKPOINT_PAGES = 16384
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create (or tighten) the file of a SQLite ``url`` and its ``-wal``/``-shm`` as 0600;
+    nothing for an in-memory database or another dialect."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:  # create_engine reports a bad URL precisely
+        return
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return
+    db = Path(database)
+    private_file(db)
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            private_file(side)
+
+
 def redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -55,6 +80,7 @@ class StoreBase:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            private_sqlite_file(url)
         else:
             kwargs["pool_pre_ping"] = True
         try:

@@ -100,7 +100,7 @@ def test_installs_the_client_without_the_server(client_venv: ClientVenv) -> None
 import importlib.metadata as md, importlib.util as u, json, sys
 dist = md.distribution("sio-gateway-client")
 tops = sorted({f.parts[0] for f in dist.files if f.suffix == ".py"})
-import clients.sync, clients.aio, clients.cli, signing.pkcs11_backend, signing.note
+import clients.sync, clients.aio, clients.cli, signing.pkcs11_signer, signing.modules, signing.note
 import siogw_api.v1.query_pb2_grpc
 print(json.dumps({
     "tops": tops,
@@ -128,8 +128,8 @@ print(json.dumps({
 def pkcs11_uri_with_module(uri: str) -> tuple[str, str]:
     """``uri`` with an explicit ``module-path`` (the client venv has no ``softhsm``
     package to discover the module with), and that path."""
+    from signing.modules import find_pkcs11_module
     from signing.uri import parse_pkcs11_uri
-    from softhsm.store import find_pkcs11_module
 
     module = str(find_pkcs11_module())
     return str(dataclasses.replace(parse_pkcs11_uri(uri), module_path=module)), module

@@ -93,19 +93,21 @@ def test_a_log_and_a_sink_together_are_refused(tmp_path: Path) -> None:
         log.close()
 
 
-def test_an_operations_domain_that_cannot_start_stops_the_assembly(tmp_path: Path) -> None:
+def test_a_gateway_without_trust_anchors_stops_the_assembly(tmp_path: Path) -> None:
+    """No anchors: refused by ``check_can_serve`` before the store is opened (issue 13)."""
     signer = _signer()
     log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/assembly")
     try:
         with pytest.raises(ConfigError) as ei:
             build_gateway(_config(tmp_path, anchors=False), signer=signer, audit_log=log)
         text = ei.value.diagnostics()
-        assert "operations domain" in text and "trust.anchors" in text
+        assert "trust.anchors" in text
+        assert not (tmp_path / "siogw.db").exists()
     finally:
         log.close()
 
 
-def test_run_server_stops_at_start_up_when_the_operations_domain_fails(
+def test_run_server_stops_at_start_up_when_the_configuration_cannot_serve(
     tmp_path: Path,
 ) -> None:
     """No port is served and no "retry on first use": ``run_server`` raises the one
@@ -129,6 +131,6 @@ def test_run_server_stops_at_start_up_when_the_operations_domain_fails(
     with pytest.raises(ConfigError) as ei:
         asyncio.run(start())
     assert served == []
-    assert "the operations domain cannot start" in ei.value.diagnostics()
+    assert "no trust anchors configured (trust.anchors)" in ei.value.diagnostics()
     with socket.socket() as s:  # nothing was left listening
         s.bind(("127.0.0.1", free))

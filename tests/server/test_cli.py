@@ -79,12 +79,19 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     from audit.archive import iter_archive_records
 
     admin = [rec for _, rec in iter_archive_records(tmp_path / "audit") if rec.event == "admin"]
+    # written ahead (server.writeahead): each command's request, then its outcome
     assert [(r.details["command"], r.outcome) for r in admin] == [
-        ("enroll_user", "success"), ("enroll_user", "failure"), ("enroll_user", "failure"),
-        ("block_user", "success"), ("revoke_certificate", "success"),
-        ("publish_maintenance", "success"),
+        (command, outcome)
+        for command, done in [
+            ("enroll_user", "success"), ("enroll_user", "failure"), ("enroll_user", "failure"),
+            ("block_user", "success"), ("revoke_certificate", "success"),
+            ("publish_maintenance", "success"),
+        ]
+        for outcome in ("requested", done)
     ]
     assert all(r.actor == "siogw-admin" for r in admin)
+    for request, outcome in zip(admin[::2], admin[1::2], strict=True):
+        assert request.payload and outcome.details["request_seq"] == request.seq
 
 
 def test_admin_changes_nothing_while_the_audit_log_is_held(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_sms_login_consent_and_a_signed_query(gateway: Harness) -> None:
     rec = next(r for r in gateway.audit_records() if r.seq == resp.receipt.seq)
     assert rec.event == "query" and rec.actor == "alice"
     assert rec.details["request_id"] == q.request_id
-    assert dsse.Envelope.from_json(rec.payload).payload == req.envelope.payload
+    assert common_pb2.Envelope.FromString(rec.payload).payload == req.envelope.payload
     assert "result_sha256" in rec.details and "result_summary" in rec.details
     gateway.sessions["alice"] = token
 
@@ -129,7 +129,8 @@ def test_five_wrong_sms_codes_lock_the_login(gateway: Harness) -> None:
     right = auth_pb2.CompleteLoginRequest(login_id=login_id, sms_code=code)
     assert rpc_error(lambda: gateway.auth.CompleteLogin(right))[:2] == (DENIED, "LOGIN_LOCKED")
     locked = [r for r in _refusals(gateway) if r.details.get("reason") == "LOGIN_LOCKED"]
-    assert locked and locked[-1].actor == "bob"
+    assert locked and locked[-1].actor == "anonymous"  # claimed, not authenticated
+    assert locked[-1].details["claimed_user"] == "bob"
 
 
 def test_login_with_another_users_certificate_is_refused(gateway: Harness) -> None:

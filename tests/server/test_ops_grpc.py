@@ -52,6 +52,7 @@ from tests.server.ops_grpc_helpers import (
 )
 
 DENIED = grpc.StatusCode.PERMISSION_DENIED
+UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 AG, OP, CO, PR, SO = "agency_user", "operator", "controller", "prosecutor", "security_officer"
 ALL = frozenset({AG, OP, CO, PR, SO})
 
@@ -351,9 +352,17 @@ def test_audit_stream_feeds_the_violation_rules(gw: Harness) -> None:
     """Refusals the interceptor records reach the rule engine; controllers see the alert."""
     dina, alice = gw.users["dina"], gw.users["alice"]
     token = gw.session("dina")
-    for _ in range(3):  # signed with someone else's key: CERTIFICATE_NOT_REGISTERED
+    for _ in range(3):  # signed with someone else's key: not dina's failure (issue 12)
         req, _ = gw.query_request(dina, signer=alice.signer)
         assert rpc_error(lambda: gw.query.Query(req, metadata=bearer(token)))[0] == DENIED
+    gw.gateway.ops_wiring.settle()
+    none = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="dina")))
+    assert none["alerts"] == []
+    for _ in range(3):  # dina's own certificate, a signature that does not verify
+        req, _ = gw.query_request(dina)
+        sig = req.envelope.signatures[0]
+        sig.sig = bytes([sig.sig[0] ^ 1]) + sig.sig[1:]
+        assert rpc_error(lambda: gw.query.Query(req, metadata=bearer(token)))[0] == UNAUTH
     gw.gateway.ops_wiring.settle()
     alerts = data(admin(gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="dina")))
     assert [a["rule"] for a in alerts["alerts"]] == ["repeated_signature_failures"]

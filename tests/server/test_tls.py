@@ -85,7 +85,11 @@ def test_tls_without_certificate_files_is_a_config_error(tmp_path: Path) -> None
     from server.app import run_server
     from siogw_api.errors import ConfigError
 
-    config = load_config(tmp_path, env={}, overrides={"server": {"port": 0}})
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=TLS Root")
+    (tmp_path / "root.pem").write_bytes(
+        ca.root_certificate.public_bytes(serialization.Encoding.PEM))
+    config = load_config(tmp_path, env={}, overrides={
+        "server": {"port": 0}, "trust": {"anchors": ["root.pem"]}})
     gw = build_gateway(config, signer=SoftwareSigner(generate_software_key("ecdsa-p256-sha256")),
                        audit=JsonlAuditSink(tmp_path / "a.jsonl"))
 
@@ -93,5 +97,5 @@ def test_tls_without_certificate_files_is_a_config_error(tmp_path: Path) -> None
         async with run_server(config, gateway=gw):
             pass
 
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"tls\.cert_file / tls\.key_file are not set"):
         asyncio.run(start())

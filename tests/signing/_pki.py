@@ -88,10 +88,11 @@ def issue(
     extra: list[tuple[Any, bool]] = (),  # type: ignore[assignment]
     issuer_name: x509.Name | None = None,
     signing_key: ec.EllipticCurvePrivateKey | None = None,
+    subject_name: x509.Name | None = None,
 ) -> Node:
     """A certificate for ``subject`` issued by ``issuer`` (self-signed when ``None``)."""
     key = key or ec.generate_private_key(ec.SECP256R1())
-    subj = name(subject)
+    subj = subject_name or name(subject)
     b = (
         x509.CertificateBuilder()
         .subject_name(subj)
@@ -135,6 +136,7 @@ def crl(
     last_update: dt.datetime = NOW - DAY,
     next_update: dt.datetime = NOW + 6 * DAY,
     signing_key: ec.EllipticCurvePrivateKey | None = None,
+    extra: list[tuple[Any, bool]] = (),  # type: ignore[assignment]
 ) -> x509.CertificateRevocationList:
     b = (
         x509.CertificateRevocationListBuilder()
@@ -142,6 +144,8 @@ def crl(
         .last_update(last_update)
         .next_update(next_update)
     )
+    for ext, critical in extra:
+        b = b.add_extension(ext, critical=critical)
     for serial, when, reason in revoked:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
         if reason is not None:

@@ -206,3 +206,70 @@ def test_ca_cli_end_to_end(tmp_path: Path) -> None:
 
     bad = siogw("ca", "revoke", "zz-not-hex", home=home)
     assert bad.returncode == 8 and "hexadecimal" in bad.stderr
+
+
+# --- issue 13: a full-chain bundle after --cert (defect 8) -----------------------------------
+def test_cert_bundle_supplies_the_intermediates(world: World) -> None:
+    assert world.ca.intermediate_certificate is not None
+    bundle = world.home / "fullchain.pem"
+    bundle.write_bytes(_pem(world.cert) + _pem(world.ca.intermediate_certificate))
+    bare = world.envelope("bare-bundle.json", dsse.sign_envelope(
+        dsse.PAYLOAD_QUERY, b"q", [world.signer], include_certificates=False))
+    for envelope in (world.good, bare):
+        proc = siogw("verify", str(envelope), "--trust", str(world.anchor),
+                     "--cert", str(bundle), home=world.home)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == world.cert.subject.rfc4514_string()
+
+
+def test_untrusted_chain_message_says_how_to_pass_intermediates(world: World) -> None:
+    proc = siogw("verify", str(world.good), "--trust", str(world.anchor), home=world.home)
+    line = _one_line_error(proc, "untrusted chain")
+    assert "--intermediate" in line and "--cert" in line
+
+
+# --- issue 13: a gateway result is not a person's signature (defect 6) -----------------------
+@pytest.fixture(scope="module")
+def gateway(world: World) -> tuple[SoftwareSigner, Path]:
+    key = generate_software_key("ecdsa-p256-sha256")
+    cert = world.ca.issue(build_csr(SoftwareSigner(key), "CN=IES Gateway,C=KZ"), "gateway", 30)
+    path = world.home / "gateway.pem"
+    path.write_bytes(_pem(cert))
+    return SoftwareSigner(key, certificate=cert), path
+
+
+def test_analyst_signed_result_is_refused(
+    world: World, gateway: tuple[SoftwareSigner, Path]
+) -> None:
+    gw_signer, gw_cert = gateway
+    forged = world.envelope("forged-result.json", dsse.sign_envelope(
+        dsse.PAYLOAD_RESULT, b"result", [world.signer]))
+    real = world.envelope("result.json", dsse.sign_envelope(
+        dsse.PAYLOAD_RESULT, b"result", [gw_signer]))
+    result = ("--payload-type", dsse.PAYLOAD_RESULT)
+    line = _one_line_error(world.verify(forged, *result), "key usage")
+    assert "gateway's results" in line
+    ok = world.verify(real, *result)
+    assert ok.returncode == 0, ok.stderr
+    assert "IES Gateway" in ok.stdout
+    # pinned: only the gateway's certificate counts, whatever the EKU
+    _one_line_error(world.verify(forged, *result, "--signer-cert", str(gw_cert)),
+                    "unknown signer")
+    assert world.verify(real, *result, "--signer-cert", str(gw_cert)).returncode == 0
+    # --expect-eku works for any payload type
+    _one_line_error(world.verify(world.good, "--expect-eku", "gateway"), "key usage")
+
+
+def test_gateway_certificate_cannot_sign_for_a_person(
+    world: World, gateway: tuple[SoftwareSigner, Path]
+) -> None:
+    env = world.envelope("gw-query.json", dsse.sign_envelope(
+        dsse.PAYLOAD_QUERY, b"q", [gateway[0]]))
+    line = _one_line_error(world.verify(env), "key usage")
+    assert "gateway's result key" in line
+
+
+def test_result_envelope_expects_the_gateway_without_payload_type_flag(world: World) -> None:
+    forged = world.envelope("forged-result-2.json", dsse.sign_envelope(
+        dsse.PAYLOAD_RESULT, b"result", [world.signer]))
+    _one_line_error(world.verify(forged), "key usage")

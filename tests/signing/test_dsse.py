@@ -95,9 +95,44 @@ def test_multi_signature_threshold() -> None:
     both = PublicKeyVerifier([a.public_key, b.public_key])
     assert len(verify_envelope(env, both, threshold=2).signers) == 2
     only_a = PublicKeyVerifier([a.public_key])
-    assert verify_envelope(env, only_a).signers[0].keyid == a.key_id
+    with pytest.raises(UnknownSigner):  # every signature must verify (issue 12)
+        verify_envelope(env, only_a)
     with pytest.raises(UnknownSigner):
         verify_envelope(env, only_a, threshold=2)
+
+
+def test_one_failing_signature_refuses_the_envelope() -> None:
+    """Issue 12: an extra signature that does not verify is not ignored beside a good one."""
+    a = _ec()
+    good = sign_envelope(dsse.PAYLOAD_QUERY, b"q", [a])
+    verifier = PublicKeyVerifier([a.public_key])
+    assert verify_envelope(good, verifier).signers[0].keyid == a.key_id
+    extra = Envelope(good.payload_type, good.payload,
+                     (*good.signatures, EnvSig(a.key_id, good.signatures[0].sig[:-1] + b"!")))
+    with pytest.raises(BadSignature):
+        verify_envelope(extra, verifier)
+    junk = Envelope(good.payload_type, good.payload,
+                    (*good.signatures, EnvSig("\x01" * 100, b"sig")))
+    with pytest.raises(UnknownSigner):
+        verify_envelope(junk, verifier)
+
+
+def test_signature_fields_are_capped() -> None:
+    a = _ec()
+    env = sign_envelope(dsse.PAYLOAD_QUERY, b"q", [a])
+    sig = env.signatures[0]
+    for item, what in [
+        ({"keyid": "\x01" * (dsse.MAX_KEYID_LEN + 1), "sig": sig.sig}, "keyid"),
+        ({"keyid": "k", "sig": b"s" * (dsse.MAX_SIG_BYTES + 1)}, "sig"),
+        ({"keyid": "k", "sig": sig.sig, "cert_der": b"c" * (dsse.MAX_CERT_DER_BYTES + 1)},
+         "certificate"),
+    ]:
+        with pytest.raises(MalformedEnvelope, match=what):
+            Envelope.from_proto_fields(env.payload_type, env.payload, [item])
+    long_keyid = json.loads(env.to_json())
+    long_keyid["signatures"][0]["keyid"] = "k" * (dsse.MAX_KEYID_LEN + 1)
+    with pytest.raises(MalformedEnvelope, match="keyid"):
+        decode_envelope(json.dumps(long_keyid))
 
 
 def test_threshold_must_be_positive() -> None:
@@ -252,7 +287,8 @@ def test_round_trip_through_generated_protobuf() -> None:
     from cryptography.hazmat.primitives.asymmetric import ed25519 as _ed
 
     s = SoftwareSigner(_ed.Ed25519PrivateKey.generate())
-    env = sign_envelope(dsse.PAYLOAD_QUERY, b"\x00\x01binary", [s, _ec()])
+    second = _ec()
+    env = sign_envelope(dsse.PAYLOAD_QUERY, b"\x00\x01binary", [s, second])
     fields = env.to_proto_fields()
     msg = common_pb2.Envelope(
         payload_type=fields["payload_type"],
@@ -264,4 +300,4 @@ def test_round_trip_through_generated_protobuf() -> None:
     back = Envelope.from_proto_fields(back_msg.payload_type, back_msg.payload,
                                       back_msg.signatures)
     assert back == env
-    verify_envelope(back, PublicKeyVerifier([s.public_key]))
+    verify_envelope(back, PublicKeyVerifier([s.public_key, second.public_key]))

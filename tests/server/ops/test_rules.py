@@ -33,10 +33,35 @@ def query(actor: str, at: _dt.datetime, n: int, *, task: str = "case 7",
                         "subject": subject}}
 
 
-def sig_failure(actor: str, at: _dt.datetime, n: int) -> dict[str, Any]:
+USER_CERT = "ab" * 32
+
+
+def sig_failure(actor: str, at: _dt.datetime, n: int,
+                signer_cert: str = USER_CERT) -> dict[str, Any]:
     return {"event_type": "refusal", "actor": actor, "outcome": "refused",
-            "time": at.isoformat(), "seq": n,
-            "details": {"reason": "BAD_SIGNATURE", "method": "/siogw.v1.QueryService/Query"}}
+            "time": at.isoformat(), "seq": n, "cert": USER_CERT,
+            "details": {"reason": "BAD_SIGNATURE", "method": "/siogw.v1.QueryService/Query",
+                        "signer_certs": [signer_cert]}}
+
+
+def test_signature_failures_count_only_with_the_users_own_certificate(
+    ops: Operations, clock: Clock
+) -> None:
+    """Issue 12 point 5: someone else's failing certificate, or an anonymous caller
+    naming the user, is not the user's failure."""
+    engine = RuleEngine(ops.ctx, ops.lifecycle,
+                        [RepeatedSignatureFailures(3, _dt.timedelta(minutes=10))])
+    t = clock.now
+    foreign = [sig_failure("bob", t, i, signer_cert="cd" * 32) for i in range(5)]
+    assert engine.observe_many(foreign) == []
+    no_cert = sig_failure("bob", t, 9)
+    del no_cert["cert"]
+    no_signers = sig_failure("bob", t, 10)
+    del no_signers["details"]["signer_certs"]
+    anonymous = sig_failure("anonymous", t, 11)
+    anonymous["details"]["claimed_user"] = "bob"
+    assert engine.observe_many([no_cert, no_signers, anonymous] * 3) == []
+    assert len(engine.observe_many([sig_failure("bob", t, 20 + i) for i in range(3)])) == 1
 
 
 def test_repeated_signature_failures(
