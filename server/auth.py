@@ -26,10 +26,11 @@ Login (R5) is three calls:
    user's choice: an SMS code, or a device challenge for the platform authenticator.
 3. ``CompleteLogin``: the code or the device assertion. Each SMS code compared is first
    claimed by one atomic statement (:meth:`server.store.sessions.SessionStore.
-   claim_attempt`), so at most ``limits.sms_max_attempts`` codes are ever compared for
-   one login, however many calls race. Once they check out, the login is written ahead
-   to the audit log (:mod:`server.writeahead`: ``event="login"``,
-   ``outcome="requested"``) before the session exists. The answer is a session token:
+   claim_attempt`), so at most ``limits.sms_max_attempts`` wrong codes are ever compared
+   for one login, however many calls race (the right code hands its claim back). Once
+   they check out, the login is written ahead to the audit log (:mod:`server.writeahead`:
+   ``event="login"``, ``outcome="requested"``) before the session exists. The answer is
+   a session token:
    32 random bytes (base64url), stored only as its SHA-256, valid
    ``limits.session_ttl_seconds``, bound to the certificate.
 """
@@ -291,6 +292,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 raise LoginFailed(
                     f"wrong SMS code ({limits.sms_max_attempts - attempt} tries left)"
                 )
+            # The right code: its claim is handed back, so the count is of wrong codes and
+            # the login's row is as it was until the write-ahead record is durable.
+            self.gw.store.release_attempt(login.login_id)
         else:
             if which != "biometric":
                 raise MissingField("a biometric assertion is required for this login")

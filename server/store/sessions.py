@@ -202,6 +202,15 @@ class SessionStore(StoreBase):
             value = conn.execute(stmt).scalar()
         return None if value is None else int(value)
 
+    def release_attempt(self, login_id: str) -> None:
+        """Hand back a claim of :meth:`claim_attempt` (the code compared was right)."""
+        with self._tx() as conn:
+            conn.execute(
+                logins.update()
+                .where(logins.c.login_id == login_id, logins.c.attempts > 0)
+                .values(attempts=logins.c.attempts - 1)
+            )
+
     # --- sessions ------------------------------------------------------------------------
     def create_session(
         self,
