@@ -44,19 +44,21 @@ import enum
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
 from google.protobuf.message import DecodeError
 from grpc import aio
+from sqlalchemy.engine import Connection
 
 from server.biometric import load_device_key
 from server.context import Gateway, check_fresh, der, envelope_bytes
 from server.errors import MissingField, NotPermitted
 from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
+from server.ops.lifecycle import check_status_change
 from server.ops.roles import PERMISSIONS
 from server.resources.catalogue import Role
 from server.status import window_proto
@@ -104,7 +106,7 @@ OPS_COMMAND_ACTIONS: Mapping[str, Action | None] = {
 COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "enroll_user": frozenset({Role.OPERATOR}),
     "block_user": frozenset({Role.OPERATOR, Role.CONTROLLER, Role.SECURITY_OFFICER}),
-    "unblock_user": frozenset({Role.OPERATOR}),
+    "unblock_user": frozenset({Role.OPERATOR, Role.SECURITY_OFFICER}),
     "revoke_certificate": frozenset({Role.SECURITY_OFFICER, Role.OPERATOR}),
     "register_certificate": frozenset({Role.OPERATOR, Role.SECURITY_OFFICER}),
     "publish_maintenance": frozenset({Role.OPERATOR}),
@@ -113,6 +115,14 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
         for name, action in OPS_COMMAND_ACTIONS.items()
     },
 }
+
+
+def _status_guard(
+    actor: Actor | None, user_id: str, *, block: bool
+) -> Callable[[Connection], object] | None:
+    if actor is None:  # siogw admin: the local administrator, no rules of roles
+        return None
+    return lambda conn: check_status_change(conn, actor, user_id, block=block)
 
 
 def parse_certificate(data: bytes) -> x509.Certificate:
@@ -134,11 +144,18 @@ def register_certificate(gateway: Gateway | None, store: Store, user_id: str, da
     return row.fingerprint
 
 
-def execute(gateway: Gateway | None, store: Store, command: admin_pb2.AdminCommand) -> str:
+def execute(
+    gateway: Gateway | None,
+    store: Store,
+    command: admin_pb2.AdminCommand,
+    actor: Actor | None = None,
+) -> str:
     """Apply one command to the store; returns a human-readable result message.
 
     Shared by the gRPC service and ``siogw admin`` (which passes ``gateway=None`` and so
-    skips the chain check of new certificates).
+    skips the chain check of new certificates). With an ``actor`` (the gRPC service), a
+    block or unblock follows the rules of who may block whom
+    (:func:`server.ops.lifecycle.check_status_change`), in the change's transaction.
     """
     which = command.WhichOneof("command")
     if which == "enroll_user":
@@ -164,11 +181,14 @@ def execute(gateway: Gateway | None, store: Store, command: admin_pb2.AdminComma
             register_certificate(None, store, c.user_id, der(cert))
         return f"user {c.user_id} enrolled as {c.role}"
     if which == "block_user":
-        store.set_user_status(command.block_user.user_id, USER_BLOCKED, command.block_user.reason)
+        b = command.block_user
+        store.set_user_status(b.user_id, USER_BLOCKED, b.reason, guard=_status_guard(
+            actor, b.user_id, block=True))
         return f"user {command.block_user.user_id} blocked; live sessions ended"
     if which == "unblock_user":
         u = command.unblock_user
-        store.set_user_status(u.user_id, USER_ACTIVE, u.reason)
+        store.set_user_status(u.user_id, USER_ACTIVE, u.reason, guard=_status_guard(
+            actor, u.user_id, block=False))
         return f"user {u.user_id} unblocked"
     if which == "revoke_certificate":
         r = command.revoke_certificate
@@ -416,9 +436,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.AdminResponse:
         gw = self.gw
         info = current_call()
+        session = await gw.authenticate(context)
+        # Decoded after the session check only: nothing of an unauthenticated caller's
+        # envelope is parsed or cached (issue 13, defect 10).
         if request.HasField("envelope"):
             info.payload = envelope_bytes(request.envelope)
-        session = await gw.authenticate(context)
         gw.audit.check()
         if not request.HasField("envelope"):
             raise MissingField("the admin envelope is missing")
@@ -454,7 +476,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                            session_certificate=session.certificate,
                                            pin_ages_home=gw.config.home)
         if done is None:
-            message, data = execute(gw, gw.store, command), None
+            actor = Actor(session.user_id, session.user.role)
+            message, data = execute(gw, gw.store, command, actor), None
         else:
             message, data = done
         if which == "publish_maintenance" and callable(self.on_maintenance):

@@ -7,15 +7,30 @@ Login (R5) is three calls:
 
 1. ``BeginLogin(user_id, certificate)``: a random 32-byte challenge bound to the user and
    the certificate, valid ``limits.challenge_ttl_seconds``. Nothing about the user is
-   revealed yet (an unknown user still gets a challenge).
+   revealed: an unknown user still gets a challenge, and the factor list is the same for
+   everyone (:data:`OFFERED_FACTORS`; a factor the user has not enrolled is refused later
+   exactly like a wrong code). Bounded before anything reads it: ``user_id`` at most
+   :data:`MAX_USER_ID_CHARS`, the certificate at most :data:`MAX_LOGIN_CERT_BYTES` and a
+   parsable DER certificate, or nothing is stored. Rate-limited in memory per client
+   address and per claimed user id (``limits.logins_per_peer_per_minute``,
+   ``limits.logins_per_user_per_minute``, :mod:`server.ratelimit`), and at most
+   ``limits.open_logins_per_user`` logins begun and not proved are kept per user id
+   (in the database, shared by every process): over any of them RESOURCE_EXHAUSTED
+   (``RATE_LIMITED``). Each BeginLogin that passes is recorded (``login.begin``, actor
+   ``anonymous``, the id asked for in ``details.claimed_user``: it is a claim, not an
+   identity) before its row is stored; the refused ones are recorded as refusals.
 2. ``ProveLogin``: a DSSE envelope (``application/vnd.siogw.login-challenge``) whose
    payload is the challenge, signed on the token. The certificate must chain to the trust
    anchors, be unrevoked (CRL + the gateway's DB revocations, effective at once), be
    registered to that user, and the user must be ACTIVE. Then the second factor of the
    user's choice: an SMS code, or a device challenge for the platform authenticator.
-3. ``CompleteLogin``: the code or the device assertion. Once they check out, the login is
-   written ahead to the audit log (:mod:`server.writeahead`: ``event="login"``,
-   ``outcome="requested"``) before the session exists. The answer is a session token:
+3. ``CompleteLogin``: the code or the device assertion. Each SMS code compared is first
+   claimed by one atomic statement (:meth:`server.store.sessions.SessionStore.
+   claim_attempt`), so at most ``limits.sms_max_attempts`` wrong codes are ever compared
+   for one login, however many calls race (the right code hands its claim back). Once
+   they check out, the login is written ahead to the audit log (:mod:`server.writeahead`:
+   ``event="login"``, ``outcome="requested"``) before the session exists. The answer is
+   a session token:
    32 random bytes (base64url), stored only as its SHA-256, valid
    ``limits.session_ttl_seconds``, bound to the certificate.
 """
@@ -31,12 +46,14 @@ import uuid
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from grpc import aio
 
+from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.certcheck import parse_certificate
 from server.consent import consent_text, sign_consent
-from server.context import Gateway, der, envelope_bytes, token_hash
+from server.context import Gateway, envelope_bytes, token_hash
 from server.errors import (
     CertificateNotRegistered,
     FailedPrecondition,
@@ -44,14 +61,16 @@ from server.errors import (
     LoginLocked,
     MissingField,
     NotFound,
+    RateLimited,
     UserBlocked,
 )
 from server.interceptors import current_call
+from server.ratelimit import RateLimiter, peer_host
 from server.store.certificates import fingerprint
 from server.store.users import UserRow
 from server.writeahead import write_ahead
 from signing import dsse
-from siogw_api.errors import ConfigError
+from siogw_api.errors import ConfigError, InputError
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import auth_pb2, auth_pb2_grpc
 
@@ -59,16 +78,13 @@ SF_SMS = "sms"
 SF_BIOMETRIC = "biometric"
 
 
-# --- helpers -------------------------------------------------------------------------------
-def _factors(user: UserRow | None) -> list[auth_pb2.SecondFactor]:
-    if user is None:
-        return [auth_pb2.SECOND_FACTOR_SMS]
-    out: list[auth_pb2.SecondFactor] = []
-    if user.phone:
-        out.append(auth_pb2.SECOND_FACTOR_SMS)
-    if user.device_public_key_der:
-        out.append(auth_pb2.SECOND_FACTOR_BIOMETRIC)
-    return out
+#: The factor list BeginLogin answers, whoever asks: it must not tell whether a user
+#: exists or has a device enrolled (issue 13, defect 9).
+OFFERED_FACTORS = (auth_pb2.SECOND_FACTOR_SMS, auth_pb2.SECOND_FACTOR_BIOMETRIC)
+#: The longest user id BeginLogin reads (the ``logins.user_id`` column).
+MAX_USER_ID_CHARS = 64
+#: The largest certificate BeginLogin stores (a user certificate is 1-2 KiB).
+MAX_LOGIN_CERT_BYTES = 16 * 1024
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -77,33 +93,60 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        limits = gateway.config.limits
+        self.peer_limit = RateLimiter(limits.logins_per_peer_per_minute)
+        self.user_limit = RateLimiter(limits.logins_per_user_per_minute)
 
     async def BeginLogin(
         self, request: auth_pb2.BeginLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.BeginLoginResponse:
-        return await asyncio.to_thread(self._begin_login, request)
-
-    def _begin_login(self, request: auth_pb2.BeginLoginRequest) -> auth_pb2.BeginLoginResponse:
-        if not request.user_id:
-            raise MissingField("user_id is empty")
-        cert = parse_certificate(bytes(request.certificate_der))
+        cert_der = await asyncio.to_thread(self._admit_login, request)
         info = current_call()
-        info.details["claimed_user"] = request.user_id  # claimed, not authenticated
-        info.cert_fingerprint = fingerprint(der(cert))
-        limits = self.gw.config.limits
         login_id = uuid.uuid4().hex
         challenge = secrets.token_bytes(32)
-        expires = now_utc() + _dt.timedelta(seconds=limits.challenge_ttl_seconds)
-        self.gw.store.create_login(
-            login_id=login_id, user_id=request.user_id, cert_der=der(cert),
-            challenge=challenge, expires_at=expires,
+        expires = now_utc() + _dt.timedelta(
+            seconds=self.gw.config.limits.challenge_ttl_seconds
+        )
+        await self.gw.record(
+            AuditRecord(
+                actor="anonymous", event="login.begin", outcome="success",
+                cert_fingerprint=info.cert_fingerprint,
+                details={"claimed_user": request.user_id, "login_id": login_id,
+                         "peer": info.peer},
+            )
+        )
+        await asyncio.to_thread(
+            self.gw.store.create_login, login_id=login_id, user_id=request.user_id,
+            cert_der=cert_der, challenge=challenge, expires_at=expires,
         )
         return auth_pb2.BeginLoginResponse(
-            login_id=login_id,
-            challenge=challenge,
-            factors=_factors(self.gw.store.get_user(request.user_id)),
+            login_id=login_id, challenge=challenge, factors=OFFERED_FACTORS,
             expires_at=astana_iso(expires),
         )
+
+    def _admit_login(self, request: auth_pb2.BeginLoginRequest) -> bytes:
+        """BeginLogin's checks: bounds, the certificate parses, the limits (blocking)."""
+        info = current_call()
+        user_id = request.user_id
+        if not user_id:
+            raise MissingField("user_id is empty")
+        if len(user_id) > MAX_USER_ID_CHARS:
+            raise InputError(f"user_id is longer than {MAX_USER_ID_CHARS} characters")
+        info.details["claimed_user"] = user_id
+        raw = bytes(request.certificate_der)
+        if len(raw) > MAX_LOGIN_CERT_BYTES:
+            raise InputError(f"certificate_der is larger than {MAX_LOGIN_CERT_BYTES} bytes")
+        # Not ``der()``: its cache is for certificates of the gateway's users; a caller's
+        # claim must not be remembered anywhere but in its (bounded) login row.
+        cert_der = parse_certificate(raw).public_bytes(serialization.Encoding.DER)
+        info.cert_fingerprint = fingerprint(cert_der)
+        if not self.peer_limit.allow(peer_host(info.peer)):
+            raise RateLimited("too many logins begun from this address; try again later")
+        if not self.user_limit.allow(user_id):
+            raise RateLimited("too many logins begun for this user; try again later")
+        if self.gw.store.open_logins(user_id) >= self.gw.config.limits.open_logins_per_user:
+            raise RateLimited("too many logins begun for this user; try again later")
+        return cert_der
 
     def _login(self, login_id: str) -> Any:
         if not login_id:
@@ -152,16 +195,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if payload != login.challenge:
             raise LoginFailed("the signed payload is not this login's challenge")
         user, _ = self._check_user_and_cert(login)
-        factors = _factors(user)
         factor: auth_pb2.SecondFactor = request.factor
-        if factor == auth_pb2.SECOND_FACTOR_UNSPECIFIED:
-            if len(factors) != 1:
-                raise MissingField("choose a second factor (sms or biometric)")
-            factor = factors[0]
-        if factor not in factors:
-            raise FailedPrecondition(
-                f"second factor {auth_pb2.SecondFactor.Name(factor)} is not enrolled"
-            )
+        if factor not in OFFERED_FACTORS:
+            raise MissingField("choose a second factor (sms or biometric)")
+        if factor == auth_pb2.SECOND_FACTOR_SMS and not user.phone:
+            raise FailedPrecondition("no phone number is enrolled for this user")
+        # BIOMETRIC without an enrolled device still gets a device challenge: the
+        # assertion is then refused by CompleteLogin exactly like a wrong one.
         limits = self.gw.config.limits
         if factor == auth_pb2.SECOND_FACTOR_SMS:
             if self.gw.sms is None:
@@ -234,22 +274,37 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             if which != "sms_code":
                 raise MissingField("sms_code is required for this login")
             assert login.code_hash is not None and login.code_salt is not None
+            # Claim the attempt BEFORE comparing, in one atomic statement: concurrent
+            # calls cannot compare more than sms_max_attempts codes (defect 11).
+            attempt = self.gw.store.claim_attempt(
+                login.login_id, max_attempts=limits.sms_max_attempts
+            )
+            if attempt is None:
+                self.gw.store.update_login(login.login_id, expect_state="proved",
+                                           state="locked")
+                raise LoginLocked("this login is locked after too many wrong codes; start again")
             if not sms_mod.code_matches(request.sms_code, login.code_salt, login.code_hash):
-                attempts = self.gw.store.count_failed_attempt(login.login_id)
-                if attempts >= limits.sms_max_attempts:
+                if attempt >= limits.sms_max_attempts:
                     self.gw.store.update_login(login.login_id, state="locked")
                     raise LoginLocked(
-                        f"{attempts} wrong SMS codes: this login is locked; start again"
+                        f"{attempt} wrong SMS codes: this login is locked; start again"
                     )
                 raise LoginFailed(
-                    f"wrong SMS code ({limits.sms_max_attempts - attempts} tries left)"
+                    f"wrong SMS code ({limits.sms_max_attempts - attempt} tries left)"
                 )
+            # The right code: its claim is handed back, so the count is of wrong codes and
+            # the login's row is as it was until the write-ahead record is durable.
+            self.gw.store.release_attempt(login.login_id)
         else:
             if which != "biometric":
                 raise MissingField("a biometric assertion is required for this login")
             user = self.gw.store.require_user(login.user_id)
             if not user.device_public_key_der or login.device_challenge is None:
-                raise FailedPrecondition("no device key enrolled for this user")
+                # Said exactly as a wrong assertion (LOGIN_FAILED): whether a device is
+                # enrolled is not told to whoever holds the certificate.
+                raise LoginFailed(
+                    "the assertion comes from a device key not enrolled for this user"
+                )
             a = request.biometric
             current_call().details["biometric_method"] = a.method
             self.gw.biometric.verify(

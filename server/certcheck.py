@@ -10,7 +10,8 @@ non-atomically never switches checks off; that copy goes stale at its nextUpdate
 other, and :meth:`TrustMaterial.check_crls_current` (the health check) then reports it. its
 :meth:`TrustMaterial.validate` is the gateway's one certificate check. The expensive,
 immutable part of a validation (path building, chain signatures, extensions, key usage)
-is kept per certificate in a :class:`ChainCache` as a :class:`ValidatedChain`;
+is kept per certificate in a :class:`ChainCache` (bounded in entries and in bytes) as a
+:class:`ValidatedChain`;
 revocation (DB store and CRLs, with the CRLs' own freshness) is checked on every call,
 so a revocation is effective at once. :meth:`TrustMaterial.live` is the one trust store
 the operations domain is given: a :class:`LiveTrustStore` that asks the material for its
@@ -78,36 +79,72 @@ class ChainCache:
     usage. An entry is dropped once the time checked is outside the validity of its path.
     Revocation (the DB revocation store and the CRLs) is never cached: see
     :meth:`TrustMaterial.validate`. Thread-safe.
+
+    Bounded twice: at most ``max_entries`` chains and at most ``max_bytes`` bytes, each
+    entry charged twice the DER of every certificate of its path (the DER kept inside
+    each parsed object, and the objects themselves; anchors and intermediates are
+    charged per entry even when shared, so the bound is conservative). The default,
+    4 MiB, holds ~1,000 typical chains (a leaf and a root of ~1 KiB each); a chain
+    costing more than ``max_item_bytes`` (64 KiB) is validated on every use and never
+    kept, so a few huge certificates cannot flush the cache either. :attr:`bytes_used` is the
+    cache's own accounting.
     """
 
-    def __init__(self, max_entries: int = 4096) -> None:
-        if max_entries < 1:
+    def __init__(
+        self,
+        max_entries: int = 4096,
+        max_bytes: int = 4 * 1024 * 1024,
+        max_item_bytes: int = 64 * 1024,
+    ) -> None:
+        if max_entries < 1 or max_bytes < 1 or max_item_bytes < 1:
             raise ConfigError("the certificate cache needs room for at least one entry")
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, ValidatedChain] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.max_item_bytes = min(max_item_bytes, max_bytes)
+        self._entries: OrderedDict[str, tuple[ValidatedChain, int]] = OrderedDict()
+        self._used = 0
         self._lock = threading.Lock()
+
+    @staticmethod
+    def cost(chain: ValidatedChain) -> int:
+        """What an entry is charged: twice the DER of every certificate of its path."""
+        return sum(2 * len(c.public_bytes(serialization.Encoding.DER)) for c in chain.path)
 
     def get(self, fp: str, at: _dt.datetime) -> ValidatedChain | None:
         with self._lock:
-            chain = self._entries.get(fp)
-            if chain is None:
+            hit = self._entries.get(fp)
+            if hit is None:
                 return None
+            chain, cost = hit
             if not chain.covers(at):
                 del self._entries[fp]
+                self._used -= cost
                 return None
             self._entries.move_to_end(fp)
             return chain
 
     def put(self, chain: ValidatedChain) -> None:
+        cost = self.cost(chain)
+        if cost > self.max_item_bytes:
+            return
         with self._lock:
-            self._entries[chain.fingerprint] = chain
-            self._entries.move_to_end(chain.fingerprint)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(chain.fingerprint, None)
+            if old is not None:
+                self._used -= old[1]
+            self._entries[chain.fingerprint] = (chain, cost)
+            self._used += cost
+            while len(self._entries) > self.max_entries or self._used > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._used -= dropped
+
+    @property
+    def bytes_used(self) -> int:
+        return self._used
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._used = 0
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -128,6 +128,12 @@ class Limits:
     sms_code_ttl_seconds: int = 5 * 60
     #: Wrong SMS codes before the login is locked.
     sms_max_attempts: int = 5
+    #: BeginLogin calls allowed per client address, and per claimed user id, in any
+    #: sliding minute (RESOURCE_EXHAUSTED, reason RATE_LIMITED, above); see server.auth.
+    logins_per_peer_per_minute: int = 60
+    logins_per_user_per_minute: int = 20
+    #: Logins begun and not yet proved (nor expired) kept at once for one user id.
+    open_logins_per_user: int = 10
     #: Seconds a graceful shutdown waits for in-flight calls.
     shutdown_grace_seconds: float = 5.0
     #: How often the health status is re-evaluated against maintenance windows.
@@ -410,7 +416,9 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
         )
     if limits.anonymous_refusal_burst < 1 or limits.anonymous_refusal_window_seconds <= 0:
         raise ConfigError("limits.anonymous_refusal_burst and _window_seconds must be positive")
-    for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds"):
+    for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds",
+                 "sms_max_attempts", "logins_per_peer_per_minute",
+                 "logins_per_user_per_minute", "open_logins_per_user"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")
     if limits.housekeeping_seconds < 0:

@@ -25,10 +25,11 @@ Choices worth knowing (also in docs/adr/0005-gateway.md):
 * an unknown resource -> ``NOT_FOUND``; a malformed IIN/BIN or envelope ->
   ``INVALID_ARGUMENT``;
 * maintenance, audit log down, database down, upstream down -> ``UNAVAILABLE``;
-* an oversized message -> ``RESOURCE_EXHAUSTED``;
+* an oversized message, too many logins begun -> ``RESOURCE_EXHAUSTED``;
 * anything unexpected -> ``INTERNAL`` with the request id (details are only logged);
-* an object that exists already (a duplicate user, certificate or resolution) ->
-  ``ALREADY_EXISTS``, like a replayed request id: one kind, one status.
+* an object that exists already (a duplicate user, certificate or resolution) or a
+  signed document filed again -> ``ALREADY_EXISTS``, like a replayed request id: one
+  kind, one status.
 
 **Neutral wording** (ADR 0005). The message a client sees -- and the audit record of the
 refusal holds -- is :func:`message_for`: the error's
@@ -52,6 +53,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.ops.errors import DocumentReplayed
 from server.ops.errors import Duplicate as OpsDuplicate
 from server.ops.errors import NotFound as OpsNotFound
 from server.resources.errors import (
@@ -175,6 +177,12 @@ class MalformedRequest(InputError):
     reason_code = "MALFORMED_REQUEST"
 
 
+class RateLimited(PolicyError):
+    """Too many calls of this kind from this peer or for this user: try again later."""
+
+    reason_code = "RATE_LIMITED"
+
+
 class NotImplementedYet(SiogwError):
     """The gateway does not offer this operation in the current configuration."""
 
@@ -199,9 +207,11 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     UnderMaintenance: grpc.StatusCode.UNAVAILABLE,
     NotFound: grpc.StatusCode.NOT_FOUND,
     MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
     MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
+    DocumentReplayed: grpc.StatusCode.ALREADY_EXISTS,
     UnknownUser: grpc.StatusCode.NOT_FOUND,
     DuplicateUser: grpc.StatusCode.ALREADY_EXISTS,
     OpsDuplicate: grpc.StatusCode.ALREADY_EXISTS,

@@ -3,6 +3,8 @@
 A Query call is checked in this order; the first failure decides the status:
 
 1. session (:meth:`server.context.Gateway.authenticate`)          UNAUTHENTICATED (or DENIED)
+   (nothing of the request is parsed before it: the envelope is decoded after, and kept
+   in the record of a refusal from then on)
 2. no maintenance window open                                     UNAVAILABLE (names the end)
 3. the audit log accepts records (fail closed)                    UNAVAILABLE
 4. consent signed (R6)                                            FAILED_PRECONDITION
@@ -135,10 +137,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> tuple[Session, bytes, query_pb2.Query, Any]:
         gw = self.gw
         info = current_call()
-        parsed = None
-        if request.HasField("envelope"):  # kept in the record of a refusal too
-            parsed, info.payload = parse_envelope(request.envelope)
+        # Nothing of the request is parsed before the session check: an unauthenticated
+        # caller's envelope (and its embedded certificate) is never decoded or cached.
         session = gw.authenticate_token(token)
+        parsed = None
+        if request.HasField("envelope"):  # kept in the record of a refusal from here on
+            parsed, info.payload = parse_envelope(request.envelope)
         check_not_in_maintenance(gw.store, context=session.context)
         gw.audit.check()
         require_consent(gw, session)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import abc
 import enum
-import functools
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from signing.bytecache import ByteBoundedCache
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -39,7 +41,22 @@ def key_id_for(public_key: PublicKey) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-@functools.lru_cache(maxsize=4096)
+#: What is derived from a certificate, per certificate: [DER, public key, key id]
+#: (filled as asked). Each entry is charged four times its DER (the key object holds its
+#: DER, the DER itself, the parsed key and id); 4 MiB in all, nothing kept for a
+#: certificate over 16 KiB (:mod:`signing.bytecache`).
+CERTIFICATE_FACTS = ByteBoundedCache(max_bytes=4 * 1024 * 1024, max_der_bytes=16 * 1024)
+
+
+def _facts(cert: x509.Certificate) -> list[Any]:
+    facts: list[Any] | None = CERTIFICATE_FACTS.get(cert)
+    if facts is None:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        facts = [der, None, None]
+        CERTIFICATE_FACTS.put(cert, facts, cost=4 * len(der), der_bytes=len(der))
+    return facts
+
+
 def certificate_key_id(cert: x509.Certificate) -> str:
     """:func:`key_id_for` the certificate's key, remembered per certificate.
 
@@ -47,19 +64,25 @@ def certificate_key_id(cert: x509.Certificate) -> str:
     verifier asks it several times per signed request (parsing the key and hashing its
     SubjectPublicKeyInfo each time cost ~60 us a request).
     """
-    return key_id_for(certificate_public_key(cert))
+    facts = _facts(cert)
+    if facts[2] is None:
+        facts[2] = key_id_for(certificate_public_key(cert))
+    return str(facts[2])
 
 
-@functools.lru_cache(maxsize=4096)
 def certificate_public_key(cert: x509.Certificate) -> PublicKey:
     """``cert.public_key()``, parsed once per certificate (key objects are immutable)."""
-    return cert.public_key()  # type: ignore[return-value]
+    facts = _facts(cert)
+    if facts[1] is None:
+        facts[1] = cert.public_key()
+    key: PublicKey = facts[1]
+    return key
 
 
-@functools.lru_cache(maxsize=4096)
 def certificate_der(cert: x509.Certificate) -> bytes:
     """The certificate's DER encoding, encoded once per certificate."""
-    return cert.public_bytes(serialization.Encoding.DER)
+    der: bytes = _facts(cert)[0]
+    return der
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ optional extension field per signature, ``cert``: the signer's X.509 certificate
 so that a verifier needs only the trust anchors. Unknown fields are ignored, as the spec
 requires.
 
+Embedded certificates are parsed (and rendered as PEM) once per distinct certificate, in
+two caches bounded in bytes, not entries (:class:`signing.bytecache.ByteBoundedCache`:
+1 MiB each, nothing over 16 KiB of DER kept), so that no stream of distinct
+certificates can pin memory.
+
 This module does no I/O. Verification is delegated to an :class:`SignatureVerifier`
 (``signing.trust.CertificateVerifier`` for certificates chained to the trust store,
 ``signing.trust.PublicKeyVerifier`` for bare keys).
@@ -25,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from signing.api import PublicKey, Signer, certificate_der, key_id_for
+from signing.bytecache import ByteBoundedCache
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
 from siogw_api.errors import InputError, TrustError
 
@@ -103,13 +108,22 @@ class EnvSig:
             ) from exc
 
 
-@functools.lru_cache(maxsize=1024)
-def _load_certificate(der: bytes) -> x509.Certificate:
-    """Parse an embedded certificate; the same signer's certificate is parsed once.
+#: Parsed embedded certificates by DER. Each entry is charged twice its DER (the key,
+#: and the parsed object, which holds its own copy of the DER). 1 MiB in all; a
+#: certificate over 16 KiB of DER is parsed each time and never kept.
+CERTIFICATE_CACHE = ByteBoundedCache(max_bytes=1024 * 1024, max_der_bytes=16 * 1024)
+#: PEM text of embedded certificates by DER: charged DER + PEM length; 1 MiB in all.
+PEM_CACHE = ByteBoundedCache(max_bytes=1024 * 1024, max_der_bytes=16 * 1024)
 
-    A parse failure raises and is not remembered.
-    """
-    return x509.load_der_x509_certificate(der)
+
+def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse an embedded certificate; the same signer's certificate is parsed once
+    (:data:`CERTIFICATE_CACHE`). A parse failure raises and is not remembered."""
+    cert = CERTIFICATE_CACHE.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        CERTIFICATE_CACHE.put(der, cert, cost=2 * len(der), der_bytes=len(der))
+    return cert
 
 
 @dataclass(frozen=True)
@@ -263,12 +277,16 @@ def _b64d(value: Any, where: str) -> bytes:
         raise MalformedEnvelope(f"{where} is not valid base64", detail=str(exc)) from exc
 
 
-@functools.lru_cache(maxsize=1024)
 def _pem_of(cert_der: bytes) -> str:
-    """PEM text of a DER certificate (cached: every query's envelope repeats one of a
-    few user certificates, and the audit record keeps the envelope as DSSE JSON)."""
-    cert = _load_certificate(cert_der)
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    """PEM text of a DER certificate (cached in :data:`PEM_CACHE`: every query's envelope
+    repeats one of a few user certificates, and the audit record keeps the envelope as
+    DSSE JSON)."""
+    pem = PEM_CACHE.get(cert_der)
+    if pem is None:
+        cert = _load_certificate(cert_der)
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        PEM_CACHE.put(cert_der, pem, cost=len(cert_der) + len(pem), der_bytes=len(cert_der))
+    return pem
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

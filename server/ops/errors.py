@@ -51,3 +51,17 @@ class SignerMismatch(PolicyError):
 
     reason_code = "SIGNER_MISMATCH"
 
+
+
+class DocumentReplayed(PolicyError):
+    """A signed document was filed before: each counts once (R7). The id of its first
+    filing is in the message and in the ErrorInfo metadata (``original_id``)."""
+
+    reason_code = "REPLAY"
+
+    def __init__(self, message: str, *, original_id: str, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.original_id = original_id
+
+    def error_metadata(self) -> dict[str, str]:
+        return {"original_id": self.original_id}

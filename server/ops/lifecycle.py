@@ -8,18 +8,29 @@ basis, block kind, application).
 * A transfer edit is a document the user signs (``application/vnd.siogw.transfer+json``)
   naming the new unit and post and the order's number and signing time; filed more
   than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
+  Each document counts once: filed again (the same signed payload, even re-signed) it
+  is refused with :class:`~server.ops.errors.DocumentReplayed` (``ALREADY_EXISTS``,
+  the first filing's id in ``original_id``).
 * Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
   status changes and the user's live sessions end in the same transaction
   (:func:`server.store.users.set_status`), so the next call of any gateway process
   fails. A violation block appends a notice to the agency outbox
   (``ops_agency_outbox``), which the agency side reads.
-* Only the operator unblocks (§8).
+* Who may block or unblock whom is :data:`server.ops.roles.BLOCK_TARGETS` /
+  :data:`~server.ops.roles.UNBLOCK_TARGETS` (by actor's and target's role; a violation
+  block is lifted by the operator only), and :func:`check_status_change` adds what
+  needs the database, in the same transaction as the change: no one blocks themselves,
+  and the last active operator is never blocked (the active operators' rows are locked
+  first, so two operators blocking each other at once cannot both succeed). The
+  AdminService's store path (users without an operations record) runs the same check
+  (:func:`server.admin.execute`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,10 +49,19 @@ from server.ops.documents import (
     peek_payload,
     verify_document,
 )
-from server.ops.errors import Duplicate, InvalidDocument, InvalidState, NotFound, SignerMismatch
-from server.ops.roles import Action, Actor, Role, authorize
+from server.ops.errors import (
+    DocumentReplayed,
+    Duplicate,
+    InvalidDocument,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    SignerMismatch,
+)
+from server.ops.roles import Action, Actor, Role, authorize, authorize_status_change
 from server.store import schema as cp
 from server.store.users import set_status
+from signing.dsse import decode_envelope
 from signing.trust import TrustChecker
 from siogw_api.timeutil import astana_iso
 
@@ -109,6 +129,53 @@ class Notification:
     reason: str
     alert_id: int | None
     read_at: _dt.datetime | None
+
+
+def check_status_change(
+    conn: Connection, actor: Actor, user_id: str, *, block: bool
+) -> sa.Row[tuple[object, ...]]:
+    """The rules of who may block or unblock whom, in ``conn``'s transaction (module doc).
+
+    Returns the target's row; :class:`NotFound` for an unknown user,
+    :class:`PermissionDenied` for a change the rules refuse.
+    """
+    row = conn.execute(
+        sa.select(cp.users).where(cp.users.c.user_id == user_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {user_id!r}")
+    authorize_status_change(actor.role, row.role, block=block, block_kind=row.block_kind)
+    if block and actor.user_id == user_id:
+        raise PermissionDenied("a user may not block themselves")
+    if block and row.role == Role.OPERATOR and row.status == UserStatus.ACTIVE:
+        operators = conn.execute(
+            sa.select(cp.users.c.user_id).where(
+                cp.users.c.role == Role.OPERATOR.value,
+                cp.users.c.status == UserStatus.ACTIVE.value,
+            ).with_for_update()
+        ).scalars().all()
+        if not [u for u in operators if u != user_id]:
+            raise PermissionDenied("the last active operator may not be blocked")
+    return row
+
+
+def _filed_transfer(conn: Connection, user_id: str, payload_sha256: str) -> str | None:
+    """The id of ``user_id``'s transfer edit whose signed payload has this SHA-256, if
+    one was filed (single use, issue 13 defect 13). The user's row is locked first, so
+    two filings of one document at once are serialised and the second one finds the
+    first. A re-signed copy of the same payload is the same edit; a user files few."""
+    conn.execute(
+        sa.select(cp.users.c.user_id).where(cp.users.c.user_id == user_id).with_for_update()
+    )
+    rows = conn.execute(
+        sa.select(s.transfers.c.id, s.transfers.c.envelope_json)
+        .where(s.transfers.c.user_id == user_id).order_by(s.transfers.c.received_at)
+    ).all()
+    for row in rows:
+        filed = hashlib.sha256(decode_envelope(bytes(row.envelope_json)).payload).hexdigest()
+        if filed == payload_sha256:
+            return str(row.id)
+    return None
 
 
 def user_from_row(row: sa.Row[tuple[object, ...]]) -> UserRecord:
@@ -279,8 +346,15 @@ class LifecycleService:
         if order_signed_at > received + ORDER_SKEW:
             raise InvalidDocument("the order's signing time is in the future")
         late = received - order_signed_at > TRANSFER_DEADLINE
+        digest = hashlib.sha256(decode_envelope(envelope_json).payload).hexdigest()
         edit_id = uuid.uuid4().hex
         with self.ctx.tx() as conn:
+            original = _filed_transfer(conn, claimed, digest)
+            if original is not None:
+                raise DocumentReplayed(
+                    f"this transfer edit was filed already, as transfer {original}",
+                    original_id=original,
+                )
             conn.execute(
                 s.transfers.insert().values(
                     id=edit_id, user_id=claimed, unit=unit, post=post, order_number=order_number,
@@ -370,6 +444,7 @@ class LifecycleService:
         if not reason:
             raise InvalidDocument("blocking needs a reason")
         with self.ctx.tx() as conn:
+            check_status_change(conn, actor, user_id, block=True)
             return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
 
     def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
@@ -385,16 +460,14 @@ class LifecycleService:
         return True
 
     def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
-        """Only the operator unblocks (§8)."""
+        """Lift a block (the operator; the security officer within UNBLOCK_TARGETS)."""
         authorize(actor.role, Action.USER_UNBLOCK)
         reason = reason.strip()
         if not reason:
             raise InvalidDocument("unblocking needs a reason")
         now = self.ctx.now()
         with self.ctx.tx() as conn:
-            row = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).first()
-            if row is None:
-                raise NotFound(f"no user {user_id!r}")
+            row = check_status_change(conn, actor, user_id, block=False)
             if row.status == UserStatus.ACTIVE.value:
                 raise InvalidState(f"user {user_id} is not blocked")
             set_status(conn, user_id, UserStatus.ACTIVE.value, reason[:1000], now=now)

@@ -6,6 +6,12 @@ method that acts for a person. R12: only the roles the rules name read others' q
 -- the controller through Reports (:attr:`Action.REPORT_READ`) and the prosecutor
 within a resolution's scope (:attr:`Action.AUDIT_TRAIL_READ`); :data:`AUDIT_READERS`
 lists those actions and the tests pin them to exactly one role each.
+
+Who may block or unblock whom (issue 13, defect 12) is a second table, by the actor's
+role AND the target's: :data:`BLOCK_TARGETS` and :data:`UNBLOCK_TARGETS`, enforced by
+:func:`authorize_status_change` after :func:`authorize` (``docs/adr/0006-operations.md``
+has the table in words). The rules that need the database -- never the last active
+operator, never oneself -- are :func:`server.ops.lifecycle.check_status_change`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from server.ops.errors import PermissionDenied
 from server.resources.catalogue import Role
 from siogw_api.errors import InputError
 
-__all__ = ["AUDIT_READERS", "PERMISSIONS", "Action", "Actor", "Role", "authorize"]
+__all__ = [
+    "AUDIT_READERS",
+    "BLOCK_TARGETS",
+    "PERMISSIONS",
+    "UNBLOCK_TARGETS",
+    "Action",
+    "Actor",
+    "Role",
+    "authorize",
+    "authorize_status_change",
+]
 
 
 class Action(enum.StrEnum):
@@ -66,9 +82,10 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.USER_LIST: frozenset({_O}),
         Action.USER_IMPORT: frozenset({_O}),
         # R4/R13/R15: the operator blocks; controllers block on a violation at once (§21);
-        # the security team blocks on a lost key. Only the operator unblocks (§8).
+        # the security team blocks on a lost key, and lifts such a block once the key is
+        # replaced. Whom each may block or unblock: BLOCK_TARGETS, UNBLOCK_TARGETS.
         Action.USER_BLOCK: frozenset({_O, _C, _S}),
-        Action.USER_UNBLOCK: frozenset({_O}),
+        Action.USER_UNBLOCK: frozenset({_O, _S}),
         # R13: the agency side (its controllers) reads the violation notices.
         Action.OUTBOX_READ: frozenset({_C}),
         Action.ALERT_READ: frozenset({_C}),
@@ -97,6 +114,58 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
 AUDIT_READERS: Mapping[Action, Role] = MappingProxyType(
     {Action.REPORT_READ: _C, Action.AUDIT_TRAIL_READ: _P}
 )
+
+
+#: Actor's role -> the roles of the users it may block. The operator blocks anyone,
+#: whatever the role, even one this table does not know (§8; never the last active
+#: operator); a controller blocks the agency users whose
+#: queries it reviews (§21, R15); the security team blocks on a lost key anyone but an
+#: operator (an operator's lost key is revoked: the revocation ends the sessions too).
+BLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
+    {
+        _O: frozenset(Role),
+        _C: frozenset({_A}),
+        _S: frozenset({_A, _C, _P, _S}),
+    }
+)
+
+#: Actor's role -> the roles of the users it may unblock. The operator lifts any block
+#: (§8); the security officer lifts the blocks it may impose, except a violation block
+#: (a violation is the operator's to clear, R13). A controller unblocks no one.
+UNBLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
+    {
+        _O: frozenset(Role),
+        _S: frozenset({_A, _C, _P, _S}),
+    }
+)
+
+#: The block kind only the operator may lift.
+OPERATOR_ONLY_UNBLOCK_KIND = "violation"
+
+
+def authorize_status_change(
+    role: Role | str, target_role: Role | str, *, block: bool, block_kind: str | None = None
+) -> None:
+    """Return if ``role`` may block (or unblock) a user of ``target_role``; else raise
+    :class:`PermissionDenied`. Call after :func:`authorize` of the action."""
+    try:
+        who = Role(role)
+    except ValueError:
+        raise PermissionDenied(f"unknown role {role!r} may not change a user's status") from None
+    try:
+        target = Role(target_role)
+    except ValueError:
+        target = None
+    if who is _O:  # the operator edits and blocks users (§8), whatever their role
+        return
+    verb = "block" if block else "unblock"
+    allowed = (BLOCK_TARGETS if block else UNBLOCK_TARGETS).get(who, frozenset())
+    if target is None or target not in allowed:
+        raise PermissionDenied(
+            f"the {who.value} may not {verb} a user with the role {target_role}"
+        )
+    if not block and block_kind == OPERATOR_ONLY_UNBLOCK_KIND and who is not _O:
+        raise PermissionDenied("only an operator may lift a violation block")
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,17 @@ class SessionStore(StoreBase):
                 )
             )
 
+    def open_logins(self, user_id: str) -> int:
+        """Logins of ``user_id`` begun and neither proved nor expired (BeginLogin's cap)."""
+        with self._tx() as conn:
+            value = conn.execute(
+                sa.select(sa.func.count()).select_from(logins).where(
+                    logins.c.user_id == user_id, logins.c.state == "begun",
+                    logins.c.expires_at > now_utc(),
+                )
+            ).scalar()
+        return int(value or 0)
+
     def get_login(self, login_id: str) -> LoginRow | None:
         with self._tx() as conn:
             row = conn.execute(sa.select(logins).where(logins.c.login_id == login_id)).first()
@@ -170,18 +181,35 @@ class SessionStore(StoreBase):
             result = conn.execute(stmt.values(**values))
         return bool(result.rowcount)
 
-    def count_failed_attempt(self, login_id: str) -> int:
-        """Atomically add one wrong-code attempt; returns the new count."""
+    def claim_attempt(self, login_id: str, *, max_attempts: int) -> int | None:
+        """Claim one SMS-code comparison, atomically; the attempt's number, or None.
+
+        ONE statement increments and checks (``UPDATE ... SET attempts = attempts + 1
+        WHERE state = 'proved' AND attempts < max RETURNING attempts``): concurrent
+        ``CompleteLogin`` calls cannot read the same count, so at most ``max_attempts``
+        codes are ever compared for one login, whatever the concurrency (SQLite
+        serialises writers; PostgreSQL takes the row lock and re-checks the WHERE).
+        None: the login is not waiting for a code, or its attempts are used up.
+        """
+        stmt = (
+            logins.update()
+            .where(logins.c.login_id == login_id, logins.c.state == "proved",
+                   logins.c.attempts < max_attempts)
+            .values(attempts=logins.c.attempts + 1)
+            .returning(logins.c.attempts)
+        )
+        with self._tx() as conn:
+            value = conn.execute(stmt).scalar()
+        return None if value is None else int(value)
+
+    def release_attempt(self, login_id: str) -> None:
+        """Hand back a claim of :meth:`claim_attempt` (the code compared was right)."""
         with self._tx() as conn:
             conn.execute(
                 logins.update()
-                .where(logins.c.login_id == login_id)
-                .values(attempts=logins.c.attempts + 1)
+                .where(logins.c.login_id == login_id, logins.c.attempts > 0)
+                .values(attempts=logins.c.attempts - 1)
             )
-            value = conn.execute(
-                sa.select(logins.c.attempts).where(logins.c.login_id == login_id)
-            ).scalar()
-        return int(value or 0)
 
     # --- sessions ------------------------------------------------------------------------
     def create_session(

@@ -8,6 +8,7 @@ operations domain (:mod:`server.ops.lifecycle`) both call :func:`set_status`.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -111,11 +112,24 @@ class UserStore(StoreBase):
             raise UnknownUser(f"no user {user_id!r}")
         return user
 
-    def set_user_status(self, user_id: str, status: str, reason: str = "") -> UserRow:
-        """Block or unblock; blocking also ends the user's live sessions at once (R4)."""
+    def set_user_status(
+        self,
+        user_id: str,
+        status: str,
+        reason: str = "",
+        *,
+        guard: Callable[[Connection], object] | None = None,
+    ) -> UserRow:
+        """Block or unblock; blocking also ends the user's live sessions at once (R4).
+
+        ``guard`` runs first in the same transaction and refuses by raising (the rules of
+        who may block whom: :func:`server.ops.lifecycle.check_status_change`).
+        """
         if status not in (USER_ACTIVE, USER_BLOCKED):
             raise InputError(f"unknown user status {status!r}")
         with self._tx() as conn:
+            if guard is not None:
+                guard(conn)
             if not set_status(conn, user_id, status, reason, now=now_utc()):
                 raise UnknownUser(f"no user {user_id!r}")
         return self.require_user(user_id)

@@ -98,7 +98,10 @@ def client_world(
         label_prefix=f"cl{secrets.token_hex(3)}",
     )
     demo.write_gateway_config(world, 0)
-    config = load_config(home, env={})
+    # Every test logs in from 127.0.0.1: the BeginLogin rate limits (server.auth) are
+    # raised so that the suite's own logins never meet them.
+    config = load_config(home, env={}, overrides={"limits": {
+        "logins_per_peer_per_minute": 100_000, "logins_per_user_per_minute": 100_000}})
     store = Store(config.effective_database_url).open()
     op = world.people["operator"]
     try:

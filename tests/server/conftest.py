@@ -360,7 +360,11 @@ def gateway(
         "server": server_cfg,
         "tls": {"cert_file": "tls/server.pem", "key_file": "tls/server.key"},
         "trust": {"anchors": ["root.pem"], "crls": [str(home / "ca" / "crl.pem")]},
-        "limits": {"health_poll_seconds": 0.2, "anonymous_refusal_burst": 100000},
+        # Every test logs in from 127.0.0.1: the BeginLogin rate limits are raised so the
+        # suite's own logins never meet them (tests/server/test_auth_abuse.py tests them).
+        "limits": {"health_poll_seconds": 0.2, "anonymous_refusal_burst": 100000,
+                   "logins_per_peer_per_minute": 100_000,
+                   "logins_per_user_per_minute": 100_000},
     })
 
     gw_signer = make_token_signer(softhsm_store, secrets_dir, "gateway", ca)

@@ -139,3 +139,26 @@ def test_the_cache_is_bounded_lru(ca, store) -> None:
     assert trust.validate(a) is first
     with pytest.raises(ConfigError):
         ChainCache(max_entries=0)
+
+
+def test_the_cache_is_bounded_in_bytes(ca, store) -> None:
+    """Issue 13, defect 10: the bound is in bytes, by the cache's own accounting."""
+    cache = ChainCache(max_entries=4096, max_bytes=16 * 1024)
+    trust = material(ca, store, cache=cache)
+    certs = [issue(ca, f"user{i}") for i in range(40)]
+    per_entry = 0
+    for cert in certs:
+        trust.validate(cert)
+        assert cache.bytes_used <= cache.max_bytes
+        per_entry = per_entry or cache.bytes_used
+    assert per_entry > 0
+    assert len(cache) == cache.bytes_used // per_entry < len(certs)
+    cache.clear()
+    assert cache.bytes_used == 0
+
+
+def test_a_chain_too_large_for_the_cache_is_validated_but_not_kept(ca, store) -> None:
+    cache = ChainCache(max_item_bytes=64)  # no chain of 64 bytes or less exists
+    trust = material(ca, store, cache=cache)
+    trust.validate(issue(ca, "big"))
+    assert len(cache) == 0 and cache.bytes_used == 0

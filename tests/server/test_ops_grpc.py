@@ -61,7 +61,7 @@ ALL = frozenset({AG, OP, CO, PR, SO})
 ADMIN_MATRIX: dict[str, tuple[frozenset[str], Any]] = {
     "enroll_user": (frozenset({OP}), admin_pb2.EnrollUser()),
     "block_user": (frozenset({OP, CO, SO}), admin_pb2.BlockUser(user_id="nobody-here")),
-    "unblock_user": (frozenset({OP}), admin_pb2.UnblockUser(user_id="nobody-here")),
+    "unblock_user": (frozenset({OP, SO}), admin_pb2.UnblockUser(user_id="nobody-here")),
     "revoke_certificate": (frozenset({OP, SO}),
                            admin_pb2.RevokeCertificate(fingerprint="00" * 32, reason="test")),
     "register_certificate": (frozenset({OP, SO}),

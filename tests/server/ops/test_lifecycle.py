@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+import grpc
 import pytest
 
+from server.errors import status_code_for
 from server.ops import (
     BlockKind,
     InvalidDocument,
@@ -16,6 +18,7 @@ from server.ops import (
     PermissionDenied,
     SignerMismatch,
 )
+from server.ops.errors import DocumentReplayed
 from server.store import Store
 from server.store.users import USER_BLOCKED
 from tests.server.ops.conftest import (
@@ -192,3 +195,81 @@ def test_outbox_read_marks(ops: Operations, people: Any, recorder: ListRecorder)
     assert recorder.of("ops.outbox.read")[0]["details"]["notification_id"] == notice.id
     with pytest.raises(PermissionDenied):
         ops.lifecycle.outbox(OPERATOR)
+
+
+# --- who may block whom (issue 13, defect 12; the table in docs/adr/0006) ----------------
+def test_a_controller_blocks_agency_users_only(ops: Operations, people: Any) -> None:
+    _user(ops, people("Bob"), "bob")
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    _user(ops, people("Sara"), "sara", role="security_officer")
+    _user(ops, people("Cora"), "cora", role="controller")
+    for target in ("oleg", "sara", "cora"):
+        with pytest.raises(PermissionDenied, match="controller may not block"):
+            ops.lifecycle.block(CONTROLLER, target, "violation", "x")
+        assert not ops.lifecycle.is_blocked(target)
+    assert ops.lifecycle.block(CONTROLLER, "bob", "violation", "x").blocked
+
+
+def test_the_security_officer_may_not_block_an_operator(ops: Operations, people: Any) -> None:
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    _user(ops, people("Oleg2"), "oleg2", role="operator")
+    with pytest.raises(PermissionDenied, match="security_officer may not block"):
+        ops.lifecycle.block(SECURITY, "oleg", "suspension", "lost key")
+    assert not ops.lifecycle.is_blocked("oleg")
+
+
+def test_the_security_officer_lifts_its_blocks_but_not_a_violation(
+    ops: Operations, people: Any
+) -> None:
+    _user(ops, people("Bob"), "bob")
+    _user(ops, people("Cora"), "cora", role="controller")
+    ops.lifecycle.block(SECURITY, "cora", "suspension", "lost key")
+    assert not ops.lifecycle.unblock(SECURITY, "cora", "new key issued").blocked
+    ops.lifecycle.block(CONTROLLER, "bob", "violation", "queries without task")
+    with pytest.raises(PermissionDenied, match="only an operator may lift a violation"):
+        ops.lifecycle.unblock(SECURITY, "bob", "sorry")
+    assert ops.lifecycle.is_blocked("bob")
+    assert not ops.lifecycle.unblock(OPERATOR, "bob", "order 9").blocked
+
+
+def test_the_last_active_operator_is_never_blocked(ops: Operations, people: Any) -> None:
+    _user(ops, people("Oleg"), "oleg", role="operator")
+    with pytest.raises(PermissionDenied, match="last active operator"):
+        ops.lifecycle.block(OPERATOR, "oleg", "dismissal", "order 1")
+    assert not ops.lifecycle.is_blocked("oleg")
+    _user(ops, people("Oleg2"), "oleg2", role="operator")
+    assert ops.lifecycle.block(OPERATOR, "oleg", "dismissal", "order 1").blocked
+    with pytest.raises(PermissionDenied, match="last active operator"):
+        ops.lifecycle.block(OPERATOR, "oleg2", "dismissal", "order 2")
+    assert not ops.lifecycle.is_blocked("oleg2")
+
+
+def test_no_one_blocks_themselves(ops: Operations, people: Any) -> None:
+    _user(ops, people("Sam"), "sam", role="security_officer")
+    with pytest.raises(PermissionDenied, match="themselves"):
+        ops.lifecycle.block(SECURITY, "sam", "suspension", "x")
+    assert not ops.lifecycle.is_blocked("sam")
+
+
+# --- transfer documents are single-use (issue 13, defect 13) ------------------------------
+def test_a_replayed_transfer_edit_is_refused_with_the_original_id(
+    ops: Operations, people: Any, clock: Clock, recorder: ListRecorder
+) -> None:
+    alice = people("Alice")
+    _user(ops, alice, "alice")
+    order = clock.now - _dt.timedelta(hours=1)
+    document = transfer(alice, "alice", order)
+    first = ops.lifecycle.file_transfer(document)
+    resigned = transfer(alice, "alice", order)  # the same payload, a fresh signature
+    assert resigned != document
+    for replay in (document, resigned):
+        with pytest.raises(DocumentReplayed) as caught:
+            ops.lifecycle.file_transfer(replay)
+        assert caught.value.original_id == first.id
+        assert first.id in caught.value.message
+        assert status_code_for(caught.value) == grpc.StatusCode.ALREADY_EXISTS
+    assert [t.id for t in ops.lifecycle.transfers(OPERATOR)] == [first.id]
+    assert len(recorder.of("ops.transfer.filed")) == 1
+    # Another edit (another order) is a new document.
+    other = ops.lifecycle.file_transfer(transfer(alice, "alice", order, order_number="ORD-18"))
+    assert other.id != first.id

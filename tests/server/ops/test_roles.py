@@ -34,7 +34,7 @@ EXPECTED: dict[str, set[str]] = {
     "user.list": {OP},
     "user.import": {OP},
     "user.block": {OP, C, S},
-    "user.unblock": {OP},
+    "user.unblock": {OP, S},
     "outbox.read": {C},
     "alert.read": {C},
     "alert.ack": {C},
