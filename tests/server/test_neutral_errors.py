@@ -69,7 +69,8 @@ def test_database_gone_answers_neutral_unavailable() -> None:
         _clean(status.details)
         assert name not in status.details
         record = _refusal_record(CallInfo(request_id="r1", method="/siogw.v1.AuthService/"
-                                          "BeginLogin", peer="ipv4:10.0.0.1:5"), exc)
+                                          "BeginLogin", peer="ipv4:10.0.0.1:5"), exc,
+                                 payload_limit=256 * 1024)
         text = repr(record.details)
         _clean(text)
         assert name not in text
