@@ -113,17 +113,17 @@ def _keys(args: argparse.Namespace) -> list[Any]:
 
 
 def _db_anchor(args: argparse.Namespace, keys: list[Any]) -> list[SourcedCheckpoint]:
-    """``--db URL``: the latest checkpoint kept in the gateway's database, after every
-    stored one was checked (:mod:`audit.stored`); none without ``--db``."""
+    """``--db URL``: every checkpoint kept in the gateway's database, each checked
+    (:mod:`audit.stored`); the records must reach all of them. None without ``--db``."""
     url = getattr(args, "checkpoint_db", None)
     if url is None:
         return []
     # Deferred: audit.stored loads SQLAlchemy, needed by --db only.
-    from audit.stored import latest_stored_checkpoint, read_stored_notes
+    from audit.stored import read_stored_notes, stored_checkpoints
 
     origin = getattr(args, "origin", None)
-    return [(latest_stored_checkpoint(read_stored_notes(url, origin), keys, origin),
-             "database")]
+    return [(cp, f"database checkpoint of size {cp.size}")
+            for cp in stored_checkpoints(read_stored_notes(url, origin), keys, origin)]
 
 
 def outside_checkpoints(args: argparse.Namespace, keys: list[Any]) -> list[SourcedCheckpoint]:

@@ -6,9 +6,11 @@ The gateway stores every checkpoint its audit log signs in its database (table
 ``server.store.schema``). This module reads that table with SQLAlchemy Core by name --
 the audit package never imports the server -- and checks what was read *before* the
 archive is walked: every note's signature under the trusted keys (before parsing),
-one origin, one root per size, and each row's columns equal to its signed note. The
-latest one then anchors the walk (:func:`audit.archive.verify_archive`, ``anchor=``):
-a log that does not reach it, or has another root at its size, is refused. Imported
+one origin, one root per size, and each row's columns equal to its signed note. Then
+every stored checkpoint is handed to the walk (:func:`audit.archive.verify_archive`,
+``checkpoints=``): the records must reach each one with its root at its size, which
+also proves successive stored checkpoints consistent with each other; a log that does
+not reach the latest is refused. Imported
 only by the ``--db`` path of the command (SQLAlchemy is loaded there only).
 """
 
@@ -55,11 +57,11 @@ def read_stored_notes(url: str, origin: str | None) -> list[tuple[int, bytes, by
     return [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows]
 
 
-def latest_stored_checkpoint(
+def stored_checkpoints(
     rows: Sequence[tuple[int, bytes, bytes]], keys: Sequence[TrustedKey],
     origin: str | None = None,
-) -> Checkpoint:
-    """Check every stored checkpoint (module docstring); return the latest one.
+) -> list[Checkpoint]:
+    """Check every stored checkpoint (module docstring); return them, smallest first.
 
     Raises :class:`~siogw_api.errors.CheckpointError` for a note no trusted key signed,
     :class:`~signing.errors.VerificationError` for rows that disagree with their notes,
@@ -70,6 +72,7 @@ def latest_stored_checkpoint(
         raise VerificationError("the database holds no stored checkpoint of this log",
                                 where="database")
     previous: Checkpoint | None = None
+    out: list[Checkpoint] = []
     for size, root, note in rows:
         where = f"database checkpoint of size {size}"
         cp, _key = open_checkpoint(note, keys, origin=origin, where=where)
@@ -84,5 +87,5 @@ def latest_stored_checkpoint(
                 raise VerificationError(
                     f"stored checkpoints fork at size {cp.size}", where=where)
         previous = cp
-    assert previous is not None
-    return previous
+        out.append(cp)
+    return out

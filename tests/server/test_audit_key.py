@@ -316,15 +316,24 @@ def test_audit_verify_db_refuses_a_log_short_of_the_latest_stored_checkpoint(
     assert ok.returncode == 0, ok.stderr
     assert "tree size 4" in ok.stdout
 
-    # a log short of the stored checkpoint (the same key, one record fewer: as if the
-    # last record had been cut away and the log re-sealed): refused against the database
+    # a log short of the stored checkpoints (the same key, one record fewer, each signed
+    # at its own time): refused against the database
     with AuditLog.open(tmp_path / "copy", ed25519_audit_signer, "sio-gateway/audit") as copy:
         for i in range(3):
             copy.append_sync(_record(i))
     cut = _siogw("audit", "verify", str(tmp_path / "copy"), "--keys", str(pem), "--db", url,
                  "--quiet")
     assert cut.returncode != 0
-    assert "size 4" in cut.stderr, cut.stderr
+    assert "database checkpoint of size" in cut.stderr, cut.stderr
+    # a log rewritten under the same key (other records, as many): every stored
+    # checkpoint is checked against the records, not only the latest
+    with AuditLog.open(tmp_path / "forged", ed25519_audit_signer, "sio-gateway/audit") as forged:
+        for i in range(4):
+            forged.append_sync(_record(100 + i))
+    fork = _siogw("audit", "verify", str(tmp_path / "forged"), "--keys", str(pem), "--db", url,
+                  "--quiet")
+    assert fork.returncode != 0
+    assert "database checkpoint of size" in fork.stderr, fork.stderr
 
     # a stored checkpoint that no trusted key signed is refused
     other = tmp_path / "other.pem"
