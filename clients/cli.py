@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import stat
 import sys
@@ -23,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siogw_api.errors import InputError, SiogwError
+from siogw_api import cmdline
+from siogw_api.errors import InputError
 
 if TYPE_CHECKING:
     from clients.sync import GatewayClient
@@ -68,25 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``siogw-client`` (the client distribution's command); errors exit as in ``siogw``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        code = args.func(args)
-    except SiogwError as exc:
-        print(f"siogw-client: error: {exc.diagnostics()}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("siogw-client: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `siogw-client resources | head`): not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
-    return int(code or 0)
+    return cmdline.run("siogw-client", build_parser().parse_args(argv))
 
 
 def add_commands(sub: Any) -> None:

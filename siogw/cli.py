@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import os
 import sys
 from collections.abc import Sequence
 
 from siogw import __version__
-from siogw_api.errors import SiogwError
+from siogw_api import cmdline
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -48,27 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        code = args.func(args)
-    except SiogwError as exc:
-        print(f"siogw: error: {exc.diagnostics()}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("siogw: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `siogw client resources | head`): not an error of ours.
-        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
-    return int(code or 0)
+    return cmdline.run("siogw", build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
