@@ -27,7 +27,8 @@ Public API
 Catalogue (:mod:`.catalogue`)
     ``CATALOGUE: Mapping[int, Resource]`` (1..52), ``get_resource(n) -> Resource``
     (raises ``UnknownResource``), ``Resource(number, name, access_right, parameters,
-    kept_fields)`` with ``.truncated``, ``AccessRight`` (``full``/``truncated``),
+    schema)`` with ``.truncated``, ``AccessRight`` (``full``/``truncated``),
+    ``TruncatedSchema`` and ``FieldType`` (a truncated resource's typed fields),
     ``Role``, ``Basis``, ``ROLE_BASES``, ``allowed_bases(role)``,
     ``check_basis(role, basis) -> Basis`` (raises ``BasisNotAllowed``).
 Identifiers (:mod:`.identifiers`)
@@ -45,7 +46,8 @@ Connectors (:mod:`.connectors`, :mod:`.remote`)
     ``Connector`` (Protocol: ``async fetch(resource, params) -> dict``),
     ``EmbeddedConnector(engine)``, ``RemoteConnector(url, timeout=, attempts=,
     backoff_base=, backoff_max=, breaker=)``, ``CircuitBreaker``, ``BreakerState``,
-    ``apply_access_right(resource, data)``.
+    ``apply_access_right(resource, data, params=None)`` (raises ``UpstreamRejected``
+    for a truncated answer that does not fit its schema).
 Dataset (:mod:`.dataset`)
     ``seed_dataset(engine, seed=DEFAULT_SEED) -> bool``, ``drop_dataset(engine)``,
     ``DEMO_PERSON_IIN``, ``DEMO_ENTITY_BIN``, ``DEMO_FOREIGNER_IIN``,
@@ -66,8 +68,10 @@ from server.resources.catalogue import (
     ROLE_BASES,
     AccessRight,
     Basis,
+    FieldType,
     Resource,
     Role,
+    TruncatedSchema,
     allowed_bases,
     check_basis,
     get_resource,
@@ -116,12 +120,14 @@ __all__ = [
     "DispatchResult",
     "Dispatcher",
     "EmbeddedConnector",
+    "FieldType",
     "InvalidIdentifier",
     "InvalidParameters",
     "QueryLike",
     "RemoteConnector",
     "Resource",
     "Role",
+    "TruncatedSchema",
     "UnknownResource",
     "UpstreamError",
     "UpstreamRejected",

@@ -3,9 +3,10 @@
 Every resource is a frozen :class:`Resource`: its catalogue number, English name, access
 right, and the lookup parameters it accepts (a query gives exactly one of them). Only
 resource 11 (pension contributions) is :attr:`AccessRight.TRUNCATED`; for it
-:attr:`Resource.kept_fields` is the allowlist of keys that may leave the server — every
-other key (contribution amounts in particular) is stripped by
-:func:`server.resources.access.apply_access_right`.
+:attr:`Resource.schema` is a :class:`TruncatedSchema`: the typed fields of the subject and
+of each row that may leave the server. :func:`server.resources.access.apply_access_right`
+rebuilds the answer from those fields only (contribution amounts in particular never
+leave) and refuses any answer that does not fit the schema.
 
 Parameter names: ``iin`` (person), ``bin`` (legal entity), ``plate`` (vehicle
 registration plate), ``phone`` (+7 and 10 digits).
@@ -26,8 +27,10 @@ __all__ = [
     "ROLE_BASES",
     "AccessRight",
     "Basis",
+    "FieldType",
     "Resource",
     "Role",
+    "TruncatedSchema",
     "allowed_bases",
     "check_basis",
     "get_resource",
@@ -98,6 +101,36 @@ def check_basis(role: str, basis: str) -> Basis:
     )
 
 
+class FieldType(enum.StrEnum):
+    """The value types a truncated resource's fields may have (all strings on the wire).
+
+    None of them is a JSON number: the only number a truncated answer carries is the row
+    count, which the gateway computes itself.
+    """
+
+    IIN = "iin"  # a valid IIN (12 digits, check digit, date)
+    BIN = "bin"  # a valid BIN
+    MONTH = "month"  # YYYY-MM
+    DATE = "date"  # YYYY-MM-DD, a calendar date
+    NAME = "name"  # free text of 1..256 characters with at least one letter
+
+
+@dataclass(frozen=True, slots=True)
+class TruncatedSchema:
+    """What a truncated resource's answer may carry (SPEC R2).
+
+    The answer is ``{"subject": {...}, "count": <n>, "records": [ {...}, ... ]}``: the
+    subject's fields are :attr:`subject`, each record is an object whose fields are
+    :attr:`row` (every one present; ``None`` allowed only for :attr:`nullable`), and
+    ``count`` is ``len(records)``. Every other key of the upstream's answer is dropped.
+    """
+
+    subject: Mapping[str, FieldType]
+    row: Mapping[str, FieldType]
+    nullable: frozenset[str] = frozenset()
+    max_rows: int = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """One information resource of Appendix 2."""
@@ -107,8 +140,8 @@ class Resource:
     access_right: AccessRight
     #: Lookup parameter names; a query gives exactly one of them.
     parameters: tuple[str, ...]
-    #: For a truncated resource, the only keys allowed anywhere in the answer.
-    kept_fields: frozenset[str] = frozenset()
+    #: For a truncated resource, the only typed fields its answer may carry.
+    schema: TruncatedSchema | None = None
 
     @property
     def truncated(self) -> bool:
@@ -122,8 +155,15 @@ _E = ("bin",)
 _PE = ("iin", "bin")
 
 #: Resource 11 keeps who paid for which month and when — never how much.
-_PENSION_KEPT = frozenset(
-    {"subject", "iin", "count", "records", "period", "employer_bin", "employer_name", "paid_on"}
+_PENSION_SCHEMA = TruncatedSchema(
+    subject=MappingProxyType({"iin": FieldType.IIN}),
+    row=MappingProxyType({
+        "period": FieldType.MONTH,
+        "employer_bin": FieldType.BIN,
+        "employer_name": FieldType.NAME,
+        "paid_on": FieldType.DATE,
+    }),
+    nullable=frozenset({"employer_name"}),
 )
 
 _TABLE: tuple[Resource, ...] = (
@@ -137,7 +177,7 @@ _TABLE: tuple[Resource, ...] = (
     Resource(8, 'DB "River and small vessels"', _F, _PE),
     Resource(9, 'DB "Sea vessels"', _F, _PE),
     Resource(10, 'DB "Agricultural machinery"', _F, _PE),
-    Resource(11, 'DB "Pension contributions"', AccessRight.TRUNCATED, _P, _PENSION_KEPT),
+    Resource(11, 'DB "Pension contributions"', AccessRight.TRUNCATED, _P, _PENSION_SCHEMA),
     Resource(12, 'DB "Disability"', _F, _P),
     Resource(13, "Services received at public service centres", _F, _P),
     Resource(14, 'DB "Special records"', _F, _P),

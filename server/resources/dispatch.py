@@ -8,8 +8,10 @@ check passed):
 3. the value is well-formed: IIN/BIN by :mod:`server.resources.identifiers`
    (:class:`InvalidIdentifier`), plate and phone normalised;
 4. the connector for the resource (a per-resource override, else the default) fetches;
-5. the access right is applied on the server (:func:`apply_access_right`: resource 11
-   loses every contribution amount) and a :class:`DispatchResult` is returned.
+5. the access right is applied on the server (:func:`apply_access_right`: resource 11's
+   answer is rebuilt from its typed schema, every contribution amount lost; an answer
+   that does not fit is :class:`UpstreamRejected`) and a :class:`DispatchResult` is
+   returned.
 """
 
 from __future__ import annotations
@@ -166,5 +168,5 @@ class Dispatcher:
             name=resource.name,
             access_right=resource.access_right.value,
             truncated=resource.truncated,
-            data=apply_access_right(resource, data),
+            data=apply_access_right(resource, data, params),
         )

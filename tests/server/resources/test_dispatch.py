@@ -145,8 +145,9 @@ def test_connector_override_and_config_checks(engine: sa.Engine) -> None:
 def test_remote_resource_via_config_is_truncated_too(engine: sa.Engine) -> None:
     """An upstream that sends amounts for resource 11 still cannot leak them."""
     upstream_answer = {"subject": {"iin": DEMO_PERSON_IIN}, "count": 1, "records": [
-        {"period": "2025-01", "employer_bin": DEMO_ENTITY_BIN, "amount_kzt": 54321,
-         "sum": 54321, "details": {"amount": 1}}]}
+        {"period": "2025-01", "employer_bin": DEMO_ENTITY_BIN, "employer_name": None,
+         "paid_on": "2025-02-05", "amount_kzt": 54321, "sum": 54321,
+         "details": {"amount": 1}}]}
     with serve(["500", "ok"], payload=upstream_answer) as up:
         d = Dispatcher.from_config(EmbeddedConnector(engine), {11: up.url, 12: up.url},
                                    attempts=2)
@@ -156,7 +157,8 @@ def test_remote_resource_via_config_is_truncated_too(engine: sa.Engine) -> None:
         assert up.requests[-1] == {"resource": 11, "parameters": {"iin": DEMO_PERSON_IIN}}
     assert r.truncated
     assert r.data == {"subject": {"iin": DEMO_PERSON_IIN}, "count": 1,
-                      "records": [{"period": "2025-01", "employer_bin": DEMO_ENTITY_BIN}]}
+                      "records": [{"period": "2025-01", "employer_bin": DEMO_ENTITY_BIN,
+                                   "employer_name": None, "paid_on": "2025-02-05"}]}
     assert isinstance(d.connector_for(1), EmbeddedConnector)
 
 
