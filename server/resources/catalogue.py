@@ -9,7 +9,11 @@ rebuilds the answer from those fields only (contribution amounts in particular n
 leave) and refuses any answer that does not fit the schema.
 
 Parameter names: ``iin`` (person), ``bin`` (legal entity), ``plate`` (vehicle
-registration plate), ``phone`` (+7 and 10 digits).
+registration plate), ``phone`` (+7 and 10 digits). Appendix 2 names the resources and
+their access rights only; the parameters follow each register's practice. Public
+procurement (27), foreign economic activity (28) and the register of unscrupulous
+procurement participants (39) list suppliers and declarants that are legal entities (BIN)
+*or individual entrepreneurs*, who are identified by their IIN — so those take both.
 """
 
 from __future__ import annotations
@@ -193,8 +197,8 @@ _TABLE: tuple[Resource, ...] = (
     Resource(24, "Border crossings by foreign citizens", _F, _P),
     Resource(25, 'DB "Taxpayers"', _F, _PE),
     Resource(26, 'DB "E-licensing"', _F, _PE),
-    Resource(27, 'DB "Electronic public procurement"', _F, _E),
-    Resource(28, 'DB "Foreign economic activity participants"', _F, _E),
+    Resource(27, 'DB "Electronic public procurement"', _F, _PE),
+    Resource(28, 'DB "Foreign economic activity participants"', _F, _PE),
     Resource(29, 'DB "Passenger customs declarations"', _F, _P),
     Resource(30, 'DB "Vehicle customs declarations"', _F, _PE),
     Resource(31, 'DB "Foreign labour force"', _F, _E),
@@ -205,7 +209,7 @@ _TABLE: tuple[Resource, ...] = (
     Resource(36, 'DB "Kazakhtelecom"', _F, ("iin", "bin", "phone")),
     Resource(37, 'DB "Persons hiding from investigation/inquiry"', _F, _P),
     Resource(38, 'DB "Missing persons"', _F, _P),
-    Resource(39, "Check of unscrupulous public procurement participants", _F, _E),
+    Resource(39, "Check of unscrupulous public procurement participants", _F, _PE),
     Resource(40, "Search of addresses and contact phones", _F, ("iin", "phone")),
     Resource(41, "Information on civil servants", _F, _P),
     Resource(42, "Postal items", _F, _P),

@@ -36,6 +36,7 @@ from server.prepared import Prepared
 from server.resources import dataset as ds
 from server.resources.catalogue import Resource
 from server.resources.errors import InvalidParameters
+from server.resources.identifiers import is_valid_bin
 from siogw_api.errors import StorageError
 from siogw_api.timeutil import astana_iso
 
@@ -436,8 +437,10 @@ def _relationships(db: _Db, n: int, key: str, value: str) -> JSON:
         if r.depth == 0:
             subject_name = name
             continue
+        # the kind comes from the identifier (IIN and BIN never overlap), not from which
+        # register has a row: a linked IIN without a person row is still a person
         node = nodes.setdefault(r.node, {
-            "identifier": r.node, "kind": "person" if r.last_name is not None else "entity",
+            "identifier": r.node, "kind": "entity" if is_valid_bin(r.node) else "person",
             "name": name, "level": depth})
         if depth == 1:
             rels = node.setdefault("relations", [])
@@ -446,9 +449,11 @@ def _relationships(db: _Db, n: int, key: str, value: str) -> JSON:
         else:
             via_name = (_person_name(r.via_last_name, r.via_first_name, r.via_patronymic)
                         or r.via_entity_name)
-            node.setdefault("paths", []).append({
-                "via": r.via, "via_name": via_name, "via_relation": r.via_relation,
-                "relation": r.relation})
+            path = {"via": r.via, "via_name": via_name, "via_relation": r.via_relation,
+                    "relation": r.relation}
+            paths = node.setdefault("paths", [])
+            if path not in paths:  # defensive: only a duplicate edge (now refused) repeats one
+                paths.append(path)
     answer = _answer(key, value, list(nodes.values()))
     answer["subject"]["name"] = subject_name
     answer["level"] = depth

@@ -11,15 +11,17 @@ foreigners), ~100 legal entities with founders and directors, and the records of
 resource. Dedicated tables hold the registers with their own structure (persons, entities,
 addresses, phones, vehicles, real estate, land plots, weapons, vessels, border crossings,
 pension contributions with amounts, taxpayers, court cases, notary acts, civil status,
-civil service, relationship edges); the long tail of small registers (machinery,
-licences, customs declarations, ...) lives in ``res_record`` as JSON attributes keyed by
-resource number and subject identifier.
+civil service, relationship edges — one per ``(src, dst, relation)``); the long tail of
+small registers (machinery, licences, customs declarations, ...) lives in ``res_record``
+as JSON attributes keyed by resource number and subject identifier. Individual
+entrepreneurs (by IIN) appear beside entities in resources 27, 28 and 39.
 
 Well-known demo subjects (:func:`demo_parameters` gives the query for each resource that
 returns non-empty data):
 
 * :data:`DEMO_PERSON_IIN` — Arman Nurlanovich Serikbayev, born 1980-04-15; founder and
-  director of the demo entity; has a record in every person resource.
+  director of the demo entity, and an individual entrepreneur (records in 27, 28, 39 by
+  IIN); has a record in every person resource.
 * :data:`DEMO_ENTITY_BIN` — "Steppe Trade Logistics" LLP, registered 2012-06; has a
   record in every entity resource; co-founded by another entity (a level-2 link).
 * :data:`DEMO_FOREIGNER_IIN` — the demo person's spouse, a foreign citizen with a
@@ -54,7 +56,7 @@ __all__ = [
     "seed_dataset",
 ]
 
-DATASET_VERSION: Final = "1"
+DATASET_VERSION: Final = "2"
 DEFAULT_SEED: Final = 20260101
 #: All synthetic dates are at or before this day.
 REFERENCE_DATE: Final = dt.date(2026, 1, 1)
@@ -311,6 +313,8 @@ res_link = sa.Table(
     sa.Column("relation", sa.String(16), nullable=False),
     sa.Column("share_percent", sa.Float),
     sa.Column("since", sa.Date, nullable=False),
+    # one edge per (src, dst, relation): a duplicate would show up as a duplicate path
+    sa.UniqueConstraint("src", "dst", "relation", name="uq_res_link_edge"),
 )
 #: The long tail of small registers: one JSON object per record.
 res_record = sa.Table(
@@ -666,6 +670,8 @@ _GENERIC: Mapping[int, tuple[_Gen, Literal["person", "foreigner", "entity", "bot
     47: (_g47, "person", 0.02), 48: (_g48, "person", 0.05), 49: (_g49, "foreigner", 0.3),
 }
 assert set(_GENERIC) <= set(CATALOGUE)
+#: Registers that also list individual entrepreneurs by IIN: resource → probability.
+_ENTREPRENEUR_RESOURCES: Mapping[int, float] = {27: 0.5, 28: 0.3, 39: 0.1}
 
 # --------------------------------------------------------------------------- generation
 
@@ -955,6 +961,19 @@ class _Builder:
                     when, attrs = gen(rng, s)
                     self.add(res_record, resource=number, subject=s, recorded_on=when,
                              attributes=attrs)
+
+        # Individual entrepreneurs, identified by their IIN, in the procurement and foreign
+        # trade registers (27, 28, 39). Drawn last, so that the rows above do not change.
+        entrepreneurs = [p["iin"] for p in adults
+                         if p["citizenship"] == "KAZ" and chance(p["iin"], 0.1)]
+        for number, prob in _ENTREPRENEUR_RESOURCES.items():
+            gen = _GENERIC[number][0]
+            for s in entrepreneurs:
+                if chance(s, prob):
+                    for _ in range(rng.randint(1, 2)):
+                        when, attrs = gen(rng, s)
+                        self.add(res_record, resource=number, subject=s, recorded_on=when,
+                                 attributes=attrs)
 
     def _vehicle(self, iin: str | None, bin_: str | None) -> None:
         rng = self.rng

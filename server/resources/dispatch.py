@@ -76,7 +76,12 @@ def _phone(value: str) -> str:
 
 
 def _plate(value: str) -> str:
-    plate = value.replace(" ", "").upper()
+    # ASCII only *before* upper-casing: Unicode case mapping turns ``ﬁ`` into ``FI`` (and
+    # ``ß`` into ``SS``), so a non-plate would be normalised into a plate.
+    plate = value.replace(" ", "")
+    if not plate.isascii():
+        raise InvalidParameters("invalid plate: expected 4-10 Latin letters and digits")
+    plate = plate.upper()
     if not _PLATE.fullmatch(plate):
         raise InvalidParameters("invalid plate: expected 4-10 Latin letters and digits")
     return plate

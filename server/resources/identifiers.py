@@ -23,6 +23,7 @@ import datetime as dt
 from typing import Literal
 
 from server.resources.errors import InvalidIdentifier
+from siogw_api.timeutil import now_utc, to_astana
 
 __all__ = [
     "check_digit",
@@ -88,14 +89,19 @@ def iin_birth_date(iin: str) -> dt.date:
         ) from None
 
 
-def validate_iin(value: object) -> str:
+def validate_iin(value: object, *, today: dt.date | None = None) -> str:
     """Return ``value`` if it is a valid IIN, else raise :class:`InvalidIdentifier`.
 
-    Checks, in order: 12 characters, digits only, check digit, century/sex digit 1-6, and
-    that ``YYMMDD`` is a real date.
+    Checks, in order: 12 characters, digits only, check digit, century/sex digit 1-6, that
+    ``YYMMDD`` is a real date, and that it is not after ``today`` (default: today in Astana
+    time) — nobody is issued an IIN before being born (reason ``date``).
     """
     iin = _shape("IIN", value)
-    iin_birth_date(iin)
+    born = iin_birth_date(iin)
+    if today is None:
+        today = to_astana(now_utc()).date()
+    if born > today:
+        raise InvalidIdentifier("IIN", "date", "embedded date of birth is in the future")
     return iin
 
 

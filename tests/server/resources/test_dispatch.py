@@ -23,6 +23,7 @@ from server.resources import (
     UnknownResource,
     UpstreamRejected,
     demo_parameters,
+    get_resource,
     validate_query,
 )
 from server.resources import dataset as ds
@@ -119,6 +120,26 @@ def test_normalised_phone_and_plate() -> None:
     assert validate_query(q(52, phone="8 (701) 123-45-67"))[1] == {"phone": "+77011234567"}
     assert validate_query(q(52, phone="+7 701 1234567"))[1] == {"phone": "+77011234567"}
     assert validate_query(q(5, plate="123 abc 02"))[1] == {"plate": "123ABC02"}
+
+
+@pytest.mark.parametrize("plate", ["\ufb01123kz", "stra\u00dfe12", "123\u0430\u0432\u044102",
+                                   "\uff11\uff12\uff13ABC"])
+def test_plate_is_not_unicode_case_folded(plate: str) -> None:
+    """Issue 14 finding 3: ``ﬁ123kz`` must not become ``FI123KZ`` (nor ß → SS)."""
+    with pytest.raises(InvalidParameters, match="invalid plate"):
+        validate_query(q(5, plate=plate))
+
+
+@pytest.mark.parametrize("number", [27, 28, 39])
+def test_procurement_and_trade_take_an_entrepreneurs_iin(
+    dispatcher: Dispatcher, number: int
+) -> None:
+    """Issue 14 finding 3: individual entrepreneurs (IIN) can be looked up in 27, 28, 39."""
+    assert set(get_resource(number).parameters) == {"iin", "bin"}
+    by_iin = _run(dispatcher, q(number, iin=DEMO_PERSON_IIN))
+    assert by_iin.data["subject"] == {"iin": DEMO_PERSON_IIN} and by_iin.data["count"] >= 1
+    by_bin = _run(dispatcher, q(number, bin=DEMO_ENTITY_BIN))
+    assert by_bin.data["count"] >= 1
 
 
 def test_connector_override_and_config_checks(engine: sa.Engine) -> None:

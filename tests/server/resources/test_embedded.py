@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +24,10 @@ from server.resources import (
     EmbeddedConnector,
     demo_parameters,
     get_resource,
+    make_iin,
 )
 from server.resources import dataset as ds
+from tests.server.resources.dbutil import sqlite_engine
 
 SUBJECTS = {"iin": DEMO_PERSON_IIN, "bin": DEMO_ENTITY_BIN}
 
@@ -248,3 +252,29 @@ def test_a_lookup_uses_one_pooled_connection_for_all_its_statements(
         sa.event.remove(engine, "checkout", on_checkout)
     assert data["records"] and len(seen) == 3
     assert len(checkouts) == 1
+
+
+def test_duplicate_link_is_refused(engine: sa.Engine) -> None:
+    """Issue 14 finding 3: one edge per (src, dst, relation), so no duplicate level-2 path."""
+    L = ds.res_link
+    with engine.connect() as c:
+        edge = c.execute(sa.select(L).where(L.c.dst == DEMO_ENTITY_BIN).limit(1)).one()
+    row = {k: v for k, v in edge._mapping.items() if k != "id"}
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as c:
+        c.execute(L.insert(), [row])
+
+
+def test_linked_iin_without_person_row_is_a_person(tmp_path: Path) -> None:
+    """Issue 14 finding 3: the kind follows the identifier, not which register has a row."""
+    engine = sqlite_engine(tmp_path / "links.db")
+    ds.metadata.create_all(engine)
+    ghost = make_iin(dt.date(1975, 3, 3), "M", 77)  # no res_person row
+    with engine.begin() as c:
+        c.execute(ds.res_link.insert(), [
+            {"src": ghost, "dst": DEMO_ENTITY_BIN, "relation": "founder",
+             "share_percent": 100.0, "since": dt.date(2012, 6, 20)}])
+    connector = EmbeddedConnector(engine)
+    data = asyncio.run(connector.fetch(get_resource(50), {"bin": DEMO_ENTITY_BIN}))
+    ((node,),) = [data["records"]]
+    assert node["identifier"] == ghost and node["kind"] == "person"
+    engine.dispose()

@@ -156,9 +156,23 @@ def test_generated_iins_are_valid_and_decode() -> None:
         born = dt.date(1800, 1, 1) + dt.timedelta(days=rng.randrange(300 * 365))
         sex: Literal["M", "F"] = rng.choice(("M", "F"))
         iin = make_iin(born, sex, rng.randrange(10000))
-        assert validate_iin(iin) == iin
+        assert validate_iin(iin, today=dt.date(2099, 12, 31)) == iin
         assert iin_birth_date(iin) == born
         assert int(iin[6]) % 2 == (1 if sex == "M" else 0)
+
+
+def test_iin_born_in_the_future_is_refused() -> None:
+    """Issue 14 finding 3: a birth date after today is refused (reason ``date``)."""
+    today = dt.date(2026, 12, 5)
+    tomorrow = make_iin(today + dt.timedelta(days=1), "F", 12)
+    assert validate_iin(make_iin(today, "F", 12), today=today)
+    with pytest.raises(InvalidIdentifier) as ei:
+        validate_iin(tomorrow, today=today)
+    assert ei.value.reason == "date"
+    future = make_iin(dt.date(2090, 1, 1), "M", 1)  # against the real clock
+    assert not is_valid_iin(future)
+    with pytest.raises(InvalidIdentifier):
+        validate_iin(future)
 
 
 def test_generated_bins_are_valid() -> None:
