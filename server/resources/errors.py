@@ -68,4 +68,8 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamRejected(UpstreamError):
-    """The upstream refused the query (4xx) or answered something that is not a JSON object."""
+    """The upstream refused the query (4xx) or answered something unusable.
+
+    Unusable: not a JSON object, or, for a truncated resource, an answer that does not fit
+    the resource's :class:`~server.resources.catalogue.TruncatedSchema`.
+    """
