@@ -34,11 +34,20 @@ class StandIn:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.down = False
+        self.down_for = 0  # fail this many calls, then answer
+        self.calls = 0
+        self.fail: Exception | None = None
         self.hold = False
         self.entered = threading.Event()
         self.go = threading.Event()
 
     async def dispatch(self, query: Any) -> Any:
+        self.calls += 1
+        if self.down_for > 0:
+            self.down_for -= 1
+            raise UpstreamUnavailable("upstream 'demo' is unavailable")
+        if self.fail is not None:
+            raise self.fail
         if self.down:
             raise UpstreamUnavailable("upstream 'demo' is unavailable")
         if self.hold:
@@ -194,3 +203,85 @@ def test_a_revocation_in_flight_stops_the_answer(gateway: Harness, stand_in: Sta
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     rec = _refusal_of(gateway, rid)
     assert rec.details["answer_released"] is False
+
+
+# --- the client library retries only what is safe -------------------------------------------
+def _client(gateway: Harness, name: str) -> Any:
+    from clients import GatewayClient
+
+    signer = gateway.gateway.signer
+    assert signer is not None
+    return GatewayClient(
+        f"localhost:{gateway.port}", ca_file=gateway.home / "root.pem",
+        gateway_certificate=signer.certificate, session_token=gateway.session(name),
+        user_id=name,
+    )
+
+
+def test_the_client_resends_a_released_query(gateway: Harness, stand_in: StandIn) -> None:
+    from server.resources.dataset import DEMO_PERSON_IIN
+
+    stand_in.down_for = 1
+    with _client(gateway, "alice") as client:
+        prepared = client.prepare_query(1, {"iin": DEMO_PERSON_IIN}, "financial_monitoring",
+                                        "TASK-2026-001", "retry check",
+                                        signer=gateway.users["alice"].signer)
+        out = client.send_query(prepared)
+    assert out.request_id == prepared.query.request_id
+    assert stand_in.calls == 2  # refused once (released), resent once, answered
+
+
+def test_the_client_does_not_resend_an_answered_query(
+    gateway: Harness, stand_in: StandIn
+) -> None:
+    from clients.errors import ClientError
+    from server.resources.dataset import DEMO_PERSON_IIN
+
+    with _client(gateway, "alice") as client:
+        prepared = client.prepare_query(1, {"iin": DEMO_PERSON_IIN}, "financial_monitoring",
+                                        "TASK-2026-001", "retry check",
+                                        signer=gateway.users["alice"].signer)
+        first = client.send_query(prepared)
+        with pytest.raises(ClientError) as ei:
+            client.send_query(prepared)
+    assert stand_in.calls == 1
+    err = ei.value
+    assert err.code == grpc.StatusCode.ALREADY_EXISTS and err.reason == "REPLAY"
+    assert first.receipt is not None and err.receipt == first.receipt.__class__(
+        seq=first.receipt.seq, leaf_hash=first.receipt.leaf_hash, tree_size=first.receipt.seq + 1)
+
+
+def test_the_client_gives_up_after_its_retries(gateway: Harness, stand_in: StandIn) -> None:
+    from clients import _core as core
+    from clients.errors import ClientError
+
+    stand_in.down = True
+    with _client(gateway, "alice") as client, pytest.raises(ClientError) as ei:
+        client.send_query(_prepared(gateway, client))
+    assert stand_in.calls == core.QUERY_RETRIES + 1
+    assert ei.value.code == grpc.StatusCode.UNAVAILABLE
+    assert ei.value.metadata.get("request_released") == "true"
+
+
+def test_the_client_does_not_resend_other_unavailable(
+    gateway: Harness, stand_in: StandIn
+) -> None:
+    from clients.errors import ClientError
+    from server.store.errors import StoreUnavailable
+
+    # UNAVAILABLE without a released id (here the database fails during dispatch): the
+    # id stays claimed, a resend would be a replay, so the client raises at once.
+    stand_in.fail = StoreUnavailable("control-plane database error")
+    with _client(gateway, "alice") as client, pytest.raises(ClientError) as ei:
+        client.send_query(_prepared(gateway, client))
+    assert stand_in.calls == 1
+    assert ei.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "request_released" not in ei.value.metadata
+
+
+def _prepared(gateway: Harness, client: Any) -> Any:
+    from server.resources.dataset import DEMO_PERSON_IIN
+
+    return client.prepare_query(1, {"iin": DEMO_PERSON_IIN}, "financial_monitoring",
+                                "TASK-2026-001", "retry check",
+                                signer=gateway.users["alice"].signer)
