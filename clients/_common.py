@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from google.rpc import error_details_pb2, status_pb2
 
 from clients.errors import ClientError, ClientUsageError, ResultVerificationError
 from signing import dsse
@@ -582,10 +583,39 @@ def channel_options(server_name: str | None) -> list[tuple[str, Any]]:
 
 
 def client_error(method: str, exc: grpc.RpcError) -> ClientError:
-    """A :class:`ClientError` from a failed call (its status code and details)."""
+    """A :class:`ClientError` from a failed call: its status code and details, and from
+    the ``google.rpc.Status`` the gateway attaches its ErrorInfo (reason, metadata) and
+    an ``AuditReceipt`` if there is one."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    return ClientError(method, code or grpc.StatusCode.UNKNOWN, details or "")
+    reason, metadata, receipt = _rich_status(exc)
+    return ClientError(method, code or grpc.StatusCode.UNKNOWN, details or "",
+                       reason=reason, metadata=metadata, receipt=receipt)
+
+
+def _rich_status(exc: grpc.RpcError) -> tuple[str, dict[str, str], Receipt | None]:
+    """The ErrorInfo reason and metadata and the AuditReceipt of a failed call's
+    ``grpc-status-details-bin`` (empty when absent or unreadable)."""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    raw = next((v for k, v in (trailing or ()) if k == "grpc-status-details-bin"), None)
+    if not isinstance(raw, bytes):
+        return "", {}, None
+    status = status_pb2.Status()
+    try:
+        status.ParseFromString(raw)
+    except DecodeError:
+        return "", {}, None
+    reason, metadata, receipt = "", {}, None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(common_pb2.AuditReceipt.DESCRIPTOR):
+            msg = common_pb2.AuditReceipt()
+            if detail.Unpack(msg):
+                receipt = Receipt.from_proto(msg)
+    return reason, metadata, receipt
 
 
 # --- audit receipts, verified offline ------------------------------------------------------

@@ -17,7 +17,10 @@ is written once here.
   or not) and maps a gRPC error to :class:`~clients.errors.ClientError`; it runs
   :class:`TokenWork` (a blocking PKCS#11 signature) inline or in a worker thread; it asks
   the caller through :class:`AskCaller` (the SMS code provider, which the asyncio client
-  may await).
+  may await); it pauses for :class:`Pause`. A call refused by the gateway is thrown
+  into the plan at its ``yield`` as :class:`~clients.errors.ClientError`, so a plan may
+  catch it: :func:`send_query` resends a query only when that is safe (:func:`may_resend`,
+  "Retries" in ``docs/usage.md``); other plans let it propagate to the caller.
 
 :class:`ClientCore` holds what both clients share: the pinned result verifier, the stubs
 by service, and the session state (``session_token``, ``user_id``, ``signer``).
@@ -31,12 +34,13 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import grpc
 from cryptography import x509
 from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients.biometric import SoftwareDeviceKey
-from clients.errors import ClientUsageError
+from clients.errors import ClientError, ClientUsageError
 from signing.api import Signer
 from signing.wire import bearer_metadata
 from siogw_api.v1 import (
@@ -171,7 +175,14 @@ class AskCaller:
     ask: Callable[[], Any]
 
 
-Step = Call[Any] | TokenWork | AskCaller
+@dataclass(frozen=True)
+class Pause:
+    """Wait ``seconds`` before the next step (a retry's back-off); the plan receives None."""
+
+    seconds: float
+
+
+Step = Call[Any] | TokenWork | AskCaller | Pause
 Plan = Generator[Step, Any, T]
 
 
@@ -338,10 +349,50 @@ def prepare_query(
     return prepared
 
 
-def send_query(client: ClientCore, prepared: c.PreparedQuery) -> Plan[c.QueryOutcome]:
-    """Send a signed query and verify the gateway's signed answer against it."""
-    response = yield Call(QUERY, prepared.request())
-    return c.verify_result(response, prepared, client._verifier)
+#: How often :func:`send_query` resends a query whose request id the gateway released,
+#: and the pause before each resend (seconds; doubled each time).
+QUERY_RETRIES = 2
+QUERY_RETRY_PAUSE = 0.5
+
+
+def may_resend(error: ClientError) -> bool:
+    """Whether a refused query may be sent again with the same signed envelope.
+
+    Only one case is safe: ``UNAVAILABLE`` with ErrorInfo metadata ``request_released:
+    "true"`` -- the gateway refused before anything was disclosed (the upstream was down)
+    and gave the request id back. Anything else is not resent: after any other
+    ``UNAVAILABLE`` (audit log, database, maintenance) the id may still be claimed and a
+    resend would be refused as a replay; ``ALREADY_EXISTS`` means the query was received
+    before (its ``receipt``, when the gateway found one, proves the first answer); a
+    deadline or a broken connection leaves unknown whether the query was answered.
+    """
+    return (error.code == grpc.StatusCode.UNAVAILABLE
+            and error.metadata.get("request_released") == "true")
+
+
+def send_query(
+    client: ClientCore, prepared: c.PreparedQuery, *, retries: int = QUERY_RETRIES
+) -> Plan[c.QueryOutcome]:
+    """Send a signed query and verify the gateway's signed answer against it.
+
+    A refusal that :func:`may_resend` allows is resent (the same envelope, so the same
+    request id) up to ``retries`` times after a growing pause; every other refusal is
+    raised at once as :class:`~clients.errors.ClientError`. A resend must still pass the
+    gateway's freshness check (``created_at`` within its clock skew): after that, build
+    and sign the query again (a new request id).
+    """
+    pause = QUERY_RETRY_PAUSE
+    for attempt in range(retries + 1):
+        try:
+            response = yield Call(QUERY, prepared.request())
+        except ClientError as exc:
+            if attempt >= retries or not may_resend(exc):
+                raise
+            yield Pause(pause)
+            pause *= 2
+            continue
+        return c.verify_result(response, prepared, client._verifier)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def query(

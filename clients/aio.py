@@ -23,6 +23,7 @@ from google.protobuf.message import Message as ProtoMessage
 from clients import _common as c
 from clients import _core as core
 from clients.biometric import SoftwareDeviceKey
+from clients.errors import ClientError
 from signing.api import Signer
 
 T = TypeVar("T")
@@ -61,13 +62,19 @@ class AsyncGatewayClient(core.ClientCore):
     async def _run(self, plan: core.Plan[T]) -> T:
         """Drive ``plan`` to its result, performing each step it yields."""
         reply: Any = None
+        error: ClientError | None = None
         while True:
             try:
-                step = plan.send(reply)
+                # A refused call is thrown into the plan, which may catch it (a retry).
+                step = plan.throw(error) if error is not None else plan.send(reply)
             except StopIteration as done:
                 result: T = done.value
                 return result
-            reply = await self._perform(step)
+            error = None
+            try:
+                reply = await self._perform(step)
+            except ClientError as exc:
+                error = exc
 
     async def _perform(self, step: core.Step) -> Any:
         if isinstance(step, core.Call):
@@ -79,6 +86,9 @@ class AsyncGatewayClient(core.ClientCore):
             return step.reply(response)
         if isinstance(step, core.TokenWork):
             return await asyncio.to_thread(step.run)
+        if isinstance(step, core.Pause):
+            await asyncio.sleep(step.seconds)
+            return None
         answer = step.ask()
         if inspect.isawaitable(answer):
             answer = await answer

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import grpc
 
 from siogw_api.errors import InputError, SiogwError, TrustError
@@ -11,16 +14,31 @@ class ClientError(SiogwError):
     """The gateway answered a call with a gRPC error status.
 
     ``code`` is the :class:`grpc.StatusCode`; ``server_message`` is the gateway's own
-    explanation (the status details), shown verbatim by :meth:`diagnostics`.
+    explanation (the status details), shown verbatim by :meth:`diagnostics`. ``reason``
+    and ``metadata`` are the status's ErrorInfo (``docs/errors.md``); ``receipt`` is the
+    ``siogw.v1.AuditReceipt`` the status carries, if any (a replayed request id that was
+    answered: the receipt of that answer, as ``clients.Receipt``).
     """
 
     exit_code = 9
 
-    def __init__(self, method: str, code: grpc.StatusCode, server_message: str) -> None:
+    def __init__(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        server_message: str,
+        *,
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+        receipt: Any = None,
+    ) -> None:
         super().__init__(f"{method} refused: {code.name}", detail=server_message or None)
         self.method = method
         self.code = code
         self.server_message = server_message
+        self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.receipt = receipt
 
 
 class ResultVerificationError(TrustError):

@@ -6,6 +6,7 @@ signatures inline and calls the SMS code provider directly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +19,7 @@ from google.protobuf.message import Message as ProtoMessage
 from clients import _common as c
 from clients import _core as core
 from clients.biometric import SoftwareDeviceKey
+from clients.errors import ClientError
 from signing.api import Signer
 
 T = TypeVar("T")
@@ -56,13 +58,19 @@ class GatewayClient(core.ClientCore):
     def _run(self, plan: core.Plan[T]) -> T:
         """Drive ``plan`` to its result, performing each step it yields."""
         reply: Any = None
+        error: ClientError | None = None
         while True:
             try:
-                step = plan.send(reply)
+                # A refused call is thrown into the plan, which may catch it (a retry).
+                step = plan.throw(error) if error is not None else plan.send(reply)
             except StopIteration as done:
                 result: T = done.value
                 return result
-            reply = self._perform(step)
+            error = None
+            try:
+                reply = self._perform(step)
+            except ClientError as exc:
+                error = exc
 
     def _perform(self, step: core.Step) -> Any:
         if isinstance(step, core.Call):
@@ -74,6 +82,9 @@ class GatewayClient(core.ClientCore):
             return step.reply(response)
         if isinstance(step, core.TokenWork):
             return step.run()
+        if isinstance(step, core.Pause):
+            time.sleep(step.seconds)
+            return None
         return step.ask()
 
     def close(self) -> None:

@@ -10,7 +10,9 @@ Every authenticated call runs :meth:`Gateway.authenticate`, which re-checks the 
 (not ended, not expired), the user (active, and not blocked by the operations domain
 where this process has it) and the certificate (registered to the user, chain valid, not
 revoked) -- so blocking the user or revoking the certificate ends the session on the
-very next call.
+very next call. A query runs the same check again just before its answer is released
+(:meth:`Gateway.recheck_session`, issue 14): a logout, block or revocation committed
+while the upstream was being asked stops that answer too.
 
 The helpers: :func:`token_hash` (sessions are stored only as the SHA-256 of their
 token), :func:`bearer_token`, :func:`parse_envelope` / :func:`envelope_bytes` (what the
@@ -228,6 +230,16 @@ class Gateway:
             certificate=chain.certificate, expires_at=row.expires_at, chain=chain,
             context=ctx,
         )
+
+    def recheck_session(self, token: str | None) -> None:
+        """The check of :meth:`authenticate_token` again, for a call that was admitted
+        earlier and is about to release its answer (blocking; one database read, the
+        certificate's chain from the cache and its revocations from the same read).
+
+        Raises what :meth:`authenticate_token` raises: the session was ended (logout),
+        the user blocked or the certificate revoked since the call was admitted.
+        """
+        self.authenticate_token(token)
 
     async def record(self, record: AuditRecord) -> Receipt:
         return await self.audit.record(record)

@@ -21,7 +21,10 @@ Choices worth knowing (also in docs/adr/0005-gateway.md):
 * ``created_at`` outside the clock-skew window -> ``INVALID_ARGUMENT`` (reason
   ``STALE_REQUEST``): the request itself is unacceptable and must be re-signed;
 * no signed consent -> ``FAILED_PRECONDITION`` (reason ``CONSENT_REQUIRED``);
-* a repeated request id -> ``ALREADY_EXISTS`` (reason ``REPLAY``);
+* a repeated request id -> ``ALREADY_EXISTS`` (reason ``REPLAY``); when the request was
+  answered, the status carries its original receipt: ErrorInfo metadata ``seq``,
+  ``leaf_hash`` (hex) and ``tree_size``, and a ``siogw.v1.AuditReceipt`` detail after the
+  ErrorInfo (issue 14);
 * an unknown resource -> ``NOT_FOUND``; a malformed IIN/BIN or envelope ->
   ``INVALID_ARGUMENT``;
 * maintenance, audit log down, database down, upstream down -> ``UNAVAILABLE``;
@@ -46,10 +49,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -74,6 +78,7 @@ from siogw_api.errors import (
     StorageError,
     TrustError,
 )
+from siogw_api.v1 import common_pb2
 
 DOMAIN = "siogw"
 
@@ -299,12 +304,17 @@ def build_status(
     *,
     reason: str,
     metadata: Mapping[str, str] | None = None,
+    extra: Sequence[Message] = (),
 ) -> grpc.Status:
-    """A ``grpc.Status`` with a ``google.rpc.Status`` carrying one ErrorInfo."""
+    """A ``grpc.Status`` with a ``google.rpc.Status`` carrying one ErrorInfo (then the
+    ``extra`` details, such as a replay's original ``AuditReceipt``)."""
     info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    rich = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    details = []
+    for message_ in (info, *extra):
+        detail = any_pb2.Any()
+        detail.Pack(message_)
+        details.append(detail)
+    rich = status_pb2.Status(code=code.value[0], message=message, details=details)
     return rpc_status.to_status(rich)
 
 
@@ -318,8 +328,11 @@ def to_status(exc: BaseException, *, request_id: str) -> grpc.Status:
             metadata={"request_id": request_id},
         )
     meta = {**exc.error_metadata(), "request_id": request_id}
+    receipt = exc.receipt if isinstance(exc, ReplayDetected) else None
+    extra = () if receipt is None else (common_pb2.AuditReceipt(
+        seq=receipt[0], leaf_hash=receipt[1], tree_size=receipt[2]),)
     return build_status(status_code_for(exc), message_for(exc), reason=reason_for(exc),
-                        metadata=meta)
+                        metadata=meta, extra=extra)
 
 
 def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:

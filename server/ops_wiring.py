@@ -137,9 +137,11 @@ class OpsWiring:
         with ``synchronous=NORMAL`` on a power loss, a database restored from a backup),
         the log still shows which request ids were used: the ``request_id`` of every
         successful query or admin command, and of every refusal that came after the
-        claim (``request_claimed`` in its details). Only records recent enough for their
-        envelope to pass the freshness check again matter (``since``); older replays
-        are refused as stale. Returns how many ids were missing and are back.
+        claim (``request_claimed`` in its details) unless it gave the id back
+        (``request_released``: refused before anything was disclosed). Only records
+        recent enough for their envelope to pass the freshness check again matter
+        (``since``); older replays are refused as stale. Returns how many ids were
+        missing and are back.
         """
         self.catch_up()
         t = self.index.table
@@ -332,7 +334,10 @@ def _claim_of(record: Any) -> tuple[str, str, str, Any] | None:
     # just before its request id is claimed.
     if record.event in _CLAIM_KINDS and record.outcome in ("success", "requested"):
         return request_id, record.actor, _CLAIM_KINDS[record.event], record.time
-    if record.event == "refusal" and details.get("request_claimed") is True:
+    # A refusal whose request id was given back (issue 14: the upstream was down, nothing
+    # disclosed) leaves the id free: the same envelope may be sent again.
+    if (record.event == "refusal" and details.get("request_claimed") is True
+            and details.get("request_released") is not True):
         method = str(details.get("method", ""))
         kind = "admin" if "/siogw.v1.AdminService/" in method else "query"
         return request_id, record.actor, kind, record.time

@@ -16,7 +16,30 @@ A Query call is checked in this order; the first failure decides the status:
 10. resource exists (R2)                                          NOT_FOUND
 11. parameters fit the resource; IIN/BIN valid                    INVALID_ARGUMENT
 12. request id never seen before (durable, unique in the DB)      ALREADY_EXISTS
+    (with the original receipt when the first sending was answered; see below)
 13. dispatch (resource 11 truncated by the data plane)            UNAVAILABLE if upstream down
+    (the request id is released: see below)
+14. signed result; then session, block and revocation re-checked   UNAUTHENTICATED / DENIED
+    (the answer is not released: the refusal record says ``answer_released: false``)
+
+**Retry semantics (issue 14, finding 6).** A query refused at step 13 because the upstream
+is unavailable has disclosed nothing: its request id is given back
+(:meth:`server.store.Store.release_request_id`), the refusal record says
+``request_released: true`` (so the replay guard's rebuild from the log,
+``server.ops_wiring._claim_of``, does not claim it again) and the ErrorInfo metadata says
+``request_released: "true"``: the client may resend the same signed envelope while it is
+fresh. A request id whose query was answered is refused ``ALREADY_EXISTS`` with the
+receipt of that answer (ErrorInfo metadata ``seq``/``leaf_hash``/``tree_size`` and an
+``AuditReceipt`` detail) when the first answer is found in the audit index of this
+process's operations domain and was sent by the same user; a worker process (no
+operations domain) refuses without it.
+
+**An admitted query does not outlive a block (finding 10).** Steps 1 to 12 run before the
+upstream is asked, which may take seconds; a logout, a block or a revocation committed
+meanwhile must stop the answer. After dispatch and signing, just before the answer's
+record is written, the session is read and checked again
+(:meth:`server.context.Gateway.recheck_session`: the same one read as step 1); a failure
+refuses the call and nothing of the answer leaves the gateway.
 
 The answer is ``QueryResult`` signed by the gateway's key (``application/vnd.siogw.result
 +protobuf``) bound to the request by ``request_digest`` = SHA-256 of the signed query
@@ -27,12 +50,14 @@ and a digest + summary of the result (R11).
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from grpc import aio
+from sqlalchemy import select
 
 from audit.record import AuditRecord
 from server.consent import require_consent
@@ -47,12 +72,14 @@ from server.errors import MissingField, NotImplementedYet
 from server.interceptors import current_call
 from server.resources import catalogue
 from server.resources.dispatch import DispatchResult, validate_query
+from server.resources.errors import UpstreamUnavailable
 from server.status import check_not_in_maintenance, get_service_status
+from server.store.errors import ReplayDetected
 from signing import dsse
 from signing.api import Signer
 from signing.wire import envelope_to_proto
 from siogw_api.errors import ConfigError, InputError
-from siogw_api.timeutil import astana_iso
+from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import query_pb2, query_pb2_grpc
 
 
@@ -96,6 +123,35 @@ def _signed_result(
     )
     result_bytes = result.SerializeToString(deterministic=True)
     return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
+
+
+def original_receipt(
+    gateway: Gateway, request_id: str, user_id: str
+) -> tuple[int, bytes, int] | None:
+    """``(seq, leaf_hash, tree_size)`` of the record that answered ``request_id`` sent by
+    ``user_id``, or None (not answered, another user's, or no operations domain here).
+
+    Read from the audit index (caught up first); only records recent enough for their
+    envelope to pass the freshness check again are looked at. ``tree_size`` is
+    ``seq + 1``, the smallest tree that holds the record (an inclusion proof into any
+    later checkpoint proves it as well).
+    """
+    wiring = gateway.ops_wiring
+    if wiring is None:
+        return None
+    wiring.catch_up()
+    t = wiring.index.table
+    since = now_utc() - _dt.timedelta(seconds=2 * gateway.config.limits.clock_skew_seconds + 60)
+    with wiring.index.engine.connect() as conn:
+        row = conn.execute(
+            select(t.c.seq, t.c.leaf_hash)
+            .where(t.c.actor == user_id, t.c.time >= since, t.c.request_id == request_id,
+                   t.c.event == "query", t.c.outcome == "success")
+            .order_by(t.c.seq).limit(1)
+        ).first()
+    if row is None:
+        return None
+    return int(row.seq), bytes.fromhex(row.leaf_hash), int(row.seq) + 1
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -169,11 +225,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # The validated subject (IIN/BIN/plate/phone) goes into the audit record: the
         # violation rules watch for bursts of queries about one person (R13, R15).
         info.details["subject"] = next(iter(params.values()))
-        gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+        try:
+            gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+        except ReplayDetected as exc:
+            exc.receipt = original_receipt(gw, query.request_id, session.user_id)
+            raise
         # A refusal from here on names the claim: the replay guard can be restored from
         # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
         info.details["request_claimed"] = True
         return session, payload, query, resource
+
+    def _release(self, request_id: str, user_id: str) -> None:
+        self.gw.store.release_request_id(request_id, user_id=user_id)
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: aio.ServicerContext
@@ -185,7 +248,15 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         session, payload, query, resource = await gw.run_blocking(
             self._admit, bearer_token(context), request
         )
-        answer = await _dispatch(gw, query)
+        try:
+            answer = await _dispatch(gw, query)
+        except UpstreamUnavailable as exc:
+            # Nothing was disclosed: the request id is given back, and the refusal record
+            # says so (see "Retry semantics" in the module docstring).
+            await gw.run_blocking(self._release, query.request_id, session.user_id)
+            info.details["request_released"] = True
+            exc.request_released = True
+            raise
         signer = gw.signer
         if signer is None:
             raise ConfigError("the gateway has no signing key configured")
@@ -197,6 +268,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         result_bytes, signed = await asyncio.to_thread(
             _signed_result, query, answer, payload, signer
         )
+        # Finding 10: the session, block and revocation again, just before the answer is
+        # released; a refusal from here on says the answer was not released.
+        info.details["answer_released"] = False
+        await gw.run_blocking(gw.recheck_session, bearer_token(context))
+        del info.details["answer_released"]
         receipt = await gw.record(
             AuditRecord(
                 actor=session.user_id,

@@ -63,8 +63,15 @@ class UpstreamError(SiogwError):
 class UpstreamUnavailable(UpstreamError):
     """Transient upstream failure after retries, or the circuit breaker is open.
 
-    Maps to gRPC ``UNAVAILABLE``.
+    Maps to gRPC ``UNAVAILABLE``. ``request_released``: the query's request id was given
+    back (nothing was disclosed), so the same signed envelope may be sent again; the
+    ErrorInfo metadata says so (``request_released: "true"``, see ``docs/usage.md``).
     """
+
+    request_released: bool = False
+
+    def error_metadata(self) -> dict[str, str]:
+        return {"request_released": "true"} if self.request_released else {}
 
 
 class UpstreamRejected(UpstreamError):

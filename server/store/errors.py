@@ -11,9 +11,22 @@ class StoreUnavailable(StorageError):
 
 
 class ReplayDetected(PolicyError):
-    """A request id was seen before (R7: each signed request counts once)."""
+    """A request id was seen before (R7: each signed request counts once).
+
+    ``receipt`` is ``(seq, leaf_hash, tree_size)`` of the record that answered the
+    request the first time, when the gateway found it: a client that lost the answer can
+    prove what happened (ErrorInfo metadata ``seq``/``leaf_hash``/``tree_size`` and an
+    ``AuditReceipt`` detail, :func:`server.errors.to_status`).
+    """
 
     reason_code = "REPLAY"
+    receipt: tuple[int, bytes, int] | None = None
+
+    def error_metadata(self) -> dict[str, str]:
+        if self.receipt is None:
+            return {}
+        seq, leaf_hash, tree_size = self.receipt
+        return {"seq": str(seq), "leaf_hash": leaf_hash.hex(), "tree_size": str(tree_size)}
 
 
 class UnknownUser(InputError):

@@ -3,6 +3,10 @@
 The claim is the one write of every query (a prepared statement, :mod:`server.prepared`);
 :meth:`RequestStore.restore_request_ids` puts back claims a power loss took from the
 database, from the audit log (``server.ops_wiring.OpsWiring.restore_replay_guard``).
+:meth:`RequestStore.release_request_id` gives a claim back when its request was refused
+before anything was disclosed (the upstream is down): the client may resend the same
+signed envelope (issue 14, finding 6); the refusal record says ``request_released`` so
+that the rebuild from the log does not claim the id again.
 Old request ids are deleted by housekeeping (:mod:`server.store.housekeeping`).
 """
 
@@ -39,6 +43,23 @@ class RequestStore(StoreBase):
                               "seen_at": now_utc()}, conn=self._pinned)
         except dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+
+    def release_request_id(self, request_id: str, *, user_id: str) -> bool:
+        """Give back the claim of ``request_id`` made by ``user_id``; whether one was there.
+
+        Only for a request refused before anything was disclosed (see the module
+        docstring); the caller records the release in the refusal record.
+        """
+        try:
+            with self._write_lock, self._tx() as conn:
+                done = conn.execute(
+                    seen_requests.delete()
+                    .where(seen_requests.c.request_id == request_id)
+                    .where(seen_requests.c.user_id == user_id)
+                )
+                return bool(done.rowcount)
         except (SQLAlchemyError, self._dbapi_error) as exc:
             raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
 
