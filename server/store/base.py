@@ -1,6 +1,13 @@
 """What every aggregate of the store shares: the engine, transactions, the pinned
 connection of the hot path and prepared statements (see :mod:`server.store`).
 
+The pool is sized from the process's worker threads (:func:`pool_size_for`), and a
+thread inside :meth:`StoreBase.pinned_connection` runs every statement on that one
+connection, so no thread holds one connection while waiting for another. On SQLite,
+every SQLAlchemy transaction commits with ``synchronous=FULL`` (security state is
+durable before it is acknowledged) and the replay claims of the hot path with NORMAL
+(docs/adr/0005-gateway.md §3).
+
 A SQLite database file is created 0600 before SQLite opens it (and an existing one, with
 its ``-wal``/``-shm``, tightened to 0600): it holds people's records, and SQLite gives
 its ``-wal``/``-shm`` files the database file's mode (:mod:`server.files`)."""
