@@ -5,6 +5,13 @@ from the log files (``siogw audit reindex`` verifies the archive first), and any
 that must be proved is proved from the archive, not from here. SQLAlchemy 2.x Core;
 tested on SQLite and PostgreSQL. ``table_prefix`` lets several indexes (or parallel test
 suites) share one database.
+
+Catching up appends by seq (``server.ops_wiring.OpsWiring.catch_up``); :meth:`AuditIndex.heal`
+reconciles the table with the log -- every seq from 0 to the top must be there, and the
+missing ones are read from the log and added -- so a row lost between batches (or
+deleted by hand) does not stay lost behind a higher seq. The engine pre-pings its
+pooled connections: after PostgreSQL backends were terminated, the next Reports read
+reconnects instead of failing.
 """
 
 from __future__ import annotations
@@ -69,7 +76,8 @@ class AuditIndex:
         if table_prefix and not table_prefix.replace("_", "").isalnum():
             raise StorageError(f"bad table prefix {table_prefix!r}")
         try:
-            self.engine = install_text_guard(create_engine(url, future=True))
+            self.engine = install_text_guard(create_engine(
+                url, future=True, pool_pre_ping=not url.startswith("sqlite")))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StorageError("cannot open the index database", detail=str(exc)) from exc
         self.metadata = MetaData()
@@ -154,6 +162,30 @@ class AuditIndex:
 
         self._run(work)
         return count
+
+    def missing_seqs(self) -> list[int]:
+        """The seqs from 0 to the table's top that it does not hold (oldest first)."""
+        t = self.table
+
+        def work() -> list[int]:
+            with self.engine.connect() as conn:
+                top, count = conn.execute(select(func.max(t.c.seq), func.count())).one()
+                if top is None or int(count) == int(top) + 1:
+                    return []
+                held = set(conn.execute(select(t.c.seq)).scalars())
+            return [seq for seq in range(int(top) + 1) if seq not in held]
+
+        result: list[int] = self._run(work)
+        return result
+
+    def heal(self, log_dir: str | os.PathLike[str]) -> int:
+        """Reconcile with the log: add the records of :meth:`missing_seqs` that the log
+        holds; returns how many were added."""
+        missing = set(self.missing_seqs())
+        if not missing:
+            return 0
+        return self.add((body, rec) for body, rec in iter_archive_records(log_dir)
+                        if rec.seq in missing)
 
     def rebuild(self, log_dir: str | os.PathLike[str]) -> int:
         """Drop and refill the table from the log files (in one transaction)."""

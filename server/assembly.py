@@ -61,6 +61,7 @@ from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
+from server.store.base import pool_size_for
 from server.store.certificates import DbRevocationStore
 from signing import load_signer
 from signing.api import Signer
@@ -238,7 +239,8 @@ def build_gateway(
                     audit_key_needed=audit is None and audit_log is None and audit_signer is None)
     private_dir(config.home)
     own_store = store is None
-    store = store or Store(config.effective_database_url).open()
+    store = store or Store(config.effective_database_url,
+                           pool_size=pool_size_for(config.effective_worker_threads)).open()
     own_log = False
     try:
         # the trust anchors and CRL files are read first: a file that cannot be read

@@ -25,7 +25,9 @@ that takes them in batches (one wake-up and one user lookup per user per batch, 
 record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
 what is queued (reports call it, tests too). :meth:`OpsWiring.catch_up` keeps the audit
 index current: it appends the records the log holds beyond the index's last ``seq``
-(Reports and the prosecutor's reads call it first).
+(Reports and the prosecutor's reads call it first), and on its first call (and after a
+failure) reconciles the index with the log first, adding any seq missing below the top
+(``AuditIndex.heal``).
 
 A failure here (no trust anchors, an unusable database) is raised to the root, which
 stops the start-up with it.
@@ -75,6 +77,9 @@ class OpsWiring:
     def catch_up(self) -> int:
         """Index the log's records beyond the index's last seq; returns how many.
 
+        The first call (and the one after a failure) heals the index first: seqs missing
+        below its top are read from the log and added (counted in the result).
+
         Only a gap-free run of records after the last indexed seq is added (a segment
         sealed while the directory was read can hide records for a moment: read again).
         """
@@ -86,11 +91,12 @@ class OpsWiring:
                 return self._catch_up_locked()
 
     def _catch_up_locked(self) -> int:
+        added = 0
         if self._last_seq is None:
+            added += self.index.heal(self.log_dir)  # gaps below the top, from the log
             with self.index.engine.connect() as conn:
                 top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
             self._last_seq = -1 if top is None else int(top)
-        added = 0
         for _attempt in range(3):
             last = self._last_seq
             fresh = sorted(((body, rec) for body, rec

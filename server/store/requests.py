@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.prepared import Prepared
-from server.store.base import StoreBase
+from server.store.base import StoreBase, set_synchronous
 from server.store.errors import ReplayDetected, StoreUnavailable
 from server.store.schema import seen_requests
 from siogw_api.timeutil import ensure_utc, now_utc
@@ -38,9 +38,14 @@ class RequestStore(StoreBase):
         prepared = self._prepared("_prepared_claim", _CLAIM)
         dbapi = self.engine.dialect.dbapi
         try:
-            with self._write_lock:
+            with self._write_lock, self.pinned_connection():
+                conn = self._pinned
+                if self._sqlite:
+                    # NORMAL, not FULL: a claim lost to a power loss is claimed again
+                    # from the audit log at start (docs/adr/0005-gateway.md §3).
+                    set_synchronous(conn.dbapi_connection, conn.info, "NORMAL")
                 prepared.run({"request_id": request_id, "user_id": user_id, "kind": kind,
-                              "seen_at": now_utc()}, conn=self._pinned)
+                              "seen_at": now_utc()}, conn=conn)
         except dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise ReplayDetected(f"request id {request_id!r} was used before") from exc
         except (SQLAlchemyError, self._dbapi_error) as exc:

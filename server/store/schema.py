@@ -387,7 +387,29 @@ def _migration_4(conn: Connection) -> None:
     audit_checkpoints.create(conn, checkfirst=True)
 
 
-#: Ordered migrations: (version, description, apply). Append; never edit an applied one.
+# --- migration 5: the two indexes migration 2 gained after it had landed ----------------
+# Migration 2 was edited after it landed (ix_sessions_cert_fingerprint and
+# ix_seen_requests_seen_at were added to it): a database migrated in between records
+# version 2 without them. Frozen shapes (not the live tables), created only if missing.
+_V5_META = sa.MetaData()
+_V5_INDEXES = (
+    sa.Index("ix_sessions_cert_fingerprint",
+             sa.Table("sessions", _V5_META, sa.Column("cert_fingerprint", sa.String(64)))
+             .c.cert_fingerprint),
+    sa.Index("ix_seen_requests_seen_at",
+             sa.Table("seen_requests", _V5_META,
+                      sa.Column("seen_at", sa.DateTime(timezone=True))).c.seen_at),
+)
+
+
+def _migration_5(conn: Connection) -> None:
+    for index in _V5_INDEXES:
+        index.create(conn, checkfirst=True)
+
+
+#: Ordered migrations: (version, description, apply). Append; never edit an applied one:
+#: ``tests/server/test_migration_digests.py`` holds each one's digest and fails when a
+#: shipped migration changes (issue 14, finding 7).
 MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (1, "initial control-plane schema", _migration_1),
     (2, "indexes: revocations by serial, maintenance by end, sessions by certificate, "
@@ -398,6 +420,9 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
      _migration_3),
     (4, "audit_checkpoints: the audit log's signed checkpoints, outside the log directory",
      _migration_4),
+    (5, "indexes migration 2 gained after it landed: sessions by certificate, request ids "
+        "by time (created if missing)",
+     _migration_5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

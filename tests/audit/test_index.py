@@ -97,3 +97,42 @@ def test_add_commits_batch_by_batch(populated, tmp_path: Path, monkeypatch) -> N
     finally:
         index.dispose()
     assert len(commits) == 5  # 5 + 5 + 5 + 5 + 3 rows
+
+
+# --- issue 14, finding 7: the index heals its gaps; its pool survives killed backends ------
+def test_heal_adds_the_seqs_missing_below_the_top(populated, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import delete as sa_delete
+
+    log_dir, _, _ = populated
+    index = AuditIndex(f"sqlite:///{tmp_path / 'ix.db'}")
+    try:
+        assert index.rebuild(log_dir) == 23
+        assert index.missing_seqs() == [] and index.heal(log_dir) == 0
+        with index.engine.begin() as conn:
+            conn.execute(sa_delete(index.table).where(index.table.c.seq.in_([0, 7, 8, 21])))
+        assert index.missing_seqs() == [0, 7, 8, 21]
+        assert index.heal(log_dir) == 4
+        assert index.missing_seqs() == [] and index.count() == 23
+        assert [r.seq for r in index.search(actor="user0")] == [0, 7, 14, 21]
+    finally:
+        index.dispose()
+
+
+@pytest.mark.pg
+def test_a_read_after_the_backend_was_terminated_reconnects(populated, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine, text
+
+    log_dir, _, _ = populated
+    index = AuditIndex(pg_url, table_prefix=f"t{secrets.token_hex(4)}_")
+    killer = create_engine(pg_url)
+    try:
+        assert index.rebuild(log_dir) == 23
+        with index.engine.connect() as conn:  # the pooled connection the next read takes
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with killer.connect() as conn:  # only this index's own backend
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        assert index.count() == 23  # pre-ping: a new connection, not an error
+    finally:
+        killer.dispose()
+        index.drop()
+        index.dispose()

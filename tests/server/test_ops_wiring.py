@@ -74,6 +74,23 @@ def test_catch_up_indexes_only_new_records(gateway: Any) -> None:
     assert wiring.catch_up() == 1  # only the report.read record written just now
 
 
+def test_catch_up_heals_gaps_below_the_top(gateway: Any) -> None:
+    """Issue 14, finding 7: a seq missing below the index's top is found and added."""
+    from sqlalchemy import delete
+
+    wiring = gateway.ops_wiring
+    log = gateway.audit_log
+    for n in range(5):
+        log.append_sync(_query(n))
+    assert wiring.catch_up() == 5
+    table = wiring.index.table
+    with wiring.index.engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.seq.in_([1, 3])))
+    wiring._last_seq = None  # a restart (or another process) over the same index
+    assert wiring.catch_up() == 2
+    assert wiring.index.missing_seqs() == [] and wiring.index.count() == 5
+
+
 # --- the rules' windows survive a restart ---------------------------------------------------
 SUBJECT = "850517300005"
 
