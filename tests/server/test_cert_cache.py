@@ -152,7 +152,9 @@ def test_the_cache_is_bounded_in_bytes(ca, store) -> None:
         assert cache.bytes_used <= cache.max_bytes
         per_entry = per_entry or cache.bytes_used
     assert per_entry > 0
-    assert len(cache) == cache.bytes_used // per_entry < len(certs)
+    # entries differ in size by a few bytes: evicted down to the bound, and kept full
+    assert 0 < len(cache) < len(certs)
+    assert cache.max_bytes - 2 * per_entry < cache.bytes_used <= cache.max_bytes
     cache.clear()
     assert cache.bytes_used == 0
 
