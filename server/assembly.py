@@ -333,7 +333,7 @@ def server_options(config: GatewayConfig) -> list[tuple[str, Any]]:
     ]
 
 
-def _server(config: GatewayConfig, interceptor: GatewayInterceptor) -> aio.Server:
+def grpc_server(config: GatewayConfig, interceptor: GatewayInterceptor) -> aio.Server:
     """A gRPC server with the transport limits and the concurrency cap of ``config``
     (``limits.max_concurrent_rpcs``: calls beyond it get RESOURCE_EXHAUSTED from gRPC
     before anything is read)."""
@@ -446,7 +446,7 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
     """The public listener of the single process or the log host: every service."""
     interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
                                      limiter=refusal_limiter(config))
-    server = _server(config, interceptor)
+    server = grpc_server(config, interceptor)
     health_servicer, updater = _with_health(server, config, gw)
     servicers = Servicers(
         auth=AuthServicer(gw),
@@ -461,7 +461,7 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
 def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) -> aio.Server:
     """The log host's listener for calls the workers forward (the same servicers; the
     forwarded client address is believed here only). The caller adds the socket."""
-    server = _server(config, GatewayInterceptor(
+    server = grpc_server(config, GatewayInterceptor(
         gw.audit, max_message_bytes=config.limits.max_message_bytes,
         trust_forwarded_peer=True, limiter=refusal_limiter(config)))
     servicers.add_to(server)
@@ -477,7 +477,7 @@ def worker_listener(
     interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
                                      only_prefixes=(QUERY_PREFIX,),
                                      limiter=refusal_limiter(config))
-    server = _server(config, interceptor)
+    server = grpc_server(config, interceptor)
     query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
         QueryServicer(gw), server
     )
