@@ -229,7 +229,7 @@ def test_log_host_bounds_connections_frames_in_flight_and_partial_frames(
         await server.start()
         path = str(sock_dir / "lh.sock")
         try:
-            r1, w1 = await asyncio.open_unix_connection(path)
+            _r1, w1 = await asyncio.open_unix_connection(path)
             # frames in flight: 10 stalled appends sent, only 3 taken in
             for i in range(10):
                 w1.write(_frame(i + 1, b"A", encode_record(rec("stall", i))))
