@@ -143,7 +143,7 @@ class WorkerSpec:
 class WorkerPool:
     """Starts, watches and stops the worker processes of a log host."""
 
-    RESTART_PAUSE = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds, by consecutive failures
+    RESTART_PAUSE: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # s, by failures
     #: A worker that ran less than this long before it exited counts as a failed start:
     #: the pause before the next start keeps growing (a worker that crashes right after
     #: it said "ready" is not restarted every 0.5 s for ever).
