@@ -14,8 +14,10 @@ unless ``--export FILE`` is given (R14); ``shred FILE`` destroys such an export.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import stat
 import sys
 from collections.abc import Sequence
@@ -294,7 +296,13 @@ def _cmd_resources(args: argparse.Namespace) -> int:
 
 def _write_export(path: str, data: bytes) -> Path:
     """A new file, 0600, ``O_EXCL|O_NOFOLLOW``: never an existing file or a planted symlink,
-    and not in a directory others may write (unless it is sticky, like ``/tmp``)."""
+    and not in a directory others may write (unless it is sticky, like ``/tmp``).
+
+    The data goes to a temporary file beside the target first, which is linked to the
+    target name only once it is complete and fsynced (``link`` refuses an existing name,
+    as ``O_EXCL`` does): a write error (disk full) leaves no partial file with result
+    data, neither under the target name nor as the temporary one (issue 14, finding 12).
+    """
     # Deferred: the session module is loaded by the commands that use it.
     from clients.session import create_private_file
 
@@ -306,12 +314,26 @@ def _write_export(path: str, data: bytes) -> Path:
         raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
     if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
         raise InputError(f"refusing to write {target}: {parent} is writable by others")
+    if os.path.lexists(target):
+        raise InputError(f"refusing to overwrite {target}")
+    temporary = parent / f".{target.name}.{secrets.token_hex(8)}.part"
     try:
-        create_private_file(target, data)
+        create_private_file(temporary, data)
+    except FileExistsError:  # not ours: leave it
+        raise InputError(f"cannot create {target}", detail="temporary name taken") from None
+    except OSError as exc:  # ours (O_EXCL succeeded) or never made: nothing partial stays
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
+    try:
+        os.link(temporary, target, follow_symlinks=False)
     except FileExistsError:
         raise InputError(f"refusing to overwrite {target}") from None
     except OSError as exc:
         raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
     return target
 
 

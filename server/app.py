@@ -119,7 +119,12 @@ class _WorkerGroup:
         self.pool: WorkerPool | None = None
 
     async def start(self) -> None:
-        self.loghost = LogHostServer(self.gw.audit, self.runtime / LOGHOST_SOCKET)
+        limits = self.config.limits
+        self.loghost = LogHostServer(
+            self.gw.audit, self.runtime / LOGHOST_SOCKET,
+            timeout=limits.loghost_timeout_seconds,
+            max_connections=limits.loghost_max_connections,
+            max_in_flight=limits.loghost_max_in_flight)
         await self.loghost.start()
         self.internal = internal_listener(self.config, self.gw, self.servicers)
         socket_path = self.runtime / GATEWAY_SOCKET

@@ -314,12 +314,33 @@ async def close_gateway(gw: Gateway) -> None:
 
 # --- listeners -----------------------------------------------------------------------------
 def transport_options(config: GatewayConfig) -> list[tuple[str, Any]]:
-    """The gRPC channel/server options of every listener and of the forwarding channel."""
+    """The gRPC options of the forwarding channel (worker -> log host): it sends requests
+    of at most the servers' receive limit and receives answers up to
+    ``limits.transport_max_message_bytes``."""
     limits = config.limits
     return [
         ("grpc.max_receive_message_length", limits.transport_max_message_bytes),
+        ("grpc.max_send_message_length", limits.transport_receive_bytes),
+    ]
+
+
+def server_options(config: GatewayConfig) -> list[tuple[str, Any]]:
+    """The gRPC options of every server: requests capped at the application's limit plus
+    the framing overhead (``Limits.transport_receive_bytes``), answers at
+    ``limits.transport_max_message_bytes``."""
+    limits = config.limits
+    return [
+        ("grpc.max_receive_message_length", limits.transport_receive_bytes),
         ("grpc.max_send_message_length", limits.transport_max_message_bytes),
     ]
+
+
+def grpc_server(config: GatewayConfig, interceptor: GatewayInterceptor) -> aio.Server:
+    """A gRPC server with the transport limits and the concurrency cap of ``config``
+    (``limits.max_concurrent_rpcs``: calls beyond it get RESOURCE_EXHAUSTED from gRPC
+    before anything is read)."""
+    return aio.server(interceptors=[interceptor], options=server_options(config),
+                      maximum_concurrent_rpcs=config.limits.max_concurrent_rpcs)
 
 
 def bind_port(server: aio.Server, config: GatewayConfig) -> int:
@@ -427,7 +448,7 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
     """The public listener of the single process or the log host: every service."""
     interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
                                      limiter=refusal_limiter(config))
-    server = aio.server(interceptors=[interceptor], options=transport_options(config))
+    server = grpc_server(config, interceptor)
     health_servicer, updater = _with_health(server, config, gw)
     servicers = Servicers(
         auth=AuthServicer(gw),
@@ -442,13 +463,9 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
 def internal_listener(config: GatewayConfig, gw: Gateway, servicers: Servicers) -> aio.Server:
     """The log host's listener for calls the workers forward (the same servicers; the
     forwarded client address is believed here only). The caller adds the socket."""
-    server = aio.server(
-        interceptors=[GatewayInterceptor(gw.audit,
-                                         max_message_bytes=config.limits.max_message_bytes,
-                                         trust_forwarded_peer=True,
-                                         limiter=refusal_limiter(config))],
-        options=transport_options(config),
-    )
+    server = grpc_server(config, GatewayInterceptor(
+        gw.audit, max_message_bytes=config.limits.max_message_bytes,
+        trust_forwarded_peer=True, limiter=refusal_limiter(config)))
     servicers.add_to(server)
     return server
 
@@ -462,7 +479,7 @@ def worker_listener(
     interceptor = GatewayInterceptor(gw.audit, max_message_bytes=config.limits.max_message_bytes,
                                      only_prefixes=(QUERY_PREFIX,),
                                      limiter=refusal_limiter(config))
-    server = aio.server(interceptors=[interceptor], options=transport_options(config))
+    server = grpc_server(config, interceptor)
     query_pb2_grpc.add_QueryServiceServicer_to_server(  # type: ignore[no-untyped-call]
         QueryServicer(gw), server
     )

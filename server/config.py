@@ -108,6 +108,12 @@ DEFAULT_CONSENT_TEXT = (
 #: ``max_record_bytes`` (1 MiB) with a margin of a third.
 MAX_RECORDABLE_MESSAGE_BYTES = 512 * 1024
 
+#: What gRPC's receive limit allows above ``max_message_bytes`` (issue 14, finding 9):
+#: room for the protobuf framing around a request at the application's limit, so that
+#: such a request still reaches the interceptor (refused there, recorded) while nothing
+#: much larger is ever buffered by the transport.
+TRANSPORT_OVERHEAD_BYTES = 16 * 1024
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -115,9 +121,24 @@ class Limits:
 
     #: Largest request message the gateway accepts (RESOURCE_EXHAUSTED above it, recorded).
     max_message_bytes: int = 256 * 1024
-    #: Hard cap at the gRPC transport: bigger messages are dropped by gRPC itself before
-    #: the application sees them. Must be >= max_message_bytes.
+    #: Largest *answer* the gateway sends (an audit CSV export is the biggest). Requests
+    #: are capped at the transport by :attr:`transport_receive_bytes` instead, so a
+    #: client cannot make gRPC buffer more than the application accepts.
+    #: Must be >= max_message_bytes.
     transport_max_message_bytes: int = 4 * 1024 * 1024
+    #: Calls one gRPC server (one process) runs at once; beyond it gRPC refuses new calls
+    #: with RESOURCE_EXHAUSTED before reading them (``maximum_concurrent_rpcs``).
+    max_concurrent_rpcs: int = 256
+    #: Seconds a worker waits for the log host to answer one append or health probe;
+    #: past it the record is refused (UNAVAILABLE) and the worker reports NOT_SERVING
+    #: until the log host answers again (``server.loghost``). Also the log host's read
+    #: timeout for the rest of a frame whose header arrived.
+    loghost_timeout_seconds: float = 5.0
+    #: Worker connections the log host accepts at once (a worker holds one).
+    loghost_max_connections: int = 128
+    #: Frames in flight on one log-host connection: the log host stops reading that
+    #: connection until one is answered; a worker waits before sending another.
+    loghost_max_in_flight: int = 256
     #: Allowed distance between a signed request's ``created_at`` and the gateway clock.
     clock_skew_seconds: int = 120
     #: Lifetime of a session token.
@@ -146,6 +167,12 @@ class Limits:
     #: (``server.interceptors.RefusalLimiter``, ADR 0003).
     anonymous_refusal_burst: int = 20
     anonymous_refusal_window_seconds: float = 60.0
+
+    @property
+    def transport_receive_bytes(self) -> int:
+        """gRPC's receive limit on every server: the application's limit plus
+        :data:`TRANSPORT_OVERHEAD_BYTES` (issue 14, finding 9)."""
+        return self.max_message_bytes + TRANSPORT_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -418,7 +445,9 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
         raise ConfigError("limits.anonymous_refusal_burst and _window_seconds must be positive")
     for name in ("clock_skew_seconds", "session_ttl_seconds", "challenge_ttl_seconds",
                  "sms_max_attempts", "logins_per_peer_per_minute",
-                 "logins_per_user_per_minute", "open_logins_per_user"):
+                 "logins_per_user_per_minute", "open_logins_per_user",
+                 "max_concurrent_rpcs", "loghost_timeout_seconds",
+                 "loghost_max_connections", "loghost_max_in_flight"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")
     if limits.housekeeping_seconds < 0:

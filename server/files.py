@@ -46,15 +46,25 @@ def _own(path: Path, st: os.stat_result, mode: int) -> None:
         os.chmod(path, stat.S_IMODE(st.st_mode) & mode, follow_symlinks=False)
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, *, follow_links: bool = True) -> Path:
     """``path`` as a directory only this user can enter (0700; created with its parents
-    if needed, tightened if it has group or other bits)."""
+    if needed, tightened if it has group or other bits).
+
+    With ``follow_links=False`` (the runtime directory of the sockets, issue 14 finding
+    12) ``path`` itself must not be a symbolic link, and its parent must not be writable
+    by other users (who could swap it), or it is refused."""
     try:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         st = path.lstat()
     except OSError as exc:
         raise ConfigError(f"cannot create directory {path}",
                           detail=exc.strerror or type(exc).__name__) from exc
+    if stat.S_ISLNK(st.st_mode) and not follow_links:
+        raise ConfigError(f"{path} is a symbolic link; refusing to use it")
+    if not follow_links:
+        parent = path.parent.stat()
+        if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+            raise ConfigError(f"{path.parent} is writable by other users")
     if stat.S_ISLNK(st.st_mode):
         st = path.stat()  # an operator's symlinked home: check and tighten its target
     if not stat.S_ISDIR(st.st_mode):

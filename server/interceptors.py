@@ -8,8 +8,9 @@ services (health and reflection are left alone). For each call it
    servicers enrich (user, certificate, the signed envelope, the query's request id);
 2. measures the raw request bytes *before* parsing: over ``limits.max_message_bytes`` the
    call is refused with ``RESOURCE_EXHAUSTED`` (and recorded). gRPC's own
-   ``max_receive_message_length`` is set to ``limits.transport_max_message_bytes``, a
-   larger hard cap that protects memory; what exceeds it never reaches the application;
+   ``max_receive_message_length`` is ``Limits.transport_receive_bytes`` (the limit plus
+   the framing overhead), a hard cap that protects memory; what exceeds it never reaches
+   the application;
 3. runs the handler; a :class:`~siogw_api.errors.SiogwError` becomes the status of
    :func:`server.errors.to_status`, anything else ``INTERNAL`` with the request id
    (logged with its traceback; the server keeps running);

@@ -61,9 +61,15 @@ ST_UNAVAILABLE = ord("U")
 ST_CLOSED = ord("C")
 ST_MALFORMED = ord("M")
 
-#: The largest frame either side accepts. A record holds at most one request envelope
-#: (``limits.transport_max_message_bytes``, 4 MiB by default) in base64 plus details.
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: The largest frame either side accepts. A record is at most the audit log's record
+#: limit (1 MiB: one request envelope of at most ``MAX_RECORDABLE_MESSAGE_BYTES`` in
+#: base64 plus capped details); twice that leaves room for the JSON around it.
+MAX_FRAME_BYTES = 2 * 1024 * 1024
+
+#: Defaults of the bounds below (``limits.loghost_*`` in the configuration).
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_MAX_IN_FLIGHT = 256
 
 
 class ProtocolError(Exception):
@@ -118,8 +124,12 @@ def _frame(call_id: int, code: int, data: bytes) -> bytes:
     return _LEN.pack(_HEAD.size + len(data)) + _HEAD.pack(call_id, code) + data
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes] | None:
-    """One frame, or None at a clean end of stream."""
+async def _read_frame(
+    reader: asyncio.StreamReader, body_timeout: float | None = None
+) -> tuple[int, int, bytes] | None:
+    """One frame, or None at a clean end of stream. Once its header arrived, the rest of
+    the frame must follow within ``body_timeout`` seconds (a peer cannot hold a partial
+    frame open for ever)."""
     try:
         head = await reader.readexactly(_LEN.size)
     except asyncio.IncompleteReadError as exc:
@@ -130,25 +140,42 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes] | 
     if length < _HEAD.size or length > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {length} bytes (limit {MAX_FRAME_BYTES})")
     try:
-        body = await reader.readexactly(length)
+        body = await asyncio.wait_for(reader.readexactly(length), body_timeout)
     except asyncio.IncompleteReadError as exc:
         raise ProtocolError("stream ended inside a frame") from exc
+    except TimeoutError as exc:
+        raise ProtocolError(f"the rest of a frame did not come within {body_timeout} s") from exc
     call_id, code = _HEAD.unpack_from(body)
     return call_id, code, body[_HEAD.size:]
 
 
 class LogHostServer:
-    """Serves :data:`OP_APPEND` and :data:`OP_HEALTH` for ``sink`` on a Unix socket."""
+    """Serves :data:`OP_APPEND` and :data:`OP_HEALTH` for ``sink`` on a Unix socket.
 
-    def __init__(self, sink: AuditSink, path: Path) -> None:
+    Bounded (issue 14, findings 9 and 12): at most ``max_connections`` connections (more
+    are closed at once), at most ``max_in_flight`` frames being answered per connection
+    (the connection is not read further until one is answered: backpressure on the
+    worker, not a task per frame), and a frame whose header arrived must be complete
+    within ``timeout`` seconds.
+    """
+
+    def __init__(
+        self, sink: AuditSink, path: Path, *, timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
         self.sink = sink
         self.path = path
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.max_in_flight = max_in_flight
+        self.connections = 0
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.records = 0  # appended for workers (tests and logs)
 
     async def start(self) -> None:
-        private_dir(self.path.parent)
+        private_dir(self.path.parent, follow_links=False)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a socket left by a process that died
         self._server = await asyncio.start_unix_server(
@@ -181,20 +208,30 @@ class LogHostServer:
             log.error("log host: refused a connection from uid %d (pid %d)", uid, pid)
             writer.close()
             return
+        if self.connections >= self.max_connections:
+            log.error("log host: refused a connection from pid %d: %d connections open",
+                      pid, self.connections)
+            writer.close()
+            return
+        self.connections += 1
+        slots = asyncio.Semaphore(self.max_in_flight)
         try:
             while True:
-                frame = await _read_frame(reader)
+                await slots.acquire()  # backpressure: stop reading while the cap is reached
+                frame = await _read_frame(reader, self.timeout)
                 if frame is None:
                     break
                 call_id, op, data = frame
                 task = asyncio.create_task(self._answer(writer, call_id, op, data))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(lambda _t: slots.release())
         except ProtocolError as exc:
             log.error("log host: dropped the connection of pid %d: %s", pid, exc)
         except ConnectionError:
             pass
         finally:
+            self.connections -= 1
             writer.close()
 
     async def _answer(
@@ -241,13 +278,25 @@ class RemoteAuditSink:
 
     ``on_lost`` is called once when the connection to the log host breaks (a worker
     uses it to stop serving: its records could no longer be logged).
+
+    Every call waits at most ``timeout`` seconds for its answer (issue 14, finding 11):
+    past it the call raises :class:`~audit.errors.AuditUnavailable` and the sink reports
+    itself unavailable (:meth:`check`, hence health ``NOT_SERVING`` and queries
+    ``UNAVAILABLE`` at once) until a health probe is answered again. At most
+    ``max_in_flight`` calls are sent at once; more wait their turn. The peer is checked
+    on connect: it must run as this user (``SO_PEERCRED``, as the log host checks us).
     """
 
     HEALTH_INTERVAL = 0.5  # seconds between health probes while idle
 
-    def __init__(self, path: Path, *, on_lost: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, on_lost: Callable[[str], None] | None = None,
+        timeout: float = DEFAULT_TIMEOUT, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
         self.path = path
         self.on_lost = on_lost
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
@@ -271,11 +320,28 @@ class RemoteAuditSink:
                         f"cannot reach the log host at {self.path}", detail=str(exc)
                     ) from exc
                 await asyncio.sleep(0.05)
+        self._check_peer()
         self._failed = None
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="siogw-loghost-reader"),
             asyncio.create_task(self._health_loop(), name="siogw-loghost-health"),
         ]
+
+    def _check_peer(self) -> None:
+        """Refuse a log host that runs as another user (a socket planted in our place)."""
+        assert self._writer is not None
+        sock = self._writer.get_extra_info("socket")
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, _gid = struct.unpack("3i", creds)
+        except OSError as exc:
+            self._writer.close()
+            raise AuditUnavailable("cannot read the log host's credentials",
+                                   detail=str(exc)) from exc
+        if uid != os.getuid():
+            self._writer.close()
+            raise AuditUnavailable(f"the process listening on {self.path} (pid {pid}) "
+                                   f"runs as uid {uid}, not as this user")
 
     # -- AuditSink ---------------------------------------------------------------------------
     def check(self) -> None:
@@ -324,6 +390,16 @@ class RemoteAuditSink:
             self.check()  # fail fast while the log host reports its log unavailable
         else:
             self._check_link()
+        if op == OP_HEALTH:  # never queued behind stalled appends
+            return await self._send(op, data)
+        async with self._slots:
+            return await self._send(op, data)
+
+    async def _send(self, op: int, data: bytes) -> tuple[int, bytes]:
+        if op == OP_APPEND:
+            self.check()  # it may have gone unavailable while this call waited its turn
+        else:
+            self._check_link()
         assert self._writer is not None
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
         call_id = self._next_id
@@ -337,7 +413,13 @@ class RemoteAuditSink:
             log.error("the connection to the log host broke: %s: %s", type(exc).__name__, exc)
             self._lost("the connection to the log host broke")
             raise AuditUnavailable(self._failed or "log host unreachable") from exc
-        return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            self._pending.pop(call_id, None)
+            self._unhealthy = f"the log host did not answer within {self.timeout:g} s"
+            log.error("%s; reporting the audit log unavailable", self._unhealthy)
+            raise AuditUnavailable(self._unhealthy) from None
 
     def _check_link(self) -> None:
         if self._closed:
@@ -371,7 +453,9 @@ class RemoteAuditSink:
             try:
                 code, data = await self._call(OP_HEALTH, b"")
             except AuditUnavailable:
-                return
+                if self._failed is not None or self._closed:
+                    return
+                continue  # timed out: reported unhealthy; probe again
             self._unhealthy = None if code == ST_OK else (
                 data.decode("utf-8", "replace") or "the audit log is unavailable"
             )

@@ -19,13 +19,19 @@
 Failure handling:
 
 * a worker that dies is started again by :class:`WorkerPool` (after a pause that grows
-  with repeated failures); its in-flight calls fail on the client's side, and nothing it
-  acknowledged is lost: it answers a query only after the log host made the record
-  durable;
+  with repeated failures, 0.5 s to 60 s; one that ran less than
+  :attr:`WorkerPool.STABLE_SECONDS` counts as a failure, so a worker that crashes right
+  after start is not restarted every 0.5 s for ever); its in-flight calls fail on the
+  client's side, and nothing it acknowledged is lost: it answers a query only after
+  the log host made the record durable;
 * a worker that loses the log host (it died) fails closed at once: every call that needs
   a record gets ``UNAVAILABLE``, health goes ``NOT_SERVING``, and the worker stops (it
   also gets SIGTERM from the kernel when its parent dies). A supervisor (systemd)
-  restarts the group.
+  restarts the group;
+* a worker whose log host *stalls* (alive, not answering) gets no answer to an append or
+  health probe within ``limits.loghost_timeout_seconds``: the call fails ``UNAVAILABLE``
+  and health goes ``NOT_SERVING`` until the log host answers a probe again
+  (:class:`~server.loghost.RemoteAuditSink`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
+import socket
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -77,11 +86,48 @@ EXIT_LOG_HOST_LOST = 75
 
 def runtime_dir(config: GatewayConfig) -> Path:
     """The private directory of the sockets: ``$SIOGW_HOME/run``, or a temporary one when
-    that path would be too long for a Unix socket."""
+    that path would be too long for a Unix socket.
+
+    ``$SIOGW_HOME/run`` is never a symbolic link, is owned by this user and 0700, and
+    its parent is not writable by others (:func:`server.files.private_dir` with
+    ``follow_links=False``). Temporary ones left by a log host that was killed
+    (SIGKILL: no clean-up ran) are removed first (:func:`clean_stale_runtime_dirs`)."""
     path = config.home / "run"
     if len(str(path / LOGHOST_SOCKET)) > _SUN_PATH_MAX:
+        clean_stale_runtime_dirs()
         return Path(tempfile.mkdtemp(prefix=TEMPORARY_RUNTIME_PREFIX))
-    return private_dir(path)
+    return private_dir(path, follow_links=False)
+
+
+def clean_stale_runtime_dirs(base: Path | None = None) -> list[Path]:
+    """Remove this user's temporary runtime directories whose log host is gone (nobody
+    accepts on their ``loghost.sock``); the ones removed."""
+    base = Path(tempfile.gettempdir()) if base is None else base
+    removed: list[Path] = []
+    for entry in base.glob(TEMPORARY_RUNTIME_PREFIX + "*"):
+        try:
+            st = entry.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue  # not ours (or a link): leave it alone
+        if _listening(entry / LOGHOST_SOCKET):
+            continue  # a running log host
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    if removed:
+        log.info("removed %d runtime directories left by killed log hosts", len(removed))
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -97,7 +143,11 @@ class WorkerSpec:
 class WorkerPool:
     """Starts, watches and stops the worker processes of a log host."""
 
-    RESTART_PAUSE = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, by consecutive failures
+    RESTART_PAUSE: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # s, by failures
+    #: A worker that ran less than this long before it exited counts as a failed start:
+    #: the pause before the next start keeps growing (a worker that crashes right after
+    #: it said "ready" is not restarted every 0.5 s for ever).
+    STABLE_SECONDS = 30.0
 
     def __init__(
         self, config: GatewayConfig, runtime: Path, count: int
@@ -108,6 +158,9 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[int, Any] = {}
         self._failures: dict[int, int] = {}
+        self._started: dict[int, float] = {}
+        #: The pauses taken before restarts (tests and logs).
+        self.pauses: list[float] = []
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
@@ -129,6 +182,7 @@ class WorkerPool:
         proc.start()
         child_end.close()
         self._procs[index] = proc
+        self._started[index] = time.monotonic()
         message = await asyncio.to_thread(_wait_ready, parent_end, proc, timeout)
         parent_end.close()
         if message != "ready":
@@ -153,18 +207,21 @@ class WorkerPool:
             for index, proc in list(self._procs.items()):
                 if self._stopping or proc.is_alive():
                     continue
+                if time.monotonic() - self._started.get(index, 0.0) >= self.STABLE_SECONDS:
+                    self._failures[index] = 0  # it had been serving: start over
                 failures = self._failures.get(index, 0)
+                pause = self.RESTART_PAUSE[min(failures, len(self.RESTART_PAUSE) - 1)]
+                self.pauses.append(pause)
                 log.error("gateway worker %d (pid %s) exited with status %s; starting it again",
                           index, proc.pid, proc.exitcode)
-                await asyncio.sleep(self.RESTART_PAUSE[min(failures, len(self.RESTART_PAUSE) - 1)])
+                await asyncio.sleep(pause)
                 if self._stopping:
                     return
+                self._failures[index] = failures + 1  # reset once it has run STABLE_SECONDS
                 try:
                     await self._spawn(index)
-                    self._failures[index] = 0
                     self.restarts += 1
                 except Exception as exc:
-                    self._failures[index] = failures + 1
                     log.error("gateway worker %d could not be started again: %s", index, exc)
 
     async def stop(self, grace: float) -> None:
@@ -250,7 +307,9 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost)
+    sink = RemoteAuditSink(runtime / LOGHOST_SOCKET, on_lost=on_lost,
+                           timeout=limits.loghost_timeout_seconds,
+                           max_in_flight=limits.loghost_max_in_flight)
     await sink.connect()
     gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
     channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -485,10 +486,20 @@ def test_peer_of_another_user_is_refused(
         lost: list[str] = []
         client = RemoteAuditSink(sock_dir / "lh.sock", on_lost=lost.append)
         try:
-            await client.connect()
+            # Both sides check (issue 14, finding 12): the worker refuses this log host
+            # before the log host gets the chance to refuse the worker.
+            with pytest.raises(AuditUnavailable, match="not as this user"):
+                await client.connect(timeout=1)
             with pytest.raises(AuditUnavailable):
                 await asyncio.wait_for(client.record(rec("w", 0)), 5)
-            assert len(lost) == 1
+            assert lost == []  # never connected: nothing was lost
+            # and the log host refuses a peer of another user (a raw connection)
+            reader, writer = await asyncio.open_unix_connection(str(sock_dir / "lh.sock"))
+            with contextlib.suppress(ConnectionError):  # closed before or after our write
+                writer.write(frame(1, b"A", encode_record(rec("w", 1))))
+                await writer.drain()
+                assert await dropped(reader)
+            writer.close()
         finally:
             monkeypatch.undo()
             await client.close()

@@ -784,3 +784,56 @@ def test_a_home_too_deep_for_a_unix_socket_gets_a_private_temporary_runtime(
     assert runtime.stat().st_mode & 0o777 == 0o700
     asyncio.run(group.close())  # nothing started: the directory goes all the same
     assert not runtime.exists()
+
+
+@pytest.mark.slow
+def test_a_stalled_log_host_makes_the_worker_not_serving_and_queries_fail_fast(
+    world: demo.World, two_processes: None
+) -> None:
+    """Issue 14, finding 11: with the log host stopped (SIGSTOP: alive, answering
+    nothing) the worker's health goes NOT_SERVING and its queries end UNAVAILABLE within
+    ``limits.loghost_timeout_seconds`` instead of hanging; it serves again after
+    SIGCONT."""
+    with serve(world, "gw-stall-host.log") as gw:
+        (worker,) = gw.workers()
+
+        async def scenario() -> tuple[grpc.StatusCode, int, c.QueryOutcome]:
+            client = Client(world, gw.port)
+            try:
+                by_worker, _by_host = await client.split(worker)
+                await client.login(by_worker[0])
+                await client.consent(by_worker[0])
+                first, stalled, after = await client.prepare(3)
+                await client.query(by_worker[0], first)
+                os.kill(gw.pid, signal.SIGSTOP)
+                try:
+                    with pytest.raises(aio.AioRpcError) as info:
+                        await client.query(by_worker[0], stalled, timeout=60)
+                    code = info.value.code()
+                    status = 0
+                    deadline = time.monotonic() + 30
+                    while status != health_pb2.HealthCheckResponse.NOT_SERVING:
+                        assert time.monotonic() < deadline, "the worker stayed SERVING"
+                        answer = await health_pb2_grpc.HealthStub(by_worker[0]).Check(
+                            health_pb2.HealthCheckRequest(), timeout=10)
+                        status = answer.status
+                        await asyncio.sleep(0.2)
+                finally:
+                    os.kill(gw.pid, signal.SIGCONT)
+                deadline = time.monotonic() + 30
+                while True:
+                    answer = await health_pb2_grpc.HealthStub(by_worker[0]).Check(
+                        health_pb2.HealthCheckRequest(), timeout=10)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                    assert time.monotonic() < deadline, "the worker did not serve again"
+                    await asyncio.sleep(0.2)
+                return code, status, await client.query(by_worker[0], after)
+            finally:
+                await client.close()
+
+        code, status, outcome = asyncio.run(scenario())
+        assert code == grpc.StatusCode.UNAVAILABLE  # not DEADLINE_EXCEEDED: it did not hang
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert outcome.receipt is not None
+        assert "did not answer within" in gw.log_text()
