@@ -270,7 +270,9 @@ def test_resource_11_is_truncated_by_the_gateway(gateway: Harness) -> None:
 
 def test_oversized_message_is_refused_and_recorded(gateway: Harness) -> None:
     alice = gateway.users["alice"]
-    req, _ = gateway.query_request(alice, justification="x" * (300 * 1024))
+    # over the application's limit (256 KiB), under the transport's (that + 16 KiB of
+    # framing): refused by the gateway, with its reason, and recorded
+    req, _ = gateway.query_request(alice, justification="x" * (260 * 1024))
     token = gateway.session("alice")
     code, reason, _ = rpc_error(lambda: gateway.query.Query(req, metadata=bearer(token)))
     assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "MESSAGE_TOO_LARGE")
