@@ -6,9 +6,14 @@ commands as ``siogw-client``, the command of the client-only distribution
 (``clients/pyproject.toml``), which installs without the ``siogw`` package.
 
 The session token lives in ``$SIOGW_HOME/client/session.json`` (mode 0600) between
-invocations; PINs come only from ``--pin-source env:VAR`` or ``file:PATH`` (or the key
-URI's ``pin-source``). ``query`` prints the verified result and writes nothing to disk
-unless ``--export FILE`` is given (R14); ``shred FILE`` destroys such an export.
+invocations -- or, with ``--profile NAME`` (env ``SIOGW_PROFILE``), in
+``$SIOGW_HOME/client/profiles/NAME/``, so that several people work from one home; or in
+``--session-file PATH``. PINs come only from ``--pin-source env:VAR`` or ``file:PATH``
+(or the key URI's ``pin-source``). ``query`` prints the verified result and writes
+nothing to disk unless ``--export FILE`` (the gateway-signed result) or
+``--export-request FILE`` (the signed query as sent) is given (R14); ``shred FILE``
+destroys such an export. Exported files are written (and fsynced) before anything is
+printed, so a reader that goes away early (``| head``) loses no export.
 """
 
 from __future__ import annotations
@@ -41,6 +46,20 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
     g.add_argument("--server-name", help="TLS server name to expect (when dialing an IP)")
     g.add_argument("--client-cert", help="TLS client certificate, PEM")
     g.add_argument("--client-key", help="TLS client key, PEM")
+    g = p.add_argument_group("who (several users can share one $SIOGW_HOME)")
+    g.add_argument(
+        "--profile",
+        metavar="NAME",
+        default=None,
+        help="use the session and settings of profile NAME, kept in "
+        "$SIOGW_HOME/client/profiles/NAME/ (env SIOGW_PROFILE; default: $SIOGW_HOME/client/)",
+    )
+    g.add_argument(
+        "--session-file",
+        metavar="PATH",
+        default=None,
+        help="keep the session in PATH instead (its directory must be yours alone)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -75,11 +94,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def add_commands(sub: Any) -> None:
     """The client's sub-commands (login, consent, ...) on the sub-parser action ``sub``."""
+    p = sub.add_parser(
+        "config",
+        help="save where the gateway is and what to trust (config.json of the home or profile)",
+    )
+    _add_connection(p)
+    p.add_argument("--show", action="store_true", help="only print the settings in effect")
+    p.set_defaults(func=_cmd_config)
+
     p = sub.add_parser("login", help="multi-factor login (token signature + SMS or biometric)")
     _add_connection(p)
     p.add_argument("--user", required=True, help="user id")
     p.add_argument("--key", required=True, help="key URI, e.g. pkcs11:token=alice;object=sign")
-    p.add_argument("--cert", help="the user's certificate (PEM/DER); default: from the token")
+    p.add_argument(
+        "--cert",
+        help="the user's certificate (PEM/DER); default: the certificate stored on the token "
+        "with the key (`siogw token import-cert`, or `siogw token rotate --ca-dir`)",
+    )
     p.add_argument("--pin-source", help="env:VAR or file:PATH (never the PIN itself)")
     p.add_argument("--factor", choices=("sms", "biometric"), default="sms")
     p.add_argument(
@@ -91,7 +122,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--biometric-sample-file", help="biometric: the presented sample (stand-in)")
     p.set_defaults(func=_cmd_login)
 
-    p = sub.add_parser("consent", help="show and sign the terms of use (R6)")
+    p = sub.add_parser("consent", help="show the terms of use and sign your agreement")
     _add_connection(p)
     p.add_argument("--show", action="store_true", help="only print the text, do not sign")
     p.set_defaults(func=_cmd_consent)
@@ -112,7 +143,9 @@ def add_commands(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="query parameter, e.g. iin=900101300017 (repeatable)",
     )
-    p.add_argument("--basis", default="financial_monitoring", help="legal basis (R1)")
+    p.add_argument(
+        "--basis", default="financial_monitoring", help="the legal basis of the query"
+    )
     p.add_argument("--task-ref", required=True, help="task or case reference")
     p.add_argument("--justification", required=True, help="why the information is needed")
     p.add_argument(
@@ -121,10 +154,18 @@ def add_commands(sub: Any) -> None:
         help="also write the gateway-signed result envelope (DSSE JSON, mode 0600) to FILE; "
         "destroy it with the shred action",
     )
+    p.add_argument(
+        "--export-request",
+        metavar="FILE",
+        help="also write the signed query as sent (DSSE JSON, mode 0600) to FILE, for "
+        "offline checks with `siogw verify`",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("status", help="service status and published maintenance (R10)")
+    p = sub.add_parser(
+        "status", help="whether the gateway is serving, and its planned maintenance windows"
+    )
     _add_connection(p)
     p.set_defaults(func=_cmd_status)
 
@@ -132,7 +173,9 @@ def add_commands(sub: Any) -> None:
     _add_connection(p)
     p.set_defaults(func=_cmd_logout)
 
-    p = sub.add_parser("shred", help="overwrite, fsync and delete exported files (R14)")
+    p = sub.add_parser(
+        "shred", help="destroy exported files: overwrite, flush to disk, then delete"
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_cmd_shred)
 
@@ -145,13 +188,31 @@ def _home() -> Path:
     return siogw_home()
 
 
-def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
-    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
-    from clients.session import load_session, load_settings
-    from clients.sync import GatewayClient
+#: The command's ``--profile`` / ``--session-file`` (set by :func:`_client`): a command
+#: that calls :func:`_session_signer` without its arguments still signs as its profile.
+_selected: argparse.Namespace | None = None
 
-    settings = load_settings(
+
+def _profile(args: argparse.Namespace | None) -> str | None:
+    """The profile chosen by ``--profile`` or ``SIOGW_PROFILE`` (validated), or None."""
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
+    from clients.session import check_profile
+
+    chosen = getattr(args, "profile", None) if args is not None else None
+    return check_profile(chosen or os.environ.get("SIOGW_PROFILE") or None)
+
+
+def _session_file(args: argparse.Namespace | None) -> str | None:
+    return getattr(args, "session_file", None) if args is not None else None
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
+    from clients.session import load_settings
+
+    return load_settings(
         _home(),
+        profile=_profile(args),
         overrides={
             "target": args.target,
             "ca_file": args.ca_file,
@@ -161,9 +222,19 @@ def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
             "client_key": args.client_key,
         },
     )
+
+
+def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
+    from clients.session import load_session
+    from clients.sync import GatewayClient
+
+    global _selected
+    _selected = args
+    settings = _settings(args)
     token = user = None
     if session:
-        stored = load_session(_home())
+        stored = load_session(_home(), _profile(args), session_file=_session_file(args))
         token, user = stored.session_token, stored.user_id
     return GatewayClient(
         settings.target,
@@ -177,12 +248,15 @@ def _client(args: argparse.Namespace, *, session: bool) -> GatewayClient:
     )
 
 
-def _session_signer() -> Any:
+def _session_signer(args: argparse.Namespace | None = None) -> Any:
+    """The signer of the logged-in user of ``args``'s profile (by default: the profile of
+    the last :func:`_client` of this command)."""
     # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
     from clients.session import load_session
     from signing import load_signer
 
-    stored = load_session(_home())
+    args = args if args is not None else _selected
+    stored = load_session(_home(), _profile(args), session_file=_session_file(args))
     return load_signer(stored.key_uri, pin_source=stored.pin_source, certificate=stored.cert_file)
 
 
@@ -224,7 +298,13 @@ def _cmd_login(args: argparse.Namespace) -> int:
         else:
 
             def sms_provider(destination: str) -> str:
-                return input(f"SMS code sent to {destination}: ").strip()
+                try:
+                    return input(f"SMS code sent to {destination}: ").strip()
+                except EOFError:
+                    raise InputError(
+                        "no SMS code: the input ended before one was typed",
+                        detail="type the code at the prompt, or give --sms-outbox",
+                    ) from None
 
     else:
         # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
@@ -245,7 +325,9 @@ def _cmd_login(args: argparse.Namespace) -> int:
         )
     path = save_session(
         _home(),
-        StoredSession(
+        profile=_profile(args),
+        session_file=_session_file(args),
+        session=StoredSession(
             target=client.target,
             user_id=args.user,
             session_token=result.session_token,
@@ -258,7 +340,9 @@ def _cmd_login(args: argparse.Namespace) -> int:
     print(f"logged in as {args.user} ({args.factor}); session until {result.expires_at}")
     print(f"session saved to {path} (mode 0600)")
     if result.consent_required:
-        print(f"consent {result.consent_version} required: run `{args.client_prog} consent`")
+        again = f" --profile {_profile(args)}" if _profile(args) else ""
+        print(f"consent {result.consent_version} required: "
+              f"run `{args.client_prog} consent{again}`")
     return 0
 
 
@@ -294,6 +378,22 @@ def _cmd_resources(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_target(path: str) -> tuple[Path, Path]:
+    """``path`` and its resolved directory, if an export may be created there (see
+    :func:`_write_export`); checked before a query is sent, and again when writing."""
+    target = Path(path)
+    parent = (target.parent if str(target.parent) else Path(".")).resolve()
+    try:
+        st = os.stat(parent)
+    except OSError as exc:
+        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise InputError(f"refusing to write {target}: {parent} is writable by others")
+    if os.path.lexists(target):
+        raise InputError(f"refusing to overwrite {target}")
+    return target, parent
+
+
 def _write_export(path: str, data: bytes) -> Path:
     """A new file, 0600, ``O_EXCL|O_NOFOLLOW``: never an existing file or a planted symlink,
     and not in a directory others may write (unless it is sticky, like ``/tmp``).
@@ -306,16 +406,7 @@ def _write_export(path: str, data: bytes) -> Path:
     # Deferred: the session module is loaded by the commands that use it.
     from clients.session import create_private_file
 
-    target = Path(path)
-    parent = (target.parent if str(target.parent) else Path(".")).resolve()
-    try:
-        st = os.stat(parent)
-    except OSError as exc:
-        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-        raise InputError(f"refusing to write {target}: {parent} is writable by others")
-    if os.path.lexists(target):
-        raise InputError(f"refusing to overwrite {target}")
+    target, parent = _export_target(path)
     temporary = parent / f".{target.name}.{secrets.token_hex(8)}.part"
     try:
         create_private_file(temporary, data)
@@ -339,9 +430,15 @@ def _write_export(path: str, data: bytes) -> Path:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     params = _parse_params(args.param)
-    signer = _session_signer()
+    # The export files are checked before the query is sent (a query counts once) ...
+    exports = [name for name in (args.export, args.export_request) if name]
+    for name in exports:
+        _export_target(name)
+    if len(exports) == 2 and Path(exports[0]).absolute() == Path(exports[1]).absolute():
+        raise InputError("--export and --export-request name the same file")
+    signer = _session_signer(args)
     with _client(args, session=True) as client:
-        outcome = client.query(
+        prepared = client.prepare_query(
             args.resource,
             params,
             args.basis,
@@ -349,6 +446,21 @@ def _cmd_query(args: argparse.Namespace) -> int:
             args.justification,
             signer=signer,
         )
+        outcome = client.send_query(prepared)
+    # ... and written (fsynced) before anything is printed: a reader that goes away
+    # (`| head`) cannot cost the user an export.
+    written: list[str] = []
+    if args.export_request:
+        target = _write_export(args.export_request, prepared.envelope.to_json())
+        written.append(f"exported the signed query {prepared.request_id} to {target}")
+    if args.export:
+        target = _write_export(args.export, outcome.result_envelope.to_json())
+        written.append(
+            f"exported the signed result to {target}; "
+            f"destroy it with `{args.client_prog} shred`"
+        )
+    for line in written:
+        print(line, file=sys.stderr)
     if args.json:
         _print_json(outcome.as_dict())
     else:
@@ -360,13 +472,45 @@ def _cmd_query(args: argparse.Namespace) -> int:
             print(f"audit receipt: seq {r.seq}, tree size {r.tree_size}")
         print("gateway signature: verified against the pinned certificate")
         _print_json(outcome.data)
-    if args.export:
-        target = _write_export(args.export, outcome.result_envelope.to_json())
-        print(
-            f"exported the signed result to {target}; "
-            f"destroy it with `{args.client_prog} shred`",
-            file=sys.stderr,
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    """Merge the connection flags into the home's (or the profile's) ``config.json``."""
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
+    from clients.session import CONFIG_FILE, client_dir, write_settings
+
+    profile = _profile(args)
+    given = {
+        key: value
+        for key, value in (
+            ("target", args.target),
+            ("ca_file", args.ca_file),
+            ("gateway_cert", args.gateway_cert),
+            ("server_name", args.server_name),
+            ("client_cert", args.client_cert),
+            ("client_key", args.client_key),
         )
+        if value is not None
+    }
+    if given and not args.show:
+        path = client_dir(_home(), profile) / CONFIG_FILE
+        doc: dict[str, Any] = {}
+        if path.exists():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"cannot read {path}", detail=str(exc)) from exc
+            doc = loaded if isinstance(loaded, dict) else {}
+        for key in ("ca_file", "gateway_cert", "client_cert", "client_key"):
+            if key in given:  # a relative path means the one from here, not from the home
+                given[key] = str(Path(given[key]).expanduser().absolute())
+        doc.update(given)
+        print(f"settings saved to {write_settings(_home(), doc, profile)}")
+    settings = _settings(args)
+    for key in ("target", "ca_file", "gateway_cert", "server_name", "client_cert", "client_key"):
+        value = getattr(settings, key)
+        print(f"{key}: {value if value is not None else '-'}")
     return 0
 
 
@@ -392,7 +536,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
             client.logout()
     except ClientError as exc:
         print(f"gateway did not confirm the logout: {exc.diagnostics()}", file=sys.stderr)
-    clear_session(_home())
+    clear_session(_home(), _profile(args), session_file=_session_file(args))
     print("logged out; session file removed")
     return 0
 

@@ -14,7 +14,9 @@ class ClientError(SiogwError):
     """The gateway answered a call with a gRPC error status.
 
     ``code`` is the :class:`grpc.StatusCode`; ``server_message`` is the gateway's own
-    explanation (the status details), shown verbatim by :meth:`diagnostics`. ``reason``
+    explanation (the status details). The message -- what ``str()`` and
+    :meth:`diagnostics` show -- names the method, the status code, the reason and the
+    gateway's explanation. ``reason``
     and ``metadata`` are the status's ErrorInfo (``docs/errors.md``); ``receipt`` is the
     ``siogw.v1.AuditReceipt`` the status carries, if any (a replayed request id that was
     answered: the receipt of that answer, as ``clients.Receipt``).
@@ -32,7 +34,14 @@ class ClientError(SiogwError):
         metadata: Mapping[str, str] | None = None,
         receipt: Any = None,
     ) -> None:
-        super().__init__(f"{method} refused: {code.name}", detail=server_message or None)
+        # The whole answer is the message, so str(), logs and the CLI all show it:
+        # "Query refused: PERMISSION_DENIED (RESOURCE_NOT_ALLOWED): <the gateway's words>".
+        text = f"{method} refused: {code.name}"
+        if reason:
+            text += f" ({reason})"
+        if server_message:
+            text += f": {server_message}"
+        super().__init__(text)
         self.method = method
         self.code = code
         self.server_message = server_message

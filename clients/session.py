@@ -8,10 +8,18 @@ is and which certificates to trust::
      "client_cert": null, "client_key": null}
 
 Relative paths are relative to the home (``$SIOGW_HOME``, else the user's own state
-directory: :func:`signing.home.default_home`). ``session.json`` keeps the session token
-between CLI invocations and holds the token, the user id, the key URI and the PIN
-*source* (``env:VAR`` / ``file:PATH``), never a PIN. The library itself keeps the token
-in memory only.
+directory: :func:`signing.home.default_home`).
+
+**Profiles** let several people work from one home (an operator and an analyst on one
+machine): profile ``NAME`` keeps its own ``session.json`` and ``config.json`` in
+``client/profiles/NAME/`` (each directory guarded as below); its ``config.json``, if any,
+overrides the keys of the shared ``client/config.json``. No profile (the default) is
+``client/`` itself. A profile name is 1..64 characters of ``A-Z a-z 0-9 . _ -``, not
+starting with ``.`` or ``-`` (so never a path separator or ``..``).
+
+``session.json`` keeps the session token between CLI invocations and holds the token,
+the user id, the key URI and the PIN *source* (``env:VAR`` / ``file:PATH``), never a
+PIN. The library itself keeps the token in memory only.
 
 **The session is a bearer token**, so its files are guarded as ssh guards ``~/.ssh``
 (issue 13, defect 15):
@@ -31,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Mapping
@@ -39,10 +48,13 @@ from pathlib import Path
 from typing import Any
 
 from signing.home import default_home
-from siogw_api.errors import ConfigError
+from siogw_api.errors import ConfigError, InputError
 
 CONFIG_FILE = "config.json"
 SESSION_FILE = "session.json"
+PROFILES_DIR = "profiles"
+#: What a profile name may be (module docstring): a single path component, never ``..``.
+PROFILE_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
 def siogw_home(env: Mapping[str, str] | None = None) -> Path:
@@ -50,8 +62,25 @@ def siogw_home(env: Mapping[str, str] | None = None) -> Path:
     return default_home(env).expanduser().resolve()
 
 
-def client_dir(home: Path | None = None) -> Path:
-    return (home or siogw_home()) / "client"
+def check_profile(name: str | None) -> str | None:
+    """``name`` if it is a valid profile name, ``None`` for no profile (``None`` or empty);
+    :class:`~siogw_api.errors.InputError` otherwise."""
+    if not name:
+        return None
+    if not PROFILE_PATTERN.fullmatch(name):
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise InputError(
+            f"invalid profile name {shown!r}",
+            detail="use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+        )
+    return name
+
+
+def client_dir(home: Path | None = None, profile: str | None = None) -> Path:
+    """``<home>/client``, or ``<home>/client/profiles/<profile>`` for a profile."""
+    base = (home or siogw_home()) / "client"
+    name = check_profile(profile)
+    return base / PROFILES_DIR / name if name else base
 
 
 def _refuse(path: Path, why: str) -> ConfigError:
@@ -62,11 +91,9 @@ def _refuse(path: Path, why: str) -> ConfigError:
     )
 
 
-def private_dir(home: Path) -> Path:
-    """``<home>/client``, created 0700 if missing, checked on every use (module docstring)."""
-    directory = client_dir(home)
+def _guard(directory: Path) -> Path:
+    """Create ``directory`` 0700 if missing (its parent must exist) and check it."""
     try:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             os.mkdir(directory, 0o700)
         except FileExistsError:
@@ -76,6 +103,10 @@ def private_dir(home: Path) -> Path:
         st = os.lstat(directory)
     except OSError as exc:
         raise ConfigError(f"cannot create {directory}", detail=exc.strerror) from exc
+    return _check_private_dir(directory, st)
+
+
+def _check_private_dir(directory: Path, st: os.stat_result) -> Path:
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise _refuse(directory, "it is not a directory (a symlink or a file)")
     if st.st_uid != os.geteuid():
@@ -83,6 +114,37 @@ def private_dir(home: Path) -> Path:
     if st.st_mode & 0o022:
         raise _refuse(directory, f"it is writable by others (mode {st.st_mode & 0o777:o})")
     return directory
+
+
+def private_dir(home: Path, profile: str | None = None) -> Path:
+    """``<home>/client`` (or a profile's directory under it), created 0700 if missing,
+    checked on every use (module docstring)."""
+    directory = client_dir(home, profile)
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {home}", detail=exc.strerror) from exc
+    _guard(client_dir(home))
+    if directory != client_dir(home):
+        _guard(directory.parent)  # client/profiles
+        _guard(directory)
+    return directory
+
+
+def session_path(
+    home: Path, profile: str | None = None, session_file: str | Path | None = None
+) -> Path:
+    """Where the session file is: ``session_file`` if given (its directory must exist and
+    be the user's own, writable by no one else), else in :func:`private_dir`."""
+    if session_file is None or str(session_file) == "":
+        return private_dir(home, profile) / SESSION_FILE
+    path = Path(session_file).expanduser().absolute()
+    try:
+        st = os.stat(path.parent)  # the parent may be reached through links; not the file
+    except OSError as exc:
+        raise ConfigError(f"cannot use the session file {path}", detail=exc.strerror) from exc
+    _check_private_dir(path.parent, st)
+    return path
 
 
 def create_private_file(path: Path, data: bytes) -> None:
@@ -126,20 +188,27 @@ def load_settings(
     *,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> ClientSettings:
-    """Settings from ``config.json``, then ``SIOGW_GATEWAY``/``SIOGW_CA_FILE``/
-    ``SIOGW_GATEWAY_CERT``, then ``overrides`` (CLI flags; ``None`` values are ignored)."""
+    """Settings from ``config.json`` (the shared one, then the profile's), then
+    ``SIOGW_GATEWAY``/``SIOGW_CA_FILE``/``SIOGW_GATEWAY_CERT``, then ``overrides`` (CLI
+    flags; ``None`` values are ignored)."""
     env = os.environ if env is None else env
     home = home or siogw_home(env)
     doc: dict[str, Any] = {}
-    path = client_dir(home) / CONFIG_FILE
-    if path.exists():
+    paths = [client_dir(home) / CONFIG_FILE]
+    if check_profile(profile):
+        paths.append(client_dir(home, profile) / CONFIG_FILE)
+    path = paths[-1]
+    for config in paths:
+        if not config.exists():
+            continue
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
+            loaded = json.loads(config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {path}", detail=str(exc)) from exc
+            raise ConfigError(f"cannot read {config}", detail=str(exc)) from exc
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} is not a JSON object")
+            raise ConfigError(f"{config} is not a JSON object")
         doc.update(loaded)
     for var, key in (
         ("SIOGW_GATEWAY", "target"),
@@ -170,9 +239,12 @@ def load_settings(
     )
 
 
-def write_settings(home: Path, settings: Mapping[str, Any]) -> Path:
-    """Write ``config.json`` (used by the demo and by operators' tooling)."""
-    directory = private_dir(home)
+def write_settings(
+    home: Path, settings: Mapping[str, Any], profile: str | None = None
+) -> Path:
+    """Write ``config.json`` (the shared one, or the profile's): used by ``siogw client
+    config``, the demo and operators' tooling."""
+    directory = private_dir(home, profile)
     path = directory / CONFIG_FILE
     path.write_text(json.dumps(dict(settings), indent=2, default=str) + "\n", encoding="utf-8")
     return path
@@ -191,12 +263,19 @@ class StoredSession:
     pin_source: str | None = None
 
 
-def save_session(home: Path, session: StoredSession) -> Path:
+def save_session(
+    home: Path,
+    session: StoredSession,
+    profile: str | None = None,
+    *,
+    session_file: str | Path | None = None,
+) -> Path:
     """Write ``session.json`` (0600, through a new ``O_EXCL|O_NOFOLLOW`` file) into the
-    checked ``client/`` directory, replacing the previous one atomically."""
-    directory = private_dir(home)
-    path = directory / SESSION_FILE
-    tmp = directory / f".{SESSION_FILE}.{secrets.token_hex(8)}.tmp"
+    checked ``client/`` directory (or the profile's, or ``session_file``: see
+    :func:`session_path`), replacing the previous one atomically."""
+    path = session_path(home, profile, session_file)
+    directory = path.parent
+    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         create_private_file(tmp, json.dumps(asdict(session)).encode("utf-8"))
         os.replace(tmp, path)
@@ -223,19 +302,24 @@ def _read_private(path: Path) -> bytes:
         return fh.read(1 << 20)
 
 
-def load_session(home: Path) -> StoredSession:
-    path = private_dir(home) / SESSION_FILE
+def load_session(
+    home: Path, profile: str | None = None, *, session_file: str | Path | None = None
+) -> StoredSession:
+    path = session_path(home, profile, session_file)
     try:
         doc = json.loads(_read_private(path).decode("utf-8"))
         return StoredSession(**doc)
     except FileNotFoundError:
-        raise ConfigError("not logged in", detail="run `siogw client login` first") from None
+        login = "siogw client login" + (f" --profile {profile}" if profile else "")
+        raise ConfigError("not logged in", detail=f"run `{login}` first") from None
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read session file {path}", detail=str(exc)) from exc
 
 
-def clear_session(home: Path) -> bool:
-    path = private_dir(home) / SESSION_FILE
+def clear_session(
+    home: Path, profile: str | None = None, *, session_file: str | Path | None = None
+) -> bool:
+    path = session_path(home, profile, session_file)
     try:
         path.unlink()
     except FileNotFoundError:

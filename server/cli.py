@@ -370,12 +370,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--id", default=None)
     admin.set_defaults(func=_admin)
 
-    p = sub.add_parser("applications", help="access applications and their deadlines (R3)")
+    p = sub.add_parser("applications", help="access applications and their deadlines")
     p.add_argument("--status", choices=("pending", "registered", "refused"), default=None)
     p.add_argument("--overdue", action="store_true", help="only pending ones past the deadline")
     p.set_defaults(func=_ops_view)
 
-    p = sub.add_parser("alerts", help="violation alerts raised by the rules (R13)")
+    p = sub.add_parser("alerts", help="violation alerts raised by the rules")
     p.add_argument("--open", action="store_true", help="only unacknowledged ones")
     p.add_argument("--user", default=None, help="only alerts about this user")
     p.set_defaults(func=_ops_view)
@@ -384,7 +384,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="every controller with their status")
     p.set_defaults(func=_ops_view)
 
-    p = sub.add_parser("report", help="export agency users' queries as CSV (R15; recorded)")
+    p = sub.add_parser("report", help="export agency users' queries as CSV (recorded)")
     p.add_argument("--as", dest="as_user", required=True,
                    help="the departmental controller reading the report")
     p.add_argument("--user", action="append", help="only this user (repeatable)")

@@ -2,12 +2,15 @@
 
 * ``ca init|issue|revoke|crl|list`` — the file-based test CA (:mod:`signing.ca`), the
   stand-in for the national certifying centre.
-* ``token init|keygen|list|rotate|change-pin`` — key lifecycle on PKCS#11 tokens (SoftHSM
-  store under ``$SIOGW_HOME/softhsm``). PIN changes are dated in
+* ``token init|keygen|import-cert|list|rotate|change-pin`` — key lifecycle on PKCS#11
+  tokens (SoftHSM store under ``$SIOGW_HOME/softhsm``). PIN changes are dated in
   ``$SIOGW_HOME/softhsm/pin-ages.json``; ``token list`` warns when a PIN is older than
   :data:`signing.pin_ages.PIN_MAX_AGE_DAYS` (R8: the token password changes at least monthly).
-* ``verify ENVELOPE.json --trust CA.pem ...`` — verify a DSSE envelope offline: exit 0
-  and print each signer's subject, or exit non-zero with one line naming the reason.
+* ``verify ENVELOPE.json --trust CA.pem ...`` — verify a DSSE envelope offline (a
+  result the gateway signed, ``siogw client query --export``, or a query the analyst
+  signed, ``--export-request``): exit 0 and print ``valid: signed by <subject DN> (key
+  <key id>, certificate serial <hex>, issued by <DN>)`` for each signer, then what a
+  query or result says, or exit non-zero with one line naming the reason.
   Certificates after ``--cert`` may be a PEM bundle (leaf + intermediates, as TLS tools
   write them): all of them are also offered as intermediates. The signer's purpose is
   checked: ``--signer-cert PEM`` pins the signer, ``--expect-eku OID|gateway`` demands
@@ -33,11 +36,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from signing.api import key_id_for
 from signing.ca import CertificateAuthority, Profile
 from signing.crl import load_crl
 from signing.csr import build_csr, csr_pem
-from signing.dsse import PAYLOAD_RESULT, decode_envelope, verify_envelope
-from signing.errors import UntrustedChain
+from signing.dsse import PAYLOAD_QUERY, PAYLOAD_RESULT, decode_envelope, verify_envelope
+from signing.errors import KeyNotFound, UntrustedChain
 from signing.home import default_home
 from signing.pin_ages import load_pin_ages, pin_age_warning, record_pin_change
 from signing.pins import resolve_pin
@@ -253,6 +257,32 @@ def _token_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_import_cert(args: argparse.Namespace) -> int:
+    """Store a key's certificate on the token, beside the key (what signers and
+    ``siogw client login`` without ``--cert`` read)."""
+    certs = load_certificates(_read(args.cert, "certificate"))
+    if not certs:
+        raise InputError(f"{args.cert} holds no certificate")
+    cert = certs[0]
+    token = _token(args, args.label)
+    keys = [k for k in token.list_keys() if k.label == args.key]
+    if len(keys) != 1:
+        raise KeyNotFound(
+            f"token {args.label!r} has {'no' if not keys else 'more than one'} key "
+            f"labelled {args.key!r}"
+        )
+    key = keys[0]
+    if key.key_id is None or key.key_id != key_id_for(cert.public_key()):  # type: ignore[arg-type]
+        raise InputError(
+            f"{args.cert} is not the certificate of key {args.key!r} on token {args.label!r}",
+            detail="its public key is another one",
+        )
+    token.import_certificate(cert, key_id=key.id, label=args.key, replace=args.replace)
+    print(f"certificate serial {cert.serial_number:x} for {cert.subject.rfc4514_string()} "
+          f"stored on token {args.label!r} with key {args.key!r}")
+    return 0
+
+
 def _token_list(args: argparse.Namespace) -> int:
     store = _activate_store(args)
     ages = load_pin_ages(store.home)
@@ -386,8 +416,65 @@ def _verify(args: argparse.Namespace) -> int:
     if args.payload_out:
         _write_out(args.payload_out, verified.payload)
     for signer in verified.signers:
-        print(signer.subject)
+        print(f"valid: signed by {describe_signer(signer)}")
+    for line in describe_payload(verified.payload_type, verified.payload):
+        print(line)
     return 0
+
+
+def describe_signer(signer: Any) -> str:
+    """``<subject DN> (key <key id>, certificate serial <hex>, issued by <DN>)`` of a
+    :class:`signing.dsse.VerifiedSigner`; a bare key is named by its key id alone."""
+    cert: x509.Certificate | None = signer.certificate
+    if cert is None:
+        return f"the key {signer.keyid} (no certificate)"
+    return (
+        f"{cert.subject.rfc4514_string()} (key {signer.keyid}, certificate serial "
+        f"{cert.serial_number:x}, issued by {cert.issuer.rfc4514_string()})"
+    )
+
+
+def _shown(text: object, limit: int = 200) -> str:
+    """``text`` safe for a terminal: control characters escaped, at most ``limit`` chars."""
+    value = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(text)
+    )
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def describe_payload(payload_type: str, payload: bytes) -> list[str]:
+    """What a verified query or result says, in a few lines (nothing for other payloads,
+    or for one that does not parse: the signature is what was checked)."""
+    # Deferred: the generated API is loaded only when a query or result is shown, so that
+    # `siogw --help` stays light.
+    from google.protobuf.message import DecodeError
+
+    from siogw_api.v1 import query_pb2
+
+    try:
+        if payload_type == PAYLOAD_QUERY:
+            q = query_pb2.Query.FromString(payload)
+            if not q.request_id:
+                return []
+            params = ", ".join(f"{k}={v}" for k, v in sorted(q.parameters.items()))
+            return [
+                f"query {_shown(q.request_id)} created {_shown(q.created_at)}: resource "
+                f"{q.resource}" + (f" ({_shown(params)})" if params else ""),
+                f"basis {_shown(q.basis)}; task {_shown(q.task_ref)}; "
+                f"justification: {_shown(q.justification)}",
+            ]
+        if payload_type == PAYLOAD_RESULT:
+            r = query_pb2.QueryResult.FromString(payload)
+            if not r.request_id:
+                return []
+            return [
+                f"result for query {_shown(r.request_id)} produced {_shown(r.produced_at)}: "
+                f"resource {r.resource} {_shown(r.resource_name)} [{_shown(r.access_right)}]"
+            ]
+    except DecodeError:
+        return []
+    return []
 
 
 # --- argparse ----------------------------------------------------------------------------
@@ -465,6 +552,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_pin_args(p, "pin", "user PIN")
     p.set_defaults(func=_token_keygen)
 
+    p = tok_sub.add_parser(
+        "import-cert",
+        help="store a key's certificate on the token (then a login needs no --cert)",
+    )
+    home(p)
+    p.add_argument("label", help="token label")
+    p.add_argument("--key", required=True, help="label of the key the certificate is for")
+    p.add_argument("--cert", required=True, help="the certificate (PEM or DER)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace a certificate already stored for that key")
+    _add_pin_args(p, "pin", "user PIN")
+    p.set_defaults(func=_token_import_cert)
+
     p = tok_sub.add_parser("list", help="list tokens (and keys), warn about old PINs")
     home(p)
     p.add_argument("labels", nargs="*", help="only these tokens (one label + PIN: list keys)")
@@ -485,7 +585,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_pin_args(p, "pin", "user PIN")
     p.set_defaults(func=_token_rotate)
 
-    p = tok_sub.add_parser("change-pin", help="change the user PIN (C_SetPIN), dated for R8")
+    p = tok_sub.add_parser(
+        "change-pin",
+        help="change the user PIN (dated: the PIN must change at least monthly)",
+    )
     home(p)
     p.add_argument("label", help="token label")
     _add_pin_args(p, "pin", "current user PIN")

@@ -192,12 +192,31 @@ class Pkcs11Token:
         return result
 
     def import_certificate(
-        self, certificate: x509.Certificate, *, key_id: bytes, label: str | None = None
+        self,
+        certificate: x509.Certificate,
+        *,
+        key_id: bytes,
+        label: str | None = None,
+        replace: bool = False,
     ) -> None:
-        """Store an X.509 certificate with the key's CKA_ID (found by Pkcs11Signer)."""
+        """Store an X.509 certificate with the key's CKA_ID (found by Pkcs11Signer).
+
+        A certificate already stored for that CKA_ID is refused (the signer would pick one
+        of the two) unless ``replace``, which removes it first.
+        """
         der = certificate.public_bytes(serialization.Encoding.DER)
 
         def op(session: Any) -> None:
+            present = find_objects(
+                session, {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}
+            )
+            if present and not replace:
+                raise KeyURIError(
+                    f"token {self.label!r} already holds a certificate for key "
+                    f"{label or key_id.hex()!r} (replace it explicitly)"
+                )
+            for obj in present:
+                obj.destroy()
             session.create_object({
                 Attribute.CLASS: ObjectClass.CERTIFICATE,
                 Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,

@@ -81,7 +81,11 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], reason: str) -> str:
 def test_valid_envelope_prints_subject(world: World) -> None:
     proc = world.verify(world.good, "--payload-out", str(world.home / "payload.bin"))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "CN=Analyst One,O=AFM,C=KZ"
+    # issue 15: "valid: signed by" the subject, with the key and the certificate named
+    assert proc.stdout.strip() == (
+        f"valid: signed by CN=Analyst One,O=AFM,C=KZ (key {world.signer.key_id}, "
+        f"certificate serial {world.cert.serial_number:x}, issued by CN=Test NCA Issuing,C=KZ)"
+    )
     assert (world.home / "payload.bin").read_bytes() == b"query 1"
 
 
@@ -199,7 +203,8 @@ def test_ca_cli_end_to_end(tmp_path: Path) -> None:
     (home / "e.json").write_bytes(env.to_json())
     ok = siogw("verify", str(home / "e.json"), "--trust", str(cadir / "root.pem"),
                "--payload-type", dsse.PAYLOAD_CONSENT, home=home)
-    assert ok.returncode == 0 and ok.stdout.strip() == "CN=CLI User"
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("valid: signed by CN=CLI User (key "), ok.stdout
     wrong_type = siogw("verify", str(home / "e.json"), "--trust", str(cadir / "root.pem"),
                        "--payload-type", dsse.PAYLOAD_QUERY, home=home)
     _one_line_error(wrong_type, "malformed envelope")
@@ -219,7 +224,9 @@ def test_cert_bundle_supplies_the_intermediates(world: World) -> None:
         proc = siogw("verify", str(envelope), "--trust", str(world.anchor),
                      "--cert", str(bundle), home=world.home)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == world.cert.subject.rfc4514_string()
+        assert proc.stdout.startswith(
+            f"valid: signed by {world.cert.subject.rfc4514_string()} (key "
+        ), proc.stdout
 
 
 def test_untrusted_chain_message_says_how_to_pass_intermediates(world: World) -> None:
@@ -273,3 +280,27 @@ def test_result_envelope_expects_the_gateway_without_payload_type_flag(world: Wo
     forged = world.envelope("forged-result-2.json", dsse.sign_envelope(
         dsse.PAYLOAD_RESULT, b"result", [world.signer]))
     _one_line_error(world.verify(forged), "key usage")
+
+
+# --- issue 15: a query the analyst signed (`siogw client query --export-request`) ------------
+def test_signed_query_is_described(world: World) -> None:
+    from siogw_api.v1 import query_pb2
+
+    query = query_pb2.Query(
+        request_id="0b7c1b8e-5a1e-4e0e-9a51-1d1f0c9e2f10", resource=11,
+        parameters={"iin": "900101300017"}, basis="financial_monitoring",
+        task_ref="CASE-7", justification="check\x1b[2J the payer",
+        created_at="2026-12-05T10:00:00+05:00",
+    )
+    path = world.envelope("query.json", dsse.sign_envelope(
+        dsse.PAYLOAD_QUERY, query.SerializeToString(deterministic=True), [world.signer]))
+    proc = world.verify(path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("valid: signed by CN=Analyst One,O=AFM,C=KZ (key ")
+    assert lines[1] == ("query 0b7c1b8e-5a1e-4e0e-9a51-1d1f0c9e2f10 created "
+                        "2026-12-05T10:00:00+05:00: resource 11 (iin=900101300017)")
+    # what the signer wrote is shown, but a terminal escape in it is shown escaped
+    assert lines[2] == ("basis financial_monitoring; task CASE-7; "
+                        "justification: check\\x1b[2J the payer")
+    assert "\x1b" not in proc.stdout
