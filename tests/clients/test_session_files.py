@@ -15,14 +15,18 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clients.cli import _write_export
 from clients.session import (
     StoredSession,
+    check_profile,
     client_dir,
     load_session,
     private_dir,
     save_session,
+    session_path,
     siogw_home,
 )
 from signing.home import default_home
@@ -111,3 +115,64 @@ def test_export_is_new_private_and_never_follows_a_link(tmp_path: Path) -> None:
     shared.chmod(0o777)
     with pytest.raises(InputError, match="writable by others"):
         _write_export(str(shared / "r.json"), b"secret")
+
+
+# --- issue 15, point 2: profiles and --session-file -------------------------------------------
+@given(st.text(max_size=100))
+def test_a_profile_name_is_one_safe_path_component(name: str) -> None:
+    home = Path("/nonexistent-home")
+    try:
+        chosen = check_profile(name)
+    except InputError as exc:
+        assert "invalid profile name" in exc.message
+        assert len(exc.message) < 150  # the name is shown, bounded
+        return
+    if chosen is None:
+        assert name == ""
+        return
+    directory = client_dir(home, chosen)
+    assert directory.parent == home / "client" / "profiles"
+    assert directory.name == name and name not in (".", "..") and "/" not in name
+    assert len(name) <= 64 and not name.startswith(("-", "."))
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "/abs", "-rf", ".hidden",
+                                  "a\x00b", "x" * 65, "é"])
+def test_bad_profile_names_are_refused(name: str) -> None:
+    with pytest.raises(InputError, match="invalid profile name"):
+        check_profile(name)
+
+
+def test_profiles_keep_their_own_sessions(tmp_path: Path) -> None:
+    analyst = SESSION
+    operator = StoredSession(target="localhost:1", user_id="olga", session_token="op-token",
+                             expires_at="2030-01-01T00:00:00+05:00", key_uri="pkcs11:y")
+    save_session(tmp_path, analyst, "analyst")
+    path = save_session(tmp_path, operator, "operator")
+    assert path == tmp_path / "client" / "profiles" / "operator" / "session.json"
+    assert load_session(tmp_path, "analyst") == analyst
+    assert load_session(tmp_path, "operator") == operator
+    with pytest.raises(ConfigError, match="not logged in"):
+        load_session(tmp_path)  # the default profile has no session
+    for d in (client_dir(tmp_path), tmp_path / "client" / "profiles",
+              client_dir(tmp_path, "operator")):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    os.chmod(client_dir(tmp_path, "operator"), 0o777)
+    with pytest.raises(ConfigError, match="writable by others"):
+        load_session(tmp_path, "operator")
+
+
+def test_session_file_needs_a_private_directory(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    path = save_session(tmp_path, SESSION, session_file=mine / "s.json")
+    assert path == mine / "s.json" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_session(tmp_path, session_file=str(path)) == SESSION
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(ConfigError, match="writable by others"):
+        save_session(tmp_path, SESSION, session_file=shared / "s.json")
+    assert not (shared / "s.json").exists()
+    with pytest.raises(ConfigError, match="cannot use the session file"):
+        session_path(tmp_path, session_file=tmp_path / "missing" / "s.json")

@@ -119,3 +119,52 @@ def test_ca_init_with_token_root_key(ec_token_key, tmp_path: Path) -> None:  # t
     assert not (cadir / "root-key.pem").exists()
     crl = run("ca", "crl", "--dir", str(cadir), env=env)
     assert "0 revoked" in crl.stdout
+
+
+def test_import_cert_puts_the_certificate_beside_the_key(
+    env: dict[str, str], softhsm_store, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 15: `token keygen` leaves no certificate on the token; `token import-cert`
+    stores it, so a signer (and `siogw client login` without --cert) finds it there."""
+    from cryptography.hazmat.primitives import serialization
+
+    from signing import load_signer
+
+    label = f"imp-{secrets.token_hex(4)}"
+    run("token", "init", label, "--so-pin-env", "T_SO", "--pin-env", "T_PIN", env=env)
+    csr_path = tmp_path / "k.csr"
+    run("token", "keygen", label, "--key", "sign", "--pin-env", "T_PIN",
+        "--subject", "CN=Imported Holder,O=AFM", "--csr-out", str(csr_path), env=env)
+    run("token", "keygen", label, "--key", "other", "--pin-env", "T_PIN", env=env)
+    ca = CertificateAuthority.init(tmp_path / "ca", "CN=Test NCA Root")
+    cert_path = tmp_path / "k.pem"
+    cert_path.write_bytes(
+        ca.issue(csr_path.read_bytes(), "user", 30).public_bytes(serialization.Encoding.PEM)
+    )
+    uri = f"pkcs11:token={label};object=sign;type=private"
+    os.environ["T_PIN_IMPORT"] = env["T_PIN"]
+    try:
+        assert load_signer(uri, pin_source="env:T_PIN_IMPORT").certificate is None
+
+        # the certificate of another key is refused, and nothing is stored
+        wrong = run("token", "import-cert", label, "--key", "other", "--cert", str(cert_path),
+                    "--pin-env", "T_PIN", env=env, check=False)
+        assert wrong.returncode == 8 and "is not the certificate of key 'other'" in wrong.stderr
+        missing = run("token", "import-cert", label, "--key", "nope", "--cert", str(cert_path),
+                      "--pin-env", "T_PIN", env=env, check=False)
+        assert missing.returncode == 3 and "no key labelled 'nope'" in missing.stderr
+
+        out = run("token", "import-cert", label, "--key", "sign", "--cert", str(cert_path),
+                  "--pin-env", "T_PIN", env=env)
+        assert "stored on token" in out.stdout and "CN=Imported Holder" in out.stdout
+        cert = load_signer(uri, pin_source="env:T_PIN_IMPORT").certificate
+        assert cert is not None and cert.subject.rfc4514_string() == "CN=Imported Holder,O=AFM"
+
+        # a second import for the same key is refused unless --replace
+        again = run("token", "import-cert", label, "--key", "sign", "--cert", str(cert_path),
+                    "--pin-env", "T_PIN", env=env, check=False)
+        assert again.returncode == 2 and "already holds a certificate" in again.stderr
+        run("token", "import-cert", label, "--key", "sign", "--cert", str(cert_path),
+            "--replace", "--pin-env", "T_PIN", env=env)
+    finally:
+        del os.environ["T_PIN_IMPORT"]
