@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siogw_api import cmdline
-from siogw_api.errors import InputError
+from siogw_api.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from clients.sync import GatewayClient
@@ -500,7 +500,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
             try:
                 loaded = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise InputError(f"cannot read {path}", detail=str(exc)) from exc
+                raise ConfigError(f"cannot read {path}", detail=str(exc)) from exc
             doc = loaded if isinstance(loaded, dict) else {}
         for key in ("ca_file", "gateway_cert", "client_cert", "client_key"):
             if key in given:  # a relative path means the one from here, not from the home

@@ -725,7 +725,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         if proc.returncode != 0:
             raise RuntimeError(f"siogw verify exited {proc.returncode}: {' '.join(lines[:3])}")
         t.say(
-            f"siogw verify {export.name} --trust ca/root.pem: OK, signed by " + "; ".join(lines[:2])
+            f"siogw verify {export.name} --trust ca/root.pem: " + "; ".join(lines[:2])
         )
         siogw_cmd(world, "client", "shred", str(export))
         if export.exists():
@@ -805,7 +805,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         before = verify_query()
         if before.returncode != 0:
             raise RuntimeError(f"the genuine query envelope did not verify: {before.stderr}")
-        t.say(f"before: siogw verify {signed_query.name} --crl ca/crl.pem: OK, signed by "
+        t.say(f"before: siogw verify {signed_query.name} --crl ca/crl.pem: "
               + before.stdout.strip().splitlines()[0])
         siogw_cmd(world, "ca", "revoke", "--dir", str(world.ca_dir), "--reason", "keyCompromise",
                   serial)
