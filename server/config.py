@@ -53,6 +53,11 @@ Example ``siogw.toml``::
     consent_version = "2026-1"
     consent_text = "..."
 
+    [upstreams.11]        # resource 11 from a remote upstream (server.resources.upstreams)
+    url = "https://pension.bus.example.kz/siogw/11"
+    timeout = 5.0         # total seconds per call; also: attempts, idempotent,
+                          # auth_header_file, ca_file, max_response_bytes, max_depth, ...
+
 The role -> basis table (R1) is :data:`server.resources.catalogue.ROLE_BASES`, not
 configuration. The PIN itself is never part of the configuration: only where to read it.
 

@@ -99,7 +99,7 @@ def test_overrides_replace_a_resources_table(tmp_path: Path) -> None:
     cfg = load_config(tmp_path, env={}, overrides={
         "upstreams": {"11": {"url": "https://b.example/11"}, "12": {"url": "https://c/12"}}})
     assert cfg.upstreams[11].url == "https://b.example/11" and set(cfg.upstreams) == {11, 12}
-    with pytest.raises(ConfigError, match="unknown key upstreams.12.uri"):
+    with pytest.raises(ConfigError, match=r"unknown key upstreams\.12\.uri"):
         load_config(tmp_path, env={}, overrides={"upstreams": {"12": {"uri": "x"}}})
 
 
@@ -180,7 +180,7 @@ def test_resources_with_the_same_table_share_a_connector_and_breaker(
 
 
 def test_parse_upstreams_names_its_source(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="in /etc/siogw.toml"):
+    with pytest.raises(ConfigError, match=r"in /etc/siogw\.toml"):
         parse_upstreams(tmp_path, {"99": {"url": "https://x"}}, "/etc/siogw.toml")
 
 
