@@ -1,21 +1,33 @@
-"""``[upstreams.N]`` in ``siogw.toml`` (issue 14, finding 2): strict parsing, and a
-configuration that cannot reach its upstream safely refuses to start."""
+"""``[upstreams.N]`` in ``siogw.toml`` (issue 14, finding 2): strict parsing, a
+configuration that cannot reach its upstream safely refuses to start, and an open
+breaker shows in gRPC health as ``siogw.upstream.N``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+import grpc
 import pytest
 import sqlalchemy as sa
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.assembly import default_dispatcher
 from server.config import load_config
-from server.resources import EmbeddedConnector, RemoteConnector
+from server.resources import (
+    EmbeddedConnector,
+    RemoteConnector,
+    UpstreamUnavailable,
+    get_resource,
+)
 from server.resources.upstreams import UpstreamConfig, check_url, parse_upstreams
+from server.status import HealthUpdater
+from server.store import Store
 from siogw_api.errors import ConfigError
+from tests.server.resources.upstream import down_url
 from tests.server.test_config_strict import _home, _serve_refused
 
 
@@ -196,3 +208,59 @@ def test_serve_refuses_plain_http_and_a_world_readable_secret(tmp_path: Path) ->
     line = _serve_refused(home)
     assert "upstreams.11: auth_header_file" in line and "readable by group or others" in line
     assert not (home / "audit").exists()
+
+
+# --- the breaker in gRPC health ------------------------------------------------------------
+def test_an_open_breaker_shows_as_not_serving_in_health(tmp_path: Path) -> None:
+    """Connection refused opens resource 2's breaker (threshold 1): its health service
+    ``siogw.upstream.2`` goes NOT_SERVING over gRPC, resource 1's stays SERVING, and the
+    gateway's own status is untouched."""
+    cfg = load_config(tmp_path, env={}, overrides={"upstreams": {
+        "1": {"url": "https://up.example/1"},
+        "2": {"url": down_url(), "allow_plain_http": True, "attempts": 1,
+              "failure_threshold": 1, "reset_timeout": 3600}}})
+    store = Store(f"sqlite:///{tmp_path / 'gw.db'}").open()
+    try:
+        dispatcher = default_dispatcher(store, cfg)
+
+        async def scenario() -> dict[str, int]:
+            servicer = health.aio.HealthServicer()
+            updater = HealthUpdater(store, servicer, 1.0,
+                                    upstream_check=dispatcher.upstream_health)
+            server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            out: dict[str, int] = {}
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = health_pb2_grpc.HealthStub(channel)
+
+                    async def check(name: str) -> int:
+                        got = await stub.Check(health_pb2.HealthCheckRequest(service=name),
+                                               timeout=10)
+                        return int(got.status)
+
+                    await updater.refresh()
+                    out["before"] = await check("siogw.upstream.2")
+                    try:
+                        await dispatcher.connector_for(2).fetch(
+                            get_resource(2), {"bin": "120640313373"})
+                    except UpstreamUnavailable:
+                        pass
+                    await updater.refresh()
+                    for name in ("siogw.upstream.1", "siogw.upstream.2", ""):
+                        out[name] = await check(name)
+            finally:
+                await server.stop(None)
+                await dispatcher.aclose()
+            return out
+
+        out = asyncio.run(scenario())
+    finally:
+        store.close()
+    serving, not_serving = (health_pb2.HealthCheckResponse.SERVING,
+                            health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert out["before"] == serving
+    assert out["siogw.upstream.2"] == not_serving
+    assert out["siogw.upstream.1"] == serving and out[""] == serving
