@@ -58,6 +58,7 @@ from server.interceptors import GatewayInterceptor, refusal_limiter
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
+from server.resources.dispatch import remote_connectors
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
@@ -169,9 +170,12 @@ def keep_checkpoints(store: Store) -> Callable[[SignedCheckpoint], None]:
     return keep
 
 
-def default_dispatcher(store: Store) -> Dispatcher:
-    """The data plane over the embedded connector (the synthetic dataset in the same DB)."""
-    return Dispatcher({}, EmbeddedConnector(store.engine))
+def default_dispatcher(store: Store, config: GatewayConfig | None = None) -> Dispatcher:
+    """The data plane: the resources of ``config.upstreams`` (``[upstreams.N]``) from their
+    remote upstreams, every other one from the embedded connector (the synthetic dataset
+    in the same DB). An upstream's secret or CA that cannot be read is ConfigError."""
+    remote = remote_connectors(config.upstreams) if config is not None else {}
+    return Dispatcher(remote, EmbeddedConnector(store.engine))
 
 
 class ObservedSink:
@@ -237,6 +241,8 @@ def build_gateway(
         raise ConfigError("build_gateway takes the audit log or a sink, not both")
     check_can_serve(config, signer_given=signer is not None,
                     audit_key_needed=audit is None and audit_log is None and audit_signer is None)
+    # [upstreams]: their secrets and CAs are read before anything is opened or created
+    upstreams = remote_connectors(config.upstreams) if dispatcher is None else {}
     private_dir(config.home)
     own_store = store is None
     store = store or Store(config.effective_database_url,
@@ -264,6 +270,8 @@ def build_gateway(
                                       witness_dir=config.audit.witness_dir,
                                       on_checkpoint=keep_checkpoints(store))
             own_log = True
+        if dispatcher is None:
+            dispatcher = Dispatcher(upstreams, EmbeddedConnector(store.engine))
         wiring: OpsWiring | None = None
         if audit is None:
             assert audit_log is not None
@@ -282,7 +290,7 @@ def build_gateway(
         trust=trust,
         signer=signer,
         sms=OutboxSmsSender(config.effective_sms_outbox),
-        dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
+        dispatcher=dispatcher,
         audit_log=audit_log,
         ops_wiring=wiring,
     )
@@ -308,6 +316,9 @@ async def close_gateway(gw: Gateway) -> None:
     log), then the audit sink (flushing pending records), then the database."""
     if gw.ops_wiring is not None:
         gw.ops_wiring.close()
+    aclose = getattr(gw.dispatcher, "aclose", None)  # a test may have put in a stand-in
+    if aclose is not None:
+        await aclose()  # the upstreams' connection pools
     await gw.audit.close()
     gw.store.close()
 
@@ -438,7 +449,9 @@ def _with_health(
 ) -> tuple[health.aio.HealthServicer, HealthUpdater]:
     health_servicer = health.aio.HealthServicer()
     updater = HealthUpdater(gw.store, health_servicer, config.limits.health_poll_seconds,
-                            audit_check=audit_check, trust_check=gw.trust.check_crls_current)
+                            audit_check=audit_check, trust_check=gw.trust.check_crls_current,
+                            # siogw.upstream.N (a stand-in dispatcher may have none)
+                            upstream_check=getattr(gw.dispatcher, "upstream_health", None))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(service_names(), server)
     return health_servicer, updater

@@ -53,6 +53,11 @@ Example ``siogw.toml``::
     consent_version = "2026-1"
     consent_text = "..."
 
+    [upstreams.11]        # resource 11 from a remote upstream (server.resources.upstreams)
+    url = "https://pension.bus.example.kz/siogw/11"
+    timeout = 5.0         # total seconds per call; also: attempts, idempotent,
+                          # auth_header_file, ca_file, max_response_bytes, max_depth, ...
+
 The role -> basis table (R1) is :data:`server.resources.catalogue.ROLE_BASES`, not
 configuration. The PIN itself is never part of the configuration: only where to read it.
 
@@ -80,6 +85,12 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from server.resources.upstreams import (
+    UPSTREAMS_SECTION,
+    UpstreamConfig,
+    check_upstream_keys,
+    parse_upstreams,
+)
 from siogw_api.errors import ConfigError
 
 #: The most gateway processes ``server.workers`` may ask for.
@@ -267,6 +278,9 @@ class GatewayConfig:
     limits: Limits = field(default_factory=Limits)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    #: ``[upstreams.N]``: resources answered by a remote upstream instead of the embedded
+    #: connector (:mod:`server.resources.upstreams`); the others stay embedded.
+    upstreams: Mapping[int, UpstreamConfig] = field(default_factory=dict)
 
     @property
     def effective_database_url(self) -> str:
@@ -332,7 +346,7 @@ def known_settings() -> Mapping[str, frozenset[str]]:
     server: set[str] = set()
     sections: dict[str, frozenset[str]] = {}
     for f in fields(GatewayConfig):
-        if f.name == "home":  # where the file is, not something it sets
+        if f.name in ("home", UPSTREAMS_SECTION):  # the file's place; [upstreams]: its own
             continue
         kind = hints[f.name]
         if isinstance(kind, type) and is_dataclass(kind):
@@ -360,6 +374,9 @@ def check_known(doc: Mapping[str, Any], source: str) -> None:
     known = known_settings()
     dotted = {f"{sec}.{key}": key for sec, keys in known.items() for key in keys}
     for name, value in doc.items():
+        if name == UPSTREAMS_SECTION:  # tables named by resource number
+            check_upstream_keys(value, source)
+            continue
         if name not in known:
             if isinstance(value, dict):
                 near = _nearest(name, known)
@@ -518,7 +535,8 @@ def load_config(
         if var in env and env[var] != "":
             sections[section][key] = env[var]
     for section, values in (overrides or {}).items():
-        sections[section].update(values)
+        if section != UPSTREAMS_SECTION:  # read by _upstreams
+            sections[section].update(values)
 
     srv, tls, sig, tr, pol = (
         sections["server"], sections["tls"], sections["signer"], sections["trust"],
@@ -595,4 +613,15 @@ def load_config(
         trust=trust_cfg,
         limits=_limits(sections["limits"]),
         policy=policy_cfg,
+        upstreams=_upstreams(home_path, doc, overrides, str(file)),
     )
+
+
+def _upstreams(
+    home: Path, doc: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]] | None,
+    source: str,
+) -> dict[int, UpstreamConfig]:
+    """``[upstreams]`` of the file, each resource's table replaced by an override's."""
+    merged = dict(doc.get(UPSTREAMS_SECTION) or {})
+    merged.update((overrides or {}).get(UPSTREAMS_SECTION) or {})
+    return parse_upstreams(home, merged, source) if merged else {}

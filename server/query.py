@@ -99,11 +99,15 @@ def result_summary(data: Mapping[str, Any]) -> str:
     return f"{len(keys)} field(s)" + (f"; lists: {', '.join(counts)}" if counts else "")
 
 
-async def _dispatch(gateway: Gateway, query: query_pb2.Query) -> DispatchResult:
-    """Run the (validated) query through the data plane."""
+async def _dispatch(
+    gateway: Gateway, query: query_pb2.Query, time_remaining: float | None = None
+) -> DispatchResult:
+    """Run the (validated) query through the data plane; ``time_remaining``: seconds left
+    of the client's gRPC deadline (a remote upstream must answer within it)."""
     if gateway.dispatcher is None:
         raise NotImplementedYet("no resource dispatcher is configured")
-    result: DispatchResult = await gateway.dispatcher.dispatch(query)
+    result: DispatchResult = await gateway.dispatcher.dispatch(
+        query, request_id=query.request_id, time_remaining=time_remaining)
     return result
 
 
@@ -249,7 +253,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             self._admit, bearer_token(context), request
         )
         try:
-            answer = await _dispatch(gw, query)
+            answer = await _dispatch(gw, query, context.time_remaining())
         except UpstreamUnavailable as exc:
             # Nothing was disclosed: the request id is given back, and the refusal record
             # says so (see "Retry semantics" in the module docstring).

@@ -13,6 +13,13 @@ signed call safely: a configured CRL past its nextUpdate (``trust_check``:
 fails closed with ``STALE_CRL`` until the CA publishes a fresh CRL, which is picked up
 from the file without a restart) or, on a worker, a lost link to the log host
 (``audit_check``).
+
+Each resource answered by a remote upstream (``[upstreams.N]``) has a health service of
+its own, ``siogw.upstream.<N>`` (``upstream_check``:
+:meth:`server.resources.Dispatcher.upstream_health`): ``NOT_SERVING`` while that
+upstream's circuit breaker (in this process) is open, ``SERVING`` otherwise (closed, or
+half-open: a trial call goes through). It does not change the gateway's own status: the
+other resources are still served.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from grpc import aio
 from grpc_health.v1 import health_pb2
@@ -94,6 +101,7 @@ class HealthUpdater:
         *,
         audit_check: Callable[[], None] | None = None,
         trust_check: Callable[[], None] | None = None,
+        upstream_check: Callable[[], Mapping[str, bool]] | None = None,
     ) -> None:
         self.store = store
         self.health = health
@@ -104,6 +112,8 @@ class HealthUpdater:
         #: Raises when certificates cannot be checked (a stale CRL): logins would fail
         #: closed, so the process reports NOT_SERVING.
         self.trust_check = trust_check
+        #: ``{health service name: serving}`` of each remote upstream (its breaker).
+        self.upstream_check = upstream_check
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> bool:
@@ -132,6 +142,10 @@ class HealthUpdater:
         )
         await self.health.set(QUERY_SERVICE, status)  # type: ignore[attr-defined]
         await self.health.set("", status)  # type: ignore[attr-defined]
+        if self.upstream_check is not None:
+            for name, up in self.upstream_check().items():
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING  # type: ignore[attr-defined]
+                                      if up else health_pb2.HealthCheckResponse.NOT_SERVING)
         return serving
 
     async def _loop(self) -> None:

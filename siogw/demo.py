@@ -347,11 +347,11 @@ def token_env(world: World) -> dict[str, str]:
 
 
 def write_gateway_config(
-    world: World, port: int = 0, *, segment_max_records: int = 0
+    world: World, port: int = 0, *, segment_max_records: int = 0, extra: str = ""
 ) -> Path:
     """``$SIOGW_HOME/siogw.toml`` for ``siogw serve`` (relative paths are under the home;
     ``segment_max_records``: 0 the log's default; the story passes a small one, so that
-    a segment is sealed and archived)."""
+    a segment is sealed and archived; ``extra``: TOML appended, e.g. ``[upstreams.N]``)."""
     pin = world.gateway_pin_file.relative_to(world.home)
     text = f"""# written by python -m siogw.demo
 [server]
@@ -376,7 +376,7 @@ segment_max_records = {segment_max_records}
 [trust]
 anchors = ["{world.ca_file.relative_to(world.home)}"]
 crls = ["{(world.ca_dir / "crl.pem").relative_to(world.home)}"]
-"""
+""" + extra
     path = world.home / "siogw.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -405,14 +405,16 @@ def gateway_process(
     log_name: str = "gateway.log",
     started: list[subprocess.Popen[str]] | None = None,
     segment_max_records: int = 0,
+    extra_config: str = "",
 ) -> Iterator[int]:
     """Run ``siogw serve`` (port 0) as a subprocess; yield the port it bound.
 
     ``started``, when given, receives the process (the bench reads its CPU time).
-    ``segment_max_records``: as :func:`write_gateway_config`.
+    ``segment_max_records``, ``extra_config``: as :func:`write_gateway_config`.
     """
     need("server.app")
-    write_gateway_config(world, 0, segment_max_records=segment_max_records)
+    write_gateway_config(world, 0, segment_max_records=segment_max_records,
+                         extra=extra_config)
     env = {**os.environ, "SIOGW_HOME": str(world.home), **token_env(world)}
     log = open(world.home / log_name, "w")
     # SIOGW_GATEWAY_PROFILE=FILE runs the gateway under cProfile (bench diagnostics).

@@ -10,11 +10,12 @@ Integration in a few lines (the gRPC ``QueryService``)::
     engine = sa.create_engine(url)
     seed_dataset(engine)                      # idempotent; creates the res_* tables
     dispatcher = Dispatcher({}, EmbeddedConnector(engine))
-    # or, with some resources served by real upstreams:
-    dispatcher = Dispatcher.from_config(EmbeddedConnector(engine), {11: "https://..."})
+    # or, with some resources served by real upstreams ([upstreams.N] of siogw.toml):
+    dispatcher = Dispatcher.from_config(EmbeddedConnector(engine), config.upstreams)
 
     check_basis(user.role, query.basis)       # R1; raises BasisNotAllowed (PolicyError)
-    result = await dispatcher.dispatch(query) # query: siogw.v1.Query (resource, parameters)
+    result = await dispatcher.dispatch(       # query: siogw.v1.Query (resource, parameters)
+        query, request_id=query.request_id, time_remaining=context.time_remaining())
     QueryResult(resource=result.resource, resource_name=result.name,
                 access_right=result.access_right, truncated=result.truncated,
                 data=result.to_struct(), ...)
@@ -37,15 +38,22 @@ Identifiers (:mod:`.identifiers`)
     ``make_bin(registered, serial, entity_type=4, attribute=0)``, ``check_digit``.
 Dispatch (:mod:`.dispatch`)
     ``Dispatcher(connectors: Mapping[int, Connector], default: Connector)``,
-    ``Dispatcher.from_config(default, {resource: url}, timeout=, attempts=,
-    failure_threshold=, reset_timeout=)``, ``await dispatcher.dispatch(query) ->
+    ``Dispatcher.from_config(default, {resource: UpstreamConfig | url}, timeout=,
+    attempts=, failure_threshold=, reset_timeout=)`` (``remote_connectors`` builds its
+    connectors), ``await dispatcher.dispatch(query, request_id=, time_remaining=) ->
     DispatchResult(resource, name, access_right, truncated, data)`` with
-    ``.to_struct()``; ``validate_query(query) -> (Resource, params)`` runs the same
-    checks without dispatching (no I/O).
+    ``.to_struct()``; ``dispatcher.upstream_health() -> {"siogw.upstream.N": serving}``;
+    ``validate_query(query) -> (Resource, params)`` runs the same checks without
+    dispatching (no I/O).
+Upstream configuration (:mod:`.upstreams`)
+    ``UpstreamConfig`` (one ``[upstreams.N]`` table), ``parse_upstreams(home, raw)``.
 Connectors (:mod:`.connectors`, :mod:`.remote`)
-    ``Connector`` (Protocol: ``async fetch(resource, params) -> dict``),
+    ``Connector`` (Protocol: ``async fetch(resource, params, options=NO_OPTIONS) ->
+    dict``; ``FetchOptions(request_id, time_remaining)``),
     ``EmbeddedConnector(engine)``, ``RemoteConnector(url, timeout=, attempts=,
-    backoff_base=, backoff_max=, breaker=)``, ``CircuitBreaker``, ``BreakerState``,
+    idempotent=, backoff_base=, backoff_max=, breaker=, headers=, max_response_bytes=,
+    max_depth=, verify=)`` (httpx; one total deadline per call, no redirects, retries
+    only where safe), ``CircuitBreaker``, ``BreakerState``,
     ``apply_access_right(resource, data, params=None)`` (raises ``UpstreamRejected``
     for a truncated answer that does not fit its schema).
 Dataset (:mod:`.dataset`)
@@ -76,7 +84,7 @@ from server.resources.catalogue import (
     check_basis,
     get_resource,
 )
-from server.resources.connectors import Connector, EmbeddedConnector
+from server.resources.connectors import Connector, EmbeddedConnector, FetchOptions
 from server.resources.dataset import (
     DEMO_ENTITY_BIN,
     DEMO_FOREIGNER_IIN,
@@ -104,6 +112,7 @@ from server.resources.identifiers import (
     validate_iin,
 )
 from server.resources.remote import BreakerState, CircuitBreaker, RemoteConnector
+from server.resources.upstreams import UpstreamConfig
 
 __all__ = [
     "CATALOGUE",
@@ -120,6 +129,7 @@ __all__ = [
     "DispatchResult",
     "Dispatcher",
     "EmbeddedConnector",
+    "FetchOptions",
     "FieldType",
     "InvalidIdentifier",
     "InvalidParameters",
@@ -129,6 +139,7 @@ __all__ = [
     "Role",
     "TruncatedSchema",
     "UnknownResource",
+    "UpstreamConfig",
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamUnavailable",

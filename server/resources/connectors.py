@@ -27,6 +27,7 @@ import struct
 import zlib
 from base64 import b64encode
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -40,16 +41,36 @@ from server.resources.identifiers import is_valid_bin
 from siogw_api.errors import StorageError
 from siogw_api.timeutil import astana_iso
 
-__all__ = ["Connector", "EmbeddedConnector"]
+__all__ = ["NO_OPTIONS", "Connector", "EmbeddedConnector", "FetchOptions"]
 
 JSON = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """What the caller tells a connector about one call (see :class:`Connector`)."""
+
+    #: The query's request id: sent upstream as ``Idempotency-Key`` ("" sends none).
+    request_id: str = ""
+    #: Seconds left of the client's gRPC deadline; None: the client set none.
+    time_remaining: float | None = None
+
+
+NO_OPTIONS = FetchOptions()
+
+
 @runtime_checkable
 class Connector(Protocol):
-    """Something that can answer a query to an information resource."""
+    """Something that can answer a query to an information resource.
 
-    async def fetch(self, resource: Resource, params: Mapping[str, str]) -> JSON:
+    ``options`` (:class:`FetchOptions`): the query's request id and what is left of the
+    client's deadline; the dispatcher always passes it.
+    """
+
+    async def fetch(
+        self, resource: Resource, params: Mapping[str, str],
+        options: FetchOptions = NO_OPTIONS,
+    ) -> JSON:
         """Return the resource's answer for one validated lookup parameter."""
         ...
 
@@ -505,8 +526,12 @@ class EmbeddedConnector:
         #: ``server.context.Gateway.inline_blocking``); in a worker thread otherwise.
         self.inline = engine.dialect.name == "sqlite" if inline is None else inline
 
-    async def fetch(self, resource: Resource, params: Mapping[str, str]) -> JSON:
-        """Look the single parameter up in ``resource``'s register."""
+    async def fetch(
+        self, resource: Resource, params: Mapping[str, str],
+        options: FetchOptions = NO_OPTIONS,
+    ) -> JSON:
+        """Look the single parameter up in ``resource``'s register (``options`` unused: a
+        local lookup is not cut short)."""
         if self.inline:
             return self.fetch_sync(resource, params)
         return await asyncio.to_thread(self.fetch_sync, resource, params)

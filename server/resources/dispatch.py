@@ -7,7 +7,9 @@ check passed):
 2. exactly one parameter, one the resource accepts (:class:`InvalidParameters`);
 3. the value is well-formed: IIN/BIN by :mod:`server.resources.identifiers`
    (:class:`InvalidIdentifier`), plate and phone normalised;
-4. the connector for the resource (a per-resource override, else the default) fetches;
+4. the connector for the resource (a per-resource override, else the default) fetches,
+   told the query's request id and what is left of the client's deadline
+   (:class:`~server.resources.connectors.FetchOptions`);
 5. the access right is applied on the server (:func:`apply_access_right`: resource 11's
    answer is rebuilt from its typed schema, every contribution amount lost; an answer
    that does not fit is :class:`UpstreamRejected`) and a :class:`DispatchResult` is
@@ -25,13 +27,19 @@ from google.protobuf import struct_pb2
 
 from server.resources.access import apply_access_right
 from server.resources.catalogue import CATALOGUE, Resource, get_resource
-from server.resources.connectors import Connector
+from server.resources.connectors import NO_OPTIONS, Connector, FetchOptions
 from server.resources.errors import InvalidParameters, UpstreamRejected
 from server.resources.identifiers import validate_bin, validate_iin
-from server.resources.remote import CircuitBreaker, RemoteConnector
+from server.resources.remote import (
+    BreakerState,
+    CircuitBreaker,
+    RemoteConnector,
+    health_service_name,
+)
+from server.resources.upstreams import UpstreamConfig, read_auth_header, tls_context
 from siogw_api.errors import ConfigError
 
-__all__ = ["DispatchResult", "Dispatcher", "QueryLike", "validate_query"]
+__all__ = ["DispatchResult", "Dispatcher", "QueryLike", "remote_connectors", "validate_query"]
 
 _PLATE = re.compile(r"^[A-Z0-9]{4,10}$")
 _MAX_VALUE = 64
@@ -133,36 +141,61 @@ class Dispatcher:
     def from_config(
         cls,
         default: Connector,
-        remote: Mapping[int, str],
+        remote: Mapping[int, str | UpstreamConfig],
         *,
         timeout: float = 5.0,
         attempts: int = 3,
         failure_threshold: int = 5,
         reset_timeout: float = 30.0,
     ) -> Dispatcher:
-        """A dispatcher sending the resources in ``remote`` (``{resource: url}``) upstream.
+        """A dispatcher sending the resources in ``remote`` upstream, every other one to
+        ``default``.
 
-        Resources sharing one URL share one :class:`RemoteConnector` and circuit breaker.
+        ``remote`` maps a resource number to its ``[upstreams.N]`` table
+        (:class:`~server.resources.upstreams.UpstreamConfig`; ``siogw serve`` passes
+        ``config.upstreams``) or to a bare URL, which gets the keyword arguments here.
+        Resources with identical settings share one :class:`RemoteConnector` (one
+        connection pool, one circuit breaker). The ``auth_header_file`` and ``ca_file`` of
+        each are read now: one that cannot be is :class:`ConfigError` (no start).
         """
-        by_url: dict[str, RemoteConnector] = {}
-        connectors: dict[int, Connector] = {}
-        for number, url in sorted(remote.items()):
-            if url not in by_url:
-                breaker = CircuitBreaker(failure_threshold=failure_threshold,
-                                         reset_timeout=reset_timeout, name=url)
-                by_url[url] = RemoteConnector(url, timeout=timeout, attempts=attempts,
-                                              breaker=breaker)
-            connectors[number] = by_url[url]
-        return cls(connectors, default)
+        return cls(remote_connectors(remote, timeout=timeout, attempts=attempts,
+                                     failure_threshold=failure_threshold,
+                                     reset_timeout=reset_timeout), default)
+
+    def upstream_health(self) -> dict[str, bool]:
+        """``{health service name: serving}`` for each resource a remote upstream answers:
+        not serving while its circuit breaker is open (half-open lets a trial through)."""
+        return {
+            health_service_name(number): connector.breaker.state is not BreakerState.OPEN
+            for number, connector in sorted(self._connectors.items())
+            if isinstance(connector, RemoteConnector)
+        }
+
+    async def aclose(self) -> None:
+        """Close the remote connectors' connection pools of the running loop."""
+        seen: set[int] = set()
+        for connector in self._connectors.values():
+            if isinstance(connector, RemoteConnector) and id(connector) not in seen:
+                seen.add(id(connector))
+                await connector.aclose()
 
     def connector_for(self, number: int) -> Connector:
         """The connector that answers resource ``number``."""
         return self._connectors.get(number, self._default)
 
-    async def dispatch(self, query: QueryLike) -> DispatchResult:
-        """Validate ``query``, fetch the answer, apply the access right."""
+    async def dispatch(
+        self, query: QueryLike, *, request_id: str = "", time_remaining: float | None = None
+    ) -> DispatchResult:
+        """Validate ``query``, fetch the answer, apply the access right.
+
+        ``request_id`` (the signed query's) and ``time_remaining`` (seconds left of the
+        client's gRPC deadline, ``context.time_remaining()``) go to the connector: a remote
+        upstream gets the id as ``Idempotency-Key`` and must answer within the deadline.
+        """
         resource, params = validate_query(query)
-        data = await self.connector_for(resource.number).fetch(resource, params)
+        options = (FetchOptions(request_id=request_id, time_remaining=time_remaining)
+                   if request_id or time_remaining is not None else NO_OPTIONS)
+        data = await self.connector_for(resource.number).fetch(resource, params, options)
         if not isinstance(data, dict):
             raise UpstreamRejected(
                 f"resource {resource.number}: connector returned {type(data).__name__}, "
@@ -175,3 +208,41 @@ class Dispatcher:
             truncated=resource.truncated,
             data=apply_access_right(resource, data, params),
         )
+
+
+def remote_connectors(
+    remote: Mapping[int, str | UpstreamConfig],
+    *,
+    timeout: float = 5.0,
+    attempts: int = 3,
+    failure_threshold: int = 5,
+    reset_timeout: float = 30.0,
+) -> dict[int, Connector]:
+    """The connectors of :meth:`Dispatcher.from_config` (its docstring), built before a
+    database or log is opened: ``siogw serve`` refuses an unreadable secret first."""
+    by_config: dict[UpstreamConfig, RemoteConnector] = {}
+    connectors: dict[int, Connector] = {}
+    for number, entry in sorted(remote.items()):
+        cfg = entry if isinstance(entry, UpstreamConfig) else UpstreamConfig(
+            url=entry, timeout=timeout, attempts=attempts,
+            failure_threshold=failure_threshold, reset_timeout=reset_timeout,
+            allow_plain_http=True)
+        if cfg not in by_config:
+            by_config[cfg] = _remote_connector(number, cfg)
+        connectors[number] = by_config[cfg]
+    return connectors
+
+
+def _remote_connector(number: int, cfg: UpstreamConfig) -> RemoteConnector:
+    """The connector of ``[upstreams.<number>]``, its secret and CA read now."""
+    where = f"upstreams.{number}"
+    headers = ({"Authorization": read_auth_header(cfg.auth_header_file, where)}
+               if cfg.auth_header_file is not None else {})
+    verify = tls_context(cfg.ca_file, where) if cfg.url.startswith("https://") else True
+    breaker = CircuitBreaker(failure_threshold=cfg.failure_threshold,
+                             reset_timeout=cfg.reset_timeout, name=f"upstream of {number}")
+    return RemoteConnector(
+        cfg.url, timeout=cfg.timeout, attempts=cfg.attempts, idempotent=cfg.idempotent,
+        breaker=breaker, headers=headers, max_response_bytes=cfg.max_response_bytes,
+        max_depth=cfg.max_depth, verify=verify,
+    )

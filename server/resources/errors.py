@@ -75,8 +75,11 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamRejected(UpstreamError):
-    """The upstream refused the query (4xx) or answered something unusable.
+    """The upstream refused the query (4xx), redirected it (3xx: never followed) or
+    answered something unusable.
 
-    Unusable: not a JSON object, or, for a truncated resource, an answer that does not fit
-    the resource's :class:`~server.resources.catalogue.TruncatedSchema`.
+    Unusable: not a JSON object (not JSON, not UTF-8, not ``application/json``), larger
+    than ``max_response_bytes``, nested deeper than ``max_depth``, or, for a truncated
+    resource, an answer that does not fit the resource's
+    :class:`~server.resources.catalogue.TruncatedSchema`.
     """

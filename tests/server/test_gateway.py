@@ -285,7 +285,7 @@ def test_oversized_message_is_refused_and_recorded(gateway: Harness) -> None:
 
 def test_unexpected_error_is_internal_with_a_request_id(gateway: Harness) -> None:
     class Broken:
-        async def dispatch(self, query: Any) -> Any:
+        async def dispatch(self, query: Any, **options: Any) -> Any:
             raise RuntimeError("secret internals")
 
     gw = gateway.gateway

@@ -41,7 +41,7 @@ class StandIn:
         self.entered = threading.Event()
         self.go = threading.Event()
 
-    async def dispatch(self, query: Any) -> Any:
+    async def dispatch(self, query: Any, **options: Any) -> Any:
         self.calls += 1
         if self.down_for > 0:
             self.down_for -= 1
@@ -53,7 +53,7 @@ class StandIn:
         if self.hold:
             self.entered.set()
             await asyncio.to_thread(self.go.wait, 30)
-        return await self.inner.dispatch(query)
+        return await self.inner.dispatch(query, **options)
 
 
 @pytest.fixture

@@ -135,7 +135,8 @@ def test_issue_payloads_through_the_dispatcher_are_upstream_rejected() -> None:
         def __init__(self, records: list[Any]) -> None:
             self.records = records
 
-        async def fetch(self, resource: Resource, params: Mapping[str, str]) -> dict[str, Any]:
+        async def fetch(self, resource: Resource, params: Mapping[str, str],
+                        options: Any = None) -> dict[str, Any]:
             return {"subject": dict(params), "count": 1, "records": self.records}
 
     for records in ([["2024-01", "120640313373", 187500, "2024-02-10"]], [45000, 47000]):

@@ -27,6 +27,7 @@ from server.resources import (
     validate_query,
 )
 from server.resources import dataset as ds
+from server.resources.upstreams import UpstreamConfig
 from siogw_api.errors import ConfigError, InputError
 from siogw_api.v1 import query_pb2
 from tests.server.resources.upstream import serve
@@ -148,7 +149,8 @@ def test_connector_override_and_config_checks(engine: sa.Engine) -> None:
             self.data = data
             self.calls: list[tuple[int, dict[str, str]]] = []
 
-        async def fetch(self, resource: Resource, params: Mapping[str, str]) -> Any:
+        async def fetch(self, resource: Resource, params: Mapping[str, str],
+                        options: Any = None) -> Any:
             self.calls.append((resource.number, dict(params)))
             return self.data
 
@@ -170,8 +172,9 @@ def test_remote_resource_via_config_is_truncated_too(engine: sa.Engine) -> None:
          "paid_on": "2025-02-05", "amount_kzt": 54321, "sum": 54321,
          "details": {"amount": 1}}]}
     with serve(["500", "ok"], payload=upstream_answer) as up:
-        d = Dispatcher.from_config(EmbeddedConnector(engine), {11: up.url, 12: up.url},
-                                   attempts=2)
+        # idempotent: the upstream honours Idempotency-Key, so the 500 is asked again
+        cfg = UpstreamConfig(url=up.url, attempts=2, idempotent=True, allow_plain_http=True)
+        d = Dispatcher.from_config(EmbeddedConnector(engine), {11: cfg, 12: cfg})
         assert d.connector_for(11) is d.connector_for(12)  # one breaker per upstream
         r = _run(d, q(11, iin=DEMO_PERSON_IIN))
         assert up.calls == 2

@@ -3,7 +3,13 @@
 Each request consumes the next behaviour of ``plan`` (the last one repeats):
 ``ok`` (200 + JSON object), ``500``, ``503``, ``404``, ``close`` (drop the connection
 without answering), ``garbage`` (200 + non-JSON), ``list`` (200 + a JSON array),
-``hang`` (answer only when the test ends: always past any deadline).
+``hang`` (answer only when the test ends: always past any deadline), and for issue 14
+finding 2: ``drip`` (200 headers, then one byte of the body every 0.8 s until the client
+goes away; ``dripped`` counts the bytes, ``gone`` is set when the client left),
+``redirect`` (302 to ``redirect_to``), ``text`` (200 ``text/plain``), ``deep`` (JSON
+nested 5,000 deep), ``big`` (a JSON object of ``big_bytes`` with no Content-Length: read
+until the limit), ``bighdr`` (the same with its Content-Length), ``400``, ``403``.
+Every request's headers are kept in ``headers``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ class Upstream:
     payload: dict[str, Any] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    redirect_to: str = ""
+    big_bytes: int = 2 * 1024 * 1024
+    dripped: int = 0
+    gone: threading.Event = field(default_factory=threading.Event)
 
     @property
     def calls(self) -> int:
@@ -50,14 +61,19 @@ def serve(plan: list[str], payload: dict[str, Any] | None = None) -> Iterator[Up
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
+            with state.lock:
+                state.headers.append({k.lower(): v for k, v in self.headers.items()})
             behaviour = state.next_behaviour(body)
+            if behaviour in _SPECIAL:
+                _SPECIAL[behaviour](self, state)
+                return
             if behaviour == "close":
                 self.close_connection = True
                 return
             if behaviour == "hang":
                 state.release.wait(60)
                 behaviour = "ok"
-            if behaviour in ("500", "503", "404"):
+            if behaviour in ("500", "503", "404", "400", "403"):
                 self.send_error(int(behaviour))
                 return
             if behaviour == "garbage":
@@ -97,3 +113,64 @@ def down_url() -> str:
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}/query"
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
+          *, length: bool = True, extra: dict[str, str] | None = None) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", ctype)
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    for k, v in (extra or {}).items():
+        handler.send_header(k, v)
+    handler.end_headers()
+    try:
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def _drip(handler: BaseHTTPRequestHandler, state: Upstream) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    try:
+        while not state.release.is_set():
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            with state.lock:
+                state.dripped += 1
+            state.release.wait(0.8)
+    except (BrokenPipeError, ConnectionResetError):
+        state.gone.set()
+    handler.close_connection = True
+
+
+def _redirect(handler: BaseHTTPRequestHandler, state: Upstream) -> None:
+    _send(handler, 302, b"", "application/json", extra={"Location": state.redirect_to})
+
+
+def _text(handler: BaseHTTPRequestHandler, state: Upstream) -> None:
+    _send(handler, 200, b"hello, not json", "text/plain")
+
+
+def _deep(handler: BaseHTTPRequestHandler, state: Upstream) -> None:
+    _send(handler, 200, b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json")
+
+
+def _big(handler: BaseHTTPRequestHandler, state: Upstream, *, length: bool = False) -> None:
+    body = b'{"blob":"' + b"x" * state.big_bytes + b'"}'
+    if not length:
+        handler.close_connection = True  # the body ends when the connection does
+    _send(handler, 200, body, "application/json", length=length)
+
+
+_SPECIAL = {
+    "drip": _drip,
+    "redirect": _redirect,
+    "text": _text,
+    "deep": _deep,
+    "big": _big,
+    "bighdr": lambda h, s: _big(h, s, length=True),
+}
