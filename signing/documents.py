@@ -29,6 +29,9 @@ PAYLOAD_APPLICATION = "application/vnd.siogw.application+json"
 PAYLOAD_TRANSFER = "application/vnd.siogw.transfer+json"
 PAYLOAD_RESOLUTION = "application/vnd.siogw.resolution+json"
 PAYLOAD_REFUSAL = _DSSE_REFUSAL
+#: The applicant's proof of holding the application's certificate (a protobuf
+#: ``siogw.v1.ApplicantProof``, not JSON), for the applicant's status and refusal calls.
+PAYLOAD_APPLICANT_PROOF = "application/vnd.siogw.applicant-proof+protobuf"
 
 #: The longest refusal reason a refusal document carries (longer ones are cut).
 MAX_REFUSAL_REASON = 1000
