@@ -130,14 +130,19 @@ def parse_certificate(data: bytes) -> x509.Certificate:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 
-def register_certificate(gateway: Gateway | None, store: Store, user_id: str, data: bytes) -> str:
-    """Check (when a gateway is given) and register a certificate; returns its fingerprint."""
+def register_certificate(
+    gateway: Gateway | None, store: Store, user_id: str, data: bytes,
+    token_label: str | None = None,
+) -> str:
+    """Check (when a gateway is given) and register a certificate; returns its fingerprint.
+    ``token_label``: the token holding the key (for the PIN-age warnings)."""
     cert = parse_certificate(data)
     if gateway is not None:
         gateway.check_certificate(cert)
     row = store.register_certificate(
         user_id, der(cert), serial_hex=format(cert.serial_number, "x"),
         key_id=key_id_for(cert.public_key()),  # type: ignore[arg-type]
+        token_label=token_label,
     )
     return row.fingerprint
 
@@ -199,7 +204,8 @@ def execute(
         )
     if which == "register_certificate":
         rc = command.register_certificate
-        fp = register_certificate(gateway, store, rc.user_id, bytes(rc.certificate_der))
+        fp = register_certificate(gateway, store, rc.user_id, bytes(rc.certificate_der),
+                                  token_label=rc.token_label or None)
         return f"certificate {fp[:16]}… registered to {rc.user_id}"
     if which == "publish_maintenance":
         w = command.publish_maintenance.window
@@ -225,9 +231,14 @@ def execute(
     raise MissingField("the admin command names no operation")
 
 
-def store_result(store: Store, command: admin_pb2.AdminCommand) -> Any:
+def store_result(
+    store: Store, command: admin_pb2.AdminCommand, ops: Operations | None = None
+) -> Any:
     """The typed result of a command :func:`execute` ran (None when it has none)."""
     which = command.WhichOneof("command")
+    if which == "register_certificate" and ops is not None:
+        return R.certificate(ops.certificates.get(
+            fingerprint(bytes(command.register_certificate.certificate_der))))
     user_id = {"enroll_user": command.enroll_user.user_id,
                "block_user": command.block_user.user_id,
                "unblock_user": command.unblock_user.user_id}.get(which or "")
@@ -485,7 +496,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if done is None:
             actor = Actor(session.user_id, session.user.role)
             message = execute(gw, gw.store, command, actor)
-            result = store_result(gw.store, command)
+            result = await asyncio.to_thread(
+                store_result, gw.store, command,
+                gw.ops_wiring.ops if gw.ops_wiring is not None else None)
         else:
             message, result = done
         if which in ("publish_maintenance", "cancel_maintenance") and callable(
