@@ -89,6 +89,11 @@ class Cancellation:
     reason: str
 
 
+#: The longest reason a cancellation keeps, and the longest window id (the columns' sizes).
+MAX_CANCEL_REASON = 2000
+MAX_WINDOW_ID = 64
+
+
 def cancel_window(
     conn: Connection, *, window_id: str, cancelled_by: str, reason: str, now: _dt.datetime
 ) -> Cancellation:
@@ -100,6 +105,10 @@ def cancel_window(
     reason = reason.strip()
     if not reason:
         raise InputError("a cancellation needs a reason")
+    if len(reason) > MAX_CANCEL_REASON:
+        raise InputError(f"a cancellation's reason is at most {MAX_CANCEL_REASON} characters")
+    if len(window_id) > MAX_WINDOW_ID:  # no such window can exist
+        raise UnknownWindow("no maintenance window with this id")
     row = conn.execute(
         sa.select(maintenance).where(maintenance.c.id == window_id).with_for_update()
     ).first()

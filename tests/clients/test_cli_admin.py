@@ -150,7 +150,7 @@ def cli(
             drop()
 
 
-# --- users ------------------------------------------------------------------------------------
+# --- users ----------
 def test_the_operator_enrols_everyone_and_each_logs_in(cli: Cli) -> None:
     cli.login("operator")
     for name in ROLES:
@@ -197,7 +197,7 @@ def test_users_list_show_block_unblock(cli: Cli) -> None:
     cli.refused("prosecutor", "block_user", "users", "block", analyst.user_id, "--reason", "x")
 
 
-# --- certificates -------------------------------------------------------------------------------
+# --- certificates ----------
 def test_certs_register_list_revoke_and_crl(cli: Cli) -> None:
     analyst, rotated = cli.person("analyst"), cli.person("rotated")
     reg = cli.json("security", "certs", "register", analyst.user_id, str(rotated.cert_file),
@@ -225,7 +225,7 @@ def test_certs_register_list_revoke_and_crl(cli: Cli) -> None:
     cli.refused("operator", "import_crl", "certs", "import-crl", str(crl))
 
 
-# --- maintenance ----------------------------------------------------------------------------------
+# --- maintenance ----------
 def test_maintenance_publish_list_cancel(cli: Cli) -> None:
     start = now_utc() + _dt.timedelta(days=4)
     window_id = f"mw-{secrets.token_hex(3)}"
@@ -256,7 +256,7 @@ def test_maintenance_publish_list_cancel(cli: Cli) -> None:
                 "--reason", "x")
 
 
-# --- emergencies ----------------------------------------------------------------------------------
+# --- emergencies ----------
 def test_emergencies_record_resolve_list(cli: Cli) -> None:
     onset = now_utc() - _dt.timedelta(hours=2)
     item = cli.json("operator", "emergencies", "record", "--onset", astana_iso(onset),
@@ -276,7 +276,7 @@ def test_emergencies_record_resolve_list(cli: Cli) -> None:
                 astana_iso(onset), "--causes", "x", "--measures", "y")
 
 
-# --- applications -----------------------------------------------------------------------------------
+# --- applications ----------
 def test_applications_file_refuse_correct_register(cli: Cli) -> None:
     from server.resources.identifiers import make_iin
 
@@ -323,7 +323,7 @@ def test_applications_file_refuse_correct_register(cli: Cli) -> None:
     assert r.returncode == 9 and "PERMISSION_DENIED" in r.stderr
 
 
-# --- transfers --------------------------------------------------------------------------------------
+# --- transfers ----------
 def test_transfers_file_list_apply(cli: Cli) -> None:
     analyst = cli.person("analyst")
     signed = now_utc() - _dt.timedelta(hours=30)
@@ -341,7 +341,7 @@ def test_transfers_file_list_apply(cli: Cli) -> None:
     cli.refused("controller", "apply_transfer", "transfers", "apply", filed["id"])
 
 
-# --- the controller: outbox, alerts, reviews -----------------------------------------------------
+# --- the controller: outbox, alerts, reviews ----------
 def test_outbox_after_a_violation_block(cli: Cli) -> None:
     user_id = cli.made["registered_user"]
     out = cli.ok("controller", "users", "block", user_id, "--kind", "violation",

@@ -68,6 +68,11 @@ def test_a_cancelled_window_is_no_longer_announced_and_the_cancellation_is_recor
         gw, "olga", cancel_maintenance=admin_pb2.CancelMaintenance(
             window_id="no-such-window", reason="x")))
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_WINDOW")
+    # an id longer than any window's (the column holds 64): not found, not a storage error
+    code, reason, _ = rpc_error(lambda: admin(
+        gw, "olga", cancel_maintenance=admin_pb2.CancelMaintenance(
+            window_id="w" * 300, reason="x")))
+    assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_WINDOW")
 
 
 def test_cancelling_an_open_window_reopens_the_gateway(gw: Harness) -> None:
