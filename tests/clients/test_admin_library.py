@@ -105,3 +105,57 @@ def test_a_command_for_another_role_is_refused(
         assert "may not run list_users" in err.value.server_message
         # reading the journal is every signed-in user's
         assert isinstance(client.get_journal(), admin_pb2.Journal)
+
+
+def test_the_applicant_and_the_operator_sign_their_documents_client_side(
+    client_world: ClientWorld, connect: Callable[..., Any], softhsm_store: Any,
+    client_kind: str,
+) -> None:
+    """Application (the applicant's token), refusal (the operator's), the corrected
+    application registered, and the new user's transfer edit (their own token)."""
+    from server.resources.identifiers import make_iin
+    from signing.ca import CertificateAuthority
+    from tests.server.conftest import make_token_signer
+
+    ca = CertificateAuthority.open(client_world.world.ca_dir)
+    applicant = make_token_signer(softhsm_store, client_world.home / "secrets",
+                                  f"lib-{client_kind[:4]}", ca)
+    iin = make_iin(_dt.date(1993, 7, 8), "M", secrets.randbelow(9000) + 1)
+    phone = f"+7701{secrets.randbelow(10**7):07d}"
+    with connect() as client:
+        first = client.file_application(applicant, iin=iin, full_name="Ruslan Applicant",
+                                        phone=phone, basis="financial_monitoring")
+        assert isinstance(first, admin_pb2.ApplicationStatus) and first.status == "pending"
+        assert client.application_status(first.application_id, applicant).status == "pending"
+
+        _login(client_world, client, "operator")
+        pending = client.list_applications(status="pending")
+        assert isinstance(pending.result, admin_pb2.ApplicationList)
+        [entry] = [a for a in pending.result.applications if a.id == first.application_id]
+        assert entry.iin == iin and not entry.overdue
+        refused = client.refuse_application(first.application_id, "the unit is missing")
+        assert isinstance(refused.result, admin_pb2.RefusalInfo)
+        assert refused.result.refused_by == client_world.person("operator").user_id
+
+        refusal = client.application_refusal(first.application_id, applicant)
+        assert refusal.payload["reason"] == "the unit is missing"
+        assert refusal.payload["iin"] == iin and refusal.document.startswith(b"{")
+
+        second = client.file_application(
+            applicant, iin=iin, full_name="Ruslan Applicant", phone=phone,
+            basis="financial_monitoring", unit="Analytics", corrects=first.application_id)
+        user_id = f"ruslan-{secrets.token_hex(2)}"
+        registered = client.register_application(second.application_id, user_id=user_id)
+        assert isinstance(registered.result, admin_pb2.EnrolmentInfo)
+        assert registered.result.user_id == user_id
+
+    with connect() as client:  # the new user files their transfer edit on their token
+        client.login(user_id, applicant, factor="sms",
+                     sms_code_provider=demo.sms_reader(client_world.world, user_id))
+        filed = client.file_transfer("Investigations", "senior analyst", "ORD-9",
+                                     now_utc() - _dt.timedelta(hours=1))
+        assert isinstance(filed.result, admin_pb2.TransferEntry)
+        assert filed.result.user_id == user_id and not filed.result.late
+        with pytest.raises(ClientError) as err:  # not theirs to apply
+            client.apply_transfer(filed.result.id)
+        assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
