@@ -31,9 +31,11 @@ if TYPE_CHECKING:
         PreparedQuery,
         QueryOutcome,
         Receipt,
+        RefusalDocument,
         ResourceInfo,
         ServiceStatusInfo,
         build_query,
+        message_dict,
         verify_receipt,
     )
     from clients.aio import AsyncGatewayClient
@@ -54,7 +56,9 @@ _WHERE: dict[str, str] = {
     "PreparedQuery": "clients._common",
     "QueryOutcome": "clients._common",
     "Receipt": "clients._common",
+    "RefusalDocument": "clients._common",
     "ResourceInfo": "clients._common",
+    "message_dict": "clients._common",
     "ServiceStatusInfo": "clients._common",
     "build_query": "clients._common",
     "verify_receipt": "clients._common",
@@ -87,11 +91,13 @@ __all__ = [
     "PreparedQuery",
     "QueryOutcome",
     "Receipt",
+    "RefusalDocument",
     "ResourceInfo",
     "ResultVerificationError",
     "ServiceStatusInfo",
     "SoftwareDeviceKey",
     "build_query",
+    "message_dict",
     "verify_receipt",
 ]
 

@@ -29,7 +29,7 @@ from google.protobuf.message import Message as ProtoMessage
 from google.rpc import error_details_pb2, status_pb2
 
 from clients.errors import ClientError, ClientUsageError, ResultVerificationError
-from signing import dsse
+from signing import documents, dsse
 from signing.api import PublicKey, Signer, key_id_for
 from signing.errors import CertificateExpired, UnknownSigner
 from signing.merkle import verify_inclusion
@@ -195,8 +195,29 @@ class QueryOutcome:
 
 @dataclass(frozen=True)
 class AdminOutcome:
+    """An admin command's answer: the gateway's one-line ``message``, the audit
+    ``receipt`` of its record, and its typed ``result`` -- the message set in
+    ``AdminResponse.result`` (``UserList``, ``CertificateList``, ...), or None."""
+
     message: str
     receipt: Receipt | None
+    result: ProtoMessage | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "receipt": self.receipt.as_dict() if self.receipt else None,
+            "result": message_dict(self.result) if self.result is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class RefusalDocument:
+    """A refusal of an application as the operator signed it (DSSE JSON, verify it with
+    ``siogw verify``) and its payload (read, not verified here)."""
+
+    document: bytes
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -213,6 +234,46 @@ class PreparedQuery:
 
     def request(self) -> query_pb2.QueryRequest:
         return query_pb2.QueryRequest(envelope=envelope_to_proto(self.envelope))
+
+
+def message_dict(msg: ProtoMessage) -> dict[str, Any]:
+    """A result message as plain Python: every field by its proto name, unset ones as their
+    default ("" / 0 / False / []), 64-bit integers as ints (not JSON's strings)."""
+    out: dict[str, Any] = {}
+    for fd in msg.DESCRIPTOR.fields:
+        value = getattr(msg, fd.name)
+        if fd.message_type is not None:
+            if fd.is_repeated:
+                out[fd.name] = [message_dict(v) for v in value]
+            elif msg.HasField(fd.name):
+                out[fd.name] = message_dict(value)
+            else:
+                out[fd.name] = None
+        elif fd.is_repeated:
+            out[fd.name] = list(value)
+        elif isinstance(value, bytes):
+            out[fd.name] = value.hex()
+        else:
+            out[fd.name] = value
+    return out
+
+
+def admin_outcome(msg: admin_pb2.AdminResponse) -> AdminOutcome:
+    which = msg.WhichOneof("result")
+    return AdminOutcome(
+        message=msg.message,
+        receipt=receipt_or_none(msg),
+        result=getattr(msg, which) if which else None,
+    )
+
+
+def refusal_from_proto(msg: admin_pb2.RefusalResponse) -> RefusalDocument:
+    document = bytes(msg.document)
+    try:
+        payload = json.loads(dsse.decode_envelope(document).payload)
+    except (TrustError, ValueError):
+        payload = {}
+    return RefusalDocument(document=document, payload=payload if isinstance(payload, dict) else {})
 
 
 def receipt_or_none(msg: Any, name: str = "receipt") -> Receipt | None:
@@ -317,6 +378,29 @@ def sign_admin(command: admin_pb2.AdminCommand, signer: Signer) -> admin_pb2.Adm
     payload = command.SerializeToString(deterministic=True)
     envelope = dsse.sign_envelope(dsse.PAYLOAD_ADMIN, payload, signer)
     return admin_pb2.AdminRequest(envelope=envelope_to_proto(envelope))
+
+
+def sign_applicant_proof(application_id: str, signer: Signer) -> admin_pb2.ApplicantRequest:
+    """The applicant's proof (signed with the application's certificate, embedded)."""
+    if signer.certificate is None:
+        raise ClientUsageError("the applicant's signer needs its certificate (--cert)")
+    proof = admin_pb2.ApplicantProof(application_id=application_id, created_at=astana_iso())
+    envelope = dsse.sign_envelope(
+        documents.PAYLOAD_APPLICANT_PROOF, proof.SerializeToString(deterministic=True), signer
+    )
+    return admin_pb2.ApplicantRequest(proof=envelope_to_proto(envelope))
+
+
+def iso_time(value: _dt.datetime | str | None) -> str:
+    """A time for a command field: an aware datetime in Astana ISO 8601, a string as given,
+    None as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            raise ClientUsageError("times need a UTC offset (an aware datetime)")
+        return astana_iso(value)
+    return value
 
 
 # --- verifying what the gateway signs -----------------------------------------------------
@@ -545,6 +629,10 @@ def certificate_der(signer: Signer, certificate: x509.Certificate | bytes | None
     cert = certificate or signer.certificate
     if cert is None:
         raise ClientUsageError("login needs the user's certificate (none given, none on signer)")
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def certificate_der_of(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 

@@ -28,6 +28,7 @@ by service, and the session state (``session_token``, ``user_id``, ``signer``).
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import functools
 from collections.abc import Callable, Generator, Mapping
@@ -41,8 +42,10 @@ from google.protobuf.message import Message as ProtoMessage
 from clients import _common as c
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError, ClientUsageError
+from signing import documents
 from signing.api import Signer
 from signing.wire import bearer_metadata
+from siogw_api.timeutil import now_utc
 from siogw_api.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -50,6 +53,7 @@ from siogw_api.v1 import (
     audit_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
+    common_pb2,
     query_pb2,
     query_pb2_grpc,
 )
@@ -139,12 +143,18 @@ GET_INCLUSION_PROOF: Rpc[c.InclusionProofInfo] = Rpc(
 GET_CONSISTENCY_PROOF: Rpc[c.ConsistencyProofInfo] = Rpc(
     Service.AUDIT, "GetConsistencyProof", Session.IF_ANY, c.consistency_from_proto
 )
-EXECUTE: Rpc[c.AdminOutcome] = Rpc(
-    Service.ADMIN,
-    "Execute",
-    Session.REQUIRED,
-    lambda msg: c.AdminOutcome(message=msg.message, receipt=c.receipt_or_none(msg)),
+EXECUTE: Rpc[c.AdminOutcome] = Rpc(Service.ADMIN, "Execute", Session.REQUIRED, c.admin_outcome)
+# The applicant's side (no session: the applicant proves the application's certificate).
+FILE_APPLICATION: Rpc[admin_pb2.ApplicationStatus] = Rpc(
+    Service.ADMIN, "FileApplication", Session.NONE, _same
 )
+GET_APPLICATION_STATUS: Rpc[admin_pb2.ApplicationStatus] = Rpc(
+    Service.ADMIN, "GetApplicationStatus", Session.NONE, _same
+)
+GET_REFUSAL: Rpc[c.RefusalDocument] = Rpc(
+    Service.ADMIN, "GetRefusal", Session.NONE, c.refusal_from_proto
+)
+GET_JOURNAL: Rpc[admin_pb2.Journal] = Rpc(Service.ADMIN, "GetJournal", Session.REQUIRED, _same)
 
 
 # --- the steps a plan yields ------------------------------------------------------------
@@ -457,3 +467,266 @@ def admin(
     )
     outcome: c.AdminOutcome = yield Call(EXECUTE, request)
     return outcome
+
+
+# --- administration by command (issue 15): one plan per AdminService command ------------
+# Each signs one AdminCommand on the caller's token (the session's signer unless
+# ``signer`` is given) and returns the AdminOutcome with its typed ``result``.
+def enroll_user(
+    client: ClientCore, user_id: str, full_name: str, role: str, *, unit: str, post: str,
+    phone: str, certificate: x509.Certificate | bytes | None,
+    device_public_key_der: bytes | None, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    der = b"" if certificate is None else (
+        certificate if isinstance(certificate, bytes) else c.certificate_der_of(certificate))
+    return (yield from admin(client, admin_pb2.EnrollUser(
+        user_id=user_id, full_name=full_name, role=role, unit=unit, post=post, phone=phone,
+        certificate_der=der, device_public_key_der=device_public_key_der or b""), signer))
+
+
+def block_user(
+    client: ClientCore, user_id: str, reason: str, kind: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.BlockUser(
+        user_id=user_id, reason=reason, kind=kind), signer))
+
+
+def unblock_user(
+    client: ClientCore, user_id: str, reason: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.UnblockUser(user_id=user_id, reason=reason),
+                             signer))
+
+
+def list_users(client: ClientCore, role: str, signer: Signer | None) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListUsers(role=role), signer))
+
+
+def show_user(client: ClientCore, user_id: str, signer: Signer | None) -> Plan[c.AdminOutcome]:
+    """One user (``result`` a ``UserEntry``), read through the ListUsers command."""
+    listed = yield from list_users(client, "", signer)
+    found = [u for u in getattr(listed.result, "users", ()) if u.user_id == user_id]
+    if not found:
+        raise ClientUsageError(f"no user {user_id!r} is enrolled")
+    return c.AdminOutcome(message=f"user {user_id}", receipt=listed.receipt, result=found[0])
+
+
+def register_certificate(
+    client: ClientCore, user_id: str, certificate: x509.Certificate | bytes, token_label: str,
+    signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    der = certificate if isinstance(certificate, bytes) else c.certificate_der_of(certificate)
+    return (yield from admin(client, admin_pb2.RegisterCertificate(
+        user_id=user_id, certificate_der=der, token_label=token_label), signer))
+
+
+def revoke_certificate(
+    client: ClientCore, serial_hex: str, fingerprint: str, reason: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    if not serial_hex and not fingerprint:
+        raise ClientUsageError("name the certificate by serial_hex or fingerprint")
+    return (yield from admin(client, admin_pb2.RevokeCertificate(
+        serial_hex=serial_hex, fingerprint=fingerprint, reason=reason), signer))
+
+
+def import_crl(client: ClientCore, crl: bytes, signer: Signer | None) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ImportCrl(crl=crl), signer))
+
+
+def list_certificates(
+    client: ClientCore, user_id: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListCertificates(user_id=user_id), signer))
+
+
+def publish_maintenance(
+    client: ClientCore, starts_at: _dt.datetime | str, ends_at: _dt.datetime | str,
+    description: str, window_id: str, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    window = common_pb2.MaintenanceWindow(
+        id=window_id, starts_at=c.iso_time(starts_at), ends_at=c.iso_time(ends_at),
+        description=description)
+    return (yield from admin(client, admin_pb2.PublishMaintenance(window=window), signer))
+
+
+def cancel_maintenance(
+    client: ClientCore, window_id: str, reason: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.CancelMaintenance(
+        window_id=window_id, reason=reason), signer))
+
+
+def get_journal(client: ClientCore) -> Plan[admin_pb2.Journal]:
+    """The published maintenance windows and the Journal of emergencies (any user)."""
+    journal: admin_pb2.Journal = yield Call(GET_JOURNAL, admin_pb2.GetJournalRequest())
+    return journal
+
+
+def list_maintenance(client: ClientCore) -> Plan[list[common_pb2.MaintenanceWindow]]:
+    """The maintenance windows not ended and not cancelled (from the journal)."""
+    journal = yield from get_journal(client)
+    return list(journal.windows)
+
+
+def record_emergency(
+    client: ClientCore, onset_at: _dt.datetime | str, causes: str, measures: str,
+    resolved_at: _dt.datetime | str | None, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.RecordEmergency(
+        onset_at=c.iso_time(onset_at), causes=causes, measures=measures,
+        resolved_at=c.iso_time(resolved_at)), signer))
+
+
+def resolve_emergency(
+    client: ClientCore, emergency_id: str, resolved_at: _dt.datetime | str | None,
+    measures: str, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ResolveEmergency(
+        emergency_id=emergency_id, resolved_at=c.iso_time(resolved_at), measures=measures),
+        signer))
+
+
+def list_emergencies(
+    client: ClientCore, open_only: bool, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListEmergencies(open_only=open_only), signer))
+
+
+def file_application(
+    client: ClientCore, signer: Signer, *, iin: str, full_name: str, phone: str,
+    requested_role: str, basis: str, unit: str, post: str, corrects: str | None,
+) -> Plan[admin_pb2.ApplicationStatus]:
+    """Sign an application on the applicant's token (its certificate goes in it) and file
+    it; needs no session."""
+    if signer.certificate is None:
+        raise ClientUsageError("the applicant's signer needs its certificate (--cert)")
+    doc = documents.application_document(
+        iin=iin, full_name=full_name, phone=phone,
+        certificate_der=c.certificate_der_of(signer.certificate),
+        requested_role=requested_role, basis=basis, unit=unit, post=post, corrects=corrects)
+    signed: bytes = yield TokenWork(functools.partial(
+        documents.sign_document, documents.PAYLOAD_APPLICATION, doc, signer))
+    status: admin_pb2.ApplicationStatus = yield Call(
+        FILE_APPLICATION, admin_pb2.FileApplicationRequest(document=signed))
+    return status
+
+
+def application_status(
+    client: ClientCore, application_id: str, signer: Signer
+) -> Plan[admin_pb2.ApplicationStatus]:
+    """The applicant's view of an application (signed with the application's key)."""
+    proof = yield TokenWork(functools.partial(c.sign_applicant_proof, application_id, signer))
+    status: admin_pb2.ApplicationStatus = yield Call(GET_APPLICATION_STATUS, proof)
+    return status
+
+
+def application_refusal(
+    client: ClientCore, application_id: str, signer: Signer
+) -> Plan[c.RefusalDocument]:
+    """The refusal of an application, as the operator signed it."""
+    proof = yield TokenWork(functools.partial(c.sign_applicant_proof, application_id, signer))
+    refusal: c.RefusalDocument = yield Call(GET_REFUSAL, proof)
+    return refusal
+
+
+def list_applications(
+    client: ClientCore, status: str, overdue_only: bool, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListApplications(
+        status=status, overdue_only=overdue_only), signer))
+
+
+def register_application(
+    client: ClientCore, application_id: str, user_id: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.RegisterApplication(
+        application_id=application_id, user_id=user_id), signer))
+
+
+def refuse_application(
+    client: ClientCore, application_id: str, reason: str, iin: str | None,
+    signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    """Sign a refusal on the operator's token and send it. Without ``iin``, the pending
+    application is looked up first (ListApplications) for the applicant's IIN."""
+    chosen = client._signer(signer)
+    if not client.user_id:
+        raise ClientUsageError("not logged in: call login() first")
+    if iin is None:
+        pending = yield from list_applications(client, "pending", False, signer)
+        found = [a for a in getattr(pending.result, "applications", ())
+                 if a.id == application_id]
+        if not found:
+            raise ClientUsageError(f"no pending application {application_id!r}")
+        iin = found[0].iin
+    doc = documents.refusal_document(application_id, iin, reason, client.user_id, now_utc())
+    signed: bytes = yield TokenWork(functools.partial(
+        documents.sign_document, documents.PAYLOAD_REFUSAL, doc, chosen))
+    return (yield from admin(client, admin_pb2.RefuseApplication(document=signed), signer))
+
+
+def file_transfer(
+    client: ClientCore, unit: str, post: str, order_number: str,
+    order_signed_at: _dt.datetime, user_id: str | None, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    """A transfer edit signed by the user it moves (the caller unless ``user_id``)."""
+    chosen = client._signer(signer)
+    who = user_id or client.user_id
+    if not who:
+        raise ClientUsageError("not logged in: call login() first")
+    doc = documents.transfer_document(who, unit, post, order_number, order_signed_at)
+    signed: bytes = yield TokenWork(functools.partial(
+        documents.sign_document, documents.PAYLOAD_TRANSFER, doc, chosen))
+    return (yield from admin(client, admin_pb2.FileTransfer(document=signed), signer))
+
+
+def list_transfers(
+    client: ClientCore, late_only: bool, pending_only: bool, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListTransfers(
+        late_only=late_only, pending_only=pending_only), signer))
+
+
+def apply_transfer(
+    client: ClientCore, transfer_id: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ApplyTransfer(transfer_id=transfer_id), signer))
+
+
+def list_alerts(
+    client: ClientCore, open_only: bool, user_id: str, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListAlerts(
+        open_only=open_only, user_id=user_id), signer))
+
+
+def ack_alert(client: ClientCore, alert_id: int, signer: Signer | None) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.AcknowledgeAlert(alert_id=alert_id), signer))
+
+
+def read_outbox(
+    client: ClientCore, include_read: bool, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ReadOutbox(include_read=include_read), signer))
+
+
+def mark_notice_read(
+    client: ClientCore, notification_id: int, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.MarkNoticeRead(
+        notification_id=notification_id), signer))
+
+
+def record_review(
+    client: ClientCore, period_start: _dt.datetime | str, period_end: _dt.datetime | str,
+    note: str, signer: Signer | None,
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.RecordReview(
+        period_start=c.iso_time(period_start), period_end=c.iso_time(period_end), note=note),
+        signer))
+
+
+def list_overdue_reviews(
+    client: ClientCore, all_controllers: bool, signer: Signer | None
+) -> Plan[c.AdminOutcome]:
+    return (yield from admin(client, admin_pb2.ListOverdueReviews(all=all_controllers), signer))

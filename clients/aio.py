@@ -9,6 +9,7 @@ an SMS code provider may be a coroutine function.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from clients import _core as core
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
+from siogw_api.v1 import admin_pb2, common_pb2
 
 T = TypeVar("T")
 
@@ -195,3 +197,367 @@ class AsyncGatewayClient(core.ClientCore):
     # -- administration -------------------------------------------------------------------
     async def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         return await self._run(core.admin(self, command, signer))
+
+    # -- administration by command (issue 15) ----------------------------------------------
+    async def enroll_user(
+        self,
+        user_id: str,
+        full_name: str,
+        role: str,
+        *,
+        unit: str = "",
+        post: str = "",
+        phone: str = "",
+        certificate: x509.Certificate | bytes | None = None,
+        device_public_key_der: bytes | None = None,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Enrol a user (operator); ``result``: the ``UserEntry``."""
+        return await self._run(
+            core.enroll_user(
+                self,
+                user_id,
+                full_name,
+                role,
+                unit=unit,
+                post=post,
+                phone=phone,
+                certificate=certificate,
+                device_public_key_der=device_public_key_der,
+                signer=signer,
+            )
+        )
+
+    async def block_user(
+        self,
+        user_id: str,
+        reason: str,
+        *,
+        kind: str = "suspension",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Block a user (dismissal | suspension | violation); live sessions end at once."""
+        return await self._run(core.block_user(self, user_id, reason, kind, signer))
+
+    async def unblock_user(
+        self,
+        user_id: str,
+        reason: str,
+        *,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Unblock a user."""
+        return await self._run(core.unblock_user(self, user_id, reason, signer))
+
+    async def list_users(self, *, role: str = "", signer: Signer | None = None) -> c.AdminOutcome:
+        """Every enrolled user (``result``: ``UserList``), or those of one role."""
+        return await self._run(core.list_users(self, role, signer))
+
+    async def show_user(self, user_id: str, *, signer: Signer | None = None) -> c.AdminOutcome:
+        """One user (``result``: ``UserEntry``)."""
+        return await self._run(core.show_user(self, user_id, signer))
+
+    async def register_certificate(
+        self,
+        user_id: str,
+        certificate: x509.Certificate | bytes,
+        *,
+        token_label: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Register a (rotated) certificate to a user (``result``: ``CertificateEntry``)."""
+        return await self._run(
+            core.register_certificate(
+                self,
+                user_id,
+                certificate,
+                token_label,
+                signer,
+            )
+        )
+
+    async def revoke_certificate(
+        self,
+        *,
+        serial_hex: str = "",
+        fingerprint: str = "",
+        reason: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Revoke a certificate by serial or fingerprint; its sessions end at once."""
+        return await self._run(
+            core.revoke_certificate(
+                self,
+                serial_hex,
+                fingerprint,
+                reason,
+                signer,
+            )
+        )
+
+    async def import_crl(self, crl: bytes, *, signer: Signer | None = None) -> c.AdminOutcome:
+        """Import a CRL (PEM or DER); ``result``: ``CrlImportResult``."""
+        return await self._run(core.import_crl(self, crl, signer))
+
+    async def list_certificates(
+        self,
+        *,
+        user_id: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Registered certificates with expiry and warnings (``result``: ``CertificateList``)."""
+        return await self._run(core.list_certificates(self, user_id, signer))
+
+    async def publish_maintenance(
+        self,
+        starts_at: _dt.datetime | str,
+        ends_at: _dt.datetime | str,
+        description: str,
+        *,
+        window_id: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Publish a maintenance window (``result``: ``MaintenanceEntry``)."""
+        return await self._run(
+            core.publish_maintenance(
+                self,
+                starts_at,
+                ends_at,
+                description,
+                window_id,
+                signer,
+            )
+        )
+
+    async def cancel_maintenance(
+        self,
+        window_id: str,
+        reason: str,
+        *,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Cancel a published window that has not ended."""
+        return await self._run(core.cancel_maintenance(self, window_id, reason, signer))
+
+    async def list_maintenance(self) -> list[common_pb2.MaintenanceWindow]:
+        """The maintenance windows not ended and not cancelled."""
+        return await self._run(core.list_maintenance(self))
+
+    async def get_journal(self) -> admin_pb2.Journal:
+        """The maintenance windows and the Journal of emergencies (any signed-in user)."""
+        return await self._run(core.get_journal(self))
+
+    async def record_emergency(
+        self,
+        onset_at: _dt.datetime | str,
+        causes: str,
+        measures: str,
+        *,
+        resolved_at: _dt.datetime | str | None = None,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Record an emergency in the Journal (``result``: ``Emergency``)."""
+        return await self._run(
+            core.record_emergency(
+                self,
+                onset_at,
+                causes,
+                measures,
+                resolved_at,
+                signer,
+            )
+        )
+
+    async def resolve_emergency(
+        self,
+        emergency_id: str,
+        *,
+        resolved_at: _dt.datetime | str | None = None,
+        measures: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Mark an emergency resolved (now unless ``resolved_at``)."""
+        return await self._run(
+            core.resolve_emergency(
+                self,
+                emergency_id,
+                resolved_at,
+                measures,
+                signer,
+            )
+        )
+
+    async def list_emergencies(
+        self,
+        *,
+        open_only: bool = False,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """The Journal of emergencies (``result``: ``EmergencyList``)."""
+        return await self._run(core.list_emergencies(self, open_only, signer))
+
+    async def file_application(
+        self,
+        signer: Signer,
+        *,
+        iin: str,
+        full_name: str,
+        phone: str,
+        requested_role: str = "agency_user",
+        basis: str = "",
+        unit: str = "",
+        post: str = "",
+        corrects: str | None = None,
+    ) -> admin_pb2.ApplicationStatus:
+        """File an application for access, signed on the applicant's token (no session)."""
+        return await self._run(
+            core.file_application(
+                self,
+                signer,
+                iin=iin,
+                full_name=full_name,
+                phone=phone,
+                requested_role=requested_role,
+                basis=basis,
+                unit=unit,
+                post=post,
+                corrects=corrects,
+            )
+        )
+
+    async def application_status(
+        self,
+        application_id: str,
+        signer: Signer,
+    ) -> admin_pb2.ApplicationStatus:
+        """The applicant's view of an application (signed with the application's key)."""
+        return await self._run(core.application_status(self, application_id, signer))
+
+    async def application_refusal(self, application_id: str, signer: Signer) -> c.RefusalDocument:
+        """The refusal of an application as the operator signed it."""
+        return await self._run(core.application_refusal(self, application_id, signer))
+
+    async def list_applications(
+        self,
+        *,
+        status: str = "",
+        overdue_only: bool = False,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Applications (``result``: ``ApplicationList``)."""
+        return await self._run(core.list_applications(self, status, overdue_only, signer))
+
+    async def register_application(
+        self,
+        application_id: str,
+        *,
+        user_id: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Register an application: the applicant becomes a user (``result``: ``EnrolmentInfo``)."""
+        return await self._run(core.register_application(self, application_id, user_id, signer))
+
+    async def refuse_application(
+        self,
+        application_id: str,
+        reason: str,
+        *,
+        iin: str | None = None,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Refuse an application with a refusal signed on the operator's token."""
+        return await self._run(core.refuse_application(self, application_id, reason, iin, signer))
+
+    async def file_transfer(
+        self,
+        unit: str,
+        post: str,
+        order_number: str,
+        order_signed_at: _dt.datetime,
+        *,
+        user_id: str | None = None,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """File a transfer edit signed on the user's token (``result``: ``TransferEntry``)."""
+        return await self._run(
+            core.file_transfer(
+                self,
+                unit,
+                post,
+                order_number,
+                order_signed_at,
+                user_id,
+                signer,
+            )
+        )
+
+    async def list_transfers(
+        self,
+        *,
+        late_only: bool = False,
+        pending_only: bool = False,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Transfer edits (``result``: ``TransferList``)."""
+        return await self._run(core.list_transfers(self, late_only, pending_only, signer))
+
+    async def apply_transfer(
+        self,
+        transfer_id: str,
+        *,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Apply a transfer edit to the user's record."""
+        return await self._run(core.apply_transfer(self, transfer_id, signer))
+
+    async def list_alerts(
+        self,
+        *,
+        open_only: bool = False,
+        user_id: str = "",
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Violation alerts (``result``: ``AlertList``)."""
+        return await self._run(core.list_alerts(self, open_only, user_id, signer))
+
+    async def ack_alert(self, alert_id: int, *, signer: Signer | None = None) -> c.AdminOutcome:
+        """Acknowledge an alert."""
+        return await self._run(core.ack_alert(self, alert_id, signer))
+
+    async def read_outbox(
+        self,
+        *,
+        include_read: bool = False,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """The notices to the agency (``result``: ``OutboxList``)."""
+        return await self._run(core.read_outbox(self, include_read, signer))
+
+    async def mark_notice_read(
+        self,
+        notification_id: int,
+        *,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Mark a notice read."""
+        return await self._run(core.mark_notice_read(self, notification_id, signer))
+
+    async def record_review(
+        self,
+        period_start: _dt.datetime | str,
+        period_end: _dt.datetime | str,
+        note: str,
+        *,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Record the controller's review of a period (``result``: ``ReviewEntry``)."""
+        return await self._run(core.record_review(self, period_start, period_end, note, signer))
+
+    async def list_overdue_reviews(
+        self,
+        *,
+        all_controllers: bool = False,
+        signer: Signer | None = None,
+    ) -> c.AdminOutcome:
+        """Controllers whose monthly review is overdue (``result``: ``ReviewStatusList``)."""
+        return await self._run(core.list_overdue_reviews(self, all_controllers, signer))

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clients import cli_admin
 from siogw_api import cmdline
 from siogw_api.errors import ConfigError, InputError
 
@@ -178,6 +179,8 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_cmd_shred)
+
+    cli_admin.add_admin_commands(sub, _add_connection, _client, _session_signer)
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -18,8 +18,8 @@ health right away.
 The operations commands (issue 5: applications, transfers, outbox, alerts, emergencies,
 CRLs, certificates, reviews) run the ``server.ops`` services with
 ``Actor(session.user_id, session role)`` (``Gateway.ops_wiring``, built by
-:mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their structured
-result is ``AdminResponse.data_json``. Block, unblock, certificate
+:mod:`server.assembly`; ``UNIMPLEMENTED`` where the gateway has none); their typed result
+is in ``AdminResponse.result`` (:mod:`server.admin_results`). Block, unblock, certificate
 registration and revocation of users with an operations record (registered from an
 application or imported with an IIN: ``LifecycleService.manages``), and every
 maintenance window, go through the operations services too (recorded there as ``ops.*``
@@ -37,11 +37,7 @@ maintenance windows and the Journal of emergencies (R10).
 from __future__ import annotations
 
 import asyncio
-import base64
-import dataclasses
 import datetime as _dt
-import enum
-import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -53,6 +49,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 from sqlalchemy.engine import Connection
 
+from server import admin_results as R
 from server.biometric import load_device_key
 from server.context import Gateway, check_fresh, der, envelope_bytes
 from server.errors import MissingField, NotPermitted
@@ -67,7 +64,7 @@ from server.store import schema as cp
 from server.store.certificates import fingerprint
 from server.store.users import USER_ACTIVE, USER_BLOCKED
 from server.writeahead import write_ahead
-from signing import dsse
+from signing import documents, dsse
 from signing.api import key_id_for
 from signing.pin_ages import load_pin_ages
 from siogw_api.errors import InputError
@@ -77,7 +74,7 @@ from siogw_api.v1 import admin_pb2, admin_pb2_grpc
 log = logging.getLogger("siogw.server")
 
 #: The applicant's proof of holding the application's certificate (an ApplicantProof).
-PAYLOAD_APPLICANT_PROOF = "application/vnd.siogw.applicant-proof+protobuf"
+PAYLOAD_APPLICANT_PROOF = documents.PAYLOAD_APPLICANT_PROOF
 
 #: Operations commands -> the ``server.ops`` action they perform (None: any signed-in user;
 #: a transfer edit must be signed by the user it names, which the service checks).
@@ -110,6 +107,7 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = {
     "revoke_certificate": frozenset({Role.SECURITY_OFFICER, Role.OPERATOR}),
     "register_certificate": frozenset({Role.OPERATOR, Role.SECURITY_OFFICER}),
     "publish_maintenance": frozenset({Role.OPERATOR}),
+    "cancel_maintenance": frozenset({Role.OPERATOR}),
     **{
         name: (frozenset(PERMISSIONS[action]) if action is not None else frozenset(Role))
         for name, action in OPS_COMMAND_ACTIONS.items()
@@ -132,14 +130,19 @@ def parse_certificate(data: bytes) -> x509.Certificate:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 
-def register_certificate(gateway: Gateway | None, store: Store, user_id: str, data: bytes) -> str:
-    """Check (when a gateway is given) and register a certificate; returns its fingerprint."""
+def register_certificate(
+    gateway: Gateway | None, store: Store, user_id: str, data: bytes,
+    token_label: str | None = None,
+) -> str:
+    """Check (when a gateway is given) and register a certificate; returns its fingerprint.
+    ``token_label``: the token holding the key (for the PIN-age warnings)."""
     cert = parse_certificate(data)
     if gateway is not None:
         gateway.check_certificate(cert)
     row = store.register_certificate(
         user_id, der(cert), serial_hex=format(cert.serial_number, "x"),
         key_id=key_id_for(cert.public_key()),  # type: ignore[arg-type]
+        token_label=token_label,
     )
     return row.fingerprint
 
@@ -201,7 +204,8 @@ def execute(
         )
     if which == "register_certificate":
         rc = command.register_certificate
-        fp = register_certificate(gateway, store, rc.user_id, bytes(rc.certificate_der))
+        fp = register_certificate(gateway, store, rc.user_id, bytes(rc.certificate_der),
+                                  token_label=rc.token_label or None)
         return f"certificate {fp[:16]}… registered to {rc.user_id}"
     if which == "publish_maintenance":
         w = command.publish_maintenance.window
@@ -217,27 +221,36 @@ def execute(
             f"maintenance {row.id} published: {astana_iso(row.starts_at)} .. "
             f"{astana_iso(row.ends_at)}"
         )
+    if which == "cancel_maintenance":
+        cm = command.cancel_maintenance
+        if not cm.window_id:
+            raise MissingField("cancel_maintenance needs window_id")
+        done = store.cancel_window(cm.window_id, reason=cm.reason,
+                                   cancelled_by=actor.user_id if actor else "local")
+        return f"maintenance {done.id} cancelled"
     raise MissingField("the admin command names no operation")
 
 
+def store_result(
+    store: Store, command: admin_pb2.AdminCommand, ops: Operations | None = None
+) -> Any:
+    """The typed result of a command :func:`execute` ran (None when it has none)."""
+    which = command.WhichOneof("command")
+    if which == "register_certificate" and ops is not None:
+        return R.certificate(ops.certificates.get(
+            fingerprint(bytes(command.register_certificate.certificate_der))))
+    user_id = {"enroll_user": command.enroll_user.user_id,
+               "block_user": command.block_user.user_id,
+               "unblock_user": command.unblock_user.user_id}.get(which or "")
+    if not user_id:
+        return None
+    row = store.require_user(user_id)
+    return admin_pb2.UserEntry(
+        user_id=row.user_id, full_name=row.full_name, role=row.role, unit=row.unit,
+        post=row.post, phone=row.phone, status=row.status, status_reason=row.status_reason)
+
+
 # --- operations commands ---------------------------------------------------------------
-def to_data(value: Any) -> Any:
-    """A JSON-ready form of ops results (dataclasses, times in Astana, bytes as base64)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, _dt.datetime):
-        return astana_iso(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, Mapping):
-        return {str(k): to_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_data(v) for v in value]
-    return value
-
-
 def _time(text: str, what: str) -> _dt.datetime:
     if not text:
         raise MissingField(f"{what} is empty")
@@ -272,7 +285,8 @@ def execute_ops(
 ) -> tuple[str, Any] | None:
     """Run one command through the operations services (blocking; call off the loop).
 
-    Returns ``(message, data)``, or ``None`` when the command is not the operations
+    Returns ``(message, result)`` (a result message of :mod:`server.admin_results`), or
+    ``None`` when the command is not the operations
     domain's (a user without an operations record; enroll_user): :func:`execute`
     handles those.
     """
@@ -284,13 +298,13 @@ def execute_ops(
             return None
         user = life.block(actor, c.user_id, c.kind or BlockKind.SUSPENSION, c.reason)
         return (f"user {c.user_id} blocked ({user.block_kind}); live sessions ended",
-                to_data(user))
+                R.user(user))
     if which == "unblock_user":
         u = command.unblock_user
         if not life.manages(u.user_id):
             return None
         user = life.unblock(actor, u.user_id, u.reason)
-        return f"user {u.user_id} unblocked", to_data(user)
+        return f"user {u.user_id} unblocked", R.user(user)
     if which == "register_certificate":
         rc = command.register_certificate
         if not life.manages(rc.user_id):
@@ -298,7 +312,7 @@ def execute_ops(
         info = certs.register(actor, rc.user_id, bytes(rc.certificate_der),
                               token_label=rc.token_label or None)
         return (f"certificate {info.fingerprint[:16]}… registered to {rc.user_id}",
-                to_data(info))
+                R.certificate(info))
     if which == "revoke_certificate":
         r = command.revoke_certificate
         fp = r.fingerprint or (_ops_cert_by_serial(ops, r.serial_hex) if r.serial_hex else None)
@@ -309,95 +323,99 @@ def execute_ops(
         info = certs.revoke(actor, fp, r.reason or "keyCompromise")
         assert info.revoked_at is not None
         return (f"certificate {info.serial_hex} revoked at {astana_iso(info.revoked_at)}; "
-                "its sessions ended", to_data(info))
+                "its sessions ended", R.certificate(info))
     if which == "publish_maintenance":
         w = command.publish_maintenance.window
         window = ops.journal.publish_window(
             actor, _time(w.starts_at, "starts_at"), _time(w.ends_at, "ends_at"),
             w.description or "planned maintenance", window_id=w.id or None)
         return (f"maintenance {window.id} published: {astana_iso(window.starts_at)} .. "
-                f"{astana_iso(window.ends_at)}", to_data(window))
+                f"{astana_iso(window.ends_at)}", R.window(window))
+    if which == "cancel_maintenance":
+        cm = command.cancel_maintenance
+        if not cm.window_id:
+            raise MissingField("cancel_maintenance needs window_id")
+        done = ops.journal.cancel_window(actor, cm.window_id, cm.reason)
+        return f"maintenance {done.id} cancelled", R.cancellation(done)
     if which == "list_applications":
         la = command.list_applications
         items = (apps.overdue(actor) if la.overdue_only
                  else apps.applications(actor, status=la.status or None))
-        rows = [{**to_data(a), "overdue": a.overdue(ops.ctx.now())} for a in items]
-        return f"{len(rows)} application(s)", {"applications": rows}
+        return f"{len(items)} application(s)", R.applications(items, ops.ctx.now())
     if which == "register_application":
         ra = command.register_application
         enrolment = apps.register(actor, ra.application_id, user_id=ra.user_id or None)
-        data = to_data(enrolment)
-        data.pop("certificate_der", None)
-        return f"application {ra.application_id} registered as user {enrolment.user_id}", data
+        return (f"application {ra.application_id} registered as user {enrolment.user_id}",
+                R.enrolment(enrolment))
     if which == "refuse_application":
         if session_certificate is None:
             raise MissingField("a refusal must be signed on the operator's token")
         refusal = apps.refuse_signed(actor, bytes(command.refuse_application.document),
                                      signer_certificates=[session_certificate])
-        return f"application {refusal.application_id} refused", to_data(refusal)
+        return f"application {refusal.application_id} refused", R.refusal(refusal)
     if which == "file_transfer":
         edit = life.file_transfer(bytes(command.file_transfer.document))
         late = " (filed late: more than 24 hours after the order)" if edit.late else ""
-        return f"transfer edit {edit.id} filed{late}", to_data(edit)
+        return f"transfer edit {edit.id} filed{late}", R.transfer(edit)
     if which == "list_transfers":
         lt = command.list_transfers
         edits = life.transfers(actor, late_only=lt.late_only, pending_only=lt.pending_only)
-        return f"{len(edits)} transfer edit(s)", {"transfers": to_data(list(edits))}
+        return f"{len(edits)} transfer edit(s)", R.transfers(edits)
     if which == "apply_transfer":
         user = life.apply_transfer(actor, command.apply_transfer.transfer_id)
-        return f"transfer edit applied to {user.user_id}", to_data(user)
+        return f"transfer edit applied to {user.user_id}", R.user(user)
     if which == "read_outbox":
         notes = life.outbox(actor, unread_only=not command.read_outbox.include_read)
-        return f"{len(notes)} notice(s)", {"notices": to_data(list(notes))}
+        return f"{len(notes)} notice(s)", R.outbox(notes)
     if which == "mark_notice_read":
         note = life.mark_read(actor, command.mark_notice_read.notification_id)
-        return f"notice {note.id} read", to_data(note)
+        return f"notice {note.id} read", R.notice(note)
     if which == "list_alerts":
         la2 = command.list_alerts
         alerts = ops.rules.alerts(actor, open_only=la2.open_only, user_id=la2.user_id or None)
-        return f"{len(alerts)} alert(s)", {"alerts": to_data(list(alerts))}
+        return f"{len(alerts)} alert(s)", R.alerts(alerts)
     if which == "acknowledge_alert":
         alert = ops.rules.acknowledge(actor, command.acknowledge_alert.alert_id)
-        return f"alert {alert.id} acknowledged", to_data(alert)
+        return f"alert {alert.id} acknowledged", R.alert(alert)
     if which == "record_emergency":
         e = command.record_emergency
         item = ops.journal.record_emergency(
             actor, onset_at=_time(e.onset_at, "onset_at"), causes=e.causes,
             measures=e.measures, resolved_at=_opt_time(e.resolved_at))
-        return f"emergency {item.id} recorded", to_data(item)
+        return f"emergency {item.id} recorded", R.emergency(item)
     if which == "resolve_emergency":
         re_ = command.resolve_emergency
         item = ops.journal.resolve_emergency(
             actor, re_.emergency_id, resolved_at=_opt_time(re_.resolved_at) or ops.ctx.now(),
             measures=re_.measures or None)
-        return f"emergency {item.id} resolved", to_data(item)
+        return f"emergency {item.id} resolved", R.emergency(item)
     if which == "list_emergencies":
         found = ops.journal.emergencies(actor, open_only=command.list_emergencies.open_only)
-        return f"{len(found)} emergenc(ies)", {"emergencies": to_data(list(found))}
+        return f"{len(found)} emergenc(ies)", R.emergencies(found)
     if which == "import_crl":
         revoked = certs.import_crl(actor, bytes(command.import_crl.crl))
         return (f"CRL imported: {len(revoked)} registered certificate(s) revoked",
-                {"revoked": to_data(revoked)})
+                admin_pb2.CrlImportResult(revoked=[R.certificate(c) for c in revoked]))
     if which == "list_certificates":
         pin_ages = load_pin_ages(pin_ages_home) if pin_ages_home is not None else None
         overview = certs.overview(actor, pin_ages=pin_ages,
                                   user_id=command.list_certificates.user_id or None)
-        rows = [{**to_data(c.certificate), "warnings": list(c.warnings)} for c in overview]
         warned = sum(1 for c in overview if c.warnings)
-        return f"{len(rows)} certificate(s), {warned} with warnings", {"certificates": rows}
+        return (f"{len(overview)} certificate(s), {warned} with warnings",
+                R.certificates(overview))
     if which == "record_review":
         rv = command.record_review
         review = ops.reports.record_review(actor, _time(rv.period_start, "period_start"),
                                            _time(rv.period_end, "period_end"), rv.note)
-        return f"review {review.id} recorded", to_data(review)
+        return f"review {review.id} recorded", R.review(review)
     if which == "list_overdue_reviews":
         statuses = (ops.reports.review_status(actor) if command.list_overdue_reviews.all
                     else ops.reports.overdue_reviews(actor))
         return (f"{sum(1 for r in statuses if r.overdue)} controller(s) overdue",
-                {"controllers": to_data(list(statuses))})
+                R.review_statuses(statuses))
     if which == "list_users":
         users = life.users(actor, role=command.list_users.role or None)
-        return f"{len(users)} user(s)", {"users": to_data(list(users))}
+        return f"{len(users)} user(s)", R.users(users)
     return None
 
 
@@ -477,18 +495,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                            pin_ages_home=gw.config.home)
         if done is None:
             actor = Actor(session.user_id, session.user.role)
-            message, data = execute(gw, gw.store, command, actor), None
+            message = execute(gw, gw.store, command, actor)
+            result = await asyncio.to_thread(
+                store_result, gw.store, command,
+                gw.ops_wiring.ops if gw.ops_wiring is not None else None)
         else:
-            message, data = done
-        if which == "publish_maintenance" and callable(self.on_maintenance):
+            message, result = done
+        if which in ("publish_maintenance", "cancel_maintenance") and callable(
+                self.on_maintenance):
             await self.on_maintenance()
         receipt = await intent.done(
             {"request_id": command.request_id, "command": which, "message": message}
         )
-        return admin_pb2.AdminResponse(
-            message=message, receipt=receipt.to_proto(),
-            data_json=json.dumps(data, ensure_ascii=False, sort_keys=True) if data else "",
-        )
+        return R.respond(message, result, receipt=receipt.to_proto())
 
     # -- the applicant (R3): no session ------------------------------------------------------
     async def FileApplication(

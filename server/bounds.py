@@ -61,7 +61,6 @@ STRING_CAPS: dict[str, int] = {
     "message": 2000,
     "measures": 4000,
     "causes": 4000,
-    "data_json": 16000,
 }
 #: Strings not named in :data:`STRING_CAPS` (identifiers, times, bases, short names).
 DEFAULT_STRING_CAP = 512

@@ -5,8 +5,9 @@ the log is opened before anything changes, so while a running gateway holds it t
 command refuses (use the signed AdminService then).
 
 ``siogw admin`` acts directly on the control-plane database named by the configuration
-(``$SIOGW_HOME/siogw.toml``); it is for bootstrapping the first operator and for
-emergencies. Day-to-day administration goes through the signed AdminService. Module
+(``$SIOGW_HOME/siogw.toml``); it is for bootstrapping the first operator (with the
+gateway stopped) and for emergencies. Day-to-day administration goes through the signed
+AdminService: ``siogw client users ...``, ``certs``, ``maintenance``, ... (issue 15). Module
 imports are light: gRPC and the database are loaded inside the commands.
 
 Operations views that make sense offline (issue 5), on the same database:
@@ -334,7 +335,15 @@ def register(subparsers: Any) -> None:
     )
     serve.set_defaults(func=_serve)
 
-    admin = subparsers.add_parser("admin", help="bootstrap administration on the database")
+    admin = subparsers.add_parser(
+        "admin",
+        help="bootstrap: enrol the first operator (with the gateway stopped)",
+        description="Bootstrap administration directly on the database: enrol the first "
+        "operator, with the gateway stopped (the audit log must be free). Everything else, "
+        "on a running gateway, is signed on your token with `siogw client NOUN VERB`: "
+        "`siogw client users enroll|block|unblock|list|show`, `siogw client certs ...`, "
+        "`siogw client maintenance ...` (see `siogw client --help`).",
+    )
     admin.add_argument("--home", default=None, help="$SIOGW_HOME (default: env or ./var)")
     sub = admin.add_subparsers(dest="admin_command", metavar="OPERATION")
     sub.required = True

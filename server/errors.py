@@ -66,7 +66,14 @@ from server.resources.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from server.store.errors import CertificateInUse, DuplicateUser, ReplayDetected, UnknownUser
+from server.store.errors import (
+    CertificateInUse,
+    DuplicateUser,
+    ReplayDetected,
+    UnknownUser,
+    UnknownWindow,
+    WindowNotCancellable,
+)
 from signing.errors import MalformedEnvelope
 from siogw_api.errors import (
     AuditError,
@@ -218,6 +225,8 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
     DocumentReplayed: grpc.StatusCode.ALREADY_EXISTS,
     UnknownUser: grpc.StatusCode.NOT_FOUND,
+    UnknownWindow: grpc.StatusCode.NOT_FOUND,
+    WindowNotCancellable: grpc.StatusCode.FAILED_PRECONDITION,
     DuplicateUser: grpc.StatusCode.ALREADY_EXISTS,
     OpsDuplicate: grpc.StatusCode.ALREADY_EXISTS,
     CertificateInUse: grpc.StatusCode.ALREADY_EXISTS,

@@ -66,6 +66,7 @@ from server.resources.catalogue import ROLE_BASES
 from server.resources.identifiers import validate_iin
 from server.store import schema as cp
 from signing.api import Signer
+from signing.documents import refusal_document
 from signing.dsse import decode_envelope, verify_envelope
 from signing.trust import CertificateVerifier, TrustChecker
 from siogw_api.timeutil import astana_iso
@@ -444,12 +445,9 @@ class ApplicationService:
 def refusal_payload(application: Application, reason: str, refused_by: str,
                     refused_at: _dt.datetime) -> dict[str, Any]:
     """The JSON a refusal signs (for clients that sign on the operator's token)."""
-    reason = reason.strip()
-    if not reason:
+    if not reason.strip():
         raise InvalidDocument("a refusal needs a reason (false, incomplete or stale data)")
-    return {"application_id": application.id, "iin": application.iin, "reason": reason[:1000],
-            "refused_by": refused_by, "refused_at": astana_iso(refused_at),
-            "corrections_allowed": True}
+    return refusal_document(application.id, application.iin, reason, refused_by, refused_at)
 
 
 def _refusal_from(doc: dict[str, Any], signer_subject: str) -> Refusal:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from audit.record import AuditRecord
 from server.ops.errors import Duplicate, InvalidDocument, OpsStorageError
+from signing import documents
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import ensure_utc, now_utc, parse_iso
 
@@ -130,9 +131,7 @@ def b64_field(doc: Mapping[str, Any], name: str, what: str) -> bytes:
         raise InvalidDocument(f"{what}: {name!r} is not base64") from None
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes:
-    """Compact, key-sorted JSON (the payloads the domain signs)."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+dumps = documents.dumps  # compact, key-sorted JSON (the payloads the domain signs)
 
 
 def count(conn: Connection, stmt: sa.Select[Any]) -> int:

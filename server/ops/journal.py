@@ -23,7 +23,7 @@ from server.ops.base import OpsContext, utc, utc_required
 from server.ops.errors import InvalidDocument, InvalidState, NotFound
 from server.ops.roles import Action, Actor, authorize
 from server.store import schema as cp
-from server.store.maintenance import insert_window
+from server.store.maintenance import NOT_CANCELLED, Cancellation, cancel_window, insert_window
 from siogw_api.timeutil import astana_iso
 
 
@@ -106,11 +106,23 @@ class JournalService:
 
     def windows(self, *, not_ended_before: _dt.datetime | None = None) -> Sequence[Window]:
         """Published windows by start; public (clients read them without a role)."""
-        stmt = sa.select(cp.maintenance).order_by(cp.maintenance.c.starts_at)
+        stmt = (sa.select(cp.maintenance).where(NOT_CANCELLED)
+                .order_by(cp.maintenance.c.starts_at))
         if not_ended_before is not None:
             stmt = stmt.where(cp.maintenance.c.ends_at > utc_required(not_ended_before))
         with self.ctx.tx() as conn:
             return [_window(r) for r in conn.execute(stmt).all()]
+
+    def cancel_window(self, actor: Actor, window_id: str, reason: str) -> Cancellation:
+        """Cancel a published window that has not ended (recorded in the transaction)."""
+        authorize(actor.role, Action.MAINTENANCE_PUBLISH)
+        with self.ctx.tx() as conn:
+            done = cancel_window(conn, window_id=window_id, cancelled_by=actor.user_id,
+                                 reason=_text(reason, "reason", 2000), now=self.ctx.now())
+            self.ctx.record("ops.maintenance.cancelled", actor.user_id, "success",
+                            {"window_id": done.id, "starts_at": astana_iso(done.starts_at),
+                             "ends_at": astana_iso(done.ends_at), "reason": done.reason})
+        return done
 
     def current_window(self, at: _dt.datetime | None = None) -> Window | None:
         when = utc_required(at) if at is not None else self.ctx.now()

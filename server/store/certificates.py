@@ -137,7 +137,8 @@ class CertificateStore(UserStore, StoreBase):
     """The certificate and revocation methods of :class:`server.store.Store`."""
 
     def register_certificate(
-        self, user_id: str, der: bytes, *, serial_hex: str, key_id: str
+        self, user_id: str, der: bytes, *, serial_hex: str, key_id: str,
+        token_label: str | None = None,
     ) -> CertRow:
         """Bind a certificate to a user. A certificate belongs to exactly one user."""
         self.require_user(user_id)
@@ -151,7 +152,7 @@ class CertificateStore(UserStore, StoreBase):
             return existing
         with self._tx() as conn:
             insert_certificate(conn, user_id, der, serial_hex=serial_hex, key_id=key_id,
-                               now=now_utc())
+                               now=now_utc(), token_label=token_label)
         return CertRow(fp, user_id, normalize_serial(serial_hex), key_id, der)
 
     def get_certificate(self, fp: str) -> CertRow | None:

@@ -45,3 +45,15 @@ class CertificateInUse(InputError):
     """This certificate is registered to another user (keys are not transferable, R7)."""
 
     reason_code = "CERTIFICATE_IN_USE"
+
+
+class UnknownWindow(InputError):
+    """No maintenance window with this id."""
+
+    reason_code = "UNKNOWN_WINDOW"
+
+
+class WindowNotCancellable(InputError):
+    """The maintenance window has ended or is cancelled already."""
+
+    reason_code = "WINDOW_NOT_CANCELLABLE"

@@ -407,6 +407,33 @@ def _migration_5(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+# --- migration 6 (part "adminlib", issue 15): cancelled maintenance windows -------------
+#: One row per cancelled window (a window is never deleted: it stays in the record). A
+#: window with a row here is neither announced (status, journal) nor closes the gateway.
+maintenance_cancellations = sa.Table(
+    "maintenance_cancellations",
+    metadata,
+    sa.Column("window_id", sa.String(64), primary_key=True),  # maintenance.id
+    sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_by", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(2000), nullable=False),
+)
+_V6_META = sa.MetaData()
+_v6_maintenance_cancellations = sa.Table(
+    "maintenance_cancellations",
+    _V6_META,
+    sa.Column("window_id", sa.String(64), primary_key=True),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_by", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(2000), nullable=False),
+)
+
+
+def _migration_adminlib(conn: Connection) -> None:
+    """A frozen shape (not the live table), created if missing."""
+    _v6_maintenance_cancellations.create(conn, checkfirst=True)
+
+
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one:
 #: ``tests/server/test_migration_digests.py`` holds each one's digest and fails when a
 #: shipped migration changes (issue 14, finding 7).
@@ -423,6 +450,7 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (5, "indexes migration 2 gained after it landed: sessions by certificate, request ids "
         "by time (created if missing)",
      _migration_5),
+    (6, "maintenance_cancellations: cancelled maintenance windows", _migration_adminlib),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

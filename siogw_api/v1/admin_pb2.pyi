@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AdminCommand(_message.Message):
-    __slots__ = ("request_id", "created_at", "enroll_user", "block_user", "unblock_user", "revoke_certificate", "publish_maintenance", "register_certificate", "list_applications", "register_application", "refuse_application", "file_transfer", "list_transfers", "apply_transfer", "read_outbox", "mark_notice_read", "list_alerts", "acknowledge_alert", "record_emergency", "resolve_emergency", "list_emergencies", "import_crl", "list_certificates", "record_review", "list_overdue_reviews", "list_users")
+    __slots__ = ("request_id", "created_at", "enroll_user", "block_user", "unblock_user", "revoke_certificate", "publish_maintenance", "register_certificate", "list_applications", "register_application", "refuse_application", "file_transfer", "list_transfers", "apply_transfer", "read_outbox", "mark_notice_read", "list_alerts", "acknowledge_alert", "record_emergency", "resolve_emergency", "list_emergencies", "import_crl", "list_certificates", "record_review", "list_overdue_reviews", "list_users", "cancel_maintenance")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENROLL_USER_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class AdminCommand(_message.Message):
     RECORD_REVIEW_FIELD_NUMBER: _ClassVar[int]
     LIST_OVERDUE_REVIEWS_FIELD_NUMBER: _ClassVar[int]
     LIST_USERS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     created_at: str
     enroll_user: EnrollUser
@@ -61,7 +62,8 @@ class AdminCommand(_message.Message):
     record_review: RecordReview
     list_overdue_reviews: ListOverdueReviews
     list_users: ListUsers
-    def __init__(self, request_id: _Optional[str] = ..., created_at: _Optional[str] = ..., enroll_user: _Optional[_Union[EnrollUser, _Mapping]] = ..., block_user: _Optional[_Union[BlockUser, _Mapping]] = ..., unblock_user: _Optional[_Union[UnblockUser, _Mapping]] = ..., revoke_certificate: _Optional[_Union[RevokeCertificate, _Mapping]] = ..., publish_maintenance: _Optional[_Union[PublishMaintenance, _Mapping]] = ..., register_certificate: _Optional[_Union[RegisterCertificate, _Mapping]] = ..., list_applications: _Optional[_Union[ListApplications, _Mapping]] = ..., register_application: _Optional[_Union[RegisterApplication, _Mapping]] = ..., refuse_application: _Optional[_Union[RefuseApplication, _Mapping]] = ..., file_transfer: _Optional[_Union[FileTransfer, _Mapping]] = ..., list_transfers: _Optional[_Union[ListTransfers, _Mapping]] = ..., apply_transfer: _Optional[_Union[ApplyTransfer, _Mapping]] = ..., read_outbox: _Optional[_Union[ReadOutbox, _Mapping]] = ..., mark_notice_read: _Optional[_Union[MarkNoticeRead, _Mapping]] = ..., list_alerts: _Optional[_Union[ListAlerts, _Mapping]] = ..., acknowledge_alert: _Optional[_Union[AcknowledgeAlert, _Mapping]] = ..., record_emergency: _Optional[_Union[RecordEmergency, _Mapping]] = ..., resolve_emergency: _Optional[_Union[ResolveEmergency, _Mapping]] = ..., list_emergencies: _Optional[_Union[ListEmergencies, _Mapping]] = ..., import_crl: _Optional[_Union[ImportCrl, _Mapping]] = ..., list_certificates: _Optional[_Union[ListCertificates, _Mapping]] = ..., record_review: _Optional[_Union[RecordReview, _Mapping]] = ..., list_overdue_reviews: _Optional[_Union[ListOverdueReviews, _Mapping]] = ..., list_users: _Optional[_Union[ListUsers, _Mapping]] = ...) -> None: ...
+    cancel_maintenance: CancelMaintenance
+    def __init__(self, request_id: _Optional[str] = ..., created_at: _Optional[str] = ..., enroll_user: _Optional[_Union[EnrollUser, _Mapping]] = ..., block_user: _Optional[_Union[BlockUser, _Mapping]] = ..., unblock_user: _Optional[_Union[UnblockUser, _Mapping]] = ..., revoke_certificate: _Optional[_Union[RevokeCertificate, _Mapping]] = ..., publish_maintenance: _Optional[_Union[PublishMaintenance, _Mapping]] = ..., register_certificate: _Optional[_Union[RegisterCertificate, _Mapping]] = ..., list_applications: _Optional[_Union[ListApplications, _Mapping]] = ..., register_application: _Optional[_Union[RegisterApplication, _Mapping]] = ..., refuse_application: _Optional[_Union[RefuseApplication, _Mapping]] = ..., file_transfer: _Optional[_Union[FileTransfer, _Mapping]] = ..., list_transfers: _Optional[_Union[ListTransfers, _Mapping]] = ..., apply_transfer: _Optional[_Union[ApplyTransfer, _Mapping]] = ..., read_outbox: _Optional[_Union[ReadOutbox, _Mapping]] = ..., mark_notice_read: _Optional[_Union[MarkNoticeRead, _Mapping]] = ..., list_alerts: _Optional[_Union[ListAlerts, _Mapping]] = ..., acknowledge_alert: _Optional[_Union[AcknowledgeAlert, _Mapping]] = ..., record_emergency: _Optional[_Union[RecordEmergency, _Mapping]] = ..., resolve_emergency: _Optional[_Union[ResolveEmergency, _Mapping]] = ..., list_emergencies: _Optional[_Union[ListEmergencies, _Mapping]] = ..., import_crl: _Optional[_Union[ImportCrl, _Mapping]] = ..., list_certificates: _Optional[_Union[ListCertificates, _Mapping]] = ..., record_review: _Optional[_Union[RecordReview, _Mapping]] = ..., list_overdue_reviews: _Optional[_Union[ListOverdueReviews, _Mapping]] = ..., list_users: _Optional[_Union[ListUsers, _Mapping]] = ..., cancel_maintenance: _Optional[_Union[CancelMaintenance, _Mapping]] = ...) -> None: ...
 
 class EnrollUser(_message.Message):
     __slots__ = ("user_id", "full_name", "role", "unit", "post", "phone", "certificate_der", "device_public_key_der")
@@ -127,6 +129,14 @@ class PublishMaintenance(_message.Message):
     window: _common_pb2.MaintenanceWindow
     def __init__(self, window: _Optional[_Union[_common_pb2.MaintenanceWindow, _Mapping]] = ...) -> None: ...
 
+class CancelMaintenance(_message.Message):
+    __slots__ = ("window_id", "reason")
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    window_id: str
+    reason: str
+    def __init__(self, window_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class AdminRequest(_message.Message):
     __slots__ = ("envelope",)
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
@@ -134,14 +144,352 @@ class AdminRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[_common_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
 class AdminResponse(_message.Message):
-    __slots__ = ("message", "receipt", "data_json")
+    __slots__ = ("message", "receipt", "user", "users", "certificate", "certificates", "crl_import", "applications", "enrolment", "refusal", "transfer", "transfers", "notice", "outbox", "alert", "alerts", "emergency", "emergencies", "maintenance", "review", "review_statuses")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
-    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    CRL_IMPORT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    EMERGENCY_FIELD_NUMBER: _ClassVar[int]
+    EMERGENCIES_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_STATUSES_FIELD_NUMBER: _ClassVar[int]
     message: str
     receipt: _common_pb2.AuditReceipt
-    data_json: str
-    def __init__(self, message: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.AuditReceipt, _Mapping]] = ..., data_json: _Optional[str] = ...) -> None: ...
+    user: UserEntry
+    users: UserList
+    certificate: CertificateEntry
+    certificates: CertificateList
+    crl_import: CrlImportResult
+    applications: ApplicationList
+    enrolment: EnrolmentInfo
+    refusal: RefusalInfo
+    transfer: TransferEntry
+    transfers: TransferList
+    notice: NoticeEntry
+    outbox: OutboxList
+    alert: AlertEntry
+    alerts: AlertList
+    emergency: Emergency
+    emergencies: EmergencyList
+    maintenance: MaintenanceEntry
+    review: ReviewEntry
+    review_statuses: ReviewStatusList
+    def __init__(self, message: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.AuditReceipt, _Mapping]] = ..., user: _Optional[_Union[UserEntry, _Mapping]] = ..., users: _Optional[_Union[UserList, _Mapping]] = ..., certificate: _Optional[_Union[CertificateEntry, _Mapping]] = ..., certificates: _Optional[_Union[CertificateList, _Mapping]] = ..., crl_import: _Optional[_Union[CrlImportResult, _Mapping]] = ..., applications: _Optional[_Union[ApplicationList, _Mapping]] = ..., enrolment: _Optional[_Union[EnrolmentInfo, _Mapping]] = ..., refusal: _Optional[_Union[RefusalInfo, _Mapping]] = ..., transfer: _Optional[_Union[TransferEntry, _Mapping]] = ..., transfers: _Optional[_Union[TransferList, _Mapping]] = ..., notice: _Optional[_Union[NoticeEntry, _Mapping]] = ..., outbox: _Optional[_Union[OutboxList, _Mapping]] = ..., alert: _Optional[_Union[AlertEntry, _Mapping]] = ..., alerts: _Optional[_Union[AlertList, _Mapping]] = ..., emergency: _Optional[_Union[Emergency, _Mapping]] = ..., emergencies: _Optional[_Union[EmergencyList, _Mapping]] = ..., maintenance: _Optional[_Union[MaintenanceEntry, _Mapping]] = ..., review: _Optional[_Union[ReviewEntry, _Mapping]] = ..., review_statuses: _Optional[_Union[ReviewStatusList, _Mapping]] = ...) -> None: ...
+
+class UserEntry(_message.Message):
+    __slots__ = ("user_id", "full_name", "role", "unit", "post", "phone", "status", "block_kind", "status_reason", "iin", "basis", "application_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FULL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    IIN_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    full_name: str
+    role: str
+    unit: str
+    post: str
+    phone: str
+    status: str
+    block_kind: str
+    status_reason: str
+    iin: str
+    basis: str
+    application_id: str
+    def __init__(self, user_id: _Optional[str] = ..., full_name: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., phone: _Optional[str] = ..., status: _Optional[str] = ..., block_kind: _Optional[str] = ..., status_reason: _Optional[str] = ..., iin: _Optional[str] = ..., basis: _Optional[str] = ..., application_id: _Optional[str] = ...) -> None: ...
+
+class UserList(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[UserEntry]
+    def __init__(self, users: _Optional[_Iterable[_Union[UserEntry, _Mapping]]] = ...) -> None: ...
+
+class CertificateEntry(_message.Message):
+    __slots__ = ("fingerprint", "user_id", "serial_hex", "issuer", "subject", "not_before", "not_after", "token_label", "registered_at", "revoked_at", "revocation_reason", "warnings")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_HEX_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_LABEL_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    user_id: str
+    serial_hex: str
+    issuer: str
+    subject: str
+    not_before: str
+    not_after: str
+    token_label: str
+    registered_at: str
+    revoked_at: str
+    revocation_reason: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fingerprint: _Optional[str] = ..., user_id: _Optional[str] = ..., serial_hex: _Optional[str] = ..., issuer: _Optional[str] = ..., subject: _Optional[str] = ..., not_before: _Optional[str] = ..., not_after: _Optional[str] = ..., token_label: _Optional[str] = ..., registered_at: _Optional[str] = ..., revoked_at: _Optional[str] = ..., revocation_reason: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CertificateList(_message.Message):
+    __slots__ = ("certificates",)
+    CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    certificates: _containers.RepeatedCompositeFieldContainer[CertificateEntry]
+    def __init__(self, certificates: _Optional[_Iterable[_Union[CertificateEntry, _Mapping]]] = ...) -> None: ...
+
+class CrlImportResult(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: _containers.RepeatedCompositeFieldContainer[CertificateEntry]
+    def __init__(self, revoked: _Optional[_Iterable[_Union[CertificateEntry, _Mapping]]] = ...) -> None: ...
+
+class ApplicationEntry(_message.Message):
+    __slots__ = ("id", "iin", "full_name", "unit", "post", "phone", "requested_role", "basis", "cert_fingerprint", "corrects", "received_at", "deadline_at", "status", "decided_at", "decided_by", "refusal_reason", "user_id", "overdue")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IIN_FIELD_NUMBER: _ClassVar[int]
+    FULL_NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_ROLE_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    CERT_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CORRECTS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    iin: str
+    full_name: str
+    unit: str
+    post: str
+    phone: str
+    requested_role: str
+    basis: str
+    cert_fingerprint: str
+    corrects: str
+    received_at: str
+    deadline_at: str
+    status: str
+    decided_at: str
+    decided_by: str
+    refusal_reason: str
+    user_id: str
+    overdue: bool
+    def __init__(self, id: _Optional[str] = ..., iin: _Optional[str] = ..., full_name: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., phone: _Optional[str] = ..., requested_role: _Optional[str] = ..., basis: _Optional[str] = ..., cert_fingerprint: _Optional[str] = ..., corrects: _Optional[str] = ..., received_at: _Optional[str] = ..., deadline_at: _Optional[str] = ..., status: _Optional[str] = ..., decided_at: _Optional[str] = ..., decided_by: _Optional[str] = ..., refusal_reason: _Optional[str] = ..., user_id: _Optional[str] = ..., overdue: _Optional[bool] = ...) -> None: ...
+
+class ApplicationList(_message.Message):
+    __slots__ = ("applications",)
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    applications: _containers.RepeatedCompositeFieldContainer[ApplicationEntry]
+    def __init__(self, applications: _Optional[_Iterable[_Union[ApplicationEntry, _Mapping]]] = ...) -> None: ...
+
+class EnrolmentInfo(_message.Message):
+    __slots__ = ("user_id", "full_name", "role", "unit", "post", "phone", "basis", "application_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FULL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    full_name: str
+    role: str
+    unit: str
+    post: str
+    phone: str
+    basis: str
+    application_id: str
+    def __init__(self, user_id: _Optional[str] = ..., full_name: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., phone: _Optional[str] = ..., basis: _Optional[str] = ..., application_id: _Optional[str] = ...) -> None: ...
+
+class RefusalInfo(_message.Message):
+    __slots__ = ("application_id", "iin", "reason", "refused_by", "refused_at", "signer_subject")
+    APPLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IIN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_BY_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    application_id: str
+    iin: str
+    reason: str
+    refused_by: str
+    refused_at: str
+    signer_subject: str
+    def __init__(self, application_id: _Optional[str] = ..., iin: _Optional[str] = ..., reason: _Optional[str] = ..., refused_by: _Optional[str] = ..., refused_at: _Optional[str] = ..., signer_subject: _Optional[str] = ...) -> None: ...
+
+class TransferEntry(_message.Message):
+    __slots__ = ("id", "user_id", "unit", "post", "order_number", "order_signed_at", "received_at", "late", "status", "applied_at", "applied_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    POST_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    user_id: str
+    unit: str
+    post: str
+    order_number: str
+    order_signed_at: str
+    received_at: str
+    late: bool
+    status: str
+    applied_at: str
+    applied_by: str
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., order_number: _Optional[str] = ..., order_signed_at: _Optional[str] = ..., received_at: _Optional[str] = ..., late: _Optional[bool] = ..., status: _Optional[str] = ..., applied_at: _Optional[str] = ..., applied_by: _Optional[str] = ...) -> None: ...
+
+class TransferList(_message.Message):
+    __slots__ = ("transfers",)
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    transfers: _containers.RepeatedCompositeFieldContainer[TransferEntry]
+    def __init__(self, transfers: _Optional[_Iterable[_Union[TransferEntry, _Mapping]]] = ...) -> None: ...
+
+class NoticeEntry(_message.Message):
+    __slots__ = ("id", "created_at", "user_id", "kind", "reason", "alert_id", "read_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    created_at: str
+    user_id: str
+    kind: str
+    reason: str
+    alert_id: int
+    read_at: str
+    def __init__(self, id: _Optional[int] = ..., created_at: _Optional[str] = ..., user_id: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., alert_id: _Optional[int] = ..., read_at: _Optional[str] = ...) -> None: ...
+
+class OutboxList(_message.Message):
+    __slots__ = ("notices",)
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[NoticeEntry]
+    def __init__(self, notices: _Optional[_Iterable[_Union[NoticeEntry, _Mapping]]] = ...) -> None: ...
+
+class AlertEntry(_message.Message):
+    __slots__ = ("id", "raised_at", "rule", "user_id", "blocking", "summary", "details_json", "record_seq", "acknowledged_at", "acknowledged_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKING_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    RECORD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    raised_at: str
+    rule: str
+    user_id: str
+    blocking: bool
+    summary: str
+    details_json: str
+    record_seq: int
+    acknowledged_at: str
+    acknowledged_by: str
+    def __init__(self, id: _Optional[int] = ..., raised_at: _Optional[str] = ..., rule: _Optional[str] = ..., user_id: _Optional[str] = ..., blocking: _Optional[bool] = ..., summary: _Optional[str] = ..., details_json: _Optional[str] = ..., record_seq: _Optional[int] = ..., acknowledged_at: _Optional[str] = ..., acknowledged_by: _Optional[str] = ...) -> None: ...
+
+class AlertList(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[AlertEntry]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertEntry, _Mapping]]] = ...) -> None: ...
+
+class EmergencyList(_message.Message):
+    __slots__ = ("emergencies",)
+    EMERGENCIES_FIELD_NUMBER: _ClassVar[int]
+    emergencies: _containers.RepeatedCompositeFieldContainer[Emergency]
+    def __init__(self, emergencies: _Optional[_Iterable[_Union[Emergency, _Mapping]]] = ...) -> None: ...
+
+class MaintenanceEntry(_message.Message):
+    __slots__ = ("id", "starts_at", "ends_at", "description", "published_by", "cancelled_at", "cancelled_by", "cancel_reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_BY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_BY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    starts_at: str
+    ends_at: str
+    description: str
+    published_by: str
+    cancelled_at: str
+    cancelled_by: str
+    cancel_reason: str
+    def __init__(self, id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., description: _Optional[str] = ..., published_by: _Optional[str] = ..., cancelled_at: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+
+class ReviewEntry(_message.Message):
+    __slots__ = ("id", "controller_id", "period_start", "period_end", "reviewed_at", "note")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    REVIEWED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    controller_id: str
+    period_start: str
+    period_end: str
+    reviewed_at: str
+    note: str
+    def __init__(self, id: _Optional[int] = ..., controller_id: _Optional[str] = ..., period_start: _Optional[str] = ..., period_end: _Optional[str] = ..., reviewed_at: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ReviewStatusEntry(_message.Message):
+    __slots__ = ("controller_id", "last_review_at", "overdue", "due_since")
+    CONTROLLER_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_REVIEW_AT_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    DUE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    controller_id: str
+    last_review_at: str
+    overdue: bool
+    due_since: str
+    def __init__(self, controller_id: _Optional[str] = ..., last_review_at: _Optional[str] = ..., overdue: _Optional[bool] = ..., due_since: _Optional[str] = ...) -> None: ...
+
+class ReviewStatusList(_message.Message):
+    __slots__ = ("controllers",)
+    CONTROLLERS_FIELD_NUMBER: _ClassVar[int]
+    controllers: _containers.RepeatedCompositeFieldContainer[ReviewStatusEntry]
+    def __init__(self, controllers: _Optional[_Iterable[_Union[ReviewStatusEntry, _Mapping]]] = ...) -> None: ...
 
 class ListApplications(_message.Message):
     __slots__ = ("status", "overdue_only")
@@ -324,18 +672,20 @@ class GetJournalRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Emergency(_message.Message):
-    __slots__ = ("id", "onset_at", "causes", "measures", "resolved_at")
+    __slots__ = ("id", "onset_at", "causes", "measures", "resolved_at", "recorded_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     ONSET_AT_FIELD_NUMBER: _ClassVar[int]
     CAUSES_FIELD_NUMBER: _ClassVar[int]
     MEASURES_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     onset_at: str
     causes: str
     measures: str
     resolved_at: str
-    def __init__(self, id: _Optional[str] = ..., onset_at: _Optional[str] = ..., causes: _Optional[str] = ..., measures: _Optional[str] = ..., resolved_at: _Optional[str] = ...) -> None: ...
+    recorded_by: str
+    def __init__(self, id: _Optional[str] = ..., onset_at: _Optional[str] = ..., causes: _Optional[str] = ..., measures: _Optional[str] = ..., resolved_at: _Optional[str] = ..., recorded_by: _Optional[str] = ...) -> None: ...
 
 class Journal(_message.Message):
     __slots__ = ("windows", "emergencies")

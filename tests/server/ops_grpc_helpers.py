@@ -7,7 +7,6 @@ EC key on their own SoftHSM token and a certificate from the harness CA.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -55,12 +54,16 @@ def admin(gw: Harness, name: str, **command: Any) -> admin_pb2.AdminResponse:
 
 
 def data(resp: admin_pb2.AdminResponse) -> Any:
-    return json.loads(resp.data_json) if resp.data_json else None
+    """The typed result as plain Python (field names; unset values as their default)."""
+    from clients import message_dict
+
+    which = resp.WhichOneof("result")
+    return message_dict(getattr(resp, which)) if which else None
 
 
 def applicant_proof(signer: Any, application_id: str) -> admin_pb2.ApplicantRequest:
     proof = admin_pb2.ApplicantProof(application_id=application_id, created_at=astana_iso())
-    from server.admin import PAYLOAD_APPLICANT_PROOF
+    from signing.documents import PAYLOAD_APPLICANT_PROOF
 
     return admin_pb2.ApplicantRequest(proof=sign(
         PAYLOAD_APPLICANT_PROOF, proof.SerializeToString(deterministic=True), signer))

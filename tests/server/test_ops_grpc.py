@@ -89,6 +89,7 @@ ADMIN_MATRIX: dict[str, tuple[frozenset[str], Any]] = {
     "record_review": (frozenset({CO}), admin_pb2.RecordReview()),
     "list_overdue_reviews": (frozenset({CO}), admin_pb2.ListOverdueReviews()),
     "list_users": (frozenset({OP}), admin_pb2.ListUsers()),
+    "cancel_maintenance": (frozenset({OP}), admin_pb2.CancelMaintenance(window_id="nope")),
 }
 
 #: RPC -> (roles, call(harness, token)).
