@@ -66,7 +66,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 class _Hooks:
     connection: Callable[[argparse.ArgumentParser], None]
     client: Callable[..., Any]
-    session_signer: Callable[[], Any]
+    session_signer: Callable[[argparse.Namespace], Any]
 
 
 _hooks: _Hooks | None = None
@@ -145,9 +145,8 @@ def _output(args: argparse.Namespace, outcome: Any) -> int:
 def _run_admin(args: argparse.Namespace, call: Callable[[Any, Any], Any]) -> int:
     """Run ``call(client, signer)`` with the session's client and signer; print it."""
     hooks = _h()
-    signer = hooks.session_signer()
     with hooks.client(args, session=True) as client:
-        outcome = call(client, signer)
+        outcome = call(client, hooks.session_signer(args))
     return _output(args, outcome)
 
 
@@ -200,7 +199,7 @@ def add_admin_commands(
     sub: Any,
     add_connection: Callable[[argparse.ArgumentParser], None],
     client: Callable[..., Any],
-    session_signer: Callable[[], Any],
+    session_signer: Callable[[argparse.Namespace], Any],
 ) -> None:
     """Add the nouns to ``siogw client`` (``sub``: its sub-parser action); the hooks are
     :mod:`clients.cli`'s connection options, client factory and session signer."""
