@@ -225,7 +225,11 @@ def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any
 
 
 class _NoIndex:
-    def query_page(self, flt: Any, *, after_seq: Any, limit: int) -> list[Any]:
+    def query_page(self, flt: Any, *, after_seq: Any, limit: int,
+                   upto_seq: Any = None) -> list[Any]:
+        raise ConfigError("this view has no audit index")
+
+    def top_seq(self) -> int | None:
         raise ConfigError("this view has no audit index")
 
 

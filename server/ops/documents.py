@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from server.ops.base import dumps, parse_json_object
+from server.ops.base import parse_json_object
 from server.ops.errors import InvalidDocument, SignerMismatch
-from signing.api import Signer
-from signing.dsse import decode_envelope, sign_envelope, verify_envelope
+from signing.documents import (  # the one source: the client library signs them too
+    PAYLOAD_APPLICATION,
+    PAYLOAD_REFUSAL,
+    PAYLOAD_RESOLUTION,
+    PAYLOAD_TRANSFER,
+    sign_document,
+)
+from signing.dsse import decode_envelope, verify_envelope
 from signing.errors import MalformedEnvelope
 from signing.trust import CertificateVerifier, TrustChecker
 
-PAYLOAD_APPLICATION = "application/vnd.siogw.application+json"
-PAYLOAD_TRANSFER = "application/vnd.siogw.transfer+json"
-PAYLOAD_RESOLUTION = "application/vnd.siogw.resolution+json"
-PAYLOAD_REFUSAL = "application/vnd.siogw.refusal+json"  # same as signing.dsse.PAYLOAD_REFUSAL
+__all__ = [
+    "PAYLOAD_APPLICATION", "PAYLOAD_REFUSAL", "PAYLOAD_RESOLUTION", "PAYLOAD_TRANSFER",
+    "der_of", "fingerprint", "parse_certificate", "peek_payload", "sign_document",
+    "verify_document",
+]
 
 
 def der_of(cert: x509.Certificate) -> bytes:
@@ -43,11 +50,6 @@ def parse_certificate(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as exc:
         raise InvalidDocument("not a DER X.509 certificate", detail=str(exc)[:200]) from None
-
-
-def sign_document(payload_type: str, doc: Mapping[str, Any], signer: Signer) -> bytes:
-    """DSSE JSON of ``doc`` (compact sorted JSON) signed by ``signer``."""
-    return sign_envelope(payload_type, dumps(doc), signer).to_json()
 
 
 def verify_document(
