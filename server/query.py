@@ -215,7 +215,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             {"request_id": query.request_id, "resource": int(query.resource),
              "basis": query.basis, "task": query.task_ref,
              # bounded by server.bounds (justification: 2000 characters) before here
-             "justification": query.justification}
+             "justification": query.justification,
+             # as sent (a refusal before validation shows what was asked): a few, clipped
+             "parameters": {k[:64]: v[:64] for k, v in sorted(query.parameters.items())[:4]}}
         )
         if not query.request_id:
             raise MissingField("request_id is empty")
@@ -229,7 +231,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # The validated subject (IIN/BIN/plate/phone) goes into the audit record: the
         # violation rules watch for bursts of queries about one person (R13, R15).
         info.details["subject"] = next(iter(params.values()))
-        info.details["parameters"] = dict(params)  # validated: one known name, its value
+        info.details["parameters"] = dict(params)  # validated: one known name, normalised
         try:
             gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
         except ReplayDetected as exc:

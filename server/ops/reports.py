@@ -227,6 +227,12 @@ def csv_cell(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
+def csv_writer(out: TextIO) -> Any:
+    """The export's CSV writer: RFC 4180 (CRLF between records), so that a cell holding a
+    CR or LF is quoted and a reader keeps it in its cell."""
+    return csv.writer(out, lineterminator="\r\n")
+
+
 def _csv_row(r: QueryRecord) -> list[str]:
     params = ";".join(f"{k}={v}" for k, v in sorted((r.parameters or {}).items()))
     truncated = "" if r.truncated is None else ("yes" if r.truncated else "no")
@@ -301,7 +307,7 @@ class ReportService:
         """Write every matching record as CSV (times in Astana); returns the row count."""
         authorize(actor.role, Action.REPORT_READ)
         flt = flt or QueryFilter()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         n = 0
         for record in self.iter_queries(flt):
@@ -318,7 +324,7 @@ class ReportService:
         authorize(actor.role, Action.REPORT_READ)
         flt = flt or QueryFilter()
         page = fetch_page(self.index, flt, after_seq, limit)
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         for record in page.rows:
             writer.writerow(_csv_row(record))
@@ -349,7 +355,7 @@ class ReportService:
     def _csv_chunks(self, flt: QueryFilter, upto: int | None,
                     chunk_rows: int) -> Iterator[tuple[str, int]]:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         rows = 0
         if upto is not None:
