@@ -17,6 +17,15 @@ recorded as ``prosecutor.read``/``refused``). A resolution is written ahead
 document) before it is registered. Each read is itself audited
 (``report.read``, ``prosecutor.read``). Reads first bring the audit index up to date
 (:meth:`server.ops_wiring.OpsWiring.catch_up`).
+
+Issue 15: a Reports row (``QueryRecord``) carries what control and supervision need --
+justification, subject, parameters, unit, the resource's name, the status code, the
+refusal's reason and message, the result summary and the leaf hash -- and, with
+``prove``, its inclusion proof into a tree the caller names (the size of the checkpoint
+it holds). ``StreamQueriesCsv`` streams the export in chunks (no size limit; the read is
+recorded before the first row, :meth:`server.ops.reports.ReportService.export_csv_stream`);
+``ExportQueriesCsv`` stays for callers of one message. Every cell of both is neutralised
+against formula injection (:func:`server.ops.reports.csv_cell`).
 """
 
 from __future__ import annotations

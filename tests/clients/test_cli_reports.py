@@ -46,7 +46,8 @@ class ReportsWorld:
     port: int
     homes: dict[str, Path]
 
-    def run(self, who: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, who: str, *args: str,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "SIOGW_HOME": str(self.homes[who])}
         return subprocess.run(
             [sys.executable, "-m", "siogw", "client", *args], cwd=cwd or self.homes[who],
