@@ -234,3 +234,54 @@ def test_nouns_have_help(noun: str, tmp_path: Path) -> None:
                        env={**os.environ, "SIOGW_HOME": str(tmp_path)})
     assert r.returncode == 0 and noun in r.stdout
     assert not io.StringIO(r.stderr).read()
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_library_methods(reports_world: ReportsWorld, kind: str) -> None:
+    """The same through the library, sync and asyncio (the streamed export included)."""
+    from clients import ReportFilter
+    from clients.errors import ClientError
+
+    from .conftest import CLIENT_KINDS
+
+    rw = reports_world
+    w = rw.world
+    analyst = w.people["analyst"].user_id
+
+    def connect() -> Any:
+        return CLIENT_KINDS[kind](f"127.0.0.1:{rw.port}", ca_file=w.ca_file,
+                                  gateway_certificate=w.gateway_cert,
+                                  server_name=demo.TLS_NAME)
+
+    task = f"LIB-{kind}-{secrets.token_hex(3)}"
+    with connect() as client:
+        demo.login(w, client, w.people["analyst"])
+        client.query(1, demo.demo_parameters(1), demo.BASIS, task, "library " + kind)
+        with pytest.raises(ClientError) as err:
+            client.list_queries()
+        assert err.value.reason and err.value.code.name == "PERMISSION_DENIED"
+    with connect() as client:
+        demo.login(w, client, w.people["controller"])
+        page = client.list_queries(ReportFilter(task=task), prove=True)
+        (row,) = page.rows
+        assert row.justification == "library " + kind and row.proved is True
+        assert row.user_id == analyst and row.subject == demo.demo_parameters(1)["iin"]
+        out = io.BytesIO()
+        info = client.export_queries_csv(out, ReportFilter(user_ids=(analyst,)), chunk_rows=1)
+        rows = list(csv.DictReader(io.StringIO(out.getvalue().decode(), newline="")))
+        assert info.complete and info.rows == len(rows) >= 1 and info.bytes == len(
+            out.getvalue())
+        assert task in {r["task"] for r in rows}
+        text = io.StringIO()  # a text file object works as well
+        assert client.export_queries_csv(text, ReportFilter(task=task)).rows == 1
+    with connect() as client:
+        demo.login(w, client, w.people["prosecutor"])
+        now = _dt.datetime.now(_dt.UTC)
+        res = client.register_resolution(
+            f"L-{secrets.token_hex(3)}", now.date().isoformat(), [analyst],
+            (now - _dt.timedelta(hours=1)).isoformat(), (now + _dt.timedelta(hours=1)).isoformat())
+        trail = client.read_audit_trail(res.id, flt=ReportFilter(task=task), prove=True)
+        assert [r.justification for r in trail.rows] == ["library " + kind]
+        assert trail.rows[0].proved is True
+        with pytest.raises(ClientError):
+            client.read_audit_trail(res.id, user_ids=["someone-else"])
