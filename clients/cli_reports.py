@@ -86,8 +86,13 @@ def add_commands(
                    help="the CSV file to create (mode 0600; never overwritten; nothing "
                    "is left behind on an error)")
     p.set_defaults(func=_cmd_export)
-    # INTEGRATOR: the part "adminlib" adds `reports review` and `reports overdue`
-    # (clients.cli_admin.add_reports_admin_verbs) on the action returned as "reports".
+    # INTEGRATOR: `reports review` and `reports overdue` come from the part "adminlib"
+    # (clients.cli_admin.add_reports_admin_verbs(verbs)). Call it on the action this
+    # function returns as "reports", in clients/cli.py add_commands, e.g.
+    #     nouns = cli_reports.add_commands(sub, ...)
+    #     cli_admin.add_reports_admin_verbs(nouns["reports"])
+    # (not from here: clients.cli_admin may import clients.cli, which imports this
+    # module, and tests/test_import_graph.py refuses the cycle).
 
     res = sub.add_parser(
         "resolutions", help="a prosecutor's resolutions and the audit trail they open (§22)",

@@ -141,11 +141,12 @@ def add_proofs(page: audit_pb2.QueryPage, log: Any, tree_size: int) -> None:
             continue
         try:
             proof = log.inclusion_proof(rec.seq, size)
+            leaf = log.leaf_hash(rec.seq)  # the log's, not the index's: a client compares
         except AuditError as exc:
             raise InputError(exc.public_message()) from exc
         rec.proof.CopyFrom(audit_pb2.InclusionProof(
-            leaf_index=proof.first, tree_size=proof.tree_size,
-            leaf_hash=bytes.fromhex(rec.leaf_hash), hashes=list(proof.hashes)))
+            leaf_index=proof.first, tree_size=proof.tree_size, leaf_hash=leaf,
+            hashes=list(proof.hashes)))
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):

@@ -45,6 +45,7 @@ class ReportsWorld:
     world: Any
     port: int
     homes: dict[str, Path]
+    db_url: str = ""
 
     def run(self, who: str, *args: str,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -106,7 +107,7 @@ def reports_world(
         for who in ("analyst", "controller", "prosecutor"):
             homes[who] = tmp_path_factory.mktemp(f"home-{who}")
             write_settings(homes[who], world.client_settings(port))
-        rw = ReportsWorld(world, port, homes)
+        rw = ReportsWorld(world, port, homes, config.effective_database_url)
         for who in homes:
             rw.login(who)
         rw.ok("analyst", "consent")
@@ -285,3 +286,31 @@ def test_library_methods(reports_world: ReportsWorld, kind: str) -> None:
         assert trail.rows[0].proved is True
         with pytest.raises(ClientError):
             client.read_audit_trail(res.id, user_ids=["someone-else"])
+
+
+def test_a_row_the_log_does_not_hold_is_not_proved(reports_world: ReportsWorld) -> None:
+    """The index is not trusted: a row whose leaf hash was changed in the database
+    fails --prove (the gateway's proof carries the log's leaf, the client compares)."""
+    import sqlalchemy as sa
+
+    rw = reports_world
+    task = f"TAMPER-{secrets.token_hex(3)}"
+    rw.ok("analyst", "query", "1", "-p", f"iin={demo.demo_parameters(1)['iin']}",
+          "--task-ref", task, "--justification", "to be tampered with")
+    (row,) = _rows(rw.ok("controller", "reports", "list", "--task", task, "--json"))
+    engine = sa.create_engine(rw.db_url)
+    table = sa.Table("ops_audit_records", sa.MetaData(), autoload_with=engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.seq == row["seq"])
+                         .values(leaf_hash="00" * 32))
+        r = rw.run("controller", "reports", "list", "--task", task, "--prove")
+        assert r.returncode != 0 and "another leaf" in r.stderr
+    finally:
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.seq == row["seq"])
+                         .values(leaf_hash=row["leaf_hash"]))
+        engine.dispose()
+    (again,) = _rows(rw.ok("controller", "reports", "list", "--task", task, "--prove", "--json"))
+    assert again["proved"] is True
+
