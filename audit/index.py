@@ -83,17 +83,24 @@ REPORT_COLUMNS = ("unit", "subject", "justification", "parameters", "code", "rea
                   "message", "result_summary", "truncated")
 
 
+def _clean(text: str) -> str:
+    """``text`` with U+0000 shown as U+FFFD: a signed request may carry it and the log
+    keeps it, but the index's databases refuse it (:mod:`audit.sqlguard`), and one such
+    record must not stop every later catch-up."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _text(value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    return str(value)[:limit]
+    return _clean(str(value)[:limit])
 
 
 def _parameters(value: Any) -> str | None:
     """The query parameters as compact sorted JSON (``{"iin":"..."}``), or None."""
     if not isinstance(value, dict) or not value:
         return None
-    items = {str(k)[:64]: str(v)[:256] for k, v in list(value.items())[:16]}
+    items = {_clean(str(k)[:64]): _clean(str(v)[:256]) for k, v in list(value.items())[:16]}
     text = json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text[:1024]
 
@@ -103,7 +110,7 @@ def _code(rec: LoggedRecord) -> str | None:
     query (older records have no ``code`` on success)."""
     code = rec.details.get("code")
     if code is not None:
-        return str(code)[:32]
+        return _clean(str(code)[:32])
     return "OK" if rec.event == "query" and rec.outcome == "success" else None
 
 
@@ -181,13 +188,13 @@ class AuditIndex:
         return {
             "seq": rec.seq,
             "time": rec.time,
-            "actor": rec.actor[:256],
+            "actor": _clean(rec.actor[:256]),
             "cert_fingerprint": rec.cert_fingerprint,
-            "event": rec.event[:64],
+            "event": _clean(rec.event[:64]),
             "resource": _text(d.get("resource"), 64),
             "basis": _text(d.get("basis"), 256),
             "task": _text(d.get("task"), 256),
-            "outcome": rec.outcome[:32],
+            "outcome": _clean(rec.outcome[:32]),
             "request_id": _text(d.get("request_id"), 128),
             "leaf_hash": leaf_hash(body).hex(),
             "unit": _text(d.get("unit"), 300),

@@ -205,3 +205,17 @@ def test_csv_cell_examples() -> None:
     assert csv_cell("900101300017") == "900101300017"
     assert csv_cell("") == ""
 
+
+
+def test_a_nul_character_does_not_stop_the_index(ops: Operations,
+                                                 audit_index: AuditIndex) -> None:
+    """A signed query may carry U+0000 in its task or justification (the log keeps it);
+    the index, whose databases refuse it (audit.sqlguard), shows U+FFFD instead of
+    failing every later catch-up."""
+    audit_index.add([answered(0, task="a\x00b", justification="why\x00",
+                              parameters={"iin\x00": "1\x00"}),
+                     refused(1, message="m\x00")])
+    rows = {r.seq: r for r in ops.reports.queries(CONTROLLER).rows}
+    assert rows[0].task == "a\ufffdb" and rows[0].justification == "why\ufffd"
+    assert rows[0].parameters == {"iin\ufffd": "1\ufffd"}
+    assert rows[1].message == "m\ufffd"
