@@ -157,3 +157,36 @@ def test_export_plan_streams_into_the_file_and_needs_the_last_chunk() -> None:
                 step.give(msg)
             plan.send(None)
 
+
+
+def test_csv_sink_is_complete_only_with_a_consistent_last_chunk() -> None:
+    """Any sequence of chunks from the gateway: the sink either completes with exactly
+    the bytes and rows sent up to a last chunk whose total matches, or raises."""
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from clients._reports import CsvSink
+    from clients.errors import ResultVerificationError
+
+    chunk = st.tuples(st.binary(max_size=20), st.integers(0, 5), st.booleans(),
+                      st.integers(0, 40))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(chunk, max_size=8))
+    def check(chunks: list[tuple[bytes, int, bool, int]]) -> None:
+        out = io.BytesIO()
+        sink = CsvSink(out)
+        try:
+            for data, rows, last, total in chunks:
+                sink(_chunk(data, rows, last=last, total=total))
+            info = sink.result()
+        except ResultVerificationError:
+            return
+        lasts = [i for i, c in enumerate(chunks) if c[2]]
+        assert lasts == [len(chunks) - 1]  # exactly one last chunk, at the end
+        assert out.getvalue() == b"".join(c[0] for c in chunks) and info.complete
+        assert info.rows == sum(c[1] for c in chunks) == chunks[-1][3]
+
+    check()
