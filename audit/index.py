@@ -17,6 +17,7 @@ reconnects instead of failing.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,12 +64,54 @@ class IndexRow:
     outcome: str
     request_id: str | None
     leaf_hash: str
+    # Issue 15 (Reports for control and supervision); None for records without them.
+    unit: str | None = None
+    subject: str | None = None
+    justification: str | None = None
+    parameters: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    result_summary: str | None = None
+    truncated: bool | None = None
+
+
+#: The columns added by issue 15. A table without them (made by an older release) is
+#: dropped and refilled from the log by :meth:`AuditIndex.create` and the catch-up: the
+#: index is derived, so an upgrade costs one re-read of the log and nothing else.
+REPORT_COLUMNS = ("unit", "subject", "justification", "parameters", "code", "reason",
+                  "message", "result_summary", "truncated")
+
+
+def _clean(text: str) -> str:
+    """``text`` with U+0000 shown as U+FFFD: a signed request may carry it and the log
+    keeps it, but the index's databases refuse it (:mod:`audit.sqlguard`), and one such
+    record must not stop every later catch-up."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _text(value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    return str(value)[:limit]
+    return _clean(str(value)[:limit])
+
+
+def _parameters(value: Any) -> str | None:
+    """The query parameters as compact sorted JSON (``{"iin":"..."}``), or None."""
+    if not isinstance(value, dict) or not value:
+        return None
+    items = {_clean(str(k)[:64]): _clean(str(v)[:256]) for k, v in list(value.items())[:16]}
+    text = json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text[:1024]
+
+
+def _code(rec: LoggedRecord) -> str | None:
+    """The gRPC status name of a record: a refusal's ``code``; ``OK`` for an answered
+    query (older records have no ``code`` on success)."""
+    code = rec.details.get("code")
+    if code is not None:
+        return _clean(str(code)[:32])
+    return "OK" if rec.event == "query" and rec.outcome == "success" else None
 
 
 class AuditIndex:
@@ -96,13 +141,34 @@ class AuditIndex:
             Column("outcome", String(32), nullable=False),
             Column("request_id", String(128)),
             Column("leaf_hash", String(64), nullable=False),
+            Column("unit", String(300)),
+            Column("subject", String(64)),
+            Column("justification", String(2000)),
+            Column("parameters", String(1024)),
+            Column("code", String(32)),
+            Column("reason", String(64)),
+            Column("message", String(512)),
+            Column("result_summary", String(512)),
+            Column("truncated", Boolean),
         )
         Index(f"ix_{name}_time", self.table.c.time)
         Index(f"ix_{name}_actor_time", self.table.c.actor, self.table.c.time)
         Index(f"ix_{name}_event", self.table.c.event)
+        Index(f"ix_{name}_subject", self.table.c.subject)
 
     def create(self) -> None:
-        self._run(lambda: self.metadata.create_all(self.engine))
+        """Create the table; one made by an older release without the columns of
+        :data:`REPORT_COLUMNS` is dropped first (the catch-up refills it from the log)."""
+
+        def work() -> None:
+            existing = inspect(self.engine)
+            if existing.has_table(self.table.name):
+                held = {c["name"] for c in existing.get_columns(self.table.name)}
+                if not held.issuperset(REPORT_COLUMNS):
+                    self.table.drop(self.engine)
+            self.metadata.create_all(self.engine)
+
+        self._run(work)
 
     def drop(self) -> None:
         self._run(lambda: self.metadata.drop_all(self.engine))
@@ -122,15 +188,24 @@ class AuditIndex:
         return {
             "seq": rec.seq,
             "time": rec.time,
-            "actor": rec.actor[:256],
+            "actor": _clean(rec.actor[:256]),
             "cert_fingerprint": rec.cert_fingerprint,
-            "event": rec.event[:64],
+            "event": _clean(rec.event[:64]),
             "resource": _text(d.get("resource"), 64),
             "basis": _text(d.get("basis"), 256),
             "task": _text(d.get("task"), 256),
-            "outcome": rec.outcome[:32],
+            "outcome": _clean(rec.outcome[:32]),
             "request_id": _text(d.get("request_id"), 128),
             "leaf_hash": leaf_hash(body).hex(),
+            "unit": _text(d.get("unit"), 300),
+            "subject": _text(d.get("subject"), 64),
+            "justification": _text(d.get("justification"), 2000),
+            "parameters": _parameters(d.get("parameters")),
+            "code": _code(rec),
+            "reason": _text(d.get("reason"), 64),
+            "message": _text(d.get("message"), 512),
+            "result_summary": _text(d.get("result_summary"), 512),
+            "truncated": d.get("truncated") if isinstance(d.get("truncated"), bool) else None,
         }
 
     def add(self, records: Iterable[tuple[bytes, LoggedRecord]]) -> int:

@@ -75,9 +75,11 @@ class AuditRecord:
     """What a caller asks to record. The log assigns ``seq`` and ``time``.
 
     Conventional ``details`` keys (the index picks them up): ``resource``, ``basis``,
-    ``task``, ``request_id``, ``reason`` (refusals), ``result_sha256`` and
-    ``result_summary`` (queries). For a call with a signed request envelope,
-    ``payload`` is the deterministic protobuf bytes of that ``siogw.v1.Envelope``.
+    ``task``, ``request_id``, ``code``, ``reason`` and ``message`` (refusals),
+    ``result_sha256``, ``result_summary`` and ``truncated`` (queries), and for a query
+    (answered or refused) ``justification``, ``subject``, ``parameters`` and ``unit``.
+    For a call with a signed request envelope, ``payload`` is the deterministic protobuf
+    bytes of that ``siogw.v1.Envelope``.
     """
 
     actor: str

@@ -38,6 +38,13 @@ if TYPE_CHECKING:
         message_dict,
         verify_receipt,
     )
+    from clients._reports import (
+        CsvExportInfo,
+        QueryRow,
+        QueryRowPage,
+        ReportFilter,
+        Resolution,
+    )
     from clients.aio import AsyncGatewayClient
     from clients.biometric import BiometricMismatch, DeviceAssertion, SoftwareDeviceKey
     from clients.errors import ClientError, ClientUsageError, ResultVerificationError
@@ -70,6 +77,12 @@ _WHERE: dict[str, str] = {
     "ClientUsageError": "clients.errors",
     "ResultVerificationError": "clients.errors",
     "GatewayClient": "clients.sync",
+    # Reports (§21) and the prosecutor's supervision (§22), issue 15
+    "CsvExportInfo": "clients._reports",
+    "QueryRow": "clients._reports",
+    "QueryRowPage": "clients._reports",
+    "ReportFilter": "clients._reports",
+    "Resolution": "clients._reports",
 }
 
 __all__ = [
@@ -100,6 +113,8 @@ __all__ = [
     "message_dict",
     "verify_receipt",
 ]
+# Reports (§21) and the prosecutor's supervision (§22), issue 15
+__all__ += ["CsvExportInfo", "QueryRow", "QueryRowPage", "ReportFilter", "Resolution"]
 
 
 def __getattr__(name: str) -> Any:

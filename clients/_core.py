@@ -40,6 +40,7 @@ from cryptography import x509
 from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
+from clients import _reports as r
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError, ClientUsageError
 from signing import documents
@@ -192,7 +193,21 @@ class Pause:
     seconds: float
 
 
-Step = Call[Any] | TokenWork | AskCaller | Pause
+@dataclass(frozen=True)
+class Stream(Generic[T]):
+    """Perform the server-streaming ``rpc`` with ``request``, handing each message, as
+    ``rpc.parse(message)``, to ``take`` as it arrives (a refusal before or between
+    messages is thrown into the plan); the plan receives None."""
+
+    rpc: Rpc[T]
+    request: ProtoMessage
+    take: Callable[[T], None]
+
+    def give(self, message: Any) -> None:
+        self.take(self.rpc.parse(message))
+
+
+Step = Call[Any] | TokenWork | AskCaller | Pause | Stream[Any]
 Plan = Generator[Step, Any, T]
 
 
@@ -230,7 +245,9 @@ class ClientCore:
             raise ClientUsageError("not logged in: call login() first")
         return list(bearer_metadata(self.session_token))
 
-    def _bind(self, call: Call[Any]) -> tuple[Callable[..., Any], list[tuple[str, str]]]:
+    def _bind(
+        self, call: Call[Any] | Stream[Any]
+    ) -> tuple[Callable[..., Any], list[tuple[str, str]]]:
         """The stub method to invoke for ``call`` and the metadata to send with it."""
         rpc = call.rpc
         metadata = self._metadata(auth=rpc.session.sends_token(self.session_token))
@@ -730,3 +747,79 @@ def list_overdue_reviews(
     client: ClientCore, all_controllers: bool, signer: Signer | None
 ) -> Plan[c.AdminOutcome]:
     return (yield from admin(client, admin_pb2.ListOverdueReviews(all=all_controllers), signer))
+# --- Reports (§21) and the prosecutor's supervision (§22), issue 15 ----------------------
+LIST_QUERIES: Rpc[audit_pb2.QueryPage] = Rpc(Service.AUDIT, "ListQueries", Session.REQUIRED, _same)
+STREAM_QUERIES_CSV: Rpc[audit_pb2.CsvChunk] = Rpc(
+    Service.AUDIT, "StreamQueriesCsv", Session.REQUIRED, _same
+)
+REGISTER_RESOLUTION: Rpc[r.Resolution] = Rpc(
+    Service.AUDIT, "RegisterResolution", Session.REQUIRED, r.resolution_from_proto
+)
+READ_AUDIT_TRAIL: Rpc[audit_pb2.QueryPage] = Rpc(
+    Service.AUDIT, "ReadAuditTrail", Session.REQUIRED, _same
+)
+
+
+def _rows(
+    client: ClientCore, rpc: Rpc[audit_pb2.QueryPage], request: Any, prove: bool
+) -> Plan[r.QueryRowPage]:
+    """One page of rows; with ``prove``, the latest checkpoint first, the rows' proofs
+    into its tree, each checked (:func:`clients._reports.proved_page`)."""
+    if not prove:
+        page: audit_pb2.QueryPage = yield Call(rpc, request)
+        return r.page_from_proto(page)
+    cp = yield from checkpoint(client)
+    request.prove = True
+    request.tree_size = cp.tree_size
+    page = yield Call(rpc, request)
+    return r.proved_page(page, cp, client._verifier.public_keys)
+
+
+def _after(after_seq: int | None) -> dict[str, Any]:
+    return {} if after_seq is None else {"after_seq": after_seq, "has_after_seq": True}
+
+
+def list_queries(
+    client: ClientCore, flt: r.ReportFilter | None, *, after_seq: int | None, limit: int,
+    prove: bool,
+) -> Plan[r.QueryRowPage]:
+    """One page of Reports rows (controllers, §21)."""
+    request = audit_pb2.ListQueriesRequest(
+        filter=(flt or r.ReportFilter()).to_proto(), limit=limit, **_after(after_seq))
+    return (yield from _rows(client, LIST_QUERIES, request, prove))
+
+
+def export_queries_csv(
+    client: ClientCore, out: Any, flt: r.ReportFilter | None, *, chunk_rows: int
+) -> Plan[r.CsvExportInfo]:
+    """Stream the export into the file object ``out``; complete or an error (a stream
+    that ends before the gateway's last chunk raises ``ResultVerificationError``)."""
+    sink = r.CsvSink(out)
+    yield Stream(STREAM_QUERIES_CSV, audit_pb2.ListQueriesRequest(
+        filter=(flt or r.ReportFilter()).to_proto(), limit=chunk_rows), sink)
+    return sink.result()
+
+
+def register_resolution(
+    client: ClientCore, number: str, date: str, user_ids: list[str], period_start: str,
+    period_end: str, signer: Signer | None,
+) -> Plan[r.Resolution]:
+    """Sign the resolution on the prosecutor's token and register it (§22)."""
+    document = yield TokenWork(functools.partial(
+        r.sign_resolution, number, date, user_ids, period_start, period_end,
+        client._signer(signer)))
+    res: r.Resolution = yield Call(
+        REGISTER_RESOLUTION, audit_pb2.RegisterResolutionRequest(document=document))
+    return res
+
+
+def read_audit_trail(
+    client: ClientCore, resolution_id: str, *, user_ids: list[str] | None, since: str,
+    until: str, flt: r.ReportFilter | None, after_seq: int | None, limit: int, prove: bool,
+) -> Plan[r.QueryRowPage]:
+    """One page of the trail within a resolution's scope (the prosecutor, §22)."""
+    request = audit_pb2.ReadAuditTrailRequest(
+        resolution_id=resolution_id, user_ids=list(user_ids or ()), since=since, until=until,
+        limit=limit, filter=(flt or r.ReportFilter()).to_proto(), **_after(after_seq))
+    return (yield from _rows(client, READ_AUDIT_TRAIL, request, prove))
+

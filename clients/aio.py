@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -23,6 +23,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients import _core as core
+from clients._reports import CsvExportInfo, QueryRowPage, ReportFilter, Resolution
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
@@ -86,6 +87,15 @@ class AsyncGatewayClient(core.ClientCore):
             except grpc.RpcError as exc:
                 raise c.client_error(step.rpc.method, exc) from None
             return step.reply(response)
+        if isinstance(step, core.Stream):
+            method, metadata = self._bind(step)
+            try:
+                async for message in method(step.request, metadata=metadata,
+                                            timeout=self.timeout):
+                    step.give(message)
+            except grpc.RpcError as exc:
+                raise c.client_error(step.rpc.method, exc) from None
+            return None
         if isinstance(step, core.TokenWork):
             return await asyncio.to_thread(step.run)
         if isinstance(step, core.Pause):
@@ -561,3 +571,38 @@ class AsyncGatewayClient(core.ClientCore):
     ) -> c.AdminOutcome:
         """Controllers whose monthly review is overdue (``result``: ``ReviewStatusList``)."""
         return await self._run(core.list_overdue_reviews(self, all_controllers, signer))
+    # -- Reports (§21) and the prosecutor's supervision (§22) ---------------------------------
+    async def list_queries(
+        self, flt: ReportFilter | None = None, *, after_seq: int | None = None,
+        limit: int = 100, prove: bool = False,
+    ) -> QueryRowPage:
+        """One page of Reports rows (controllers). With ``prove``, each row's inclusion
+        proof is checked against the latest checkpoint (``row.proved``)."""
+        return await self._run(core.list_queries(self, flt, after_seq=after_seq, limit=limit,
+                                                 prove=prove))
+
+    async def export_queries_csv(
+        self, out: IO[Any], flt: ReportFilter | None = None, *, chunk_rows: int = 0
+    ) -> CsvExportInfo:
+        """Stream the Reports export (CSV, formula-safe cells) into the file object
+        ``out``; raises if the stream ends early (then ``out`` holds a partial CSV)."""
+        return await self._run(core.export_queries_csv(self, out, flt, chunk_rows=chunk_rows))
+
+    async def register_resolution(
+        self, number: str, date: str, user_ids: list[str], period_start: str,
+        period_end: str, *, signer: Signer | None = None,
+    ) -> Resolution:
+        """Sign a resolution on the prosecutor's token and register it."""
+        return await self._run(core.register_resolution(
+            self, number, date, user_ids, period_start, period_end, signer))
+
+    async def read_audit_trail(
+        self, resolution_id: str, *, user_ids: list[str] | None = None, since: str = "",
+        until: str = "", flt: ReportFilter | None = None, after_seq: int | None = None,
+        limit: int = 100, prove: bool = False,
+    ) -> QueryRowPage:
+        """One page of the audit trail within the resolution's scope (the prosecutor)."""
+        return await self._run(core.read_audit_trail(
+            self, resolution_id, user_ids=user_ids, since=since, until=until, flt=flt,
+            after_seq=after_seq, limit=limit, prove=prove))
+

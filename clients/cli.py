@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients import cli_admin
+from clients import cli_admin, cli_reports
 from siogw_api import cmdline
 from siogw_api.errors import ConfigError, InputError
 
@@ -179,8 +179,11 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_cmd_shred)
-
+    nouns = cli_reports.add_commands(
+        sub, add_connection=_add_connection, client=_client, session_signer=_session_signer
+    )
     cli_admin.add_admin_commands(sub, _add_connection, _client, _session_signer)
+    cli_admin.add_reports_admin_verbs(nouns["reports"])
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -342,11 +342,6 @@ def add_admin_commands(
     p = _verb(v, "read", "mark a notice read", _outbox_read)
     p.add_argument("notice_id", type=int)
 
-    if "reports" not in sub.choices:
-        # Temporary: the part "reports" owns the noun (list, export) and calls
-        # add_reports_admin_verbs itself; this stands in for it until they are merged.
-        add_reports_admin_verbs(_noun(sub, "reports", "the controller's reviews",
-                                      "Reports for control: the controller's reviews."))
 
 
 def add_reports_admin_verbs(verbs: Any) -> None:

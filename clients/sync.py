@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import grpc
 from cryptography import x509
@@ -19,6 +19,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients import _core as core
+from clients._reports import CsvExportInfo, QueryRowPage, ReportFilter, Resolution
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
@@ -82,6 +83,14 @@ class GatewayClient(core.ClientCore):
             except grpc.RpcError as exc:
                 raise c.client_error(step.rpc.method, exc) from None
             return step.reply(response)
+        if isinstance(step, core.Stream):
+            method, metadata = self._bind(step)
+            try:
+                for message in method(step.request, metadata=metadata, timeout=self.timeout):
+                    step.give(message)
+            except grpc.RpcError as exc:
+                raise c.client_error(step.rpc.method, exc) from None
+            return None
         if isinstance(step, core.TokenWork):
             return step.run()
         if isinstance(step, core.Pause):
@@ -541,3 +550,38 @@ class GatewayClient(core.ClientCore):
     ) -> c.AdminOutcome:
         """Controllers whose monthly review is overdue (``result``: ``ReviewStatusList``)."""
         return self._run(core.list_overdue_reviews(self, all_controllers, signer))
+    # -- Reports (§21) and the prosecutor's supervision (§22) ---------------------------------
+    def list_queries(
+        self, flt: ReportFilter | None = None, *, after_seq: int | None = None,
+        limit: int = 100, prove: bool = False,
+    ) -> QueryRowPage:
+        """One page of Reports rows (controllers). With ``prove``, each row's inclusion
+        proof is checked against the latest checkpoint (``row.proved``)."""
+        return self._run(core.list_queries(self, flt, after_seq=after_seq, limit=limit,
+                                           prove=prove))
+
+    def export_queries_csv(
+        self, out: IO[Any], flt: ReportFilter | None = None, *, chunk_rows: int = 0
+    ) -> CsvExportInfo:
+        """Stream the Reports export (CSV, formula-safe cells) into the file object
+        ``out``; raises if the stream ends early (then ``out`` holds a partial CSV)."""
+        return self._run(core.export_queries_csv(self, out, flt, chunk_rows=chunk_rows))
+
+    def register_resolution(
+        self, number: str, date: str, user_ids: list[str], period_start: str,
+        period_end: str, *, signer: Signer | None = None,
+    ) -> Resolution:
+        """Sign a resolution on the prosecutor's token and register it."""
+        return self._run(core.register_resolution(
+            self, number, date, user_ids, period_start, period_end, signer))
+
+    def read_audit_trail(
+        self, resolution_id: str, *, user_ids: list[str] | None = None, since: str = "",
+        until: str = "", flt: ReportFilter | None = None, after_seq: int | None = None,
+        limit: int = 100, prove: bool = False,
+    ) -> QueryRowPage:
+        """One page of the audit trail within the resolution's scope (the prosecutor)."""
+        return self._run(core.read_audit_trail(
+            self, resolution_id, user_ids=user_ids, since=since, until=until, flt=flt,
+            after_seq=after_seq, limit=limit, prove=prove))
+

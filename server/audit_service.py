@@ -17,6 +17,15 @@ recorded as ``prosecutor.read``/``refused``). A resolution is written ahead
 document) before it is registered. Each read is itself audited
 (``report.read``, ``prosecutor.read``). Reads first bring the audit index up to date
 (:meth:`server.ops_wiring.OpsWiring.catch_up`).
+
+Issue 15: a Reports row (``QueryRecord``) carries what control and supervision need --
+justification, subject, parameters, unit, the resource's name, the status code, the
+refusal's reason and message, the result summary and the leaf hash -- and, with
+``prove``, its inclusion proof into a tree the caller names (the size of the checkpoint
+it holds). ``StreamQueriesCsv`` streams the export in chunks (no size limit; the read is
+recorded before the first row, :meth:`server.ops.reports.ReportService.export_csv_stream`);
+``ExportQueriesCsv`` stays for callers of one message. Every cell of both is neutralised
+against formula injection (:func:`server.ops.reports.csv_cell`).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -38,6 +48,7 @@ from server.ops import (
     Operations,
     PermissionDenied,
     QueryFilter,
+    QueryRecord,
     ReportPage,
     authorize,
 )
@@ -49,6 +60,10 @@ from siogw_api.v1 import audit_pb2, audit_pb2_grpc
 
 #: Page size when a request gives none.
 DEFAULT_LIMIT = 100
+#: Rows per chunk of StreamQueriesCsv when the request gives none, and the most allowed
+#: (a row is at most a few KiB: a chunk stays well under the transport's message limit).
+STREAM_CHUNK_ROWS = 100
+MAX_STREAM_CHUNK_ROWS = 200
 
 
 #: Room left in a message for the CsvExport envelope around the CSV bytes.
@@ -87,19 +102,51 @@ def query_filter(flt: audit_pb2.QueryFilter) -> QueryFilter:
     return QueryFilter(
         user_ids=tuple(flt.user_ids) or None, since=_opt_time(flt.since),
         until=_opt_time(flt.until), resource=flt.resource or None, basis=flt.basis or None,
-        task=flt.task or None, outcome=flt.outcome or None,
+        task=flt.task or None, outcome=flt.outcome or None, unit=flt.unit or None,
+        subject=flt.subject or None, reason=flt.reason or None,
     )
+
+
+def record_proto(r: QueryRecord) -> audit_pb2.QueryRecord:
+    """One Reports row on the wire (empty fields for what an old record lacks)."""
+    return audit_pb2.QueryRecord(
+        seq=r.seq, time=astana_iso(r.time), user_id=r.user_id, event=r.event,
+        resource=r.resource or "", basis=r.basis or "", task=r.task or "",
+        outcome=r.outcome, request_id=r.request_id or "", unit=r.unit or "",
+        subject=r.subject or "", justification=r.justification or "",
+        parameters=dict(r.parameters or {}), resource_number=r.resource_number or 0,
+        resource_name=r.resource_name, status_code=r.status_code or "",
+        reason=r.reason or "", message=r.message or "",
+        result_summary=r.result_summary or "", truncated=bool(r.truncated),
+        leaf_hash=r.leaf_hash or "")
 
 
 def page_proto(page: ReportPage) -> audit_pb2.QueryPage:
     out = audit_pb2.QueryPage(has_more=page.next_after_seq is not None,
                               next_after_seq=page.next_after_seq or 0)
-    for r in page.rows:
-        out.records.append(audit_pb2.QueryRecord(
-            seq=r.seq, time=astana_iso(r.time), user_id=r.user_id, event=r.event,
-            resource=r.resource or "", basis=r.basis or "", task=r.task or "",
-            outcome=r.outcome, request_id=r.request_id or ""))
+    out.records.extend(record_proto(r) for r in page.rows)
     return out
+
+
+def add_proofs(page: audit_pb2.QueryPage, log: Any, tree_size: int) -> None:
+    """Each record of ``page`` inside the tree of ``tree_size`` (0 = the log's size)
+    gets its inclusion proof into that tree (blocking: the log's hashes are read)."""
+    top = log.tree_size
+    size = tree_size or top
+    if size > top:
+        raise InputError(f"tree_size {size} is beyond the log's size ({top})")
+    page.tree_size = size
+    for rec in page.records:
+        if rec.seq >= size:
+            continue
+        try:
+            proof = log.inclusion_proof(rec.seq, size)
+            leaf = log.leaf_hash(rec.seq)  # the log's, not the index's: a client compares
+        except AuditError as exc:
+            raise InputError(exc.public_message()) from exc
+        rec.proof.CopyFrom(audit_pb2.InclusionProof(
+            leaf_index=proof.first, tree_size=proof.tree_size, leaf_hash=leaf,
+            hashes=list(proof.hashes)))
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
@@ -209,7 +256,39 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             ops.reports.queries, actor, flt,
             after_seq=request.after_seq if request.has_after_seq else None,
             limit=request.limit or DEFAULT_LIMIT)
-        return page_proto(page)
+        return await self._answer(page, request.prove, request.tree_size)
+
+    async def _answer(self, page: ReportPage, prove: bool, tree_size: int) -> audit_pb2.QueryPage:
+        out = page_proto(page)
+        if prove:
+            if self.gw.audit_log is None:
+                raise NotImplementedYet("this gateway's audit sink has no Merkle log")
+            await asyncio.to_thread(add_proofs, out, self.gw.audit_log, tree_size)
+        return out
+
+    async def StreamQueriesCsv(
+        self, request: audit_pb2.ListQueriesRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[audit_pb2.CsvChunk]:
+        """The export as a stream of CSV chunks (formula-safe cells, see
+        :func:`server.ops.reports.csv_cell`); the last chunk says ``last`` and the row
+        count. The read is recorded before the first row is read (record first)."""
+        actor, ops, _ = await self._actor(context, Action.REPORT_READ)
+        flt = query_filter(request.filter)
+        if request.limit > MAX_STREAM_CHUNK_ROWS:
+            raise InputError(f"limit (rows per chunk) must be at most {MAX_STREAM_CHUNK_ROWS}")
+        await self._catch_up()
+        chunks = await asyncio.to_thread(
+            ops.reports.export_csv_stream, actor, flt,
+            chunk_rows=request.limit or STREAM_CHUNK_ROWS)
+        total = 0
+        while True:
+            item: tuple[str, int] | None = await asyncio.to_thread(next, chunks, None)
+            if item is None:
+                break
+            text, rows = item
+            total += rows
+            yield audit_pb2.CsvChunk(data=text.encode("utf-8"), rows=rows)
+        yield audit_pb2.CsvChunk(last=True, total_rows=total)
 
     async def ExportQueriesCsv(
         self, request: audit_pb2.ListQueriesRequest, context: aio.ServicerContext
@@ -265,6 +344,10 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise
         if not request.resolution_id:
             raise InputError("resolution_id is empty")
+        narrow = query_filter(request.filter)
+        if narrow.user_ids is not None or narrow.since is not None or narrow.until is not None:
+            raise InputError("name the users and the period in the request's user_ids, "
+                             "since and until, not in its filter")
         since, until = _opt_time(request.since), _opt_time(request.until)
         if str(actor.role) == "prosecutor":
             await self._catch_up()
@@ -272,5 +355,5 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             ops.prosecutor.read_trail, actor, request.resolution_id,
             user_ids=list(request.user_ids) or None, since=since, until=until,
             after_seq=request.after_seq if request.has_after_seq else None,
-            limit=request.limit or DEFAULT_LIMIT)
-        return page_proto(page)
+            limit=request.limit or DEFAULT_LIMIT, narrow=narrow)
+        return await self._answer(page, request.prove, request.tree_size)

@@ -226,7 +226,11 @@ def _ops_offline(config: Any, store: Any, record: Any, index: Any = None) -> Any
 
 
 class _NoIndex:
-    def query_page(self, flt: Any, *, after_seq: Any, limit: int) -> list[Any]:
+    def query_page(self, flt: Any, *, after_seq: Any, limit: int,
+                   upto_seq: Any = None) -> list[Any]:
+        raise ConfigError("this view has no audit index")
+
+    def top_seq(self) -> int | None:
         raise ConfigError("this view has no audit index")
 
 
@@ -304,7 +308,8 @@ def _report(args: argparse.Namespace) -> int:
                     since=parse_iso(args.since) if args.since else None,
                     until=parse_iso(args.until) if args.until else None,
                     resource=args.resource, basis=args.basis, task=args.task,
-                    outcome=args.outcome)
+                    outcome=args.outcome, unit=args.unit, subject=args.subject,
+                    reason=args.reason)
                 actor = Actor(user.user_id, user.role)
                 if args.csv in (None, "-"):
                     rows = ops.reports.export_csv(actor, sys.stdout, flt)
@@ -403,5 +408,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--basis", default=None)
     p.add_argument("--task", default=None)
     p.add_argument("--outcome", default=None, help="success or refused")
+    p.add_argument("--unit", default=None, help="the user's unit")
+    p.add_argument("--subject", default=None, help="the IIN/BIN or identifier asked about")
+    p.add_argument("--reason", default=None, help="refusal reason, e.g. BASIS_NOT_ALLOWED")
     p.add_argument("--csv", default=None, help="output file (default: standard output)")
     p.set_defaults(func=_report)

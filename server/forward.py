@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -23,6 +24,9 @@ from grpc import aio
 log = logging.getLogger("siogw.forward")
 
 FORWARDED_PEER_HEADER = "x-siogw-forwarded-peer"
+
+#: The server-streaming methods (the forwarder must know: the wire carries no type).
+STREAMING_METHODS = frozenset({"/siogw.v1.AuditService/StreamQueriesCsv"})
 
 #: Metadata a client must not be able to pass through, and gRPC's own headers.
 _DROPPED = frozenset({FORWARDED_PEER_HEADER, "user-agent", "te", "content-type",
@@ -54,7 +58,10 @@ class ForwardingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
             return None
         handler = self._handlers.get(method)
         if handler is None:
-            handler = grpc.unary_unary_rpc_method_handler(self._forwarder(method))
+            if method in STREAMING_METHODS:
+                handler = grpc.unary_stream_rpc_method_handler(self._stream_forwarder(method))
+            else:
+                handler = grpc.unary_unary_rpc_method_handler(self._forwarder(method))
             self._handlers[method] = handler
         return handler
 
@@ -83,5 +90,30 @@ class ForwardingHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
                 await context.send_initial_metadata(tuple(initial))
             context.set_trailing_metadata(tuple(_passable(await call.trailing_metadata())))
             return response
+
+        return forward
+
+    def _stream_forwarder(self, method: str):  # type: ignore[no-untyped-def]
+        """As :meth:`_forwarder`, for a server-streaming method: each message is passed
+        on as it arrives; an error (before or between messages) as it came."""
+        call_upstream = self.channel.unary_stream(method)  # bytes in, bytes out
+
+        async def forward(request: bytes, context: aio.ServicerContext) -> Any:
+            metadata = _passable(context.invocation_metadata())
+            metadata.append((FORWARDED_PEER_HEADER, context.peer()))
+            call = call_upstream(request, metadata=metadata, timeout=context.time_remaining())
+            try:
+                async for message in call:
+                    yield message
+            except aio.AioRpcError as exc:
+                trailing = _passable(exc.trailing_metadata())
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and not trailing:
+                    log.error("cannot forward %s to the log host: %s", method, exc.details())
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the gateway's log host is unreachable; try again shortly",
+                    )
+                await context.abort(exc.code(), exc.details() or "", tuple(trailing))
+            context.set_trailing_metadata(tuple(_passable(await call.trailing_metadata())))
 
         return forward

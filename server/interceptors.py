@@ -42,6 +42,7 @@ and window, when the window is over (at the next refusal from anyone, or at
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import itertools
@@ -342,7 +343,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
-        if handler.unary_unary is None:
+        if handler.unary_unary is None and handler.unary_stream is None:
             return handler
         if self.only_prefixes is not None and not method.startswith(self.only_prefixes):
             return handler
@@ -354,7 +355,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         return wrapper
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        behavior = handler.unary_unary
+        streaming = handler.unary_unary is None  # a server-streaming method (issue 15)
+        behavior = handler.unary_stream if streaming else handler.unary_unary
         deserializer = handler.request_deserializer
         limit = self.max_message_bytes
         trust_forwarded = self.trust_forwarded_peer
@@ -377,24 +379,30 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                          type(exc).__name__, exc)
                 return _Undecodable(len(raw))
 
-        async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
+        def begin(request: Any, context: aio.ServicerContext) -> tuple[CallInfo, Any]:
             peer = context.peer()
             if trust_forwarded:
                 peer = _forwarded_peer(context) or peer
             info = CallInfo(request_id=new_call_id(), method=method, peer=peer)
             token = _CALL.set(info)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, info.request_id),))
+            return info, token
+
+        def admit(request: Any) -> None:
+            if isinstance(request, _Oversized):
+                raise MessageTooLarge(
+                    f"request of {request.size} bytes is over the limit of {limit} bytes"
+                )
+            if isinstance(request, _Undecodable):
+                raise MalformedRequest(
+                    f"the {request.size}-byte request is not a valid {type_name} message",
+                )
+            check_request(request)  # every client-chosen field bounded, first
+
+        async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
+            info, token = begin(request, context)
             try:
-                if isinstance(request, _Oversized):
-                    raise MessageTooLarge(
-                        f"request of {request.size} bytes is over the limit of {limit} bytes"
-                    )
-                if isinstance(request, _Undecodable):
-                    raise MalformedRequest(
-                        f"the {request.size}-byte request is not a valid "
-                        f"{type_name} message",
-                    )
-                check_request(request)  # every client-chosen field bounded, first
+                admit(request)
                 return await behavior(request, context)
             except Exception as exc:  # every error goes through the ONE mapping
                 await self._refuse(info, exc, context, request)
@@ -402,6 +410,27 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             finally:
                 _CALL.reset(token)
 
+        async def wrapped_stream(request: Any, context: aio.ServicerContext) -> Any:
+            # The same checks and the same mapping for a server-streaming method: an
+            # error before or between its messages is refused (and recorded) as above.
+            info, token = begin(request, context)
+            try:
+                admit(request)
+                async for message in behavior(request, context):
+                    yield message
+            except Exception as exc:  # every error goes through the ONE mapping
+                await self._refuse(info, exc, context, request)
+                raise AssertionError("unreachable: abort raises") from exc
+            finally:
+                with contextlib.suppress(ValueError):  # reset from another context
+                    _CALL.reset(token)
+
+        if streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                wrapped_stream,
+                request_deserializer=deserialize,
+                response_serializer=handler.response_serializer,
+            )
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
             request_deserializer=deserialize,

@@ -200,6 +200,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # Nothing of the request is parsed before the session check: an unauthenticated
         # caller's envelope (and its embedded certificate) is never decoded or cached.
         session = gw.authenticate_token(token)
+        # The user's unit when the query was made (Reports filter by it, §21).
+        info.details["unit"] = session.user.unit or ""
         parsed = None
         if request.HasField("envelope"):  # kept in the record of a refusal from here on
             parsed, info.payload = parse_envelope(request.envelope)
@@ -215,7 +217,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         query = parse_query(payload)
         info.details.update(
             {"request_id": query.request_id, "resource": int(query.resource),
-             "basis": query.basis, "task": query.task_ref}
+             "basis": query.basis, "task": query.task_ref,
+             # bounded by server.bounds (justification: 2000 characters) before here
+             "justification": query.justification,
+             # as sent (a refusal before validation shows what was asked): a few, clipped
+             "parameters": {k[:64]: v[:64] for k, v in sorted(query.parameters.items())[:4]}}
         )
         if not query.request_id:
             raise MissingField("request_id is empty")
@@ -229,6 +235,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # The validated subject (IIN/BIN/plate/phone) goes into the audit record: the
         # violation rules watch for bursts of queries about one person (R13, R15).
         info.details["subject"] = next(iter(params.values()))
+        info.details["parameters"] = dict(params)  # validated: one known name, normalised
         try:
             gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
         except ReplayDetected as exc:
@@ -289,6 +296,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     "basis": query.basis,
                     "task": query.task_ref,
                     "subject": info.details.get("subject"),
+                    "justification": query.justification,
+                    "parameters": info.details.get("parameters"),
+                    "unit": info.details.get("unit"),
                     "truncated": answer.truncated,
                     "result_sha256": hashlib.sha256(result_bytes).hexdigest(),
                     "result_summary": result_summary(answer.data),

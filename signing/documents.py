@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from signing.api import Signer
@@ -81,3 +81,13 @@ def application_document(
     if corrects:
         doc["corrects"] = corrects
     return doc
+
+
+def resolution_document(
+    number: str, date: str, user_ids: Iterable[str], period_start: str, period_end: str
+) -> dict[str, Any]:
+    """A prosecutor's resolution (§22): its number, its date (``YYYY-MM-DD``), the users
+    whose queries it covers and the period (ISO 8601 with offset, end exclusive). The
+    gateway checks every field when it registers the signed document."""
+    return {"number": number, "date": date, "user_ids": list(user_ids),
+            "period_start": period_start, "period_end": period_end}

@@ -15,6 +15,7 @@ denied, is itself recorded (``prosecutor.read``, outcome ``success`` / ``refused
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import uuid
@@ -154,14 +155,21 @@ class ProsecutorService:
         until: _dt.datetime | None = None,
         after_seq: int | None = None,
         limit: int = 100,
+        narrow: QueryFilter | None = None,
     ) -> ReportPage:
-        """Read scoped users' query records within the resolution; recorded either way."""
+        """Read scoped users' query records within the resolution; recorded either way.
+
+        ``narrow`` adds the Reports criteria (resource, basis, task, outcome, unit,
+        subject, reason) inside the scope; its users and period are not used (the scope
+        and ``user_ids``/``since``/``until`` decide them)."""
         details: dict[str, Any] = {
             "resolution_id": resolution_id, "role": str(actor.role),
             "users": list(user_ids) if user_ids is not None else None,
             "since": astana_iso(since) if since is not None else None,
             "until": astana_iso(until) if until is not None else None,
         }
+        if narrow is not None and narrow.describe():
+            details["filter"] = narrow.describe()
         try:
             authorize(actor.role, Action.AUDIT_TRAIL_READ)
         except PermissionDenied as exc:
@@ -185,8 +193,9 @@ class ProsecutorService:
                 actor, details,
                 f"period outside resolution {res.number} ({astana_iso(res.period_start)} .. "
                 f"{astana_iso(res.period_end)})")
-        page = fetch_page(self.index, QueryFilter(user_ids=users, since=start, until=end),
-                          after_seq, limit)
+        scoped = dataclasses.replace(narrow or QueryFilter(), user_ids=users, since=start,
+                                     until=end)
+        page = fetch_page(self.index, scoped, after_seq, limit)
         self.ctx.record("prosecutor.read", actor.user_id, "success",
                         {**details, "rows": len(page.rows), "after_seq": after_seq})
         return page

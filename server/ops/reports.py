@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-from collections.abc import Iterable, Sequence
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -26,11 +28,14 @@ from server.ops import schema as s
 from server.ops.base import OpsContext, utc_required
 from server.ops.errors import InvalidDocument, OpsStorageError
 from server.ops.roles import Action, Actor, Role, authorize
+from server.resources import catalogue
 from server.store import schema as cp
 from siogw_api.timeutil import astana_iso, astana_zone, ensure_utc
 
 #: Largest page one call returns.
 MAX_PAGE = 1000
+#: Characters after which a streamed CSV chunk is sent (at most 4 bytes each in UTF-8).
+CHUNK_CHARS = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class QueryFilter:
     basis: str | None = None
     task: str | None = None
     outcome: str | None = None
+    unit: str | None = None
+    subject: str | None = None
+    reason: str | None = None
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -53,10 +61,14 @@ class QueryFilter:
             out["since"] = astana_iso(self.since)
         if self.until is not None:
             out["until"] = astana_iso(self.until)
-        for name in ("resource", "basis", "task", "outcome"):
+        for name in _MATCHED:
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         return out
+
+
+#: Filter fields matched exactly against the index column of the same name.
+_MATCHED = ("resource", "basis", "task", "outcome", "unit", "subject", "reason")
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,42 @@ class QueryRecord:
     task: str | None
     outcome: str
     request_id: str | None
+    # Issue 15: what control (§21) and supervision (§22) need; None for records written
+    # before the query path recorded them.
+    unit: str | None = None
+    subject: str | None = None
+    justification: str | None = None
+    parameters: Mapping[str, str] | None = None
+    status_code: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    result_summary: str | None = None
+    truncated: bool | None = None
+    leaf_hash: str | None = None
+
+    @property
+    def resource_number(self) -> int | None:
+        try:
+            return int(self.resource) if self.resource else None
+        except ValueError:
+            return None
+
+    @property
+    def resource_name(self) -> str:
+        """The resource's name in the catalogue ("" when unknown)."""
+        number = self.resource_number
+        entry = catalogue.CATALOGUE.get(number) if number is not None else None
+        return entry.name if entry is not None else ""
+
+
+def _params(text: str | None) -> Mapping[str, str] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -83,8 +131,13 @@ class QueryIndex(Protocol):
     """Read interface over the audit index's query records."""
 
     def query_page(self, flt: QueryFilter, *, after_seq: int | None,
-                   limit: int) -> Sequence[QueryRecord]:
-        """Up to ``limit`` matching records with ``seq > after_seq``, by ascending seq."""
+                   limit: int, upto_seq: int | None = None) -> Sequence[QueryRecord]:
+        """Up to ``limit`` matching records with ``after_seq < seq <= upto_seq``, by
+        ascending seq."""
+        ...
+
+    def top_seq(self) -> int | None:
+        """The highest seq the index holds (None when empty)."""
         ...
 
 
@@ -94,8 +147,17 @@ class AuditIndexQueries:
     def __init__(self, index: Any) -> None:
         self.index = index
 
+    def top_seq(self) -> int | None:
+        t = self.index.table
+        try:
+            with self.index.engine.connect() as conn:
+                top = conn.execute(sa.select(sa.func.max(t.c.seq))).scalar()
+        except SQLAlchemyError as exc:
+            raise OpsStorageError("audit index database error", detail=str(exc)[:500]) from exc
+        return None if top is None else int(top)
+
     def query_page(self, flt: QueryFilter, *, after_seq: int | None,
-                   limit: int) -> Sequence[QueryRecord]:
+                   limit: int, upto_seq: int | None = None) -> Sequence[QueryRecord]:
         t = self.index.table
         stmt = sa.select(t).where(
             sa.or_(t.c.event == "query",
@@ -109,7 +171,9 @@ class AuditIndexQueries:
             stmt = stmt.where(t.c.time >= ensure_utc(flt.since))
         if flt.until is not None:
             stmt = stmt.where(t.c.time < ensure_utc(flt.until))
-        for name in ("resource", "basis", "task", "outcome"):
+        if upto_seq is not None:
+            stmt = stmt.where(t.c.seq <= upto_seq)
+        for name in _MATCHED:
             value = getattr(flt, name)
             if value is not None:
                 stmt = stmt.where(t.c[name] == str(value))
@@ -119,7 +183,12 @@ class AuditIndexQueries:
                 return [
                     QueryRecord(seq=int(r.seq), time=ensure_utc(r.time), user_id=r.actor,
                                 event=r.event, resource=r.resource, basis=r.basis, task=r.task,
-                                outcome=r.outcome, request_id=r.request_id)
+                                outcome=r.outcome, request_id=r.request_id, unit=r.unit,
+                                subject=r.subject, justification=r.justification,
+                                parameters=_params(r.parameters), status_code=r.code,
+                                reason=r.reason, message=r.message,
+                                result_summary=r.result_summary, truncated=r.truncated,
+                                leaf_hash=r.leaf_hash)
                     for r in conn.execute(stmt)
                 ]
         except SQLAlchemyError as exc:
@@ -127,22 +196,52 @@ class AuditIndexQueries:
 
 
 def fetch_page(index: QueryIndex, flt: QueryFilter, after_seq: int | None,
-               limit: int) -> ReportPage:
+               limit: int, *, upto_seq: int | None = None) -> ReportPage:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidDocument(f"page size must be 1..{MAX_PAGE}")
-    rows = tuple(index.query_page(flt, after_seq=after_seq, limit=limit + 1))
+    if upto_seq is None:
+        rows = tuple(index.query_page(flt, after_seq=after_seq, limit=limit + 1))
+    else:
+        rows = tuple(index.query_page(flt, after_seq=after_seq, limit=limit + 1,
+                                      upto_seq=upto_seq))
     if len(rows) > limit:
         return ReportPage(rows[:limit], rows[limit - 1].seq)
     return ReportPage(rows, None)
 
 
+#: The export's columns: the first nine as before issue 15, the rest added after them
+#: (a spreadsheet or script reading the old columns by position keeps working).
 CSV_COLUMNS = ("seq", "time", "user", "event", "resource", "basis", "task", "outcome",
-               "request_id")
+               "request_id", "unit", "subject", "justification", "parameters",
+               "resource_name", "status_code", "reason", "message", "result_summary",
+               "truncated", "leaf_hash")
+
+#: A cell starting with one of these is a formula (or becomes one) in a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` safe for a spreadsheet: a cell that starts like a formula (``=``, ``+``,
+    ``-``, ``@``, tab, CR) gets a leading ``'``, which spreadsheets show as text (the
+    OWASP "CSV injection" rule). Every other value is unchanged."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_writer(out: TextIO) -> Any:
+    """The export's CSV writer: RFC 4180 (CRLF between records), so that a cell holding a
+    CR or LF is quoted and a reader keeps it in its cell."""
+    return csv.writer(out, lineterminator="\r\n")
 
 
 def _csv_row(r: QueryRecord) -> list[str]:
-    return [str(r.seq), astana_iso(r.time), r.user_id, r.event, r.resource or "",
-            r.basis or "", r.task or "", r.outcome, r.request_id or ""]
+    params = ";".join(f"{k}={v}" for k, v in sorted((r.parameters or {}).items()))
+    truncated = "" if r.truncated is None else ("yes" if r.truncated else "no")
+    cells = [str(r.seq), astana_iso(r.time), r.user_id, r.event, r.resource or "",
+             r.basis or "", r.task or "", r.outcome, r.request_id or "", r.unit or "",
+             r.subject or "", r.justification or "", params, r.resource_name,
+             r.status_code or "", r.reason or "", r.message or "", r.result_summary or "",
+             truncated, r.leaf_hash or ""]
+    return [csv_cell(cell) for cell in cells]
 
 
 @dataclass(frozen=True)
@@ -194,10 +293,11 @@ class ReportService:
                          "rows": len(page.rows)})
         return page
 
-    def iter_queries(self, flt: QueryFilter, *, page_size: int = 500) -> Iterable[QueryRecord]:
+    def iter_queries(self, flt: QueryFilter, *, page_size: int = 500,
+                     upto_seq: int | None = None) -> Iterable[QueryRecord]:
         after: int | None = None
         while True:
-            page = fetch_page(self.index, flt, after, page_size)
+            page = fetch_page(self.index, flt, after, page_size, upto_seq=upto_seq)
             yield from page.rows
             if page.next_after_seq is None:
                 return
@@ -207,7 +307,7 @@ class ReportService:
         """Write every matching record as CSV (times in Astana); returns the row count."""
         authorize(actor.role, Action.REPORT_READ)
         flt = flt or QueryFilter()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         n = 0
         for record in self.iter_queries(flt):
@@ -224,7 +324,7 @@ class ReportService:
         authorize(actor.role, Action.REPORT_READ)
         flt = flt or QueryFilter()
         page = fetch_page(self.index, flt, after_seq, limit)
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         for record in page.rows:
             writer.writerow(_csv_row(record))
@@ -232,6 +332,45 @@ class ReportService:
                         {"filter": flt.describe(), "export": "csv", "after_seq": after_seq,
                          "rows": len(page.rows)})
         return page
+
+    def export_csv_stream(self, actor: Actor, flt: QueryFilter | None = None, *,
+                          chunk_rows: int = 200) -> Iterator[tuple[str, int]]:
+        """The export as ``(csv text, rows in it)`` chunks, the header in the first.
+
+        Record first: the read is recorded (``report.read``, ``export: "csv-stream"``)
+        with the filter and ``upto_seq``, the index's top seq at the start, before any
+        row is produced, and only records up to that seq are exported -- the record
+        names exactly the rows disclosed, however long the stream takes. The role is
+        checked when this is called, not when the first chunk is asked for.
+        """
+        authorize(actor.role, Action.REPORT_READ)
+        if not 1 <= chunk_rows <= MAX_PAGE:
+            raise InvalidDocument(f"chunk size must be 1..{MAX_PAGE}")
+        flt = flt or QueryFilter()
+        upto = self.index.top_seq()
+        self.ctx.record("report.read", actor.user_id, "success",
+                        {"filter": flt.describe(), "export": "csv-stream", "upto_seq": upto})
+        return self._csv_chunks(flt, upto, chunk_rows)
+
+    def _csv_chunks(self, flt: QueryFilter, upto: int | None,
+                    chunk_rows: int) -> Iterator[tuple[str, int]]:
+        out = io.StringIO()
+        writer = csv_writer(out)
+        writer.writerow(CSV_COLUMNS)
+        rows = 0
+        if upto is not None:
+            for record in self.iter_queries(flt, page_size=chunk_rows, upto_seq=upto):
+                writer.writerow(_csv_row(record))
+                rows += 1
+                # A chunk also stays under CHUNK_CHARS (a row is at most a few KiB), so
+                # that it fits any message limit the gateway can be configured with.
+                if rows == chunk_rows or out.tell() >= CHUNK_CHARS:
+                    yield out.getvalue(), rows
+                    out.seek(0)
+                    out.truncate()
+                    rows = 0
+        if rows or out.tell():
+            yield out.getvalue(), rows
 
     # --- reviews ---------------------------------------------------------------------
     def record_review(self, actor: Actor, period_start: _dt.datetime, period_end: _dt.datetime,

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from siogw_api.v1 import common_pb2 as siogw__api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18siogw_api/v1/audit.proto\x12\x08siogw.v1\x1a\x19siogw_api/v1/common.proto\"\x16\n\x14GetCheckpointRequest\"\x8f\x01\n\nCheckpoint\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\x0c\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x30\n\taudit_key\x18\x05 \x01(\x0b\x32\x1d.siogw.v1.AuditKeyEndorsement\"g\n\x13\x41uditKeyEndorsement\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x16\n\x0epublic_key_der\x18\x02 \x01(\x0c\x12\x15\n\rsigner_key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"Z\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\";\n\x1aGetConsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"A\n\x10\x43onsistencyProof\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"3\n\x08\x41uditRef\x12\'\n\x07receipt\x18\x01 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\"}\n\x0bQueryFilter\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\x12\x0c\n\x04task\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\"t\n\x12ListQueriesRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.siogw.v1.QueryFilter\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x15\n\rhas_after_seq\x18\x03 \x01(\x08\x12\r\n\x05limit\x18\x04 \x01(\r\"\x9c\x01\n\x0bQueryRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x06 \x01(\t\x12\x0c\n\x04task\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\"]\n\tQueryPage\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.siogw.v1.QueryRecord\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\x16\n\x0enext_after_seq\x18\x03 \x01(\x04\"P\n\tCsvExport\x12\x0b\n\x03\x63sv\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\x04\x12\x10\n\x08has_more\x18\x03 \x01(\x08\x12\x16\n\x0enext_after_seq\x18\x04 \x01(\x04\"-\n\x19RegisterResolutionRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"v\n\x0eResolutionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\x12\x10\n\x08user_ids\x18\x04 \x03(\t\x12\x14\n\x0cperiod_start\x18\x05 \x01(\t\x12\x12\n\nperiod_end\x18\x06 \x01(\t\"\x97\x01\n\x15ReadAuditTrailRequest\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05until\x18\x04 \x01(\t\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\x12\x15\n\rhas_after_seq\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r2\xa7\x04\n\x0c\x41uditService\x12\x45\n\rGetCheckpoint\x12\x1e.siogw.v1.GetCheckpointRequest\x1a\x14.siogw.v1.Checkpoint\x12Q\n\x11GetInclusionProof\x12\".siogw.v1.GetInclusionProofRequest\x1a\x18.siogw.v1.InclusionProof\x12W\n\x13GetConsistencyProof\x12$.siogw.v1.GetConsistencyProofRequest\x1a\x1a.siogw.v1.ConsistencyProof\x12@\n\x0bListQueries\x12\x1c.siogw.v1.ListQueriesRequest\x1a\x13.siogw.v1.QueryPage\x12\x45\n\x10\x45xportQueriesCsv\x12\x1c.siogw.v1.ListQueriesRequest\x1a\x13.siogw.v1.CsvExport\x12S\n\x12RegisterResolution\x12#.siogw.v1.RegisterResolutionRequest\x1a\x18.siogw.v1.ResolutionInfo\x12\x46\n\x0eReadAuditTrail\x12\x1f.siogw.v1.ReadAuditTrailRequest\x1a\x13.siogw.v1.QueryPageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18siogw_api/v1/audit.proto\x12\x08siogw.v1\x1a\x19siogw_api/v1/common.proto\"\x16\n\x14GetCheckpointRequest\"\x8f\x01\n\nCheckpoint\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\x0c\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x30\n\taudit_key\x18\x05 \x01(\x0b\x32\x1d.siogw.v1.AuditKeyEndorsement\"g\n\x13\x41uditKeyEndorsement\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x16\n\x0epublic_key_der\x18\x02 \x01(\x0c\x12\x15\n\rsigner_key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"Z\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\";\n\x1aGetConsistencyProofRequest\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\"A\n\x10\x43onsistencyProof\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06second\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"3\n\x08\x41uditRef\x12\'\n\x07receipt\x18\x01 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\"\xac\x01\n\x0bQueryFilter\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05until\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\x12\x0c\n\x04task\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0c\n\x04unit\x18\x08 \x01(\t\x12\x0f\n\x07subject\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\t\"\x96\x01\n\x12ListQueriesRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.siogw.v1.QueryFilter\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x15\n\rhas_after_seq\x18\x03 \x01(\x08\x12\r\n\x05limit\x18\x04 \x01(\r\x12\r\n\x05prove\x18\x05 \x01(\x08\x12\x11\n\ttree_size\x18\x06 \x01(\x04\"\x8d\x04\n\x0bQueryRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04time\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x06 \x01(\t\x12\x0c\n\x04task\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x0c\n\x04unit\x18\n \x01(\t\x12\x0f\n\x07subject\x18\x0b \x01(\t\x12\x15\n\rjustification\x18\x0c \x01(\t\x12\x39\n\nparameters\x18\r \x03(\x0b\x32%.siogw.v1.QueryRecord.ParametersEntry\x12\x17\n\x0fresource_number\x18\x0e \x01(\r\x12\x15\n\rresource_name\x18\x0f \x01(\t\x12\x13\n\x0bstatus_code\x18\x10 \x01(\t\x12\x0e\n\x06reason\x18\x11 \x01(\t\x12\x0f\n\x07message\x18\x12 \x01(\t\x12\x16\n\x0eresult_summary\x18\x13 \x01(\t\x12\x11\n\ttruncated\x18\x14 \x01(\x08\x12\x11\n\tleaf_hash\x18\x15 \x01(\t\x12\'\n\x05proof\x18\x16 \x01(\x0b\x32\x18.siogw.v1.InclusionProof\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"p\n\tQueryPage\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.siogw.v1.QueryRecord\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\x16\n\x0enext_after_seq\x18\x03 \x01(\x04\x12\x11\n\ttree_size\x18\x04 \x01(\x04\"H\n\x08\x43svChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x12\n\ntotal_rows\x18\x04 \x01(\x04\"P\n\tCsvExport\x12\x0b\n\x03\x63sv\x18\x01 \x01(\x0c\x12\x0c\n\x04rows\x18\x02 \x01(\x04\x12\x10\n\x08has_more\x18\x03 \x01(\x08\x12\x16\n\x0enext_after_seq\x18\x04 \x01(\x04\"-\n\x19RegisterResolutionRequest\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\"v\n\x0eResolutionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\x12\x10\n\x08user_ids\x18\x04 \x03(\t\x12\x14\n\x0cperiod_start\x18\x05 \x01(\t\x12\x12\n\nperiod_end\x18\x06 \x01(\t\"\xe0\x01\n\x15ReadAuditTrailRequest\x12\x15\n\rresolution_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05until\x18\x04 \x01(\t\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\x12\x15\n\rhas_after_seq\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r\x12\r\n\x05prove\x18\x08 \x01(\x08\x12\x11\n\ttree_size\x18\t \x01(\x04\x12%\n\x06\x66ilter\x18\n \x01(\x0b\x32\x15.siogw.v1.QueryFilter2\xef\x04\n\x0c\x41uditService\x12\x45\n\rGetCheckpoint\x12\x1e.siogw.v1.GetCheckpointRequest\x1a\x14.siogw.v1.Checkpoint\x12Q\n\x11GetInclusionProof\x12\".siogw.v1.GetInclusionProofRequest\x1a\x18.siogw.v1.InclusionProof\x12W\n\x13GetConsistencyProof\x12$.siogw.v1.GetConsistencyProofRequest\x1a\x1a.siogw.v1.ConsistencyProof\x12@\n\x0bListQueries\x12\x1c.siogw.v1.ListQueriesRequest\x1a\x13.siogw.v1.QueryPage\x12\x45\n\x10\x45xportQueriesCsv\x12\x1c.siogw.v1.ListQueriesRequest\x1a\x13.siogw.v1.CsvExport\x12S\n\x12RegisterResolution\x12#.siogw.v1.RegisterResolutionRequest\x1a\x18.siogw.v1.ResolutionInfo\x12\x46\n\x0eReadAuditTrail\x12\x1f.siogw.v1.ReadAuditTrailRequest\x1a\x13.siogw.v1.QueryPage\x12\x46\n\x10StreamQueriesCsv\x12\x1c.siogw.v1.ListQueriesRequest\x1a\x12.siogw.v1.CsvChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siogw_api.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_QUERYRECORD_PARAMETERSENTRY']._loaded_options = None
+  _globals['_QUERYRECORD_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_GETCHECKPOINTREQUEST']._serialized_start=65
   _globals['_GETCHECKPOINTREQUEST']._serialized_end=87
   _globals['_CHECKPOINT']._serialized_start=90
@@ -48,22 +50,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONSISTENCYPROOF']._serialized_end=618
   _globals['_AUDITREF']._serialized_start=620
   _globals['_AUDITREF']._serialized_end=671
-  _globals['_QUERYFILTER']._serialized_start=673
-  _globals['_QUERYFILTER']._serialized_end=798
-  _globals['_LISTQUERIESREQUEST']._serialized_start=800
-  _globals['_LISTQUERIESREQUEST']._serialized_end=916
-  _globals['_QUERYRECORD']._serialized_start=919
-  _globals['_QUERYRECORD']._serialized_end=1075
-  _globals['_QUERYPAGE']._serialized_start=1077
-  _globals['_QUERYPAGE']._serialized_end=1170
-  _globals['_CSVEXPORT']._serialized_start=1172
-  _globals['_CSVEXPORT']._serialized_end=1252
-  _globals['_REGISTERRESOLUTIONREQUEST']._serialized_start=1254
-  _globals['_REGISTERRESOLUTIONREQUEST']._serialized_end=1299
-  _globals['_RESOLUTIONINFO']._serialized_start=1301
-  _globals['_RESOLUTIONINFO']._serialized_end=1419
-  _globals['_READAUDITTRAILREQUEST']._serialized_start=1422
-  _globals['_READAUDITTRAILREQUEST']._serialized_end=1573
-  _globals['_AUDITSERVICE']._serialized_start=1576
-  _globals['_AUDITSERVICE']._serialized_end=2127
+  _globals['_QUERYFILTER']._serialized_start=674
+  _globals['_QUERYFILTER']._serialized_end=846
+  _globals['_LISTQUERIESREQUEST']._serialized_start=849
+  _globals['_LISTQUERIESREQUEST']._serialized_end=999
+  _globals['_QUERYRECORD']._serialized_start=1002
+  _globals['_QUERYRECORD']._serialized_end=1527
+  _globals['_QUERYRECORD_PARAMETERSENTRY']._serialized_start=1478
+  _globals['_QUERYRECORD_PARAMETERSENTRY']._serialized_end=1527
+  _globals['_QUERYPAGE']._serialized_start=1529
+  _globals['_QUERYPAGE']._serialized_end=1641
+  _globals['_CSVCHUNK']._serialized_start=1643
+  _globals['_CSVCHUNK']._serialized_end=1715
+  _globals['_CSVEXPORT']._serialized_start=1717
+  _globals['_CSVEXPORT']._serialized_end=1797
+  _globals['_REGISTERRESOLUTIONREQUEST']._serialized_start=1799
+  _globals['_REGISTERRESOLUTIONREQUEST']._serialized_end=1844
+  _globals['_RESOLUTIONINFO']._serialized_start=1846
+  _globals['_RESOLUTIONINFO']._serialized_end=1964
+  _globals['_READAUDITTRAILREQUEST']._serialized_start=1967
+  _globals['_READAUDITTRAILREQUEST']._serialized_end=2191
+  _globals['_AUDITSERVICE']._serialized_start=2194
+  _globals['_AUDITSERVICE']._serialized_end=2817
 # @@protoc_insertion_point(module_scope)

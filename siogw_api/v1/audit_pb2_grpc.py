@@ -70,6 +70,11 @@ class AuditServiceStub:
                 request_serializer=siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
                 response_deserializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
                 _registered_method=True)
+        self.StreamQueriesCsv = channel.unary_stream(
+                '/siogw.v1.AuditService/StreamQueriesCsv',
+                request_serializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+                response_deserializer=siogw__api_dot_v1_dot_audit__pb2.CsvChunk.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -120,6 +125,13 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamQueriesCsv(self, request, context):
+        """R15: the export as a stream of CSV chunks (no size limit; formula-safe cells).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +169,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ReadAuditTrail,
                     request_deserializer=siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.FromString,
                     response_serializer=siogw__api_dot_v1_dot_audit__pb2.QueryPage.SerializeToString,
+            ),
+            'StreamQueriesCsv': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamQueriesCsv,
+                    request_deserializer=siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.FromString,
+                    response_serializer=siogw__api_dot_v1_dot_audit__pb2.CsvChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +366,33 @@ class AuditService:
             '/siogw.v1.AuditService/ReadAuditTrail',
             siogw__api_dot_v1_dot_audit__pb2.ReadAuditTrailRequest.SerializeToString,
             siogw__api_dot_v1_dot_audit__pb2.QueryPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamQueriesCsv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/siogw.v1.AuditService/StreamQueriesCsv',
+            siogw__api_dot_v1_dot_audit__pb2.ListQueriesRequest.SerializeToString,
+            siogw__api_dot_v1_dot_audit__pb2.CsvChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,6 +25,8 @@ class FakeChannel:
         method.path = path  # type: ignore[attr-defined]
         return method
 
+    unary_stream = unary_unary
+
 
 def make_core(session_token: str | None = None) -> tuple[core.ClientCore, EcSigner]:
     gateway = EcSigner()
@@ -42,7 +44,7 @@ def make_core(session_token: str | None = None) -> tuple[core.ClientCore, EcSign
 
 
 def test_every_rpc_binds_its_service_method() -> None:
-    assert len(RPCS) == 17
+    assert len(RPCS) == 21
     # every AdminService method has its Rpc (issue 15: a library method for each)
     from siogw_api.v1 import admin_pb2
 
@@ -125,3 +127,71 @@ def test_bad_arguments_fail_before_any_step() -> None:
     )
     with pytest.raises(ClientUsageError, match="sms_code_provider"):
         next(plan)
+
+
+def _chunk(data: bytes = b"", rows: int = 0, *, last: bool = False, total: int = 0) -> Any:
+    from siogw_api.v1 import audit_pb2
+
+    return audit_pb2.CsvChunk(data=data, rows=rows, last=last, total_rows=total)
+
+
+def test_export_plan_streams_into_the_file_and_needs_the_last_chunk() -> None:
+    import io
+
+    from clients.errors import ResultVerificationError
+
+    client, _gw = make_core("tok")
+    out = io.BytesIO()
+    plan = core.export_queries_csv(client, out, None, chunk_rows=0)
+    step = next(plan)
+    assert isinstance(step, core.Stream) and step.rpc is core.STREAM_QUERIES_CSV
+    for msg in (_chunk(b"seq,time\r\n0,t\r\n", 1), _chunk(b"1,t\r\n", 1),
+                _chunk(last=True, total=2)):
+        step.give(msg)
+    with pytest.raises(StopIteration) as done:
+        plan.send(None)
+    assert (done.value.value.rows, done.value.value.complete) == (2, True)
+    assert out.getvalue() == b"seq,time\r\n0,t\r\n1,t\r\n"
+
+    # A stream that ends without its last chunk, or miscounts, is an error.
+    for chunks in ([_chunk(b"seq\r\n", 0)], [_chunk(b"a\r\n", 1), _chunk(last=True, total=5)]):
+        plan = core.export_queries_csv(client, io.BytesIO(), None, chunk_rows=0)
+        step = next(plan)
+        with pytest.raises(ResultVerificationError):
+            for msg in chunks:
+                step.give(msg)
+            plan.send(None)
+
+
+
+def test_csv_sink_is_complete_only_with_a_consistent_last_chunk() -> None:
+    """Any sequence of chunks from the gateway: the sink either completes with exactly
+    the bytes and rows sent up to a last chunk whose total matches, or raises."""
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from clients._reports import CsvSink
+    from clients.errors import ResultVerificationError
+
+    chunk = st.tuples(st.binary(max_size=20), st.integers(0, 5), st.booleans(),
+                      st.integers(0, 40))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(chunk, max_size=8))
+    def check(chunks: list[tuple[bytes, int, bool, int]]) -> None:
+        out = io.BytesIO()
+        sink = CsvSink(out)
+        try:
+            for data, rows, last, total in chunks:
+                sink(_chunk(data, rows, last=last, total=total))
+            info = sink.result()
+        except ResultVerificationError:
+            return
+        lasts = [i for i, c in enumerate(chunks) if c[2]]
+        assert lasts == [len(chunks) - 1]  # exactly one last chunk, at the end
+        assert out.getvalue() == b"".join(c[0] for c in chunks) and info.complete
+        assert info.rows == sum(c[1] for c in chunks) == chunks[-1][3]
+
+    check()

@@ -111,6 +111,11 @@ def test_report_csv_is_recorded(tmp_path: Path, ec_token_key: Any,
     assert "1 query record(s) written" in capsys.readouterr().out
     rows = list(csv.reader(io.StringIO(out_file.read_text())))
     assert rows[1][8] == "q-cli-1"
+    # issue 15's filters: the record names no subject, so a subject filter finds nothing
+    none_file = tmp_path / "none.csv"
+    assert main(["admin", "--home", str(home), "report", "--as", "cora", "--subject",
+                 "900101300017", "--csv", str(none_file)]) == 0
+    assert "0 query record(s) written" in capsys.readouterr().out
     events = [rec.event for _, rec in iter_archive_records(home / "audit")]
     assert events[-1] == "report.read"
     # an unknown reader is refused

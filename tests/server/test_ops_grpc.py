@@ -99,6 +99,9 @@ RPC_MATRIX: dict[str, tuple[frozenset[str], Callable[[Harness, str], Any]]] = {
     "AuditService.ExportQueriesCsv": (frozenset({CO}), lambda gw, t: gw.audit.ExportQueriesCsv(
         audit_pb2.ListQueriesRequest(
             filter=audit_pb2.QueryFilter(user_ids=["nobody-here"])), metadata=bearer(t))),
+    "AuditService.StreamQueriesCsv": (frozenset({CO}), lambda gw, t: list(
+        gw.audit.StreamQueriesCsv(audit_pb2.ListQueriesRequest(
+            filter=audit_pb2.QueryFilter(user_ids=["nobody-here"])), metadata=bearer(t)))),
     "AuditService.RegisterResolution": (frozenset({PR}), lambda gw, t: gw.audit.RegisterResolution(
         audit_pb2.RegisterResolutionRequest(document=b"{}"), metadata=bearer(t))),
     "AuditService.ReadAuditTrail": (frozenset({PR}), lambda gw, t: gw.audit.ReadAuditTrail(

@@ -43,7 +43,15 @@ from server.errors import error_info
 from signing.merkle import leaf_hash
 from siogw import demo
 from siogw_api.errors import ConfigError
-from siogw_api.v1 import auth_pb2, auth_pb2_grpc, common_pb2, query_pb2, query_pb2_grpc
+from siogw_api.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    common_pb2,
+    query_pb2,
+    query_pb2_grpc,
+)
 
 ANALYST = ("analyst", "Aigerim Analyst", "agency_user", "+77011234567")
 TASK = "CASE-2026-0777"
@@ -369,6 +377,10 @@ class Client:
         return outcome
 
 
+async def _drain(call: Any) -> list[Any]:
+    return [message async for message in call]
+
+
 def dataset_iins(home: Path) -> list[str]:
     """IINs of the synthetic dataset (distinct subjects: no burst alerts)."""
     import sqlalchemy as sa
@@ -515,6 +527,11 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
                         auth_pb2.BeginLoginRequest(user_id="nobody",
                                                    certificate_der=b"not a certificate"),
                         timeout=30),
+                    # issue 15: a server-streaming call, forwarded by the worker as a
+                    # stream; an analyst may not read Reports
+                    "stream": lambda ch: _drain(audit_pb2_grpc.AuditServiceStub(
+                        ch).StreamQueriesCsv(audit_pb2.ListQueriesRequest(),
+                                             metadata=client.metadata, timeout=30)),
                 }
                 got = []
                 for ch in client.channels:
@@ -539,6 +556,8 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
     assert got[0]["bad_iin"][1]
     assert {row["evil"][:2] for row in got} == {
         (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LARGE")}
+    ((stream_code, stream_reason),) = {row["stream"][:2] for row in got}
+    assert stream_code == grpc.StatusCode.PERMISSION_DENIED and stream_reason
     ((login_code, login_reason),) = {row["login"][:2] for row in got}
     assert login_code == grpc.StatusCode.INVALID_ARGUMENT and login_reason
     assert any(row["worker"] for row in got) and not all(row["worker"] for row in got)
@@ -551,7 +570,7 @@ def test_refusals_through_a_worker_keep_their_status_and_are_recorded(
     for row in got:
         peers = set()
         for name, request_id in (("replay", replayed), ("bad_iin", bad_id), ("login", None),
-                                 ("evil", None)):
+                                 ("evil", None), ("stream", None)):
             code, reason, call_id = row[name]
             assert len(by_call[call_id]) == 1, (name, row)
             rec = by_call[call_id][0]
