@@ -204,3 +204,22 @@ class GatewayClient(core.ClientCore):
     def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         """Sign and execute one admin command (``EnrollUser``, ``RevokeCertificate``, ...)."""
         return self._run(core.admin(self, command, signer))
+
+    # -- FM-1 reporting (issue 16) --------------------------------------------------------
+    def fm1_submit(self, message: Mapping[str, Any], *, signer: Signer | None = None
+                   ) -> core.Fm1Submitted:
+        """Sign an FM-1 message (a JSON object) on the token, submit it, and verify the
+        gateway's receipt offline (:func:`clients.fm1.verify_fm1_receipt`)."""
+        return self._run(core.fm1_submit(self, message, signer))
+
+    def fm1_status(self, message_id: str, provider_bin: str = "") -> Any:
+        return self._run(core.fm1_status(self, message_id, provider_bin))
+
+    def fm1_list(self, request: Any) -> Any:
+        return self._run(core.fm1_list(self, request))
+
+    def fm1_show(self, message_id: str, provider_bin: str = "") -> Any:
+        return self._run(core.fm1_show(self, message_id, provider_bin))
+
+    def fm1_export(self, request: Any) -> Any:
+        return self._run(core.fm1_export(self, request))

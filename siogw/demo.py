@@ -178,6 +178,10 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+#: The crypto-asset service provider whose compliance officer the demo enrols (a BIN with
+#: a valid check digit; FM-1 reporting, issue 16).
+DEMO_PROVIDER_BIN = "190340012348"
+
 DEFAULT_PEOPLE: tuple[tuple[str, str, str, str], ...] = (
     ("operator", "Olzhas Operator", "operator", "+77010000001"),
     ("security", "Saule Security", "security_officer", "+77010000002"),
@@ -503,6 +507,7 @@ def enroll(world: World, client: Any, person: Person) -> str:
             phone=person.phone,
             certificate_der=_der(person.certificate()),
             device_public_key_der=device.public_key_der if device is not None else b"",
+            provider_bin=DEMO_PROVIDER_BIN if person.role == "compliance_officer" else "",
         )
     )
     return str(outcome.message)
