@@ -73,6 +73,8 @@ log = logging.getLogger("siogw.server")
 RECEIPT_TYPE = "siogw.fm1.receipt/v1"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: The largest ``after_id`` (row ids are 32-bit integers).
+MAX_AFTER_ID = 2**31 - 1
 #: Rows per page while a whole export is read.
 _EXPORT_PAGE = 500
 CSV_HEADER = ("id", "message_id", "provider_bin", "kind", "action", "amends",
@@ -292,6 +294,8 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServiceServicer):
                 ) -> MessageFilter:
         if own is not None and request.provider_bin and request.provider_bin != own:
             raise NotPermitted("a compliance officer lists their own provider's messages")
+        if request.after_id > MAX_AFTER_ID:
+            raise InputError(f"after_id is over {MAX_AFTER_ID}")
         provider = own or (validate_bin(request.provider_bin) if request.provider_bin
                            else None)
         if request.kind and request.kind not in KINDS:
