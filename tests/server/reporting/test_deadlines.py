@@ -5,6 +5,7 @@ a public holiday, Kurban Ait, a transferred day off and a transferred working da
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 
 import pytest
 
@@ -82,10 +83,10 @@ def test_corrections_and_withdrawals_have_no_deadline() -> None:
     assert lateness(None, at("2030-01-01 00:00")) == 0
 
 
-def test_a_decree_the_package_lacks_is_added_in_the_config(tmp_path: object) -> None:
+def test_a_decree_the_package_lacks_is_added_in_the_config(tmp_path: Path) -> None:
     # Suppose a decree moves a day off onto Monday 17 November 2025 and makes Saturday
     # 22 November a working day.
-    cfg = load_config(tmp_path, env={}, overrides={"reporting": {  # type: ignore[arg-type]
+    cfg = load_config(tmp_path, env={}, overrides={"reporting": {
         "holidays": ["2025-11-17"], "workdays": ["2025-11-22"]}})
     cal = WorkCalendar(cfg.reporting.holidays, cfg.reporting.workdays)
     assert next_day_rule("2025-11-14 18:30", cal) == end_of_day(_dt.date(2025, 11, 18))
@@ -95,10 +96,10 @@ def test_a_decree_the_package_lacks_is_added_in_the_config(tmp_path: object) -> 
     assert next_day_rule("2025-12-15 09:00", cal2) == end_of_day(_dt.date(2025, 12, 16))
 
 
-def test_a_bad_config_date_is_refused(tmp_path: object) -> None:
-    with pytest.raises(ConfigError, match="reporting.holidays"):
-        load_config(tmp_path, env={}, overrides={  # type: ignore[arg-type]
+def test_a_bad_config_date_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"reporting\.holidays"):
+        load_config(tmp_path, env={}, overrides={
             "reporting": {"holidays": ["17.11.2025"]}})
-    with pytest.raises(ConfigError, match="reporting.workdays"):
-        load_config(tmp_path, env={}, overrides={  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"reporting\.workdays"):
+        load_config(tmp_path, env={}, overrides={
             "reporting": {"workdays": "2025-11-22"}})
