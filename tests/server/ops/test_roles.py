@@ -128,7 +128,7 @@ def test_service_matrix(role: str, ops: Operations, people: Any, clock: Clock) -
                               role="agency_user")
     actor = Actor(f"{role}-1", role)
     calls = _calls(ops, target.cert_der, clock)
-    # Every action but the two the services do not gate (queries are the gateway's,
+    # Every action but those the services do not gate (queries and FM-1 are the gateway's,
     # maintenance windows are public) has an entry point here.
     assert set(calls) == set(EXPECTED) - {"query.send", "maintenance.read", "fm1.submit",
                                          "fm1.read"}
