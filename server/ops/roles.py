@@ -132,7 +132,7 @@ BLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
     {
         _O: frozenset(Role),
         _C: frozenset({_A}),
-        _S: frozenset({_A, _C, _P, _S}),
+        _S: frozenset({_A, _C, _P, _S, Role.COMPLIANCE_OFFICER}),
     }
 )
 
@@ -142,7 +142,7 @@ BLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
 UNBLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
     {
         _O: frozenset(Role),
-        _S: frozenset({_A, _C, _P, _S}),
+        _S: frozenset({_A, _C, _P, _S, Role.COMPLIANCE_OFFICER}),
     }
 )
 

@@ -91,7 +91,8 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
         (command, outcome)
         for command, done in [
             ("enroll_user", "success"), ("enroll_user", "failure"), ("enroll_user", "failure"),
-            ("enroll_user", "failure"), ("enroll_user", "success"), ("block_user", "success"), ("revoke_certificate", "success"),
+            ("enroll_user", "failure"), ("enroll_user", "success"), ("block_user", "success"),
+            ("revoke_certificate", "success"),
             ("publish_maintenance", "success"),
         ]
         for outcome in ("requested", done)

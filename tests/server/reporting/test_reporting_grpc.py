@@ -330,6 +330,11 @@ def test_a_late_message_is_accepted_flagged_and_its_lateness_receipted(fm1: Fm1)
 
 # --- the agency side ---------------------------------------------------------------------
 def test_analysts_list_read_and_export_every_read_audited(fm1: Fm1) -> None:
+    late = sample("suspicious_after")
+    late["operation"]["date"] = astana_iso(now_utc() - _dt.timedelta(hours=50))
+    late["decided_at"] = late["recognised_at"] = astana_iso(now_utc() - _dt.timedelta(hours=48))
+    fm1.submit("kora", late)
+    fm1.submit("kora", sample("termination"))
     mine = sample("threshold")
     mine["message_id"] = "-FM1-formula"  # a spreadsheet would run "-..." as a formula
     fm1.submit("kora", mine)
@@ -339,9 +344,10 @@ def test_analysts_list_read_and_export_every_read_audited(fm1: Fm1) -> None:
     page = fm1.stub.ListMessages(reporting_pb2.ListFm1Request(provider_bin=OTHER_BIN),
                                  metadata=alice)
     assert {m.message_id for m in page.messages} == {theirs["message_id"]}
-    late = fm1.stub.ListMessages(reporting_pb2.ListFm1Request(late_only=True, limit=1000),
-                                 metadata=alice)
-    assert late.messages and all(m.late for m in late.messages)
+    lates = fm1.stub.ListMessages(reporting_pb2.ListFm1Request(late_only=True, limit=1000),
+                                  metadata=alice)
+    assert late["message_id"] in {m.message_id for m in lates.messages}
+    assert all(m.late for m in lates.messages)
     kinds = fm1.stub.ListMessages(reporting_pb2.ListFm1Request(kind="termination"),
                                   metadata=alice)
     assert kinds.messages and {m.kind for m in kinds.messages} == {"termination"}
