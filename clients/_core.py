@@ -41,6 +41,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients import _reports as r
+from clients import fm1 as fm1_lib
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError, ClientUsageError
 from signing import documents
@@ -57,6 +58,8 @@ from siogw_api.v1 import (
     common_pb2,
     query_pb2,
     query_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -70,6 +73,7 @@ class Service(enum.Enum):
     QUERY = "siogw.v1.QueryService"
     AUDIT = "siogw.v1.AuditService"
     ADMIN = "siogw.v1.AdminService"
+    REPORTING = "siogw.v1.ReportingService"
 
 
 STUBS: dict[Service, Callable[[Any], Any]] = {
@@ -77,6 +81,7 @@ STUBS: dict[Service, Callable[[Any], Any]] = {
     Service.QUERY: query_pb2_grpc.QueryServiceStub,
     Service.AUDIT: audit_pb2_grpc.AuditServiceStub,
     Service.ADMIN: admin_pb2_grpc.AdminServiceStub,
+    Service.REPORTING: reporting_pb2_grpc.ReportingServiceStub,
 }
 
 
@@ -823,3 +828,61 @@ def read_audit_trail(
         limit=limit, filter=(flt or r.ReportFilter()).to_proto(), **_after(after_seq))
     return (yield from _rows(client, READ_AUDIT_TRAIL, request, prove))
 
+# --- FM-1 reporting (issue 16) ----------------------------------------------------------
+FM1_SUBMIT: Rpc[reporting_pb2.Fm1Receipt] = Rpc(
+    Service.REPORTING, "Submit", Session.REQUIRED, _same)
+FM1_STATUS: Rpc[reporting_pb2.Fm1Status] = Rpc(
+    Service.REPORTING, "GetStatus", Session.REQUIRED, _same)
+FM1_LIST: Rpc[reporting_pb2.Fm1Page] = Rpc(
+    Service.REPORTING, "ListMessages", Session.REQUIRED, _same)
+FM1_SHOW: Rpc[reporting_pb2.Fm1Message] = Rpc(
+    Service.REPORTING, "GetMessage", Session.REQUIRED, _same)
+FM1_EXPORT: Rpc[audit_pb2.CsvExport] = Rpc(
+    Service.REPORTING, "ExportMessagesCsv", Session.REQUIRED, _same)
+
+
+@dataclass(frozen=True)
+class Fm1Submitted:
+    """An accepted FM-1 message: the gateway's answer and what was verified of it."""
+
+    response: reporting_pb2.Fm1Receipt
+    verified: fm1_lib.Fm1ReceiptInfo
+
+
+def fm1_submit(
+    client: ClientCore, message: Mapping[str, Any], signer: Signer | None
+) -> Plan[Fm1Submitted]:
+    """Sign an FM-1 message on the token, submit it, and verify the receipt offline
+    (:func:`clients.fm1.verify_fm1_receipt`: the acknowledgement by the pinned gateway
+    key, the checkpoint by the audit key it endorses, the inclusion proof)."""
+    request = yield TokenWork(functools.partial(fm1_lib.sign_fm1, message,
+                                                client._signer(signer)))
+    response = yield Call(FM1_SUBMIT, request)
+    return Fm1Submitted(response, fm1_lib.verify_fm1_receipt(response, client._verifier,
+                                                             sent=request))
+
+
+def fm1_status(client: ClientCore, message_id: str, provider_bin: str = ""
+               ) -> Plan[reporting_pb2.Fm1Status]:
+    status = yield Call(FM1_STATUS, reporting_pb2.Fm1Ref(message_id=message_id,
+                                                         provider_bin=provider_bin))
+    return status  # type: ignore[no-any-return]
+
+
+def fm1_list(client: ClientCore, request: reporting_pb2.ListFm1Request
+             ) -> Plan[reporting_pb2.Fm1Page]:
+    page = yield Call(FM1_LIST, request)
+    return page  # type: ignore[no-any-return]
+
+
+def fm1_show(client: ClientCore, message_id: str, provider_bin: str = ""
+             ) -> Plan[reporting_pb2.Fm1Message]:
+    message = yield Call(FM1_SHOW, reporting_pb2.Fm1Ref(message_id=message_id,
+                                                        provider_bin=provider_bin))
+    return message  # type: ignore[no-any-return]
+
+
+def fm1_export(client: ClientCore, request: reporting_pb2.ListFm1Request
+               ) -> Plan[audit_pb2.CsvExport]:
+    export = yield Call(FM1_EXPORT, request)
+    return export  # type: ignore[no-any-return]

@@ -606,3 +606,21 @@ class AsyncGatewayClient(core.ClientCore):
             self, resolution_id, user_ids=user_ids, since=since, until=until, flt=flt,
             after_seq=after_seq, limit=limit, prove=prove))
 
+    # -- FM-1 reporting (issue 16) --------------------------------------------------------
+    async def fm1_submit(self, message: Mapping[str, Any], *, signer: Signer | None = None
+                   ) -> core.Fm1Submitted:
+        """Sign an FM-1 message (a JSON object) on the token, submit it, and verify the
+        gateway's receipt offline (:func:`clients.fm1.verify_fm1_receipt`)."""
+        return await self._run(core.fm1_submit(self, message, signer))
+
+    async def fm1_status(self, message_id: str, provider_bin: str = "") -> Any:
+        return await self._run(core.fm1_status(self, message_id, provider_bin))
+
+    async def fm1_list(self, request: Any) -> Any:
+        return await self._run(core.fm1_list(self, request))
+
+    async def fm1_show(self, message_id: str, provider_bin: str = "") -> Any:
+        return await self._run(core.fm1_show(self, message_id, provider_bin))
+
+    async def fm1_export(self, request: Any) -> Any:
+        return await self._run(core.fm1_export(self, request))

@@ -585,3 +585,21 @@ class GatewayClient(core.ClientCore):
             self, resolution_id, user_ids=user_ids, since=since, until=until, flt=flt,
             after_seq=after_seq, limit=limit, prove=prove))
 
+    # -- FM-1 reporting (issue 16) --------------------------------------------------------
+    def fm1_submit(self, message: Mapping[str, Any], *, signer: Signer | None = None
+                   ) -> core.Fm1Submitted:
+        """Sign an FM-1 message (a JSON object) on the token, submit it, and verify the
+        gateway's receipt offline (:func:`clients.fm1.verify_fm1_receipt`)."""
+        return self._run(core.fm1_submit(self, message, signer))
+
+    def fm1_status(self, message_id: str, provider_bin: str = "") -> Any:
+        return self._run(core.fm1_status(self, message_id, provider_bin))
+
+    def fm1_list(self, request: Any) -> Any:
+        return self._run(core.fm1_list(self, request))
+
+    def fm1_show(self, message_id: str, provider_bin: str = "") -> Any:
+        return self._run(core.fm1_show(self, message_id, provider_bin))
+
+    def fm1_export(self, request: Any) -> Any:
+        return self._run(core.fm1_export(self, request))

@@ -57,7 +57,9 @@ from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.lifecycle import check_status_change
 from server.ops.roles import PERMISSIONS
+from server.reporting.store import ReportingStore
 from server.resources.catalogue import Role
+from server.resources.identifiers import validate_bin
 from server.status import window_proto
 from server.store import Store
 from server.store import schema as cp
@@ -130,6 +132,17 @@ def parse_certificate(data: bytes) -> x509.Certificate:
         raise InputError("certificate_der is not a DER X.509 certificate") from exc
 
 
+def check_provider_bin(role: str, provider_bin: str) -> str | None:
+    """A compliance officer's provider BIN (required, check digit); no other role has one."""
+    if role == Role.COMPLIANCE_OFFICER:
+        if not provider_bin:
+            raise MissingField("a compliance_officer needs provider_bin (the provider's BIN)")
+        return validate_bin(provider_bin)
+    if provider_bin:
+        raise InputError("provider_bin is for the role compliance_officer only")
+    return None
+
+
 def register_certificate(
     gateway: Gateway | None, store: Store, user_id: str, data: bytes,
     token_label: str | None = None,
@@ -176,10 +189,13 @@ def execute(
         cert = parse_certificate(bytes(c.certificate_der)) if c.certificate_der else None
         if cert is not None and gateway is not None:
             gateway.check_certificate(cert)
+        provider_bin = check_provider_bin(c.role, c.provider_bin)
         store.add_user(
             user_id=c.user_id, full_name=c.full_name, role=c.role, unit=c.unit, post=c.post,
             phone=c.phone, device_public_key_der=bytes(c.device_public_key_der) or None,
         )
+        if provider_bin is not None:
+            ReportingStore(store.engine).set_provider(c.user_id, provider_bin)
         if cert is not None:
             register_certificate(None, store, c.user_id, der(cert))
         return f"user {c.user_id} enrolled as {c.role}"

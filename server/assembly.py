@@ -57,6 +57,7 @@ from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
+from server.reporting.service import ReportingServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.resources.dispatch import remote_connectors
 from server.sms import OutboxSmsSender
@@ -76,6 +77,8 @@ from siogw_api.v1 import (
     auth_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
 )
 
 #: The origin line of the gateway's audit log checkpoints.
@@ -387,6 +390,7 @@ def service_names() -> tuple[str, ...]:
         query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -400,12 +404,16 @@ class Servicers:
     query: QueryServicer
     audit: AuditServicer
     admin: AdminServicer
+    reporting: ReportingServicer | None = None
 
     def add_to(self, server: aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, server)  # type: ignore[no-untyped-call]
         query_pb2_grpc.add_QueryServiceServicer_to_server(self.query, server)  # type: ignore[no-untyped-call]
         audit_pb2_grpc.add_AuditServiceServicer_to_server(self.audit, server)  # type: ignore[no-untyped-call]
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)  # type: ignore[no-untyped-call]
+        if self.reporting is not None:
+            reporting_pb2_grpc.add_ReportingServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                self.reporting, server)
 
 
 @dataclass(frozen=True)
@@ -463,11 +471,13 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
                                      limiter=refusal_limiter(config))
     server = grpc_server(config, interceptor)
     health_servicer, updater = _with_health(server, config, gw)
+    audit = AuditServicer(gw)
     servicers = Servicers(
         auth=AuthServicer(gw),
         query=QueryServicer(gw),
-        audit=AuditServicer(gw),
+        audit=audit,
         admin=AdminServicer(gw, on_maintenance=updater.refresh),
+        reporting=ReportingServicer(gw, audit),
     )
     servicers.add_to(server)
     return Listener(server, health_servicer, updater, servicers, interceptor)

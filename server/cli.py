@@ -113,6 +113,7 @@ def _admin(args: argparse.Namespace) -> int:
                 unit=args.unit, post=args.post, phone=args.phone,
                 certificate_der=_cert_der(args.cert),
                 device_public_key_der=_spki_der(args.device_key),
+                provider_bin=args.provider_bin,
             )
         )
     elif op == "register-cert":
@@ -357,12 +358,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--user-id", required=True)
     p.add_argument("--full-name", required=True)
     p.add_argument("--role", required=True,
-                   help="agency_user, operator, controller, prosecutor, security_officer")
+                   help="agency_user, operator, controller, prosecutor, security_officer, "
+                        "compliance_officer")
     p.add_argument("--unit", default="")
     p.add_argument("--post", default="")
     p.add_argument("--phone", default="", help="for SMS codes, e.g. +77011234567")
     p.add_argument("--cert", help="the user's token certificate (PEM or DER)")
     p.add_argument("--device-key", help="biometric device public key (PEM or DER SPKI)")
+    p.add_argument("--provider-bin", default="",
+                   help="compliance_officer: the provider's BIN (FM-1 reporting)")
 
     p = sub.add_parser("register-cert", help="register another certificate to a user")
     p.add_argument("--user-id", required=True)

@@ -75,6 +75,7 @@ section or key is known as soon as its field exists. Whether the configuration c
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import functools
 import os
@@ -254,6 +255,20 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class ReportingSettings:
+    """``[reporting]``: corrections to Kazakhstan's working-day calendar for FM-1 deadlines
+    (issue 16; ``server.reporting.calendar``). The ``holidays`` package supplies weekends,
+    public holidays (Kurban Ait included) and the government's transfers of days off;
+    a year's decree it lacks or gets wrong is added here: ``holidays`` are extra days
+    off, ``workdays`` are working days (a Saturday a day off was transferred from, or a
+    day the package wrongly calls a holiday). ISO dates, ``"2026-05-08"``.
+    """
+
+    holidays: tuple[str, ...] = ()
+    workdays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``siogw serve`` needs."""
 
@@ -281,6 +296,7 @@ class GatewayConfig:
     #: ``[upstreams.N]``: resources answered by a remote upstream instead of the embedded
     #: connector (:mod:`server.resources.upstreams`); the others stay embedded.
     upstreams: Mapping[int, UpstreamConfig] = field(default_factory=dict)
+    reporting: ReportingSettings = field(default_factory=ReportingSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -500,6 +516,22 @@ def _audit(home: Path, raw: Mapping[str, Any], signer: SignerConfig) -> AuditSet
     return settings
 
 
+def _reporting(raw: Mapping[str, Any]) -> ReportingSettings:
+    days: dict[str, tuple[str, ...]] = {}
+    for key in ("holidays", "workdays"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"reporting.{key} must be a list of ISO dates (\"2026-05-08\")")
+        for v in value:
+            try:
+                _dt.date.fromisoformat(v)
+            except ValueError:
+                raise ConfigError(f"reporting.{key}: {v!r} is not an ISO date "
+                                  "(YYYY-MM-DD)") from None
+        days[key] = tuple(value)
+    return ReportingSettings(holidays=days["holidays"], workdays=days["workdays"])
+
+
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
@@ -614,6 +646,7 @@ def load_config(
         limits=_limits(sections["limits"]),
         policy=policy_cfg,
         upstreams=_upstreams(home_path, doc, overrides, str(file)),
+        reporting=_reporting(sections["reporting"]),
     )
 
 

@@ -50,6 +50,10 @@ PAYLOAD_CONSENT = "application/vnd.siogw.consent+json"
 PAYLOAD_LOGIN_CHALLENGE = "application/vnd.siogw.login-challenge"
 PAYLOAD_ADMIN = "application/vnd.siogw.admin+protobuf"
 PAYLOAD_REFUSAL = "application/vnd.siogw.refusal+json"
+#: An FM-1 message signed on a compliance officer's token (issue 16).
+PAYLOAD_FM1 = "application/vnd.siogw.fm1+json"
+#: The gateway's signed acknowledgement of an accepted FM-1 message.
+PAYLOAD_FM1_RECEIPT = "application/vnd.siogw.fm1-receipt+json"
 
 PAYLOAD_TYPES: frozenset[str] = frozenset(
     {

@@ -178,11 +178,46 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+#: The crypto-asset service provider whose compliance officer the demo enrols (a BIN with
+#: a valid check digit; FM-1 reporting, issue 16).
+DEMO_PROVIDER_BIN = "190340012348"
+
 DEFAULT_PEOPLE: tuple[tuple[str, str, str, str], ...] = (
     ("operator", "Olzhas Operator", "operator", "+77010000001"),
     ("security", "Saule Security", "security_officer", "+77010000002"),
     ("analyst", "Aigerim Analyst", "agency_user", "+77011234567"),
 )
+#: The story's people: the default ones and a provider's compliance officer (FM-1).
+STORY_PEOPLE = (
+    *DEFAULT_PEOPLE,
+    ("officer", "Kamila Compliance", "compliance_officer", "+77011234568"),
+)
+
+
+def demo_fm1_message(kind: str, *, hours_ago: float = 1.0) -> dict[str, Any]:
+    """An FM-1 message of the demo provider (``suspicious_before`` or ``suspicious_after``)
+    whose decision / recognition was ``hours_ago`` hours ago (``docs/usage.md``)."""
+    # Deferred: tests and the bench import this module for its helpers only.
+    import datetime as _dt
+
+    from siogw_api.timeutil import astana_iso, now_utc
+
+    decided = now_utc() - _dt.timedelta(hours=hours_ago)
+    operation_at = decided + _dt.timedelta(minutes=30) if kind == "suspicious_before" \
+        else decided - _dt.timedelta(hours=2)
+    message: dict[str, Any] = {
+        "message_id": f"FM1-DEMO-{secrets.token_hex(4)}", "provider_bin": DEMO_PROVIDER_BIN,
+        "kind": kind, "decided_at": astana_iso(decided),
+        "operation": {"date": astana_iso(min(operation_at, now_utc())),
+                      "crypto": {"asset": "USDT", "amount": "25000", "tx_hash": "ab" * 32,
+                                 "to_wallets": ["TXdemoWalletAddress000000000000001"]}},
+        "parties": [{"role": "client", "idn": "850517300423", "name": "Иванов Иван",
+                     "residence": "KZ"}],
+        "grounds": ["typology: rapid movement of funds through new wallets"],
+    }
+    if kind == "suspicious_after":
+        message["recognised_at"] = astana_iso(decided)
+    return message
 
 
 def build_world(
@@ -505,6 +540,7 @@ def enroll(world: World, client: Any, person: Person) -> str:
             phone=person.phone,
             certificate_der=_der(person.certificate()),
             device_public_key_der=device.public_key_der if device is not None else b"",
+            provider_bin=DEMO_PROVIDER_BIN if person.role == "compliance_officer" else "",
         )
     )
     return str(outcome.message)
@@ -561,7 +597,7 @@ def story(home: Path, t: Transcript) -> None:
     """Run every step, printing the transcript (failures are counted by ``t``)."""
     world: World | None = None
     with t.step("Build the world: test CA, SoftHSM tokens, keys on tokens, certificates"):
-        world = build_world(home, say=t.say)
+        world = build_world(home, people=STORY_PEOPLE, say=t.say)
     if world is None:
         t.say("cannot continue without the world")
         return
@@ -765,6 +801,25 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             raise RuntimeError(f"siogw audit prove exited {proc.returncode}: {lines[:2]}")
         t.say(f"siogw audit prove --bundle {bundle.name} --keys "
               f"{world.audit_key_file.relative_to(world.home)}: {lines[0]}")
+
+    with t.step("Compliance officer: a suspicious-operation FM-1, its receipt verified offline"):
+        officer = world.people["officer"]
+        with world.client(port) as officer_client:
+            login(world, officer_client, officer)
+            done = officer_client.fm1_submit(demo_fm1_message("suspicious_before"))
+            st = done.response.status
+            t.say(f"FM-1 {st.message_id} ({st.kind}) of provider {st.provider_bin} accepted "
+                  f"at {st.received_at}; due by {st.deadline_at}: "
+                  f"{'LATE' if st.late else 'on time'}")
+            t.say(f"acknowledgement signed by the gateway key, checkpoint by the audit key, "
+                  f"inclusion proof of seq {done.verified.receipt.seq}: verified offline by "
+                  "the client library")
+            late = officer_client.fm1_submit(
+                demo_fm1_message("suspicious_after", hours_ago=30)).response.status
+            if not late.late:
+                raise RuntimeError("a message 30 hours after recognition was not flagged")
+            t.say(f"FM-1 {late.message_id} recognised 30 h ago (due within 24 h): accepted "
+                  f"and flagged late by {late.lateness_seconds} s, in its signed receipt")
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
         # Deferred: tests and the bench import this module for its helpers only.

@@ -65,6 +65,10 @@ class Action(enum.StrEnum):
     CERTIFICATE_REGISTER = "certificate.register"
     CERTIFICATE_REVOKE = "certificate.revoke"
     CRL_IMPORT = "crl.import"
+    #: FM-1 reporting (issue 16): submit, and read one's own provider's messages.
+    FM1_SUBMIT = "fm1.submit"
+    #: FM-1 reporting: read every provider's messages (the agency's analysts).
+    FM1_READ = "fm1.read"
 
 
 _A, _O, _C, _P, _S = (
@@ -107,6 +111,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.CERTIFICATE_REGISTER: frozenset({_O, _S}),
         Action.CERTIFICATE_REVOKE: frozenset({_O, _S}),
         Action.CRL_IMPORT: frozenset({_S}),
+        # R17: a provider's compliance officer reports; the agency's analysts read.
+        Action.FM1_SUBMIT: frozenset({Role.COMPLIANCE_OFFICER}),
+        Action.FM1_READ: frozenset({_A}),
     }
 )
 
@@ -125,7 +132,7 @@ BLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
     {
         _O: frozenset(Role),
         _C: frozenset({_A}),
-        _S: frozenset({_A, _C, _P, _S}),
+        _S: frozenset({_A, _C, _P, _S, Role.COMPLIANCE_OFFICER}),
     }
 )
 
@@ -135,7 +142,7 @@ BLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
 UNBLOCK_TARGETS: Mapping[Role, frozenset[Role]] = MappingProxyType(
     {
         _O: frozenset(Role),
-        _S: frozenset({_A, _C, _P, _S}),
+        _S: frozenset({_A, _C, _P, _S, Role.COMPLIANCE_OFFICER}),
     }
 )
 

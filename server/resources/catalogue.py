@@ -56,6 +56,9 @@ class Role(enum.StrEnum):
     CONTROLLER = "controller"
     PROSECUTOR = "prosecutor"
     SECURITY_OFFICER = "security_officer"
+    #: A crypto-asset service provider's compliance officer: submits FM-1 messages for the
+    #: provider whose BIN the operator enrolled it with (issue 16); never queries.
+    COMPLIANCE_OFFICER = "compliance_officer"
 
 
 class Basis(enum.StrEnum):
@@ -72,6 +75,7 @@ ROLE_BASES: Mapping[Role, frozenset[Basis]] = MappingProxyType(
         Role.CONTROLLER: frozenset(),
         Role.PROSECUTOR: frozenset(),
         Role.SECURITY_OFFICER: frozenset(),
+        Role.COMPLIANCE_OFFICER: frozenset(),
     }
 )
 

@@ -407,7 +407,7 @@ def _migration_5(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
-# --- migration 6 (part "adminlib", issue 15): cancelled maintenance windows -------------
+# --- migration 6 (issue 15): cancelled maintenance windows -------------
 #: One row per cancelled window (a window is never deleted: it stays in the record). A
 #: window with a row here is neither announced (status, journal) nor closes the gateway.
 maintenance_cancellations = sa.Table(
@@ -432,6 +432,70 @@ _v6_maintenance_cancellations = sa.Table(
 def _migration_adminlib(conn: Connection) -> None:
     """A frozen shape (not the live table), created if missing."""
     _v6_maintenance_cancellations.create(conn, checkfirst=True)
+# --- migration 7 (issue 16): compliance officers and FM-1 messages -------------
+# A provider's compliance officer is a user (role ``compliance_officer``) with one row
+# here naming the provider's BIN. An FM-1 message is one row of ``fm1_messages`` (never
+# updated but for the receipt of its own submission and a later list match; a correction
+# or withdrawal is a new row naming the one it amends) and one row per party in
+# ``fm1_parties``. Housekeeping never deletes either (``retention_until``: see
+# ``server/reporting/store.py``).
+provider_officers = sa.Table(
+    "provider_officers",
+    metadata,
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.user_id"), primary_key=True),
+    sa.Column("provider_bin", sa.String(12), nullable=False, index=True),
+    sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+fm1_messages = sa.Table(
+    "fm1_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider_bin", sa.String(12), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("amends", sa.String(64), nullable=True),
+    sa.Column("submitted_by", sa.String(64), nullable=False, index=True),
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("operation_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("recognised_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("deadline_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("lateness_seconds", sa.BigInteger, nullable=False),
+    sa.Column("retention_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("message_json", sa.Text, nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("envelope_sha256", sa.String(64), nullable=False),
+    sa.Column("request_seq", sa.BigInteger, nullable=False),
+    sa.Column("receipt_seq", sa.BigInteger, nullable=True),
+    sa.Column("receipt_leaf_hash", sa.LargeBinary, nullable=True),
+    sa.Column("receipt_tree_size", sa.BigInteger, nullable=True),
+    sa.Column("list_match", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
+    sa.UniqueConstraint("provider_bin", "message_id", name="uq_fm1_provider_message"),
+)
+
+fm1_parties = sa.Table(
+    "fm1_parties",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_row", sa.Integer, sa.ForeignKey("fm1_messages.id"), nullable=False,
+              index=True),
+    sa.Column("role", sa.String(24), nullable=False),
+    sa.Column("idn", sa.String(12), nullable=True, index=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=True),
+    sa.Column("residence", sa.String(2), nullable=False),
+)
+
+_FM1_TABLES = (provider_officers, fm1_messages, fm1_parties)
+
+
+def _migration_fm1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(_FM1_TABLES), checkfirst=True)
 
 
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one:
@@ -451,6 +515,9 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
         "by time (created if missing)",
      _migration_5),
     (6, "maintenance_cancellations: cancelled maintenance windows", _migration_adminlib),
+    (7, "fm1: provider_officers (a compliance officer's provider BIN), fm1_messages and "
+        "fm1_parties (FM-1 reporting, issue 16)",
+     _migration_fm1),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -66,7 +66,7 @@ class AdminCommand(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., created_at: _Optional[str] = ..., enroll_user: _Optional[_Union[EnrollUser, _Mapping]] = ..., block_user: _Optional[_Union[BlockUser, _Mapping]] = ..., unblock_user: _Optional[_Union[UnblockUser, _Mapping]] = ..., revoke_certificate: _Optional[_Union[RevokeCertificate, _Mapping]] = ..., publish_maintenance: _Optional[_Union[PublishMaintenance, _Mapping]] = ..., register_certificate: _Optional[_Union[RegisterCertificate, _Mapping]] = ..., list_applications: _Optional[_Union[ListApplications, _Mapping]] = ..., register_application: _Optional[_Union[RegisterApplication, _Mapping]] = ..., refuse_application: _Optional[_Union[RefuseApplication, _Mapping]] = ..., file_transfer: _Optional[_Union[FileTransfer, _Mapping]] = ..., list_transfers: _Optional[_Union[ListTransfers, _Mapping]] = ..., apply_transfer: _Optional[_Union[ApplyTransfer, _Mapping]] = ..., read_outbox: _Optional[_Union[ReadOutbox, _Mapping]] = ..., mark_notice_read: _Optional[_Union[MarkNoticeRead, _Mapping]] = ..., list_alerts: _Optional[_Union[ListAlerts, _Mapping]] = ..., acknowledge_alert: _Optional[_Union[AcknowledgeAlert, _Mapping]] = ..., record_emergency: _Optional[_Union[RecordEmergency, _Mapping]] = ..., resolve_emergency: _Optional[_Union[ResolveEmergency, _Mapping]] = ..., list_emergencies: _Optional[_Union[ListEmergencies, _Mapping]] = ..., import_crl: _Optional[_Union[ImportCrl, _Mapping]] = ..., list_certificates: _Optional[_Union[ListCertificates, _Mapping]] = ..., record_review: _Optional[_Union[RecordReview, _Mapping]] = ..., list_overdue_reviews: _Optional[_Union[ListOverdueReviews, _Mapping]] = ..., list_users: _Optional[_Union[ListUsers, _Mapping]] = ..., cancel_maintenance: _Optional[_Union[CancelMaintenance, _Mapping]] = ...) -> None: ...
 
 class EnrollUser(_message.Message):
-    __slots__ = ("user_id", "full_name", "role", "unit", "post", "phone", "certificate_der", "device_public_key_der")
+    __slots__ = ("user_id", "full_name", "role", "unit", "post", "phone", "certificate_der", "device_public_key_der", "provider_bin")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     FULL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class EnrollUser(_message.Message):
     PHONE_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_DER_FIELD_NUMBER: _ClassVar[int]
     DEVICE_PUBLIC_KEY_DER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_BIN_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     full_name: str
     role: str
@@ -83,7 +84,8 @@ class EnrollUser(_message.Message):
     phone: str
     certificate_der: bytes
     device_public_key_der: bytes
-    def __init__(self, user_id: _Optional[str] = ..., full_name: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., phone: _Optional[str] = ..., certificate_der: _Optional[bytes] = ..., device_public_key_der: _Optional[bytes] = ...) -> None: ...
+    provider_bin: str
+    def __init__(self, user_id: _Optional[str] = ..., full_name: _Optional[str] = ..., role: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., phone: _Optional[str] = ..., certificate_der: _Optional[bytes] = ..., device_public_key_der: _Optional[bytes] = ..., provider_bin: _Optional[str] = ...) -> None: ...
 
 class BlockUser(_message.Message):
     __slots__ = ("user_id", "reason", "kind")

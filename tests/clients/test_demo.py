@@ -49,6 +49,10 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         "verified by the client library",
         "siogw audit prove --bundle receipt-bundle.json --keys certs/audit-key.pem: OK",
         "sealed and archived",
+        # issue 16: an FM-1 message receipted and verified offline; a late one flagged
+        "(suspicious_before) of provider",
+        "verified offline by the client library",
+        "flagged late by",
     ):
         assert line in out, f"missing {line!r} in transcript:\n{out}"
     # the final verify, with the audit key given explicitly, covers every record: sealed

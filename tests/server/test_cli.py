@@ -60,6 +60,13 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["admin", *home, "enroll-user", "--user-id", "x", "--full-name", "X",
                  "--role", "emperor"]) == 8
     assert "unknown role" in capsys.readouterr().err
+    # a provider's compliance officer needs the provider's BIN (FM-1, issue 16)
+    assert main(["admin", *home, "enroll-user", "--user-id", "co", "--full-name", "C",
+                 "--role", "compliance_officer"]) == 8
+    assert "provider_bin" in capsys.readouterr().err
+    assert main(["admin", *home, "enroll-user", "--user-id", "co", "--full-name", "C",
+                 "--role", "compliance_officer", "--provider-bin", "190340012348"]) == 0
+    assert "enrolled as compliance_officer" in capsys.readouterr().out
     assert main(["admin", *home, "block", "--user-id", "olga"]) == 0
     serial = format(cert.serial_number, "x")
     assert main(["admin", *home, "revoke-cert", "--serial", serial]) == 0
@@ -84,7 +91,8 @@ def test_admin_bootstrap_commands(tmp_path: Path, capsys: pytest.CaptureFixture[
         (command, outcome)
         for command, done in [
             ("enroll_user", "success"), ("enroll_user", "failure"), ("enroll_user", "failure"),
-            ("block_user", "success"), ("revoke_certificate", "success"),
+            ("enroll_user", "failure"), ("enroll_user", "success"), ("block_user", "success"),
+            ("revoke_certificate", "success"),
             ("publish_maintenance", "success"),
         ]
         for outcome in ("requested", done)

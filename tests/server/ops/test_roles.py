@@ -51,6 +51,8 @@ EXPECTED: dict[str, set[str]] = {
     "certificate.register": {OP, S},
     "certificate.revoke": {OP, S},
     "crl.import": {S},
+    "fm1.submit": {"compliance_officer"},
+    "fm1.read": {A},
 }
 
 
@@ -126,9 +128,10 @@ def test_service_matrix(role: str, ops: Operations, people: Any, clock: Clock) -
                               role="agency_user")
     actor = Actor(f"{role}-1", role)
     calls = _calls(ops, target.cert_der, clock)
-    # Every action but the two the services do not gate (queries are the gateway's,
+    # Every action but those the services do not gate (queries and FM-1 are the gateway's,
     # maintenance windows are public) has an entry point here.
-    assert set(calls) == set(EXPECTED) - {"query.send", "maintenance.read"}
+    assert set(calls) == set(EXPECTED) - {"query.send", "maintenance.read", "fm1.submit",
+                                         "fm1.read"}
     role_denial = re.compile(rf"^role {role} may not ")
     for action, call in calls.items():
         try:
