@@ -55,9 +55,13 @@ from server.context import Gateway
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
+from server.ops.base import audit_log_recorder
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
+from server.screening import ScreeningService
+from server.screening.match import Thresholds
+from server.screening.servicer import ScreeningServicer
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
@@ -75,6 +79,8 @@ from siogw_api.v1 import (
     auth_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    screening_pb2,
+    screening_pb2_grpc,
 )
 
 #: The origin line of the gateway's audit log checkpoints.
@@ -285,6 +291,21 @@ def build_gateway(
         dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
         audit_log=audit_log,
         ops_wiring=wiring,
+        screening=None if worker else screening_service(config, store, audit_log),
+    )
+
+
+def screening_service(config: GatewayConfig, store: Store,
+                      audit_log: AuditLog | None) -> ScreeningService:
+    """The List and the Lists (issue 16, point 6) over the store, its thresholds and
+    retention from ``[screening]``, its effects recorded in ``audit_log`` (if any)."""
+    settings = config.screening
+    return ScreeningService(
+        store.engine,
+        thresholds=Thresholds(match=settings.match_threshold,
+                              possible=settings.possible_threshold),
+        retention_years=settings.retention_years,
+        record=audit_log_recorder(audit_log) if audit_log is not None else None,
     )
 
 
@@ -376,6 +397,7 @@ def service_names() -> tuple[str, ...]:
         query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        screening_pb2.DESCRIPTOR.services_by_name["ScreeningService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -389,12 +411,17 @@ class Servicers:
     query: QueryServicer
     audit: AuditServicer
     admin: AdminServicer
+    #: The List and the Lists (None where the gateway has no screening service).
+    screening: ScreeningServicer | None = None
 
     def add_to(self, server: aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, server)  # type: ignore[no-untyped-call]
         query_pb2_grpc.add_QueryServiceServicer_to_server(self.query, server)  # type: ignore[no-untyped-call]
         audit_pb2_grpc.add_AuditServiceServicer_to_server(self.audit, server)  # type: ignore[no-untyped-call]
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)  # type: ignore[no-untyped-call]
+        if self.screening is not None:
+            screening_pb2_grpc.add_ScreeningServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                self.screening, server)
 
 
 @dataclass(frozen=True)
@@ -455,6 +482,8 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
         query=QueryServicer(gw),
         audit=AuditServicer(gw),
         admin=AdminServicer(gw, on_maintenance=updater.refresh),
+        screening=(ScreeningServicer(gw, gw.screening) if gw.screening is not None
+                   else None),
     )
     servicers.add_to(server)
     return Listener(server, health_servicer, updater, servicers, interceptor)

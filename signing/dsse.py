@@ -50,6 +50,8 @@ PAYLOAD_CONSENT = "application/vnd.siogw.consent+json"
 PAYLOAD_LOGIN_CHALLENGE = "application/vnd.siogw.login-challenge"
 PAYLOAD_ADMIN = "application/vnd.siogw.admin+protobuf"
 PAYLOAD_REFUSAL = "application/vnd.siogw.refusal+json"
+#: A version of the List or a List, published by the agency (issue 16, point 6).
+PAYLOAD_LIST_PUBLICATION = "application/vnd.siogw.list-publication+protobuf"
 
 PAYLOAD_TYPES: frozenset[str] = frozenset(
     {
@@ -59,6 +61,7 @@ PAYLOAD_TYPES: frozenset[str] = frozenset(
         PAYLOAD_LOGIN_CHALLENGE,
         PAYLOAD_ADMIN,
         PAYLOAD_REFUSAL,
+        PAYLOAD_LIST_PUBLICATION,
     }
 )
 

@@ -56,6 +56,10 @@ class Role(enum.StrEnum):
     CONTROLLER = "controller"
     PROSECUTOR = "prosecutor"
     SECURITY_OFFICER = "security_officer"
+    # Issue 16: a crypto-asset service provider's compliance officer (part "fm1" owns it).
+    COMPLIANCE_OFFICER = "compliance_officer"
+    # Issue 16, point 6: the agency's officer who publishes the List and the Lists.
+    LIST_OFFICER = "list_officer"
 
 
 class Basis(enum.StrEnum):
@@ -72,6 +76,8 @@ ROLE_BASES: Mapping[Role, frozenset[Basis]] = MappingProxyType(
         Role.CONTROLLER: frozenset(),
         Role.PROSECUTOR: frozenset(),
         Role.SECURITY_OFFICER: frozenset(),
+        Role.COMPLIANCE_OFFICER: frozenset(),
+        Role.LIST_OFFICER: frozenset(),
     }
 )
 
