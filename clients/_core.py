@@ -52,6 +52,7 @@ from siogw_api.v1 import (
     auth_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    screening_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ class Service(enum.Enum):
     QUERY = "siogw.v1.QueryService"
     AUDIT = "siogw.v1.AuditService"
     ADMIN = "siogw.v1.AdminService"
+    SCREENING = "siogw.v1.ScreeningService"  # the List and the Lists (clients/_lists.py)
 
 
 STUBS: dict[Service, Callable[[Any], Any]] = {
@@ -72,6 +74,7 @@ STUBS: dict[Service, Callable[[Any], Any]] = {
     Service.QUERY: query_pb2_grpc.QueryServiceStub,
     Service.AUDIT: audit_pb2_grpc.AuditServiceStub,
     Service.ADMIN: admin_pb2_grpc.AdminServiceStub,
+    Service.SCREENING: screening_pb2_grpc.ScreeningServiceStub,
 }
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clients import cli_lists
 from siogw_api import cmdline
 from siogw_api.errors import InputError
 
@@ -135,6 +136,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("shred", help="overwrite, fsync and delete exported files (R14)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=_cmd_shred)
+    cli_lists.add_lists_command(sub, _add_connection, _client, _session_signer)
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -18,9 +18,11 @@ from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients import _core as core
+from clients import _lists
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
+from siogw_api.v1 import screening_pb2
 
 T = TypeVar("T")
 
@@ -204,3 +206,31 @@ class GatewayClient(core.ClientCore):
     def admin(self, command: ProtoMessage, *, signer: Signer | None = None) -> c.AdminOutcome:
         """Sign and execute one admin command (``EnrollUser``, ``RevokeCertificate``, ...)."""
         return self._run(core.admin(self, command, signer))
+
+    # -- the List and the Lists (issue 16, point 6; clients/_lists.py) ----------------------
+    def publish_list(self, list_name: str, content: bytes, fmt: str, *,
+                     source_reference: str = "", signer: Signer | None = None
+                     ) -> screening_pb2.PublishListResponse:
+        """Sign (on the token) and publish a new version of a list (the list officer)."""
+        return self._run(_lists.publish_list(self, list_name, content, fmt,
+                                             source_reference, signer))
+
+    def lists(self) -> screening_pb2.ListsOverview:
+        """The current version of each published list."""
+        return self._run(_lists.lists(self))
+
+    def screen(self, *, iin_bin: str = "", name: str = "", birth_date: str = "",
+               client_ref: str = "") -> screening_pb2.ScreeningResult:
+        """Screen a client against every list (a provider's compliance officer)."""
+        return self._run(_lists.screen(self, iin_bin, name, birth_date, client_ref))
+
+    def watch(self, client_ref: str, *, iin_bin: str = "", name: str = "",
+              birth_date: str = "") -> screening_pb2.ScreeningResult:
+        """Register a client for re-screening whenever a list changes; screened now."""
+        return self._run(_lists.watch(self, client_ref, iin_bin, name, birth_date))
+
+    def screening_outbox(self, *, include_read: bool = False
+                         ) -> screening_pb2.ScreeningOutbox:
+        """The provider's new matches from re-screening (read ones with include_read)."""
+        return self._run(_lists.read_outbox(self, include_read))
+
