@@ -32,6 +32,7 @@ A subject's risk level plays no part (S§30): there is no such input.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -56,6 +57,9 @@ DEFAULT_POSSIBLE_THRESHOLD = 82.0
 BLOCK_PREFIX = 3
 #: Tokens shorter than this make no blocking key (initials, particles).
 MIN_TOKEN = 2
+#: A blocking key shared by more names than this (and 1% of the index) is common (a
+#: frequent first name): a subject with a rarer key is not compared through it.
+COMMON_BLOCK = 500
 
 # Longest first: each is applied once, left to right, by one regex.
 _FOLDS: tuple[tuple[str, str], ...] = (
@@ -73,6 +77,7 @@ _NOT_LETTER = re.compile(r"[^a-z ]+")
 _DOUBLE = re.compile(r"([a-z])\1+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def phonetic_fold(token: str) -> str:
     """One ASCII lower-case token with transliteration variants folded (module docstring)."""
     while True:  # to a fixed point: every fold shortens the token or removes an x or a z
@@ -178,10 +183,15 @@ class ListIndex:
                 self.blocks[key].append(n)
 
     def candidates(self, normalised: str) -> list[int]:
-        """Indexes into :attr:`names` sharing a blocking key with ``normalised``."""
+        """Indexes into :attr:`names` sharing a blocking key with ``normalised``: its rare
+        keys only when it has any (a name that shares only a frequent first name with the
+        subject cannot reach the thresholds), else all of them."""
+        common = max(COMMON_BLOCK, len(self.names) // 100)
+        blocks = [self.blocks.get(key, ()) for key in blocking_keys(normalised)]
+        rare = [b for b in blocks if len(b) <= common]
         found: set[int] = set()
-        for key in blocking_keys(normalised):
-            found.update(self.blocks.get(key, ()))
+        for block in rare or blocks:
+            found.update(block)
         return sorted(found)
 
     def screen(self, subject: Subject, thresholds: Thresholds) -> list[Hit]:

@@ -53,7 +53,6 @@ from server.resources.catalogue import Role
 from server.screening.errors import InvalidSubject, UnknownList
 from server.screening.match import (
     MATCH,
-    NO_MATCH,
     Hit,
     ListIndex,
     Subject,
@@ -500,48 +499,87 @@ class ScreeningService:
     def rescreen(self, list_name: str, *, actor: str = "gateway") -> tuple[int, int]:
         """Screen every monitored client and every registered source's subject against
         the current version of ``list_name``; store each result, flag new matches.
-        Returns (subjects screened, new matches flagged)."""
+        Returns (subjects screened, new matches flagged).
+
+        The subjects are read in one short transaction, screened outside any (the
+        database's write lock is not held while rapidfuzz runs), and the results, the
+        outbox rows and the alerts written in a second one, in bulk.
+        """
         check_list_name(list_name)
         index = self.indexes().get(list_name)
         if index is None:
             return 0, 0
-        now = self.now()
-        screened = new = 0
-        with self._lock, self._tx() as conn:
-            versions = self._versions(conn, [list_name])
-            subjects: list[SourcedSubject] = list(self.watched(conn))
+        o, w = cp.screening_outbox.c, cp.screening_watch.c
+        with self._lock:
+            with self._tx() as conn:
+                versions = self._versions(conn, [list_name])
+                subjects: list[SourcedSubject] = list(self.watched(conn))
+                registered_by = {(r.provider, r.client_ref): r.registered_by
+                                 for r in conn.execute(sa.select(
+                                     w.provider, w.client_ref, w.registered_by))}
+                flagged_before = {(r.provider, r.client_ref, r.entry_ref)
+                                  for r in conn.execute(sa.select(
+                                      o.provider, o.client_ref, o.entry_ref)
+                                      .where(o.list_name == list_name))}
             for source in list(self._sources):
                 try:
                     subjects.extend(source())
                 except SiogwError as exc:
                     log.warning("a re-screening source failed: %s", exc.diagnostics())
-            registered_by = {
-                (r.provider, r.client_ref): r.registered_by
-                for r in conn.execute(sa.select(cp.screening_watch.c.provider,
-                                                cp.screening_watch.c.client_ref,
-                                                cp.screening_watch.c.registered_by))}
-            rows = []
-            flagged: list[tuple[ScreeningResult, str]] = []
+            now = self.now()
+            retain = retention_date(now, self.retention_years)
+            results, outbox, alerts, flagged = [], [], [], []
             for item in subjects:
                 hits = index.screen(item.subject, self.thresholds)
                 result = ScreeningResult(
                     result_id=secrets.token_hex(12), provider=item.provider,
                     client_ref=item.client_ref, outcome=overall(hits), versions=versions,
-                    hits=tuple(hits), screened_at=now,
-                    retain_until=retention_date(now, self.retention_years))
-                rows.append(self._result_row(result, "rescreen", actor, item.subject))
-                if hits:
-                    flagged.append((result, registered_by.get(
-                        (item.provider, item.client_ref), actor)))
-                screened += 1
-            for start in range(0, len(rows), 5000):
-                conn.execute(cp.screening_results.insert(), rows[start:start + 5000])
-            for result, who in flagged:
-                new += self._flag(conn, result, registered_by=who, now=now)
-            self._emit("screening.rescreened", actor, {
-                "list_name": list_name, "version": index.version, "screened": screened,
-                "new_matches": new})
-        return screened, new
+                    hits=tuple(hits), screened_at=now, retain_until=retain)
+                results.append(self._result_row(result, "rescreen", actor, item.subject))
+                who = registered_by.get((item.provider, item.client_ref), actor)
+                for hit in hits:
+                    key = (item.provider, item.client_ref, hit.entry.ref)
+                    if key in flagged_before:
+                        continue
+                    flagged_before.add(key)
+                    row, alert = self._flag_rows(result, hit, who, now)
+                    outbox.append(row)
+                    alerts.append(alert)
+                    flagged.append([item.client_ref, hit.entry.ref, hit.outcome])
+            with self._tx() as conn:
+                for table, rows in ((cp.screening_results, results),
+                                    (cp.screening_outbox, outbox)):
+                    for start in range(0, len(rows), 5000):
+                        conn.execute(table.insert(), rows[start:start + 5000])
+                alert_table = self._alerts_table(conn)
+                if alert_table is not None and alerts:
+                    for start in range(0, len(alerts), 5000):
+                        conn.execute(alert_table.insert(), alerts[start:start + 5000])
+                self._emit("screening.rescreened", actor, {
+                    "list_name": list_name, "version": index.version,
+                    "screened": len(results), "new_matches": len(flagged),
+                    # the first ones named (the outbox and the alerts hold them all)
+                    "flagged": flagged[:200]})
+        return len(results), len(flagged)
+
+    def _flag_rows(self, result: ScreeningResult, hit: Hit, registered_by: str,
+                   now: _dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The provider's outbox row and the agency's alert row of one new match."""
+        word = "matches" if hit.outcome == MATCH else "possibly matches"
+        summary = (f"client {result.client_ref} {word} entry {hit.entry.ref} of the "
+                   f"{hit.list_name} list, version {hit.version} ({hit.basis}, score "
+                   f"{hit.score:g}: {hit.matched_name})")[:1000]
+        outbox = {"provider": result.provider, "client_ref": result.client_ref,
+                  "list_name": hit.list_name, "version": hit.version,
+                  "entry_ref": hit.entry.ref, "outcome": hit.outcome, "summary": summary,
+                  "result_id": result.result_id, "created_at": now}
+        alert = {"raised_at": now, "rule": ALERT_RULE, "user_id": registered_by[:64],
+                 "blocking": False, "summary": f"provider {result.provider}: {summary}"[:1000],
+                 "details_json": json.dumps({
+                     "provider": result.provider, "client_ref": result.client_ref,
+                     "result_id": result.result_id, "match": _hit_json(hit)},
+                     ensure_ascii=False)}
+        return outbox, alert
 
     def _alerts_table(self, conn: Connection) -> sa.Table | None:
         if not self._alerts_known:
@@ -557,31 +595,16 @@ class ScreeningService:
         o = cp.screening_outbox.c
         count = 0
         for hit in result.hits:
-            if hit.outcome == NO_MATCH:
-                continue
             exists = conn.execute(sa.select(o.id).where(
                 o.provider == result.provider, o.client_ref == result.client_ref,
                 o.list_name == hit.list_name, o.entry_ref == hit.entry.ref)).first()
             if exists is not None:
                 continue
-            word = "matches" if hit.outcome == MATCH else "possibly matches"
-            summary = (f"client {result.client_ref} {word} entry {hit.entry.ref} of the "
-                       f"{hit.list_name} list, version {hit.version} ({hit.basis}, score "
-                       f"{hit.score:g}: {hit.matched_name})")[:1000]
-            conn.execute(cp.screening_outbox.insert().values(
-                provider=result.provider, client_ref=result.client_ref,
-                list_name=hit.list_name, version=hit.version, entry_ref=hit.entry.ref,
-                outcome=hit.outcome, summary=summary, result_id=result.result_id,
-                created_at=now))
+            row, alert = self._flag_rows(result, hit, registered_by, now)
+            conn.execute(cp.screening_outbox.insert().values(**row))
             alerts = self._alerts_table(conn)
             if alerts is not None:
-                conn.execute(alerts.insert().values(
-                    raised_at=now, rule=ALERT_RULE, user_id=registered_by[:64],
-                    blocking=False, summary=f"provider {result.provider}: {summary}"[:1000],
-                    details_json=json.dumps({
-                        "provider": result.provider, "client_ref": result.client_ref,
-                        "result_id": result.result_id, "match": _hit_json(hit)},
-                        ensure_ascii=False)))
+                conn.execute(alerts.insert().values(**alert))
             self._emit("screening.match_flagged", registered_by, {
                 "provider": result.provider, "client_ref": result.client_ref,
                 "list_name": hit.list_name, "version": hit.version,

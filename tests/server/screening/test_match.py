@@ -22,7 +22,7 @@ ENTRIES = [
     ListEntry("T-1", "person", "800315312341", ("Жұмабаев Ғалым Серікұлы",), "1980-03-15",
               "KZ", ""),
     ListEntry("T-2", "person", "", ("Щербаков Юрий", "Shcherbakov Yury"), "1975", "RU", ""),
-    ListEntry("T-3", "entity", "100540012345", ("ТОО «Ромашка»",), "", "", ""),
+    ListEntry("T-3", "entity", "100540012345", ("ЖШС «Ромашка»",), "", "", ""),
     ListEntry("T-4", "person", "", ("Хасанов Ёкуб",), "1990-01-01", "", ""),
 ]
 INDEX = ListIndex.build("terrorist", 1, ENTRIES)

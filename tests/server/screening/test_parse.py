@@ -24,7 +24,7 @@ IIN = make_iin(dt.date(1980, 3, 15), "M", 1234)
 BIN = make_bin(dt.date(2010, 5, 1), 12345)
 GOOD = ListEntry("T-1", "person", IIN, ("Иванов Иван Иванович", "Ivanov Ivan"),
                  "1980-03-15", "KZ", "decision 12/2026")
-ENTITY = ListEntry("T-2", "entity", BIN, ("ТОО «Ромашка»", "Romashka LLP"), "", "KAZ", "")
+ENTITY = ListEntry("T-2", "entity", BIN, ("ЖШС «Ромашка»", "Romashka LLP"), "", "KAZ", "")
 
 
 def csv_of(*rows: str, header: str = ",".join(COLUMNS)) -> bytes:

@@ -33,7 +33,7 @@ TERRORIST = [
     ListEntry("AFM-T-2", "person", "", ("Хасанов Ёкуб",), "1988", "UZ", ""),
     ListEntry("AFM-T-3", "entity", "", ("Фонд «Рассвет»", "Rassvet Foundation"), "", "", ""),
 ]
-O = screening_pb2
+PB = screening_pb2
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,13 @@ def publication(list_name: str, content: bytes, fmt: str = "csv", **extra: Any) 
                               "list_name": list_name, "format": fmt, "content": content,
                               "source_reference": "AFM order 77"}
     values.update(extra)
-    return O.ListPublication(**values)
+    return PB.ListPublication(**values)
 
 
 def publish_request(gw: Harness, pub: Any, who: str = "lena") -> Any:
     env = sign(dsse.PAYLOAD_LIST_PUBLICATION, pub.SerializeToString(deterministic=True),
                gw.users[who].signer)
-    return O.PublishListRequest(envelope=env)
+    return PB.PublishListRequest(envelope=env)
 
 
 def publish(gw: Harness, list_name: str, content: bytes, fmt: str = "csv",
@@ -73,13 +73,13 @@ def publish(gw: Harness, list_name: str, content: bytes, fmt: str = "csv",
 
 
 def _current(gw: Harness, list_name: str) -> Any:
-    lists = stub(gw).GetLists(O.GetListsRequest(),
+    lists = stub(gw).GetLists(PB.GetListsRequest(),
                               metadata=bearer(gw.session("lena", consent=False)))
     return next((v for v in lists.lists if v.list_name == list_name), None)
 
 
 def screen(gw: Harness, who: str = "kira", **subject: str) -> Any:
-    return stub(gw).Screen(O.ScreenRequest(subject=O.ScreeningSubject(**subject),
+    return stub(gw).Screen(PB.ScreenRequest(subject=PB.ScreeningSubject(**subject),
                                            client_ref="C-" + secrets.token_hex(3)),
                            metadata=bearer(gw.session(who, consent=False)))
 
@@ -137,7 +137,7 @@ def test_a_publication_signed_with_another_key_is_refused(gw: Harness) -> None:
                publication("terrorist", to_csv(TERRORIST)).SerializeToString(),
                gw.users["kira"].signer)
     code, reason, _ = rpc_error(lambda: stub(gw).PublishList(
-        O.PublishListRequest(envelope=env), metadata=bearer(gw.session("lena", consent=False))))
+        PB.PublishListRequest(envelope=env), metadata=bearer(gw.session("lena", consent=False))))
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "CERTIFICATE_NOT_REGISTERED")
 
 
@@ -158,10 +158,10 @@ def test_only_a_compliance_officer_screens(gw: Harness, who: str) -> None:
 # --- screening -------------------------------------------------------------------------------
 def test_exact_iin_is_a_match_with_the_list_version(gw: Harness) -> None:
     result = screen(gw, iin_bin=LISTED_IIN)
-    assert result.outcome == O.SCREENING_OUTCOME_MATCH
+    assert result.outcome == PB.SCREENING_OUTCOME_MATCH
     (m,) = [m for m in result.matches if m.list_name == "terrorist"]
     assert (m.entry_ref, m.basis, m.outcome) == ("AFM-T-1", "iin_bin",
-                                                 O.SCREENING_OUTCOME_MATCH)
+                                                 PB.SCREENING_OUTCOME_MATCH)
     current = _current(gw, "terrorist")
     assert m.version == current.version
     assert any(v.list_name == "terrorist" and v.digest == current.digest
@@ -177,21 +177,21 @@ def test_exact_iin_is_a_match_with_the_list_version(gw: Harness) -> None:
 
 def test_cyrillic_entry_matches_a_latin_name_with_the_birth_date(gw: Harness) -> None:
     result = screen(gw, name="Zhumabayev Galym Serikuly", birth_date="1979-11-02")
-    assert result.outcome == O.SCREENING_OUTCOME_MATCH
+    assert result.outcome == PB.SCREENING_OUTCOME_MATCH
     assert result.matches[0].entry_ref == "AFM-T-1"
     assert result.matches[0].basis == "name+birth_date"
 
 
 def test_a_name_alone_is_a_possible_match(gw: Harness) -> None:
     result = screen(gw, name="Khasanov Yokub")
-    assert result.outcome == O.SCREENING_OUTCOME_POSSIBLE_MATCH
+    assert result.outcome == PB.SCREENING_OUTCOME_POSSIBLE_MATCH
     assert result.matches[0].entry_ref == "AFM-T-2"
 
 
 def test_someone_else_is_no_match(gw: Harness) -> None:
     result = screen(gw, name="Иванова Мария", birth_date="1990-05-05",
                     iin_bin=make_iin(dt.date(1990, 5, 5), "F", 11))
-    assert result.outcome == O.SCREENING_OUTCOME_NO_MATCH and not result.matches
+    assert result.outcome == PB.SCREENING_OUTCOME_NO_MATCH and not result.matches
     assert result.versions  # says which versions it was screened against
 
 
@@ -205,22 +205,22 @@ def test_a_subject_without_iin_or_name_is_refused(gw: Harness) -> None:
 def test_a_list_change_rescreens_and_raises_a_new_match_into_the_outbox(gw: Harness) -> None:
     token = bearer(gw.session("kira", consent=False))
     client = "CL-" + secrets.token_hex(4)
-    watched = stub(gw).Watch(O.WatchRequest(client_ref=client, subject=O.ScreeningSubject(
+    watched = stub(gw).Watch(PB.WatchRequest(client_ref=client, subject=PB.ScreeningSubject(
         name="Bekova Aisulu", birth_date="1991-07-21")), metadata=token)
-    assert watched.outcome == O.SCREENING_OUTCOME_NO_MATCH
-    stub(gw).ReadOutbox(O.ReadOutboxRequest(), metadata=token)  # empty it
+    assert watched.outcome == PB.SCREENING_OUTCOME_NO_MATCH
+    stub(gw).ReadOutbox(PB.ReadOutboxRequest(), metadata=token)  # empty it
 
     entry = ListEntry("FT-" + secrets.token_hex(3), "person", "", ("Бекова Айсулу",),
                       "1991-07-21", "KZ", "")
     resp = publish(gw, "ft_extremism", to_csv([*TERRORIST[1:], entry]))
     assert resp.rescreened >= 1 and resp.new_matches >= 1
 
-    items = stub(gw).ReadOutbox(O.ReadOutboxRequest(), metadata=token).items
+    items = stub(gw).ReadOutbox(PB.ReadOutboxRequest(), metadata=token).items
     (item,) = [i for i in items if i.client_ref == client]
     assert item.entry_ref == entry.ref and item.list_name == "ft_extremism"
-    assert item.version == resp.version.version and item.outcome == O.SCREENING_OUTCOME_MATCH
+    assert item.version == resp.version.version and item.outcome == PB.SCREENING_OUTCOME_MATCH
     # read once: the next read has nothing new for this client
-    again = stub(gw).ReadOutbox(O.ReadOutboxRequest(), metadata=token).items
+    again = stub(gw).ReadOutbox(PB.ReadOutboxRequest(), metadata=token).items
     assert client not in {i.client_ref for i in again}
 
     # flagged to the agency: an alert the controller reads
@@ -231,7 +231,7 @@ def test_a_list_change_rescreens_and_raises_a_new_match_into_the_outbox(gw: Harn
     # the same entry in the next version is not new: not flagged twice
     resp2 = publish(gw, "ft_extremism", to_csv([entry]))
     assert resp2.version.version == resp.version.version + 1
-    items = stub(gw).ReadOutbox(O.ReadOutboxRequest(), metadata=token).items
+    items = stub(gw).ReadOutbox(PB.ReadOutboxRequest(), metadata=token).items
     assert client not in {i.client_ref for i in items}
     # ... but it was screened again, and that result is kept
     with gw.gateway.store.engine.connect() as conn:
@@ -252,7 +252,7 @@ def test_subjects_of_a_registered_source_are_rescreened(gw: Harness) -> None:
         "user:kira", ref, Subject(name="Rassvet Foundation"))])
     resp = publish(gw, "terrorist", to_csv(TERRORIST))
     assert resp.new_matches >= 1
-    items = stub(gw).ReadOutbox(O.ReadOutboxRequest(),
+    items = stub(gw).ReadOutbox(PB.ReadOutboxRequest(),
                                 metadata=bearer(gw.session("kira", consent=False))).items
     assert any(i.client_ref == ref and i.entry_ref == "AFM-T-3" for i in items)
 
