@@ -170,3 +170,18 @@ def test_a_mangled_csv_file_parses_or_is_refused_cleanly(
         parse_csv(data[:at] + junk + data[at:])
     except InvalidListFile:
         pass
+
+
+def test_the_documented_examples_parse() -> None:
+    """The CSV and XML examples of docs/usage.md ("The List and the Lists") are valid."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "usage.md").read_text()
+    section = text[text.index("## 6a. The List and the Lists"):]
+    csv_text = re.search(r"```csv\n(.*?)```", section, re.S)
+    xml_text = re.search(r"```xml\n(.*?)```", section, re.S)
+    assert csv_text is not None and xml_text is not None
+    from_csv = parse_csv(csv_text.group(1).encode())
+    from_xml = parse_xml(xml_text.group(1).encode(), list_name="terrorist")
+    assert from_xml[0] == from_csv[0] and len(from_csv) == 2
