@@ -47,6 +47,7 @@ bench: setup
 	$(PY) bench/sign.py
 	$(PY) bench/audit.py
 	$(PY) bench/gateway.py
+	$(PY) bench/screening.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

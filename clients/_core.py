@@ -60,6 +60,7 @@ from siogw_api.v1 import (
     query_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
+    screening_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -74,6 +75,7 @@ class Service(enum.Enum):
     AUDIT = "siogw.v1.AuditService"
     ADMIN = "siogw.v1.AdminService"
     REPORTING = "siogw.v1.ReportingService"
+    SCREENING = "siogw.v1.ScreeningService"  # the List and the Lists (clients/_lists.py)
 
 
 STUBS: dict[Service, Callable[[Any], Any]] = {
@@ -82,6 +84,7 @@ STUBS: dict[Service, Callable[[Any], Any]] = {
     Service.AUDIT: audit_pb2_grpc.AuditServiceStub,
     Service.ADMIN: admin_pb2_grpc.AdminServiceStub,
     Service.REPORTING: reporting_pb2_grpc.ReportingServiceStub,
+    Service.SCREENING: screening_pb2_grpc.ScreeningServiceStub,
 }
 
 

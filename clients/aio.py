@@ -23,11 +23,12 @@ from google.protobuf.message import Message as ProtoMessage
 
 from clients import _common as c
 from clients import _core as core
+from clients import _lists
 from clients._reports import CsvExportInfo, QueryRowPage, ReportFilter, Resolution
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
-from siogw_api.v1 import admin_pb2, common_pb2
+from siogw_api.v1 import admin_pb2, common_pb2, screening_pb2
 
 T = TypeVar("T")
 
@@ -624,3 +625,25 @@ class AsyncGatewayClient(core.ClientCore):
 
     async def fm1_export(self, request: Any) -> Any:
         return await self._run(core.fm1_export(self, request))
+    # -- the List and the Lists (issue 16, point 6; clients/_lists.py) ----------------------
+    async def publish_list(self, list_name: str, content: bytes, fmt: str, *,
+                           source_reference: str = "", signer: Signer | None = None
+                           ) -> screening_pb2.PublishListResponse:
+        return await self._run(_lists.publish_list(self, list_name, content, fmt,
+                                                   source_reference, signer))
+
+    async def lists(self) -> screening_pb2.ListsOverview:
+        return await self._run(_lists.lists(self))
+
+    async def screen(self, *, iin_bin: str = "", name: str = "", birth_date: str = "",
+                     client_ref: str = "") -> screening_pb2.ScreeningResult:
+        return await self._run(_lists.screen(self, iin_bin, name, birth_date, client_ref))
+
+    async def watch(self, client_ref: str, *, iin_bin: str = "", name: str = "",
+                    birth_date: str = "") -> screening_pb2.ScreeningResult:
+        return await self._run(_lists.watch(self, client_ref, iin_bin, name, birth_date))
+
+    async def screening_outbox(self, *, include_read: bool = False
+                               ) -> screening_pb2.ScreeningOutbox:
+        return await self._run(_lists.read_outbox(self, include_read))
+

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients import cli_admin, cli_fm1, cli_reports
+from clients import cli_admin, cli_fm1, cli_lists, cli_reports
 from siogw_api import cmdline
 from siogw_api.errors import ConfigError, InputError
 
@@ -185,6 +185,7 @@ def add_commands(sub: Any) -> None:
     cli_admin.add_admin_commands(sub, _add_connection, _client, _session_signer)
     cli_admin.add_reports_admin_verbs(nouns["reports"])
     cli_fm1.register(sub, _add_connection, _client, _session_signer)
+    cli_lists.add_lists_command(sub, _add_connection, _client, _session_signer)
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -31,8 +31,12 @@ from siogw_api.errors import InputError
 MAX_FILE_BYTES = 64 * 1024
 
 
-def register(sub: Any, add_connection: Callable[[argparse.ArgumentParser], None],
-             client: Callable[..., Any], session_signer: Callable[[], Any]) -> None:
+def register(
+    sub: Any,
+    add_connection: Callable[[argparse.ArgumentParser], None],
+    client: Callable[..., Any],
+    session_signer: Callable[[argparse.Namespace], Any],
+) -> None:
     """Add ``fm1`` and its actions to the ``siogw client`` sub-parser action ``sub``."""
     fm1 = sub.add_parser("fm1", help="FM-1 messages: submit, status, list, show")
     actions = fm1.add_subparsers(dest="fm1_command", metavar="ACTION")
@@ -102,7 +106,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     message = _read_message(args.file)
     helpers = args.fm1_helpers
     with helpers["client"](args, session=True) as client:
-        done = client.fm1_submit(message, signer=helpers["signer"]())
+        done = client.fm1_submit(message, signer=helpers["signer"](args))
     st, info = done.response.status, done.verified
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)

@@ -55,11 +55,15 @@ from server.context import Gateway
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
+from server.ops.base import audit_log_recorder
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.reporting.service import ReportingServicer
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.resources.dispatch import remote_connectors
+from server.screening import ScreeningService
+from server.screening.match import Thresholds
+from server.screening.servicer import ScreeningServicer
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
@@ -79,6 +83,8 @@ from siogw_api.v1 import (
     query_pb2_grpc,
     reporting_pb2,
     reporting_pb2_grpc,
+    screening_pb2,
+    screening_pb2_grpc,
 )
 
 #: The origin line of the gateway's audit log checkpoints.
@@ -296,6 +302,21 @@ def build_gateway(
         dispatcher=dispatcher,
         audit_log=audit_log,
         ops_wiring=wiring,
+        screening=None if worker else screening_service(config, store, audit_log),
+    )
+
+
+def screening_service(config: GatewayConfig, store: Store,
+                      audit_log: AuditLog | None) -> ScreeningService:
+    """The List and the Lists (issue 16, point 6) over the store, its thresholds and
+    retention from ``[screening]``, its effects recorded in ``audit_log`` (if any)."""
+    settings = config.screening
+    return ScreeningService(
+        store.engine,
+        thresholds=Thresholds(match=settings.match_threshold,
+                              possible=settings.possible_threshold),
+        retention_years=settings.retention_years,
+        record=audit_log_recorder(audit_log) if audit_log is not None else None,
     )
 
 
@@ -391,6 +412,7 @@ def service_names() -> tuple[str, ...]:
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
         reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
+        screening_pb2.DESCRIPTOR.services_by_name["ScreeningService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
@@ -405,6 +427,8 @@ class Servicers:
     audit: AuditServicer
     admin: AdminServicer
     reporting: ReportingServicer | None = None
+    #: The List and the Lists (None where the gateway has no screening service).
+    screening: ScreeningServicer | None = None
 
     def add_to(self, server: aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, server)  # type: ignore[no-untyped-call]
@@ -414,6 +438,9 @@ class Servicers:
         if self.reporting is not None:
             reporting_pb2_grpc.add_ReportingServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 self.reporting, server)
+        if self.screening is not None:
+            screening_pb2_grpc.add_ScreeningServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                self.screening, server)
 
 
 @dataclass(frozen=True)
@@ -478,6 +505,8 @@ def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:
         audit=audit,
         admin=AdminServicer(gw, on_maintenance=updater.refresh),
         reporting=ReportingServicer(gw, audit),
+        screening=(ScreeningServicer(gw, gw.screening) if gw.screening is not None
+                   else None),
     )
     servicers.add_to(server)
     return Listener(server, health_servicer, updater, servicers, interceptor)

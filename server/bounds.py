@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError, Message
 
 from signing import dsse
 from siogw_api.errors import InputError
-from siogw_api.v1 import admin_pb2, query_pb2
+from siogw_api.v1 import admin_pb2, query_pb2, screening_pb2
 
 
 class FieldTooLarge(InputError):
@@ -61,6 +61,8 @@ STRING_CAPS: dict[str, int] = {
     "message": 2000,
     "measures": 4000,
     "causes": 4000,
+    "client_ref": 128,  # the List and the Lists (server/screening)
+    "source_reference": 500,
 }
 #: Strings not named in :data:`STRING_CAPS` (identifiers, times, bases, short names).
 DEFAULT_STRING_CAP = 512
@@ -85,6 +87,7 @@ MAX_DEPTH = 16
 _PAYLOAD_MESSAGES: dict[str, type[Message]] = {
     dsse.PAYLOAD_QUERY: query_pb2.Query,
     dsse.PAYLOAD_ADMIN: admin_pb2.AdminCommand,
+    dsse.PAYLOAD_LIST_PUBLICATION: screening_pb2.ListPublication,
 }
 
 

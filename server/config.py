@@ -269,6 +269,19 @@ class ReportingSettings:
 
 
 @dataclass(frozen=True)
+class ScreeningSettings:
+    """``[screening]``: screening against the List and the Lists (issue 16, point 6;
+    ``server/screening/match.py``). A name scoring at least ``match_threshold`` (0-100,
+    rapidfuzz token-sort ratio of the normalised Latin forms) with the same date of
+    birth is a match; at least ``possible_threshold`` a possible match. Results are kept
+    ``retention_years`` (at least 5, S§10.14) after the screening."""
+
+    match_threshold: float = 92.0
+    possible_threshold: float = 82.0
+    retention_years: int = 5
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``siogw serve`` needs."""
 
@@ -297,6 +310,7 @@ class GatewayConfig:
     #: connector (:mod:`server.resources.upstreams`); the others stay embedded.
     upstreams: Mapping[int, UpstreamConfig] = field(default_factory=dict)
     reporting: ReportingSettings = field(default_factory=ReportingSettings)
+    screening: ScreeningSettings = field(default_factory=ScreeningSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -530,6 +544,22 @@ def _reporting(raw: Mapping[str, Any]) -> ReportingSettings:
                                   "(YYYY-MM-DD)") from None
         days[key] = tuple(value)
     return ReportingSettings(holidays=days["holidays"], workdays=days["workdays"])
+def _screening(raw: Mapping[str, Any]) -> ScreeningSettings:
+    """``[screening]`` (see :class:`ScreeningSettings`)."""
+    settings = ScreeningSettings(
+        match_threshold=_coerce(raw.get("match_threshold", 92.0), float,
+                                "screening.match_threshold"),
+        possible_threshold=_coerce(raw.get("possible_threshold", 82.0), float,
+                                   "screening.possible_threshold"),
+        retention_years=_coerce(raw.get("retention_years", 5), int,
+                                "screening.retention_years"),
+    )
+    if not 0 < settings.possible_threshold <= settings.match_threshold <= 100:
+        raise ConfigError("screening thresholds must satisfy 0 < possible_threshold <= "
+                          "match_threshold <= 100")
+    if not 5 <= settings.retention_years <= 100:
+        raise ConfigError("screening.retention_years must be between 5 (S§10.14) and 100")
+    return settings
 
 
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -647,6 +677,7 @@ def load_config(
         policy=policy_cfg,
         upstreams=_upstreams(home_path, doc, overrides, str(file)),
         reporting=_reporting(sections["reporting"]),
+        screening=_screening(sections["screening"]),
     )
 
 

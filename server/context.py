@@ -51,6 +51,7 @@ from server.interceptors import current_call
 from server.ops import Operations
 from server.ops_wiring import OpsWiring
 from server.resources import Dispatcher
+from server.screening import ScreeningService
 from server.store import Store
 from server.store.certificates import CertRow, PrefetchedRevocations, fingerprint
 from server.store.sessions import SessionContext
@@ -90,6 +91,8 @@ class Gateway:
     audit_log: AuditLog | None = None
     #: The operations domain and its wiring, or None (see the class docstring).
     ops_wiring: OpsWiring | None = None
+    #: The List and the Lists (``server.screening``), or None (a worker process).
+    screening: ScreeningService | None = None
 
     @property
     def ops(self) -> Operations | None:

@@ -54,6 +54,8 @@ PAYLOAD_REFUSAL = "application/vnd.siogw.refusal+json"
 PAYLOAD_FM1 = "application/vnd.siogw.fm1+json"
 #: The gateway's signed acknowledgement of an accepted FM-1 message.
 PAYLOAD_FM1_RECEIPT = "application/vnd.siogw.fm1-receipt+json"
+#: A version of the List or a List, published by the agency (issue 16, point 6).
+PAYLOAD_LIST_PUBLICATION = "application/vnd.siogw.list-publication+protobuf"
 
 PAYLOAD_TYPES: frozenset[str] = frozenset(
     {
@@ -63,6 +65,7 @@ PAYLOAD_TYPES: frozenset[str] = frozenset(
         PAYLOAD_LOGIN_CHALLENGE,
         PAYLOAD_ADMIN,
         PAYLOAD_REFUSAL,
+        PAYLOAD_LIST_PUBLICATION,
     }
 )
 

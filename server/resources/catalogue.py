@@ -56,9 +56,10 @@ class Role(enum.StrEnum):
     CONTROLLER = "controller"
     PROSECUTOR = "prosecutor"
     SECURITY_OFFICER = "security_officer"
-    #: A crypto-asset service provider's compliance officer: submits FM-1 messages for the
-    #: provider whose BIN the operator enrolled it with (issue 16); never queries.
+    # Issue 16: a crypto-asset service provider's compliance officer.
     COMPLIANCE_OFFICER = "compliance_officer"
+    # Issue 16, point 6: the agency's officer who publishes the List and the Lists.
+    LIST_OFFICER = "list_officer"
 
 
 class Basis(enum.StrEnum):
@@ -76,6 +77,7 @@ ROLE_BASES: Mapping[Role, frozenset[Basis]] = MappingProxyType(
         Role.PROSECUTOR: frozenset(),
         Role.SECURITY_OFFICER: frozenset(),
         Role.COMPLIANCE_OFFICER: frozenset(),
+        Role.LIST_OFFICER: frozenset(),
     }
 )
 

@@ -496,6 +496,95 @@ _FM1_TABLES = (provider_officers, fm1_messages, fm1_parties)
 
 def _migration_fm1(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(_FM1_TABLES), checkfirst=True)
+# --- migration 8 (issue 16, point 6): the List and the Lists ---------------
+# Each published version of a list (signed envelope, digest) and its entries; the
+# clients providers watch; every screening result (kept >= 5 years, never deleted by
+# housekeeping: ``retain_until``); the providers' outbox of new matches.
+_LT = sa.DateTime(timezone=True)
+screening_list_versions = sa.Table(
+    "screening_list_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("list_name", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the file, hex
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("entry_count", sa.Integer, nullable=False),
+    sa.Column("source_reference", sa.String(500), nullable=False),
+    sa.Column("published_at", _LT, nullable=False),
+    sa.Column("published_by", sa.String(64), nullable=False),
+    sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),  # siogw.v1.Envelope bytes
+    sa.Column("request_seq", sa.BigInteger, nullable=True),  # its write-ahead record
+    sa.UniqueConstraint("list_name", "version", name="uq_screening_list_version"),
+)
+screening_list_entries = sa.Table(
+    "screening_list_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("screening_list_versions.id"),
+              nullable=False, index=True),
+    sa.Column("ref", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("iin_bin", sa.String(12), nullable=False),
+    sa.Column("names_json", sa.Text, nullable=False),
+    sa.Column("birth_date", sa.String(10), nullable=False),
+    sa.Column("country", sa.String(3), nullable=False),
+    sa.Column("reference", sa.String(500), nullable=False),
+)
+screening_watch = sa.Table(
+    "screening_watch",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("client_ref", sa.String(128), nullable=False),
+    sa.Column("iin_bin", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("birth_date", sa.String(10), nullable=False),
+    sa.Column("registered_by", sa.String(64), nullable=False),
+    sa.Column("registered_at", _LT, nullable=False),
+    sa.UniqueConstraint("provider", "client_ref", name="uq_screening_watch_client"),
+)
+screening_results = sa.Table(
+    "screening_results",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("provider", sa.String(64), nullable=False, index=True),
+    sa.Column("client_ref", sa.String(128), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # screen / watch / rescreen
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("iin_bin", sa.String(12), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("birth_date", sa.String(10), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("versions_json", sa.Text, nullable=False),
+    sa.Column("matches_json", sa.Text, nullable=False),
+    sa.Column("screened_at", _LT, nullable=False),
+    sa.Column("retain_until", _LT, nullable=False),
+)
+screening_outbox = sa.Table(
+    "screening_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(64), nullable=False, index=True),
+    sa.Column("client_ref", sa.String(128), nullable=False),
+    sa.Column("list_name", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("entry_ref", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("summary", sa.String(1000), nullable=False),
+    sa.Column("result_id", sa.String(32), nullable=False),
+    sa.Column("created_at", _LT, nullable=False),
+    sa.Column("read_at", _LT, nullable=True),
+    sa.UniqueConstraint("provider", "client_ref", "list_name", "entry_ref",
+                        name="uq_screening_outbox_match"),
+)
+_LISTS_TABLES = ("screening_list_versions", "screening_list_entries", "screening_watch",
+                 "screening_results", "screening_outbox")
+
+
+def _migration_lists(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[metadata.tables[n] for n in _LISTS_TABLES])
 
 
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one:
@@ -518,6 +607,8 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
     (7, "fm1: provider_officers (a compliance officer's provider BIN), fm1_messages and "
         "fm1_parties (FM-1 reporting, issue 16)",
      _migration_fm1),
+    (8, "the List and the Lists: list versions and entries, watched clients, screening "
+        "results, the providers' outbox", _migration_lists),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

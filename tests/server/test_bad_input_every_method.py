@@ -17,7 +17,7 @@ from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siogw_api.v1 import admin_pb2, audit_pb2, auth_pb2, query_pb2, reporting_pb2
+from siogw_api.v1 import admin_pb2, audit_pb2, auth_pb2, query_pb2, reporting_pb2, screening_pb2
 from tests.server.conftest import Harness, bearer
 from tests.server.ops_grpc_helpers import ROLE_USERS, ensure_roles
 from tests.server.protofuzz import messages
@@ -36,7 +36,7 @@ ALLOWED = {
 
 METHODS = [
     (service.full_name, method)
-    for module in (auth_pb2, query_pb2, audit_pb2, admin_pb2, reporting_pb2)
+    for module in (auth_pb2, query_pb2, audit_pb2, admin_pb2, reporting_pb2, screening_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
     if not method.client_streaming and not method.server_streaming

@@ -1,0 +1,122 @@
+"""ScreeningService on the database (SQLite and PostgreSQL): what the gRPC tests do not
+reach -- the index rebuilt after a restart, retention dates, sources, the config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.config import load_config
+from server.screening import ScreeningService, SourcedSubject
+from server.screening.errors import InvalidSubject
+from server.screening.match import MATCH, Subject
+from server.screening.parse import ListEntry
+from server.screening.service import check_subject, retention_date
+from server.store import Store
+from siogw_api.errors import ConfigError, SiogwError
+from tests.server.conftest import pg_test_url
+
+ENTRIES = [ListEntry("X-1", "person", "", ("Қасымов Нұрлан",), "1970-01-01", "KZ", "")]
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    drop = None
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    if request.param == "pg":
+        url, drop = pg_test_url()
+    s = Store(url).open()
+    try:
+        yield s
+    finally:
+        s.close()
+        if drop is not None:
+            drop()
+
+
+def publish(service: ScreeningService, entries: list[ListEntry]) -> Any:
+    return service.publish(user_id="lena", role="list_officer", list_name="terrorist",
+                           fmt="csv", content=repr(entries).encode(), entries=entries)
+
+
+def test_a_restarted_service_screens_against_the_stored_version(store: Store) -> None:
+    publish(ScreeningService(store.engine), ENTRIES)
+    fresh = ScreeningService(store.engine)  # a gateway restart: the index comes from the DB
+    result = fresh.screen(user_id="kira", role="compliance_officer",
+                          subject=Subject(name="Kasymov Nurlan", birth_date="1970-01-01"))
+    assert result.outcome == MATCH and result.versions[0].version == 1
+    assert [v.list_name for v in fresh.lists("agency_user")] == ["terrorist"]
+
+
+def test_a_failing_source_does_not_stop_the_rescreening(store: Store) -> None:
+    service = ScreeningService(store.engine)
+
+    def broken() -> list[SourcedSubject]:
+        raise InvalidSubject("the source is down")
+
+    service.register_subject_source(broken)
+    service.register_subject_source(lambda: [SourcedSubject(
+        "bin:1", "p-1", Subject(name="Қасымов Нұрлан"))])
+    done = publish(service, ENTRIES)
+    assert (done.rescreened, done.new_matches) == (1, 1)
+    assert publish(service, ENTRIES).new_matches == 0  # not flagged twice
+
+
+def test_retention_is_whole_years_even_from_29_february() -> None:
+    leap = dt.datetime(2028, 2, 29, 12, tzinfo=dt.UTC)
+    assert retention_date(leap, 5) == dt.datetime(2033, 2, 28, 12, tzinfo=dt.UTC)
+    plain = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    assert retention_date(plain, 5) == dt.datetime(2031, 12, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("screening", [
+    {"match_threshold": 80, "possible_threshold": 90},
+    {"possible_threshold": 0},
+    {"retention_years": 4},
+    {"match_threshold": "high"},
+])
+def test_the_screening_settings_are_checked(tmp_path: Path, screening: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        load_config(tmp_path, env={}, overrides={"screening": screening})
+
+
+def test_the_screening_settings_have_sane_defaults(tmp_path: Path) -> None:
+    s = load_config(tmp_path, env={}).screening
+    assert (s.match_threshold, s.possible_threshold, s.retention_years) == (92.0, 82.0, 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20), st.text(max_size=60), st.text(max_size=12))
+def test_a_subject_is_accepted_or_refused_only_as_invalid_subject(
+    iin: str, name: str, birth: str
+) -> None:
+    try:
+        subject = check_subject(Subject(iin, name, birth))
+    except InvalidSubject as exc:
+        assert exc.message
+    else:
+        assert subject.iin_bin or subject.name
+        assert not subject.iin_bin or (len(subject.iin_bin) == 12 and subject.iin_bin.isdigit())
+
+
+def test_screening_never_fails_on_an_accepted_subject() -> None:
+    from server.screening.match import ListIndex, Thresholds
+
+    index = ListIndex.build("terrorist", 1, ENTRIES)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=60), st.sampled_from(["", "1970", "1970-01-01", "1999-12-31"]))
+    def run(name: str, birth: str) -> None:
+        try:
+            subject = check_subject(Subject("", name, birth))
+        except SiogwError:
+            return
+        index.screen(subject, Thresholds())
+
+    run()
