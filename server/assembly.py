@@ -298,7 +298,8 @@ def _open_operations(
     try:
         return open_operations(store, trust, audit_log,
                                clock_skew_seconds=config.limits.clock_skew_seconds,
-                               clock=clock)
+                               clock=clock,
+                               maintenance_notice_hours=config.limits.maintenance_notice_hours)
     except SiogwError as exc:
         raise ConfigError(f"the operations domain cannot start: {exc.diagnostics()}") from exc
 

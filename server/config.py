@@ -47,6 +47,7 @@ Example ``siogw.toml``::
     session_ttl_seconds = 900
     challenge_ttl_seconds = 120
     housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
+    maintenance_notice_hours = 24     # publish a window this long before it starts (§14)
 
 
     [policy]
@@ -159,6 +160,10 @@ class Limits:
     shutdown_grace_seconds: float = 5.0
     #: How often the health status is re-evaluated against maintenance windows.
     health_poll_seconds: float = 1.0
+    #: A maintenance window is published at least this many hours before it starts,
+    #: unless the operator marks it urgent (§14: planned work is announced on the portal
+    #: beforehand; the rules name no period, 24 hours is this gateway's). 0: no minimum.
+    maintenance_notice_hours: float = 24.0
     #: How often the database is cleared of request ids, sessions and login attempts no
     #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
     housekeeping_seconds: float = 600.0
@@ -450,6 +455,8 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
                  "loghost_max_connections", "loghost_max_in_flight"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")
+    if limits.maintenance_notice_hours < 0:
+        raise ConfigError("limits.maintenance_notice_hours must be 0 (no minimum) or positive")
     if limits.housekeeping_seconds < 0:
         raise ConfigError("limits.housekeeping_seconds must be 0 (off) or positive")
     return limits

@@ -22,6 +22,7 @@ Every public method that acts for a person takes an :class:`Actor` and checks
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -47,12 +48,13 @@ from server.ops.errors import (
     Duplicate,
     InvalidDocument,
     InvalidState,
+    NoticeTooShort,
     NotFound,
     OpsStorageError,
     PermissionDenied,
     SignerMismatch,
 )
-from server.ops.journal import Emergency, JournalService, Window
+from server.ops.journal import DEFAULT_NOTICE, Emergency, JournalService, Window
 from server.ops.lifecycle import (
     BlockKind,
     LifecycleService,
@@ -103,8 +105,10 @@ class Operations:
         clock: Clock = now_utc,
         rules: list[Rule] | None = None,
         create: bool = True,
+        maintenance_notice: _dt.timedelta = DEFAULT_NOTICE,
     ) -> Operations:
-        """Build the services (creating the ``ops_`` tables unless ``create=False``)."""
+        """Build the services (creating the ``ops_`` tables unless ``create=False``);
+        ``maintenance_notice``: how long before its start a window is published (§14)."""
         if create:
             create_schema(engine)
         ctx = OpsContext(engine=engine, record=record, clock=clock)
@@ -115,7 +119,7 @@ class Operations:
             lifecycle=lifecycle,
             certificates=CertificateService(ctx, trust),
             rules=RuleEngine(ctx, lifecycle, rules),
-            journal=JournalService(ctx),
+            journal=JournalService(ctx, notice=maintenance_notice),
             reports=ReportService(ctx, index),
             prosecutor=ProsecutorService(ctx, trust, index),
         )
@@ -146,6 +150,7 @@ __all__ = [
     "JournalService",
     "LifecycleService",
     "NotFound",
+    "NoticeTooShort",
     "Notification",
     "Operations",
     "OpsContext",

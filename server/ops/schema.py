@@ -76,6 +76,20 @@ outbox = sa.Table(
     sa.Column("read_by", sa.String(64), nullable=True),
 )
 
+#: §23: the prosecutor's copy of the violations the operator found (same shape as the
+#: agency's outbox; its own table, read by the prosecutor only).
+prosecutor_outbox = sa.Table(
+    "ops_prosecutor_outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", _T, nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=True),
+    sa.Column("read_at", _T, nullable=True),
+    sa.Column("read_by", sa.String(64), nullable=True),
+)
+
 alerts = sa.Table(
     "ops_alerts", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -126,7 +140,8 @@ resolutions = sa.Table(
     sa.Column("registered_at", _T, nullable=False),
 )
 
-TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions)
+TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions,
+          prosecutor_outbox)
 
 
 def create_schema(engine: Engine) -> None:

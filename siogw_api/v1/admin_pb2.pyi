@@ -172,12 +172,14 @@ class FileTransfer(_message.Message):
     def __init__(self, document: _Optional[bytes] = ...) -> None: ...
 
 class ListTransfers(_message.Message):
-    __slots__ = ("late_only", "pending_only")
+    __slots__ = ("late_only", "pending_only", "overdue_only")
     LATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_ONLY_FIELD_NUMBER: _ClassVar[int]
     late_only: bool
     pending_only: bool
-    def __init__(self, late_only: _Optional[bool] = ..., pending_only: _Optional[bool] = ...) -> None: ...
+    overdue_only: bool
+    def __init__(self, late_only: _Optional[bool] = ..., pending_only: _Optional[bool] = ..., overdue_only: _Optional[bool] = ...) -> None: ...
 
 class ApplyTransfer(_message.Message):
     __slots__ = ("transfer_id",)

@@ -184,7 +184,7 @@ def test_migration_3_moves_the_operations_rows_and_drops_their_tables(
 
     store = Store(url).open()
     try:
-        assert store.version() == SCHEMA_VERSION == 5
+        assert store.version() == SCHEMA_VERSION == 6
         names = set(sa.inspect(store.engine).get_table_names())
         assert not names & {"ops_users", "ops_certificates", "ops_maintenance"}
         olga, anna, petr = (store.require_user(u) for u in ("olga", "anna", "petr"))
