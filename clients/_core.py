@@ -28,6 +28,7 @@ by service, and the session state (``session_token``, ``user_id``, ``signer``).
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import functools
 from collections.abc import Callable, Generator, Mapping
@@ -43,6 +44,7 @@ from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError, ClientUsageError
 from signing.api import Signer
 from signing.wire import bearer_metadata
+from siogw_api.timeutil import astana_iso
 from siogw_api.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -244,9 +246,11 @@ def login(
     sms_code_provider: Callable[[str], Any] | None,
     device_key: SoftwareDeviceKey | None,
     biometric_sample: bytes | None,
+    pin_changed_at: _dt.datetime | None = None,
 ) -> Plan[c.LoginResult]:
     """Token signature over the challenge, then SMS or biometrics; keeps the session."""
     factor_value = c.factor_value(factor)
+    pin_text = astana_iso(pin_changed_at) if pin_changed_at is not None else ""
     if factor == "sms" and sms_code_provider is None:
         raise ClientUsageError("SMS login needs sms_code_provider")
     if factor == "biometric" and (device_key is None or biometric_sample is None):
@@ -270,6 +274,7 @@ def login(
         assert sms_code_provider is not None
         code = yield AskCaller(functools.partial(sms_code_provider, proved.sms_destination))
         complete = auth_pb2.CompleteLoginRequest(login_id=begin.login_id, sms_code=str(code))
+        complete.pin_changed_at = pin_text
     else:
         assert device_key is not None and biometric_sample is not None
         assertion = device_key.assert_user(bytes(proved.device_challenge), biometric_sample)
@@ -280,6 +285,7 @@ def login(
                 signature=assertion.signature,
                 method=assertion.method,
             ),
+            pin_changed_at=pin_text,
         )
     done = yield Call(COMPLETE_LOGIN, complete)
     client.session_token = done.session_token
@@ -293,6 +299,8 @@ def login(
         consent_version=done.consent_version,
         factor=factor,
         receipt=c.receipt_or_none(done),
+        pin_changed_at=done.pin_changed_at,
+        pin_warning=done.pin_warning,
     )
 
 

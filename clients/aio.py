@@ -9,6 +9,7 @@ an SMS code provider may be a coroutine function.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -119,13 +120,14 @@ class AsyncGatewayClient(core.ClientCore):
         sms_code_provider: SmsCodeProvider | None = None,
         device_key: SoftwareDeviceKey | None = None,
         biometric_sample: bytes | None = None,
+        pin_changed_at: _dt.datetime | None = None,
     ) -> c.LoginResult:
         """See :meth:`clients.GatewayClient.login`; ``sms_code_provider`` may be async."""
         return await self._run(
             core.login(
                 self, user_id, signer, certificate, factor=factor,
                 sms_code_provider=sms_code_provider, device_key=device_key,
-                biometric_sample=biometric_sample,
+                biometric_sample=biometric_sample, pin_changed_at=pin_changed_at,
             )
         )
 

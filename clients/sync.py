@@ -6,6 +6,7 @@ signatures inline and calls the SMS code provider directly.
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -112,19 +113,22 @@ class GatewayClient(core.ClientCore):
         sms_code_provider: Callable[[str], str] | None = None,
         device_key: SoftwareDeviceKey | None = None,
         biometric_sample: bytes | None = None,
+        pin_changed_at: _dt.datetime | None = None,
     ) -> c.LoginResult:
         """Multi-factor login: token signature over the challenge, then SMS or biometrics.
 
         For ``factor="sms"``, ``sms_code_provider(masked_destination)`` returns the code
         the user received. For ``"biometric"``, ``device_key`` signs the device challenge
         after a local match of ``biometric_sample``. On success the session token is kept
-        on this client and used for every later call.
+        on this client and used for every later call. ``pin_changed_at``: when the
+        token's PIN was last changed (``signing.pin_ages``), reported to the gateway
+        (§12); the result's ``pin_warning`` says when it is overdue or unknown.
         """
         return self._run(
             core.login(
                 self, user_id, signer, certificate, factor=factor,
                 sms_code_provider=sms_code_provider, device_key=device_key,
-                biometric_sample=biometric_sample,
+                biometric_sample=biometric_sample, pin_changed_at=pin_changed_at,
             )
         )
 

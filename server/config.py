@@ -51,8 +51,8 @@ Example ``siogw.toml``::
 
 
     [policy]
-    consent_version = "2026-1"
-    consent_text = "..."
+    consent_version = "2026-2"
+    consent_text = "..."              # default: the text of DEFAULT_CONSENT_TEXT
 
 The role -> basis table (R1) is :data:`server.resources.catalogue.ROLE_BASES`, not
 configuration. The PIN itself is never part of the configuration: only where to read it.
@@ -81,6 +81,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from server.consent_text import DEFAULT_CONSENT_TEXT, DEFAULT_CONSENT_VERSION
 from siogw_api.errors import ConfigError
 
 #: The most gateway processes ``server.workers`` may ask for.
@@ -94,15 +95,6 @@ MAX_SIGNER_SESSIONS = 256
 
 #: Default file name inside ``$SIOGW_HOME``.
 CONFIG_FILE = "siogw.toml"
-
-DEFAULT_CONSENT_VERSION = "2026-1"
-DEFAULT_CONSENT_TEXT = (
-    "I agree to the terms of use of the Information Exchange System of law enforcement, "
-    "special state and other bodies: I will request information only on the grounds and "
-    "for the tasks the rules allow, attach what I obtain to the case materials, destroy "
-    "electronic copies downloaded to a local device immediately, and not disclose it."
-)
-
 
 #: The largest max_message_bytes that keeps every accepted request's audit record (the
 #: envelope base64-encoded, 4/3, plus capped details) under the audit log's

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from server.ops import schema as s
 from server.ops.base import OpsContext, utc, utc_required
-from server.ops.errors import InvalidDocument, InvalidState, NoticeTooShort, NotFound
+from server.ops.errors import InvalidDocument, InvalidState, NotFound, NoticeTooShort
 from server.ops.roles import Action, Actor, authorize
 from server.store import schema as cp
 from server.store.maintenance import insert_window
