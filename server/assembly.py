@@ -52,6 +52,7 @@ from server.auth import AuthServicer
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
 from server.context import Gateway
+from server.emergency_watch import EmergencyWatch
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
@@ -275,6 +276,7 @@ def build_gateway(
         if own_store:
             store.close()
         raise
+    dispatcher = dispatcher if dispatcher is not None else default_dispatcher(store)
     return Gateway(
         config=config,
         store=store,
@@ -282,10 +284,29 @@ def build_gateway(
         trust=trust,
         signer=signer,
         sms=OutboxSmsSender(config.effective_sms_outbox),
-        dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
+        dispatcher=dispatcher,
         audit_log=audit_log,
         ops_wiring=wiring,
+        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
     )
+
+
+def _watch_emergencies(
+    config: GatewayConfig, wiring: OpsWiring | None, audit_log: AuditLog | None,
+    dispatcher: Dispatcher,
+) -> EmergencyWatch | None:
+    """The Journal of emergencies' own entries (§14, :mod:`server.emergency_watch`):
+    the audit log polled, the upstreams' breakers hooked; started here, stopped by
+    :func:`close_gateway`. Only with the operations domain (its database holds them)."""
+    if wiring is None:
+        return None
+    watch = EmergencyWatch(wiring.ops.auto_journal,
+                           audit_health=audit_log.health if audit_log is not None else None,
+                           poll_seconds=config.limits.health_poll_seconds)
+    for breaker in dispatcher.breakers():
+        breaker.on_state_change = watch.breaker_changed
+    watch.start()
+    return watch
 
 
 def _open_operations(
@@ -307,6 +328,8 @@ def _open_operations(
 async def close_gateway(gw: Gateway) -> None:
     """Close what :func:`build_gateway` opened: the rules worker first (it reads the
     log), then the audit sink (flushing pending records), then the database."""
+    if gw.emergencies is not None:
+        await asyncio.to_thread(gw.emergencies.stop)
     if gw.ops_wiring is not None:
         gw.ops_wiring.close()
     await gw.audit.close()

@@ -39,6 +39,7 @@ from server.auditsink import AuditSink, Receipt
 from server.biometric import BiometricVerifier, PlatformAuthenticatorVerifier
 from server.certcheck import TrustMaterial, ValidatedChain, ValidatingTrust
 from server.config import GatewayConfig
+from server.emergency_watch import EmergencyWatch
 from server.errors import (
     CertificateNotRegistered,
     MissingField,
@@ -90,6 +91,8 @@ class Gateway:
     audit_log: AuditLog | None = None
     #: The operations domain and its wiring, or None (see the class docstring).
     ops_wiring: OpsWiring | None = None
+    #: Feeds the Journal of emergencies by itself (§14), with ``ops_wiring``.
+    emergencies: EmergencyWatch | None = None
 
     @property
     def ops(self) -> Operations | None:

@@ -35,6 +35,7 @@ from server.ops.applications import (
     refusal_payload,
     verify_refusal,
 )
+from server.ops.autojournal import AutoJournal
 from server.ops.base import Clock, OpsContext, Recorder, audit_log_recorder
 from server.ops.certificates import CertificateInfo, CertificateService, CertificateStatus
 from server.ops.documents import (
@@ -93,6 +94,8 @@ class Operations:
     journal: JournalService
     reports: ReportService
     prosecutor: ProsecutorService
+    #: The Journal's automatic entries (audit log, signer, upstream failures; §14).
+    auto_journal: AutoJournal
 
     @classmethod
     def open(
@@ -122,6 +125,7 @@ class Operations:
             journal=JournalService(ctx, notice=maintenance_notice),
             reports=ReportService(ctx, index),
             prosecutor=ProsecutorService(ctx, trust, index),
+            auto_journal=AutoJournal(ctx),
         )
 
 
@@ -138,6 +142,7 @@ __all__ = [
     "Application",
     "ApplicationService",
     "AuditIndexQueries",
+    "AutoJournal",
     "BlockKind",
     "CertificateInfo",
     "CertificateService",

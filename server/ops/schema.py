@@ -116,6 +116,17 @@ emergencies = sa.Table(
     sa.Column("recorded_at", _T, nullable=False),
 )
 
+#: Audit records of automatic Journal entries waiting for the audit log
+#: (:mod:`server.ops.autojournal`: the entry must not depend on the failed log).
+journal_pending = sa.Table(
+    "ops_journal_pending", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", _T, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("details_json", sa.Text, nullable=False),
+)
+
 reviews = sa.Table(
     "ops_reviews", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -141,7 +152,7 @@ resolutions = sa.Table(
 )
 
 TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions,
-          prosecutor_outbox)
+          prosecutor_outbox, journal_pending)
 
 
 def create_schema(engine: Engine) -> None:

@@ -135,3 +135,76 @@ def test_notice_period_is_configurable(ops: Operations, clock: Clock) -> None:
     with pytest.raises(NoticeTooShort, match="at least 2 hours"):
         ops.journal.publish_window(OPERATOR, t + H, t + 3 * H, "upgrade")
     ops.journal.publish_window(OPERATOR, t + 2 * H, t + 3 * H, "upgrade")
+
+
+# --- §14: the Journal of emergencies gets entries by itself -------------------------------
+class _Health:
+    """The audit log's health as ``AuditLog.health()`` reports it (state, reason)."""
+
+    def __init__(self) -> None:
+        self.state, self.reason = "ok", None
+
+    def __call__(self) -> _Health:
+        return self
+
+
+def test_audit_log_failure_is_journaled_without_the_log_then_logged_on_recovery(
+    ops: Operations, recorder: ListRecorder, clock: Clock
+) -> None:
+    """The entry cannot depend on the failed log: it is in the database at once, and its
+    audit records follow when the log takes records again."""
+    from server.emergency_watch import AUDIT_LOG, EmergencyWatch
+
+    health = _Health()
+    watch = EmergencyWatch(ops.auto_journal, audit_health=health)
+    watch.run_once()
+    assert ops.journal.emergencies(OPERATOR) == []
+    health.state, health.reason = "failed", "the disk is full"
+    recorder.fail = True  # what a failed log does to every append
+    watch.run_once()
+    watch.run_once()  # still failed: one entry per outage
+    [entry] = ops.journal.emergencies(OPERATOR, open_only=True)
+    assert entry.recorded_by == f"system:{AUDIT_LOG}" and "the disk is full" in entry.causes
+    assert "fails closed" in entry.measures
+    assert recorder.events == [] and ops.auto_journal.pending() == 1
+    # the log works again (a restart: a new watch over the same database)
+    clock.advance(minutes=5)
+    health.state, health.reason = "ok", None
+    recorder.fail = False
+    EmergencyWatch(ops.auto_journal, audit_health=health).run_once()
+    [done] = ops.journal.emergencies(OPERATOR)
+    assert done.resolved_at == clock.now and done.onset_at == entry.onset_at
+    logged = recorder.of("emergency")
+    assert [(e["actor"], e["details"]["action"]) for e in logged] == [
+        ("system:audit_log", "recorded"), ("system:audit_log", "resolved")]
+    assert logged[0]["details"]["causes"] == entry.causes
+    assert ops.auto_journal.pending() == 0
+
+
+def test_signer_and_breaker_failures_are_journaled_and_resolved(
+    ops: Operations, recorder: ListRecorder
+) -> None:
+    from server.emergency_watch import GATEWAY_SIGNER, EmergencyWatch
+    from server.resources.remote import BreakerState, CircuitBreaker
+    from siogw_api.errors import SigningError
+
+    watch = EmergencyWatch(ops.auto_journal)
+    breaker = CircuitBreaker(failure_threshold=2, name="https://upstream.test/api")
+    breaker.on_state_change = watch.breaker_changed
+    watch.signer_ok()  # no failure: nothing to report
+    watch.signer_failed(SigningError("the token was removed"))
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    watch.run_once()
+    entries = {e.recorded_by: e for e in ops.journal.emergencies(OPERATOR, open_only=True)}
+    assert set(entries) == {f"system:{GATEWAY_SIGNER}", "system:upstream:https://upstream.test/api"}
+    assert "the token was removed" in entries[f"system:{GATEWAY_SIGNER}"].causes
+    assert "2 consecutive failure(s)" in entries["system:upstream:https://upstream.test/api"].causes
+    assert len(recorder.of("emergency")) == 2  # the log works: recorded at once
+    watch.signer_ok()
+    breaker.record_success()
+    watch.run_once()
+    assert ops.journal.emergencies(OPERATOR, open_only=True) == []
+    assert [e["details"]["action"] for e in recorder.of("emergency")] == [
+        "recorded", "recorded", "resolved", "resolved"]
