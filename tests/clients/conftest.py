@@ -93,6 +93,8 @@ def client_world(
             ("dave", "Dauren Analyst", "agency_user", "+77019876544"),
             # bota's first login (asyncio) still needs consent, like the analyst's (sync)
             ("bota", "Bota Analyst", "agency_user", "+77019876545"),
+            # zhan: consent and PIN age through the CLI (tests/clients/test_cli_rules.py)
+            ("zhan", "Zhanna Analyst", "agency_user", "+77019876546"),
         ),
         token_store=softhsm_store,
         label_prefix=f"cl{secrets.token_hex(3)}",
