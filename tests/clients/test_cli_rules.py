@@ -59,7 +59,8 @@ def _query(home: Path) -> subprocess.CompletedProcess[str]:
 def test_consent_text_names_each_obligation_in_russian_and_english() -> None:
     text = DEFAULT_CONSENT_TEXT
     for words in (
-        "Не передавать средства ЭЦП", "не менее одного раза в месяц менять пароль к ЭЦП",
+        "Не передавать средства ЭЦП",  # noqa: RUF001 (Russian)
+        "не менее одного раза в месяц менять пароль к ЭЦП",
         "персональных данных", "охраняемых законом тайн", "ответственность",
         "Not to hand my electronic signature", "at least once a month",
         "personal data", "secrets", "liability",
