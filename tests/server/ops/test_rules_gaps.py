@@ -208,3 +208,45 @@ def test_signer_and_breaker_failures_are_journaled_and_resolved(
     assert ops.journal.emergencies(OPERATOR, open_only=True) == []
     assert [e["details"]["action"] for e in recorder.of("emergency")] == [
         "recorded", "recorded", "resolved", "resolved"]
+
+
+def test_a_real_audit_log_failing_closed_is_journaled_and_logged_after_restart(
+    engine: Any, trust: Any, audit_index: Any, clock: Clock, tmp_path: Any
+) -> None:
+    """The real ``audit.AuditLog``: its audit key fails past the grace period, the log
+    fails closed; the entry is in the Journal at once; after a restart with the key
+    working, the entry is resolved and both its records are in the log."""
+    from audit import AuditConfig, AuditLog
+    from server.emergency_watch import EmergencyWatch
+    from server.ops import AuditIndexQueries, audit_log_recorder
+    from tests.audit.conftest import ORIGIN, rec, soft_signer
+    from tests.audit.test_log import FlakySigner, _wait_for
+
+    flaky = FlakySigner(soft_signer())
+    cfg = AuditConfig(segment_max_records=2, seal_grace_seconds=0)
+    log = AuditLog.open(tmp_path / "log", flaky, ORIGIN, cfg)
+    try:
+        ops = Operations.open(engine, record=audit_log_recorder(log), trust=trust,
+                              index=AuditIndexQueries(audit_index), clock=clock)
+        log.append_sync(rec(0))
+        log.append_sync(rec(1))  # rolls; sealing fails past the grace: the log fails closed
+        _wait_for(lambda: log.health().state == "failed")
+        EmergencyWatch(ops.auto_journal, audit_health=log.health).run_once()
+        [entry] = ops.journal.emergencies(OPERATOR, open_only=True)
+        assert entry.recorded_by == "system:audit_log" and "failed closed" in entry.causes
+        assert ops.auto_journal.pending() == 1
+    finally:
+        log.close()
+    flaky.broken = False  # the token is back; the gateway starts again
+    log = AuditLog.open(tmp_path / "log", flaky, ORIGIN, AuditConfig(segment_max_records=2))
+    try:
+        assert log.health().state == "ok"
+        size = log.health().tree_size
+        ops = Operations.open(engine, record=audit_log_recorder(log), trust=trust,
+                              index=AuditIndexQueries(audit_index), clock=clock)
+        EmergencyWatch(ops.auto_journal, audit_health=log.health).run_once()
+        assert ops.journal.emergencies(OPERATOR, open_only=True) == []
+        assert ops.auto_journal.pending() == 0
+        assert log.health().tree_size == size + 2  # "recorded", then "resolved"
+    finally:
+        log.close()
