@@ -70,6 +70,10 @@ class LoginResult:
     consent_version: str
     factor: str
     receipt: Receipt | None
+    #: The token's last PIN change as reported (Astana time; "" if not reported) and the
+    #: gateway's warning when it is older than 30 days or unknown (§12; "" if none).
+    pin_changed_at: str = ""
+    pin_warning: str = ""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from clients.errors import ClientError, ClientUsageError
 from signing import documents
 from signing.api import Signer
 from signing.wire import bearer_metadata
-from siogw_api.timeutil import now_utc
+from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -279,9 +279,11 @@ def login(
     sms_code_provider: Callable[[str], Any] | None,
     device_key: SoftwareDeviceKey | None,
     biometric_sample: bytes | None,
+    pin_changed_at: _dt.datetime | None = None,
 ) -> Plan[c.LoginResult]:
     """Token signature over the challenge, then SMS or biometrics; keeps the session."""
     factor_value = c.factor_value(factor)
+    pin_text = astana_iso(pin_changed_at) if pin_changed_at is not None else ""
     if factor == "sms" and sms_code_provider is None:
         raise ClientUsageError("SMS login needs sms_code_provider")
     if factor == "biometric" and (device_key is None or biometric_sample is None):
@@ -305,6 +307,7 @@ def login(
         assert sms_code_provider is not None
         code = yield AskCaller(functools.partial(sms_code_provider, proved.sms_destination))
         complete = auth_pb2.CompleteLoginRequest(login_id=begin.login_id, sms_code=str(code))
+        complete.pin_changed_at = pin_text
     else:
         assert device_key is not None and biometric_sample is not None
         assertion = device_key.assert_user(bytes(proved.device_challenge), biometric_sample)
@@ -315,6 +318,7 @@ def login(
                 signature=assertion.signature,
                 method=assertion.method,
             ),
+            pin_changed_at=pin_text,
         )
     done = yield Call(COMPLETE_LOGIN, complete)
     client.session_token = done.session_token
@@ -328,6 +332,8 @@ def login(
         consent_version=done.consent_version,
         factor=factor,
         receipt=c.receipt_or_none(done),
+        pin_changed_at=done.pin_changed_at,
+        pin_warning=done.pin_warning,
     )
 
 
@@ -566,11 +572,11 @@ def list_certificates(
 
 def publish_maintenance(
     client: ClientCore, starts_at: _dt.datetime | str, ends_at: _dt.datetime | str,
-    description: str, window_id: str, signer: Signer | None,
+    description: str, window_id: str, signer: Signer | None, urgent: bool = False,
 ) -> Plan[c.AdminOutcome]:
     window = common_pb2.MaintenanceWindow(
         id=window_id, starts_at=c.iso_time(starts_at), ends_at=c.iso_time(ends_at),
-        description=description)
+        description=description, urgent=urgent)
     return (yield from admin(client, admin_pb2.PublishMaintenance(window=window), signer))
 
 
@@ -706,10 +712,11 @@ def file_transfer(
 
 
 def list_transfers(
-    client: ClientCore, late_only: bool, pending_only: bool, signer: Signer | None
+    client: ClientCore, late_only: bool, pending_only: bool, signer: Signer | None,
+    overdue_only: bool = False,
 ) -> Plan[c.AdminOutcome]:
     return (yield from admin(client, admin_pb2.ListTransfers(
-        late_only=late_only, pending_only=pending_only), signer))
+        late_only=late_only, pending_only=pending_only, overdue_only=overdue_only), signer))
 
 
 def apply_transfer(

@@ -132,13 +132,14 @@ class AsyncGatewayClient(core.ClientCore):
         sms_code_provider: SmsCodeProvider | None = None,
         device_key: SoftwareDeviceKey | None = None,
         biometric_sample: bytes | None = None,
+        pin_changed_at: _dt.datetime | None = None,
     ) -> c.LoginResult:
         """See :meth:`clients.GatewayClient.login`; ``sms_code_provider`` may be async."""
         return await self._run(
             core.login(
                 self, user_id, signer, certificate, factor=factor,
                 sms_code_provider=sms_code_provider, device_key=device_key,
-                biometric_sample=biometric_sample,
+                biometric_sample=biometric_sample, pin_changed_at=pin_changed_at,
             )
         )
 
@@ -326,9 +327,11 @@ class AsyncGatewayClient(core.ClientCore):
         description: str,
         *,
         window_id: str = "",
+        urgent: bool = False,
         signer: Signer | None = None,
     ) -> c.AdminOutcome:
-        """Publish a maintenance window (``result``: ``MaintenanceEntry``)."""
+        """Publish a maintenance window (``result``: ``MaintenanceEntry``); ``urgent``: one
+        that cannot wait the notice period (``limits.maintenance_notice_hours``, §14)."""
         return await self._run(
             core.publish_maintenance(
                 self,
@@ -337,6 +340,7 @@ class AsyncGatewayClient(core.ClientCore):
                 description,
                 window_id,
                 signer,
+                urgent,
             )
         )
 
@@ -507,10 +511,13 @@ class AsyncGatewayClient(core.ClientCore):
         *,
         late_only: bool = False,
         pending_only: bool = False,
+        overdue_only: bool = False,
         signer: Signer | None = None,
     ) -> c.AdminOutcome:
         """Transfer edits (``result``: ``TransferList``)."""
-        return await self._run(core.list_transfers(self, late_only, pending_only, signer))
+        return await self._run(
+            core.list_transfers(self, late_only, pending_only, signer, overdue_only)
+        )
 
     async def apply_transfer(
         self,

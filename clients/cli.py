@@ -123,9 +123,18 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--biometric-sample-file", help="biometric: the presented sample (stand-in)")
     p.set_defaults(func=_cmd_login)
 
-    p = sub.add_parser("consent", help="show the terms of use and sign your agreement")
+    p = sub.add_parser(
+        "consent",
+        help="read the terms of use and sign your consent on the token (asks you to type "
+        f'"{CONSENT_PHRASE}")',
+    )
     _add_connection(p)
     p.add_argument("--show", action="store_true", help="only print the text, do not sign")
+    p.add_argument(
+        "--agree",
+        action="store_true",
+        help="scripts: agree without the prompt (the text's version and digest are printed)",
+    )
     p.set_defaults(func=_cmd_consent)
 
     p = sub.add_parser("resources", help="list the information resources")
@@ -322,6 +331,10 @@ def _cmd_login(args: argparse.Namespace) -> int:
             raise InputError("biometric login needs --device-key and --biometric-sample-file")
         device = SoftwareDeviceKey.load(args.device_key)
         sample = Path(args.biometric_sample_file).read_bytes()
+    # Deferred: each command loads what it needs (gRPC, tokens): `--help` stays light.
+    from signing.pin_ages import pin_change_for_key
+
+    pin_changed_at = pin_change_for_key(_home(), args.key)  # §12: reported at login
     with _client(args, session=False) as client:
         result = client.login(
             args.user,
@@ -330,6 +343,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
             sms_code_provider=sms_provider,
             device_key=device,
             biometric_sample=sample,
+            pin_changed_at=pin_changed_at,
         )
     path = save_session(
         _home(),
@@ -347,6 +361,10 @@ def _cmd_login(args: argparse.Namespace) -> int:
     )
     print(f"logged in as {args.user} ({args.factor}); session until {result.expires_at}")
     print(f"session saved to {path} (mode 0600)")
+    if result.pin_changed_at:
+        print(f"token PIN last changed {result.pin_changed_at}")
+    if result.pin_warning:
+        print(f"warning: {result.pin_warning}")
     if result.consent_required:
         again = f" --profile {_profile(args)}" if _profile(args) else ""
         print(f"consent {result.consent_version} required: "
@@ -354,14 +372,34 @@ def _cmd_login(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What the user types to agree to the terms of use (``consent``).
+CONSENT_PHRASE = "I agree"
+
+
+def _typed_agreement() -> bool:
+    """Ask for the consent phrase on the terminal; False on anything else or at EOF."""
+    try:
+        answer = input(f'Type "{CONSENT_PHRASE}" to sign this consent on your token: ')
+    except EOFError:
+        print(file=sys.stderr)
+        return False
+    return answer.strip().casefold() == CONSENT_PHRASE.casefold()
+
+
 def _cmd_consent(args: argparse.Namespace) -> int:
     with _client(args, session=True) as client:
         consent = client.get_consent()
         print(f"terms of use, version {consent.version}:\n{consent.text}\n")
+        print(f"version {consent.version}, SHA-256 of the text: {consent.sha256.hex()}")
         if args.show:
             return 0
+        sys.stdout.flush()
+        if not args.agree and not _typed_agreement():
+            print(f"consent not given: nothing was signed (type {CONSENT_PHRASE!r}, or pass "
+                  "--agree)", file=sys.stderr)
+            return 1
         signed = client.sign_consent(consent, signer=_session_signer())
-    print(f"consent signed at {signed.signed_at}")
+    print(f"consent signed at {signed.signed_at} (version {consent.version})")
     return 0
 
 

@@ -257,6 +257,8 @@ def add_admin_commands(
     p.add_argument("--ends", required=True, help="ISO 8601 with offset")
     p.add_argument("--description", default="planned maintenance")
     p.add_argument("--id", default="", help="the window's id (default: generated)")
+    p.add_argument("--urgent", action="store_true",
+                   help="it cannot wait the notice period (limits.maintenance_notice_hours)")
     p = _verb(v, "cancel", "cancel a published window that has not ended",
               _maintenance_cancel)
     p.add_argument("window_id")
@@ -324,6 +326,8 @@ def add_admin_commands(
     p = _verb(v, "list", "list transfer edits", _transfers_list)
     p.add_argument("--late", action="store_true", help="only those filed late")
     p.add_argument("--pending", action="store_true", help="only those not applied")
+    p.add_argument("--overdue", action="store_true",
+                   help="only those still pending 24 hours after filing")
     p = _verb(v, "apply", "apply a transfer edit to the user's record", _transfers_apply)
     p.add_argument("transfer_id")
 
@@ -419,7 +423,7 @@ def _certs_list(args: argparse.Namespace) -> int:
 def _maintenance_publish(args: argparse.Namespace) -> int:
     starts, ends = _time(args.starts, "--starts"), _time(args.ends, "--ends")
     return _run_admin(args, lambda c, s: c.publish_maintenance(
-        starts, ends, args.description, window_id=args.id, signer=s))
+        starts, ends, args.description, window_id=args.id, urgent=args.urgent, signer=s))
 
 
 def _maintenance_cancel(args: argparse.Namespace) -> int:
@@ -542,7 +546,7 @@ def _transfers_file(args: argparse.Namespace) -> int:
 
 def _transfers_list(args: argparse.Namespace) -> int:
     return _run_admin(args, lambda c, s: c.list_transfers(
-        late_only=args.late, pending_only=args.pending, signer=s))
+        late_only=args.late, pending_only=args.pending, overdue_only=args.overdue, signer=s))
 
 
 def _transfers_apply(args: argparse.Namespace) -> int:

@@ -124,19 +124,22 @@ class GatewayClient(core.ClientCore):
         sms_code_provider: Callable[[str], str] | None = None,
         device_key: SoftwareDeviceKey | None = None,
         biometric_sample: bytes | None = None,
+        pin_changed_at: _dt.datetime | None = None,
     ) -> c.LoginResult:
         """Multi-factor login: token signature over the challenge, then SMS or biometrics.
 
         For ``factor="sms"``, ``sms_code_provider(masked_destination)`` returns the code
         the user received. For ``"biometric"``, ``device_key`` signs the device challenge
         after a local match of ``biometric_sample``. On success the session token is kept
-        on this client and used for every later call.
+        on this client and used for every later call. ``pin_changed_at``: when the
+        token's PIN was last changed (``signing.pin_ages``), reported to the gateway
+        (§12); the result's ``pin_warning`` says when it is overdue or unknown.
         """
         return self._run(
             core.login(
                 self, user_id, signer, certificate, factor=factor,
                 sms_code_provider=sms_code_provider, device_key=device_key,
-                biometric_sample=biometric_sample,
+                biometric_sample=biometric_sample, pin_changed_at=pin_changed_at,
             )
         )
 
@@ -318,9 +321,11 @@ class GatewayClient(core.ClientCore):
         description: str,
         *,
         window_id: str = "",
+        urgent: bool = False,
         signer: Signer | None = None,
     ) -> c.AdminOutcome:
-        """Publish a maintenance window (``result``: ``MaintenanceEntry``)."""
+        """Publish a maintenance window (``result``: ``MaintenanceEntry``); ``urgent``: one
+        that cannot wait the notice period (``limits.maintenance_notice_hours``, §14)."""
         return self._run(
             core.publish_maintenance(
                 self,
@@ -329,6 +334,7 @@ class GatewayClient(core.ClientCore):
                 description,
                 window_id,
                 signer,
+                urgent,
             )
         )
 
@@ -491,10 +497,13 @@ class GatewayClient(core.ClientCore):
         *,
         late_only: bool = False,
         pending_only: bool = False,
+        overdue_only: bool = False,
         signer: Signer | None = None,
     ) -> c.AdminOutcome:
         """Transfer edits (``result``: ``TransferList``)."""
-        return self._run(core.list_transfers(self, late_only, pending_only, signer))
+        return self._run(
+            core.list_transfers(self, late_only, pending_only, signer, overdue_only)
+        )
 
     def apply_transfer(self, transfer_id: str, *, signer: Signer | None = None) -> c.AdminOutcome:
         """Apply a transfer edit to the user's record."""

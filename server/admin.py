@@ -344,7 +344,8 @@ def execute_ops(
         w = command.publish_maintenance.window
         window = ops.journal.publish_window(
             actor, _time(w.starts_at, "starts_at"), _time(w.ends_at, "ends_at"),
-            w.description or "planned maintenance", window_id=w.id or None)
+            w.description or "planned maintenance", window_id=w.id or None,
+            urgent=w.urgent)
         return (f"maintenance {window.id} published: {astana_iso(window.starts_at)} .. "
                 f"{astana_iso(window.ends_at)}", R.window(window))
     if which == "cancel_maintenance":
@@ -375,8 +376,10 @@ def execute_ops(
         return f"transfer edit {edit.id} filed{late}", R.transfer(edit)
     if which == "list_transfers":
         lt = command.list_transfers
-        edits = life.transfers(actor, late_only=lt.late_only, pending_only=lt.pending_only)
-        return f"{len(edits)} transfer edit(s)", R.transfers(edits)
+        edits = life.transfers(actor, late_only=lt.late_only, pending_only=lt.pending_only,
+                               overdue_only=lt.overdue_only)
+        overdue = sum(1 for e in edits if e.overdue)
+        return f"{len(edits)} transfer edit(s), {overdue} overdue", R.transfers(edits)
     if which == "apply_transfer":
         user = life.apply_transfer(actor, command.apply_transfer.transfer_id)
         return f"transfer edit applied to {user.user_id}", R.user(user)

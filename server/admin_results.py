@@ -53,7 +53,8 @@ def certificate(info: CertificateInfo, warnings: Iterable[str] = ()) -> admin_pb
         issuer=info.issuer, subject=info.subject, not_before=_t(info.not_before),
         not_after=_t(info.not_after), token_label=info.token_label or "",
         registered_at=_t(info.registered_at), revoked_at=_t(info.revoked_at),
-        revocation_reason=info.revocation_reason or "", warnings=list(warnings))
+        revocation_reason=info.revocation_reason or "", warnings=list(warnings),
+        pin_changed_at=_t(info.pin_changed_at), pin_reported_at=_t(info.pin_reported_at))
 
 
 def certificates(items: Iterable[CertificateStatus]) -> admin_pb2.CertificateList:
@@ -92,7 +93,8 @@ def transfer(t: TransferEdit) -> admin_pb2.TransferEntry:
     return admin_pb2.TransferEntry(
         id=t.id, user_id=t.user_id, unit=t.unit, post=t.post, order_number=t.order_number,
         order_signed_at=_t(t.order_signed_at), received_at=_t(t.received_at), late=t.late,
-        status=t.status, applied_at=_t(t.applied_at), applied_by=t.applied_by or "")
+        status=t.status, applied_at=_t(t.applied_at), applied_by=t.applied_by or "",
+        overdue=t.overdue)
 
 
 def transfers(items: Iterable[TransferEdit]) -> admin_pb2.TransferList:
@@ -136,7 +138,7 @@ def emergencies(items: Iterable[Emergency]) -> admin_pb2.EmergencyList:
 def window(w: Window) -> admin_pb2.MaintenanceEntry:
     return admin_pb2.MaintenanceEntry(
         id=w.id, starts_at=_t(w.starts_at), ends_at=_t(w.ends_at), description=w.what,
-        published_by=w.published_by)
+        published_by=w.published_by, urgent=w.urgent)
 
 
 def cancellation(c: Cancellation) -> admin_pb2.MaintenanceEntry:

@@ -52,6 +52,7 @@ from server.auth import AuthServicer
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
 from server.context import Gateway
+from server.emergency_watch import EmergencyWatch
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
@@ -292,6 +293,7 @@ def build_gateway(
         if own_store:
             store.close()
         raise
+    dispatcher = dispatcher if dispatcher is not None else default_dispatcher(store)
     return Gateway(
         config=config,
         store=store,
@@ -303,6 +305,7 @@ def build_gateway(
         audit_log=audit_log,
         ops_wiring=wiring,
         screening=None if worker else screening_service(config, store, audit_log),
+        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
     )
 
 
@@ -320,6 +323,25 @@ def screening_service(config: GatewayConfig, store: Store,
     )
 
 
+def _watch_emergencies(
+    config: GatewayConfig, wiring: OpsWiring | None, audit_log: AuditLog | None,
+    dispatcher: Dispatcher,
+) -> EmergencyWatch | None:
+    """The Journal of emergencies' own entries (§14, :mod:`server.emergency_watch`):
+    the audit log polled, the upstreams' breakers hooked; started here, stopped by
+    :func:`close_gateway`. Only with the operations domain (its database holds them)."""
+    if wiring is None:
+        return None
+    watch = EmergencyWatch(wiring.ops.auto_journal,
+                           audit_health=audit_log.health if audit_log is not None else None,
+                           poll_seconds=config.limits.health_poll_seconds)
+    breakers = getattr(dispatcher, "breakers", None)  # a test's stand-in may have none
+    for breaker in breakers() if callable(breakers) else ():
+        breaker.on_state_change = watch.breaker_changed
+    watch.start()
+    return watch
+
+
 def _open_operations(
     config: GatewayConfig,
     store: Store,
@@ -330,7 +352,8 @@ def _open_operations(
     try:
         return open_operations(store, trust, audit_log,
                                clock_skew_seconds=config.limits.clock_skew_seconds,
-                               clock=clock)
+                               clock=clock,
+                               maintenance_notice_hours=config.limits.maintenance_notice_hours)
     except SiogwError as exc:
         raise ConfigError(f"the operations domain cannot start: {exc.diagnostics()}") from exc
 
@@ -338,6 +361,8 @@ def _open_operations(
 async def close_gateway(gw: Gateway) -> None:
     """Close what :func:`build_gateway` opened: the rules worker first (it reads the
     log), then the audit sink (flushing pending records), then the database."""
+    if gw.emergencies is not None:
+        await asyncio.to_thread(gw.emergencies.stop)
     if gw.ops_wiring is not None:
         gw.ops_wiring.close()
     aclose = getattr(gw.dispatcher, "aclose", None)  # a test may have put in a stand-in

@@ -32,7 +32,11 @@ Login (R5) is three calls:
    ``event="login"``, ``outcome="requested"``) before the session exists. The answer is
    a session token:
    32 random bytes (base64url), stored only as its SHA-256, valid
-   ``limits.session_ttl_seconds``, bound to the certificate.
+   ``limits.session_ttl_seconds``, bound to the certificate. The request may carry
+   ``pin_changed_at``: when the token's PIN was last changed, as the client knows it
+   (§12). It is in the login's write-ahead record, kept with the certificate
+   (``certificates.pin_changed_at``, shown in the security officer's certificate list)
+   and answered back with a warning when older than 30 days or not reported.
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ from server.store.certificates import fingerprint
 from server.store.users import UserRow
 from server.writeahead import write_ahead
 from signing import dsse
-from siogw_api.errors import ConfigError, InputError
-from siogw_api.timeutil import astana_iso, now_utc
+from signing.pin_ages import PIN_MAX_AGE_DAYS
+from siogw_api.errors import ConfigError, InputError, SiogwError
+from siogw_api.timeutil import astana_iso, now_utc, parse_iso
 from siogw_api.v1 import auth_pb2, auth_pb2_grpc
 
 SF_SMS = "sms"
@@ -88,6 +93,34 @@ MAX_LOGIN_CERT_BYTES = 16 * 1024
 
 
 # --- the service ---------------------------------------------------------------------------
+
+def reported_pin_change(text: str, clock_skew_seconds: int) -> _dt.datetime | None:
+    """CompleteLogin's ``pin_changed_at``: ``None`` when empty, else an aware time not
+    in the future (beyond the clock skew); :class:`InputError` otherwise (§12)."""
+    if not text:
+        return None
+    try:
+        when = parse_iso(text)
+    except SiogwError:
+        raise InputError("pin_changed_at is not an ISO 8601 time with an offset") from None
+    if when > now_utc() + _dt.timedelta(seconds=clock_skew_seconds):
+        raise InputError("pin_changed_at is in the future")
+    return when
+
+
+def pin_age_notice(changed_at: _dt.datetime | None, now: _dt.datetime) -> str | None:
+    """The warning a user gets at login when the token's PIN is overdue or of unknown
+    age (§12: changed at least every :data:`PIN_MAX_AGE_DAYS` days), else ``None``."""
+    advice = (f"change it with `siogw token change-pin` at least every {PIN_MAX_AGE_DAYS} "
+              "days (§12)")
+    if changed_at is None:
+        return f"the client did not report when your token's PIN was last changed: {advice}"
+    age = now - changed_at
+    if age > _dt.timedelta(days=PIN_MAX_AGE_DAYS):
+        return (f"your token's PIN was last changed {astana_iso(changed_at)}, {age.days} days "
+                f"ago: {advice}")
+    return None
+
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     """AuthService: MFA login (R5), consent (R6, in :mod:`server.consent`), logout."""
 
@@ -231,9 +264,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CompleteLogin(
         self, request: auth_pb2.CompleteLoginRequest, context: aio.ServicerContext
     ) -> auth_pb2.CompleteLoginResponse:
+        pin_changed = reported_pin_change(
+            request.pin_changed_at, self.gw.config.limits.clock_skew_seconds)
         user, login, now = await asyncio.to_thread(self._complete_login, request)
         version = self.gw.config.policy.consent_version
-        details = {"factor": login.factor, "login_id": login.login_id}
+        details = {"factor": login.factor, "login_id": login.login_id,
+                   "pin_changed_at": astana_iso(pin_changed) if pin_changed else None}
         # The write-ahead rule (server.writeahead): the login is durable in the log before
         # the session exists.
         intent = await write_ahead(
@@ -242,6 +278,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         token, expires = await asyncio.to_thread(self._open_session, user, login, now)
         receipt = await intent.done({**details, "session_expires_at": astana_iso(expires)})
+        await asyncio.to_thread(self.gw.store.record_pin_report, login.cert_fingerprint,
+                                pin_changed, reported_at=now)
         consented = await asyncio.to_thread(self.gw.store.has_consent, user.user_id, version)
         return auth_pb2.CompleteLoginResponse(
             session_token=token,
@@ -249,6 +287,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             consent_required=not consented,
             consent_version=version,
             receipt=receipt.to_proto(),
+            pin_changed_at=astana_iso(pin_changed) if pin_changed else "",
+            pin_warning=pin_age_notice(pin_changed, now) or "",
         )
 
     def _complete_login(

@@ -54,6 +54,7 @@ STRING_CAPS: dict[str, int] = {
     "user_ids": 64,
     "full_name": 256,
     "sms_code": 16,
+    "pin_changed_at": 64,
     "reason": 2000,
     "note": 2000,
     "description": 2000,

@@ -47,11 +47,12 @@ Example ``siogw.toml``::
     session_ttl_seconds = 900
     challenge_ttl_seconds = 120
     housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
+    maintenance_notice_hours = 24     # publish a window this long before it starts (§14)
 
 
     [policy]
-    consent_version = "2026-1"
-    consent_text = "..."
+    consent_version = "2026-2"
+    consent_text = "..."              # default: the text of DEFAULT_CONSENT_TEXT
 
     [upstreams.11]        # resource 11 from a remote upstream (server.resources.upstreams)
     url = "https://pension.bus.example.kz/siogw/11"
@@ -86,6 +87,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from server.consent_text import DEFAULT_CONSENT_TEXT, DEFAULT_CONSENT_VERSION
 from server.resources.upstreams import (
     UPSTREAMS_SECTION,
     UpstreamConfig,
@@ -105,15 +107,6 @@ MAX_SIGNER_SESSIONS = 256
 
 #: Default file name inside ``$SIOGW_HOME``.
 CONFIG_FILE = "siogw.toml"
-
-DEFAULT_CONSENT_VERSION = "2026-1"
-DEFAULT_CONSENT_TEXT = (
-    "I agree to the terms of use of the Information Exchange System of law enforcement, "
-    "special state and other bodies: I will request information only on the grounds and "
-    "for the tasks the rules allow, attach what I obtain to the case materials, destroy "
-    "electronic copies downloaded to a local device immediately, and not disclose it."
-)
-
 
 #: The largest max_message_bytes that keeps every accepted request's audit record (the
 #: envelope base64-encoded, 4/3, plus capped details) under the audit log's
@@ -171,6 +164,10 @@ class Limits:
     shutdown_grace_seconds: float = 5.0
     #: How often the health status is re-evaluated against maintenance windows.
     health_poll_seconds: float = 1.0
+    #: A maintenance window is published at least this many hours before it starts,
+    #: unless the operator marks it urgent (§14: planned work is announced on the portal
+    #: beforehand; the rules name no period, 24 hours is this gateway's). 0: no minimum.
+    maintenance_notice_hours: float = 24.0
     #: How often the database is cleared of request ids, sessions and login attempts no
     #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
     housekeeping_seconds: float = 600.0
@@ -497,6 +494,8 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
                  "loghost_max_connections", "loghost_max_in_flight"):
         if getattr(limits, name) <= 0:
             raise ConfigError(f"limits.{name} must be positive")
+    if limits.maintenance_notice_hours < 0:
+        raise ConfigError("limits.maintenance_notice_hours must be 0 (no minimum) or positive")
     if limits.housekeeping_seconds < 0:
         raise ConfigError("limits.housekeeping_seconds must be 0 (off) or positive")
     return limits

@@ -39,6 +39,7 @@ from server.auditsink import AuditSink, Receipt
 from server.biometric import BiometricVerifier, PlatformAuthenticatorVerifier
 from server.certcheck import TrustMaterial, ValidatedChain, ValidatingTrust
 from server.config import GatewayConfig
+from server.emergency_watch import EmergencyWatch
 from server.errors import (
     CertificateNotRegistered,
     MissingField,
@@ -93,6 +94,8 @@ class Gateway:
     ops_wiring: OpsWiring | None = None
     #: The List and the Lists (``server.screening``), or None (a worker process).
     screening: ScreeningService | None = None
+    #: Feeds the Journal of emergencies by itself (§14), with ``ops_wiring``.
+    emergencies: EmergencyWatch | None = None
 
     @property
     def ops(self) -> Operations | None:

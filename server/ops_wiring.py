@@ -357,10 +357,12 @@ def open_operations(
     *,
     clock_skew_seconds: int,
     clock: Callable[[], Any] | None = None,
+    maintenance_notice_hours: float = 24.0,
 ) -> OpsWiring:
     """Build and connect the operations domain of a gateway; see the module docstring.
 
-    ``clock`` replaces the wall clock of the operations services (tests).
+    ``clock`` replaces the wall clock of the operations services (tests);
+    ``maintenance_notice_hours`` is ``limits.maintenance_notice_hours`` (§14).
     """
     engine = store.engine
     index = AuditIndex(engine.url.render_as_string(hide_password=False),
@@ -368,7 +370,9 @@ def open_operations(
     index.create()
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     ops = Operations.open(engine, record=audit_log_recorder(audit_log),
-                          trust=trust.live(), index=AuditIndexQueries(index), **extra)
+                          trust=trust.live(), index=AuditIndexQueries(index),
+                          maintenance_notice=_dt.timedelta(hours=maintenance_notice_hours),
+                          **extra)
     wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).

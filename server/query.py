@@ -78,7 +78,7 @@ from server.store.errors import ReplayDetected
 from signing import dsse
 from signing.api import Signer
 from signing.wire import envelope_to_proto
-from siogw_api.errors import ConfigError, InputError
+from siogw_api.errors import ConfigError, InputError, SigningError
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import query_pb2, query_pb2_grpc
 
@@ -276,9 +276,17 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # failure) must never stall the event loop and every other call with it. Measured
         # with bench/gateway.py, inline and threaded signing differ by less than the
         # run-to-run noise here.
-        result_bytes, signed = await asyncio.to_thread(
-            _signed_result, query, answer, payload, signer
-        )
+        watch = gw.emergencies
+        try:
+            result_bytes, signed = await asyncio.to_thread(
+                _signed_result, query, answer, payload, signer
+            )
+        except SigningError as exc:
+            if watch is not None:  # the Journal of emergencies (§14)
+                watch.signer_failed(exc)
+            raise
+        if watch is not None:
+            watch.signer_ok()
         # Finding 10: the session, block and revocation again, just before the answer is
         # released; a refusal from here on says the answer was not released.
         info.details["answer_released"] = False

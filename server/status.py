@@ -57,6 +57,7 @@ def window_proto(window: WindowRow) -> common_pb2.MaintenanceWindow:
         starts_at=astana_iso(window.starts_at),
         ends_at=astana_iso(window.ends_at),
         description=window.description,
+        urgent=window.urgent,
     )
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from signing.uri import Pkcs11URI, parse_key_uri
 from siogw_api.errors import ConfigError
 from siogw_api.timeutil import astana_iso, parse_iso
 
@@ -56,6 +57,16 @@ def record_pin_change(home: Path, label: str, at: _dt.datetime | None = None) ->
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
     os.replace(tmp, path)
+
+
+def pin_change_for_key(home: Path, key_uri: str) -> _dt.datetime | None:
+    """When the PIN of the token a ``pkcs11:`` key URI names was last set, if recorded
+    under ``home`` (``None`` for other keys, or a token never recorded). The client
+    reports it at login (§12)."""
+    uri = parse_key_uri(key_uri)
+    if not isinstance(uri, Pkcs11URI) or not uri.token:
+        return None
+    return load_pin_ages(home).get(uri.token)
 
 
 def pin_age_warning(

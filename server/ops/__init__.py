@@ -22,6 +22,7 @@ Every public method that acts for a person takes an :class:`Actor` and checks
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -34,6 +35,7 @@ from server.ops.applications import (
     refusal_payload,
     verify_refusal,
 )
+from server.ops.autojournal import AutoJournal
 from server.ops.base import Clock, OpsContext, Recorder, audit_log_recorder
 from server.ops.certificates import CertificateInfo, CertificateService, CertificateStatus
 from server.ops.documents import (
@@ -48,11 +50,12 @@ from server.ops.errors import (
     InvalidDocument,
     InvalidState,
     NotFound,
+    NoticeTooShort,
     OpsStorageError,
     PermissionDenied,
     SignerMismatch,
 )
-from server.ops.journal import Emergency, JournalService, Window
+from server.ops.journal import DEFAULT_NOTICE, Emergency, JournalService, Window
 from server.ops.lifecycle import (
     BlockKind,
     LifecycleService,
@@ -91,6 +94,8 @@ class Operations:
     journal: JournalService
     reports: ReportService
     prosecutor: ProsecutorService
+    #: The Journal's automatic entries (audit log, signer, upstream failures; §14).
+    auto_journal: AutoJournal
 
     @classmethod
     def open(
@@ -103,8 +108,10 @@ class Operations:
         clock: Clock = now_utc,
         rules: list[Rule] | None = None,
         create: bool = True,
+        maintenance_notice: _dt.timedelta = DEFAULT_NOTICE,
     ) -> Operations:
-        """Build the services (creating the ``ops_`` tables unless ``create=False``)."""
+        """Build the services (creating the ``ops_`` tables unless ``create=False``);
+        ``maintenance_notice``: how long before its start a window is published (§14)."""
         if create:
             create_schema(engine)
         ctx = OpsContext(engine=engine, record=record, clock=clock)
@@ -115,9 +122,10 @@ class Operations:
             lifecycle=lifecycle,
             certificates=CertificateService(ctx, trust),
             rules=RuleEngine(ctx, lifecycle, rules),
-            journal=JournalService(ctx),
+            journal=JournalService(ctx, notice=maintenance_notice),
             reports=ReportService(ctx, index),
             prosecutor=ProsecutorService(ctx, trust, index),
+            auto_journal=AutoJournal(ctx),
         )
 
 
@@ -134,6 +142,7 @@ __all__ = [
     "Application",
     "ApplicationService",
     "AuditIndexQueries",
+    "AutoJournal",
     "BlockKind",
     "CertificateInfo",
     "CertificateService",
@@ -146,6 +155,7 @@ __all__ = [
     "JournalService",
     "LifecycleService",
     "NotFound",
+    "NoticeTooShort",
     "Notification",
     "Operations",
     "OpsContext",

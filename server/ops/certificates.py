@@ -51,6 +51,10 @@ class CertificateInfo:
     registered_at: _dt.datetime
     revoked_at: _dt.datetime | None
     revocation_reason: str | None
+    #: The token's last PIN change as reported at the latest login with this certificate
+    #: (§12; None: not reported), and when that login was (None: no login reported).
+    pin_changed_at: _dt.datetime | None = None
+    pin_reported_at: _dt.datetime | None = None
 
     @property
     def revoked(self) -> bool:
@@ -76,7 +80,8 @@ def _first_revocation(column: Any) -> Any:
 #: Certificates with their first revocation (under their issuer or any issuer), if any.
 _CERTIFICATES = sa.select(
     _c.fingerprint, _c.user_id, _c.serial_hex, _c.issuer, _c.subject, _c.not_before,
-    _c.not_after, _c.token_label, _c.registered_at, _c.der,
+    _c.not_after, _c.token_label, _c.registered_at, _c.der, _c.pin_changed_at,
+    _c.pin_reported_at,
     _first_revocation(cp.revocations.c.revoked_at).label("revoked_at"),
     _first_revocation(cp.revocations.c.reason).label("revocation_reason"),
 )
@@ -90,7 +95,8 @@ def _info(row: Any) -> CertificateInfo:
         issuer=m["issuer"], subject=m["subject"], not_before=utc(m["not_before"]),
         not_after=utc(m["not_after"]), token_label=m["token_label"],
         registered_at=utc_required(m["registered_at"]), revoked_at=utc(m["revoked_at"]),
-        revocation_reason=m["revocation_reason"],
+        revocation_reason=m["revocation_reason"], pin_changed_at=utc(m["pin_changed_at"]),
+        pin_reported_at=utc(m["pin_reported_at"]),
     )
 
 
@@ -239,8 +245,12 @@ class CertificateService:
         user_id: str | None = None,
     ) -> Sequence[CertificateStatus]:
         """Every registered certificate with its warnings (expired / expiring / revoked /
-        PIN older than 30 days or of unknown age, when ``pin_ages`` is given: token label
-        -> last PIN change, as ``signing.pin_ages.load_pin_ages`` returns)."""
+        PIN older than 30 days or of unknown age). The PIN's age is what the user's client
+        reported at its latest login with the certificate (``pin_changed_at``, §12) or,
+        when ``pin_ages`` is given (token label -> last PIN change, as
+        ``signing.pin_ages.load_pin_ages`` returns: tokens on the gateway's host), the
+        later of the two; with neither, a certificate that logged in without reporting
+        it, or whose token has a label, is warned of as of unknown age."""
         authorize(actor.role, Action.CERTIFICATE_LIST)
         when = utc_required(now) if now is not None else self.ctx.now()
         stmt = _CERTIFICATES.order_by(_c.user_id, _c.registered_at)
@@ -261,12 +271,25 @@ class CertificateService:
             elif info.not_after - when <= _dt.timedelta(days=expiry_warning_days):
                 days = (info.not_after - when).days
                 warnings.append(f"expires in {days} day(s), at {astana_iso(info.not_after)}")
-            if pin_ages is not None and info.token_label and info.revoked_at is None:
-                line = pin_age_warning(info.token_label, pin_ages.get(info.token_label), when)
-                if line is not None:
-                    warnings.append(line.removeprefix("warning: "))
+            line = _pin_warning(info, pin_ages, when)
+            if line is not None:
+                warnings.append(line.removeprefix("warning: "))
             out.append(CertificateStatus(info, tuple(warnings)))
         return out
+
+
+def _pin_warning(info: CertificateInfo, pin_ages: Mapping[str, _dt.datetime] | None,
+                 when: _dt.datetime) -> str | None:
+    """The PIN-age warning of a live certificate (:meth:`CertificateService.overview`)."""
+    if info.revoked_at is not None:
+        return None
+    on_host = pin_ages.get(info.token_label) if pin_ages and info.token_label else None
+    known = [t for t in (info.pin_changed_at, on_host) if t is not None]
+    if not known and info.pin_reported_at is None and not (pin_ages is not None
+                                                          and info.token_label):
+        return None  # nothing was ever reported, and no token of the host to look at
+    label = info.token_label or f"{info.user_id}, serial {info.serial_hex}"
+    return pin_age_warning(label, max(known) if known else None, when)
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

@@ -46,6 +46,13 @@ class InvalidDocument(InputError):
     reason_code = "INVALID_DOCUMENT"
 
 
+class NoticeTooShort(InputError):
+    """A maintenance window starts sooner than the notice period and is not marked urgent
+    (§14)."""
+
+    reason_code = "MAINTENANCE_NOTICE"
+
+
 class SignerMismatch(PolicyError):
     """A document verified, but not with the certificate it must be signed with."""
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from server.ops import schema as s
 from server.ops.base import OpsContext, utc, utc_required
-from server.ops.errors import InvalidDocument, InvalidState, NotFound
+from server.ops.errors import InvalidDocument, InvalidState, NotFound, NoticeTooShort
 from server.ops.roles import Action, Actor, authorize
 from server.store import schema as cp
 from server.store.maintenance import NOT_CANCELLED, Cancellation, cancel_window, insert_window
@@ -34,6 +34,8 @@ class Window:
     ends_at: _dt.datetime
     what: str
     published_by: str
+    #: Published with less than the notice period (§14).
+    urgent: bool = False
 
     def covers(self, at: _dt.datetime) -> bool:
         return self.starts_at <= at < self.ends_at
@@ -59,7 +61,7 @@ class Emergency:
 def _window(row: sa.Row[tuple[object, ...]]) -> Window:
     m = row._mapping
     return Window(m["id"], utc_required(m["starts_at"]), utc_required(m["ends_at"]),
-                  m["description"], m["published_by"])
+                  m["description"], m["published_by"], bool(m["urgent"]))
 
 
 def _emergency(row: sa.Row[tuple[object, ...]]) -> Emergency:
@@ -77,16 +79,35 @@ def _text(value: str, what: str, limit: int) -> str:
     return value
 
 
-class JournalService:
-    """See the module docstring."""
+#: The default notice period of a maintenance window (``limits.maintenance_notice_hours``).
+DEFAULT_NOTICE = _dt.timedelta(hours=24)
 
-    def __init__(self, ctx: OpsContext) -> None:
+
+def _hours(span: _dt.timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:g} hour{'' if hours == 1 else 's'}"
+
+
+class JournalService:
+    """See the module docstring.
+
+    ``notice``: how long before its start a window must be published unless it is marked
+    urgent (§14: planned work is announced beforehand; ``limits.maintenance_notice_hours``).
+    """
+
+    def __init__(self, ctx: OpsContext, *, notice: _dt.timedelta = DEFAULT_NOTICE) -> None:
         self.ctx = ctx
+        self.notice = notice
 
     # --- maintenance -----------------------------------------------------------------
     def publish_window(self, actor: Actor, starts_at: _dt.datetime, ends_at: _dt.datetime,
-                       what: str, *, window_id: str | None = None) -> Window:
-        """Publish a window (``window_id`` given by the client, or generated)."""
+                       what: str, *, window_id: str | None = None,
+                       urgent: bool = False) -> Window:
+        """Publish a window (``window_id`` given by the client, or generated).
+
+        A window starting sooner than :attr:`notice` from now is refused
+        (:class:`~server.ops.errors.NoticeTooShort`, naming the period) unless ``urgent``.
+        """
         authorize(actor.role, Action.MAINTENANCE_PUBLISH)
         starts, ends = utc_required(starts_at), utc_required(ends_at)
         if ends <= starts:
@@ -94,14 +115,22 @@ class JournalService:
         wid = (window_id or "").strip() or uuid.uuid4().hex[:12]
         if len(wid) > 40:
             raise InvalidDocument("a maintenance window id is at most 40 characters")
-        window = Window(wid, starts, ends, _text(what, "what", 1000), actor.user_id)
+        text = _text(what, "what", 1000)
+        now = self.ctx.now()
+        if not urgent and starts < now + self.notice:
+            raise NoticeTooShort(
+                f"maintenance must be published at least {_hours(self.notice)} before it "
+                f"starts (§14); this window starts at {astana_iso(starts)}: publish it for "
+                f"{astana_iso(now + self.notice)} or later, or mark it urgent")
+        window = Window(wid, starts, ends, text, actor.user_id, bool(urgent))
         with self.ctx.tx() as conn:
             insert_window(conn, window_id=window.id, starts_at=starts, ends_at=ends,
                           description=window.what, published_by=actor.user_id,
-                          now=self.ctx.now())
+                          now=now, urgent=window.urgent)
             self.ctx.record("ops.maintenance.published", actor.user_id, "success",
                             {"window_id": window.id, "starts_at": astana_iso(starts),
-                             "ends_at": astana_iso(ends), "what": window.what})
+                             "ends_at": astana_iso(ends), "what": window.what,
+                             "urgent": window.urgent})
         return window
 
     def windows(self, *, not_ended_before: _dt.datetime | None = None) -> Sequence[Window]:

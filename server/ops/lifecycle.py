@@ -10,12 +10,18 @@ basis, block kind, application).
   than 24 hours after the order it is flagged ``late`` (§7). The operator applies it.
   Each document counts once: filed again (the same signed payload, even re-signed) it
   is refused with :class:`~server.ops.errors.DocumentReplayed` (``ALREADY_EXISTS``,
-  the first filing's id in ``original_id``).
+  the first filing's id in ``original_id``). An edit still pending
+  :data:`APPLY_DEADLINE` after it was filed is ``overdue`` in the transfer list (§8: the
+  operator applies it at once; the list shows which ones waited too long).
 * Blocking (dismissal, suspension, violation) takes a reason and is immediate: the
   status changes and the user's live sessions end in the same transaction
   (:func:`server.store.users.set_status`), so the next call of any gateway process
   fails. A violation block appends a notice to the agency outbox
-  (``ops_agency_outbox``), which the agency side reads.
+  (``ops_agency_outbox``), which the agency side reads; one the operator found (an
+  operator's block, or a blocking rule's: the operator's monitoring) goes to the
+  prosecutor's outbox too (``ops_prosecutor_outbox``, §23: the prosecutor acts on
+  "information from the operator about violations found"). A controller's violation
+  block is the agency's own control (§21) and stays with the agency.
 * Who may block or unblock whom is :data:`server.ops.roles.BLOCK_TARGETS` /
   :data:`~server.ops.roles.UNBLOCK_TARGETS` (by actor's and target's role; a violation
   block is lifted by the operator only), and :func:`check_status_change` adds what
@@ -67,6 +73,8 @@ from siogw_api.timeutil import astana_iso
 
 #: A transfer edit filed later than this after the order's signing is late (§7).
 TRANSFER_DEADLINE = _dt.timedelta(hours=24)
+#: A filed transfer edit not applied within this is overdue (§8: "незамедлительно").
+APPLY_DEADLINE = _dt.timedelta(hours=24)
 #: Clock skew tolerated for an order "signed in the future".
 ORDER_SKEW = _dt.timedelta(minutes=5)
 
@@ -116,6 +124,8 @@ class TransferEdit:
     status: str
     applied_at: _dt.datetime | None
     applied_by: str | None
+    #: Pending for more than :data:`APPLY_DEADLINE` when the list was read.
+    overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,13 +193,16 @@ def user_from_row(row: sa.Row[tuple[object, ...]]) -> UserRecord:
     return UserRecord(**{k: m[k] for k in UserRecord.__dataclass_fields__})
 
 
-def _transfer(row: sa.Row[tuple[object, ...]]) -> TransferEdit:
+def _transfer(row: sa.Row[tuple[object, ...]], now: _dt.datetime | None = None) -> TransferEdit:
     m = row._mapping
+    received = utc_required(m["received_at"])
+    overdue = (now is not None and m["status"] == "pending"
+               and now - received > APPLY_DEADLINE)
     return TransferEdit(
         id=m["id"], user_id=m["user_id"], unit=m["unit"], post=m["post"],
         order_number=m["order_number"], order_signed_at=utc_required(m["order_signed_at"]),
-        received_at=utc_required(m["received_at"]), late=bool(m["late"]), status=m["status"],
-        applied_at=utc(m["applied_at"]), applied_by=m["applied_by"],
+        received_at=received, late=bool(m["late"]), status=m["status"],
+        applied_at=utc(m["applied_at"]), applied_by=m["applied_by"], overdue=overdue,
     )
 
 
@@ -372,16 +385,22 @@ class LifecycleService:
         return _transfer(row)
 
     def transfers(
-        self, actor: Actor, *, late_only: bool = False, pending_only: bool = False
+        self, actor: Actor, *, late_only: bool = False, pending_only: bool = False,
+        overdue_only: bool = False,
     ) -> Sequence[TransferEdit]:
+        """Filed transfer edits, oldest first, each marked ``overdue`` when still pending
+        :data:`APPLY_DEADLINE` after filing (``overdue_only``: just those)."""
         authorize(actor.role, Action.APPLICATION_LIST)
+        now = self.ctx.now()
         stmt = sa.select(s.transfers).order_by(s.transfers.c.received_at)
         if late_only:
             stmt = stmt.where(s.transfers.c.late.is_(True))
-        if pending_only:
+        if pending_only or overdue_only:
             stmt = stmt.where(s.transfers.c.status == "pending")
+        if overdue_only:
+            stmt = stmt.where(s.transfers.c.received_at < now - APPLY_DEADLINE)
         with self.ctx.tx() as conn:
-            return [_transfer(r) for r in conn.execute(stmt).all()]
+            return [_transfer(r, now) for r in conn.execute(stmt).all()]
 
     def apply_transfer(self, actor: Actor, transfer_id: str) -> UserRecord:
         """The operator applies a filed edit at once (§8): the user's unit and post change."""
@@ -412,21 +431,24 @@ class LifecycleService:
     # --- blocking (R4, R13) ----------------------------------------------------------
     def _block(
         self, conn: Connection, actor_id: str, user_id: str, kind: BlockKind, reason: str,
-        *, alert_id: int | None = None,
+        *, alert_id: int | None = None, found_by_operator: bool = False,
     ) -> UserRecord:
         now = self.ctx.now()
         if not set_status(conn, user_id, UserStatus.BLOCKED.value, reason, now=now,
                           block_kind=kind.value):
             raise NotFound(f"no user {user_id!r}")
+        to_prosecutor = kind is BlockKind.VIOLATION and found_by_operator
         if kind is BlockKind.VIOLATION:
-            conn.execute(s.outbox.insert().values(
-                created_at=now, user_id=user_id, kind="violation_block", reason=reason,
-                alert_id=alert_id,
-            ))
+            notice = {"created_at": now, "user_id": user_id, "kind": "violation_block",
+                      "reason": reason, "alert_id": alert_id}
+            conn.execute(s.outbox.insert().values(**notice))
+            if to_prosecutor:  # §23 (module docstring)
+                conn.execute(s.prosecutor_outbox.insert().values(**notice))
         self.ctx.record(
             "ops.user.blocked", actor_id, "success",
             {"user_id": user_id, "kind": kind.value, "reason": reason,
-             **({"alert_id": alert_id} if alert_id is not None else {})},
+             **({"alert_id": alert_id} if alert_id is not None else {}),
+             **({"notified": ["agency", "prosecutor"]} if to_prosecutor else {})},
         )
         fresh = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).one()
         return user_from_row(fresh)
@@ -445,7 +467,8 @@ class LifecycleService:
             raise InvalidDocument("blocking needs a reason")
         with self.ctx.tx() as conn:
             check_status_change(conn, actor, user_id, block=True)
-            return self._block(conn, actor.user_id, user_id, kind, reason[:1000])
+            return self._block(conn, actor.user_id, user_id, kind, reason[:1000],
+                               found_by_operator=str(actor.role) == Role.OPERATOR.value)
 
     def block_by_rule(self, user_id: str, rule: str, reason: str, *, alert_id: int) -> bool:
         """Block for a violation found by a blocking rule; False if unknown or blocked."""
@@ -456,7 +479,7 @@ class LifecycleService:
             if status is None or status != UserStatus.ACTIVE.value:
                 return False
             self._block(conn, f"system:rules/{rule}", user_id, BlockKind.VIOLATION,
-                        reason[:1000], alert_id=alert_id)
+                        reason[:1000], alert_id=alert_id, found_by_operator=True)
         return True
 
     def unblock(self, actor: Actor, user_id: str, reason: str) -> UserRecord:
@@ -476,28 +499,37 @@ class LifecycleService:
             fresh = conn.execute(sa.select(cp.users).where(cp.users.c.user_id == user_id)).one()
         return user_from_row(fresh)
 
-    # --- the agency outbox (R13) -----------------------------------------------------
-    def outbox(self, actor: Actor, *, unread_only: bool = True) -> Sequence[Notification]:
+    # --- the agency outbox (R13) and the prosecutor's (§23) -------------------------
+    @staticmethod
+    def _outbox_of(actor: Actor) -> sa.Table:
+        """The outbox ``actor`` reads: the prosecutor's own, else the agency's."""
         authorize(actor.role, Action.OUTBOX_READ)
-        stmt = sa.select(s.outbox).order_by(s.outbox.c.id)
+        return s.prosecutor_outbox if str(actor.role) == Role.PROSECUTOR.value else s.outbox
+
+    def outbox(self, actor: Actor, *, unread_only: bool = True) -> Sequence[Notification]:
+        """The notices of the actor's outbox (the controller: the agency's; the
+        prosecutor: the violations the operator found, §23)."""
+        table = self._outbox_of(actor)
+        stmt = sa.select(table).order_by(table.c.id)
         if unread_only:
-            stmt = stmt.where(s.outbox.c.read_at.is_(None))
+            stmt = stmt.where(table.c.read_at.is_(None))
         with self.ctx.tx() as conn:
             return [_notice(r) for r in conn.execute(stmt).all()]
 
     def mark_read(self, actor: Actor, notification_id: int) -> Notification:
-        authorize(actor.role, Action.OUTBOX_READ)
+        table = self._outbox_of(actor)
         now = self.ctx.now()
         with self.ctx.tx() as conn:
             result = conn.execute(
-                s.outbox.update()
-                .where(s.outbox.c.id == notification_id, s.outbox.c.read_at.is_(None))
+                table.update()
+                .where(table.c.id == notification_id, table.c.read_at.is_(None))
                 .values(read_at=now, read_by=actor.user_id)
             )
-            row = conn.execute(sa.select(s.outbox).where(s.outbox.c.id == notification_id)).first()
+            row = conn.execute(sa.select(table).where(table.c.id == notification_id)).first()
             if row is None:
                 raise NotFound(f"no notification {notification_id}")
             if result.rowcount:
                 self.ctx.record("ops.outbox.read", actor.user_id, "success",
-                                {"notification_id": notification_id, "user_id": row.user_id})
+                                {"notification_id": notification_id, "user_id": row.user_id,
+                                 "outbox": table.name})
         return _notice(row)

@@ -90,8 +90,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
         # replaced. Whom each may block or unblock: BLOCK_TARGETS, UNBLOCK_TARGETS.
         Action.USER_BLOCK: frozenset({_O, _C, _S}),
         Action.USER_UNBLOCK: frozenset({_O, _S}),
-        # R13: the agency side (its controllers) reads the violation notices.
-        Action.OUTBOX_READ: frozenset({_C}),
+        # R13: the agency side (its controllers) reads the violation notices; §23: the
+        # prosecutor reads its own copy of those the operator found (its own outbox).
+        Action.OUTBOX_READ: frozenset({_C, _P}),
         Action.ALERT_READ: frozenset({_C}),
         Action.ALERT_ACK: frozenset({_C}),
         # R10: the operator publishes maintenance and keeps the Journal of emergencies.

@@ -76,6 +76,20 @@ outbox = sa.Table(
     sa.Column("read_by", sa.String(64), nullable=True),
 )
 
+#: §23: the prosecutor's copy of the violations the operator found (same shape as the
+#: agency's outbox; its own table, read by the prosecutor only).
+prosecutor_outbox = sa.Table(
+    "ops_prosecutor_outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", _T, nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("alert_id", sa.Integer, nullable=True),
+    sa.Column("read_at", _T, nullable=True),
+    sa.Column("read_by", sa.String(64), nullable=True),
+)
+
 alerts = sa.Table(
     "ops_alerts", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -102,6 +116,17 @@ emergencies = sa.Table(
     sa.Column("recorded_at", _T, nullable=False),
 )
 
+#: Audit records of automatic Journal entries waiting for the audit log
+#: (:mod:`server.ops.autojournal`: the entry must not depend on the failed log).
+journal_pending = sa.Table(
+    "ops_journal_pending", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", _T, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("details_json", sa.Text, nullable=False),
+)
+
 reviews = sa.Table(
     "ops_reviews", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -126,7 +151,8 @@ resolutions = sa.Table(
     sa.Column("registered_at", _T, nullable=False),
 )
 
-TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions)
+TABLES = (applications, transfers, outbox, alerts, emergencies, reviews, resolutions,
+          prosecutor_outbox, journal_pending)
 
 
 def create_schema(engine: Engine) -> None:

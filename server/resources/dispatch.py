@@ -179,6 +179,12 @@ class Dispatcher:
                 seen.add(id(connector))
                 await connector.aclose()
 
+    def breakers(self) -> list[CircuitBreaker]:
+        """The circuit breakers of the upstream connectors (one per URL)."""
+        found = {id(b): b for c in self._connectors.values()
+                 if isinstance(b := getattr(c, "breaker", None), CircuitBreaker)}
+        return list(found.values())
+
     def connector_for(self, number: int) -> Connector:
         """The connector that answers resource ``number``."""
         return self._connectors.get(number, self._default)

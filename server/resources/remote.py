@@ -83,6 +83,9 @@ class CircuitBreaker:
     """Closed → open after N consecutive failures → half-open after a cool-down.
 
     ``clock`` returns seconds (monotonic); tests pass their own. Thread-safe.
+    ``on_state_change(name, opened, failures)``, when set, is called (outside the lock,
+    must not block or raise) when the breaker opens (``opened=True``) and when it closes
+    again (``False``): the Journal of emergencies (:mod:`server.emergency_watch`).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
+        self.on_state_change: Callable[[str, bool, int], None] | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -144,9 +148,12 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """The upstream answered: close the breaker."""
         with self._lock:
+            was_closed = self._state is BreakerState.CLOSED
             self._state = BreakerState.CLOSED
             self._failures = 0
             self._trial_in_flight = False
+        if not was_closed and self.on_state_change is not None:
+            self.on_state_change(self.name, False, 0)
 
     def abandon(self) -> None:
         """A call ended without a verdict (cancelled): free the half-open trial slot."""
@@ -156,12 +163,17 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         """A transient failure: count it; open at the threshold or after a failed trial."""
         with self._lock:
+            was_closed = self._state is BreakerState.CLOSED
             self._failures += 1
             if (self._state is BreakerState.HALF_OPEN
                     or self._failures >= self.failure_threshold):
                 self._state = BreakerState.OPEN
                 self._opened_at = self._clock()
             self._trial_in_flight = False
+            opened = was_closed and self._state is BreakerState.OPEN
+            failures = self._failures
+        if opened and self.on_state_change is not None:
+            self.on_state_change(self.name, True, failures)
 
 
 class _Transient(Exception):

@@ -164,6 +164,15 @@ class CertificateStore(UserStore, StoreBase):
             return None
         return CertRow(row.fingerprint, row.user_id, row.serial_hex, row.key_id, row.der)
 
+    def record_pin_report(
+        self, fp: str, pin_changed_at: _dt.datetime | None, *, reported_at: _dt.datetime
+    ) -> None:
+        """Keep what a login with certificate ``fp`` reported of its token's last PIN
+        change (``None``: unknown) and when (§12; the certificate list shows it)."""
+        with self._tx() as conn:
+            conn.execute(certificates.update().where(certificates.c.fingerprint == fp).values(
+                pin_changed_at=pin_changed_at, pin_reported_at=reported_at))
+
     def certificates_by_key_id(self, key_id: str) -> list[CertRow]:
         with self._tx() as conn:
             rows = conn.execute(

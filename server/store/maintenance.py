@@ -27,6 +27,8 @@ class WindowRow:
     starts_at: _dt.datetime
     ends_at: _dt.datetime
     description: str
+    #: Published with less than the notice period (§14; part "rules").
+    urgent: bool = False
 
     def covers(self, at: _dt.datetime) -> bool:
         return self.starts_at <= at < self.ends_at
@@ -64,13 +66,13 @@ _OPEN_WINDOW = (
 
 def insert_window(
     conn: Connection, *, window_id: str, starts_at: _dt.datetime, ends_at: _dt.datetime,
-    description: str, now: _dt.datetime, published_by: str = "",
+    description: str, now: _dt.datetime, published_by: str = "", urgent: bool = False,
 ) -> None:
     """Insert a window in ``conn``'s transaction (IntegrityError if the id is taken)."""
     conn.execute(
         maintenance.insert().values(
             id=window_id, starts_at=starts_at, ends_at=ends_at, description=description,
-            created_at=now, published_by=published_by,
+            created_at=now, published_by=published_by, urgent=urgent,
         )
     )
 
@@ -152,7 +154,8 @@ class MaintenanceStore(StoreBase):
                 sa.select(maintenance).where(NOT_CANCELLED).order_by(maintenance.c.starts_at)
             ).all()
         out = [
-            WindowRow(r.id, ensure_utc(r.starts_at), ensure_utc(r.ends_at), r.description)
+            WindowRow(r.id, ensure_utc(r.starts_at), ensure_utc(r.ends_at), r.description,
+                      bool(r.urgent))
             for r in rows
         ]
         if not_ended_before is not None:

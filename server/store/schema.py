@@ -77,6 +77,10 @@ certificates = sa.Table(
     sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
     sa.Column("not_after", sa.DateTime(timezone=True), nullable=True),
     sa.Column("token_label", sa.String(64), nullable=True),
+    # Migration 6 (part "rules", §12): the token's last PIN change as the client reported
+    # it at its latest login with this certificate, and when that login was.
+    sa.Column("pin_changed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pin_reported_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 revocations = sa.Table(
@@ -159,6 +163,10 @@ maintenance = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     # Migration 3: who published it through the operations domain ("" otherwise).
     sa.Column("published_by", sa.String(64), nullable=False, default="", server_default=""),
+    # Migration 6 (part "rules", §14): published with less than the notice period
+    # (``limits.maintenance_notice_hours``) because it could not wait.
+    sa.Column("urgent", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
 )
 
 _V1_TABLES = (users, certificates, revocations, logins, sessions, consents, seen_requests,
@@ -585,6 +593,26 @@ _LISTS_TABLES = ("screening_list_versions", "screening_list_entries", "screening
 
 def _migration_lists(conn: Connection) -> None:
     metadata.create_all(conn, tables=[metadata.tables[n] for n in _LISTS_TABLES])
+# --- migration 9 (issue 15): PIN age reported at login, urgent maintenance ---------
+#: table -> (column, DDL); frozen text, not the live tables.
+_RULES_COLUMNS = (
+    ("certificates", "pin_changed_at", "TIMESTAMP WITH TIME ZONE"),
+    ("certificates", "pin_reported_at", "TIMESTAMP WITH TIME ZONE"),
+    ("maintenance", "urgent", "BOOLEAN DEFAULT FALSE NOT NULL"),
+)
+
+
+def _migration_rules(conn: Connection) -> None:
+    """Add the columns (a database made by migration 1 from today's tables has them)."""
+    sqlite = conn.dialect.name == "sqlite"
+    for table, name, ddl in _RULES_COLUMNS:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+        if name in have:
+            continue
+        if sqlite:
+            ddl = ddl.replace("TIMESTAMP WITH TIME ZONE", "DATETIME").replace(
+                "DEFAULT FALSE", "DEFAULT 0")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
 
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one:
@@ -609,6 +637,8 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
      _migration_fm1),
     (8, "the List and the Lists: list versions and entries, watched clients, screening "
         "results, the providers' outbox", _migration_lists),
+    (9, "certificates: the PIN change the client reports at login; maintenance: urgent",
+     _migration_rules),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -226,7 +226,7 @@ class UserList(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[UserEntry, _Mapping]]] = ...) -> None: ...
 
 class CertificateEntry(_message.Message):
-    __slots__ = ("fingerprint", "user_id", "serial_hex", "issuer", "subject", "not_before", "not_after", "token_label", "registered_at", "revoked_at", "revocation_reason", "warnings")
+    __slots__ = ("fingerprint", "user_id", "serial_hex", "issuer", "subject", "not_before", "not_after", "token_label", "registered_at", "revoked_at", "revocation_reason", "warnings", "pin_changed_at", "pin_reported_at")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     SERIAL_HEX_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +239,8 @@ class CertificateEntry(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     REVOCATION_REASON_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    PIN_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    PIN_REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     user_id: str
     serial_hex: str
@@ -251,7 +253,9 @@ class CertificateEntry(_message.Message):
     revoked_at: str
     revocation_reason: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fingerprint: _Optional[str] = ..., user_id: _Optional[str] = ..., serial_hex: _Optional[str] = ..., issuer: _Optional[str] = ..., subject: _Optional[str] = ..., not_before: _Optional[str] = ..., not_after: _Optional[str] = ..., token_label: _Optional[str] = ..., registered_at: _Optional[str] = ..., revoked_at: _Optional[str] = ..., revocation_reason: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    pin_changed_at: str
+    pin_reported_at: str
+    def __init__(self, fingerprint: _Optional[str] = ..., user_id: _Optional[str] = ..., serial_hex: _Optional[str] = ..., issuer: _Optional[str] = ..., subject: _Optional[str] = ..., not_before: _Optional[str] = ..., not_after: _Optional[str] = ..., token_label: _Optional[str] = ..., registered_at: _Optional[str] = ..., revoked_at: _Optional[str] = ..., revocation_reason: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., pin_changed_at: _Optional[str] = ..., pin_reported_at: _Optional[str] = ...) -> None: ...
 
 class CertificateList(_message.Message):
     __slots__ = ("certificates",)
@@ -348,7 +352,7 @@ class RefusalInfo(_message.Message):
     def __init__(self, application_id: _Optional[str] = ..., iin: _Optional[str] = ..., reason: _Optional[str] = ..., refused_by: _Optional[str] = ..., refused_at: _Optional[str] = ..., signer_subject: _Optional[str] = ...) -> None: ...
 
 class TransferEntry(_message.Message):
-    __slots__ = ("id", "user_id", "unit", "post", "order_number", "order_signed_at", "received_at", "late", "status", "applied_at", "applied_by")
+    __slots__ = ("id", "user_id", "unit", "post", "order_number", "order_signed_at", "received_at", "late", "status", "applied_at", "applied_by", "overdue")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +364,7 @@ class TransferEntry(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_BY_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     unit: str
@@ -371,7 +376,8 @@ class TransferEntry(_message.Message):
     status: str
     applied_at: str
     applied_by: str
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., order_number: _Optional[str] = ..., order_signed_at: _Optional[str] = ..., received_at: _Optional[str] = ..., late: _Optional[bool] = ..., status: _Optional[str] = ..., applied_at: _Optional[str] = ..., applied_by: _Optional[str] = ...) -> None: ...
+    overdue: bool
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., unit: _Optional[str] = ..., post: _Optional[str] = ..., order_number: _Optional[str] = ..., order_signed_at: _Optional[str] = ..., received_at: _Optional[str] = ..., late: _Optional[bool] = ..., status: _Optional[str] = ..., applied_at: _Optional[str] = ..., applied_by: _Optional[str] = ..., overdue: _Optional[bool] = ...) -> None: ...
 
 class TransferList(_message.Message):
     __slots__ = ("transfers",)
@@ -440,7 +446,7 @@ class EmergencyList(_message.Message):
     def __init__(self, emergencies: _Optional[_Iterable[_Union[Emergency, _Mapping]]] = ...) -> None: ...
 
 class MaintenanceEntry(_message.Message):
-    __slots__ = ("id", "starts_at", "ends_at", "description", "published_by", "cancelled_at", "cancelled_by", "cancel_reason")
+    __slots__ = ("id", "starts_at", "ends_at", "description", "published_by", "cancelled_at", "cancelled_by", "cancel_reason", "urgent")
     ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
@@ -449,6 +455,7 @@ class MaintenanceEntry(_message.Message):
     CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_BY_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     starts_at: str
     ends_at: str
@@ -457,7 +464,8 @@ class MaintenanceEntry(_message.Message):
     cancelled_at: str
     cancelled_by: str
     cancel_reason: str
-    def __init__(self, id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., description: _Optional[str] = ..., published_by: _Optional[str] = ..., cancelled_at: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
+    urgent: bool
+    def __init__(self, id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., description: _Optional[str] = ..., published_by: _Optional[str] = ..., cancelled_at: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., urgent: _Optional[bool] = ...) -> None: ...
 
 class ReviewEntry(_message.Message):
     __slots__ = ("id", "controller_id", "period_start", "period_end", "reviewed_at", "note")
@@ -522,12 +530,14 @@ class FileTransfer(_message.Message):
     def __init__(self, document: _Optional[bytes] = ...) -> None: ...
 
 class ListTransfers(_message.Message):
-    __slots__ = ("late_only", "pending_only")
+    __slots__ = ("late_only", "pending_only", "overdue_only")
     LATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     PENDING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_ONLY_FIELD_NUMBER: _ClassVar[int]
     late_only: bool
     pending_only: bool
-    def __init__(self, late_only: _Optional[bool] = ..., pending_only: _Optional[bool] = ...) -> None: ...
+    overdue_only: bool
+    def __init__(self, late_only: _Optional[bool] = ..., pending_only: _Optional[bool] = ..., overdue_only: _Optional[bool] = ...) -> None: ...
 
 class ApplyTransfer(_message.Message):
     __slots__ = ("transfer_id",)

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from siogw_api.v1 import common_pb2 as siogw__api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17siogw_api/v1/auth.proto\x12\x08siogw.v1\x1a\x19siogw_api/v1/common.proto\"=\n\x11\x42\x65ginLoginRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\"v\n\x12\x42\x65ginLoginResponse\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\x0c\x12\'\n\x07\x66\x61\x63tors\x18\x03 \x03(\x0e\x32\x16.siogw.v1.SecondFactor\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"{\n\x11ProveLoginRequest\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12,\n\x10signed_challenge\x18\x02 \x01(\x0b\x32\x12.siogw.v1.Envelope\x12&\n\x06\x66\x61\x63tor\x18\x03 \x01(\x0e\x32\x16.siogw.v1.SecondFactor\"o\n\x12ProveLoginResponse\x12&\n\x06\x66\x61\x63tor\x18\x01 \x01(\x0e\x32\x16.siogw.v1.SecondFactor\x12\x17\n\x0fsms_destination\x18\x02 \x01(\t\x12\x18\n\x10\x64\x65vice_challenge\x18\x03 \x01(\x0c\"N\n\x12\x42iometricAssertion\x12\x15\n\rdevice_key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06method\x18\x03 \x01(\t\"\x80\x01\n\x14\x43ompleteLoginRequest\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12\x12\n\x08sms_code\x18\x02 \x01(\tH\x00\x12\x31\n\tbiometric\x18\x03 \x01(\x0b\x32\x1c.siogw.v1.BiometricAssertionH\x00\x42\x0f\n\rsecond_factor\"\x9e\x01\n\x15\x43ompleteLoginResponse\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x18\n\x10\x63onsent_required\x18\x03 \x01(\x08\x12\x17\n\x0f\x63onsent_version\x18\x04 \x01(\t\x12\'\n\x07receipt\x18\x05 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\"\x13\n\x11GetConsentRequest\"<\n\x0b\x43onsentText\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\"9\n\x12SignConsentRequest\x12#\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x12.siogw.v1.Envelope\"Q\n\x13SignConsentResponse\x12\x11\n\tsigned_at\x18\x01 \x01(\t\x12\'\n\x07receipt\x18\x02 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse*a\n\x0cSecondFactor\x12\x1d\n\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x15\n\x11SECOND_FACTOR_SMS\x10\x01\x12\x1b\n\x17SECOND_FACTOR_BIOMETRIC\x10\x02\x32\xbc\x03\n\x0b\x41uthService\x12G\n\nBeginLogin\x12\x1b.siogw.v1.BeginLoginRequest\x1a\x1c.siogw.v1.BeginLoginResponse\x12G\n\nProveLogin\x12\x1b.siogw.v1.ProveLoginRequest\x1a\x1c.siogw.v1.ProveLoginResponse\x12P\n\rCompleteLogin\x12\x1e.siogw.v1.CompleteLoginRequest\x1a\x1f.siogw.v1.CompleteLoginResponse\x12@\n\nGetConsent\x12\x1b.siogw.v1.GetConsentRequest\x1a\x15.siogw.v1.ConsentText\x12J\n\x0bSignConsent\x12\x1c.siogw.v1.SignConsentRequest\x1a\x1d.siogw.v1.SignConsentResponse\x12;\n\x06Logout\x12\x17.siogw.v1.LogoutRequest\x1a\x18.siogw.v1.LogoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17siogw_api/v1/auth.proto\x12\x08siogw.v1\x1a\x19siogw_api/v1/common.proto\"=\n\x11\x42\x65ginLoginRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\"v\n\x12\x42\x65ginLoginResponse\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\x0c\x12\'\n\x07\x66\x61\x63tors\x18\x03 \x03(\x0e\x32\x16.siogw.v1.SecondFactor\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"{\n\x11ProveLoginRequest\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12,\n\x10signed_challenge\x18\x02 \x01(\x0b\x32\x12.siogw.v1.Envelope\x12&\n\x06\x66\x61\x63tor\x18\x03 \x01(\x0e\x32\x16.siogw.v1.SecondFactor\"o\n\x12ProveLoginResponse\x12&\n\x06\x66\x61\x63tor\x18\x01 \x01(\x0e\x32\x16.siogw.v1.SecondFactor\x12\x17\n\x0fsms_destination\x18\x02 \x01(\t\x12\x18\n\x10\x64\x65vice_challenge\x18\x03 \x01(\x0c\"N\n\x12\x42iometricAssertion\x12\x15\n\rdevice_key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06method\x18\x03 \x01(\t\"\x98\x01\n\x14\x43ompleteLoginRequest\x12\x10\n\x08login_id\x18\x01 \x01(\t\x12\x12\n\x08sms_code\x18\x02 \x01(\tH\x00\x12\x31\n\tbiometric\x18\x03 \x01(\x0b\x32\x1c.siogw.v1.BiometricAssertionH\x00\x12\x16\n\x0epin_changed_at\x18\x04 \x01(\tB\x0f\n\rsecond_factor\"\xcb\x01\n\x15\x43ompleteLoginResponse\x12\x15\n\rsession_token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x18\n\x10\x63onsent_required\x18\x03 \x01(\x08\x12\x17\n\x0f\x63onsent_version\x18\x04 \x01(\t\x12\'\n\x07receipt\x18\x05 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\x12\x16\n\x0epin_changed_at\x18\x06 \x01(\t\x12\x13\n\x0bpin_warning\x18\x07 \x01(\t\"\x13\n\x11GetConsentRequest\"<\n\x0b\x43onsentText\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\"9\n\x12SignConsentRequest\x12#\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x12.siogw.v1.Envelope\"Q\n\x13SignConsentResponse\x12\x11\n\tsigned_at\x18\x01 \x01(\t\x12\'\n\x07receipt\x18\x02 \x01(\x0b\x32\x16.siogw.v1.AuditReceipt\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse*a\n\x0cSecondFactor\x12\x1d\n\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x15\n\x11SECOND_FACTOR_SMS\x10\x01\x12\x1b\n\x17SECOND_FACTOR_BIOMETRIC\x10\x02\x32\xbc\x03\n\x0b\x41uthService\x12G\n\nBeginLogin\x12\x1b.siogw.v1.BeginLoginRequest\x1a\x1c.siogw.v1.BeginLoginResponse\x12G\n\nProveLogin\x12\x1b.siogw.v1.ProveLoginRequest\x1a\x1c.siogw.v1.ProveLoginResponse\x12P\n\rCompleteLogin\x12\x1e.siogw.v1.CompleteLoginRequest\x1a\x1f.siogw.v1.CompleteLoginResponse\x12@\n\nGetConsent\x12\x1b.siogw.v1.GetConsentRequest\x1a\x15.siogw.v1.ConsentText\x12J\n\x0bSignConsent\x12\x1c.siogw.v1.SignConsentRequest\x1a\x1d.siogw.v1.SignConsentResponse\x12;\n\x06Logout\x12\x17.siogw.v1.LogoutRequest\x1a\x18.siogw.v1.LogoutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siogw_api.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SECONDFACTOR']._serialized_start=1117
-  _globals['_SECONDFACTOR']._serialized_end=1214
+  _globals['_SECONDFACTOR']._serialized_start=1186
+  _globals['_SECONDFACTOR']._serialized_end=1283
   _globals['_BEGINLOGINREQUEST']._serialized_start=64
   _globals['_BEGINLOGINREQUEST']._serialized_end=125
   _globals['_BEGINLOGINRESPONSE']._serialized_start=127
@@ -45,21 +45,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BIOMETRICASSERTION']._serialized_start=485
   _globals['_BIOMETRICASSERTION']._serialized_end=563
   _globals['_COMPLETELOGINREQUEST']._serialized_start=566
-  _globals['_COMPLETELOGINREQUEST']._serialized_end=694
-  _globals['_COMPLETELOGINRESPONSE']._serialized_start=697
-  _globals['_COMPLETELOGINRESPONSE']._serialized_end=855
-  _globals['_GETCONSENTREQUEST']._serialized_start=857
-  _globals['_GETCONSENTREQUEST']._serialized_end=876
-  _globals['_CONSENTTEXT']._serialized_start=878
-  _globals['_CONSENTTEXT']._serialized_end=938
-  _globals['_SIGNCONSENTREQUEST']._serialized_start=940
-  _globals['_SIGNCONSENTREQUEST']._serialized_end=997
-  _globals['_SIGNCONSENTRESPONSE']._serialized_start=999
-  _globals['_SIGNCONSENTRESPONSE']._serialized_end=1080
-  _globals['_LOGOUTREQUEST']._serialized_start=1082
-  _globals['_LOGOUTREQUEST']._serialized_end=1097
-  _globals['_LOGOUTRESPONSE']._serialized_start=1099
-  _globals['_LOGOUTRESPONSE']._serialized_end=1115
-  _globals['_AUTHSERVICE']._serialized_start=1217
-  _globals['_AUTHSERVICE']._serialized_end=1661
+  _globals['_COMPLETELOGINREQUEST']._serialized_end=718
+  _globals['_COMPLETELOGINRESPONSE']._serialized_start=721
+  _globals['_COMPLETELOGINRESPONSE']._serialized_end=924
+  _globals['_GETCONSENTREQUEST']._serialized_start=926
+  _globals['_GETCONSENTREQUEST']._serialized_end=945
+  _globals['_CONSENTTEXT']._serialized_start=947
+  _globals['_CONSENTTEXT']._serialized_end=1007
+  _globals['_SIGNCONSENTREQUEST']._serialized_start=1009
+  _globals['_SIGNCONSENTREQUEST']._serialized_end=1066
+  _globals['_SIGNCONSENTRESPONSE']._serialized_start=1068
+  _globals['_SIGNCONSENTRESPONSE']._serialized_end=1149
+  _globals['_LOGOUTREQUEST']._serialized_start=1151
+  _globals['_LOGOUTREQUEST']._serialized_end=1166
+  _globals['_LOGOUTRESPONSE']._serialized_start=1168
+  _globals['_LOGOUTRESPONSE']._serialized_end=1184
+  _globals['_AUTHSERVICE']._serialized_start=1286
+  _globals['_AUTHSERVICE']._serialized_end=1730
 # @@protoc_insertion_point(module_scope)

@@ -68,28 +68,34 @@ class BiometricAssertion(_message.Message):
     def __init__(self, device_key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., method: _Optional[str] = ...) -> None: ...
 
 class CompleteLoginRequest(_message.Message):
-    __slots__ = ("login_id", "sms_code", "biometric")
+    __slots__ = ("login_id", "sms_code", "biometric", "pin_changed_at")
     LOGIN_ID_FIELD_NUMBER: _ClassVar[int]
     SMS_CODE_FIELD_NUMBER: _ClassVar[int]
     BIOMETRIC_FIELD_NUMBER: _ClassVar[int]
+    PIN_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     login_id: str
     sms_code: str
     biometric: BiometricAssertion
-    def __init__(self, login_id: _Optional[str] = ..., sms_code: _Optional[str] = ..., biometric: _Optional[_Union[BiometricAssertion, _Mapping]] = ...) -> None: ...
+    pin_changed_at: str
+    def __init__(self, login_id: _Optional[str] = ..., sms_code: _Optional[str] = ..., biometric: _Optional[_Union[BiometricAssertion, _Mapping]] = ..., pin_changed_at: _Optional[str] = ...) -> None: ...
 
 class CompleteLoginResponse(_message.Message):
-    __slots__ = ("session_token", "expires_at", "consent_required", "consent_version", "receipt")
+    __slots__ = ("session_token", "expires_at", "consent_required", "consent_version", "receipt", "pin_changed_at", "pin_warning")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CONSENT_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     CONSENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    PIN_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    PIN_WARNING_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     expires_at: str
     consent_required: bool
     consent_version: str
     receipt: _common_pb2.AuditReceipt
-    def __init__(self, session_token: _Optional[str] = ..., expires_at: _Optional[str] = ..., consent_required: _Optional[bool] = ..., consent_version: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.AuditReceipt, _Mapping]] = ...) -> None: ...
+    pin_changed_at: str
+    pin_warning: str
+    def __init__(self, session_token: _Optional[str] = ..., expires_at: _Optional[str] = ..., consent_required: _Optional[bool] = ..., consent_version: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.AuditReceipt, _Mapping]] = ..., pin_changed_at: _Optional[str] = ..., pin_warning: _Optional[str] = ...) -> None: ...
 
 class GetConsentRequest(_message.Message):
     __slots__ = ()

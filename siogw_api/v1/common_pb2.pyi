@@ -37,13 +37,15 @@ class AuditReceipt(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., tree_size: _Optional[int] = ...) -> None: ...
 
 class MaintenanceWindow(_message.Message):
-    __slots__ = ("id", "starts_at", "ends_at", "description")
+    __slots__ = ("id", "starts_at", "ends_at", "description", "urgent")
     ID_FIELD_NUMBER: _ClassVar[int]
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     starts_at: str
     ends_at: str
     description: str
-    def __init__(self, id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    urgent: bool
+    def __init__(self, id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., description: _Optional[str] = ..., urgent: _Optional[bool] = ...) -> None: ...

@@ -95,6 +95,8 @@ def client_world(
             ("bota", "Bota Analyst", "agency_user", "+77019876545"),
             # a crypto-asset service provider's compliance officer (FM-1, issue 16)
             ("kora", "Kora Officer", "compliance_officer", "+77019876546"),
+            # zhan: consent and PIN age through the CLI (tests/clients/test_cli_rules.py)
+            ("zhan", "Zhanna Analyst", "agency_user", "+77019876547"),
         ),
         token_store=softhsm_store,
         label_prefix=f"cl{secrets.token_hex(3)}",

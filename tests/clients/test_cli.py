@@ -80,7 +80,7 @@ def test_cli_login_consent_query_export_shred(
     assert stored["user_id"] == analyst.user_id and stored["session_token"]
     assert analyst.pin_file.read_text().strip() not in session.read_text()  # no PIN stored
 
-    r = siogw(cli_home, cwd, "consent")
+    r = siogw(cli_home, cwd, "consent", "--agree")
     assert r.returncode == 0, r.stderr
     assert "consent signed at" in r.stdout
 

@@ -59,7 +59,7 @@ def test_random_requests(gw: Harness, service: str, method: Any) -> None:
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response_cls.FromString,
     )
-    hints = {"user_id": [u for u in ROLE_USERS.values()], "version": ["2026-1"]}
+    hints = {"user_id": [u for u in ROLE_USERS.values()], "version": ["2026-2"]}
     roles = [None, *ROLE_USERS.values()]
 
     @settings(max_examples=25, deadline=None, derandomize=True,

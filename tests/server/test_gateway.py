@@ -426,7 +426,7 @@ def test_maintenance_window(gateway: Harness) -> None:
     end = now_utc() + dt.timedelta(hours=1)
     window = common_pb2.MaintenanceWindow(
         id=f"mw-{secrets.token_hex(3)}", starts_at=astana_iso(start), ends_at=astana_iso(end),
-        description="database upgrade",
+        description="database upgrade", urgent=True,
     )
     req = gateway.admin_request(
         olga, publish_maintenance=admin_pb2.PublishMaintenance(window=window))

@@ -71,7 +71,7 @@ def test_certificates_and_windows_reach_the_store(ops: Operations, store: Store,
     assert ended is not None and ended.ended_at is not None
     t = now_utc()
     w = ops.journal.publish_window(OPERATOR, t - _dt.timedelta(minutes=1),
-                                   t + _dt.timedelta(hours=1), "index rebuild")
+                                   t + _dt.timedelta(hours=1), "index rebuild", urgent=True)
     current = store.current_window(t)
     assert current is not None and current.id == w.id and current.description == "index rebuild"
 

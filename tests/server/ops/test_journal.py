@@ -15,8 +15,9 @@ H = _dt.timedelta(hours=1)
 
 def test_publish_and_read_windows(ops: Operations, clock: Clock, recorder: ListRecorder) -> None:
     t = clock.now
-    w1 = ops.journal.publish_window(OPERATOR, t + 2 * H, t + 4 * H, "database upgrade")
-    w0 = ops.journal.publish_window(OPERATOR, t - 3 * H, t - 2 * H, "past work")
+    w1 = ops.journal.publish_window(OPERATOR, t + 2 * H, t + 4 * H, "database upgrade",
+                                    urgent=True)
+    w0 = ops.journal.publish_window(OPERATOR, t - 3 * H, t - 2 * H, "past work", urgent=True)
     assert [w.id for w in ops.journal.windows()] == [w0.id, w1.id]
     assert [w.id for w in ops.journal.windows(not_ended_before=t)] == [w1.id]
     assert ops.journal.current_window(t) is None

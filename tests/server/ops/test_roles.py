@@ -35,7 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "user.import": {OP},
     "user.block": {OP, C, S},
     "user.unblock": {OP, S},
-    "outbox.read": {C},
+    "outbox.read": {C, P},
     "alert.read": {C},
     "alert.ack": {C},
     "maintenance.publish": {OP},
@@ -104,7 +104,7 @@ def _calls(ops: Operations, target_der: bytes, clock: Clock) -> dict[str, Callab
         "alert.read": lambda a: ops.rules.alerts(a),
         "alert.ack": lambda a: ops.rules.acknowledge(a, 999_999),
         "maintenance.publish": lambda a: ops.journal.publish_window(
-            a, t, t + _dt.timedelta(hours=1), "upgrade"),
+            a, t, t + _dt.timedelta(hours=1), "upgrade", urgent=True),
         "emergency.record": lambda a: ops.journal.record_emergency(
             a, onset_at=t, causes="power", measures="generator"),
         "emergency.read": lambda a: ops.journal.emergencies(a),
