@@ -764,6 +764,9 @@ def list_overdue_reviews(
     return (yield from admin(client, admin_pb2.ListOverdueReviews(all=all_controllers), signer))
 # --- Reports (§21) and the prosecutor's supervision (§22), issue 15 ----------------------
 LIST_QUERIES: Rpc[audit_pb2.QueryPage] = Rpc(Service.AUDIT, "ListQueries", Session.REQUIRED, _same)
+EXPORT_QUERIES_CSV: Rpc[audit_pb2.CsvExport] = Rpc(
+    Service.AUDIT, "ExportQueriesCsv", Session.REQUIRED, _same
+)
 STREAM_QUERIES_CSV: Rpc[audit_pb2.CsvChunk] = Rpc(
     Service.AUDIT, "StreamQueriesCsv", Session.REQUIRED, _same
 )
@@ -813,6 +816,16 @@ def export_queries_csv(
     yield Stream(STREAM_QUERIES_CSV, audit_pb2.ListQueriesRequest(
         filter=(flt or r.ReportFilter()).to_proto(), limit=chunk_rows), sink)
     return sink.result()
+
+
+def export_queries_csv_page(
+    client: ClientCore, flt: r.ReportFilter | None, *, after_seq: int | None, limit: int,
+) -> Plan[audit_pb2.CsvExport]:
+    """One page of the Reports export as CSV bytes (``ExportQueriesCsv``; the streamed
+    :func:`export_queries_csv` is the one for whole exports)."""
+    page: audit_pb2.CsvExport = yield Call(EXPORT_QUERIES_CSV, audit_pb2.ListQueriesRequest(
+        filter=(flt or r.ReportFilter()).to_proto(), limit=limit, **_after(after_seq)))
+    return page
 
 
 def register_resolution(

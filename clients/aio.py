@@ -28,7 +28,7 @@ from clients._reports import CsvExportInfo, QueryRowPage, ReportFilter, Resoluti
 from clients.biometric import SoftwareDeviceKey
 from clients.errors import ClientError
 from signing.api import Signer
-from siogw_api.v1 import admin_pb2, common_pb2, screening_pb2
+from siogw_api.v1 import admin_pb2, audit_pb2, common_pb2, screening_pb2
 
 T = TypeVar("T")
 
@@ -595,6 +595,16 @@ class AsyncGatewayClient(core.ClientCore):
         """Stream the Reports export (CSV, formula-safe cells) into the file object
         ``out``; raises if the stream ends early (then ``out`` holds a partial CSV)."""
         return await self._run(core.export_queries_csv(self, out, flt, chunk_rows=chunk_rows))
+
+    async def export_queries_csv_page(
+        self, flt: ReportFilter | None = None, *, after_seq: int | None = None,
+        limit: int = 100,
+    ) -> audit_pb2.CsvExport:
+        """One page of the Reports export as CSV bytes, with ``has_more`` and
+        ``next_after_seq`` for the next page."""
+        return await self._run(
+            core.export_queries_csv_page(self, flt, after_seq=after_seq, limit=limit)
+        )
 
     async def register_resolution(
         self, number: str, date: str, user_ids: list[str], period_start: str,

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import Engine
 
 from audit import AuditConfig, AuditLog, SignedCheckpoint
 from audit.record import AuditRecord
@@ -60,10 +61,12 @@ from server.ops.base import audit_log_recorder
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.reporting.service import ReportingServicer
+from server.reporting.store import ReportingStore, iter_parties
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.resources.dispatch import remote_connectors
 from server.screening import ScreeningService
-from server.screening.match import Thresholds
+from server.screening.match import Subject, Thresholds
+from server.screening.service import SourcedSubject
 from server.screening.servicer import ScreeningServicer
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
@@ -314,13 +317,31 @@ def screening_service(config: GatewayConfig, store: Store,
     """The List and the Lists (issue 16, point 6) over the store, its thresholds and
     retention from ``[screening]``, its effects recorded in ``audit_log`` (if any)."""
     settings = config.screening
-    return ScreeningService(
+    service = ScreeningService(
         store.engine,
         thresholds=Thresholds(match=settings.match_threshold,
                               possible=settings.possible_threshold),
         retention_years=settings.retention_years,
         record=audit_log_recorder(audit_log) if audit_log is not None else None,
     )
+    service.register_subject_source(lambda: fm1_parties(store.engine))
+    return service
+
+
+def fm1_parties(engine: Engine) -> Iterator[SourcedSubject]:
+    """Every party of every stored FM-1 message as a subject to re-screen when a list
+    changes (S§30); a new match flags its message (``list_match``) for the analysts."""
+    reporting = ReportingStore(engine)
+    for provider_bin, party in iter_parties(engine):
+        def flag(provider_bin: str = provider_bin, message_id: str = party.message_id) -> bool:
+            return reporting.mark_list_match(provider_bin, message_id)
+
+        yield SourcedSubject(
+            provider=provider_bin, client_ref=f"fm1:{party.message_id}:{party.role}",
+            subject=Subject(iin_bin=party.idn or "", name=party.name,
+                            birth_date=party.birth_date.isoformat() if party.birth_date
+                            else ""),
+            on_match=flag)
 
 
 def _watch_emergencies(

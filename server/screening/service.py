@@ -108,6 +108,9 @@ class SourcedSubject:
     provider: str
     client_ref: str
     subject: Subject
+    #: Called (after the re-screening is committed) when this subject has a new match:
+    #: the FM-1 source flags its stored message (``list_match``).
+    on_match: Callable[[], object] | None = None
 
 
 #: A source of subjects to re-screen (e.g. the parties of stored FM-1 messages).
@@ -272,15 +275,12 @@ class ScreeningService:
             self._sources.append(fn)
 
     def provider_of(self, conn: Connection, user_id: str) -> str:
-        """The provider a user acts for: its ``provider_bin`` when the users table has
-        one (the FM-1 part), else ``user:<user_id>``."""
-        column = cp.users.c.get("provider_bin")
-        if column is not None:
-            value = conn.execute(sa.select(column).where(cp.users.c.user_id == user_id)
-                                 ).scalar_one_or_none()
-            if value:
-                return str(value)
-        return f"user:{user_id}"
+        """The provider a user acts for: the ``provider_bin`` the operator enrolled the
+        compliance officer with (``provider_officers``), else ``user:<user_id>``."""
+        po = cp.provider_officers.c
+        value = conn.execute(sa.select(po.provider_bin).where(po.user_id == user_id)
+                             ).scalar_one_or_none()
+        return str(value) if value else f"user:{user_id}"
 
     def _emit(self, event: str, actor: str, details: Mapping[str, Any]) -> None:
         if self.record is not None:
@@ -529,6 +529,7 @@ class ScreeningService:
             now = self.now()
             retain = retention_date(now, self.retention_years)
             results, outbox, alerts, flagged = [], [], [], []
+            matched_hooks: list[Callable[[], object]] = []
             for item in subjects:
                 hits = index.screen(item.subject, self.thresholds)
                 result = ScreeningResult(
@@ -546,6 +547,8 @@ class ScreeningService:
                     outbox.append(row)
                     alerts.append(alert)
                     flagged.append([item.client_ref, hit.entry.ref, hit.outcome])
+                    if item.on_match is not None:
+                        matched_hooks.append(item.on_match)
             with self._tx() as conn:
                 for table, rows in ((cp.screening_results, results),
                                     (cp.screening_outbox, outbox)):
@@ -560,6 +563,12 @@ class ScreeningService:
                     "screened": len(results), "new_matches": len(flagged),
                     # the first ones named (the outbox and the alerts hold them all)
                     "flagged": flagged[:200]})
+            for hook in matched_hooks:
+                try:
+                    hook()
+                except SiogwError as exc:
+                    log.warning("flagging a re-screened subject failed: %s",
+                                exc.diagnostics())
         return len(results), len(flagged)
 
     def _flag_rows(self, result: ScreeningResult, hit: Hit, registered_by: str,

@@ -242,7 +242,7 @@ def test_cli_profiles_operator_and_analyst_share_a_home(
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
 
     # each works as itself, at the same time, from the same home
-    assert siogw_env(home, cwd, "consent", "--profile", "analyst").returncode == 0
+    assert siogw_env(home, cwd, "consent", "--agree", "--profile", "analyst").returncode == 0
     r = siogw_env(home, cwd, "resources", "--profile", "analyst")
     assert r.returncode == 0 and "Pension contributions" in r.stdout, r.stderr
     iin = demo.demo_parameters(11)["iin"]
@@ -311,7 +311,7 @@ def test_cli_export_request_verifies_offline(client_world: ClientWorld, tmp_path
     home = tmp_path / "home"
     write_settings(home, client_world.world.client_settings(client_world.port))
     assert siogw_env(home, tmp_path, *login_args(client_world, "analyst")).returncode == 0
-    assert siogw_env(home, tmp_path, "consent").returncode == 0
+    assert siogw_env(home, tmp_path, "consent", "--agree").returncode == 0
     iin = demo.demo_parameters(11)["iin"]
     request, result = tmp_path / "request.json", tmp_path / "result.json"
     query = ["query", "11", "-p", f"iin={iin}", "--task-ref", "CASE-REQ-1",
@@ -363,7 +363,7 @@ def test_cli_export_survives_a_reader_that_went_away(
     home = tmp_path / "home"
     write_settings(home, client_world.world.client_settings(client_world.port))
     assert siogw_env(home, tmp_path, *login_args(client_world, "analyst")).returncode == 0
-    assert siogw_env(home, tmp_path, "consent").returncode == 0
+    assert siogw_env(home, tmp_path, "consent", "--agree").returncode == 0
     out = tmp_path / "export.json"
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line

@@ -362,7 +362,7 @@ def test_outbox_after_a_violation_block(cli: Cli) -> None:
 
 def test_alerts_list_and_ack(cli: Cli) -> None:
     analyst = cli.person("analyst")
-    cli.ok("analyst", "consent")
+    cli.ok("analyst", "consent", "--agree")
     r = cli.run("analyst", "query", "1", "-p", "iin=900101300017", "--task-ref", "",
                 "--justification", "checking the alert rule")
     assert r.returncode != 0

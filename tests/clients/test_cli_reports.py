@@ -110,7 +110,7 @@ def reports_world(
         rw = ReportsWorld(world, port, homes, config.effective_database_url)
         for who in homes:
             rw.login(who)
-        rw.ok("analyst", "consent")
+        rw.ok("analyst", "consent", "--agree")
         yield rw
     finally:
         thread.stop()

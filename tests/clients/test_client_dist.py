@@ -164,7 +164,7 @@ def test_installed_command_logs_in_signs_consent_queries_and_verifies(
     assert f"logged in as {analyst.user_id}" in r.stdout
     assert "run `siogw-client consent`" in r.stdout
 
-    r = siogw_client("consent")
+    r = siogw_client("consent", "--agree")
     assert r.returncode == 0, r.stderr
     assert "consent signed at" in r.stdout
 
