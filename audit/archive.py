@@ -578,13 +578,16 @@ def iter_archive_records(
     directory: str | os.PathLike[str],
     *,
     after_seq: int = -1,
+    durable: tuple[int, int] | None = None,
 ) -> Iterable[tuple[bytes, LoggedRecord]]:
     """Yield (canonical bytes, record) for every record, sealed then live, unverified.
 
     With ``after_seq``, sealed segments whose seal says they end at or before it are not
     read at all (an indexer catching up reads only what is new); records at or before
-    ``after_seq`` may still come from the segments that are read. Call
-    :func:`verify_archive` first when the result must be trusted.
+    ``after_seq`` may still come from the segments that are read. ``durable`` is the
+    running log's :meth:`audit.log.AuditLog.durable_extent`: of the live segment that
+    number only the first ``length`` bytes are read, and live segments above it not at
+    all. Call :func:`verify_archive` first when the result must be trusted.
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
@@ -602,5 +605,10 @@ def iter_archive_records(
         for p in sorted(live.iterdir()):
             m = LIVE_SEGMENT_RE.match(p.name)
             if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
-                for body in scan_frames(p.read_bytes()).bodies:
+                if durable is not None and int(m.group(1)) > durable[0]:
+                    break  # started after ``durable`` was taken: nothing durable in it yet
+                data = p.read_bytes()
+                if durable is not None and int(m.group(1)) == durable[0]:
+                    data = data[:durable[1]]
+                for body in scan_frames(data).bodies:
                     yield body, decode_record(body, check_canonical=False)

@@ -50,7 +50,7 @@ from sqlalchemy import func, select
 
 from audit import AuditLog
 from audit.archive import iter_archive_records
-from audit.index import AuditIndex
+from audit.index import AuditIndex, durable_records
 from server.certcheck import TrustMaterial
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
 from server.store import Store
@@ -69,6 +69,8 @@ class OpsWiring:
     ops: Operations
     index: AuditIndex
     log_dir: Path  # the audit log's directory
+    #: The running log's ``durable_extent``: the index reads no further (issue 14).
+    durable: Callable[[], tuple[int, int]] | None = None
     rules_feed: RulesFeed | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_seq: int | None = None
@@ -93,14 +95,15 @@ class OpsWiring:
     def _catch_up_locked(self) -> int:
         added = 0
         if self._last_seq is None:
-            added += self.index.heal(self.log_dir)  # gaps below the top, from the log
+            added += self.index.heal(self.log_dir, self.durable)  # gaps below the top
             with self.index.engine.connect() as conn:
                 top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
             self._last_seq = -1 if top is None else int(top)
         for _attempt in range(3):
             last = self._last_seq
             fresh = sorted(((body, rec) for body, rec
-                            in iter_archive_records(self.log_dir, after_seq=last)
+                            in durable_records(self.log_dir, after_seq=last,
+                                               durable=self.durable)
                             if rec.seq > last), key=lambda pair: pair[1].seq)
             run: list[tuple[bytes, Any]] = []
             for body, rec in fresh:
@@ -369,7 +372,8 @@ def open_operations(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     ops = Operations.open(engine, record=audit_log_recorder(audit_log),
                           trust=trust.live(), index=AuditIndexQueries(index), **extra)
-    wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
+    wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root,
+                       durable=audit_log.durable_extent)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).
     upto = int(audit_log.tree_size)
