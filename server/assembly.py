@@ -51,7 +51,7 @@ from server.auditsink import AuditLogSink, AuditSink, Receipt
 from server.auth import AuthServicer
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
-from server.context import Gateway
+from server.context import Gateway, ReceiptSource
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
@@ -213,6 +213,7 @@ def build_gateway(
     store: Store | None = None,
     worker: bool = False,
     clock: Callable[[], Any] | None = None,
+    receipts: ReceiptSource | None = None,
 ) -> Gateway:
     """The :class:`Gateway` named by ``config``, every field set (module docstring, 1).
 
@@ -285,6 +286,7 @@ def build_gateway(
         dispatcher=dispatcher if dispatcher is not None else default_dispatcher(store),
         audit_log=audit_log,
         ops_wiring=wiring,
+        receipts=receipts,
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -65,6 +65,10 @@ from siogw_api.v1 import common_pb2
 
 T = TypeVar("T")
 
+#: ``await source(request_id, user_id)``: ``(seq, leaf_hash, tree_size)`` of the record
+#: that answered that request to that user, or None.
+ReceiptSource = Callable[[str, str], Awaitable[tuple[int, bytes, int] | None]]
+
 
 @dataclass
 class Gateway:
@@ -90,6 +94,9 @@ class Gateway:
     audit_log: AuditLog | None = None
     #: The operations domain and its wiring, or None (see the class docstring).
     ops_wiring: OpsWiring | None = None
+    #: Where a process without an audit index (a worker) finds the original receipt of
+    #: a replayed query: the log host, over its socket (``server.loghost``).
+    receipts: ReceiptSource | None = None
 
     @property
     def ops(self) -> Operations | None:

@@ -36,7 +36,8 @@ while steps 1 to 12 ran: it is not dispatched, its id is given back and the refu
 answered is refused ``ALREADY_EXISTS`` with the receipt of that answer (ErrorInfo
 metadata ``seq``/``leaf_hash``/``tree_size`` and an ``AuditReceipt`` detail) when the
 first answer is found in the audit index of this process's operations domain and was
-sent by the same user; a worker process (no operations domain) refuses without it.
+sent by the same user; a worker process (no operations domain, no index) asks the log
+host for it (``Gateway.receipts``, the receipt lookup of ``server.loghost``).
 
 **An admitted query does not outlive a block (finding 10).** Steps 1 to 12 run before the
 upstream is asked, which may take seconds; a logout, a block or a revocation committed
@@ -248,6 +249,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _release(self, request_id: str, user_id: str) -> None:
         self.gw.store.release_request_id(request_id, user_id=user_id)
 
+    async def _receipt_from_elsewhere(self, exc: ReplayDetected) -> None:
+        """A worker has no audit index: the original receipt of a replayed query comes
+        from the log host (``Gateway.receipts``), as the single process finds it."""
+        info = current_call()
+        request_id = info.details.get("request_id")
+        if (exc.receipt is not None or self.gw.receipts is None or info.user_id is None
+                or not isinstance(request_id, str)):
+            return
+        exc.receipt = await self.gw.receipts(request_id, info.user_id)
+
     async def _admitted(
         self, request: query_pb2.QueryRequest, context: aio.ServicerContext
     ) -> tuple[Session, bytes, query_pb2.Query, Any]:
@@ -263,19 +274,24 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         checks = asyncio.ensure_future(gw.run_blocking(self._admit, bearer_token(context),
                                                        request))
         try:
-            admitted = await asyncio.shield(checks)
-            ended = _deadline_passed(context)
-        except asyncio.CancelledError:
-            admitted = await checks
-            ended = True
+            try:
+                admitted = await asyncio.shield(checks)
+                ended = _deadline_passed(context)
+            except asyncio.CancelledError:
+                admitted = await checks
+                ended = True
+        except ReplayDetected as exc:
+            await self._receipt_from_elsewhere(exc)
+            raise
         if ended:
             session, _payload, query, _resource = admitted
             await gw.run_blocking(self._release, query.request_id, session.user_id)
             current_call().details["request_released"] = True
-            exc = DeadlineExceeded("the call's deadline passed before the query was sent "
-                                   "to the resource; the same request may be sent again")
-            exc.request_released = True
-            raise exc
+            refusal = DeadlineExceeded("the call's deadline passed before the query was "
+                                       "sent to the resource; the same request may be sent "
+                                       "again")
+            refusal.request_released = True
+            raise refusal
         return admitted
 
     async def Query(
