@@ -41,6 +41,7 @@ from pathlib import Path
 from audit.errors import SegmentError
 from audit.record import LoggedRecord, decode_record
 from audit.segments import (
+    MAGIC,
     Seal,
     SegmentContent,
     check_segment_content,
@@ -574,6 +575,24 @@ def sealed_last_seq(seal_path: str | os.PathLike[str]) -> int | None:
         return None
 
 
+def iter_live_records(
+    directory: str | os.PathLike[str], number: int, start: int, end: int
+) -> list[tuple[bytes, LoggedRecord]]:
+    """(canonical bytes, record) of the whole frames of live segment ``number`` between
+    byte ``start`` (0, or the end of a frame read before) and ``end`` (the log's durable
+    length, :meth:`audit.log.AuditLog.durable_extent`), unverified: an indexer that read
+    the segment up to ``start`` reads only what was appended since. Raises ``OSError``
+    when the segment is no longer live (sealed meanwhile)."""
+    path = Path(directory) / LIVE_DIR / segment_name(number)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(max(0, end - start))
+    if start > 0:
+        data = MAGIC + data  # frames follow a frame boundary as they follow the magic
+    return [(body, decode_record(body, check_canonical=False))
+            for body in scan_frames(data).bodies]
+
+
 def iter_archive_records(
     directory: str | os.PathLike[str],
     *,
@@ -607,8 +626,10 @@ def iter_archive_records(
             if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
                 if durable is not None and int(m.group(1)) > durable[0]:
                     break  # started after ``durable`` was taken: nothing durable in it yet
-                data = p.read_bytes()
                 if durable is not None and int(m.group(1)) == durable[0]:
-                    data = data[:durable[1]]
+                    with open(p, "rb") as fh:  # its durable bytes only, read once
+                        data = fh.read(durable[1])
+                else:
+                    data = p.read_bytes()
                 for body in scan_frames(data).bodies:
                     yield body, decode_record(body, check_canonical=False)

@@ -266,20 +266,25 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         cancelled) meanwhile, the claim is given back and the call refused before
         dispatch (``DEADLINE_EXCEEDED``, recorded with ``request_released``).
 
-        The checks are shielded: a cancellation while they run in a thread (the deadline,
-        or the client gone) lets them finish, so that a claim they made is given back
-        and a refusal of theirs is recorded, instead of a claim left behind unrecorded.
+        Inline (SQLite) nothing can interrupt the checks. In a thread they are shielded:
+        a cancellation meanwhile (the deadline, or the client gone) lets them finish, so
+        that a claim they made is given back and a refusal of theirs is recorded, instead
+        of a claim left behind unrecorded.
         """
         gw = self.gw
-        checks = asyncio.ensure_future(gw.run_blocking(self._admit, bearer_token(context),
-                                                       request))
+        token = bearer_token(context)
         try:
-            try:
-                admitted = await asyncio.shield(checks)
+            if gw.inline_blocking:
+                admitted = self._admit(token, request)
                 ended = _deadline_passed(context)
-            except asyncio.CancelledError:
-                admitted = await checks
-                ended = True
+            else:
+                checks = asyncio.ensure_future(asyncio.to_thread(self._admit, token, request))
+                try:
+                    admitted = await asyncio.shield(checks)
+                    ended = _deadline_passed(context)
+                except asyncio.CancelledError:
+                    admitted = await checks
+                    ended = True
         except ReplayDetected as exc:
             await self._receipt_from_elsewhere(exc)
             raise

@@ -128,6 +128,39 @@ def test_catch_up_reads_only_the_durable_part_of_the_live_segment(gateway: Any) 
         assert conn.execute(select(table.c.request_id).where(table.c.seq == 3)).scalar() == "q3"
 
 
+def test_catch_up_reads_only_what_was_appended_since(gateway: Any) -> None:
+    """Each catch-up reads the live segment from where the last one stopped (a replay's
+    receipt lookup catches up: it must not read a 64 MiB segment again each time). Shown
+    by spoiling an indexed frame's bytes: a catch-up that read the segment again from
+    its start would stop at that frame and index nothing new."""
+    from audit.archive import LIVE_DIR, segment_name
+    from audit.segments import MAGIC
+
+    wiring = gateway.ops_wiring
+    log = gateway.audit_log
+    for n in range(3):
+        log.append_sync(_query(n))
+    assert wiring.catch_up() == 3
+    number, length = log.durable_extent()
+    live = log.root / LIVE_DIR / segment_name(number)
+    original = live.read_bytes()
+    assert len(original) == length
+    with open(live, "r+b") as fh:  # inside the first record's body (its CRC fails)
+        fh.seek(len(MAGIC) + 8 + 4)
+        fh.write(b"\xff" * 8)
+    try:
+        for n in range(3, 5):
+            log.append_sync(_query(n))
+        assert wiring.catch_up() == 2
+    finally:
+        with open(live, "r+b") as fh:
+            fh.write(original)
+    # a new wiring (or a restart) reads the whole segment again: nothing is missing
+    wiring._last_seq = None
+    assert wiring.catch_up() == 0
+    assert wiring.index.missing_seqs() == [] and wiring.index.count() == 5
+
+
 # --- the rules' windows survive a restart ---------------------------------------------------
 SUBJECT = "850517300005"
 
