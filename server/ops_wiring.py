@@ -25,9 +25,11 @@ that takes them in batches (one wake-up and one user lookup per user per batch, 
 record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
 what is queued (reports call it, tests too). :meth:`OpsWiring.catch_up` keeps the audit
 index current: it appends the records the log holds beyond the index's last ``seq``
-(Reports and the prosecutor's reads call it first), and on its first call (and after a
-failure) reconciles the index with the log first, adding any seq missing below the top
-(``AuditIndex.heal``).
+(Reports and the prosecutor's reads call it first, and so does the receipt lookup of a
+replay), and on its first call (and after a failure) reconciles the index with the log
+first, adding any seq missing below the top (``AuditIndex.heal``). It reads only the
+durable part of the live segment (``AuditLog.durable_extent``: never a tail written
+but not yet fsync'd), and only the bytes appended since the last catch-up.
 
 A failure here (no trust anchors, an unusable database) is raised to the root, which
 stops the start-up with it.
