@@ -41,6 +41,7 @@ from pathlib import Path
 from audit.errors import SegmentError
 from audit.record import LoggedRecord, decode_record
 from audit.segments import (
+    MAGIC,
     Seal,
     SegmentContent,
     check_segment_content,
@@ -574,17 +575,38 @@ def sealed_last_seq(seal_path: str | os.PathLike[str]) -> int | None:
         return None
 
 
+def iter_live_records(
+    directory: str | os.PathLike[str], number: int, start: int, end: int
+) -> list[tuple[bytes, LoggedRecord]]:
+    """(canonical bytes, record) of the whole frames of live segment ``number`` between
+    byte ``start`` (0, or the end of a frame read before) and ``end`` (the log's durable
+    length, :meth:`audit.log.AuditLog.durable_extent`), unverified: an indexer that read
+    the segment up to ``start`` reads only what was appended since. Raises ``OSError``
+    when the segment is no longer live (sealed meanwhile)."""
+    path = Path(directory) / LIVE_DIR / segment_name(number)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(max(0, end - start))
+    if start > 0:
+        data = MAGIC + data  # frames follow a frame boundary as they follow the magic
+    return [(body, decode_record(body, check_canonical=False))
+            for body in scan_frames(data).bodies]
+
+
 def iter_archive_records(
     directory: str | os.PathLike[str],
     *,
     after_seq: int = -1,
+    durable: tuple[int, int] | None = None,
 ) -> Iterable[tuple[bytes, LoggedRecord]]:
     """Yield (canonical bytes, record) for every record, sealed then live, unverified.
 
     With ``after_seq``, sealed segments whose seal says they end at or before it are not
     read at all (an indexer catching up reads only what is new); records at or before
-    ``after_seq`` may still come from the segments that are read. Call
-    :func:`verify_archive` first when the result must be trusted.
+    ``after_seq`` may still come from the segments that are read. ``durable`` is the
+    running log's :meth:`audit.log.AuditLog.durable_extent`: of the live segment that
+    number only the first ``length`` bytes are read, and live segments above it not at
+    all. Call :func:`verify_archive` first when the result must be trusted.
     """
     root = Path(directory)
     archive = root / ARCHIVE_DIR if (root / ARCHIVE_DIR).is_dir() else root
@@ -602,5 +624,12 @@ def iter_archive_records(
         for p in sorted(live.iterdir()):
             m = LIVE_SEGMENT_RE.match(p.name)
             if m and int(m.group(1)) > (numbers[-1] if numbers else 0):
-                for body in scan_frames(p.read_bytes()).bodies:
+                if durable is not None and int(m.group(1)) > durable[0]:
+                    break  # started after ``durable`` was taken: nothing durable in it yet
+                if durable is not None and int(m.group(1)) == durable[0]:
+                    with open(p, "rb") as fh:  # its durable bytes only, read once
+                        data = fh.read(durable[1])
+                else:
+                    data = p.read_bytes()
+                for body in scan_frames(data).bodies:
                     yield body, decode_record(body, check_canonical=False)

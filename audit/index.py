@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,22 @@ from siogw_api.errors import StorageError
 from siogw_api.timeutil import ensure_utc
 
 _BATCH = 2000
+
+
+#: The running log's :meth:`audit.log.AuditLog.durable_extent` (None: a stopped log,
+#: whose files hold only what recovery kept).
+Durable = Callable[[], tuple[int, int]] | None
+
+
+def durable_records(
+    log_dir: str | os.PathLike[str], *, after_seq: int = -1, durable: Durable = None
+) -> Iterable[tuple[bytes, LoggedRecord]]:
+    """The log's records as the index may take them: of the live segment only the bytes
+    up to its last durable record, as the running log reports them (``durable``), never
+    a tail that is written but not yet fsync'd (issue 14, finding 7). The extent is taken
+    before the directory is read, so it never covers more than the files hold."""
+    extent = durable() if durable is not None else None
+    return iter_archive_records(log_dir, after_seq=after_seq, durable=extent)
 
 
 @dataclass(frozen=True)
@@ -253,13 +269,13 @@ class AuditIndex:
         result: list[int] = self._run(work)
         return result
 
-    def heal(self, log_dir: str | os.PathLike[str]) -> int:
+    def heal(self, log_dir: str | os.PathLike[str], durable: Durable = None) -> int:
         """Reconcile with the log: add the records of :meth:`missing_seqs` that the log
-        holds; returns how many were added."""
+        holds (durably: see :func:`durable_records`); returns how many were added."""
         missing = set(self.missing_seqs())
         if not missing:
             return 0
-        return self.add((body, rec) for body, rec in iter_archive_records(log_dir)
+        return self.add((body, rec) for body, rec in durable_records(log_dir, durable=durable)
                         if rec.seq in missing)
 
     def rebuild(self, log_dir: str | os.PathLike[str]) -> int:

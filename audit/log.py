@@ -1163,6 +1163,17 @@ class AuditLog:
         with self._lock:
             return self._tree.size
 
+    def durable_extent(self) -> tuple[int, int]:
+        """``(number, length)`` of the live segment: its number and how many of its bytes
+        hold durable records (written and fsync'd; what the receipts acknowledge).
+
+        A reader of the live file (the Reports index) reads no further: bytes beyond may
+        be a write not yet fsync'd, or one whose fsync failed, that recovery would cut.
+        Live segments numbered above ``number`` hold nothing durable yet.
+        """
+        with self._lock:
+            return self._live_number, self._live_bytes
+
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> Proof:
         with self._lock:
             size = self._tree.size if tree_size is None else tree_size

@@ -14,9 +14,12 @@ server gets the same number of connections.
 Prints a table of queries/s and p50/p99 latency at concurrency 1, 16, 64 and the ratio
 full/echo (target >= 0.5), then each server's CPU time per call and cores busy (read
 from /proc around each window): the ratio is bounded by echo CPU/call over gateway
-CPU/call when the gateway's busiest thread saturates. Results are verified (gateway
-signature, binding to the request) after the timed window. No timing is asserted. The
-run is bounded (~60 s).
+CPU/call when the gateway's busiest thread saturates. One stage is shown on its own: the
+re-check before release (session, block and revocation read again just before each
+answer, issue 14), timed over the running gateway's database with the analyst's live
+session, in CPU ms per query and as a share of the gateway's CPU per query. Results are
+verified (gateway signature, binding to the request) after the timed window. No timing
+is asserted. The run is bounded (~60 s).
 
     .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64] [--workers N]
                                       [--channels K]
@@ -209,6 +212,8 @@ class Row:
     floor: LevelResult
     echo: LevelResult
     verified: int
+    #: CPU ms of one re-check before release (measured once, kept on the last row).
+    recheck_ms: float = float("nan")
 
 
 @dataclass
@@ -577,10 +582,44 @@ async def _measure(
             flush=True,
         )
         rows.append(Row(full, floor, echo_res, verified))
+    assert client.session_token is not None
+    rows[-1].recheck_ms = await asyncio.to_thread(
+        recheck_cpu_ms, world.home, client.session_token)
     for ch in (*echo_channels, *gw_channels, *floor_channels):
         await ch.close()
     await client.close()
     return rows
+
+
+#: How many re-checks :func:`recheck_cpu_ms` times.
+RECHECK_CALLS = 500
+
+
+def recheck_cpu_ms(home: Path, token: str) -> float:
+    """CPU milliseconds of one re-check before release (issue 14, finding 10): the
+    session, block and revocation read again just before an answer is released
+    (``Gateway.recheck_session``: one database read, the chain from the cache, the
+    revocation check), timed here over the running gateway's own database with the
+    analyst's live session. The stage runs once per answered query on the full path."""
+    from server.certcheck import TrustMaterial
+    from server.config import load_config
+    from server.context import Gateway
+    from server.store import Store
+    from server.store.certificates import DbRevocationStore
+
+    config = load_config(home)
+    store = Store(config.effective_database_url).open()
+    try:
+        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
+        gw = Gateway(config=config, store=store, audit=None, trust=trust)  # type: ignore[arg-type]
+        for _ in range(20):  # warm: the chain cache, prepared statements
+            gw.recheck_session(token)
+        t0 = time.process_time()
+        for _ in range(RECHECK_CALLS):
+            gw.recheck_session(token)
+        return (time.process_time() - t0) * 1000 / RECHECK_CALLS
+    finally:
+        store.close()
 
 
 def _print_table(rows: list[Row]) -> None:
@@ -628,6 +667,16 @@ def _print_table(rows: list[Row]) -> None:
     floor_worst = min((_ratio(r.floor, r.echo) for r in rows if r.echo.qps),
                       default=float("nan"))
     verdict = "met" if worst >= 0.5 else "NOT met"
+    recheck = rows[-1].recheck_ms if rows else float("nan")
+    print("stage: re-check before release (session, block, revocation read again before "
+          "each answer;")
+    print(f" {RECHECK_CALLS} timed in the bench process over the gateway's database): "
+          f"{recheck:.3f} ms CPU per query")
+    for r in rows:
+        if r.full.cpu_ms_per_call > 0:
+            print(f"  = {100 * recheck / r.full.cpu_ms_per_call:.1f}% of the gateway's CPU per "
+                  f"query at concurrency {r.full.concurrency}")
+    print()
     print(f"lowest full/echo ratio {worst:.3f}: target >= 0.5 {verdict} "
           f"(the crypto floor's lowest: {floor_worst:.3f})")
     print(

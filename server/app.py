@@ -46,6 +46,7 @@ from server.assembly import (
 from server.config import GatewayConfig
 from server.context import Gateway
 from server.loghost import LogHostServer
+from server.query import original_receipt
 from server.workers import (
     GATEWAY_SOCKET,
     LOGHOST_SOCKET,
@@ -124,7 +125,9 @@ class _WorkerGroup:
             self.gw.audit, self.runtime / LOGHOST_SOCKET,
             timeout=limits.loghost_timeout_seconds,
             max_connections=limits.loghost_max_connections,
-            max_in_flight=limits.loghost_max_in_flight)
+            max_in_flight=limits.loghost_max_in_flight,
+            receipts=lambda request_id, user_id: original_receipt(self.gw, request_id,
+                                                                  user_id))
         await self.loghost.start()
         self.internal = internal_listener(self.config, self.gw, self.servicers)
         socket_path = self.runtime / GATEWAY_SOCKET

@@ -52,7 +52,7 @@ from server.auditsink import AuditLogSink, AuditSink, Receipt
 from server.auth import AuthServicer
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
-from server.context import Gateway
+from server.context import Gateway, ReceiptSource
 from server.emergency_watch import EmergencyWatch
 from server.files import private_dir
 from server.forward import ForwardingHandler
@@ -230,6 +230,7 @@ def build_gateway(
     store: Store | None = None,
     worker: bool = False,
     clock: Callable[[], Any] | None = None,
+    receipts: ReceiptSource | None = None,
 ) -> Gateway:
     """The :class:`Gateway` named by ``config``, every field set (module docstring, 1).
 
@@ -309,6 +310,7 @@ def build_gateway(
         ops_wiring=wiring,
         screening=None if worker else screening_service(config, store, audit_log),
         emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
+        receipts=receipts,
     )
 
 

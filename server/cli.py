@@ -301,7 +301,8 @@ def _report(args: argparse.Namespace) -> int:
                                table_prefix=INDEX_PREFIX)
             index.create()
             ops = _ops_offline(config, store, audit_log_recorder(log), index)
-            wiring = OpsWiring(ops=ops, index=index, log_dir=log.root)
+            wiring = OpsWiring(ops=ops, index=index, log_dir=log.root,
+                               durable=log.durable_extent)
             try:
                 wiring.catch_up()
                 flt = QueryFilter(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -67,6 +67,10 @@ from siogw_api.v1 import common_pb2
 
 T = TypeVar("T")
 
+#: ``await source(request_id, user_id)``: ``(seq, leaf_hash, tree_size)`` of the record
+#: that answered that request to that user, or None.
+ReceiptSource = Callable[[str, str], Awaitable[tuple[int, bytes, int] | None]]
+
 
 @dataclass
 class Gateway:
@@ -96,6 +100,9 @@ class Gateway:
     screening: ScreeningService | None = None
     #: Feeds the Journal of emergencies by itself (§14), with ``ops_wiring``.
     emergencies: EmergencyWatch | None = None
+    #: Where a process without an audit index (a worker) finds the original receipt of
+    #: a replayed query: the log host, over its socket (``server.loghost``).
+    receipts: ReceiptSource | None = None
 
     @property
     def ops(self) -> Operations | None:

@@ -195,6 +195,17 @@ class RateLimited(PolicyError):
     reason_code = "RATE_LIMITED"
 
 
+class DeadlineExceeded(SiogwError):
+    """The call's deadline passed (or the caller cancelled it) before the query was
+    dispatched; its request id was given back (``request_released``)."""
+
+    reason_code = "DEADLINE_EXCEEDED"
+    request_released: bool = False
+
+    def error_metadata(self) -> dict[str, str]:
+        return {"request_released": "true"} if self.request_released else {}
+
+
 class NotImplementedYet(SiogwError):
     """The gateway does not offer this operation in the current configuration."""
 
@@ -221,6 +232,7 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     MessageTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
     DocumentReplayed: grpc.StatusCode.ALREADY_EXISTS,

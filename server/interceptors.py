@@ -42,6 +42,7 @@ and window, when the window is over (at the next refusal from anyone, or at
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hashlib
@@ -443,10 +444,13 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             await self._write(summary, info=None)
 
     async def _write(self, record: AuditRecord, info: CallInfo | None) -> None:
-        """Record; on the log's refusal of this one record, record a minimal one."""
+        """Record; on the log's refusal of this one record, record a minimal one.
+
+        Shielded: a call cancelled meanwhile (its deadline, the client gone) still leaves
+        its refusal record (e.g. of a request id given back, ``request_released``)."""
         try:
             try:
-                await self.sink.record(record)
+                await asyncio.shield(self.sink.record(record))
             except MalformedRecord:
                 await self.sink.record(_minimal_record(record))
         except Exception as audit_exc:  # the refusal stands even when it cannot be logged

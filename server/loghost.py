@@ -23,12 +23,21 @@ The wire format is length-prefixed frames, pipelined (many records in flight on 
 connection, answered in any order)::
 
     frame    = length:u32 body                       (big-endian, length of body)
-    request  = call_id:u32 op:u8 data                op "A" append, "H" health
+    request  = call_id:u32 op:u8 data                op "A" append, "H" health,
+                                                     "R" receipt lookup
     response = call_id:u32 status:u8 data            status "0" ok, "U" unavailable,
                                                      "C" closed, "M" malformed
     append data = canonical JSON {actor, event, outcome, cert, details, payload(base64)}
-    ok data     = JSON {seq, leaf_hash(hex), tree_size}   (append) or b"" (health)
+    lookup data = JSON {request_id, user_id}
+    ok data     = JSON {seq, leaf_hash(hex), tree_size}   (append; lookup: or ``null``
+                  when no answer was found) or b"" (health)
     error data  = UTF-8 reason
+
+The receipt lookup (issue 14): a worker has no audit index, so when it refuses a query as
+a ``REPLAY`` it asks the log host for the receipt of the record that answered that
+request id to that user (:func:`server.query.original_receipt` over the log host's
+index), and the refusal carries it as on a single process. A lookup that fails or times
+out leaves the refusal without a receipt; it never fails the refusal.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ _LEN = struct.Struct(">I")
 _HEAD = struct.Struct(">IB")  # call id, op or status
 OP_APPEND = ord("A")
 OP_HEALTH = ord("H")
+OP_RECEIPT = ord("R")
 ST_OK = ord("0")
 ST_UNAVAILABLE = ord("U")
 ST_CLOSED = ord("C")
@@ -65,6 +75,13 @@ ST_MALFORMED = ord("M")
 #: limit (1 MiB: one request envelope of at most ``MAX_RECORDABLE_MESSAGE_BYTES`` in
 #: base64 plus capped details); twice that leaves room for the JSON around it.
 MAX_FRAME_BYTES = 2 * 1024 * 1024
+
+#: ``(seq, leaf_hash, tree_size)`` of the record that answered a request id sent by a
+#: user, or None (see the receipt lookup in the module docstring).
+ReceiptLookup = Callable[[str, str], tuple[int, bytes, int] | None]
+
+#: The longest request id or user id a lookup carries (longer ones find nothing).
+MAX_LOOKUP_ID_CHARS = 256
 
 #: Defaults of the bounds below (``limits.loghost_*`` in the configuration).
 DEFAULT_TIMEOUT = 5.0
@@ -163,8 +180,10 @@ class LogHostServer:
         self, sink: AuditSink, path: Path, *, timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        receipts: ReceiptLookup | None = None,
     ) -> None:
         self.sink = sink
+        self.receipts = receipts  # the receipt lookup (blocking: run in a thread)
         self.path = path
         self.timeout = timeout
         self.max_connections = max_connections
@@ -243,11 +262,16 @@ class LogHostServer:
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
 
+    async def _lookup(self, data: bytes) -> tuple[int, bytes]:
+        return await _lookup_in(self.receipts, data)
+
     async def _handle(self, op: int, data: bytes) -> tuple[int, bytes]:
         try:
             if op == OP_HEALTH:
                 self.sink.check()
                 return ST_OK, b""
+            if op == OP_RECEIPT:
+                return await self._lookup(data)
             if op != OP_APPEND:
                 return ST_MALFORMED, f"unknown operation {op}".encode()
             record = decode_record(data)
@@ -271,6 +295,26 @@ class LogHostServer:
             {"seq": receipt.seq, "leaf_hash": receipt.leaf_hash.hex(),
              "tree_size": receipt.tree_size}
         ).encode()
+
+
+async def _lookup_in(receipts: ReceiptLookup | None, data: bytes) -> tuple[int, bytes]:
+    """Answer one receipt lookup (see the module docstring)."""
+    try:
+        obj = json.loads(data)
+        request_id, user_id = obj["request_id"], obj["user_id"]
+        if not (isinstance(request_id, str) and isinstance(user_id, str)):
+            raise TypeError("ids must be strings")
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return ST_MALFORMED, b"not a receipt lookup"
+    found = None
+    if (receipts is not None and 0 < len(request_id) <= MAX_LOOKUP_ID_CHARS
+            and 0 < len(user_id) <= MAX_LOOKUP_ID_CHARS):
+        found = await asyncio.to_thread(receipts, request_id, user_id)
+    if found is None:
+        return ST_OK, b"null"
+    seq, leaf_hash, tree_size = found
+    return ST_OK, json.dumps({"seq": seq, "leaf_hash": leaf_hash.hex(),
+                              "tree_size": tree_size}).encode()
 
 
 class RemoteAuditSink:
@@ -370,6 +414,28 @@ class RemoteAuditSink:
         self._unhealthy = reason or "the log host refused the record"
         raise AuditUnavailable(self._unhealthy)
 
+    async def original_receipt(
+        self, request_id: str, user_id: str
+    ) -> tuple[int, bytes, int] | None:
+        """The log host's receipt of the record that answered ``request_id`` sent by
+        ``user_id`` (see the receipt lookup in the module docstring); None when there is
+        none, or when the lookup fails (the refusal then goes without it)."""
+        if not (0 < len(request_id) <= MAX_LOOKUP_ID_CHARS
+                and 0 < len(user_id) <= MAX_LOOKUP_ID_CHARS):
+            return None
+        try:
+            code, data = await self._call(OP_RECEIPT, json.dumps(
+                {"request_id": request_id, "user_id": user_id}).encode())
+            if code != ST_OK:
+                return None
+            obj = json.loads(data)
+            if obj is None:
+                return None
+            return int(obj["seq"]), bytes.fromhex(obj["leaf_hash"]), int(obj["tree_size"])
+        except (AuditUnavailable, AuditClosed, KeyError, ValueError, TypeError) as exc:
+            log.warning("receipt lookup at the log host failed: %s", exc)
+            return None
+
     async def close(self) -> None:
         self._closed = True
         for task in self._tasks:
@@ -417,6 +483,8 @@ class RemoteAuditSink:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             self._pending.pop(call_id, None)
+            if op == OP_RECEIPT:  # a slow index, not a stalled log: nothing to report
+                raise AuditUnavailable("the receipt lookup timed out") from None
             self._unhealthy = f"the log host did not answer within {self.timeout:g} s"
             log.error("%s; reporting the audit log unavailable", self._unhealthy)
             raise AuditUnavailable(self._unhealthy) from None

@@ -25,9 +25,11 @@ that takes them in batches (one wake-up and one user lookup per user per batch, 
 record), so the hot path never waits for the rules; :meth:`OpsWiring.settle` waits for
 what is queued (reports call it, tests too). :meth:`OpsWiring.catch_up` keeps the audit
 index current: it appends the records the log holds beyond the index's last ``seq``
-(Reports and the prosecutor's reads call it first), and on its first call (and after a
-failure) reconciles the index with the log first, adding any seq missing below the top
-(``AuditIndex.heal``).
+(Reports and the prosecutor's reads call it first, and so does the receipt lookup of a
+replay), and on its first call (and after a failure) reconciles the index with the log
+first, adding any seq missing below the top (``AuditIndex.heal``). It reads only the
+durable part of the live segment (``AuditLog.durable_extent``: never a tail written
+but not yet fsync'd), and only the bytes appended since the last catch-up.
 
 A failure here (no trust anchors, an unusable database) is raised to the root, which
 stops the start-up with it.
@@ -49,8 +51,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from audit import AuditLog
-from audit.archive import iter_archive_records
-from audit.index import AuditIndex
+from audit.archive import iter_archive_records, iter_live_records
+from audit.index import AuditIndex, durable_records
 from server.certcheck import TrustMaterial
 from server.ops import AuditIndexQueries, Operations, audit_log_recorder
 from server.store import Store
@@ -69,9 +71,14 @@ class OpsWiring:
     ops: Operations
     index: AuditIndex
     log_dir: Path  # the audit log's directory
+    #: The running log's ``durable_extent``: the index reads no further (issue 14).
+    durable: Callable[[], tuple[int, int]] | None = None
     rules_feed: RulesFeed | None = None
     _index_lock: threading.Lock = field(default_factory=threading.Lock)
     _last_seq: int | None = None
+    #: ``(live segment number, byte length)`` indexed completely so far: the next
+    #: catch-up reads only the bytes appended since, not the whole live segment again.
+    _indexed_to: tuple[int, int] | None = None
 
     # -- the audit index -------------------------------------------------------------------
     def catch_up(self) -> int:
@@ -88,20 +95,36 @@ class OpsWiring:
                 return self._catch_up_locked()
             except StorageError:  # e.g. another process indexed the same rows: re-read
                 self._last_seq = None
+                self._indexed_to = None
                 return self._catch_up_locked()
+
+    def _fresh(self, last: int, extent: tuple[int, int] | None) -> list[tuple[bytes, Any]]:
+        """The log's durable records after seq ``last``, in seq order: from where the
+        last catch-up stopped in the same live segment, else from the archive (every
+        segment that may hold records after ``last``)."""
+        done = self._indexed_to
+        if extent is not None and done is not None and done[0] == extent[0]:
+            try:
+                return iter_live_records(self.log_dir, extent[0], done[1], extent[1])
+            except OSError:  # sealed meanwhile: read the archive
+                self._indexed_to = None
+        fixed = (lambda: extent) if extent is not None else None
+        return sorted(((body, rec) for body, rec
+                       in durable_records(self.log_dir, after_seq=last, durable=fixed)
+                       if rec.seq > last), key=lambda pair: pair[1].seq)
 
     def _catch_up_locked(self) -> int:
         added = 0
         if self._last_seq is None:
-            added += self.index.heal(self.log_dir)  # gaps below the top, from the log
+            self._indexed_to = None
+            added += self.index.heal(self.log_dir, self.durable)  # gaps below the top
             with self.index.engine.connect() as conn:
                 top = conn.execute(select(func.max(self.index.table.c.seq))).scalar()
             self._last_seq = -1 if top is None else int(top)
         for _attempt in range(3):
             last = self._last_seq
-            fresh = sorted(((body, rec) for body, rec
-                            in iter_archive_records(self.log_dir, after_seq=last)
-                            if rec.seq > last), key=lambda pair: pair[1].seq)
+            extent = self.durable() if self.durable is not None else None
+            fresh = self._fresh(last, extent)
             run: list[tuple[bytes, Any]] = []
             for body, rec in fresh:
                 if rec.seq != last + 1 + len(run):
@@ -112,7 +135,10 @@ class OpsWiring:
                 self._last_seq = run[-1][1].seq
                 added += len(run)
             if len(run) == len(fresh):
+                # everything durable up to ``extent`` is indexed now
+                self._indexed_to = extent
                 break
+            self._indexed_to = None  # a gap: read the archive again
         return added
 
     # -- the rules -------------------------------------------------------------------------
@@ -373,7 +399,8 @@ def open_operations(
                           trust=trust.live(), index=AuditIndexQueries(index),
                           maintenance_notice=_dt.timedelta(hours=maintenance_notice_hours),
                           **extra)
-    wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root)
+    wiring = OpsWiring(ops=ops, index=index, log_dir=audit_log.root,
+                       durable=audit_log.durable_extent)
     # Before any new record reaches the rules: rebuild their windows from the log
     # (records up to now; what is appended from here on comes through the sink).
     upto = int(audit_log.tree_size)

@@ -17,6 +17,8 @@ A Query call is checked in this order; the first failure decides the status:
 11. parameters fit the resource; IIN/BIN valid                    INVALID_ARGUMENT
 12. request id never seen before (durable, unique in the DB)      ALREADY_EXISTS
     (with the original receipt when the first sending was answered; see below)
+    then, if the call's deadline passed meanwhile                  DEADLINE_EXCEEDED
+    (the request id is released: see below)
 13. dispatch (resource 11 truncated by the data plane)            UNAVAILABLE if upstream down
     (the request id is released: see below)
 14. signed result; then session, block and revocation re-checked   UNAUTHENTICATED / DENIED
@@ -28,11 +30,14 @@ is unavailable has disclosed nothing: its request id is given back
 ``request_released: true`` (so the replay guard's rebuild from the log,
 ``server.ops_wiring._claim_of``, does not claim it again) and the ErrorInfo metadata says
 ``request_released: "true"``: the client may resend the same signed envelope while it is
-fresh. A request id whose query was answered is refused ``ALREADY_EXISTS`` with the
-receipt of that answer (ErrorInfo metadata ``seq``/``leaf_hash``/``tree_size`` and an
-``AuditReceipt`` detail) when the first answer is found in the audit index of this
-process's operations domain and was sent by the same user; a worker process (no
-operations domain) refuses without it.
+fresh. The same holds for a query whose deadline passed (or whose caller cancelled)
+while steps 1 to 12 ran: it is not dispatched, its id is given back and the refusal
+(``DEADLINE_EXCEEDED``) says ``request_released: true``. A request id whose query was
+answered is refused ``ALREADY_EXISTS`` with the receipt of that answer (ErrorInfo
+metadata ``seq``/``leaf_hash``/``tree_size`` and an ``AuditReceipt`` detail) when the
+first answer is found in the audit index of this process's operations domain and was
+sent by the same user; a worker process (no operations domain, no index) asks the log
+host for it (``Gateway.receipts``, the receipt lookup of ``server.loghost``).
 
 **An admitted query does not outlive a block (finding 10).** Steps 1 to 12 run before the
 upstream is asked, which may take seconds; a logout, a block or a revocation committed
@@ -68,7 +73,7 @@ from server.context import (
     check_fresh,
     parse_envelope,
 )
-from server.errors import MissingField, NotImplementedYet
+from server.errors import DeadlineExceeded, MissingField, NotImplementedYet
 from server.interceptors import current_call
 from server.resources import catalogue
 from server.resources.dispatch import DispatchResult, validate_query
@@ -156,6 +161,12 @@ def original_receipt(
     if row is None:
         return None
     return int(row.seq), bytes.fromhex(row.leaf_hash), int(row.seq) + 1
+
+
+def _deadline_passed(context: aio.ServicerContext) -> bool:
+    """Whether the call's deadline is behind it (no deadline: never)."""
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -249,6 +260,56 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _release(self, request_id: str, user_id: str) -> None:
         self.gw.store.release_request_id(request_id, user_id=user_id)
 
+    async def _receipt_from_elsewhere(self, exc: ReplayDetected) -> None:
+        """A worker has no audit index: the original receipt of a replayed query comes
+        from the log host (``Gateway.receipts``), as the single process finds it."""
+        info = current_call()
+        request_id = info.details.get("request_id")
+        if (exc.receipt is not None or self.gw.receipts is None or info.user_id is None
+                or not isinstance(request_id, str)):
+            return
+        exc.receipt = await self.gw.receipts(request_id, info.user_id)
+
+    async def _admitted(
+        self, request: query_pb2.QueryRequest, context: aio.ServicerContext
+    ) -> tuple[Session, bytes, query_pb2.Query, Any]:
+        """Checks 1 to 12; then, if the call's deadline has passed (or the call was
+        cancelled) meanwhile, the claim is given back and the call refused before
+        dispatch (``DEADLINE_EXCEEDED``, recorded with ``request_released``).
+
+        Inline (SQLite) nothing can interrupt the checks. In a thread they are shielded:
+        a cancellation meanwhile (the deadline, or the client gone) lets them finish, so
+        that a claim they made is given back and a refusal of theirs is recorded, instead
+        of a claim left behind unrecorded.
+        """
+        gw = self.gw
+        token = bearer_token(context)
+        try:
+            if gw.inline_blocking:
+                admitted = self._admit(token, request)
+                ended = _deadline_passed(context)
+            else:
+                checks = asyncio.ensure_future(asyncio.to_thread(self._admit, token, request))
+                try:
+                    admitted = await asyncio.shield(checks)
+                    ended = _deadline_passed(context)
+                except asyncio.CancelledError:
+                    admitted = await checks
+                    ended = True
+        except ReplayDetected as exc:
+            await self._receipt_from_elsewhere(exc)
+            raise
+        if ended:
+            session, _payload, query, _resource = admitted
+            await gw.run_blocking(self._release, query.request_id, session.user_id)
+            current_call().details["request_released"] = True
+            refusal = DeadlineExceeded("the call's deadline passed before the query was "
+                                       "sent to the resource; the same request may be sent "
+                                       "again")
+            refusal.request_released = True
+            raise refusal
+        return admitted
+
     async def Query(
         self, request: query_pb2.QueryRequest, context: aio.ServicerContext
     ) -> query_pb2.QueryResponse:
@@ -256,9 +317,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         # SQLite, one hop to a worker thread on a server database (Gateway.run_blocking).
         gw = self.gw
         info = current_call()
-        session, payload, query, resource = await gw.run_blocking(
-            self._admit, bearer_token(context), request
-        )
+        session, payload, query, resource = await self._admitted(request, context)
         try:
             answer = await _dispatch(gw, query, context.time_remaining())
         except UpstreamUnavailable as exc:

@@ -311,7 +311,8 @@ async def _serve_worker(spec: WorkerSpec, ready: Connection) -> int:
                            timeout=limits.loghost_timeout_seconds,
                            max_in_flight=limits.loghost_max_in_flight)
     await sink.connect()
-    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True)
+    gw = await asyncio.to_thread(build_gateway, config, audit=sink, worker=True,
+                                 receipts=sink.original_receipt)
     channel = aio.insecure_channel(f"unix:{runtime / GATEWAY_SOCKET}",
                                    options=transport_options(config))
     listener = worker_listener(config, gw, channel, sink.check)

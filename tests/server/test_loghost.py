@@ -381,6 +381,43 @@ def test_closed_sink_is_unavailable_to_the_worker(sock_dir: Path, tmp_path: Path
     asyncio.run(scenario())
 
 
+def test_receipt_lookup_answers_what_the_log_host_finds(sock_dir: Path, tmp_path: Path) -> None:
+    """Issue 14: a worker asks the log host for the original receipt of a replayed
+    query; the log host's lookup answers, ``None`` when it finds nothing; a lookup that
+    is malformed or too long finds nothing and leaves the connection and the log
+    healthy."""
+    sink = JsonlAuditSink(tmp_path / "audit.jsonl")
+    asked: list[tuple[str, str]] = []
+
+    def receipts(request_id: str, user_id: str) -> tuple[int, bytes, int] | None:
+        asked.append((request_id, user_id))
+        return (7, b"\x01" * 32, 8) if (request_id, user_id) == ("q-1", "anna") else None
+
+    async def scenario() -> list[Any]:
+        server = LogHostServer(sink, sock_dir / "lh.sock", receipts=receipts)
+        await server.start()
+        client = RemoteAuditSink(sock_dir / "lh.sock")
+        await client.connect()
+        try:
+            got = [await client.original_receipt("q-1", "anna"),
+                   await client.original_receipt("q-1", "boris"),
+                   await client.original_receipt("q" * 300, "anna"),
+                   await client._call(loghost.OP_RECEIPT, b"[1, 2]")]
+            client.check()  # still healthy
+            got.append(await client.record(rec("w", 0)))
+            return got
+        finally:
+            await client.close()
+            await server.close()
+
+    found, other_user, too_long, malformed, appended = asyncio.run(scenario())
+    assert found == (7, b"\x01" * 32, 8)
+    assert other_user is None and too_long is None
+    assert malformed == (loghost.ST_MALFORMED, b"not a receipt lookup")
+    assert asked == [("q-1", "anna"), ("q-1", "boris")]  # the long id never reached it
+    assert appended.seq == 0
+
+
 # --- the log host dies ----------------------------------------------------------------------
 _LOGHOST_PROCESS = r"""
 import asyncio, sys

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
 
 from audit import AuditLog, AuditRecord
 from server.assembly import build_gateway
@@ -88,6 +89,75 @@ def test_catch_up_heals_gaps_below_the_top(gateway: Any) -> None:
         conn.execute(delete(table).where(table.c.seq.in_([1, 3])))
     wiring._last_seq = None  # a restart (or another process) over the same index
     assert wiring.catch_up() == 2
+    assert wiring.index.missing_seqs() == [] and wiring.index.count() == 5
+
+
+def test_catch_up_reads_only_the_durable_part_of_the_live_segment(gateway: Any) -> None:
+    """Issue 14, finding 7: bytes of the live segment past its last durable record (a
+    write not yet fsync'd, or one recovery would cut) are never indexed, even when they
+    hold a whole, well-formed frame."""
+    import os
+
+    from audit.archive import LIVE_DIR, segment_name
+    from audit.record import encode_record
+    from audit.segments import encode_frame
+    from siogw_api.timeutil import now_utc
+
+    wiring = gateway.ops_wiring
+    log = gateway.audit_log
+    for n in range(3):
+        log.append_sync(_query(n))
+    number, length = log.durable_extent()
+    live = log.root / LIVE_DIR / segment_name(number)
+    assert live.stat().st_size == length
+    # what a write in progress leaves: a whole frame (seq 3), then a torn one
+    ghost = encode_frame(encode_record(_query(99), 3, now_utc()))
+    with open(live, "ab") as fh:
+        fh.write(ghost + ghost[: len(ghost) // 2])
+    assert wiring.catch_up() == 3
+    table = wiring.index.table
+    with wiring.index.engine.connect() as conn:
+        rows = conn.execute(select(table.c.seq, table.c.request_id).order_by(table.c.seq)).all()
+    assert [tuple(r) for r in rows] == [(0, "q0"), (1, "q1"), (2, "q2")]
+    # the write "fails" and is cut; the log's next record takes seq 3 and is indexed
+    os.truncate(live, length)
+    log.append_sync(_query(3))
+    assert log.durable_extent()[0] == number and log.durable_extent()[1] > length
+    assert wiring.catch_up() == 1
+    with wiring.index.engine.connect() as conn:
+        assert conn.execute(select(table.c.request_id).where(table.c.seq == 3)).scalar() == "q3"
+
+
+def test_catch_up_reads_only_what_was_appended_since(gateway: Any) -> None:
+    """Each catch-up reads the live segment from where the last one stopped (a replay's
+    receipt lookup catches up: it must not read a 64 MiB segment again each time). Shown
+    by spoiling an indexed frame's bytes: a catch-up that read the segment again from
+    its start would stop at that frame and index nothing new."""
+    from audit.archive import LIVE_DIR, segment_name
+    from audit.segments import MAGIC
+
+    wiring = gateway.ops_wiring
+    log = gateway.audit_log
+    for n in range(3):
+        log.append_sync(_query(n))
+    assert wiring.catch_up() == 3
+    number, length = log.durable_extent()
+    live = log.root / LIVE_DIR / segment_name(number)
+    original = live.read_bytes()
+    assert len(original) == length
+    with open(live, "r+b") as fh:  # inside the first record's body (its CRC fails)
+        fh.seek(len(MAGIC) + 8 + 4)
+        fh.write(b"\xff" * 8)
+    try:
+        for n in range(3, 5):
+            log.append_sync(_query(n))
+        assert wiring.catch_up() == 2
+    finally:
+        with open(live, "r+b") as fh:
+            fh.write(original)
+    # a new wiring (or a restart) reads the whole segment again: nothing is missing
+    wiring._last_seq = None
+    assert wiring.catch_up() == 0
     assert wiring.index.missing_seqs() == [] and wiring.index.count() == 5
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -203,6 +204,51 @@ def test_a_revocation_in_flight_stops_the_answer(gateway: Harness, stand_in: Sta
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
     rec = _refusal_of(gateway, rid)
     assert rec.details["answer_released"] is False
+
+
+def test_a_deadline_passed_before_dispatch_releases_the_request_id(
+    gateway: Harness, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, finding 6: a query whose deadline passes while it is being admitted (here
+    the real claim, then a pause longer than the client's deadline) is not dispatched;
+    its request id is given back and the refusal record says so; the same envelope,
+    sent again, is answered."""
+    store = gateway.gateway.store
+    claim = store.claim_request_id
+    claimed = threading.Event()
+
+    def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        done = claim(*args, **kwargs)
+        claimed.set()
+        time.sleep(1.5)  # the client's deadline (0.5 s) passes meanwhile
+        return done
+
+    user = gateway.users["alice"]
+    token = gateway.session("alice")
+    req, q = gateway.query_request(user)
+    monkeypatch.setattr(store, "claim_request_id", slow_claim)
+    with pytest.raises(grpc.RpcError) as ei:
+        gateway.query.Query(req, metadata=bearer(token), timeout=0.5)
+    assert ei.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert claimed.wait(30)
+    monkeypatch.setattr(store, "claim_request_id", claim)
+    # the gateway finishes the call after the client stopped waiting: wait for its record
+    found: list[Any] = []
+    for _ in range(200):
+        found = [r for r in gateway.audit_records()
+                 if r.event == "refusal" and r.details.get("request_id") == q.request_id]
+        if found:
+            break
+        time.sleep(0.05)
+    (rec,) = found
+    assert (rec.details["code"], rec.details["reason"]) == ("DEADLINE_EXCEEDED",
+                                                            "DEADLINE_EXCEEDED")
+    assert rec.details["request_claimed"] is True
+    assert rec.details["request_released"] is True
+    assert _claim_of(rec) is None
+    assert stand_in.calls == 0  # never dispatched
+    resp = gateway.query.Query(req, metadata=bearer(token))  # the same envelope, answered
+    assert resp.receipt.leaf_hash and stand_in.calls == 1
 
 
 # --- the client library retries only what is safe -------------------------------------------

@@ -856,3 +856,64 @@ def test_a_stalled_log_host_makes_the_worker_not_serving_and_queries_fail_fast(
         assert status == health_pb2.HealthCheckResponse.NOT_SERVING
         assert outcome.receipt is not None
         assert "did not answer within" in gw.log_text()
+
+
+def _replay_receipt(err: aio.AioRpcError) -> tuple[dict[str, str], list[common_pb2.AuditReceipt]]:
+    """The ErrorInfo metadata and the ``AuditReceipt`` details of a refusal."""
+    from google.rpc import error_details_pb2
+
+    meta: dict[str, str] = {}
+    receipts = []
+    for key, value in err.trailing_metadata() or ():
+        if key != "grpc-status-details-bin":
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                meta = dict(info.metadata)
+            elif detail.Is(common_pb2.AuditReceipt.DESCRIPTOR):
+                receipt = common_pb2.AuditReceipt()
+                detail.Unpack(receipt)
+                receipts.append(receipt)
+    return meta, receipts
+
+
+@pytest.mark.slow
+def test_a_replay_refused_by_a_worker_carries_the_original_receipt(
+    world: demo.World, two_processes: None
+) -> None:
+    """Issue 14, finding 6: a worker (no audit index) refuses the resend of an answered
+    query ``ALREADY_EXISTS`` with the receipt of the first answer, as the log host does:
+    it asks the log host. Whichever process answered first and whichever refuses."""
+    with serve(world, "gw-replay-receipt.log") as gw:
+        (worker,) = gw.workers()
+
+        async def scenario() -> list[tuple[Any, bool, Any]]:
+            client = Client(world, gw.port)
+            try:
+                by_worker, by_host = await client.split(worker)
+                await client.login(by_worker[0])
+                await client.consent(by_worker[0])
+                got = []
+                for first_by_worker in (True, False):
+                    (prepared,) = await client.prepare(1)
+                    first_ch = (by_worker if first_by_worker else by_host)[0]
+                    outcome = await client.query(first_ch, prepared)
+                    for ch in (by_worker[0], by_host[0]):
+                        with pytest.raises(aio.AioRpcError) as ei:
+                            await client.query(ch, prepared)
+                        got.append((outcome, ch is by_worker[0], ei.value))
+                return got
+            finally:
+                await client.close()
+
+        got = asyncio.run(scenario())
+    assert {by_worker for _o, by_worker, _e in got} == {True, False}
+    for outcome, by_worker, err in got:
+        assert err.code() == grpc.StatusCode.ALREADY_EXISTS, (by_worker, err)
+        meta, receipts = _replay_receipt(err)
+        assert meta.get("seq") == str(outcome.receipt.seq), (by_worker, meta)
+        assert meta.get("leaf_hash") == outcome.receipt.leaf_hash.hex()
+        assert [(r.seq, r.leaf_hash) for r in receipts] == [
+            (outcome.receipt.seq, outcome.receipt.leaf_hash)], by_worker
