@@ -446,10 +446,10 @@ def _shown(text: object, limit: int = 200) -> str:
 def describe_payload(payload_type: str, payload: bytes) -> list[str]:
     """What a verified query or result says, in a few lines (nothing for other payloads,
     or for one that does not parse: the signature is what was checked)."""
-    # Deferred: the generated API is loaded only when a query or result is shown, so that
-    # `siogw --help` stays light.
     from google.protobuf.message import DecodeError
 
+    # The generated API is loaded only when a query or result is shown:
+    # Deferred: so that `siogw --help` stays light.
     from siogw_api.v1 import query_pb2
 
     try:

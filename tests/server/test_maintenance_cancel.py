@@ -31,7 +31,9 @@ def _publish(gw: Harness, starts: _dt.datetime, hours: int = 2) -> str:
     admin(gw, "olga", publish_maintenance=admin_pb2.PublishMaintenance(
         window=common_pb2.MaintenanceWindow(
             id=window_id, starts_at=astana_iso(starts),
-            ends_at=astana_iso(starts + _dt.timedelta(hours=hours)), description="upgrade")))
+            ends_at=astana_iso(starts + _dt.timedelta(hours=hours)), description="upgrade",
+            # inside the notice period (§14) only when marked urgent
+            urgent=starts < now_utc() + _dt.timedelta(hours=24))))
     return window_id
 
 

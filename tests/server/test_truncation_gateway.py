@@ -36,7 +36,7 @@ class Upstream:
         self.answer: Any = None
         self.calls = 0
 
-    async def fetch(self, resource: Any, params: Mapping[str, str]) -> Any:
+    async def fetch(self, resource: Any, params: Mapping[str, str], options: Any = None) -> Any:
         self.calls += 1
         return self.answer(dict(params)) if callable(self.answer) else self.answer
 

@@ -279,6 +279,7 @@ def test_payload_type_constants() -> None:
         "application/vnd.siogw.login-challenge",
         "application/vnd.siogw.admin+protobuf",
         "application/vnd.siogw.refusal+json",
+        "application/vnd.siogw.list-publication+protobuf",
     }
 
 
