@@ -182,10 +182,10 @@ class ReportingStore:
 
     # -- officers ----------------------------------------------------------------------------
     def set_provider(self, user_id: str, provider_bin: str) -> None:
-        """Name the provider a compliance officer reports for (at enrolment)."""
+        """Name the provider a compliance officer reports for (an existing user; the
+        enrolment writes it in the user's own transaction: :func:`add_provider_officer`)."""
         with self._tx() as conn:
-            conn.execute(provider_officers.insert().values(
-                user_id=user_id, provider_bin=provider_bin, enrolled_at=now_utc()))
+            add_provider_officer(conn, user_id, provider_bin)
 
     def provider_of(self, user_id: str) -> str | None:
         with self._tx() as conn:
@@ -307,6 +307,14 @@ class ReportingStore:
                     message_id=r.message_id, role=r.role, name=r.name,
                     residence=r.residence, idn=r.idn, birth_date=r.birth_date)
             after = int(rows[-1].id)
+
+
+def add_provider_officer(conn: Connection, user_id: str, provider_bin: str) -> None:
+    """In ``conn``'s transaction: ``user_id`` is a compliance officer of ``provider_bin``.
+    EnrollUser runs it in the transaction that inserts the user (``Store.add_user(also=)``),
+    so an officer is never enrolled without their provider."""
+    conn.execute(provider_officers.insert().values(
+        user_id=user_id, provider_bin=provider_bin, enrolled_at=now_utc()))
 
 
 def iter_parties(engine: Engine) -> Iterator[tuple[str, StoredParty]]:
