@@ -255,12 +255,8 @@ class ReportingStore:
     def mark_list_match(self, provider_bin: str, message_id: str) -> bool:
         """Flag a stored message whose party matched a List / Lists entry (re-screening);
         False when there is no such message."""
-        t = fm1_messages.c
         with self._tx() as conn:
-            done = conn.execute(fm1_messages.update().where(
-                t.provider_bin == provider_bin, t.message_id == message_id
-            ).values(list_match=True))
-        return bool(done.rowcount)
+            return mark_list_match(conn, provider_bin, message_id)
 
     def page(self, flt: MessageFilter, *, after_id: int = 0,
              limit: int = 100) -> tuple[list[StoredMessage], int | None]:
@@ -315,6 +311,15 @@ def add_provider_officer(conn: Connection, user_id: str, provider_bin: str) -> N
     so an officer is never enrolled without their provider."""
     conn.execute(provider_officers.insert().values(
         user_id=user_id, provider_bin=provider_bin, enrolled_at=now_utc()))
+
+
+def mark_list_match(conn: Connection, provider_bin: str, message_id: str) -> bool:
+    """In ``conn``'s transaction (re-screening writes the match's outbox row in it): flag
+    a stored message whose party matched; False when there is no such message."""
+    t = fm1_messages.c
+    done = conn.execute(fm1_messages.update().where(
+        t.provider_bin == provider_bin, t.message_id == message_id).values(list_match=True))
+    return bool(done.rowcount)
 
 
 def iter_parties(engine: Engine) -> Iterator[tuple[str, StoredParty]]:
