@@ -343,7 +343,7 @@ def fm1_parties(engine: Engine) -> Iterator[SourcedSubject]:
             subject=Subject(iin_bin=party.idn or "", name=party.name,
                             birth_date=party.birth_date.isoformat() if party.birth_date
                             else ""),
-            on_match=flag)
+            on_match=flag, registered_by=party.submitted_by)
 
 
 def _watch_emergencies(

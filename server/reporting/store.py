@@ -114,6 +114,8 @@ class StoredParty:
     residence: str
     idn: str | None
     birth_date: _dt.date | None
+    #: The officer who submitted the message (the agency's alert of a match names them).
+    submitted_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ class ReportingStore:
             with self._tx() as conn:
                 rows = conn.execute(
                     sa.select(p.id, m.provider_bin, m.message_id, p.role, p.name,
-                              p.residence, p.idn, p.birth_date)
+                              p.residence, p.idn, p.birth_date, m.submitted_by)
                     .select_from(fm1_parties.join(fm1_messages, m.id == p.message_row))
                     .where(p.id > after).order_by(p.id).limit(chunk)).all()
             if not rows:
@@ -301,7 +303,8 @@ class ReportingStore:
             for r in rows:
                 yield str(r.provider_bin), StoredParty(
                     message_id=r.message_id, role=r.role, name=r.name,
-                    residence=r.residence, idn=r.idn, birth_date=r.birth_date)
+                    residence=r.residence, idn=r.idn, birth_date=r.birth_date,
+                    submitted_by=r.submitted_by)
             after = int(rows[-1].id)
 
 

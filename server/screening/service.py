@@ -112,6 +112,9 @@ class SourcedSubject:
     #: match's outbox row (both or neither): the FM-1 source flags its stored message
     #: (``list_match``). Raising rolls the re-screening's writes back.
     on_match: Callable[[Connection], object] | None = None
+    #: The user the agency's alert of a new match names (e.g. the officer who submitted
+    #: the FM-1 message); "" names the publication's actor.
+    registered_by: str = ""
 
 
 #: A source of subjects to re-screen (e.g. the parties of stored FM-1 messages).
@@ -538,7 +541,8 @@ class ScreeningService:
                     client_ref=item.client_ref, outcome=overall(hits), versions=versions,
                     hits=tuple(hits), screened_at=now, retain_until=retain)
                 results.append(self._result_row(result, "rescreen", actor, item.subject))
-                who = registered_by.get((item.provider, item.client_ref), actor)
+                who = item.registered_by or registered_by.get(
+                    (item.provider, item.client_ref), actor)
                 for hit in hits:
                     key = (item.provider, item.client_ref, hit.entry.ref)
                     if key in flagged_before:

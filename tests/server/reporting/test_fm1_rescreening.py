@@ -6,8 +6,9 @@ A provider's compliance officer (``kora``, enrolled by the operator with the pro
 BIN) submits an FM-1 whose client is on no list; the agency's list officer (``lena``)
 then publishes a version of the List naming that client; the publication re-screens
 every party of every stored message, flags the message (``list_match``, which an agency
-analyst, ``alice``, selects with ``list_match_only``) and puts the match into the
-provider's screening outbox — that provider's only. The health service reports the two
+analyst, ``alice``, selects with ``list_match_only``), raises an alert naming the officer
+before the agency's controllers and puts the match into the provider's screening outbox —
+that provider's only. The health service reports the two
 services of the channel.
 """
 
@@ -28,9 +29,15 @@ from server.screening.parse import ListEntry, to_csv
 from server.status import ALL_SERVICES
 from signing import dsse
 from siogw_api.timeutil import astana_iso
-from siogw_api.v1 import reporting_pb2, reporting_pb2_grpc, screening_pb2, screening_pb2_grpc
+from siogw_api.v1 import (
+    admin_pb2,
+    reporting_pb2,
+    reporting_pb2_grpc,
+    screening_pb2,
+    screening_pb2_grpc,
+)
 from tests.server.conftest import Harness, bearer, sign
-from tests.server.ops_grpc_helpers import add_user
+from tests.server.ops_grpc_helpers import add_user, admin, data
 from tests.server.reporting.test_reporting_grpc import enrol
 
 PB = screening_pb2
@@ -81,6 +88,7 @@ def channel(gateway: Harness, softhsm_store: Any) -> Channel:
     enrol(gateway, softhsm_store, "kora", "compliance_officer", "+77010000051", PROVIDER_BIN)
     enrol(gateway, softhsm_store, "zhan", "compliance_officer", "+77010000052", OTHER_BIN)
     add_user(gateway, softhsm_store, "lena", "list_officer", "+77010000053")
+    add_user(gateway, softhsm_store, "cora", "controller", "+77010000054")
     return Channel(gateway)
 
 
@@ -134,6 +142,11 @@ def test_a_party_put_on_a_list_later_flags_its_message_and_the_providers_outbox(
     assert item.outcome == PB.SCREENING_OUTCOME_MATCH
     # the other provider's officer sees nothing of it
     assert client_ref not in {i.client_ref for i in channel.outbox("zhan")}
+
+    # flagged to the agency: an alert before its controllers naming the submitting officer
+    alerts = data(admin(channel.gw, "cora", list_alerts=admin_pb2.ListAlerts(user_id="kora")))
+    assert any(a["rule"] == "lists.match" and client_ref in a["summary"]
+               for a in alerts["alerts"])
 
     # the re-screening is an audit record naming the flag
     rescreened = [r for r in channel.gw.audit_records() if r.event == "screening.rescreened"
