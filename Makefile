@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/audit.py
 	$(PY) bench/gateway.py
 	$(PY) bench/screening.py
+	$(PY) bench/fm1.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -73,8 +73,8 @@ class ServerThread:
 
 
 def messages(n: int, tag: str) -> list[dict[str, Any]]:
+    from server.reporting.samples import sample
     from siogw import demo
-    from tests.server.reporting.samples import sample
 
     kinds = ("suspicious_before", "threshold", "refusal_operation", "freeze")
     return [sample(kinds[i % len(kinds)], provider_bin=demo.DEMO_PROVIDER_BIN,

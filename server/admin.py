@@ -57,7 +57,7 @@ from server.interceptors import current_call
 from server.ops import Action, Actor, BlockKind, Operations
 from server.ops.lifecycle import check_status_change
 from server.ops.roles import PERMISSIONS
-from server.reporting.store import ReportingStore
+from server.reporting.store import add_provider_officer
 from server.resources.catalogue import Role
 from server.resources.identifiers import validate_bin
 from server.status import window_proto
@@ -143,6 +143,13 @@ def check_provider_bin(role: str, provider_bin: str) -> str | None:
     return None
 
 
+def _provider_row(user_id: str, provider_bin: str | None
+                  ) -> Callable[[Connection], None] | None:
+    if provider_bin is None:
+        return None
+    return lambda conn: add_provider_officer(conn, user_id, provider_bin)
+
+
 def register_certificate(
     gateway: Gateway | None, store: Store, user_id: str, data: bytes,
     token_label: str | None = None,
@@ -190,12 +197,13 @@ def execute(
         if cert is not None and gateway is not None:
             gateway.check_certificate(cert)
         provider_bin = check_provider_bin(c.role, c.provider_bin)
+        # A compliance officer's provider is written in the user's own transaction: an
+        # officer without a provider (who could neither report nor screen) cannot exist.
         store.add_user(
             user_id=c.user_id, full_name=c.full_name, role=c.role, unit=c.unit, post=c.post,
             phone=c.phone, device_public_key_der=bytes(c.device_public_key_der) or None,
+            also=_provider_row(c.user_id, provider_bin),
         )
-        if provider_bin is not None:
-            ReportingStore(store.engine).set_provider(c.user_id, provider_bin)
         if cert is not None:
             register_certificate(None, store, c.user_id, der(cert))
         return f"user {c.user_id} enrolled as {c.role}"

@@ -42,7 +42,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from audit import AuditConfig, AuditLog, SignedCheckpoint
 from audit.record import AuditRecord
@@ -61,7 +61,7 @@ from server.ops.base import audit_log_recorder
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
 from server.reporting.service import ReportingServicer
-from server.reporting.store import ReportingStore, iter_parties
+from server.reporting.store import iter_parties, mark_list_match
 from server.resources import Dispatcher, EmbeddedConnector, seed_dataset
 from server.resources.dispatch import remote_connectors
 from server.screening import ScreeningService
@@ -333,17 +333,17 @@ def screening_service(config: GatewayConfig, store: Store,
 def fm1_parties(engine: Engine) -> Iterator[SourcedSubject]:
     """Every party of every stored FM-1 message as a subject to re-screen when a list
     changes (S§30); a new match flags its message (``list_match``) for the analysts."""
-    reporting = ReportingStore(engine)
     for provider_bin, party in iter_parties(engine):
-        def flag(provider_bin: str = provider_bin, message_id: str = party.message_id) -> bool:
-            return reporting.mark_list_match(provider_bin, message_id)
+        def flag(conn: Connection, provider_bin: str = provider_bin,
+                 message_id: str = party.message_id) -> bool:
+            return mark_list_match(conn, provider_bin, message_id)
 
         yield SourcedSubject(
             provider=provider_bin, client_ref=f"fm1:{party.message_id}:{party.role}",
             subject=Subject(iin_bin=party.idn or "", name=party.name,
                             birth_date=party.birth_date.isoformat() if party.birth_date
                             else ""),
-            on_match=flag)
+            on_match=flag, registered_by=party.submitted_by)
 
 
 def _watch_emergencies(

@@ -48,6 +48,8 @@ ALL_SERVICES = (
     QUERY_SERVICE,
     "siogw.v1.AuditService",
     "siogw.v1.AdminService",
+    "siogw.v1.ReportingService",
+    "siogw.v1.ScreeningService",
 )
 
 

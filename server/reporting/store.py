@@ -114,6 +114,8 @@ class StoredParty:
     residence: str
     idn: str | None
     birth_date: _dt.date | None
+    #: The officer who submitted the message (the agency's alert of a match names them).
+    submitted_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,10 +184,10 @@ class ReportingStore:
 
     # -- officers ----------------------------------------------------------------------------
     def set_provider(self, user_id: str, provider_bin: str) -> None:
-        """Name the provider a compliance officer reports for (at enrolment)."""
+        """Name the provider a compliance officer reports for (an existing user; the
+        enrolment writes it in the user's own transaction: :func:`add_provider_officer`)."""
         with self._tx() as conn:
-            conn.execute(provider_officers.insert().values(
-                user_id=user_id, provider_bin=provider_bin, enrolled_at=now_utc()))
+            add_provider_officer(conn, user_id, provider_bin)
 
     def provider_of(self, user_id: str) -> str | None:
         with self._tx() as conn:
@@ -255,12 +257,8 @@ class ReportingStore:
     def mark_list_match(self, provider_bin: str, message_id: str) -> bool:
         """Flag a stored message whose party matched a List / Lists entry (re-screening);
         False when there is no such message."""
-        t = fm1_messages.c
         with self._tx() as conn:
-            done = conn.execute(fm1_messages.update().where(
-                t.provider_bin == provider_bin, t.message_id == message_id
-            ).values(list_match=True))
-        return bool(done.rowcount)
+            return mark_list_match(conn, provider_bin, message_id)
 
     def page(self, flt: MessageFilter, *, after_id: int = 0,
              limit: int = 100) -> tuple[list[StoredMessage], int | None]:
@@ -297,7 +295,7 @@ class ReportingStore:
             with self._tx() as conn:
                 rows = conn.execute(
                     sa.select(p.id, m.provider_bin, m.message_id, p.role, p.name,
-                              p.residence, p.idn, p.birth_date)
+                              p.residence, p.idn, p.birth_date, m.submitted_by)
                     .select_from(fm1_parties.join(fm1_messages, m.id == p.message_row))
                     .where(p.id > after).order_by(p.id).limit(chunk)).all()
             if not rows:
@@ -305,8 +303,26 @@ class ReportingStore:
             for r in rows:
                 yield str(r.provider_bin), StoredParty(
                     message_id=r.message_id, role=r.role, name=r.name,
-                    residence=r.residence, idn=r.idn, birth_date=r.birth_date)
+                    residence=r.residence, idn=r.idn, birth_date=r.birth_date,
+                    submitted_by=r.submitted_by)
             after = int(rows[-1].id)
+
+
+def add_provider_officer(conn: Connection, user_id: str, provider_bin: str) -> None:
+    """In ``conn``'s transaction: ``user_id`` is a compliance officer of ``provider_bin``.
+    EnrollUser runs it in the transaction that inserts the user (``Store.add_user(also=)``),
+    so an officer is never enrolled without their provider."""
+    conn.execute(provider_officers.insert().values(
+        user_id=user_id, provider_bin=provider_bin, enrolled_at=now_utc()))
+
+
+def mark_list_match(conn: Connection, provider_bin: str, message_id: str) -> bool:
+    """In ``conn``'s transaction (re-screening writes the match's outbox row in it): flag
+    a stored message whose party matched; False when there is no such message."""
+    t = fm1_messages.c
+    done = conn.execute(fm1_messages.update().where(
+        t.provider_bin == provider_bin, t.message_id == message_id).values(list_match=True))
+    return bool(done.rowcount)
 
 
 def iter_parties(engine: Engine) -> Iterator[tuple[str, StoredParty]]:

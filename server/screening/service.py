@@ -108,9 +108,13 @@ class SourcedSubject:
     provider: str
     client_ref: str
     subject: Subject
-    #: Called (after the re-screening is committed) when this subject has a new match:
-    #: the FM-1 source flags its stored message (``list_match``).
-    on_match: Callable[[], object] | None = None
+    #: Called when this subject has a new match, in the transaction that writes the
+    #: match's outbox row (both or neither): the FM-1 source flags its stored message
+    #: (``list_match``). Raising rolls the re-screening's writes back.
+    on_match: Callable[[Connection], object] | None = None
+    #: The user the agency's alert of a new match names (e.g. the officer who submitted
+    #: the FM-1 message); "" names the publication's actor.
+    registered_by: str = ""
 
 
 #: A source of subjects to re-screen (e.g. the parties of stored FM-1 messages).
@@ -529,7 +533,7 @@ class ScreeningService:
             now = self.now()
             retain = retention_date(now, self.retention_years)
             results, outbox, alerts, flagged = [], [], [], []
-            matched_hooks: list[Callable[[], object]] = []
+            matched_hooks: list[Callable[[Connection], object]] = []
             for item in subjects:
                 hits = index.screen(item.subject, self.thresholds)
                 result = ScreeningResult(
@@ -537,7 +541,8 @@ class ScreeningService:
                     client_ref=item.client_ref, outcome=overall(hits), versions=versions,
                     hits=tuple(hits), screened_at=now, retain_until=retain)
                 results.append(self._result_row(result, "rescreen", actor, item.subject))
-                who = registered_by.get((item.provider, item.client_ref), actor)
+                who = item.registered_by or registered_by.get(
+                    (item.provider, item.client_ref), actor)
                 for hit in hits:
                     key = (item.provider, item.client_ref, hit.entry.ref)
                     if key in flagged_before:
@@ -558,17 +563,16 @@ class ScreeningService:
                 if alert_table is not None and alerts:
                     for start in range(0, len(alerts), 5000):
                         conn.execute(alert_table.insert(), alerts[start:start + 5000])
+                # a new match and its source's flag (an FM-1 message's list_match) are
+                # written together: an outbox row is never "not new" for a later version
+                # while its message is left unflagged
+                for hook in matched_hooks:
+                    hook(conn)
                 self._emit("screening.rescreened", actor, {
                     "list_name": list_name, "version": index.version,
                     "screened": len(results), "new_matches": len(flagged),
                     # the first ones named (the outbox and the alerts hold them all)
                     "flagged": flagged[:200]})
-            for hook in matched_hooks:
-                try:
-                    hook()
-                except SiogwError as exc:
-                    log.warning("flagging a re-screened subject failed: %s",
-                                exc.diagnostics())
         return len(results), len(flagged)
 
     def _flag_rows(self, result: ScreeningResult, hit: Hit, registered_by: str,

@@ -499,11 +499,65 @@ fm1_parties = sa.Table(
     sa.Column("residence", sa.String(2), nullable=False),
 )
 
-_FM1_TABLES = (provider_officers, fm1_messages, fm1_parties)
+
+
+def _v7_fm1_shapes(meta: sa.MetaData) -> list[sa.Table]:
+    """The three tables as migration 7 makes them, in ``meta``: a frozen shape, not the
+    live tables above (a later change of those is a migration of its own)."""
+    _T7 = sa.DateTime(timezone=True)
+    sa.Table("users", meta, sa.Column("user_id", sa.String(64), primary_key=True))  # FK only
+    officers = sa.Table(
+        "provider_officers", meta,
+        sa.Column("user_id", sa.String(64), sa.ForeignKey("users.user_id"), primary_key=True),
+        sa.Column("provider_bin", sa.String(12), nullable=False, index=True),
+        sa.Column("enrolled_at", _T7, nullable=False),
+    )
+    messages = sa.Table(
+        "fm1_messages", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("provider_bin", sa.String(12), nullable=False),
+        sa.Column("message_id", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False, index=True),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("amends", sa.String(64), nullable=True),
+        sa.Column("submitted_by", sa.String(64), nullable=False, index=True),
+        sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+        sa.Column("received_at", _T7, nullable=False, index=True),
+        sa.Column("operation_at", _T7, nullable=True),
+        sa.Column("decided_at", _T7, nullable=True),
+        sa.Column("recognised_at", _T7, nullable=True),
+        sa.Column("deadline_at", _T7, nullable=True),
+        sa.Column("late", sa.Boolean, nullable=False),
+        sa.Column("lateness_seconds", sa.BigInteger, nullable=False),
+        sa.Column("retention_until", _T7, nullable=True),
+        sa.Column("message_json", sa.Text, nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("envelope_sha256", sa.String(64), nullable=False),
+        sa.Column("request_seq", sa.BigInteger, nullable=False),
+        sa.Column("receipt_seq", sa.BigInteger, nullable=True),
+        sa.Column("receipt_leaf_hash", sa.LargeBinary, nullable=True),
+        sa.Column("receipt_tree_size", sa.BigInteger, nullable=True),
+        sa.Column("list_match", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.UniqueConstraint("provider_bin", "message_id", name="uq_fm1_provider_message"),
+    )
+    parties = sa.Table(
+        "fm1_parties", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("message_row", sa.Integer, sa.ForeignKey("fm1_messages.id"),
+                  nullable=False, index=True),
+        sa.Column("role", sa.String(24), nullable=False),
+        sa.Column("idn", sa.String(12), nullable=True, index=True),
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("birth_date", sa.Date, nullable=True),
+        sa.Column("residence", sa.String(2), nullable=False),
+    )
+    return [officers, messages, parties]
 
 
 def _migration_fm1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=list(_FM1_TABLES), checkfirst=True)
+    """Frozen shapes (not the live tables), created if missing."""
+    meta = sa.MetaData()
+    meta.create_all(conn, tables=_v7_fm1_shapes(meta), checkfirst=True)
 # --- migration 8 (issue 16, point 6): the List and the Lists ---------------
 # Each published version of a list (signed envelope, digest) and its entries; the
 # clients providers watch; every screening result (kept >= 5 years, never deleted by
@@ -587,12 +641,92 @@ screening_outbox = sa.Table(
     sa.UniqueConstraint("provider", "client_ref", "list_name", "entry_ref",
                         name="uq_screening_outbox_match"),
 )
-_LISTS_TABLES = ("screening_list_versions", "screening_list_entries", "screening_watch",
-                 "screening_results", "screening_outbox")
+
+
+def _v8_lists_shapes(meta: sa.MetaData) -> list[sa.Table]:
+    """The five tables as migration 8 makes them, in ``meta``: a frozen shape, not the
+    live tables above (a later change of those is a migration of its own)."""
+    _T8 = sa.DateTime(timezone=True)
+    versions = sa.Table(
+        "screening_list_versions", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("list_name", sa.String(32), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("format", sa.String(8), nullable=False),
+        sa.Column("entry_count", sa.Integer, nullable=False),
+        sa.Column("source_reference", sa.String(500), nullable=False),
+        sa.Column("published_at", _T8, nullable=False),
+        sa.Column("published_by", sa.String(64), nullable=False),
+        sa.Column("cert_fingerprint", sa.String(64), nullable=False),
+        sa.Column("envelope", sa.LargeBinary, nullable=False),
+        sa.Column("request_seq", sa.BigInteger, nullable=True),
+        sa.UniqueConstraint("list_name", "version", name="uq_screening_list_version"),
+    )
+    entries = sa.Table(
+        "screening_list_entries", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("version_id", sa.Integer, sa.ForeignKey("screening_list_versions.id"),
+                  nullable=False, index=True),
+        sa.Column("ref", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("iin_bin", sa.String(12), nullable=False),
+        sa.Column("names_json", sa.Text, nullable=False),
+        sa.Column("birth_date", sa.String(10), nullable=False),
+        sa.Column("country", sa.String(3), nullable=False),
+        sa.Column("reference", sa.String(500), nullable=False),
+    )
+    watch = sa.Table(
+        "screening_watch", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("provider", sa.String(64), nullable=False),
+        sa.Column("client_ref", sa.String(128), nullable=False),
+        sa.Column("iin_bin", sa.String(12), nullable=False),
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("birth_date", sa.String(10), nullable=False),
+        sa.Column("registered_by", sa.String(64), nullable=False),
+        sa.Column("registered_at", _T8, nullable=False),
+        sa.UniqueConstraint("provider", "client_ref", name="uq_screening_watch_client"),
+    )
+    results = sa.Table(
+        "screening_results", meta,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("provider", sa.String(64), nullable=False, index=True),
+        sa.Column("client_ref", sa.String(128), nullable=False),
+        sa.Column("trigger", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(64), nullable=False),
+        sa.Column("iin_bin", sa.String(12), nullable=False),
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("birth_date", sa.String(10), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("versions_json", sa.Text, nullable=False),
+        sa.Column("matches_json", sa.Text, nullable=False),
+        sa.Column("screened_at", _T8, nullable=False),
+        sa.Column("retain_until", _T8, nullable=False),
+    )
+    outbox = sa.Table(
+        "screening_outbox", meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("provider", sa.String(64), nullable=False, index=True),
+        sa.Column("client_ref", sa.String(128), nullable=False),
+        sa.Column("list_name", sa.String(32), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("entry_ref", sa.String(64), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("summary", sa.String(1000), nullable=False),
+        sa.Column("result_id", sa.String(32), nullable=False),
+        sa.Column("created_at", _T8, nullable=False),
+        sa.Column("read_at", _T8, nullable=True),
+        sa.UniqueConstraint("provider", "client_ref", "list_name", "entry_ref",
+                            name="uq_screening_outbox_match"),
+    )
+    return [versions, entries, watch, results, outbox]
 
 
 def _migration_lists(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[metadata.tables[n] for n in _LISTS_TABLES])
+    """Frozen shapes (not the live tables), created if missing."""
+    meta = sa.MetaData()
+    meta.create_all(conn, tables=_v8_lists_shapes(meta), checkfirst=True)
 # --- migration 9 (issue 15): PIN age reported at login, urgent maintenance ---------
 #: table -> (column, DDL); frozen text, not the live tables.
 _RULES_COLUMNS = (

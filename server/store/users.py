@@ -77,7 +77,10 @@ class UserStore(StoreBase):
         post: str = "",
         phone: str = "",
         device_public_key_der: bytes | None = None,
+        also: Callable[[Connection], object] | None = None,
     ) -> UserRow:
+        """Insert an active user. ``also`` writes what belongs to the user from the start
+        (a compliance officer's provider) in the same transaction: both rows or neither."""
         if not user_id:
             raise InputError("user id is empty")
         now = now_utc()
@@ -91,6 +94,8 @@ class UserStore(StoreBase):
                         created_at=now, updated_at=now,
                     )
                 )
+                if also is not None:
+                    also(conn)
         except IntegrityError as exc:
             raise DuplicateUser(f"user {user_id!r} exists already") from exc
         return self.require_user(user_id)

@@ -17,9 +17,9 @@ import grpc
 import pytest
 
 from clients.errors import ClientError
+from server.reporting.samples import sample
 from siogw import demo
 from siogw_api.v1 import reporting_pb2
-from tests.server.reporting.samples import sample
 
 from .conftest import ClientWorld
 

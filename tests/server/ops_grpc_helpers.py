@@ -24,8 +24,10 @@ ROLE_USERS = {
 }
 
 
-def add_user(gw: Harness, softhsm_store: Any, name: str, role: str, phone: str) -> User:
-    """Enrol one more token user into the harness gateway's store (idempotent)."""
+def add_user(gw: Harness, softhsm_store: Any, name: str, role: str, phone: str,
+             provider_bin: str = "") -> User:
+    """Enrol one more token user into the harness gateway's store (idempotent); a
+    compliance officer needs its provider's BIN."""
     if name in gw.users:
         return gw.users[name]
     from server.admin import execute
@@ -35,7 +37,7 @@ def add_user(gw: Harness, softhsm_store: Any, name: str, role: str, phone: str) 
     user = User(name, role, signer, phone)
     execute(None, gw.gateway.store, admin_pb2.AdminCommand(enroll_user=admin_pb2.EnrollUser(
         user_id=name, full_name=name.title(), role=role, phone=phone,
-        certificate_der=user.cert_der)))
+        certificate_der=user.cert_der, provider_bin=provider_bin)))
     gw.users[name] = user
     return user
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from server.reporting.errors import InvalidFm1Field
 from server.reporting.fm1 import KINDS, REQUIRED, parse_fm1
+from server.reporting.samples import CLIENT_BIN, sample
+from server.reporting.samples import KINDS as SAMPLE_KINDS
 from siogw_api.timeutil import astana_iso, now_utc
-from tests.server.reporting.samples import CLIENT_BIN, sample
-from tests.server.reporting.samples import KINDS as SAMPLE_KINDS
 
 NOW = now_utc()
 

@@ -31,6 +31,7 @@ from clients.fm1 import (
     verify_fm1_receipt,
 )
 from server.errors import error_info
+from server.reporting.samples import KINDS, OTHER_BIN, PROVIDER_BIN, sample
 from server.reporting.store import ReportingStore
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import (
@@ -40,7 +41,6 @@ from siogw_api.v1 import (
     reporting_pb2_grpc,
 )
 from tests.server.conftest import Harness, User, bearer, make_token_signer, rpc_error
-from tests.server.reporting.samples import KINDS, OTHER_BIN, PROVIDER_BIN, sample
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from server.reporting.fm1 import parse_fm1
+from server.reporting.samples import CLIENT_IIN, PROVIDER_BIN, sample
 from server.reporting.store import ReportingStore, iter_parties, retention_until
 from server.store import Store
 from server.store.schema import fm1_messages, fm1_parties, provider_officers
 from siogw_api.timeutil import now_utc, to_astana
 from tests.server.conftest import pg_test_url
-from tests.server.reporting.samples import CLIENT_IIN, PROVIDER_BIN, sample
 
 NOW = now_utc()
 

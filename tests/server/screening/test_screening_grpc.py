@@ -17,7 +17,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
-from server.resources.identifiers import make_iin
+from server.resources.identifiers import make_bin, make_iin
 from server.screening.parse import ListEntry, to_csv, to_xml
 from server.store import schema as cp
 from signing import dsse
@@ -34,12 +34,15 @@ TERRORIST = [
     ListEntry("AFM-T-3", "entity", "", ("Фонд «Рассвет»", "Rassvet Foundation"), "", "", ""),
 ]
 PB = screening_pb2
+#: kira's provider: the BIN the operator enrolled her with (her screenings' provider)
+KIRA_BIN = make_bin(dt.date(2021, 6, 1), 777)
 
 
 @pytest.fixture(scope="module")
 def gw(gateway: Harness, softhsm_store: Any) -> Harness:
     add_user(gateway, softhsm_store, "lena", "list_officer", "+77010000031")
-    add_user(gateway, softhsm_store, "kira", "compliance_officer", "+77010000032")
+    add_user(gateway, softhsm_store, "kira", "compliance_officer", "+77010000032",
+             provider_bin=KIRA_BIN)
     add_user(gateway, softhsm_store, "cora", "controller", "+77010000021")
     gateway.screening = screening_pb2_grpc.ScreeningServiceStub(  # type: ignore[attr-defined]
         gateway.channel)
@@ -172,7 +175,7 @@ def test_exact_iin_is_a_match_with_the_list_version(gw: Harness) -> None:
     with gw.gateway.store.engine.connect() as conn:
         row = conn.execute(sa.select(cp.screening_results).where(
             cp.screening_results.c.id == result.result_id)).one()
-    assert row.outcome == "match" and row.provider == "user:kira"
+    assert row.outcome == "match" and row.provider == KIRA_BIN
 
 
 def test_cyrillic_entry_matches_a_latin_name_with_the_birth_date(gw: Harness) -> None:
@@ -249,7 +252,7 @@ def test_subjects_of_a_registered_source_are_rescreened(gw: Harness) -> None:
     service = gw.gateway.screening
     ref = "FM1-" + secrets.token_hex(4)
     service.register_subject_source(lambda: [SourcedSubject(
-        "user:kira", ref, Subject(name="Rassvet Foundation"))])
+        KIRA_BIN, ref, Subject(name="Rassvet Foundation"))])
     resp = publish(gw, "terrorist", to_csv(TERRORIST))
     assert resp.new_matches >= 1
     items = stub(gw).ReadOutbox(PB.ReadOutboxRequest(),

@@ -120,3 +120,38 @@ def test_screening_never_fails_on_an_accepted_subject() -> None:
         index.screen(subject, Thresholds())
 
     run()
+
+
+def test_a_new_match_and_its_sources_flag_are_written_together(store: Store) -> None:
+    """The source's flag (an FM-1 message's ``list_match``) is written in the transaction
+    of the match's outbox row: when flagging fails, neither is kept, so the next version
+    finds the match new again and flags it then (issue 16)."""
+    import sqlalchemy as sa
+
+    from server.store import schema as cp
+    from server.store.errors import StoreUnavailable
+
+    service = ScreeningService(store.engine)
+    flags: list[str] = []
+
+    def flag(conn: Any) -> None:
+        if not flags:
+            flags.append("failed")
+            raise StoreUnavailable("the message cannot be flagged")
+        assert conn.in_transaction()
+        flags.append("flagged")
+
+    service.register_subject_source(lambda: [SourcedSubject(
+        "bin:1", "fm1:M-1:client", Subject(name="Қасымов Нұрлан"), on_match=flag)])
+
+    def outbox() -> list[Any]:
+        with store.engine.connect() as conn:
+            return list(conn.execute(sa.select(cp.screening_outbox.c.client_ref)).scalars())
+
+    with pytest.raises(StoreUnavailable):
+        publish(service, ENTRIES)
+    assert flags == ["failed"] and outbox() == []
+    done = publish(service, ENTRIES)
+    assert done.new_matches == 1 and flags == ["failed", "flagged"]
+    assert outbox() == ["fm1:M-1:client"]
+    assert publish(service, ENTRIES).new_matches == 0 and flags == ["failed", "flagged"]

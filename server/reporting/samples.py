@@ -1,4 +1,10 @@
-"""FM-1 messages of every kind for the reporting tests (valid unless a test changes them)."""
+"""Valid FM-1 messages of every kind, built fresh for "now": the reporting tests (which
+change one field to see it refused), the client's tests and ``bench/fm1.py`` use them.
+
+Not test code: the bench imports nothing from ``tests/`` (issue 16). The identifiers
+carry valid check digits (:mod:`server.resources.identifiers`); nothing here is read by
+the gateway itself.
+"""
 
 from __future__ import annotations
 
