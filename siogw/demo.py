@@ -676,16 +676,18 @@ def _say_lines(t: Transcript, text: str, limit: int = 40) -> None:
         t.say(f"  ... ({len(lines) - limit} more lines)")
 
 
-def review_period() -> tuple[str, str]:
-    """The controller's review period in the story: from the start of this month (Astana
-    time) to the next whole minute -- the demo's queries are all in it."""
+def review_period(since: str) -> tuple[str, str]:
+    """The controller's review period in the story: from the start of the month (Astana
+    time) of ``since`` (ISO 8601: when the story's queries began) to the next whole
+    minute -- the demo's queries are all in it, even across a month's end."""
     # Deferred: tests and the bench import this module for its helpers only.
     import datetime as _dt
 
-    from siogw_api.timeutil import now_utc, to_astana
+    from siogw_api.timeutil import now_utc, parse_iso, to_astana
 
     now = to_astana(now_utc())
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = to_astana(parse_iso(since)).replace(day=1, hour=0, minute=0, second=0,
+                                                microsecond=0)
     end = now.replace(second=0, microsecond=0) + _dt.timedelta(minutes=1)
     return start.isoformat(), end.isoformat()
 
@@ -747,7 +749,9 @@ def story(home: Path, t: Transcript) -> None:
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
     # Deferred: tests and the bench import this module for its helpers only.
     from clients import ClientError
+    from siogw_api.timeutil import astana_iso
 
+    state: dict[str, str] = {"started": astana_iso()}
     with t.step("Operator logs in (token signature + SMS), enrols analyst and security officer"):
         op = world.people["operator"]
         with world.client(port) as op_client:
@@ -810,7 +814,6 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
         t.say(f"consent {consent.version} signed at {signed.signed_at}")
 
     outcomes: dict[int, Any] = {}
-    state: dict[str, str] = {}
     for resource, note in (
         (1, "State DB 'Individuals'"),
         (11, "pension contributions: truncated, no amounts"),
@@ -1059,7 +1062,7 @@ def _story_cli(world: World, t: Transcript, state: dict[str, str]) -> None:
               "the List (the agency's analysts filter with `fm1 list --list-match`)")
 
     controller = world.people["controller"]
-    start, end = review_period()
+    start, end = review_period(state["started"])
     with t.step("Controller's monthly review (§21): the analyst's queries with their "
                 "justification, then `siogw client reports review`"):
         t.say(cli_login(world, controller, t.say))
