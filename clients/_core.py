@@ -506,13 +506,14 @@ def admin(
 def enroll_user(
     client: ClientCore, user_id: str, full_name: str, role: str, *, unit: str, post: str,
     phone: str, certificate: x509.Certificate | bytes | None,
-    device_public_key_der: bytes | None, signer: Signer | None,
+    device_public_key_der: bytes | None, signer: Signer | None, provider_bin: str = "",
 ) -> Plan[c.AdminOutcome]:
     der = b"" if certificate is None else (
         certificate if isinstance(certificate, bytes) else c.certificate_der_of(certificate))
     return (yield from admin(client, admin_pb2.EnrollUser(
         user_id=user_id, full_name=full_name, role=role, unit=unit, post=post, phone=phone,
-        certificate_der=der, device_public_key_der=device_public_key_der or b""), signer))
+        certificate_der=der, device_public_key_der=device_public_key_der or b"",
+        provider_bin=provider_bin), signer))
 
 
 def block_user(

@@ -223,8 +223,10 @@ class AsyncGatewayClient(core.ClientCore):
         certificate: x509.Certificate | bytes | None = None,
         device_public_key_der: bytes | None = None,
         signer: Signer | None = None,
+        provider_bin: str = "",
     ) -> c.AdminOutcome:
-        """Enrol a user (operator); ``result``: the ``UserEntry``."""
+        """Enrol a user (operator); ``result``: the ``UserEntry``. ``provider_bin``: the
+        provider's BIN, required for (and only for) a ``compliance_officer``."""
         return await self._run(
             core.enroll_user(
                 self,
@@ -237,6 +239,7 @@ class AsyncGatewayClient(core.ClientCore):
                 certificate=certificate,
                 device_public_key_der=device_public_key_der,
                 signer=signer,
+                provider_bin=provider_bin,
             )
         )
 

@@ -213,11 +213,14 @@ def add_admin_commands(
     p.add_argument("user_id")
     p.add_argument("--full-name", required=True)
     p.add_argument("--role", required=True,
-                   help="agency_user, operator, controller, prosecutor, security_officer, ...")
+                   help="agency_user, operator, controller, prosecutor, security_officer, "
+                   "compliance_officer (with --provider-bin) or list_officer")
     p.add_argument("--unit", default="")
     p.add_argument("--post", default="")
     p.add_argument("--phone", default="", help="for SMS codes, e.g. +77011234567")
     p.add_argument("--cert", help="the user's token certificate (PEM or DER)")
+    p.add_argument("--provider-bin", default="",
+                   help="compliance_officer: the BIN of the provider they report for")
     p = _verb(v, "block", "block a user; their sessions end at once", _users_block)
     p.add_argument("user_id")
     p.add_argument("--reason", required=True)
@@ -378,7 +381,7 @@ def _users_enroll(args: argparse.Namespace) -> int:
     der = _certificate_der(args.cert) if args.cert else None
     return _run_admin(args, lambda c, s: c.enroll_user(
         args.user_id, args.full_name, args.role, unit=args.unit, post=args.post,
-        phone=args.phone, certificate=der, signer=s))
+        phone=args.phone, certificate=der, signer=s, provider_bin=args.provider_bin))
 
 
 def _users_block(args: argparse.Namespace) -> int:

@@ -233,8 +233,10 @@ class GatewayClient(core.ClientCore):
         certificate: x509.Certificate | bytes | None = None,
         device_public_key_der: bytes | None = None,
         signer: Signer | None = None,
+        provider_bin: str = "",
     ) -> c.AdminOutcome:
-        """Enrol a user (operator); ``result``: the ``UserEntry``."""
+        """Enrol a user (operator); ``result``: the ``UserEntry``. ``provider_bin``: the
+        provider's BIN, required for (and only for) a ``compliance_officer``."""
         return self._run(
             core.enroll_user(
                 self,
@@ -247,6 +249,7 @@ class GatewayClient(core.ClientCore):
                 certificate=certificate,
                 device_public_key_der=device_public_key_der,
                 signer=signer,
+                provider_bin=provider_bin,
             )
         )
 

@@ -4,15 +4,28 @@ On a fresh ``$SIOGW_HOME`` (default ``./var/demo``, wiped first) it builds the w
 world with real components and tells the story in a short transcript:
 
 1. a test CA (the stand-in for the national certifying centre);
-2. SoftHSM tokens for the gateway, a security officer and an analyst, keys generated on
-   the tokens, certificates issued by the CA for them, a TLS certificate for the gateway;
-3. the gateway started in-process (``server.app.run_server``), TLS on 127.0.0.1;
-4. the analyst enrolled, an MFA login (token signature + SMS code read from the SMS
-   stand-in's outbox), consent signed;
+2. SoftHSM tokens for the gateway and each person (operator, security officer, analyst,
+   controller, prosecutor, list officer, a provider's compliance officer), keys generated
+   on the tokens, certificates issued by the CA for them, a TLS certificate for the
+   gateway;
+3. the gateway started as ``siogw serve``, TLS on 127.0.0.1; the first operator
+   bootstrapped with ``siogw admin``, the others enrolled by the operator on the running
+   gateway -- the controller, the prosecutor, the list officer and the compliance officer
+   with ``siogw client users enroll`` (one home, a ``--profile`` per person);
+4. the analyst's MFA login (token signature + SMS code read from the SMS stand-in's
+   outbox, or the biometric stand-in), consent signed;
 5. signed queries on resources 1, 11 (truncated: no amounts), 50 and 51, every answer's
-   gateway signature verified against the pinned gateway certificate;
-6. a tampered query refused, the analyst's certificate revoked and the next query refused;
-7. ``siogw verify`` of an exported result envelope; a checkpoint signed by the audit key
+   gateway signature verified against the pinned gateway certificate; a tampered query
+   and one under another role's basis refused;
+6. FM-1 messages of the compliance officer (receipt verified offline; a late one
+   flagged); through ``siogw client``: a client watched (``lists watch``), a List version
+   published (``lists publish``), the re-screening's matches in the provider's outbox
+   (``lists outbox``) and the FM-1 flagged (``fm1 list --list-match``); the controller's
+   monthly review (``reports list`` with the justifications and refusal reasons,
+   ``alerts list``, ``reports review``, ``reports overdue``); the prosecutor's read
+   (``resolutions register``, ``resolutions trail``);
+7. the analyst's certificate revoked and the next query refused;
+8. ``siogw verify`` of an exported result envelope; a checkpoint signed by the audit key
    (Ed25519, a key of its own on the gateway token) shown covering a receipt, its
    inclusion proof verified by the client library and by ``siogw audit prove``; after
    the gateway stops, ``siogw audit verify`` of the whole archive -- segments of a few
@@ -31,7 +44,9 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -187,11 +202,30 @@ DEFAULT_PEOPLE: tuple[tuple[str, str, str, str], ...] = (
     ("security", "Saule Security", "security_officer", "+77010000002"),
     ("analyst", "Aigerim Analyst", "agency_user", "+77011234567"),
 )
-#: The story's people: the default ones and a provider's compliance officer (FM-1).
-STORY_PEOPLE = (
-    *DEFAULT_PEOPLE,
+#: People the operator enrols from the command line in the story (`siogw client users
+#: enroll`): a controller (§21), a prosecutor (§22), the agency's list officer and a
+#: provider's compliance officer (FM-1, the Lists).
+CLI_PEOPLE: tuple[tuple[str, str, str, str], ...] = (
+    ("controller", "Kamila Controller", "controller", "+77010000031"),
+    ("prosecutor", "Pavel Prosecutor", "prosecutor", "+77010000032"),
+    ("lists", "Lyazzat Lists", "list_officer", "+77010000033"),
     ("officer", "Kamila Compliance", "compliance_officer", "+77011234568"),
 )
+#: The unit each of :data:`CLI_PEOPLE` is enrolled in.
+DEMO_UNITS = {"controller": "Internal control", "prosecutor": "Prosecutor General's Office",
+              "list_officer": "Department of lists",
+              "compliance_officer": "Compliance, provider " + DEMO_PROVIDER_BIN}
+#: The story's people: the default ones and those of :data:`CLI_PEOPLE`.
+STORY_PEOPLE = (*DEFAULT_PEOPLE, *CLI_PEOPLE)
+
+#: The list the story's list officer publishes (``docs/usage.md`` section 6a): one entry
+#: a watched client matches by name (Cyrillic vs Latin) and date of birth, one whose IIN
+#: is that of the client in the demo's FM-1 messages.
+DEMO_LIST_CSV = """ref,kind,iin_bin,names,birth_date,country,reference
+AFM-T-1,person,,Жұмабаев Ғалым|Zhumabaev Galym,1979-11-02,KZ,court decision 2-117/2026
+AFM-T-2,person,850517300423,Иванов Иван,1985-05-17,KZ,court decision 2-118/2026
+AFM-T-3,entity,,Фонд «Рассвет»|Rassvet Foundation,,,
+"""
 
 
 def demo_fm1_message(kind: str, *, hours_ago: float = 1.0) -> dict[str, Any]:
@@ -514,6 +548,10 @@ def login(world: World, client: Any, person: Person) -> Any:
 
 
 BASIS = "financial_monitoring"
+#: The justification of the analyst's queries in the story (the controller sees it).
+QUERY_JUSTIFICATION = "checking links of a suspicious transfer"
+#: The justification of the analyst's refused query (a basis of another role).
+REFUSED_JUSTIFICATION = "supervision check asked by mistake"
 
 
 def demo_parameters(resource: int) -> dict[str, str]:
@@ -592,6 +630,68 @@ def bootstrap_users(world: World, port: int) -> None:
                 enroll(world, client, person)
 
 
+# --- the command line, as each person would use it ------------------------------------------
+def client_cmd(world: World, profile: str, *args: str,
+               say: Callable[[str], None] | None = None) -> str:
+    """``siogw client ARGS --profile PROFILE`` from the world's home (one home, a profile
+    per person, as in ``docs/usage.md`` section 5); its stdout. ``say``, when given, is
+    shown the command line first (paths under the home as ``$SIOGW_HOME/...``)."""
+    if say is not None:
+        say("$ " + shown_command(world, ("siogw", "client", *args, "--profile", profile)))
+    proc = siogw_cmd(world, "client", *args, "--profile", profile, check=False)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RuntimeError(f"siogw client {' '.join(args[:2])} exited {proc.returncode}: "
+                           + (lines[-1] if lines else "no output"))
+    return proc.stdout
+
+
+def shown_command(world: World, argv: tuple[str, ...]) -> str:
+    """``argv`` as a shell line, the home's paths written ``$SIOGW_HOME/...``."""
+    home = str(world.home)
+    parts = []
+    for arg in argv:
+        text = arg.replace(home, "$SIOGW_HOME")
+        parts.append(f'"{text}"' if text != arg else shlex.quote(arg))
+    return " ".join(parts)
+
+
+def cli_login(world: World, person: Person, say: Callable[[str], None]) -> str:
+    """``siogw client login`` of ``person`` under the profile of their user id: the key
+    on their token (its certificate is stored beside it), the PIN from its file, the SMS
+    code from the stand-in outbox. Returns the first line the command printed."""
+    out = client_cmd(
+        world, person.user_id, "login", "--user", person.user_id,
+        "--key", f"pkcs11:token={person.token_label};object=sign;type=private",
+        "--pin-source", f"file:{person.pin_file}",
+        "--sms-outbox", str(world.home / "sms-outbox.jsonl"), say=say)
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def _say_lines(t: Transcript, text: str, limit: int = 40) -> None:
+    lines = text.rstrip().splitlines()
+    for line in lines[:limit]:
+        t.say("  " + line)
+    if len(lines) > limit:
+        t.say(f"  ... ({len(lines) - limit} more lines)")
+
+
+def review_period(since: str) -> tuple[str, str]:
+    """The controller's review period in the story: from the start of the month (Astana
+    time) of ``since`` (ISO 8601: when the story's queries began) to the next whole
+    minute -- the demo's queries are all in it, even across a month's end."""
+    # Deferred: tests and the bench import this module for its helpers only.
+    import datetime as _dt
+
+    from siogw_api.timeutil import now_utc, parse_iso, to_astana
+
+    now = to_astana(now_utc())
+    start = to_astana(parse_iso(since)).replace(day=1, hour=0, minute=0, second=0,
+                                                microsecond=0)
+    end = now.replace(second=0, microsecond=0) + _dt.timedelta(minutes=1)
+    return start.isoformat(), end.isoformat()
+
+
 # --- the story ----------------------------------------------------------------------------
 def story(home: Path, t: Transcript) -> None:
     """Run every step, printing the transcript (failures are counted by ``t``)."""
@@ -649,15 +749,36 @@ def story(home: Path, t: Transcript) -> None:
 def _story_online(world: World, port: int, client: Any, analyst: Person, t: Transcript) -> None:
     # Deferred: tests and the bench import this module for its helpers only.
     from clients import ClientError
+    from siogw_api.timeutil import astana_iso
 
+    state: dict[str, str] = {"started": astana_iso()}
     with t.step("Operator logs in (token signature + SMS), enrols analyst and security officer"):
         op = world.people["operator"]
         with world.client(port) as op_client:
             r = login(world, op_client, op)
             t.say(f"operator session until {r.expires_at}")
+            cli_enrolled = {p[0] for p in CLI_PEOPLE}
             for person in world.people.values():
-                if person is not op:
+                if person is not op and person.user_id not in cli_enrolled:
                     t.say(enroll(world, op_client, person))
+
+    with t.step("Operator, from the command line: `siogw client users enroll` the controller, "
+                "the prosecutor, the list officer and a provider's compliance officer"):
+        t.say("one home, a profile per person (`--profile NAME`); client settings from "
+              "client/config.json")
+        t.say(cli_login(world, op, t.say))
+        for user_id, *_rest in CLI_PEOPLE:
+            person = world.people[user_id]
+            assert person.cert_file is not None
+            extra = (["--provider-bin", DEMO_PROVIDER_BIN]
+                     if person.role == "compliance_officer" else [])
+            out = client_cmd(world, op.user_id, "users", "enroll", person.user_id,
+                             "--full-name", person.full_name, "--role", person.role,
+                             "--phone", person.phone, "--unit", DEMO_UNITS[person.role],
+                             "--cert", str(person.cert_file), *extra, say=t.say)
+            t.say("  " + out.strip().splitlines()[0])
+        out = client_cmd(world, op.user_id, "users", "list", say=t.say)
+        _say_lines(t, out)
 
     with t.step("Analyst: MFA login — signature on the token, then the SMS code"):
         r = login(world, client, analyst)
@@ -701,9 +822,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
     ):
         with t.step(f"Signed query: resource {resource} ({note})"):
             params = demo_parameters(resource)
-            out = client.query(
-                resource, params, BASIS, "CASE-2026-0042", "checking links of a suspicious transfer"
-            )
+            out = client.query(resource, params, BASIS, "CASE-2026-0042", QUERY_JUSTIFICATION)
             outcomes[resource] = out
             _show(t, out)
             if resource == 11:
@@ -741,6 +860,16 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             t.say(f"refused: {exc.code.name}: {exc.server_message}")
         else:
             raise RuntimeError("the gateway accepted a tampered query")
+
+    with t.step("A query under a legal basis the analyst's role may not use is refused"):
+        try:
+            client.query(1, demo_parameters(1), "prosecutor_supervision", "CASE-2026-0042",
+                         REFUSED_JUSTIFICATION)
+        except ClientError as exc:
+            t.say(f"refused: {exc.code.name} ({exc.reason}): {exc.server_message}")
+            t.say("recorded with its justification and reason: the controller sees it below")
+        else:
+            raise RuntimeError("a query under another role's basis was answered")
 
     export = world.home / "result-11.dsse.json"
     with t.step("`siogw verify` of an exported result envelope (offline, CA root only)"):
@@ -808,6 +937,7 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             login(world, officer_client, officer)
             done = officer_client.fm1_submit(demo_fm1_message("suspicious_before"))
             st = done.response.status
+            state["fm1"] = st.message_id
             t.say(f"FM-1 {st.message_id} ({st.kind}) of provider {st.provider_bin} accepted "
                   f"at {st.received_at}; due by {st.deadline_at}: "
                   f"{'LATE' if st.late else 'on time'}")
@@ -820,6 +950,8 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
                 raise RuntimeError("a message 30 hours after recognition was not flagged")
             t.say(f"FM-1 {late.message_id} recognised 30 h ago (due within 24 h): accepted "
                   f"and flagged late by {late.lateness_seconds} s, in its signed receipt")
+
+    _story_cli(world, t, state)
 
     with t.step("Security officer revokes the analyst's certificate (key reported lost)"):
         # Deferred: tests and the bench import this module for its helpers only.
@@ -872,6 +1004,109 @@ def _story_online(world: World, port: int, client: Any, analyst: Person, t: Tran
             raise RuntimeError(f"a revoked signer still verifies: {after.stdout}{after.stderr}")
         t.say("CA revoked the certificate and published a new CRL (`siogw ca revoke`, `ca crl`)")
         t.say(f"after: exit {after.returncode}: {after.stderr.strip().splitlines()[-1]}")
+
+
+#: The watched client of the story's provider (matched by the List's entry AFM-T-1).
+WATCHED = ("C-17", "Zhumabayev Galym", "1979-11-02")
+
+
+def _story_cli(world: World, t: Transcript, state: dict[str, str]) -> None:
+    """The roles' work through ``siogw client NOUN VERB`` (issue 15 point 7, issue 16
+    point 9): the Lists and a re-screening, the controller's review, the prosecutor's
+    read. Each person logs in under their own profile of the one home."""
+    officer, lists = world.people["officer"], world.people["lists"]
+    analyst = world.people["analyst"]
+    with t.step("The List: the list officer publishes a version; the re-screening flags a "
+                "watched client and the FM-1 sent above (`siogw client lists`)"):
+        t.say(cli_login(world, officer, t.say))
+        ref, name, born = WATCHED
+        doc = json.loads(client_cmd(world, officer.user_id, "lists", "watch", ref, "--name",
+                                    name, "--birth-date", born, say=t.say))
+        t.say(f"  client {ref} registered for monitoring; screened now: "
+              f"{doc.get('outcome', '?')}")
+        t.say(cli_login(world, lists, t.say))
+        list_file = world.home / "lists" / "terrorist.csv"
+        list_file.parent.mkdir(parents=True, exist_ok=True)
+        list_file.write_text(DEMO_LIST_CSV, encoding="utf-8")
+        t.say(f"the list file: {len(DEMO_LIST_CSV.splitlines()) - 1} entries "
+              "(docs/usage.md section 6a), e.g. AFM-T-1 Жұмабаев Ғалым|Zhumabaev Galym")
+        doc = json.loads(client_cmd(world, lists.user_id, "lists", "publish", str(list_file),
+                                    "--list", "terrorist", "--source-reference",
+                                    "AFM order 77 (demo)", say=t.say))
+        version = doc.get("version", {})
+        rescreened, new = int(doc.get("rescreened", 0)), int(doc.get("new_matches", 0))
+        t.say(f"  published {version.get('list_name')} version {version.get('version')}, "
+              f"{version.get('entries')} entries, SHA-256 {str(version.get('digest'))[:16]}…, "
+              f"signed on the list officer's token")
+        t.say(f"  re-screened {rescreened} monitored subjects (watched clients and FM-1 "
+              f"parties): {new} new match(es)")
+        if not new:
+            raise RuntimeError("the list update raised no match")
+        items = json.loads(client_cmd(world, officer.user_id, "lists", "outbox",
+                                      say=t.say)).get("items", [])
+        for item in items:
+            t.say(f"  outbox: {item.get('client_ref')}: {item.get('outcome')} "
+                  f"({item.get('list_name')} v{item.get('version')}, entry "
+                  f"{item.get('entry_ref')})")
+        if not any(item.get("client_ref") == ref for item in items):
+            raise RuntimeError(f"no outbox item for the watched client {ref}")
+        flagged = json.loads(client_cmd(world, officer.user_id, "fm1", "list",
+                                        "--list-match", "--json", say=t.say))
+        ids = [m.get("message_id") for m in flagged.get("messages", [])]
+        for m in flagged.get("messages", []):
+            t.say(f"  FM-1 {m.get('message_id')} ({m.get('kind')}): list_match "
+                  f"{m.get('list_match', False)}")
+        if state.get("fm1") not in ids:
+            raise RuntimeError(f"the FM-1 {state.get('fm1')} was not flagged: {ids}")
+        t.say(f"the FM-1 {state['fm1']} submitted above is flagged: a party's IIN is on "
+              "the List (the agency's analysts filter with `fm1 list --list-match`)")
+
+    controller = world.people["controller"]
+    start, end = review_period(state["started"])
+    with t.step("Controller's monthly review (§21): the analyst's queries with their "
+                "justification, then `siogw client reports review`"):
+        t.say(cli_login(world, controller, t.say))
+        out = client_cmd(world, controller.user_id, "reports", "list", "--since", start,
+                         "--until", end, "--user", analyst.user_id, say=t.say)
+        _say_lines(t, out)
+        if QUERY_JUSTIFICATION not in out or REFUSED_JUSTIFICATION not in out:
+            raise RuntimeError("the justifications are not in the controller's rows")
+        if "refused: " not in out:
+            raise RuntimeError("the refused query's reason is not in the controller's rows")
+        out = client_cmd(world, controller.user_id, "alerts", "list", "--open", say=t.say)
+        _say_lines(t, out, limit=8)
+        out = client_cmd(world, controller.user_id, "reports", "review", "--from", start,
+                         "--to", end, "--note",
+                         "queries of the month checked: each justified by its case", say=t.say)
+        _say_lines(t, out)
+        out = client_cmd(world, controller.user_id, "reports", "overdue", "--all", say=t.say)
+        _say_lines(t, out)
+
+    prosecutor = world.people["prosecutor"]
+    with t.step("Prosecutor's read under a resolution (§22): `siogw client resolutions "
+                "register`, then `resolutions trail`"):
+        t.say(cli_login(world, prosecutor, t.say))
+        today = review_today()
+        out = client_cmd(world, prosecutor.user_id, "resolutions", "register", "--number",
+                         "12-345/2026", "--date", today, "--user", analyst.user_id,
+                         "--period-start", start, "--period-end", end, say=t.say)
+        _say_lines(t, out)
+        found = re.search(r"registered: id (\S+)", out)
+        if found is None:
+            raise RuntimeError(f"no resolution id in: {out.strip()}")
+        out = client_cmd(world, prosecutor.user_id, "resolutions", "trail", found.group(1),
+                         say=t.say)
+        _say_lines(t, out)
+        if analyst.user_id not in out or QUERY_JUSTIFICATION not in out:
+            raise RuntimeError("the trail does not show the analyst's queries")
+
+
+def review_today() -> str:
+    """Today's date in Astana (the resolution's date in the story)."""
+    # Deferred: tests and the bench import this module for its helpers only.
+    from siogw_api.timeutil import now_utc, to_astana
+
+    return to_astana(now_utc()).date().isoformat()
 
 
 def _show(t: Transcript, out: Any) -> None:

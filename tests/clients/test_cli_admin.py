@@ -166,6 +166,24 @@ def test_the_operator_enrols_everyone_and_each_logs_in(cli: Cli) -> None:
                 "--role", "agency_user")
 
 
+def test_a_compliance_officer_is_enrolled_with_the_provider_bin(cli: Cli) -> None:
+    """``users enroll --provider-bin``: required for a compliance officer, refused for any
+    other role (issue 16: the officer acts for the provider enrolled with)."""
+    uid = f"officer-{secrets.token_hex(3)}"
+    base = ("users", "enroll", uid, "--full-name", "Kamila Compliance", "--phone",
+            "+77011234568")
+    r = cli.run("operator", *base, "--role", "compliance_officer")
+    assert r.returncode != 0 and "provider_bin" in r.stderr and "Traceback" not in r.stderr
+    r = cli.run("operator", *base, "--role", "agency_user", "--provider-bin",
+                demo.DEMO_PROVIDER_BIN)
+    assert r.returncode != 0 and "provider_bin" in r.stderr and "Traceback" not in r.stderr
+    out = cli.ok("operator", *base, "--role", "compliance_officer", "--provider-bin",
+                 demo.DEMO_PROVIDER_BIN)
+    assert f"user {uid} enrolled as compliance_officer" in out
+    listed = cli.json("operator", "users", "list", "--role", "compliance_officer")
+    assert uid in {u["user_id"] for u in listed["result"]["users"]}
+
+
 def test_users_list_show_block_unblock(cli: Cli) -> None:
     analyst = cli.person("analyst")
     listed = cli.json("operator", "users", "list")
