@@ -119,7 +119,7 @@ def test_a_tampered_leaf_path_index_or_root_is_refused() -> None:
     with pytest.raises(BadSignature):
         verify_envelope(_with_proof(env, statement=forged_root), VERIFIER)
     # a root that the path does lead to (a forged tree), but unsigned
-    size, root = root_from_leaf_hashes([leaf_hash(env.pae())])
+    _size, root = root_from_leaf_hashes([leaf_hash(env.pae())])
     forged_tree = batch.encode_statement(batch.BatchStatement(st_.keyid, root, 1, st_.time))
     with pytest.raises(BadSignature):
         verify_envelope(_with_proof(env, statement=forged_tree, index=0, path=()), VERIFIER)
