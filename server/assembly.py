@@ -402,6 +402,8 @@ async def close_gateway(gw: Gateway) -> None:
     aclose = getattr(gw.dispatcher, "aclose", None)  # a test may have put in a stand-in
     if aclose is not None:
         await aclose()  # the upstreams' connection pools
+    if gw.result_batcher is not None:
+        await gw.result_batcher.aclose()  # after the listener's grace: nothing waits on it
     await gw.audit.close()
     gw.store.close()
 
