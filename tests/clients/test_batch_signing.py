@@ -163,7 +163,7 @@ def test_asyncio_client_full_batch_and_tampering_refused(batch_world: BatchWorld
         sig.batch.index = (sig.batch.index + 1) % BATCH_MAX
 
     assert "does not lead to the signed root" in refused(path)
-    assert "BAD_SIGNATURE" in refused(root) or "signature" in refused(root)
+    refused(root)  # the statement's signature no longer verifies
     refused(index)
     # the leaf: another result under this one's proof
     other = query_pb2.QueryResponse()
@@ -185,9 +185,9 @@ def _verify_cli(path: Path, world: Any) -> subprocess.CompletedProcess[str]:
 
 
 def test_siogw_verify_exported_batched_result(batch_world: BatchWorld, tmp_path: Path) -> None:
-    prepared, responses, _ = _raw_calls(batch_world, 2)
+    prepared, responses, _ = _raw_calls(batch_world, BATCH_MAX)
     envelope = envelope_from_proto(responses[0].result)
-    assert _statement(envelope).size >= 1
+    assert _statement(envelope).size == BATCH_MAX
     good = tmp_path / "result.json"
     good.write_bytes(envelope.to_json())
     v = _verify_cli(good, batch_world.world)
@@ -197,9 +197,7 @@ def test_siogw_verify_exported_batched_result(batch_world: BatchWorld, tmp_path:
 
     doc = json.loads(good.read_text())
     ext = doc["signatures"][0]["batch"]
-    cases: dict[str, Any] = {}
-    if ext["path"]:
-        cases["path"] = {**ext, "path": [ext["path"][0][::-1], *ext["path"][1:]]}
+    cases: dict[str, Any] = {"path": {**ext, "path": [ext["path"][0][::-1], *ext["path"][1:]]}}
     statement = json.loads(__import__("base64").b64decode(ext["statement"]))
     statement["root"] = "00" * 32
     cases["root"] = {**ext, "statement": __import__("base64").b64encode(
