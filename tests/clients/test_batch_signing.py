@@ -10,6 +10,7 @@ read from its own signed statement (tree size), not from the gateway's internals
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import subprocess
@@ -197,21 +198,24 @@ def test_siogw_verify_exported_batched_result(batch_world: BatchWorld, tmp_path:
 
     doc = json.loads(good.read_text())
     ext = doc["signatures"][0]["batch"]
-    cases: dict[str, Any] = {"path": {**ext, "path": [ext["path"][0][::-1], *ext["path"][1:]]}}
-    statement = json.loads(__import__("base64").b64decode(ext["statement"]))
+    first = bytearray(base64.b64decode(ext["path"][0]))
+    first[0] ^= 1
+    cases: dict[str, Any] = {"path": {**ext, "path": [base64.b64encode(first).decode(),
+                                                      *ext["path"][1:]]}}
+    statement = json.loads(base64.b64decode(ext["statement"]))
     statement["root"] = "00" * 32
-    cases["root"] = {**ext, "statement": __import__("base64").b64encode(
+    cases["root"] = {**ext, "statement": base64.b64encode(
         json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()).decode()}
     for name, bad in cases.items():
         doc["signatures"][0]["batch"] = bad
         f = tmp_path / f"bad-{name}.json"
         f.write_text(json.dumps(doc))
         v = _verify_cli(f, batch_world.world)
-        assert v.returncode != 0, name
+        assert v.returncode != 0 and "bad signature" in v.stderr, (name, v.stderr)
         assert v.stderr.count("\n") == 1 and "Traceback" not in v.stderr, v.stderr
     # the leaf: another payload
     doc["signatures"][0]["batch"] = ext
-    doc["payload"] = __import__("base64").b64encode(bytes(responses[1].result.payload)).decode()
+    doc["payload"] = base64.b64encode(bytes(responses[1].result.payload)).decode()
     f = tmp_path / "bad-leaf.json"
     f.write_text(json.dumps(doc))
     v = _verify_cli(f, batch_world.world)
