@@ -22,7 +22,16 @@ verified (gateway signature, binding to the request) after the timed window. No 
 is asserted. The run is bounded (~60 s).
 
     .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64] [--workers N]
-                                      [--channels K]
+                                      [--channels K] [--batch-window-ms W] [--batch-max M]
+                                      [--hsm-latency-ms N [--hsm-sessions S]]
+
+Each level also prints the full path's results per token signature: the answers verified
+over the distinct gateway signatures among them (1 without batch signing; with
+``--batch-window-ms W`` the gateway signs results in batches, ADR 0011).
+``--hsm-latency-ms N`` is a *model* of a slow token (``bench/hsm_model.py``): every
+signature of the gateway's result key (and the floor's) holds one of ``--hsm-sessions``
+slots (default 2) for N ms more; the bench then runs twice, without and with batch
+signing (window W, default 5 ms), and prints the two side by side.
 
 The gateway uses SQLite in a temporary home unless ``SIOGW_DATABASE_URL`` names another
 database (an empty schema, e.g. PostgreSQL with ``?options=-csearch_path%3Dbench``).
@@ -35,6 +44,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -214,6 +224,12 @@ class Row:
     verified: int
     #: CPU ms of one re-check before release (measured once, kept on the last row).
     recheck_ms: float = float("nan")
+    #: Distinct gateway signatures among the verified full-path answers (token signatures).
+    token_sigs: int = 0
+
+    @property
+    def per_signature(self) -> float:
+        return self.verified / self.token_sigs if self.token_sigs else float("nan")
 
 
 @dataclass
@@ -300,7 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         help="client connections the load is spread over, for both servers (default 16): "
         "the kernel hands each connection to one gateway process",
     )
+    parser.add_argument(
+        "--batch-window-ms", type=float, default=0.0,
+        help="batch-sign results ready within W ms (signer.batch_window_ms, ADR 0011); "
+        "0: off (default), or 5 with --hsm-latency-ms",
+    )
+    parser.add_argument("--batch-max", type=int, default=64,
+                        help="results per batch signature at most (signer.batch_max)")
+    parser.add_argument(
+        "--hsm-latency-ms", type=float, default=0.0,
+        help="a MODEL of a slow token: add N ms to each of the gateway's token signatures "
+        "and run without and with batch signing",
+    )
+    parser.add_argument("--hsm-sessions", type=int, default=2,
+                        help="signatures the modelled token makes at once (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    parser.add_argument("--summary-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -315,22 +346,92 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_floor_main(args.port, args.home, args.cert))
         return 0
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
+    os.environ["SIOGW_WORKERS"] = str(args.workers)
+    os.environ["SIOGW_SIGNER_BATCH_MAX"] = str(args.batch_max)
+    if args.hsm_latency_ms > 0 and args.summary_out is None:
+        return _model_runs(args, argv if argv is not None else sys.argv[1:])
+    window = args.batch_window_ms
+    os.environ["SIOGW_SIGNER_BATCH_WINDOW_MS"] = str(window)
+    mode = ("off" if window <= 0 else
+            f"on: window {window:g} ms, at most {args.batch_max} results per signature")
+    print(f"=== batch signing {mode} ===", flush=True)
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
-        mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
-        os.environ["SIOGW_WORKERS"] = str(args.workers)
-        return run(home, levels, args.seconds, mix, args.subjects, max(1, args.channels))
+        rows = run(home, levels, args.seconds, mix, args.subjects, max(1, args.channels))
     finally:
         if args.keep:
             print(f"kept {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
+    if args.summary_out is not None:
+        args.summary_out.write_text(json.dumps([
+            {"concurrency": r.full.concurrency, "qps": r.full.qps, "p99": r.full.pct(0.99),
+             "per_signature": r.per_signature, "errors": r.full.errors} for r in rows]))
+    return 0
+
+
+def _model_runs(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--hsm-latency-ms``: the bench twice (each in its own interpreter: a token store
+    per run), batch signing off then on, with the latency model in every server process;
+    then the two side by side."""
+    model_dir = Path(tempfile.mkdtemp(prefix="siogw-bench-model-"))
+    try:
+        _install_model(model_dir, args.hsm_latency_ms, args.hsm_sessions)
+        print(f"MODEL of a slow token: every signature of the gateway's result key takes "
+              f"{args.hsm_latency_ms:g} ms more, {args.hsm_sessions} at once "
+              "(bench/hsm_model.py; not a measured device)", flush=True)
+        summaries = []
+        for window in (0.0, args.batch_window_ms or 5.0):
+            out = model_dir / f"summary-{window:g}.json"
+            proc = subprocess.run(
+                [sys.executable, __file__, *argv, "--batch-window-ms", str(window),
+                 "--summary-out", str(out)], check=False)
+            if proc.returncode != 0:
+                return proc.returncode
+            summaries.append((window, json.loads(out.read_text())))
+    finally:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    _print_side_by_side(summaries, args.hsm_latency_ms, args.hsm_sessions)
+    return 0
+
+
+def _install_model(model_dir: Path, latency_ms: float, sessions: int) -> None:
+    """Have every server process this bench starts wrap the gateway's token signer with
+    the latency model (``bench/hsm_model.py``, through a ``sitecustomize``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_siogw_hsm_model", Path(__file__).resolve().parent / "hsm_model.py")
+    assert spec is not None and spec.loader is not None
+    hsm_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hsm_model)
+    (model_dir / "sitecustomize.py").write_text(hsm_model.sitecustomize_source(str(ROOT)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(model_dir), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ[hsm_model.LATENCY_ENV] = str(latency_ms)
+    os.environ[hsm_model.SESSIONS_ENV] = str(sessions)
+
+
+def _print_side_by_side(runs: list[tuple[float, list[dict[str, Any]]]], latency_ms: float,
+                        sessions: int) -> None:
+    (_, off), (window, on) = runs[0], runs[1]
+    print()
+    print(f"MODEL: {latency_ms:g} ms per token signature, {sessions} at once; the full path "
+          f"without and with batch signing (window {window:g} ms):")
+    print(f"{'conc':>4} | {'q/s off':>8} {'p99 ms':>7} {'res/sig':>7} | {'q/s on':>8} "
+          f"{'p99 ms':>7} {'res/sig':>7} | {'on/off':>6}")
+    for a, b in zip(off, on, strict=True):
+        ratio = b["qps"] / a["qps"] if a["qps"] else float("nan")
+        print(f"{a['concurrency']:>4} | {a['qps']:>8.1f} {a['p99']:>7.1f} "
+              f"{a['per_signature']:>7.1f} | {b['qps']:>8.1f} {b['p99']:>7.1f} "
+              f"{b['per_signature']:>7.1f} | {ratio:>6.2f}")
 
 
 def run(
     home: Path, levels: list[int], seconds: float, mix: tuple[int, ...], subjects: str,
     channels: int,
-) -> int:
+) -> list[Row]:
     from siogw import demo
 
     t_setup = time.perf_counter()
@@ -388,7 +489,7 @@ def run(
             _measure(world, ports, echo_proc, levels, seconds, mix, pool, cpu, channels)
         )
     _print_table(rows)
-    return 0
+    return rows
 
 
 def _wait_ready(logs: list[Path], procs: list[Any], timeout: float = 30) -> None:
@@ -568,10 +669,12 @@ async def _measure(
         echo_res, _ = await drive(echo_call, wire * reps, conc, seconds)
         echo_res.server_cpu = cpu_seconds(cpu.echo) - c0
         verified = 0
+        token_sigs: set[bytes] = set()
         for p, a in zip(prepared, answers, strict=True):
             if a is not None:
                 c.verify_result(a, p, client._verifier)
                 verified += 1
+                token_sigs.add(bytes(a.result.signatures[0].sig))
         for i, fa in enumerate(floor_answers):
             if fa is not None:  # the floor signs for real: checked as strictly
                 c.verify_result(fa, prepared[i % len(prepared)], client._verifier)
@@ -581,7 +684,7 @@ async def _measure(
             f"{sign_s:.1f}s (untimed); {full.done} full-path answers verified",
             flush=True,
         )
-        rows.append(Row(full, floor, echo_res, verified))
+        rows.append(Row(full, floor, echo_res, verified, token_sigs=len(token_sigs)))
     assert client.session_token is not None
     rows[-1].recheck_ms = await asyncio.to_thread(
         recheck_cpu_ms, world.home, client.session_token)
@@ -655,6 +758,10 @@ def _print_table(rows: list[Row]) -> None:
             f"{main:>13.2f} | {floor.cpu_ms_per_call:>10.2f} {floor.cores:>5.2f} | "
             f"{echo.cpu_ms_per_call:>12.3f} {echo.cores:>5.2f}"
         )
+    print("results per token signature (full path: answers verified / distinct gateway "
+          "signatures among them):")
+    print("  " + ", ".join(f"concurrency {r.full.concurrency}: {r.per_signature:.1f}"
+                           for r in rows))
     print("(first process: cores of the gateway's first process alone; with --workers > 1")
     print(" it is the log host, which also serves its share of the connections)")
     print("(crypto floor: the same TLS, envelopes and keys, as many processes as the gateway;")

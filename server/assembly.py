@@ -50,6 +50,7 @@ from server.admin import AdminServicer
 from server.audit_service import AuditServicer
 from server.auditsink import AuditLogSink, AuditSink, Receipt
 from server.auth import AuthServicer
+from server.batcher import ResultBatcher
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
 from server.context import Gateway, ReceiptSource
@@ -311,7 +312,17 @@ def build_gateway(
         screening=None if worker else screening_service(config, store, audit_log),
         emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
         receipts=receipts,
+        result_batcher=result_batcher(config, signer),
     )
+
+
+def result_batcher(config: GatewayConfig, signer: Signer | None) -> ResultBatcher | None:
+    """The batch signer of results when ``[signer] batch_window_ms`` is above 0 (ADR
+    0011), else None (one token signature per result)."""
+    if signer is None or config.signer.batch_window_ms <= 0:
+        return None
+    return ResultBatcher(signer, window_ms=config.signer.batch_window_ms,
+                         max_batch=config.signer.batch_max)
 
 
 def screening_service(config: GatewayConfig, store: Store,
@@ -391,6 +402,8 @@ async def close_gateway(gw: Gateway) -> None:
     aclose = getattr(gw.dispatcher, "aclose", None)  # a test may have put in a stand-in
     if aclose is not None:
         await aclose()  # the upstreams' connection pools
+    if gw.result_batcher is not None:
+        await gw.result_batcher.aclose()  # after the listener's grace: nothing waits on it
     await gw.audit.close()
     gw.store.close()
 

@@ -25,6 +25,8 @@ Example ``siogw.toml``::
     pin_source = "file:secrets/gateway.pin"   # or "env:SIOGW_SIGNER_PIN" (the default)
     certificate = "tls/gateway-signing.pem"   # embedded in signed results, pinned by clients
     sessions = 0                              # PKCS#11 sessions per token; 0: the CPU count
+    batch_window_ms = 0       # batch-sign results ready within this window (ADR 0011); 0: off
+    batch_max = 64            # at most this many results per batch signature
 
     [audit]
     # The audit key: signs the log's checkpoints and seals, never query results (a key
@@ -102,6 +104,11 @@ MAX_WORKERS = 64
 #: Bounds of ``server.worker_threads`` when set (0 means the default, 2 x cores).
 MIN_WORKER_THREADS, MAX_WORKER_THREADS = 2, 16
 
+#: The longest batch window ``signer.batch_window_ms`` may set (ms): a result never waits
+#: longer than this for its signature's batch to fill.
+MAX_BATCH_WINDOW_MS = 1000.0
+#: The most results ``signer.batch_max`` may put under one signature.
+MAX_BATCH_RESULTS = 4096
 #: The most PKCS#11 sessions per token ``signer.sessions`` may ask for.
 MAX_SIGNER_SESSIONS = 256
 
@@ -209,6 +216,12 @@ class SignerConfig:
     certificate: Path | None = None
     #: PKCS#11 sessions per token (the signing pool's bound); 0: the CPU count.
     sessions: int = 0
+    #: Batch signing of results (issue 18, ADR 0011): results ready within this many
+    #: milliseconds share one token signature over their Merkle root. 0: off (one
+    #: signature per result).
+    batch_window_ms: float = 0.0
+    #: The most results in one batch; a full batch is signed without waiting the window.
+    batch_max: int = 64
 
 
 @dataclass(frozen=True)
@@ -354,6 +367,8 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_SIGNER_PIN_SOURCE": ("signer", "pin_source"),
     "SIOGW_SIGNER_CERT": ("signer", "certificate"),
     "SIOGW_PKCS11_SESSIONS": ("signer", "sessions"),
+    "SIOGW_SIGNER_BATCH_WINDOW_MS": ("signer", "batch_window_ms"),
+    "SIOGW_SIGNER_BATCH_MAX": ("signer", "batch_max"),
     "SIOGW_AUDIT_SIGNER_URI": ("audit", "signer_uri"),
     "SIOGW_AUDIT_PIN_SOURCE": ("audit", "pin_source"),
     "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
@@ -623,7 +638,16 @@ def load_config(
         pin_source=_coerce(pin_source, str, "signer.pin_source") if pin_source else None,
         certificate=_path(home_path, sig.get("certificate"), "signer.certificate"),
         sessions=_coerce(sig.get("sessions", 0), int, "signer.sessions"),
+        batch_window_ms=_coerce(sig.get("batch_window_ms", 0.0), float,
+                                "signer.batch_window_ms"),
+        batch_max=_coerce(sig.get("batch_max", 64), int, "signer.batch_max"),
     )
+    if not 0 <= signer_cfg.batch_window_ms <= MAX_BATCH_WINDOW_MS:
+        raise ConfigError(f"signer.batch_window_ms must be between 0 (off) and "
+                          f"{MAX_BATCH_WINDOW_MS:g}: {signer_cfg.batch_window_ms:g}")
+    if not 1 <= signer_cfg.batch_max <= MAX_BATCH_RESULTS:
+        raise ConfigError(f"signer.batch_max must be between 1 and {MAX_BATCH_RESULTS}: "
+                          f"{signer_cfg.batch_max}")
     if not 0 <= signer_cfg.sessions <= MAX_SIGNER_SESSIONS:
         raise ConfigError(f"signer.sessions must be 0 (one per CPU core) or between 1 and "
                           f"{MAX_SIGNER_SESSIONS}: {signer_cfg.sessions}")

@@ -36,6 +36,7 @@ from audit import AuditLog
 from audit.record import AuditRecord
 from server import sms as sms_mod
 from server.auditsink import AuditSink, Receipt
+from server.batcher import ResultBatcher
 from server.biometric import BiometricVerifier, PlatformAuthenticatorVerifier
 from server.certcheck import TrustMaterial, ValidatedChain, ValidatingTrust
 from server.config import GatewayConfig
@@ -103,6 +104,9 @@ class Gateway:
     #: Where a process without an audit index (a worker) finds the original receipt of
     #: a replayed query: the log host, over its socket (``server.loghost``).
     receipts: ReceiptSource | None = None
+    #: Signs results in batches (``[signer] batch_window_ms`` > 0, ADR 0011), or None:
+    #: one token signature per result.
+    result_batcher: ResultBatcher | None = None
 
     @property
     def ops(self) -> Operations | None:

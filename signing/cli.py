@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from signing.api import key_id_for
+from signing.batch import parse_statement
 from signing.ca import CertificateAuthority, Profile
 from signing.crl import load_crl
 from signing.csr import build_csr, csr_pem
@@ -417,9 +418,25 @@ def _verify(args: argparse.Namespace) -> int:
         _write_out(args.payload_out, verified.payload)
     for signer in verified.signers:
         print(f"valid: signed by {describe_signer(signer)}")
+    for line in describe_batches(envelope):
+        print(line)
     for line in describe_payload(verified.payload_type, verified.payload):
         print(line)
     return 0
+
+
+def describe_batches(envelope: Any) -> list[str]:
+    """One line per batch signature of a verified envelope (ADR 0011): its leaf, the
+    batch's size, root and time as the signed statement gives them."""
+    lines = []
+    for sig in envelope.signatures:
+        if sig.batch is not None:
+            st = parse_statement(sig.batch.statement)
+            lines.append(
+                f"batch-signed: leaf {sig.batch.index} of {st.size} under root "
+                f"{st.root.hex()} (statement of {_shown(st.time)}; inclusion path checked)"
+            )
+    return lines
 
 
 def describe_signer(signer: Any) -> str:

@@ -11,10 +11,12 @@ space (0x20).
 
 The JSON form follows the spec: ``payload`` and ``sig`` are standard base64 (with
 padding; URL-safe input is accepted on decode, as the spec asks), ``payloadType`` is a
-string and ``signatures`` a non-empty list of ``{"keyid", "sig"}``. sio-gateway adds one
-optional extension field per signature, ``cert``: the signer's X.509 certificate in PEM,
-so that a verifier needs only the trust anchors. Unknown fields are ignored, as the spec
-requires.
+string and ``signatures`` a non-empty list of ``{"keyid", "sig"}``. sio-gateway adds
+optional extension fields per signature: ``cert``, the signer's X.509 certificate in PEM,
+so that a verifier needs only the trust anchors; and ``batch`` (results only), which makes
+``sig`` a signature over a batch of envelopes' Merkle root (:mod:`signing.batch`,
+ADR 0011): ``{"statement": b64, "index": int, "path": [b64, ...]}``. Unknown fields are
+ignored, as the spec requires.
 
 Embedded certificates are parsed (and rendered as PEM) once per distinct certificate, in
 two caches bounded in bytes, not entries (:class:`signing.bytecache.ByteBoundedCache`:
@@ -38,6 +40,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from signing import batch as _batch
 from signing.api import PublicKey, Signer, certificate_der, key_id_for
 from signing.bytecache import ByteBoundedCache
 from signing.errors import BadSignature, MalformedEnvelope, UnknownSigner
@@ -81,6 +84,9 @@ MAX_KEYID_LEN = 128
 MAX_SIG_BYTES = 2048
 #: Largest embedded certificate accepted, in DER bytes.
 MAX_CERT_DER_BYTES = 16 * 1024
+#: The payload types a batch signature (the ``batch`` extension) may cover: the gateway's
+#: results only. Anything else carrying one is malformed.
+BATCHABLE_TYPES: frozenset[str] = frozenset({PAYLOAD_RESULT})
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -101,6 +107,8 @@ class EnvSig:
     keyid: str
     sig: bytes
     cert_der: bytes | None = None
+    #: Present when ``sig`` signs a batch's root statement, not this envelope's PAE.
+    batch: _batch.BatchProof | None = None
 
     @property
     def certificate(self) -> x509.Certificate | None:
@@ -165,10 +173,7 @@ class Envelope:
         return {
             "payload_type": self.payload_type,
             "payload": self.payload,
-            "signatures": [
-                {"keyid": s.keyid, "sig": s.sig, "cert_der": s.cert_der or b""}
-                for s in self.signatures
-            ],
+            "signatures": [_sig_fields(s) for s in self.signatures],
         }
 
     @classmethod
@@ -189,10 +194,13 @@ class Envelope:
                 raise MalformedEnvelope(f"more than {MAX_SIGNATURES} signatures")
             if isinstance(item, Mapping):
                 keyid, sig, cert = item.get("keyid", ""), item.get("sig"), item.get("cert_der")
+                proof = item.get("batch")
             else:
                 keyid = getattr(item, "keyid", "")
                 sig = getattr(item, "sig", None)
                 cert = getattr(item, "cert_der", None)
+                has = getattr(item, "HasField", None)
+                proof = item.batch if has is not None and has("batch") else None
             if not isinstance(keyid, str):
                 raise MalformedEnvelope(f"signatures[{i}].keyid is not a string")
             if not isinstance(sig, bytes | bytearray) or not sig:
@@ -200,10 +208,41 @@ class Envelope:
             if cert is not None and not isinstance(cert, bytes | bytearray):
                 raise MalformedEnvelope(f"signatures[{i}].cert_der is not bytes")
             _check_sizes(i, keyid, sig, cert)
-            sigs.append(EnvSig(keyid=keyid, sig=bytes(sig), cert_der=bytes(cert) if cert else None))
+            sigs.append(EnvSig(keyid=keyid, sig=bytes(sig), cert_der=bytes(cert) if cert else None,
+                               batch=_proof_from_fields(proof, f"signatures[{i}].batch")))
         if not isinstance(payload, bytes | bytearray):
             raise MalformedEnvelope("payload is not bytes")
         return _checked(payload_type, bytes(payload), tuple(sigs))
+
+
+def _sig_fields(s: EnvSig) -> dict[str, Any]:
+    fields: dict[str, Any] = {"keyid": s.keyid, "sig": s.sig, "cert_der": s.cert_der or b""}
+    if s.batch is not None:
+        fields["batch"] = {
+            "statement": s.batch.statement, "index": s.batch.index, "path": list(s.batch.path)
+        }
+    return fields
+
+
+def _proof_from_fields(proof: Any, where: str) -> _batch.BatchProof | None:
+    """A batch proof from a mapping or a generated ``BatchProof`` message, checked."""
+    if proof is None:
+        return None
+    if isinstance(proof, Mapping):
+        statement, index, path = proof.get("statement"), proof.get("index"), proof.get("path")
+    else:
+        statement = getattr(proof, "statement", None)
+        index = getattr(proof, "index", None)
+        path = getattr(proof, "path", None)
+    if path is None or isinstance(path, bytes | str) or not hasattr(path, "__len__"):
+        raise MalformedEnvelope(f"{where}.path is not a list of hashes")
+    if len(path) > _batch.MAX_PATH_LENGTH:
+        raise MalformedEnvelope(
+            f"{where}.path has {len(path)} hashes, over the limit of {_batch.MAX_PATH_LENGTH}"
+        )
+    return _batch.check_proof_shape(
+        _batch.BatchProof(statement, index, tuple(path)), where  # type: ignore[arg-type]
+    )
 
 
 def _check_sizes(
@@ -265,6 +304,39 @@ def sign_envelope(
     return _checked(payload_type, payload, tuple(sigs))
 
 
+def sign_batch(
+    items: Sequence[tuple[str, bytes]],
+    signer: Signer,
+    *,
+    at: str,
+    include_certificates: bool = True,
+) -> list[Envelope]:
+    """Sign every ``(payload_type, payload)`` of ``items`` with one signature of
+    ``signer`` over their Merkle root (:mod:`signing.batch`); ``at`` is the statement's
+    time (ISO 8601). Returns one envelope per item, in order, each carrying the signature,
+    the statement, its leaf index and inclusion path. Only :data:`BATCHABLE_TYPES`."""
+    if not items:
+        raise MalformedEnvelope("sign_batch needs at least one payload")
+    for payload_type, _payload in items:
+        if payload_type not in BATCHABLE_TYPES:
+            raise MalformedEnvelope(f"payloadType {payload_type!r} cannot be batch-signed")
+    paes = [pae(t, p) for t, p in items]
+    root, paths = _batch.build_tree(paes)
+    statement = _batch.encode_statement(
+        _batch.BatchStatement(keyid=signer.key_id, root=root, size=len(items), time=at)
+    )
+    sig = signer.sign(pae(_batch.PAYLOAD_RESULT_BATCH, statement))
+    cert = signer.certificate if include_certificates else None
+    cert_der = certificate_der(cert) if cert is not None else None
+    return [
+        _checked(payload_type, payload, (EnvSig(
+            keyid=signer.key_id, sig=sig, cert_der=cert_der,
+            batch=_batch.BatchProof(statement=statement, index=i, path=paths[i]),
+        ),))
+        for i, (payload_type, payload) in enumerate(items)
+    ]
+
+
 # --- JSON --------------------------------------------------------------------------------
 def _b64e(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -304,6 +376,12 @@ def encode_envelope(envelope: Envelope) -> bytes:
         if s.cert_der is not None:
             s.certificate  # noqa: B018 -- parses it: MalformedEnvelope if it is not one
             item["cert"] = _pem_of(s.cert_der)
+        if s.batch is not None:
+            item["batch"] = {  # type: ignore[assignment]
+                "statement": _b64e(s.batch.statement),
+                "index": s.batch.index,
+                "path": [_b64e(h) for h in s.batch.path],
+            }
         sigs.append(item)
     doc = {
         "payload": _b64e(envelope.payload),
@@ -387,8 +465,29 @@ def decode_envelope(data: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -
                 ) from exc
             cert_der = cert.public_bytes(serialization.Encoding.DER)
         _check_sizes(i, keyid, sig, cert_der)
-        sigs.append(EnvSig(keyid=keyid, sig=sig, cert_der=cert_der))
+        sigs.append(EnvSig(keyid=keyid, sig=sig, cert_der=cert_der,
+                           batch=_json_proof(item.get("batch"), f"signatures[{i}].batch")))
     return _checked(payload_type, payload, tuple(sigs))
+
+
+def _json_proof(value: Any, where: str) -> _batch.BatchProof | None:
+    """The ``batch`` extension of a JSON signature, decoded and bounded."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedEnvelope(f"{where} is not an object")
+    path = value.get("path")
+    if not isinstance(path, list):
+        raise MalformedEnvelope(f"{where}.path is not a list")
+    if len(path) > _batch.MAX_PATH_LENGTH:
+        raise MalformedEnvelope(
+            f"{where}.path has {len(path)} hashes, over the limit of {_batch.MAX_PATH_LENGTH}"
+        )
+    statement = _b64d(value.get("statement"), f"{where}.statement")
+    hashes = tuple(_b64d(h, f"{where}.path[{j}]") for j, h in enumerate(path))
+    return _batch.check_proof_shape(
+        _batch.BatchProof(statement, value.get("index"), hashes), where  # type: ignore[arg-type]
+    )
 
 
 # --- verification ------------------------------------------------------------------------
@@ -428,6 +527,21 @@ class SignatureVerifier(Protocol):
     def verify_signature(self, signature: EnvSig, message: bytes) -> VerifiedSigner: ...
 
 
+def _signed_message(envelope: Envelope, signature: EnvSig, message: bytes) -> bytes:
+    """The bytes ``signature`` signs: the envelope's PAE, or for a batch signature the
+    batch statement's PAE once the proof has placed this envelope under its root
+    (:func:`signing.batch.statement_for`; a wrong leaf, path or root is
+    :class:`BadSignature`)."""
+    if signature.batch is None:
+        return message
+    if envelope.payload_type not in BATCHABLE_TYPES:
+        raise MalformedEnvelope(
+            f"payloadType {envelope.payload_type!r} cannot carry a batch signature"
+        )
+    _batch.statement_for(signature.batch, message, signature.keyid)
+    return pae(_batch.PAYLOAD_RESULT_BATCH, signature.batch.statement)
+
+
 def verify_envelope(
     envelope: Envelope,
     verifier: SignatureVerifier,
@@ -456,7 +570,9 @@ def verify_envelope(
     errors: list[TrustError] = []
     for signature in envelope.signatures:
         try:
-            signer = verifier.verify_signature(signature, message)
+            signer = verifier.verify_signature(
+                signature, _signed_message(envelope, signature, message)
+            )
         except TrustError as exc:
             errors.append(exc)
             continue

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19siogw_api/v1/common.proto\x12\x08siogw.v1\"9\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\x12\x10\n\x08\x63\x65rt_der\x18\x03 \x01(\x0c\"Z\n\x08\x45nvelope\x12\x14\n\x0cpayload_type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\'\n\nsignatures\x18\x03 \x03(\x0b\x32\x13.siogw.v1.Signature\"A\n\x0c\x41uditReceipt\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tleaf_hash\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"h\n\x11MaintenanceWindow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tstarts_at\x18\x02 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06urgent\x18\x05 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19siogw_api/v1/common.proto\x12\x08siogw.v1\"^\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\x12\x10\n\x08\x63\x65rt_der\x18\x03 \x01(\x0c\x12#\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x14.siogw.v1.BatchProof\"<\n\nBatchProof\x12\x11\n\tstatement\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x03(\x0c\"Z\n\x08\x45nvelope\x12\x14\n\x0cpayload_type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\'\n\nsignatures\x18\x03 \x03(\x0b\x32\x13.siogw.v1.Signature\"A\n\x0c\x41uditReceipt\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tleaf_hash\x18\x02 \x01(\x0c\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"h\n\x11MaintenanceWindow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tstarts_at\x18\x02 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06urgent\x18\x05 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'siogw_api.v1.common_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SIGNATURE']._serialized_start=39
-  _globals['_SIGNATURE']._serialized_end=96
-  _globals['_ENVELOPE']._serialized_start=98
-  _globals['_ENVELOPE']._serialized_end=188
-  _globals['_AUDITRECEIPT']._serialized_start=190
-  _globals['_AUDITRECEIPT']._serialized_end=255
-  _globals['_MAINTENANCEWINDOW']._serialized_start=257
-  _globals['_MAINTENANCEWINDOW']._serialized_end=361
+  _globals['_SIGNATURE']._serialized_end=133
+  _globals['_BATCHPROOF']._serialized_start=135
+  _globals['_BATCHPROOF']._serialized_end=195
+  _globals['_ENVELOPE']._serialized_start=197
+  _globals['_ENVELOPE']._serialized_end=287
+  _globals['_AUDITRECEIPT']._serialized_start=289
+  _globals['_AUDITRECEIPT']._serialized_end=354
+  _globals['_MAINTENANCEWINDOW']._serialized_start=356
+  _globals['_MAINTENANCEWINDOW']._serialized_end=460
 # @@protoc_insertion_point(module_scope)

@@ -7,14 +7,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Signature(_message.Message):
-    __slots__ = ("keyid", "sig", "cert_der")
+    __slots__ = ("keyid", "sig", "cert_der", "batch")
     KEYID_FIELD_NUMBER: _ClassVar[int]
     SIG_FIELD_NUMBER: _ClassVar[int]
     CERT_DER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     keyid: str
     sig: bytes
     cert_der: bytes
-    def __init__(self, keyid: _Optional[str] = ..., sig: _Optional[bytes] = ..., cert_der: _Optional[bytes] = ...) -> None: ...
+    batch: BatchProof
+    def __init__(self, keyid: _Optional[str] = ..., sig: _Optional[bytes] = ..., cert_der: _Optional[bytes] = ..., batch: _Optional[_Union[BatchProof, _Mapping]] = ...) -> None: ...
+
+class BatchProof(_message.Message):
+    __slots__ = ("statement", "index", "path")
+    STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    statement: bytes
+    index: int
+    path: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, statement: _Optional[bytes] = ..., index: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("payload_type", "payload", "signatures")

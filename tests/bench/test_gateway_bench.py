@@ -50,3 +50,39 @@ def test_gateway_bench_runs_and_reports_every_level(tmp_path: Path) -> None:
     assert "2 process(es)" in out
     # the bench cleans up its temporary home (nothing left but what pytest made)
     assert not list(tmp_path.glob("siogw-bench-*"))
+
+
+MODEL_ROW = re.compile(
+    r"^\s*(?P<conc>\d+) \|\s+(?P<off>[\d.]+)\s+[\d.]+\s+(?P<off_rps>[\d.]+) \|"
+    r"\s+(?P<on>[\d.]+)\s+[\d.]+\s+(?P<on_rps>[\d.]+) \|\s+(?P<ratio>[\d.]+)\s*$"
+)
+
+
+@pytest.mark.slow
+def test_gateway_bench_latency_model_runs_without_and_with_batching(tmp_path: Path) -> None:
+    """``--hsm-latency-ms``: the model is named as one, both runs verify every answer,
+    and the side-by-side table has a row per level; without batching each result has its
+    own signature, with it no result shares a signature with more than ``batch_max``."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("SIOGW_DATABASE_URL", None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway.py"), "--seconds", "0.4",
+         "--levels", "1,8", "--workers", "1", "--channels", "2", "--hsm-latency-ms", "5",
+         "--batch-max", "4"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "MODEL of a slow token" in out and "not a measured device" in out
+    assert "=== batch signing off ===" in out
+    assert "=== batch signing on: window 5 ms, at most 4 results per signature ===" in out
+    assert out.count("every full-path and floor answer verified") == 2
+    rows = {int(m["conc"]): m for line in out.splitlines() if (m := MODEL_ROW.match(line))}
+    assert sorted(rows) == [1, 8], out
+    for m in rows.values():
+        assert float(m["off"]) > 0 and float(m["on"]) > 0
+        assert float(m["off_rps"]) == 1.0  # one token signature per result
+        assert 1.0 <= float(m["on_rps"]) <= 4.0
+        assert float(m["ratio"]) == pytest.approx(float(m["on"]) / float(m["off"]),
+                                          abs=0.006 + 0.1 / float(m["off"]))
+    assert not list(tmp_path.glob("siogw-bench-*"))
