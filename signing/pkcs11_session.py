@@ -188,6 +188,19 @@ class _SharedExclusiveLock:
 _initialised_in: dict[str, int] = {}
 
 
+#: Modules that lock by themselves although python-pkcs11 initialises them without
+#: arguments (file-name prefixes). Every other module is serialised: one PKCS#11 call
+#: at a time in this process (ADR 0001, "Implementations": tpm2-pkcs11 turns its own
+#: locking off without CKF_OS_LOCKING_OK; SoftHSM does no locking then either).
+SELF_LOCKING_MODULES: tuple[str, ...] = ("p11-kit-proxy", "libopencryptoki")
+
+
+def locks_by_itself(path: str) -> bool:
+    """Whether the module at ``path`` is safe to call from many threads at once."""
+    name = os.path.basename(path)
+    return any(name.startswith(prefix) for prefix in SELF_LOCKING_MODULES)
+
+
 class _Module:
     """A PKCS#11 library loaded in this process."""
 
@@ -195,6 +208,8 @@ class _Module:
         self.path = path
         self.generation = 0
         self.rw = _SharedExclusiveLock()
+        #: Held around every operation of a module that does not lock by itself.
+        self.serial: threading.Lock | None = None if locks_by_itself(path) else threading.Lock()
         self._lock = threading.Lock()
         self._lib: Any = None
 
@@ -594,11 +609,14 @@ class TokenSession:
             _check_pid()
         module = self.module
         rw = module.rw
+        serial = module.serial
         for attempt in (1, 2):
             generation = module.generation
             epoch: int | None = None
             try:
                 rw.acquire_shared()
+                if serial is not None:
+                    serial.acquire()
                 try:
                     entry = self._borrow(pin_spec)
                     epoch = entry.epoch
@@ -607,6 +625,8 @@ class TokenSession:
                     finally:
                         self._give_back(entry)
                 finally:
+                    if serial is not None:
+                        serial.release()
                     rw.release_shared()
             except p11x.PKCS11Error as exc:
                 kind = _heal_kind(exc)

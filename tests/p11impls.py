@@ -1,12 +1,13 @@
 """Three PKCS#11 implementations for the signer contract suite and the end-to-end test.
 
 * ``softhsm``: SoftHSM v2 behind p11-kit-proxy (a new token in the session's store).
-* ``tpm2``: tpm2-pkcs11 on the swtpm TPM 2.0 emulator, behind p11-kit-proxy (Debian's
-  ``libtpm2-pkcs11-1`` registers it with p11-kit). The ``tpm2_impl`` fixture starts
-  ``swtpm`` on free loopback ports with a temporary state directory and a temporary
-  tpm2-pkcs11 store, points ``TPM2_PKCS11_TCTI``/``TPM2_PKCS11_STORE`` at them,
-  re-initialises the proxy so that it sees the TPM's token, and stops ``swtpm`` at
-  teardown.
+* ``tpm2``: tpm2-pkcs11 on the swtpm TPM 2.0 emulator, loaded directly and serialised by
+  :mod:`signing.pkcs11_session` (``make system-deps`` takes it out of p11-kit-proxy,
+  where it would probe for a TPM in every process). The ``tpm2_impl`` fixture starts
+  ``swtpm`` on free loopback ports (the TCTI's control channel is port + 1) with a
+  temporary state directory and a temporary tpm2-pkcs11 store, points
+  ``TPM2_PKCS11_TCTI``/``TPM2_PKCS11_STORE`` at them before the module is first
+  initialised, and stops ``swtpm`` at teardown.
 * ``opencryptoki``: openCryptoki's software token (slot 3), loaded directly (its library
   locks by itself; Debian does not register it with p11-kit). The ``opencryptoki_impl``
   fixture starts ``pkcsslotd`` if it is not running. Its token state is machine-global
@@ -271,16 +272,11 @@ def _tpm2_library() -> str | None:
 
 @pytest.fixture(scope="session")
 def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
-    from signing.modules import P11_KIT_PROXY_CANDIDATES
-    from signing.pkcs11_session import close_all_sessions, reinitialize_module
+    from signing.pkcs11_session import close_all_sessions, get_module
 
     library = _tpm2_library()
     if shutil.which("swtpm") is None or library is None:
         missing("tpm2-pkcs11 or swtpm not installed (make system-deps)")
-    if _first(P11_KIT_PROXY_CANDIDATES) is None or not Path(
-        "/usr/share/p11-kit/modules/tpm2_pkcs11.module"
-    ).exists():
-        missing("tpm2-pkcs11 is not registered with p11-kit-proxy")
     assert library is not None
     base = Path(tempfile.mkdtemp(prefix="siogw-swtpm-"))
     tpm = start_swtpm(base)
@@ -290,11 +286,9 @@ def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
         label = f"ct-tpm-{secrets.token_hex(4)}"
         pin, so_pin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
         _init_token_subprocess(library, label, so_pin, pin)
-        # The proxy read the environment when it was first initialised: again, now.
-        reinitialize_module()
         env = _pin_env(pin)
         impl = Impl(
-            "tpm2", label, pin, env, None,
+            "tpm2", label, pin, env, library,
             algorithms=SIGNS["tpm2"], refused=(Algorithm.RSA_PSS_SHA256,),
             threads=4, per_thread=5,
         )
@@ -308,7 +302,7 @@ def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
             else:
                 os.environ[key] = value
         with contextlib.suppress(Exception):
-            reinitialize_module()  # the proxy lets go of the TPM before it stops
+            get_module(library).lib().finalize()  # let go of the TPM before it stops
         tpm.stop()
         shutil.rmtree(base, ignore_errors=True)
 
