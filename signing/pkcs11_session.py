@@ -188,11 +188,13 @@ class _SharedExclusiveLock:
 _initialised_in: dict[str, int] = {}
 
 
-#: Modules that lock by themselves although python-pkcs11 initialises them without
-#: arguments (file-name prefixes). Every other module is serialised: one PKCS#11 call
-#: at a time in this process (ADR 0001, "Implementations": tpm2-pkcs11 turns its own
-#: locking off without CKF_OS_LOCKING_OK; SoftHSM does no locking then either).
-SELF_LOCKING_MODULES: tuple[str, ...] = ("p11-kit-proxy", "libopencryptoki")
+#: Modules that are safe to call from many threads although python-pkcs11 initialises
+#: them without arguments (file-name prefixes): p11-kit's proxy, which initialises the
+#: modules behind it with OS locking. Every other module is serialised: one PKCS#11
+#: call at a time per module in this process (ADR 0001, "Implementations": tpm2-pkcs11
+#: and SoftHSM turn their locking off without CKF_OS_LOCKING_OK; openCryptoki 3.8 loaded
+#: directly crashed with 8 threads signing on 2 sessions).
+SELF_LOCKING_MODULES: tuple[str, ...] = ("p11-kit-proxy",)
 
 
 def locks_by_itself(path: str) -> bool:

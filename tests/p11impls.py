@@ -8,8 +8,9 @@
   temporary state directory and a temporary tpm2-pkcs11 store, points
   ``TPM2_PKCS11_TCTI``/``TPM2_PKCS11_STORE`` at them before the module is first
   initialised, and stops ``swtpm`` at teardown.
-* ``opencryptoki``: openCryptoki's software token (slot 3), loaded directly (its library
-  locks by itself; Debian does not register it with p11-kit). The ``opencryptoki_impl``
+* ``opencryptoki``: openCryptoki's software token (slot 3), loaded directly (Debian does
+  not register it with p11-kit) and serialised like tpm2-pkcs11 (3.8 crashed with
+  threads signing on separate sessions). The ``opencryptoki_impl``
   fixture starts ``pkcsslotd`` if it is not running. Its token state is machine-global
   (``/var/lib/opencryptoki/swtok``): the token is initialised idempotently with the label
   :data:`OCK_LABEL`, SO PIN :data:`OCK_SO_PIN` and user PIN :data:`OCK_USER_PIN` (a
