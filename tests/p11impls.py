@@ -323,10 +323,12 @@ def _init_token_subprocess(library: str, label: str, so_pin: str, pin: str) -> N
 def _pkcsslotd_running() -> bool:
     try:
         pid = int(PKCSSLOTD_PID.read_text().strip())
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return False
-    return comm == "pkcsslotd"
+    # "pid (comm) state ...": a zombie (state Z) left by a killed daemon is not running
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    return comm == "pkcsslotd" and rest.split()[:1] != ["Z"]
 
 
 def ensure_pkcsslotd() -> None:

@@ -70,4 +70,4 @@ def test_login_and_query_with_the_analysts_key_on_the_token(
     assert recorded.payload == req.envelope.payload
     (sig,) = recorded.signatures
     pae = dsse.pae(recorded.payload_type, recorded.payload)
-    verify_signature(cert.public_key(), alg, pae, sig.sig)  # type: ignore[arg-type]
+    verify_signature(cert.public_key(), alg, pae, sig.sig)

@@ -88,7 +88,7 @@ def test_generated_key_is_sign_only(p11impl: Impl) -> None:
         obj = next(session.get_objects({
             Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: key.label,
         }))
-        values = {a: obj[a] for a in (Attribute.SENSITIVE, Attribute.EXTRACTABLE,
+        values: dict[Any, Any] = {a: obj[a] for a in (Attribute.SENSITIVE, Attribute.EXTRACTABLE,
                                       Attribute.SIGN, Attribute.DECRYPT, Attribute.ID)}
         try:
             obj[Attribute.VALUE]
@@ -112,7 +112,7 @@ def test_key_lookup_by_uri(p11impl: Impl) -> None:
     alg = p11impl.algorithms[0]
     key = p11impl.new_key(KEY_TYPE[alg])
     by_label = load_signer(p11impl.uri(object=key.label), algorithm=alg)
-    by_id = load_signer(p11impl.uri(id=key.ck_id), algorithm=alg)
+    by_id = Pkcs11Signer(p11impl.uri(id=key.ck_id), algorithm=alg)
     by_both = Pkcs11Signer(p11impl.uri(object=key.label, id=key.ck_id), algorithm=alg)
     # the plain RFC 7512 text, as an operator writes it in the configuration
     text = f"pkcs11:token={p11impl.label};object={key.label}?pin-source={p11impl.pin_source}"
