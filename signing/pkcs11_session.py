@@ -210,8 +210,9 @@ class _Module:
         self.path = path
         self.generation = 0
         self.rw = _SharedExclusiveLock()
-        #: Held around every operation of a module that does not lock by itself.
-        self.serial: threading.Lock | None = None if locks_by_itself(path) else threading.Lock()
+        #: Held around every operation of a module that does not lock by itself
+        #: (re-entrant: an operation may run another on the same module).
+        self.serial: Any = None if locks_by_itself(path) else threading.RLock()
         self._lock = threading.Lock()
         self._lib: Any = None
 
