@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := softhsm2 opensc p11-kit
+APT_PACKAGES := softhsm2 opensc p11-kit opencryptoki swtpm swtpm-tools libtpm2-pkcs11-1 \
+	libtss2-tcti-swtpm0
+# Debian registers tpm2-pkcs11 with p11-kit, so every process loading p11-kit-proxy would
+# probe for a TPM (and print TCTI errors); it is loaded directly instead (ADR 0001).
+P11KIT_TPM2_OVERRIDE := /etc/pkcs11/modules/tpm2_pkcs11.module
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps venv demo test test-fast lint protos bench clean
@@ -17,6 +21,13 @@ system-deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@if [ -f /usr/share/p11-kit/modules/tpm2_pkcs11.module ] && \
+	    ! grep -qs '^disable-in: p11-kit-proxy' $(P11KIT_TPM2_OVERRIDE); then \
+	  $(SUDO) mkdir -p $(dir $(P11KIT_TPM2_OVERRIDE)) && \
+	  printf '%s\n' '# sio-gateway (make system-deps): not behind p11-kit-proxy, see ADR 0001' \
+	    'module: libtpm2_pkcs11.so' 'critical: no' 'disable-in: p11-kit-proxy' | \
+	    $(SUDO) tee $(P11KIT_TPM2_OVERRIDE) >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

@@ -1,10 +1,16 @@
-"""Signing throughput: PKCS#11 (SoftHSM via p11-kit) with 1 and N threads vs software keys.
+"""Signing throughput: PKCS#11 (SoftHSM via p11-kit) with 1 and N threads vs software keys,
+then the three PKCS#11 implementations side by side.
 
 Creates its own temporary token store (SOFTHSM2_CONF is set before PKCS#11 loads), one
 EC P-256 and one RSA-2048 key on a token and the same key types in software, then prints
-signs/s per backend and thread count, verifies/s, and ratios. No assertions on timing.
+signs/s per backend and thread count, verifies/s, and ratios. Then, for SoftHSM (via
+p11-kit-proxy), tpm2-pkcs11 on a fresh swtpm TPM 2.0 emulator and openCryptoki's software
+token (see tests/p11impls.py and ADR 0001, "Implementations"), signatures/s and ms each
+per key type at 1 and N threads ("-": the implementation cannot sign it; "absent": not
+installed, run `make system-deps`). No assertions on timing.
 
     .venv/bin/python bench/sign.py [--seconds 2] [--threads 8] [--sessions N]
+                                   [--impl-seconds 1] [--impls softhsm,tpm2,opencryptoki]
 
 ``--sessions`` bounds the PKCS#11 session pool per token (``Pkcs11Signer(sessions=...)``,
 as the server's ``[signer] sessions``; default: the CPU count); ``--sessions 1``
@@ -14,6 +20,7 @@ reproduces the one-shared-session design.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -29,15 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from softhsm.store import TokenStore
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def rate(fn: Callable[[int], None], seconds: float, threads: int) -> float:
     """Operations per second of ``fn(i)`` run by ``threads`` threads for ``seconds``."""
     counts = [0] * threads
-    stop = time.monotonic() + seconds
     barrier = threading.Barrier(threads + 1)
 
     def worker(index: int) -> None:
         barrier.wait()
+        stop = time.monotonic() + seconds  # after the start, however slow it was
         n = 0
         while time.monotonic() < stop:
             fn(n)
@@ -83,6 +92,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--sessions", type=int, default=None,
                         help="PKCS#11 sessions per token (default: the CPU count)")
+    parser.add_argument("--impl-seconds", type=float, default=1.0,
+                        help="seconds per cell of the implementations table")
+    parser.add_argument("--impls", default="softhsm,tpm2,opencryptoki",
+                        help="implementations to compare (comma-separated)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
@@ -118,9 +131,135 @@ def main() -> int:
             report(title, hsm, soft, verify_signature, args.seconds, args.threads)
         print(f"PKCS#11 sessions in use at once (peak): {pool.stats().peak_in_use}")
         close_all_sessions()
+        impls = [name.strip() for name in args.impls.split(",") if name.strip()]
+        compare_implementations(impls, label, home, args.impl_seconds, args.threads)
+        close_all_sessions()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+IMPL_CASES = (
+    ("EC P-256", "ec", "ecdsa-p256-sha256"),
+    ("RSA-2048 PSS", "rsa", "rsa-pss-sha256"),
+    ("RSA-2048 PKCS1", "rsa", "rsa-pkcs1v15-sha256"),
+)
+
+
+def _open_implementations(
+    names: list[str], softhsm_label: str, home: Path
+) -> tuple[dict[str, Any], list[Callable[[], None]]]:
+    """name -> (token label, module path or None, PIN env) for each one that runs here."""
+    from tests import p11impls
+
+    found: dict[str, Any] = {}
+    cleanups: list[Callable[[], None]] = []
+    for name in names:
+        try:
+            if name == "softhsm":
+                found[name] = (softhsm_label, None, "env:SIOGW_BENCH_PIN")
+            elif name == "tpm2":
+                library = p11impls._tpm2_library()
+                if library is None or shutil.which("swtpm") is None:
+                    raise RuntimeError("absent")
+                base = home / "swtpm"
+                base.mkdir()
+                tpm = p11impls.start_swtpm(base)
+                cleanups.append(tpm.stop)
+                os.environ.update(tpm.env())
+                pin = secrets.token_urlsafe(12)
+                os.environ["SIOGW_BENCH_TPM_PIN"] = pin
+                p11impls._init_token_subprocess(library, "bench-tpm", secrets.token_urlsafe(12),
+                                                pin)
+                found[name] = ("bench-tpm", library, "env:SIOGW_BENCH_TPM_PIN")
+            elif name == "opencryptoki":
+                library = p11impls._ock_library()
+                if library is None or not Path(
+                    shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
+                ).exists():
+                    raise RuntimeError("absent")
+                p11impls.ensure_pkcsslotd()
+                import subprocess
+
+                proc = subprocess.run(
+                    [sys.executable, "-m", "tests.p11impls", "ock-init", "--module", library],
+                    input=json.dumps({"label": p11impls.OCK_LABEL, "so_pin": p11impls.OCK_SO_PIN,
+                                      "user_pin": p11impls.OCK_USER_PIN}),
+                    capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                )
+                if proc.returncode != 0:
+                    raise RuntimeError(proc.stderr.strip()[-200:])
+                os.environ["SIOGW_BENCH_OCK_PIN"] = p11impls.OCK_USER_PIN
+                found[name] = (p11impls.OCK_LABEL, library, "env:SIOGW_BENCH_OCK_PIN")
+            else:
+                raise RuntimeError("unknown implementation")
+        except Exception as exc:
+            found[name] = f"{exc}"[:40] or type(exc).__name__
+    return found, cleanups
+
+
+def compare_implementations(
+    names: list[str], softhsm_label: str, home: Path, seconds: float, threads: int
+) -> None:
+    """Print signatures/s and ms each per implementation, side by side."""
+    from signing import Algorithm, verify_signature
+    from signing.pkcs11_session import shared_session
+    from signing.pkcs11_signer import Pkcs11Signer
+    from signing.pkcs11_token import Pkcs11Token
+    from siogw_api.errors import SigningError
+
+    found, cleanups = _open_implementations(names, softhsm_label, home)
+    payload = b"x" * 256
+    cells: dict[tuple[str, str], str] = {}
+    try:
+        for name in names:
+            spec = found[name]
+            for title, key_type, alg_name in IMPL_CASES:
+                for n in (1, threads):
+                    row = f"{title} x{n}"
+                    if isinstance(spec, str):
+                        cells[(row, name)] = spec
+                        continue
+                    label, module, pin = spec
+                    token = Pkcs11Token(label, pin_source=pin, module_path=module)
+                    key_label = f"ct-bench-{key_type}"
+                    try:
+                        if not any(k.label == key_label for k in token.list_keys()):
+                            token.generate_keypair(key_type, key_label)
+                        uri = token.uri(label=key_label)
+                        if module:
+                            uri += f"&module-path={module}"
+                        signer = Pkcs11Signer(uri, algorithm=Algorithm(alg_name))
+                        sig = signer.sign(payload)
+                        verify_signature(signer.public_key, signer.algorithm, payload, sig)
+                    except SigningError:
+                        cells[(row, name)] = "-"
+                        continue
+                    def sign_once(_n: int, s: Any = signer) -> None:
+                        s.sign(payload)
+
+                    ops = rate(sign_once, seconds, n)
+                    cells[(row, name)] = f"{ops:,.0f}/s {1000 / ops:.2f} ms"
+                    # a bare TPM holds one loaded key per login: log out between keys
+                    shared_session(label, module).close()
+            if not isinstance(spec, str) and name == "opencryptoki":
+                label, module, pin = spec
+                token = Pkcs11Token(label, pin_source=pin, module_path=module)
+                for key in token.list_keys():
+                    if key.label.startswith("ct-bench-"):
+                        token.delete(label=key.label)
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+    print()
+    print(f"PKCS#11 implementations side by side (signatures/s and ms each; {seconds:g} s "
+          "per cell; ms each = 1/rate, at N threads the time per signature of the whole)")
+    width = 22
+    print(f"{'key':<20}" + "".join(f"{name:>{width}}" for name in names))
+    for title, _key_type, _alg in IMPL_CASES:
+        for n in (1, threads):
+            row = f"{title} x{n}"
+            print(f"{row:<20}" + "".join(f"{cells[(row, name)]:>{width}}" for name in names))
 
 
 if __name__ == "__main__":

@@ -46,11 +46,22 @@ OPENSC_CANDIDATES: tuple[str, ...] = (
     "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
     "/usr/lib64/pkcs11/opensc-pkcs11.so",
 )
-#: openCryptoki's PKCS#11 library (IBM crypto adapters, TPM).
+#: openCryptoki's PKCS#11 library (IBM crypto adapters, software token). Debian 12
+#: ships only ``libopencryptoki.so.0`` in its own directory, and a ``pkcs11/`` link.
 OPENCRYPTOKI_CANDIDATES: tuple[str, ...] = (
+    "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
+    "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so.0",
     "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so",
     "/usr/lib64/opencryptoki/libopencryptoki.so",
     "/usr/lib/opencryptoki/libopencryptoki.so",
+)
+#: tpm2-pkcs11 (a TPM 2.0 as a token). Not in the well-known list: it disables its own
+#: locking when initialised without arguments (python-pkcs11 does that), so it is used
+#: behind p11-kit-proxy, where Debian's package registers it (ADR 0001).
+TPM2_PKCS11_CANDIDATES: tuple[str, ...] = (
+    "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so",
+    "/usr/lib64/pkcs11/libtpm2_pkcs11.so",
+    "/usr/lib/pkcs11/libtpm2_pkcs11.so",
 )
 #: Every well-known path, in the order they are tried.
 WELL_KNOWN_MODULES: tuple[str, ...] = (

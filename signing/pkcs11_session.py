@@ -188,6 +188,21 @@ class _SharedExclusiveLock:
 _initialised_in: dict[str, int] = {}
 
 
+#: Modules that are safe to call from many threads although python-pkcs11 initialises
+#: them without arguments (file-name prefixes): p11-kit's proxy, which initialises the
+#: modules behind it with OS locking. Every other module is serialised: one PKCS#11
+#: call at a time per module in this process (ADR 0001, "Implementations": tpm2-pkcs11
+#: and SoftHSM turn their locking off without CKF_OS_LOCKING_OK; openCryptoki 3.8 loaded
+#: directly crashed with 8 threads signing on 2 sessions).
+SELF_LOCKING_MODULES: tuple[str, ...] = ("p11-kit-proxy",)
+
+
+def locks_by_itself(path: str) -> bool:
+    """Whether the module at ``path`` is safe to call from many threads at once."""
+    name = os.path.basename(path)
+    return any(name.startswith(prefix) for prefix in SELF_LOCKING_MODULES)
+
+
 class _Module:
     """A PKCS#11 library loaded in this process."""
 
@@ -195,6 +210,9 @@ class _Module:
         self.path = path
         self.generation = 0
         self.rw = _SharedExclusiveLock()
+        #: Held around every operation of a module that does not lock by itself
+        #: (re-entrant: an operation may run another on the same module).
+        self.serial: Any = None if locks_by_itself(path) else threading.RLock()
         self._lock = threading.Lock()
         self._lib: Any = None
 
@@ -594,11 +612,14 @@ class TokenSession:
             _check_pid()
         module = self.module
         rw = module.rw
+        serial = module.serial
         for attempt in (1, 2):
             generation = module.generation
             epoch: int | None = None
             try:
                 rw.acquire_shared()
+                if serial is not None:
+                    serial.acquire()
                 try:
                     entry = self._borrow(pin_spec)
                     epoch = entry.epoch
@@ -607,6 +628,8 @@ class TokenSession:
                     finally:
                         self._give_back(entry)
                 finally:
+                    if serial is not None:
+                        serial.release()
                     rw.release_shared()
             except p11x.PKCS11Error as exc:
                 kind = _heal_kind(exc)

@@ -43,6 +43,33 @@ from signing.uri import Pkcs11URI, parse_pkcs11_uri
 from signing.verify import PSS_SALT_LENGTH, check_key_algorithm, coerce_algorithm
 
 _PSS_PARAM = (Mechanism.SHA256, pkcs11.MGF.SHA256, PSS_SALT_LENGTH)
+#: DER DigestInfo prefix of a SHA-256 digest (RFC 8017 section 9.2, note 1).
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+#: Per algorithm, the mechanisms that sign it, preferred first. A token without the
+#: hashed mechanism gets the digest signed by the bare one (ADR 0001, "Implementations":
+#: openCryptoki 3.8 has no SHA256-RSA-PKCS; SoftHSM no hashed ECDSA).
+_MECHANISMS: dict[Algorithm, tuple[Mechanism, ...]] = {
+    Algorithm.ECDSA_P256_SHA256: (Mechanism.ECDSA,),
+    Algorithm.RSA_PSS_SHA256: (Mechanism.SHA256_RSA_PKCS_PSS, Mechanism.RSA_PKCS_PSS),
+    Algorithm.RSA_PKCS1_SHA256: (Mechanism.SHA256_RSA_PKCS, Mechanism.RSA_PKCS),
+    Algorithm.ED25519: (Mechanism.EDDSA,),
+}
+
+
+def _token_mechanisms(session: Any) -> frozenset[Any]:
+    return frozenset(session.token.slot.get_mechanisms())
+
+
+def _sign_mechanism(alg: Algorithm, mechanisms: frozenset[Any], where: str) -> Mechanism:
+    """The mechanism that signs ``alg`` on a token offering ``mechanisms``."""
+    for mechanism in _MECHANISMS[alg]:
+        if mechanism in mechanisms:
+            return mechanism
+    offered = ", ".join(m.name for m in _MECHANISMS[alg])
+    raise UnsupportedAlgorithm(
+        f"{where}: the token cannot sign {alg.value} (it has none of {offered})"
+    )
 
 
 class Pkcs11Signer(Signer):
@@ -104,6 +131,11 @@ class Pkcs11Signer(Signer):
         else:
             self._algorithm = coerce_algorithm(algorithm)
         check_key_algorithm(public_key, self._algorithm)
+        mechanisms = shared.run(
+            _token_mechanisms, pin_spec=self._pin_spec, what="list mechanisms",
+            key=self._key_name,
+        )
+        self._mechanism = _sign_mechanism(self._algorithm, mechanisms, parsed.describe())
         self._key_id = key_id_for(public_key)
         self._certificate: x509.Certificate | None = None
         self._certificate_loaded = False
@@ -223,8 +255,8 @@ class Pkcs11Signer(Signer):
 
         Borrows one session of the token's pool for the one C_SignInit/C_Sign pair.
         """
-        alg = self._algorithm
-        if alg is Algorithm.ECDSA_P256_SHA256:
+        mechanism = self._mechanism
+        if mechanism is Mechanism.ECDSA:
             # SoftHSM has no hashed ECDSA mechanism: hash here, sign the digest.
             digest = hashlib.sha256(payload).digest()
 
@@ -235,15 +267,19 @@ class Pkcs11Signer(Signer):
                     int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
                 )
         else:
-            data = bytes(payload)
-            if alg is Algorithm.RSA_PSS_SHA256:
-                kwargs: dict[str, Any] = {
-                    "mechanism": Mechanism.SHA256_RSA_PKCS_PSS, "mechanism_param": _PSS_PARAM,
-                }
-            elif alg is Algorithm.RSA_PKCS1_SHA256:
-                kwargs = {"mechanism": Mechanism.SHA256_RSA_PKCS}
-            else:
-                kwargs = {"mechanism": Mechanism.EDDSA}
+            kwargs: dict[str, Any] = {"mechanism": mechanism}
+            if mechanism is Mechanism.SHA256_RSA_PKCS_PSS:
+                data = bytes(payload)
+                kwargs["mechanism_param"] = _PSS_PARAM
+            elif mechanism is Mechanism.RSA_PKCS_PSS:
+                # No hashed PSS on the token: the digest is signed (same signature).
+                data = hashlib.sha256(payload).digest()
+                kwargs["mechanism_param"] = _PSS_PARAM
+            elif mechanism is Mechanism.RSA_PKCS:
+                # No SHA256-RSA-PKCS (openCryptoki 3.8): sign DigestInfo(SHA-256) raw.
+                data = _SHA256_DIGEST_INFO + hashlib.sha256(payload).digest()
+            else:  # SHA256_RSA_PKCS, EDDSA
+                data = bytes(payload)
 
             def op(entry: PooledSession) -> bytes:
                 return bytes(self._private(entry).sign(data, **kwargs))

@@ -8,6 +8,7 @@ the user PIN. Every operation runs on the token's shared, logged-in session pool
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11x
+from pkcs11.constants import DEFAULT
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from signing.api import PublicKey, key_id_for
@@ -80,16 +82,23 @@ class Pkcs11Token:
 
     def supports(self, key_type: str) -> bool:
         """Whether the token can generate and sign with ``key_type`` (e.g. ``ed25519``)."""
+        # Key generation, plus any mechanism Pkcs11Signer can sign that key type with
+        # (ADR 0001, "Implementations": openCryptoki has no SHA256-RSA-PKCS, the TPM no PSS).
         needed = {
-            "ec": {Mechanism.EC_KEY_PAIR_GEN, Mechanism.ECDSA},
-            "rsa": {Mechanism.RSA_PKCS_KEY_PAIR_GEN, Mechanism.SHA256_RSA_PKCS_PSS},
-            "ed25519": {Mechanism.EC_EDWARDS_KEY_PAIR_GEN, Mechanism.EDDSA},
+            "ec": ({Mechanism.EC_KEY_PAIR_GEN}, {Mechanism.ECDSA}),
+            "rsa": ({Mechanism.RSA_PKCS_KEY_PAIR_GEN}, {
+                Mechanism.SHA256_RSA_PKCS_PSS, Mechanism.RSA_PKCS_PSS,
+                Mechanism.SHA256_RSA_PKCS, Mechanism.RSA_PKCS,
+            }),
+            "ed25519": ({Mechanism.EC_EDWARDS_KEY_PAIR_GEN}, {Mechanism.EDDSA}),
         }.get(key_type)
         if needed is None:
             return False
+        generate, sign_any = needed
 
         def op(session: Any) -> bool:
-            return needed <= set(session.token.slot.get_mechanisms())
+            have = set(session.token.slot.get_mechanisms())
+            return generate <= have and bool(sign_any & have)
 
         return self._run(op, "list mechanisms")
 
@@ -102,16 +111,21 @@ class Pkcs11Token:
                 f"key type {key_type!r} not supported (use one of {', '.join(KEY_TYPES)})"
             )
         ck_id = key_id if key_id is not None else secrets.token_bytes(16)
+        # The other capabilities are left to the token at generation and switched off
+        # right after (_sign_only): tpm2-pkcs11 refuses a template that asks for
+        # CKA_DECRYPT/CKA_ENCRYPT false (its TPM keys are created sign+decrypt) and then
+        # leaks a TPM object context (ADR 0001, "Implementations").
         private_template = {
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: False,
             Attribute.PRIVATE: True,
             Attribute.SIGN: True,
-            Attribute.DECRYPT: False,
-            Attribute.UNWRAP: False,
-            Attribute.DERIVE: False,
+            **{attr: DEFAULT for attr in _PRIVATE_OFF},
         }
-        public_template: dict[Any, Any] = {Attribute.VERIFY: True, Attribute.PRIVATE: False}
+        public_template: dict[Any, Any] = {
+            Attribute.VERIFY: True, Attribute.PRIVATE: False,
+            **{attr: DEFAULT for attr in _PUBLIC_OFF},
+        }
         capabilities = pkcs11.MechanismFlag.SIGN | pkcs11.MechanismFlag.VERIFY
 
         def op(session: Any) -> bytes:
@@ -123,17 +137,20 @@ class Pkcs11Token:
             )
             if key_type == "ec":
                 public_template[Attribute.EC_PARAMS] = encode_named_curve_parameters("secp256r1")
-                session.generate_keypair(KeyType.EC, public_template=public_template, **kwargs)
+                pair = session.generate_keypair(
+                    KeyType.EC, public_template=public_template, **kwargs
+                )
             elif key_type == "rsa":
-                session.generate_keypair(
+                pair = session.generate_keypair(
                     KeyType.RSA, 2048, public_template=public_template, **kwargs
                 )
             else:
                 public_template[Attribute.EC_PARAMS] = ObjectIdentifier(ED25519_OID).dump()
-                session.generate_keypair(
+                pair = session.generate_keypair(
                     KeyType.EC_EDWARDS, mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
                     public_template=public_template, **kwargs,
                 )
+            _sign_only(self.label, label, *pair)
             return ck_id
 
         return self._run(op, "generate key", key=label)
@@ -242,6 +259,34 @@ class Pkcs11Token:
 
         self._run(op, "set PIN")
         shared_session(self.label, self._module_path).pin_changed(new)
+
+
+#: Capabilities a generated key pair must not keep (switched off after generation).
+_PRIVATE_OFF = (Attribute.DECRYPT, Attribute.UNWRAP, Attribute.DERIVE)
+_PUBLIC_OFF = (Attribute.ENCRYPT, Attribute.WRAP)
+
+
+def _sign_only(token: str, label: str, public: Any, private: Any) -> None:
+    """Switch off every capability but signing on a new key pair; destroy it if refused."""
+    try:
+        for obj, attrs in ((private, _PRIVATE_OFF), (public, _PUBLIC_OFF)):
+            for attr in attrs:
+                try:
+                    value = obj[attr]
+                except (p11x.AttributeTypeInvalid, p11x.AttributeSensitive):
+                    continue  # the token does not know this capability for the key type
+                if value:
+                    obj[attr] = False
+                    if obj[attr]:
+                        raise p11x.AttributeReadOnly(attr.name)
+    except p11x.PKCS11Error as exc:
+        for obj in (private, public):
+            with contextlib.suppress(p11x.PKCS11Error):
+                obj.destroy()
+        raise UnsupportedAlgorithm(
+            f"token {token!r} cannot make key {label!r} sign-only "
+            f"({type(exc).__name__}); the key pair was destroyed"
+        ) from exc
 
 
 def _der_integer(value: int) -> bytes:

@@ -1,0 +1,485 @@
+"""Three PKCS#11 implementations for the signer contract suite and the end-to-end test.
+
+* ``softhsm``: SoftHSM v2 behind p11-kit-proxy (a new token in the session's store).
+* ``tpm2``: tpm2-pkcs11 on the swtpm TPM 2.0 emulator, loaded directly and serialised by
+  :mod:`signing.pkcs11_session` (``make system-deps`` takes it out of p11-kit-proxy,
+  where it would probe for a TPM in every process). The ``tpm2_impl`` fixture starts
+  ``swtpm`` on free loopback ports (the TCTI's control channel is port + 1) with a
+  temporary state directory and a temporary tpm2-pkcs11 store, points
+  ``TPM2_PKCS11_TCTI``/``TPM2_PKCS11_STORE`` at them before the module is first
+  initialised, and stops ``swtpm`` at teardown.
+* ``opencryptoki``: openCryptoki's software token (slot 3), loaded directly (Debian does
+  not register it with p11-kit) and serialised like tpm2-pkcs11 (3.8 crashed with
+  threads signing on separate sessions). The ``opencryptoki_impl``
+  fixture starts ``pkcsslotd`` if it is not running. Its token state is machine-global
+  (``/var/lib/opencryptoki/swtok``): the token is initialised idempotently with the label
+  :data:`OCK_LABEL`, SO PIN :data:`OCK_SO_PIN` and user PIN :data:`OCK_USER_PIN` (a
+  token with another label, or one whose user PIN is refused, is re-initialised; see
+  ADR 0001), and the keys this suite made are deleted at the start and the end.
+
+Use: ``p11impl`` (function scope, parametrized over :data:`IMPLS`) gives an :class:`Impl`
+and logs the token out after the test (a bare TPM holds few loaded objects: every key a
+login used stays loaded until logout). Under ``CI=true`` a missing implementation is a
+failure, elsewhere a skip. ``python -m tests.p11impls ock-init`` is the openCryptoki
+initialiser (PINs on standard input, never argv).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signing import Algorithm
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+IMPLS = ("softhsm", "tpm2", "opencryptoki")
+
+#: openCryptoki's software token: its slot on Debian 12 and the project's known PINs
+#: (PIN length 4-8). The token is machine-global test state, never a production token.
+OCK_SLOT = 3
+OCK_LABEL = "siogw-test-ock"
+OCK_SO_PIN = "siogwSO1"
+OCK_USER_PIN = "siogwUs1"
+OCK_FACTORY_SO_PIN = "87654321"
+#: Labels of the keys this suite generates (swept from the machine-global token).
+KEY_PREFIX = "ct-"
+PKCSSLOTD_PID = Path("/run/pkcsslotd.pid")
+
+#: What each implementation signs (ADR 0001, "Implementations"); the rest it refuses.
+#: SoftHSM's Ed25519 needs a build with CKM_EDDSA (Debian 12's has it).
+SIGNS: dict[str, tuple[Algorithm, ...]] = {
+    "softhsm": (Algorithm.ECDSA_P256_SHA256, Algorithm.RSA_PSS_SHA256,
+                Algorithm.RSA_PKCS1_SHA256, Algorithm.ED25519),
+    "tpm2": (Algorithm.ECDSA_P256_SHA256, Algorithm.RSA_PKCS1_SHA256),
+    "opencryptoki": (Algorithm.RSA_PSS_SHA256, Algorithm.RSA_PKCS1_SHA256),
+}
+#: Every (implementation, algorithm) pair the contract suite signs with.
+SIGN_CASES = [(impl, alg) for impl in IMPLS for alg in SIGNS[impl]]
+
+KEY_TYPE = {
+    Algorithm.ECDSA_P256_SHA256: "ec",
+    Algorithm.RSA_PSS_SHA256: "rsa",
+    Algorithm.RSA_PKCS1_SHA256: "rsa",
+    Algorithm.ED25519: "ed25519",
+}
+
+
+def missing(reason: str) -> None:
+    """Skip, or fail under CI=true (an implementation must not drop out of CI silently)."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@dataclass
+class KeyRef:
+    label: str
+    ck_id: bytes
+    uri: str
+
+
+@dataclass
+class Impl:
+    """One token on one PKCS#11 implementation (see the module docstring)."""
+
+    name: str
+    label: str
+    pin: str
+    pin_env: str
+    module_path: str | None  # None: the default module (p11-kit-proxy)
+    #: Algorithms the token signs, and those it cannot (refused with UnsupportedAlgorithm).
+    algorithms: tuple[Algorithm, ...]
+    refused: tuple[Algorithm, ...]
+    #: Threads x signatures each for the concurrency test (a TPM is slow).
+    threads: int = 4
+    per_thread: int = 25
+    keys: list[KeyRef] = field(default_factory=list)
+
+    @property
+    def pin_source(self) -> str:
+        return f"env:{self.pin_env}"
+
+    def token(self) -> Any:
+        from signing.pkcs11_token import Pkcs11Token
+
+        return Pkcs11Token(self.label, pin_source=self.pin_source, module_path=self.module_path)
+
+    def uri(self, object: str | None = None, id: bytes | None = None,
+            pin_source: str | None = None) -> str:
+        from signing.uri import Pkcs11URI
+
+        return str(Pkcs11URI(
+            token=self.label, object=object, id=id, type="private",
+            pin_source=pin_source or self.pin_source, module_path=self.module_path,
+        ))
+
+    def new_key(self, key_type: str) -> KeyRef:
+        label = f"{KEY_PREFIX}{key_type}-{secrets.token_hex(4)}"
+        ck_id = self.token().generate_keypair(key_type, label)
+        ref = KeyRef(label=label, ck_id=ck_id, uri=self.uri(object=label))
+        self.keys.append(ref)
+        return ref
+
+    def signer(self, alg: Algorithm) -> Any:
+        from signing.pkcs11_signer import Pkcs11Signer
+
+        key = self.new_key(KEY_TYPE[alg])
+        return Pkcs11Signer(key.uri, algorithm=alg)
+
+    def release(self) -> None:
+        """Log the token out in this process (closes its sessions; TPM objects unload)."""
+        from signing.pkcs11_session import shared_session
+
+        shared_session(self.label, self.module_path).close()
+
+    def delete_keys(self) -> None:
+        token = self.token()
+        for key in self.keys:
+            with contextlib.suppress(Exception):
+                token.delete(label=key.label)
+        self.keys.clear()
+
+
+# --- helpers -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(port: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _first(paths: tuple[str, ...]) -> str | None:
+    return next((p for p in paths if Path(p).exists()), None)
+
+
+def _pin_env(pin: str) -> str:
+    name = f"SIOGW_TEST_PIN_{secrets.token_hex(4).upper()}"
+    os.environ[name] = pin
+    return name
+
+
+# --- SoftHSM -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def softhsm_impl(softhsm_store: Any) -> Iterator[Impl]:
+    label = f"ct-softhsm-{secrets.token_hex(4)}"
+    pin = secrets.token_urlsafe(12)
+    softhsm_store.init_token(label, secrets.token_urlsafe(12), pin)
+    env = _pin_env(pin)
+    impl = Impl("softhsm", label, pin, env, None, algorithms=SIGNS["softhsm"], refused=())
+    if not impl.token().supports("ed25519"):
+        impl.algorithms = tuple(a for a in impl.algorithms if a is not Algorithm.ED25519)
+    yield impl
+    impl.release()
+    os.environ.pop(env, None)
+
+
+# --- tpm2-pkcs11 on swtpm ------------------------------------------------------------------
+@dataclass
+class Swtpm:
+    state: Path
+    store: Path
+    port: int
+    ctrl: int
+    pid: int
+
+    @property
+    def tcti(self) -> str:
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"TPM2_PKCS11_TCTI": self.tcti, "TPM2_PKCS11_STORE": str(self.store)}
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def start_swtpm(base: Path) -> Swtpm:
+    """A fresh swtpm (TPM 2.0) on free loopback ports; the caller stops it."""
+    state, store = base / "tpm", base / "store"
+    state.mkdir()
+    store.mkdir()
+    for _ in range(20):
+        # The swtpm TCTI sets the locality on the control channel at port + 1.
+        port = free_port()
+        ctrl = port + 1
+        if port >= 65535 or not _port_free(ctrl):
+            continue
+        pid_file = base / "swtpm.pid"
+        proc = subprocess.run(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
+             "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
+             "--ctrl", f"type=tcp,port={ctrl},bindaddr=127.0.0.1",
+             "--flags", "not-need-init,startup-clear", "--daemon",
+             "--pid", f"file={pid_file}"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if proc.returncode == 0:
+            wait_for_port(port)
+            return Swtpm(state, store, port, ctrl, int(pid_file.read_text().strip()))
+    raise RuntimeError(f"swtpm did not start: {proc.stderr.strip()}")
+
+
+def _tpm2_library() -> str | None:
+    from signing.modules import TPM2_PKCS11_CANDIDATES
+
+    return _first(TPM2_PKCS11_CANDIDATES)
+
+
+@pytest.fixture(scope="session")
+def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
+    from signing.pkcs11_session import close_all_sessions, get_module
+
+    library = _tpm2_library()
+    if shutil.which("swtpm") is None or library is None:
+        missing("tpm2-pkcs11 or swtpm not installed (make system-deps)")
+    assert library is not None
+    base = Path(tempfile.mkdtemp(prefix="siogw-swtpm-"))
+    tpm = start_swtpm(base)
+    saved = {k: os.environ.get(k) for k in ("TPM2_PKCS11_TCTI", "TPM2_PKCS11_STORE")}
+    try:
+        os.environ.update(tpm.env())
+        label = f"ct-tpm-{secrets.token_hex(4)}"
+        pin, so_pin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+        _init_token_subprocess(library, label, so_pin, pin)
+        env = _pin_env(pin)
+        impl = Impl(
+            "tpm2", label, pin, env, library,
+            algorithms=SIGNS["tpm2"], refused=(Algorithm.RSA_PSS_SHA256,),
+            threads=4, per_thread=5,
+        )
+        yield impl
+        close_all_sessions()
+        os.environ.pop(env, None)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        with contextlib.suppress(Exception):
+            get_module(library).lib().finalize()  # let go of the TPM before it stops
+        tpm.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _init_token_subprocess(library: str, label: str, so_pin: str, pin: str) -> None:
+    """C_InitToken + C_InitPIN on the first free slot (PINs on stdin, never argv)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "softhsm._inittoken", "init", "--module", library],
+        input=json.dumps({"label": label, "so_pin": so_pin, "user_pin": pin}),
+        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"token init on {library} failed: {proc.stderr.strip()[-500:]}")
+
+
+# --- openCryptoki --------------------------------------------------------------------------
+def _pkcsslotd_running() -> bool:
+    try:
+        pid = int(PKCSSLOTD_PID.read_text().strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    # "pid (comm) state ...": a zombie (state Z) left by a killed daemon is not running
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    return comm == "pkcsslotd" and rest.split()[:1] != ["Z"]
+
+
+def ensure_pkcsslotd() -> None:
+    """Start pkcsslotd unless it runs (a second one would tear down the shared memory)."""
+    if _pkcsslotd_running():
+        return
+    exe = shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
+    subprocess.run([exe], check=True, capture_output=True, timeout=30)
+    deadline = time.monotonic() + 10
+    while not _pkcsslotd_running():
+        if time.monotonic() > deadline:
+            raise RuntimeError("pkcsslotd did not start")
+        time.sleep(0.05)
+
+
+def _ock_library() -> str | None:
+    from signing.modules import OPENCRYPTOKI_CANDIDATES
+
+    return _first(OPENCRYPTOKI_CANDIDATES)
+
+
+@pytest.fixture(scope="session")
+def opencryptoki_impl(softhsm_store: Any) -> Iterator[Impl]:
+    library = _ock_library()
+    slotd = shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
+    if library is None or not Path(slotd).exists():
+        missing("openCryptoki not installed (make system-deps)")
+    assert library is not None
+    ensure_pkcsslotd()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.p11impls", "ock-init", "--module", library],
+        input=json.dumps({"label": OCK_LABEL, "so_pin": OCK_SO_PIN, "user_pin": OCK_USER_PIN}),
+        capture_output=True, text=True, timeout=120,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"openCryptoki token init failed: {proc.stderr.strip()[-800:]}")
+    env = _pin_env(OCK_USER_PIN)
+    impl = Impl(
+        "opencryptoki", OCK_LABEL, OCK_USER_PIN, env, library,
+        algorithms=SIGNS["opencryptoki"], refused=(),
+    )
+    _sweep(impl)
+    yield impl
+    impl.delete_keys()
+    _sweep(impl)
+    impl.release()
+    os.environ.pop(env, None)
+
+
+def _sweep(impl: Impl) -> None:
+    """Delete every key this suite left on the machine-global token (labels ct-...)."""
+    token = impl.token()
+    for key in token.list_keys():
+        if key.label.startswith(KEY_PREFIX):
+            with contextlib.suppress(Exception):
+                token.delete(label=key.label)
+
+
+# --- the parametrized fixture --------------------------------------------------------------
+@pytest.fixture(params=IMPLS)
+def p11impl(request: pytest.FixtureRequest) -> Iterator[Impl]:
+    impl: Impl = request.getfixturevalue(f"{request.param}_impl")
+    yield impl
+    impl.release()
+    if impl.name == "opencryptoki":
+        impl.delete_keys()
+
+
+# --- openCryptoki token initialisation (a subprocess: python -m tests.p11impls ock-init) ---
+def _ock_init(library: str, label: str, so_pin: str, user_pin: str) -> str:
+    """Make slot OCK_SLOT's token ours: reuse it when the label and user PIN match,
+    else C_InitToken (with our SO PIN, or the factory one), C_InitPIN, C_SetPIN(SO)."""
+    from softhsm._inittoken import (
+        CK_ULONG,
+        CKF_RW_SESSION,
+        CKF_SERIAL_SESSION,
+        CKU_SO,
+        Pkcs11CallError,
+        _Cryptoki,
+        _describe,
+        _padded,
+    )
+
+    cku_user = 1
+    with _Cryptoki(library) as ck:
+        described = _describe(OCK_SLOT, ck.token_info(OCK_SLOT))
+
+        def session() -> Any:
+            handle = CK_ULONG(0)
+            ck.call("C_OpenSession", CK_ULONG(OCK_SLOT),
+                    CK_ULONG(CKF_SERIAL_SESSION | CKF_RW_SESSION), None, None,
+                    ctypes.byref(handle))
+            return handle
+
+        def login(handle: Any, user: int, pin: str) -> None:
+            raw = pin.encode()
+            ck.call("C_Login", handle, CK_ULONG(user), ctypes.c_char_p(raw), CK_ULONG(len(raw)))
+
+        if described["initialized"] and described["label"] == label:
+            handle = session()
+            try:
+                login(handle, cku_user, user_pin)
+                ck._lib.C_Logout(handle)
+                return "reused"
+            except Pkcs11CallError:
+                pass
+            finally:
+                ck._lib.C_CloseSession(handle)
+        last: Exception | None = None
+        for so in (so_pin, OCK_FACTORY_SO_PIN):
+            raw_so = so.encode()
+            try:
+                ck.call("C_InitToken", CK_ULONG(OCK_SLOT), ctypes.c_char_p(raw_so),
+                        CK_ULONG(len(raw_so)), ctypes.c_char_p(_padded(label, 32)))
+            except Pkcs11CallError as exc:
+                last = exc
+                continue
+            handle = session()
+            try:
+                login(handle, CKU_SO, so)
+                raw_user = user_pin.encode()
+                ck.call("C_InitPIN", handle, ctypes.c_char_p(raw_user), CK_ULONG(len(raw_user)))
+                if so != so_pin:
+                    new_so = so_pin.encode()
+                    ck.call("C_SetPIN", handle, ctypes.c_char_p(raw_so), CK_ULONG(len(raw_so)),
+                            ctypes.c_char_p(new_so), CK_ULONG(len(new_so)))
+                ck._lib.C_Logout(handle)
+            finally:
+                ck._lib.C_CloseSession(handle)
+            return "initialised"
+        raise RuntimeError(f"cannot initialise the openCryptoki token: {last}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.p11impls")
+    parser.add_argument("action", choices=["ock-init"])
+    parser.add_argument("--module", required=True)
+    args = parser.parse_args(argv)
+    request = json.loads(sys.stdin.read())
+    try:
+        outcome = _ock_init(args.module, request["label"], request["so_pin"],
+                            request["user_pin"])
+    except Exception as exc:  # names functions and return values only, never PINs
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(outcome)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
