@@ -65,6 +65,7 @@ from grpc import aio
 from sqlalchemy import select
 
 from audit.record import AuditRecord
+from server import metrics
 from server.consent import require_consent
 from server.context import (
     Gateway,
@@ -80,6 +81,7 @@ from server.resources.dispatch import DispatchResult, validate_query
 from server.resources.errors import UpstreamUnavailable
 from server.status import check_not_in_maintenance, get_service_status
 from server.store.errors import ReplayDetected
+from server.tracing import tracer
 from signing import dsse
 from signing.api import Signer
 from signing.wire import envelope_to_proto
@@ -111,8 +113,24 @@ async def _dispatch(
     of the client's gRPC deadline (a remote upstream must answer within it)."""
     if gateway.dispatcher is None:
         raise NotImplementedYet("no resource dispatcher is configured")
-    result: DispatchResult = await gateway.dispatcher.dispatch(
-        query, request_id=query.request_id, time_remaining=time_remaining)
+    resource = str(query.resource)
+    outcome = "error"
+    with tracer.start_as_current_span("siogw.dispatch") as span:
+        span.set_attribute("siogw.resource", query.resource)
+        try:
+            result: DispatchResult = await gateway.dispatcher.dispatch(
+                query, request_id=query.request_id, time_remaining=time_remaining)
+            outcome = "ok"
+        except UpstreamUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.UPSTREAM_CALLS.labels(resource, outcome).inc()
+            connector_for = getattr(gateway.dispatcher, "connector_for", None)
+            breaker = getattr(connector_for(query.resource), "breaker", None) \
+                if connector_for is not None else None
+            if breaker is not None:
+                metrics.breaker_state(query.resource, breaker.state)
     return result
 
 
@@ -131,7 +149,8 @@ def _signed_result(
         request_digest=hashlib.sha256(payload).digest(),
     )
     result_bytes = result.SerializeToString(deterministic=True)
-    return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
+    with tracer.start_as_current_span("siogw.sign"), metrics.signing(signer.key_id):
+        return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
 
 
 def original_receipt(
@@ -200,7 +219,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
         The session read and the replay claim share one database connection.
         """
-        with self.gw.store.pinned_connection():
+        with tracer.start_as_current_span("siogw.checks"), self.gw.store.pinned_connection():
             return self._checks(token, request)
 
     def _checks(
@@ -248,10 +267,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         info.details["subject"] = next(iter(params.values()))
         info.details["parameters"] = dict(params)  # validated: one known name, normalised
         try:
-            gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+            with tracer.start_as_current_span("siogw.replay_claim"):
+                gw.store.claim_request_id(query.request_id, user_id=session.user_id,
+                                          kind="query")
         except ReplayDetected as exc:
+            metrics.REPLAY_CLAIMS.labels("replayed").inc()
             exc.receipt = original_receipt(gw, query.request_id, session.user_id)
             raise
+        metrics.REPLAY_CLAIMS.labels("claimed").inc()
         # A refusal from here on names the claim: the replay guard can be restored from
         # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
         info.details["request_claimed"] = True
