@@ -74,6 +74,7 @@ from server.errors import (
     to_status,
 )
 from server.forward import FORWARDED_PEER_HEADER
+from server.tracing import mark_refused, tracer
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import astana_iso, now_utc
 
@@ -473,7 +474,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         its refusal record (e.g. of a request id given back, ``request_released``)."""
         try:
             try:
-                await asyncio.shield(self.sink.record(record))
+                with tracer.start_as_current_span("siogw.audit_append"):
+                    await asyncio.shield(self.sink.record(record))
             except MalformedRecord:
                 await self.sink.record(_minimal_record(record))
         except Exception as audit_exc:  # the refusal stands even when it cannot be logged
@@ -514,5 +516,6 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         status = to_status(exc, request_id=info.request_id)
         info.code = status.code.name
         metrics.REFUSALS.labels(reason_for(exc)).inc()
+        mark_refused(status.code, reason_for(exc))  # the call's span (tracing on)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, info.request_id))
         await context.abort(status.code, status.details, trailing)

@@ -71,6 +71,18 @@ def server_interceptors(config: GatewayConfig) -> list[Any]:
     return [aio_server_interceptor()]  # type: ignore[no-untyped-call]
 
 
+def mark_refused(code: Any, reason: str) -> None:
+    """Mark the current span (the call's server span) as refused: status ERROR, the gRPC
+    status code and the ErrorInfo reason (OpenTelemetry's interceptor does not see an
+    ``abort``). Nothing when no span is recording."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attribute("rpc.grpc.status_code", int(code.value[0]))
+    span.set_attribute("siogw.reason", reason)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{code.name}: {reason}"))
+
+
 def shutdown_tracing(provider: Any | None) -> None:
     """Flush and stop the provider :func:`setup_tracing` installed."""
     if provider is not None:
