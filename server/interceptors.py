@@ -74,7 +74,7 @@ from server.errors import (
     to_status,
 )
 from server.forward import FORWARDED_PEER_HEADER
-from server.tracing import mark_refused, tracer
+from server.tracing import mark_refused, span
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import astana_iso, now_utc
 
@@ -474,7 +474,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         its refusal record (e.g. of a request id given back, ``request_released``)."""
         try:
             try:
-                with tracer.start_as_current_span("siogw.audit_append"):
+                with span("siogw.audit_append"):
                     await asyncio.shield(self.sink.record(record))
             except MalformedRecord:
                 await self.sink.record(_minimal_record(record))

@@ -45,7 +45,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -124,6 +124,8 @@ CRL_NEXT_UPDATE = Gauge("siogw_crl_next_update_seconds", "seconds until a CRL's 
                         "(negative: stale)", ["issuer"], multiprocess_mode="livemin")
 REPLAY_CLAIMS = Counter("siogw_replay_claims", "request ids claimed (claimed) or refused as "
                         "replays (replayed)", ["outcome"])
+REPLAY_CLAIMED = REPLAY_CLAIMS.labels("claimed")
+REPLAY_REFUSED = REPLAY_CLAIMS.labels("replayed")
 RULE_ALERTS = Counter("siogw_rule_alerts", "violation alerts raised, by rule", ["rule"])
 
 _STARTED = time.time()
@@ -147,6 +149,18 @@ def session_reopened(token: str) -> None:
     PKCS11_REOPENS.labels(token).inc()
 
 
+_upstream: dict[tuple[int, str], Any] = {}
+
+
+def upstream_call(resource: int, outcome: str) -> None:
+    """One fetch of ``resource`` ended with ``outcome`` (ok, unavailable, error)."""
+    child = _upstream.get((resource, outcome))
+    if child is None:
+        child = _upstream.setdefault((resource, outcome),
+                                     UPSTREAM_CALLS.labels(str(resource), outcome))
+    child.inc()
+
+
 def breaker_state(resource: int, state: Any) -> None:
     """Set the breaker gauge of ``resource`` from a :class:`BreakerState` (or name)."""
     value = BREAKER_VALUES.get(str(getattr(state, "value", state)).lower())
@@ -154,18 +168,46 @@ def breaker_state(resource: int, state: Any) -> None:
         BREAKER_STATE.labels(str(resource)).set(value)
 
 
-@contextlib.contextmanager
-def signing(key: str) -> Iterator[None]:
-    """Count and time one signature by ``key`` (an error counts and propagates)."""
-    start = time.perf_counter()
-    try:
-        yield
-    except Exception:
-        SIGNER_OPS.labels(key, "error").inc()
-        SIGNER_ERRORS.labels(key).inc()
-        raise
-    SIGNER_SECONDS.labels(key).observe(time.perf_counter() - start)
-    SIGNER_OPS.labels(key, "ok").inc()
+class _Signing:
+    """Counts and times the signatures of one key (see :func:`signing`)."""
+
+    __slots__ = ("error", "errors", "ok", "seconds", "started")
+
+    def __init__(self, key: str) -> None:
+        self.ok = SIGNER_OPS.labels(key, "ok")
+        self.error = SIGNER_OPS.labels(key, "error")
+        self.errors = SIGNER_ERRORS.labels(key)
+        self.seconds = SIGNER_SECONDS.labels(key)
+        self.started = 0.0
+
+
+_signers: dict[str, _Signing] = {}
+
+
+class signing:
+    """``with signing(key_id):`` counts and times one signature by the key (an error
+    counts and propagates). The key's children are bound once."""
+
+    __slots__ = ("_of", "_started")
+
+    def __init__(self, key: str) -> None:
+        of = _signers.get(key)
+        if of is None:
+            of = _signers.setdefault(key, _Signing(key))
+        self._of = of
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        of = self._of
+        if kind is not None:
+            of.error.inc()
+            of.errors.inc()
+            return
+        of.seconds.observe(time.perf_counter() - self._started)
+        of.ok.inc()
 
 
 # --- what is read when scraped -------------------------------------------------------------

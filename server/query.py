@@ -81,7 +81,7 @@ from server.resources.dispatch import DispatchResult, validate_query
 from server.resources.errors import UpstreamUnavailable
 from server.status import check_not_in_maintenance, get_service_status
 from server.store.errors import ReplayDetected
-from server.tracing import tracer
+from server.tracing import span
 from signing import dsse
 from signing.api import Signer
 from signing.wire import envelope_to_proto
@@ -113,10 +113,9 @@ async def _dispatch(
     of the client's gRPC deadline (a remote upstream must answer within it)."""
     if gateway.dispatcher is None:
         raise NotImplementedYet("no resource dispatcher is configured")
-    resource = str(query.resource)
     outcome = "error"
-    with tracer.start_as_current_span("siogw.dispatch") as span:
-        span.set_attribute("siogw.resource", query.resource)
+    with span("siogw.dispatch") as current:
+        current.set_attribute("siogw.resource", query.resource)
         try:
             result: DispatchResult = await gateway.dispatcher.dispatch(
                 query, request_id=query.request_id, time_remaining=time_remaining)
@@ -125,7 +124,7 @@ async def _dispatch(
             outcome = "unavailable"
             raise
         finally:
-            metrics.UPSTREAM_CALLS.labels(resource, outcome).inc()
+            metrics.upstream_call(query.resource, outcome)
             connector_for = getattr(gateway.dispatcher, "connector_for", None)
             breaker = getattr(connector_for(query.resource), "breaker", None) \
                 if connector_for is not None else None
@@ -149,7 +148,7 @@ def _signed_result(
         request_digest=hashlib.sha256(payload).digest(),
     )
     result_bytes = result.SerializeToString(deterministic=True)
-    with tracer.start_as_current_span("siogw.sign"), metrics.signing(signer.key_id):
+    with span("siogw.sign"), metrics.signing(signer.key_id):
         return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
 
 
@@ -219,7 +218,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
         The session read and the replay claim share one database connection.
         """
-        with tracer.start_as_current_span("siogw.checks"), self.gw.store.pinned_connection():
+        with span("siogw.checks"), self.gw.store.pinned_connection():
             return self._checks(token, request)
 
     def _checks(
@@ -267,14 +266,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         info.details["subject"] = next(iter(params.values()))
         info.details["parameters"] = dict(params)  # validated: one known name, normalised
         try:
-            with tracer.start_as_current_span("siogw.replay_claim"):
+            with span("siogw.replay_claim"):
                 gw.store.claim_request_id(query.request_id, user_id=session.user_id,
                                           kind="query")
         except ReplayDetected as exc:
-            metrics.REPLAY_CLAIMS.labels("replayed").inc()
+            metrics.REPLAY_REFUSED.inc()
             exc.receipt = original_receipt(gw, query.request_id, session.user_id)
             raise
-        metrics.REPLAY_CLAIMS.labels("claimed").inc()
+        metrics.REPLAY_CLAIMED.inc()
         # A refusal from here on names the claim: the replay guard can be restored from
         # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
         info.details["request_claimed"] = True
