@@ -461,7 +461,9 @@ def check_known(doc: Mapping[str, Any], source: str) -> None:
                 hint = f" (did you mean [{near}]?)" if near else ""
                 raise ConfigError(f"unknown section [{name}]{hint} in {source}")
             # A top-level key: belongs in a section.
-            near = next((d for d, key in sorted(dotted.items()) if key == name), None)
+            # [server] first: a top-level "port" means server.port, not metrics.port
+            near = (f"{SERVER_SECTION}.{name}" if name in known[SERVER_SECTION] else
+                    next((d for d, key in sorted(dotted.items()) if key == name), None))
             if near is None:
                 near_key = _nearest(name, set(dotted.values()))
                 near = next((d for d, key in sorted(dotted.items()) if key == near_key), None)
