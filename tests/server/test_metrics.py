@@ -5,6 +5,7 @@ included (prometheus-client's multi-process mode, ``$SIOGW_HOME/run/metrics``)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import socket
 import urllib.request
@@ -16,7 +17,7 @@ import pytest
 from grpc import aio
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.config import load_config
+from server.config import MetricsSettings, load_config
 from siogw import demo
 from siogw_api.errors import ConfigError
 from tests.server.test_workers import ANALYST, Client, refusal, serve
@@ -180,3 +181,42 @@ def test_metrics_settings_are_checked(tmp_path: Path) -> None:
         load_config(tmp_path, env={"SIOGW_LOG_FORMAT": "xml"})
     with pytest.raises(ConfigError, match=r"logging\.level"):
         load_config(tmp_path, env={"SIOGW_LOG_LEVEL": "LOUD"})
+
+
+def test_one_process_serves_its_own_registry(gateway: Any) -> None:
+    """``siogw serve`` without workers: /metrics from this process's registry, the gauges
+    read from the gateway when scraped."""
+    from server.metrics import start_metrics
+
+    config = dataclasses.replace(gateway.gateway.config,
+                                 metrics=MetricsSettings(port=free_port()))
+    server = start_metrics(config, gateway.gateway)
+    assert server is not None
+    try:
+        before = scrape(server.port)
+        gateway.send_query("alice")
+        after = scrape(server.port)
+    finally:
+        server.close()
+    ok = ("siogw_grpc_calls_total",)
+    assert (value(after, *ok, service=QUERY[0], method=QUERY[1], code="OK")
+            - value(before, *ok, service=QUERY[0], method=QUERY[1], code="OK")) == 1
+    assert (value(after, "siogw_replay_claims_total", outcome="claimed")
+            - value(before, "siogw_replay_claims_total", outcome="claimed")) == 1
+    assert value(after, "siogw_sessions_live") >= 1
+    assert value(after, "siogw_audit_log_state", state="ok") == 1
+    assert [v for (n, _), v in after.items() if n == "siogw_crl_age_seconds"]
+    # off: no listener at all
+    assert start_metrics(gateway.gateway.config, gateway.gateway) is None
+
+
+@pytest.mark.parametrize(("state", "expected"), [("CLOSED", 0), ("HALF_OPEN", 1), ("OPEN", 2)])
+def test_breaker_states_map_to_their_gauge_values(state: str, expected: int) -> None:
+    from prometheus_client import REGISTRY
+
+    from server.metrics import breaker_state
+    from server.resources.remote import BreakerState
+
+    breaker_state(97, BreakerState[state])
+    assert REGISTRY.get_sample_value("siogw_upstream_breaker_state",
+                                     {"resource": "97"}) == expected
