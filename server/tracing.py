@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from typing import Any
 
 from opentelemetry import trace
@@ -71,7 +72,7 @@ def setup_tracing(config: GatewayConfig) -> Any | None:
 
         exporter = OTLPSpanExporter(endpoint=config.tracing.otlp_endpoint)
     else:
-        exporter = ConsoleSpanExporter()
+        exporter = ConsoleSpanExporter(out=sys.stderr)  # stdout is the CLI's
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

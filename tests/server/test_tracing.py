@@ -125,3 +125,29 @@ def test_tracing_is_off_by_default(tmp_path: Any) -> None:
     assert server_interceptors(config) == []
     on = load_config(tmp_path, env={"SIOGW_TRACING": "true"})
     assert len(server_interceptors(on)) == 1
+
+
+def test_setup_tracing_exports_to_the_console_without_an_endpoint(tmp_path: Any) -> None:
+    """``[tracing] enabled`` with no OTLP endpoint: spans printed to standard error (run
+    in a child: a process has one global tracer provider)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from server.config import load_config\n"
+        "from server.tracing import setup_tracing, shutdown_tracing, span\n"
+        f"config = load_config({str(tmp_path)!r}, env={{'SIOGW_TRACING': 'true'}})\n"
+        "provider = setup_tracing(config)\n"
+        "with span('siogw.checks'):\n"
+        "    pass\n"
+        "shutdown_tracing(provider)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert '"name": "siogw.checks"' in proc.stderr and '"siogw"' in proc.stderr
+    assert "siogw.checks" not in proc.stdout
+    off = subprocess.run([sys.executable, "-c", code.replace("'true'", "'false'")],
+                         capture_output=True, text=True, timeout=120)
+    assert off.returncode == 0 and "siogw.checks" not in off.stderr
