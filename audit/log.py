@@ -393,6 +393,11 @@ class AuditLog:
         self._last_time_text = ""
         self._thread: threading.Thread | None = None
         self._sealer: threading.Thread | None = None
+        #: Called by the writer thread after each group commit: (records, fsync seconds)
+        #: (the gateway's metrics; must not raise or block).
+        self.on_commit: Callable[[int, float], None] | None = None
+        self._checkpoint_at: float | None = None  # time.time() of the last checkpoint
+        self._seal_at: float | None = None  # and of the last seal
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -407,6 +412,7 @@ class AuditLog:
         seal_max_age: float | None = None,
         witness_dir: str | os.PathLike[str] | None = None,
         on_checkpoint: Callable[[SignedCheckpoint], None] | None = None,
+        on_commit: Callable[[int, float], None] | None = None,
     ) -> AuditLog:
         """Open (creating if needed) the log at ``directory`` and recover after a crash.
 
@@ -416,6 +422,8 @@ class AuditLog:
         ``on_checkpoint(signed)`` is called with every new checkpoint, from the thread
         that signed it, after it is on disk, under the publishing lock (keep it short:
         checkpoints wait for it); its exceptions are logged, never raised.
+        ``on_commit(records, fsync_seconds)`` is called by the writer after each group
+        commit (metrics; it must not raise or block).
 
         Recovery truncates a torn tail (keeping the cut bytes under ``torn/`` and
         recording an ``audit.recovered`` event), completes or redoes interrupted seals,
@@ -438,6 +446,7 @@ class AuditLog:
             cfg = replace(cfg, seal_max_age=seal_max_age)
         witness = None if witness_dir is None else Path(witness_dir)
         self = cls(root, signer, origin, cfg, witness, on_checkpoint)
+        self.on_commit = on_commit
         try:
             self._open_locked()
         except BaseException:
@@ -864,7 +873,9 @@ class AuditLog:
             while view:
                 n = os.write(self._live_fd, view)
                 view = view[n:]
+            fsync_started = time.perf_counter()
             os.fsync(self._live_fd)
+            fsync_seconds = time.perf_counter() - fsync_started
         except OSError as exc:
             self._fail("cannot write the audit segment", exc)
             for item, _ in accepted:
@@ -892,6 +903,11 @@ class AuditLog:
             item.future.set_result(
                 Receipt(self.origin, first_seq + i, leaves[i], size, now)
             )
+        if self.on_commit is not None:
+            try:
+                self.on_commit(len(accepted), fsync_seconds)
+            except Exception:
+                log.exception("audit: on_commit callback failed")
 
     # ------------------------------------------------------------------ rolling
     def _roll_due(self) -> bool:
@@ -1056,6 +1072,7 @@ class AuditLog:
             self._sealed_size = r.size
             self._sealed_segments = r.number
             self._prev_seal_hash = hashlib.sha256(note).hexdigest()
+            self._seal_at = time.time()
 
     def seal_now(self, timeout: float | None = None) -> None:
         """Roll the live segment (if it has records) and wait until all is sealed.
@@ -1136,6 +1153,7 @@ class AuditLog:
                 except Exception:
                     log.exception("audit: on_checkpoint callback failed")
             self._latest = signed  # fully published
+            self._checkpoint_at = time.time()
             return signed
 
     def _checkpoint_loop(self) -> None:
@@ -1212,6 +1230,17 @@ class AuditLog:
     def trusted_keys(self) -> list[TrustedKey]:
         """The key history this log signs under (for verifiers in the same process)."""
         return list(self._keys)
+
+    @property
+    def queue_depth(self) -> int:
+        """Appends waiting for the writer (approximate, for metrics)."""
+        return self._queue.qsize()
+
+    @property
+    def publication_times(self) -> tuple[float | None, float | None]:
+        """``time.time()`` of the last checkpoint and of the last seal this process
+        published (None: none yet)."""
+        return self._checkpoint_at, self._seal_at
 
     def health(self) -> Health:
         if not self._closed:

@@ -46,7 +46,9 @@ from server.assembly import (
 from server.config import GatewayConfig
 from server.context import Gateway
 from server.loghost import LogHostServer
+from server.metrics import start_metrics
 from server.query import original_receipt
+from server.tracing import setup_tracing, shutdown_tracing
 from server.workers import (
     GATEWAY_SOCKET,
     LOGHOST_SOCKET,
@@ -83,13 +85,17 @@ async def run_server(
     assert listener.servicers is not None
     group = (_WorkerGroup(config.with_port(port), gw, listener.servicers)
              if config.workers > 1 else None)
+    metrics = None
     try:
         if group is not None:
             await group.start()
+        metrics = start_metrics(config, gw)  # [metrics] port: its own HTTP listener
         log.info("gateway listening on %s:%d (tls=%s, processes=%d)",
                  config.host, port, config.tls.enabled, config.workers)
         yield port
     finally:
+        if metrics is not None:
+            metrics.close()
         await listener.updater.stop()
         if group is not None:
             await group.stop_workers()
@@ -162,7 +168,11 @@ async def serve(config: GatewayConfig) -> None:
     install_executor(loop, config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with run_server(config) as port:
-        print(f"siogw: gateway listening on {config.host}:{port}", flush=True)
-        await stop.wait()
-        print("siogw: shutting down", flush=True)
+    provider = setup_tracing(config)
+    try:
+        async with run_server(config) as port:
+            print(f"siogw: gateway listening on {config.host}:{port}", flush=True)
+            await stop.wait()
+            print("siogw: shutting down", flush=True)
+    finally:
+        shutdown_tracing(provider)

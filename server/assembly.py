@@ -58,6 +58,7 @@ from server.emergency_watch import EmergencyWatch
 from server.files import private_dir
 from server.forward import ForwardingHandler
 from server.interceptors import GatewayInterceptor, refusal_limiter
+from server.metrics import observe_commit, session_reopened
 from server.ops.base import audit_log_recorder
 from server.ops_wiring import OpsWiring, open_operations
 from server.query import QueryServicer
@@ -74,8 +75,10 @@ from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
 from server.store.base import pool_size_for
 from server.store.certificates import DbRevocationStore
+from server.tracing import server_interceptors
 from signing import load_signer
 from signing.api import Signer
+from signing.pkcs11_session import add_reopen_listener
 from siogw_api.errors import ConfigError, SiogwError
 from siogw_api.v1 import (
     admin_pb2,
@@ -259,6 +262,7 @@ def build_gateway(
     # [upstreams]: their secrets and CAs are read before anything is opened or created
     upstreams = remote_connectors(config.upstreams) if dispatcher is None else {}
     private_dir(config.home)
+    add_reopen_listener(session_reopened)  # siogw_pkcs11_session_reopens_total
     own_store = store is None
     store = store or Store(config.effective_database_url,
                            pool_size=pool_size_for(config.effective_worker_threads)).open()
@@ -283,7 +287,8 @@ def build_gateway(
             audit_log = AuditLog.open(config.effective_audit_dir, audit_signer, AUDIT_ORIGIN,
                                       audit_log_config(config),
                                       witness_dir=config.audit.witness_dir,
-                                      on_checkpoint=keep_checkpoints(store))
+                                      on_checkpoint=keep_checkpoints(store),
+                                      on_commit=observe_commit)
             own_log = True
         if dispatcher is None:
             dispatcher = Dispatcher(upstreams, EmbeddedConnector(store.engine))
@@ -435,7 +440,8 @@ def grpc_server(config: GatewayConfig, interceptor: GatewayInterceptor) -> aio.S
     """A gRPC server with the transport limits and the concurrency cap of ``config``
     (``limits.max_concurrent_rpcs``: calls beyond it get RESOURCE_EXHAUSTED from gRPC
     before anything is read)."""
-    return aio.server(interceptors=[interceptor], options=server_options(config),
+    return aio.server(interceptors=[*server_interceptors(config), interceptor],
+                      options=server_options(config),
                       maximum_concurrent_rpcs=config.limits.max_concurrent_rpcs)
 
 

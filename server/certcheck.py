@@ -245,6 +245,13 @@ class TrustMaterial:
                 until = astana_iso(nxt) if nxt is not None else "none"
                 raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
 
+    def crl_validity(self) -> list[tuple[str, _dt.datetime, _dt.datetime | None]]:
+        """``(issuer, thisUpdate, nextUpdate)`` of each configured CRL (metrics)."""
+        with self._lock:
+            crls = list(self._crls)
+        return [(crl.issuer.rfc4514_string(), crl.last_update_utc, crl.next_update_utc)
+                for crl in crls]
+
     def store(self) -> TrustStore:
         """The current :class:`TrustStore` (rebuilt when a CRL file changes).
 

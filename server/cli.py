@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ def _config(args: argparse.Namespace) -> Any:
         overrides.setdefault("tls", {})["enabled"] = False
     if getattr(args, "workers", None) is not None:
         overrides.setdefault("server", {})["workers"] = args.workers
+    if getattr(args, "log_format", None):
+        overrides.setdefault("logging", {})["format"] = args.log_format
     return load_config(args.home, overrides=overrides)
 
 
@@ -49,12 +52,47 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     # Deferred: each command loads what it needs (gRPC, the database).
-    from server.app import serve
     from server.files import restrict_umask
 
     restrict_umask()  # everything created under the home: 0600 / 0700 (server.files)
-    asyncio.run(serve(_config(args)))
+    config = _config(args)
+    prepare_metrics_dir(config)  # before prometheus-client is imported (server.app)
+    # Deferred: each command loads what it needs (gRPC, the database).
+    from server.app import serve
+    from server.logformat import configure_logging
+
+    configure_logging(config.logging)
+
+    asyncio.run(serve(config))
     return 0
+
+
+#: The environment variable of prometheus-client's multi-process mode.
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(config: Any) -> None:
+    """With ``[metrics] port`` set and ``--workers N`` > 1: prometheus-client's
+    multi-process directory, ``$SIOGW_HOME/run/metrics`` (0700, emptied: what a killed
+    gateway left is gone), named in ``PROMETHEUS_MULTIPROC_DIR`` before the library is
+    imported, so that the spawned workers inherit it (:mod:`server.metrics`)."""
+    import shutil
+
+    # Deferred: each command loads what it needs (gRPC, the database).
+    from server.files import private_dir
+
+    path = config.home / "run" / "metrics"
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # a previous gateway's samples (emptied even with metrics off)
+    if not config.metrics.port or config.workers <= 1:
+        return
+    import sys
+
+    if "prometheus_client" in sys.modules:  # too late for multi-process mode
+        raise ConfigError("metrics with --workers: prometheus-client was loaded before "
+                          "its multi-process directory was set")
+    private_dir(config.home / "run", follow_links=False)
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(private_dir(path, follow_links=False))
 
 
 def _read(path: str | None) -> bytes:
@@ -339,6 +377,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--workers", type=int, default=None,
         help="gateway processes on the port (default: server.workers, 1); see ADR 0007",
+    )
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default=None,
+        help="log lines as text or one JSON object per line (default: logging.format)",
     )
     serve.set_defaults(func=_serve)
 

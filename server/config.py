@@ -52,6 +52,18 @@ Example ``siogw.toml``::
     maintenance_notice_hours = 24     # publish a window this long before it starts (§14)
 
 
+    [metrics]             # Prometheus metrics (server.metrics); off unless port is set
+    host = "127.0.0.1"
+    port = 9464           # http://127.0.0.1:9464/metrics; 0 (the default): off
+
+    [tracing]             # OpenTelemetry (server.tracing); off by default
+    enabled = false
+    otlp_endpoint = ""    # e.g. "http://127.0.0.1:4317"; empty: spans printed to stderr
+
+    [logging]
+    format = "text"       # or "json": one object per line (server.logformat)
+    level = ""            # DEBUG, INFO, WARNING (default), ERROR
+
     [policy]
     consent_version = "2026-2"
     consent_text = "..."              # default: the text of DEFAULT_CONSENT_TEXT
@@ -292,6 +304,38 @@ class ScreeningSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: the Prometheus listener of ``siogw serve`` (:mod:`server.metrics`),
+    its own HTTP port, never the gRPC one. ``port = 0`` (the default): no metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """``[tracing]``: OpenTelemetry spans (:mod:`server.tracing`), off by default; sent
+    over OTLP/gRPC to ``otlp_endpoint`` when set, else printed (console exporter)."""
+
+    enabled: bool = False
+    otlp_endpoint: str = ""
+
+
+#: The log formats of ``[logging] format`` / ``siogw serve --log-format``.
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``[logging]``: ``format`` text or json (:mod:`server.logformat`); ``level`` the
+    root level ("": WARNING, or DEBUG with ``siogw -v``)."""
+
+    format: str = "text"
+    level: str = ""
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``siogw serve`` needs."""
 
@@ -321,6 +365,9 @@ class GatewayConfig:
     upstreams: Mapping[int, UpstreamConfig] = field(default_factory=dict)
     reporting: ReportingSettings = field(default_factory=ReportingSettings)
     screening: ScreeningSettings = field(default_factory=ScreeningSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -374,6 +421,10 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
     "SIOGW_CLOCK_SKEW_SECONDS": ("limits", "clock_skew_seconds"),
     "SIOGW_SESSION_TTL_SECONDS": ("limits", "session_ttl_seconds"),
+    "SIOGW_METRICS_PORT": ("metrics", "port"),
+    "SIOGW_TRACING": ("tracing", "enabled"),
+    "SIOGW_LOG_FORMAT": ("logging", "format"),
+    "SIOGW_LOG_LEVEL": ("logging", "level"),
 }
 
 
@@ -425,7 +476,9 @@ def check_known(doc: Mapping[str, Any], source: str) -> None:
                 hint = f" (did you mean [{near}]?)" if near else ""
                 raise ConfigError(f"unknown section [{name}]{hint} in {source}")
             # A top-level key: belongs in a section.
-            near = next((d for d, key in sorted(dotted.items()) if key == name), None)
+            # [server] first: a top-level "port" means server.port, not metrics.port
+            near = (f"{SERVER_SECTION}.{name}" if name in known[SERVER_SECTION] else
+                    next((d for d, key in sorted(dotted.items()) if key == name), None))
             if near is None:
                 near_key = _nearest(name, set(dotted.values()))
                 near = next((d for d, key in sorted(dotted.items()) if key == near_key), None)
@@ -576,6 +629,35 @@ def _screening(raw: Mapping[str, Any]) -> ScreeningSettings:
     return settings
 
 
+def _observability(
+    raw_metrics: Mapping[str, Any], raw_tracing: Mapping[str, Any],
+    raw_logging: Mapping[str, Any],
+) -> tuple[MetricsSettings, TracingSettings, LoggingSettings]:
+    """``[metrics]``, ``[tracing]`` and ``[logging]`` (issue 17)."""
+    metrics = MetricsSettings(
+        host=_coerce(raw_metrics.get("host", "127.0.0.1"), str, "metrics.host"),
+        port=_coerce(raw_metrics.get("port", 0), int, "metrics.port"),
+    )
+    if not 0 <= metrics.port <= 65535:
+        raise ConfigError(f"metrics.port out of range: {metrics.port}")
+    tracing = TracingSettings(
+        enabled=_coerce(raw_tracing.get("enabled", False), bool, "tracing.enabled"),
+        otlp_endpoint=_coerce(raw_tracing.get("otlp_endpoint", ""), str,
+                              "tracing.otlp_endpoint"),
+    )
+    logging_ = LoggingSettings(
+        format=_coerce(raw_logging.get("format", "text"), str, "logging.format").lower(),
+        level=_coerce(raw_logging.get("level", ""), str, "logging.level").upper(),
+    )
+    if logging_.format not in LOG_FORMATS:
+        raise ConfigError(f"logging.format must be one of {', '.join(LOG_FORMATS)}: "
+                          f"{logging_.format!r}")
+    if logging_.level and logging_.level not in LOG_LEVELS:
+        raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}: "
+                          f"{logging_.level!r}")
+    return metrics, tracing, logging_
+
+
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
@@ -682,6 +764,8 @@ def load_config(
     if threads != 0 and not MIN_WORKER_THREADS <= threads <= MAX_WORKER_THREADS:
         raise ConfigError(f"server.worker_threads must be 0 (2 x cores) or between "
                           f"{MIN_WORKER_THREADS} and {MAX_WORKER_THREADS}: {threads}")
+    metrics_cfg, tracing_cfg, logging_cfg = _observability(
+        sections["metrics"], sections["tracing"], sections["logging"])
     return GatewayConfig(
         home=home_path,
         host=_coerce(srv.get("host", "127.0.0.1"), str, "server.host"),
@@ -701,6 +785,9 @@ def load_config(
         upstreams=_upstreams(home_path, doc, overrides, str(file)),
         reporting=_reporting(sections["reporting"]),
         screening=_screening(sections["screening"]),
+        metrics=metrics_cfg,
+        tracing=tracing_cfg,
+        logging=logging_cfg,
     )
 
 

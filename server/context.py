@@ -58,6 +58,7 @@ from server.store import Store
 from server.store.certificates import CertRow, PrefetchedRevocations, fingerprint
 from server.store.sessions import SessionContext
 from server.store.users import UserRow
+from server.tracing import span
 from signing import dsse
 from signing.api import Signer, certificate_der, certificate_key_id
 from signing.errors import MalformedEnvelope
@@ -259,7 +260,8 @@ class Gateway:
         self.authenticate_token(token)
 
     async def record(self, record: AuditRecord) -> Receipt:
-        return await self.audit.record(record)
+        with span("siogw.audit_append"):
+            return await self.audit.record(record)
 
 
 

@@ -61,6 +61,7 @@ from grpc import aio
 
 from audit.errors import MalformedRecord
 from audit.record import AuditRecord, clip_text, keep_bytes
+from server import metrics
 from server.auditsink import AuditSink
 from server.bounds import check_request
 from server.config import GatewayConfig
@@ -73,6 +74,7 @@ from server.errors import (
     to_status,
 )
 from server.forward import FORWARDED_PEER_HEADER
+from server.tracing import mark_refused, span
 from siogw_api.errors import SiogwError
 from siogw_api.timeutil import astana_iso, now_utc
 
@@ -96,6 +98,8 @@ class CallInfo:
     #: bytes, or a signed document's bytes), for the audit record.
     payload: bytes | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: The status code name a refusal answered (metrics); None while the call succeeds.
+    code: str | None = None
 
 
 _CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("siogw_call", default=None)
@@ -110,6 +114,11 @@ _CALL_COUNTER = itertools.count(1)
 
 def new_call_id() -> str:
     return f"{_CALL_PREFIX}{next(_CALL_COUNTER):016x}"
+
+
+def active_call() -> CallInfo | None:
+    """The :class:`CallInfo` of the call being served, or None outside calls (logs)."""
+    return _CALL.get()
 
 
 def current_call() -> CallInfo:
@@ -364,6 +373,17 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         # "siogw.v1.QueryRequest" for the message; the method name when unknown.
         descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
         type_name = getattr(descriptor, "full_name", None) or f"{method} request"
+        # Metrics (server.metrics): the children of this method bound once.
+        service_name, method_name = metrics.split_method(method)
+        latency = metrics.CALL_SECONDS.labels(service_name, method_name)
+        calls_ok = metrics.CALLS.labels(service_name, method_name, "OK")
+
+        def observe(info: CallInfo, started: float) -> None:
+            latency.observe(time.perf_counter() - started)
+            if info.code is None:
+                calls_ok.inc()
+            else:
+                metrics.CALLS.labels(service_name, method_name, info.code).inc()
 
         def deserialize(raw: bytes) -> Any:
             # Runs inside grpc before any handler: an exception here would become
@@ -402,6 +422,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
             info, token = begin(request, context)
+            started = time.perf_counter()
             try:
                 admit(request)
                 return await behavior(request, context)
@@ -409,12 +430,14 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 await self._refuse(info, exc, context, request)
                 raise AssertionError("unreachable: abort raises") from exc
             finally:
+                observe(info, started)
                 _CALL.reset(token)
 
         async def wrapped_stream(request: Any, context: aio.ServicerContext) -> Any:
             # The same checks and the same mapping for a server-streaming method: an
             # error before or between its messages is refused (and recorded) as above.
             info, token = begin(request, context)
+            started = time.perf_counter()
             try:
                 admit(request)
                 async for message in behavior(request, context):
@@ -423,6 +446,7 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 await self._refuse(info, exc, context, request)
                 raise AssertionError("unreachable: abort raises") from exc
             finally:
+                observe(info, started)
                 with contextlib.suppress(ValueError):  # reset from another context
                     _CALL.reset(token)
 
@@ -450,7 +474,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         its refusal record (e.g. of a request id given back, ``request_released``)."""
         try:
             try:
-                await asyncio.shield(self.sink.record(record))
+                with span("siogw.audit_append"):
+                    await asyncio.shield(self.sink.record(record))
             except MalformedRecord:
                 await self.sink.record(_minimal_record(record))
         except Exception as audit_exc:  # the refusal stands even when it cannot be logged
@@ -464,6 +489,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         request: object = None,
     ) -> None:
         if isinstance(exc, aio.AbortError):  # a handler aborted on its own: pass it on
+            code = context.code() if callable(getattr(context, "code", None)) else None
+            info.code = getattr(code, "name", None) or "UNKNOWN"
             raise exc
         if not isinstance(exc, SiogwError):
             log.error(
@@ -487,5 +514,8 @@ class GatewayInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
                 info,
             )
         status = to_status(exc, request_id=info.request_id)
+        info.code = status.code.name
+        metrics.REFUSALS.labels(reason_for(exc)).inc()
+        mark_refused(status.code, reason_for(exc))  # the call's span (tracing on)
         trailing = (*status.trailing_metadata, (REQUEST_ID_HEADER, info.request_id))
         await context.abort(status.code, status.details, trailing)

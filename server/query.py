@@ -65,6 +65,7 @@ from grpc import aio
 from sqlalchemy import select
 
 from audit.record import AuditRecord
+from server import metrics
 from server.consent import require_consent
 from server.context import (
     Gateway,
@@ -80,6 +81,7 @@ from server.resources.dispatch import DispatchResult, validate_query
 from server.resources.errors import UpstreamUnavailable
 from server.status import check_not_in_maintenance, get_service_status
 from server.store.errors import ReplayDetected
+from server.tracing import span
 from signing import dsse
 from signing.api import Signer
 from signing.wire import envelope_to_proto
@@ -111,8 +113,23 @@ async def _dispatch(
     of the client's gRPC deadline (a remote upstream must answer within it)."""
     if gateway.dispatcher is None:
         raise NotImplementedYet("no resource dispatcher is configured")
-    result: DispatchResult = await gateway.dispatcher.dispatch(
-        query, request_id=query.request_id, time_remaining=time_remaining)
+    outcome = "error"
+    with span("siogw.dispatch") as current:
+        current.set_attribute("siogw.resource", query.resource)
+        try:
+            result: DispatchResult = await gateway.dispatcher.dispatch(
+                query, request_id=query.request_id, time_remaining=time_remaining)
+            outcome = "ok"
+        except UpstreamUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.upstream_call(query.resource, outcome)
+            connector_for = getattr(gateway.dispatcher, "connector_for", None)
+            breaker = getattr(connector_for(query.resource), "breaker", None) \
+                if connector_for is not None else None
+            if breaker is not None:
+                metrics.breaker_state(query.resource, breaker.state)
     return result
 
 
@@ -137,7 +154,8 @@ def _signed_result(
 ) -> tuple[bytes, dsse.Envelope]:
     """The serialized ``QueryResult`` bound to the request, and its DSSE envelope."""
     result_bytes = _result_bytes(query, answer, payload)
-    return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
+    with span("siogw.sign"), metrics.signing(signer.key_id):
+        return result_bytes, dsse.sign_envelope(dsse.PAYLOAD_RESULT, result_bytes, signer)
 
 
 def original_receipt(
@@ -206,7 +224,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
         The session read and the replay claim share one database connection.
         """
-        with self.gw.store.pinned_connection():
+        with span("siogw.checks"), self.gw.store.pinned_connection():
             return self._checks(token, request)
 
     def _checks(
@@ -254,10 +272,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         info.details["subject"] = next(iter(params.values()))
         info.details["parameters"] = dict(params)  # validated: one known name, normalised
         try:
-            gw.store.claim_request_id(query.request_id, user_id=session.user_id, kind="query")
+            with span("siogw.replay_claim"):
+                gw.store.claim_request_id(query.request_id, user_id=session.user_id,
+                                          kind="query")
         except ReplayDetected as exc:
+            metrics.REPLAY_REFUSED.inc()
             exc.receipt = original_receipt(gw, query.request_id, session.user_id)
             raise
+        metrics.REPLAY_CLAIMED.inc()
         # A refusal from here on names the claim: the replay guard can be restored from
         # the audit log (server.ops_wiring.OpsWiring.restore_replay_guard).
         info.details["request_claimed"] = True
@@ -351,7 +373,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 )
             else:
                 result_bytes = _result_bytes(query, answer, payload)
-                signed = await gw.result_batcher.sign(dsse.PAYLOAD_RESULT, result_bytes)
+                with span("siogw.sign"):  # the wait for the batch's one signature
+                    signed = await gw.result_batcher.sign(dsse.PAYLOAD_RESULT, result_bytes)
         except SigningError as exc:
             if watch is not None:  # the Journal of emergencies (§14)
                 watch.signer_failed(exc)

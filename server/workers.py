@@ -65,7 +65,10 @@ from server.assembly import (
 )
 from server.config import GatewayConfig
 from server.files import private_dir
+from server.logformat import configure_logging
 from server.loghost import RemoteAuditSink
+from server.metrics import process_exited
+from server.tracing import setup_tracing, shutdown_tracing
 from siogw_api.errors import ConfigError
 
 log = logging.getLogger("siogw.workers")
@@ -214,6 +217,7 @@ class WorkerPool:
                 self.pauses.append(pause)
                 log.error("gateway worker %d (pid %s) exited with status %s; starting it again",
                           index, proc.pid, proc.exitcode)
+                process_exited(proc.pid)  # its live metric gauges stop counting
                 await asyncio.sleep(pause)
                 if self._stopping:
                     return
@@ -276,10 +280,9 @@ def _die_with_parent() -> None:
 def worker_main(spec: WorkerSpec, ready: Connection) -> None:
     """Entry point of a spawned worker (see the module docstring)."""
     _die_with_parent()
-    logging.basicConfig(
-        level=spec.log_level,
-        format=f"%(asctime)s siogw-worker-{spec.index} %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(spec.config.logging, level=spec.log_level,
+                      process=f"siogw-worker-{spec.index}")
+    provider = setup_tracing(spec.config)
     try:
         code = asyncio.run(_serve_worker(spec, ready))
     except Exception as exc:
@@ -287,6 +290,8 @@ def worker_main(spec: WorkerSpec, ready: Connection) -> None:
         with contextlib.suppress(Exception):
             ready.send(f"{type(exc).__name__}: {exc}")
         code = 1
+    with contextlib.suppress(Exception):
+        shutdown_tracing(provider)
     os._exit(code)  # not sys.exit: no multiprocessing clean-up dance on the way out
 
 

@@ -263,6 +263,17 @@ class _Module:
 _registry_lock = threading.Lock()
 _modules: dict[str, _Module] = {}
 _sessions: dict[tuple[str, str], TokenSession] = {}
+
+#: Called with a token's label each time its session pool heals (the gateway's metrics,
+#: issue 17); they must not raise or block.
+_reopen_listeners: list[Callable[[str], None]] = []
+
+
+def add_reopen_listener(listener: Callable[[str], None]) -> None:
+    """Call ``listener(token_label)`` whenever a pool re-opens its sessions (idempotent)."""
+    with _registry_lock:
+        if listener not in _reopen_listeners:
+            _reopen_listeners.append(listener)
 _owner_pid = os.getpid()
 
 
@@ -643,6 +654,11 @@ class TokenSession:
                 self._invalidate(epoch)
                 if kind == "module":
                     module.reinitialize(generation)
+                for listener in tuple(_reopen_listeners):
+                    try:
+                        listener(self.label)
+                    except Exception:  # a metric never breaks signing
+                        _log.exception("PKCS#11 re-open listener failed")
         raise AssertionError("unreachable")
 
 

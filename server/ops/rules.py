@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from server.metrics import RULE_ALERTS
 from server.ops import schema as s
 from server.ops.base import OpsContext, utc, utc_required
 from server.ops.errors import NotFound
@@ -437,6 +438,7 @@ class RuleEngine:
             self.ctx.record("ops.alert.raised", f"system:rules/{hit.rule}", "success",
                             {"alert_id": alert_id, "rule": hit.rule, "user_id": hit.user_id,
                              "blocking": rule.blocking, "summary": hit.summary})
+        RULE_ALERTS.labels(hit.rule).inc()
         blocked = False
         if rule.blocking:
             blocked = self.lifecycle.block_by_rule(

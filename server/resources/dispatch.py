@@ -171,6 +171,12 @@ class Dispatcher:
             if isinstance(connector, RemoteConnector)
         }
 
+    def breaker_states(self) -> dict[int, BreakerState]:
+        """``{resource: its circuit breaker's state}`` for each remote upstream (metrics)."""
+        return {number: connector.breaker.state
+                for number, connector in sorted(self._connectors.items())
+                if isinstance(connector, RemoteConnector)}
+
     async def aclose(self) -> None:
         """Close the remote connectors' connection pools of the running loop."""
         seen: set[int] = set()

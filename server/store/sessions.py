@@ -242,6 +242,14 @@ class SessionStore(StoreBase):
             expires_at=ensure_utc(row.expires_at), ended_at=_utc(row.ended_at),
         )
 
+    def live_sessions(self, at: _dt.datetime) -> int:
+        """Sessions neither ended nor expired at ``at`` (metrics)."""
+        with self._tx() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(sessions)
+                .where(sessions.c.ended_at.is_(None), sessions.c.expires_at > at)
+            ).scalar_one())
+
     def end_session(self, token_hash: str) -> None:
         with self._tx() as conn:
             conn.execute(

@@ -365,6 +365,8 @@ def gateway(
         "limits": {"health_poll_seconds": 0.2, "anonymous_refusal_burst": 100000,
                    "logins_per_peer_per_minute": 100_000,
                    "logins_per_user_per_minute": 100_000},
+        # a test module may add sections of its own (test_tracing.py: [tracing])
+        **getattr(request.module, "GATEWAY_CONFIG", {}),
     })
 
     gw_signer = make_token_signer(softhsm_store, secrets_dir, "gateway", ca)
