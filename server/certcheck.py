@@ -37,6 +37,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from server.crlfetch import CRLFetcher, CRLStatus
 from server.store.certificates import fingerprint
 from signing.api import Algorithm, certificate_public_key
 from signing.crl import load_crl
@@ -166,8 +167,14 @@ class TrustMaterial:
         revocations: Any,
         *,
         cache: ChainCache | None = None,
+        crl_fetcher: CRLFetcher | None = None,
+        crl_grace: _dt.timedelta = _dt.timedelta(0),
     ) -> None:
         self.anchor_paths = tuple(anchors)
+        #: CRLs fetched from distribution points (``[crl]``); None: files only.
+        self.crl_fetcher = crl_fetcher
+        #: How long past nextUpdate a CRL is still used (``[crl] grace``).
+        self.crl_grace = crl_grace
         self.crl_paths = tuple(crls)
         self.revocations = revocations
         self.cache = cache if cache is not None else ChainCache()
@@ -200,6 +207,28 @@ class TrustMaterial:
         #: fingerprint -> (from, until): the current CRLs list no certificate of that
         #: chain and are all current in that window. Cleared whenever the CRLs change.
         self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
+        self._fetch_generation = -1
+        if crl_fetcher is not None:
+            crl_fetcher.register_ca_certificates(self._anchors)
+
+    def crl_status(self) -> list[CRLStatus]:
+        """The CRLs fetched from distribution points, one per issuer (for the metrics:
+        issuer, thisUpdate, nextUpdate, stale, ...); empty without ``[crl]``."""
+        return self.crl_fetcher.status() if self.crl_fetcher is not None else []
+
+    def crl_health(self) -> dict[str, bool]:
+        """``{siogw.crl.<issuer>: serving}`` of each issuer whose CRL is fetched."""
+        return self.crl_fetcher.health() if self.crl_fetcher is not None else {}
+
+    def start(self) -> None:
+        """Start refreshing the fetched CRLs in the background (if any are fetched)."""
+        if self.crl_fetcher is not None:
+            self.crl_fetcher.start()
+
+    def close(self) -> None:
+        """Stop the background refresh of fetched CRLs."""
+        if self.crl_fetcher is not None:
+            self.crl_fetcher.close()
 
     def _stamps(self) -> tuple[float, ...]:
         stamps = []
@@ -241,7 +270,7 @@ class TrustMaterial:
             if when < crl.last_update_utc:
                 raise StaleCRL(f"CRL of {who} is not yet valid: thisUpdate "
                                f"{astana_iso(crl.last_update_utc)}")
-            if nxt is None or when > nxt:
+            if nxt is None or when > nxt + self.crl_grace:
                 until = astana_iso(nxt) if nxt is not None else "none"
                 raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
 
@@ -267,12 +296,15 @@ class TrustMaterial:
         """The current store and the CRL memo that belongs to exactly its CRLs."""
         if not self._anchors:
             raise ConfigError("no trust anchors configured (trust.anchors)")
+        fetched = self.crl_fetcher.generation if self.crl_fetcher is not None else 0
         with self._lock:
-            if self._load_crls() or self._store is None:
+            if self._load_crls() or self._store is None or fetched != self._fetch_generation:
                 self._store = TrustStore(
-                    self._anchors, crls=self._crls, revocations=self.revocations
+                    self._anchors, crls=self._crls, revocations=self.revocations,
+                    crl_grace=self.crl_grace, crl_source=self.crl_fetcher,
                 )
                 self._crl_clean = {}
+                self._fetch_generation = fetched
             return self._store, self._crl_clean
 
     def validate(
@@ -303,7 +335,8 @@ class TrustMaterial:
         when = at if at is not None else now_utc()
         store, crl_memo = self._current()
         if revocations is not None:
-            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations)
+            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations,
+                               crl_grace=store.crl_grace, crl_source=store.crl_source)
         chain = self.cache.get(fp, when)
         if chain is None:
             if cert is None:
@@ -344,12 +377,14 @@ class TrustMaterial:
                 if entry is not None and entry.applies_at(when):
                     store._check_revocation(path[i], path[i + 1], when)  # raises, precisely
         crls = store.crls
-        if not crls:
+        source = store.crl_source
+        if not crls and source is None:
             return
         clean = crl_memo.get(chain.fingerprint)
         if clean is not None and clean[0] <= when <= clean[1]:
             return
-        crl_only = TrustStore(store.anchors, crls=crls, revocations=None)
+        crl_only = TrustStore(store.anchors, crls=crls, revocations=None,
+                              crl_grace=store.crl_grace, crl_source=source)
         for i in links:
             crl_only._check_revocation(path[i], path[i + 1], when)
         # Remember only if no CRL of an issuer on the path lists any of its certificates
@@ -358,7 +393,8 @@ class TrustMaterial:
             tzinfo=_dt.UTC
         )
         for i in links:
-            for crl in crls:
+            fetched = list(source(path[i], path[i + 1], when)) if source is not None else []
+            for crl in [*crls, *fetched]:
                 if crl.issuer != path[i + 1].subject:
                     continue
                 if crl.get_revoked_certificate_by_serial_number(path[i].serial_number):

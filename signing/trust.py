@@ -90,6 +90,18 @@ _TLS_ONLY_EKUS = frozenset(
 )
 
 
+class CRLSource(Protocol):
+    """CRLs the store does not hold itself: those fetched from distribution points
+    (``server.crlfetch.CRLFetcher``). Called for every revocation check of ``cert``
+    (issued by ``issuer``) with the CRLs of ``issuer`` it has, ``[]`` when it manages
+    none; raises :class:`~signing.errors.CRLUnavailable` when it manages that issuer's
+    CRL but has none usable at ``at`` (fail closed)."""
+
+    def __call__(
+        self, cert: x509.Certificate, issuer: x509.Certificate, at: _dt.datetime
+    ) -> Sequence[x509.CertificateRevocationList]: ...
+
+
 class TrustChecker(Protocol):
     """What a consumer needs of a trust store: :class:`TrustStore` or a live view of one."""
 
@@ -188,6 +200,8 @@ class TrustStore:
         clock: Clock = now_utc,
         *,
         require_crl: bool = False,
+        crl_grace: _dt.timedelta = _dt.timedelta(0),
+        crl_source: CRLSource | None = None,
     ) -> None:
         if not anchors:
             raise InputError("a trust store needs at least one trust anchor")
@@ -197,6 +211,10 @@ class TrustStore:
         self.revocations = revocations
         self.clock = clock
         self.require_crl = require_crl
+        #: How long past its nextUpdate a CRL is still used (``[crl] grace``; 0: none).
+        self.crl_grace = crl_grace
+        #: Fetched CRLs, asked on every revocation check (see :class:`CRLSource`).
+        self.crl_source = crl_source
 
     # -- path building ------------------------------------------------------------------
     def _build_path(
@@ -250,6 +268,9 @@ class TrustStore:
                     detail="gateway revocation list",
                 )
         candidates = [c for c in self.crls if c.issuer == issuer.subject]
+        if self.crl_source is not None:
+            candidates += [c for c in self.crl_source(cert, issuer, at)
+                           if c.issuer == issuer.subject]
         if not candidates:
             if self.require_crl:
                 raise StaleCRL(f"no CRL of {issuer.subject.rfc4514_string()} is configured")
@@ -271,7 +292,7 @@ class TrustStore:
                     )
                 return
         crl = genuine[0] if genuine else candidates[0]
-        check_crl(crl, issuer, at)
+        check_crl(crl, issuer, at, grace=self.crl_grace)
         hit = find_revocation(crl, cert.serial_number)
         if hit is not None and (
             hit.reason in COMPROMISE_REASONS or ensure_utc(hit.revoked_at) <= at
