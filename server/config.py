@@ -41,6 +41,10 @@ Example ``siogw.toml``::
     anchors = ["ca/root.pem"]
     crls = ["ca/root.crl"]
 
+    [crl]                 # CRLs from the CAs' distribution points (server.crlfetch)
+    enabled = true        # also: timeout, attempts, refresh_margin, retry_seconds,
+    grace = 0             # cache_dir, max_bytes (CrlSettings)
+
     [limits]
     max_message_bytes = 262144
     clock_skew_seconds = 120

@@ -323,7 +323,7 @@ class CRLFetcher:
         deadline = time.monotonic() + self.timeout
         try:
             with httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=True,
-                              max_redirects=3) as client, client.stream(
+                              max_redirects=3, trust_env=False) as client, client.stream(
                     "GET", url, headers={"Accept": "application/pkix-crl"}) as resp:
                 if resp.status_code != 200:
                     raise FetchFailed(f"HTTP status {resp.status_code}",
