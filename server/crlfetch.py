@@ -163,7 +163,9 @@ class CRLFetcher:
         max_issuers: int = MAX_ISSUERS,
         backoff: float = 0.2,
     ) -> None:
-        self.cache_dir = private_dir(cache_dir)
+        #: Created (0700) when the first issuer is registered: a gateway whose CAs name
+        #: no distribution point leaves no trace.
+        self.cache_dir = cache_dir
         self.timeout = timeout
         self.attempts = attempts
         self.refresh_margin = _dt.timedelta(seconds=refresh_margin)
@@ -220,6 +222,7 @@ class CRLFetcher:
                 if url not in state.urls and len(state.urls) < 8:
                     state.urls.append(url)
         if fresh:
+            private_dir(self.cache_dir)
             self._load_cache(state)
             if self._started:
                 self._launch()
@@ -242,7 +245,7 @@ class CRLFetcher:
         if state is None or any(u not in state.urls for u in urls):
             state = self._register(issuer, urls)
         if state.crl is None and self.clock() >= state.next_attempt:
-            self.refresh(state.key)
+            self.refresh(state.key, only_if_missing=True)
         crl = state.crl
         if crl is None:
             raise CRLUnavailable(
@@ -258,12 +261,16 @@ class CRLFetcher:
         return [crl]
 
     # -- fetching ---------------------------------------------------------------------------
-    def refresh(self, key: str) -> bool:
+    def refresh(self, key: str, *, only_if_missing: bool = False) -> bool:
         """Fetch the CRL of one issuer now (every URL in turn until one gives a CRL that
         verifies); True if a newer CRL was taken. Failures are logged and kept in
-        :meth:`status`; the CRL kept stays."""
+        :meth:`status`; the CRL kept stays. ``only_if_missing``: unless another thread
+        fetched one (or failed to) while this one waited for the issuer's lock."""
         state = self._issuers[key]
         with state.lock:
+            if only_if_missing and (state.crl is not None or
+                                    self.clock() < state.next_attempt):
+                return False
             errors: list[str] = []
             for url in list(state.urls):
                 try:

@@ -24,20 +24,24 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from grpc import aio
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audit import AuditLog
+from server.admin import execute
 from server.assembly import _with_health, build_gateway
 from server.certcheck import TrustMaterial
 from server.config import load_config
 from server.crlfetch import CRLFetcher, health_service_name
 from server.errors import reason_for, status_code_for
+from signing import dsse
 from signing.ca import CertificateAuthority
 from signing.crl import http_distribution_points
 from signing.errors import CertificateRevoked, CRLUnavailable
 from signing.revocation import InMemoryRevocationStore
 from signing.software import SoftwareSigner, generate_software_key
 from siogw_api.timeutil import now_utc
+from siogw_api.v1 import admin_pb2, auth_pb2, auth_pb2_grpc
+from tests.server.conftest import ServerThread, rpc_error, sign
 from tests.server.ops.conftest import make_person
 from tests.server.ops.helpers import application
 
@@ -439,9 +443,7 @@ def test_the_cache_survives_a_restart_during_an_outage(
 
 
 # --- the gateway ------------------------------------------------------------------------
-@pytest.fixture
-def gateway(tmp_path: Path, http_crl: CrlServer) -> Iterator[Any]:
-    ca = _ca(tmp_path, http_crl)
+def _gateway(tmp_path: Path, ca: CertificateAuthority) -> Iterator[Any]:
     (tmp_path / "root.pem").write_bytes(
         ca.root_certificate.public_bytes(serialization.Encoding.PEM))
     config = load_config(tmp_path, env={}, overrides={
@@ -455,6 +457,20 @@ def gateway(tmp_path: Path, http_crl: CrlServer) -> Iterator[Any]:
     gw.ops_wiring.close()
     log.close()
     gw.store.close()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, http_crl: CrlServer) -> Iterator[Any]:
+    yield from _gateway(tmp_path, _ca(tmp_path, http_crl))
+
+
+@pytest.fixture
+def stale_gateway(tmp_path: Path, http_crl: CrlServer) -> Iterator[Any]:
+    """The CA's only CRL had its nextUpdate an hour ago, past the 10 minutes of grace."""
+    ca = _ca(tmp_path, http_crl)
+    ca.publish_crl(_dt.timedelta(hours=1), now=now_utc() - _dt.timedelta(hours=2))
+    _serve(http_crl, ca)
+    yield from _gateway(tmp_path, ca)
 
 
 def test_gateway_a_revoked_analyst_is_refused_once_the_new_crl_is_fetched(
@@ -475,11 +491,8 @@ def test_gateway_a_revoked_analyst_is_refused_once_the_new_crl_is_fetched(
         gw.trust.validate(boris.cert)
 
 
-def test_gateway_health_reports_the_stale_issuer(gateway: Any, http_crl: CrlServer) -> None:
-    ca, gw, config = gateway
-    now = now_utc()
-    ca.publish_crl(_dt.timedelta(hours=1), now=now - _dt.timedelta(hours=2))
-    _serve(http_crl, ca)  # nextUpdate an hour ago, past the 10 minutes of grace
+def test_gateway_health_reports_the_stale_issuer(stale_gateway: Any) -> None:
+    ca, gw, config = stale_gateway
     gw.trust.crl_fetcher.refresh_all()
     name = "siogw.crl.CN=DP Root,C=KZ"
 
@@ -517,3 +530,87 @@ def test_crl_fetching_can_be_switched_off(tmp_path: Path, http_crl: CrlServer) -
         gw.ops_wiring.close()
         log.close()
         gw.store.close()
+
+
+def test_concurrent_first_checks_fetch_once_and_no_dp_leaves_no_cache(
+    tmp_path: Path, http_crl: CrlServer
+) -> None:
+    plain = CertificateAuthority.init(tmp_path / "plain", "CN=Plain Root,C=KZ")
+    plain.publish_crl()
+    quiet = _material(tmp_path / "quiet", [plain])
+    quiet.validate(make_person(plain, "Anna").cert)
+    assert not (tmp_path / "quiet" / "crl-cache").exists() and quiet.crl_status() == []
+
+    ca = _ca(tmp_path, http_crl, root_point=False)
+    trust = _material(tmp_path, [ca])
+    people = [make_person(ca, f"P{i}") for i in range(6)]
+    http_crl.mode, http_crl.delay = "slow", 0.3
+    errors: list[BaseException] = []
+
+    def check(person: Any) -> None:
+        try:
+            trust.validate(person.cert)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert http_crl.hits == 1  # the first fetched; the others waited and used it
+
+
+def test_grpc_a_login_of_the_stale_issuer_is_unavailable_and_health_names_it(
+    tmp_path: Path, http_crl: CrlServer
+) -> None:
+    """Through a running gateway: ProveLogin with a certificate of the issuer whose CRL is
+    stale answers UNAVAILABLE / CRL_UNAVAILABLE with our own message, and the health
+    service of that issuer is NOT_SERVING while the gateway's own status is SERVING."""
+    ca = _ca(tmp_path, http_crl)
+    ca.publish_crl(_dt.timedelta(hours=1), now=now_utc() - _dt.timedelta(hours=2))
+    _serve(http_crl, ca)
+    (tmp_path / "root.pem").write_bytes(
+        ca.root_certificate.public_bytes(serialization.Encoding.PEM))
+    config = load_config(tmp_path, env={}, overrides={
+        "server": {"port": 0, "host": "127.0.0.1"}, "tls": {"enabled": False},
+        "trust": {"anchors": ["root.pem"]}, "limits": {"health_poll_seconds": 0.2},
+        "crl": {"timeout": 2, "attempts": 1, "grace": 600}})
+    signer = SoftwareSigner(generate_software_key("ecdsa-p256-sha256"))
+    log = AuditLog.open(tmp_path / "audit", signer, "sio-gateway/crl-grpc")
+    gw = build_gateway(config, signer=signer, audit_log=log)
+    anna = make_person(ca, "Anna")
+    execute(None, gw.store, admin_pb2.AdminCommand(enroll_user=admin_pb2.EnrollUser(
+        user_id="anna", full_name="Anna", role="agency_user", phone="+77010000009",
+        certificate_der=anna.cert_der)))
+    srv = ServerThread(config, gw)
+    port = srv.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        begun = auth.BeginLogin(auth_pb2.BeginLoginRequest(
+            user_id="anna", certificate_der=anna.cert_der))
+        env = sign(dsse.PAYLOAD_LOGIN_CHALLENGE, begun.challenge, anna.signer)
+        code, reason, message = rpc_error(lambda: auth.ProveLogin(auth_pb2.ProveLoginRequest(
+            login_id=begun.login_id, signed_challenge=env,
+            factor=auth_pb2.SECOND_FACTOR_SMS)))
+        assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "CRL_UNAVAILABLE")
+        assert message.startswith("the CRL of CN=DP Root,C=KZ is stale")
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 30
+        name = "siogw.crl.CN=DP Root,C=KZ"
+        while True:
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+                if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+            except grpc.RpcError:  # not yet set by the first poll
+                pass
+            assert time.monotonic() < deadline, "health never named the stale issuer"
+            time.sleep(0.1)
+        whole = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert whole.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        channel.close()
+        srv.stop()
