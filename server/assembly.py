@@ -295,6 +295,9 @@ def build_gateway(
             assert audit_log is not None
             wiring = _open_operations(config, store, trust, audit_log, clock)
             audit = ObservedSink(AuditLogSink(audit_log), observers=(wiring.observe,))
+        if trust.crl_fetcher is not None and audit_log is not None:
+            # record first: a CRL update is in the audit log before it applies
+            trust.crl_fetcher.on_event = _crl_recorder(audit_log)
         trust.start()  # refresh the CRLs of distribution points in the background
     except BaseException:
         if trust is not None:
@@ -317,9 +320,21 @@ def build_gateway(
         audit_log=audit_log,
         ops_wiring=wiring,
         screening=None if worker else screening_service(config, store, audit_log),
-        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
+        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher, trust),
         receipts=receipts,
     )
+
+
+def _crl_recorder(audit_log: AuditLog) -> Callable[[str, dict[str, object]], None]:
+    """The CRL fetcher's ``on_event``: ``crl.updated`` / ``crl.refused`` records appended
+    (blocking, from the fetching thread) to the audit log, actor ``system:crl``."""
+    def record(event: str, details: dict[str, object]) -> None:
+        audit_log.append_sync(AuditRecord(
+            actor="system:crl", event=event,
+            outcome="success" if event == "crl.updated" else "refused",
+            details=dict(details)))
+
+    return record
 
 
 def crl_fetching(config: GatewayConfig) -> dict[str, Any]:
@@ -371,7 +386,7 @@ def fm1_parties(engine: Engine) -> Iterator[SourcedSubject]:
 
 def _watch_emergencies(
     config: GatewayConfig, wiring: OpsWiring | None, audit_log: AuditLog | None,
-    dispatcher: Dispatcher,
+    dispatcher: Dispatcher, trust: TrustMaterial | None = None,
 ) -> EmergencyWatch | None:
     """The Journal of emergencies' own entries (§14, :mod:`server.emergency_watch`):
     the audit log polled, the upstreams' breakers hooked; started here, stopped by
@@ -381,6 +396,8 @@ def _watch_emergencies(
     watch = EmergencyWatch(wiring.ops.auto_journal,
                            audit_health=audit_log.health if audit_log is not None else None,
                            poll_seconds=config.limits.health_poll_seconds)
+    if trust is not None and trust.crl_fetcher is not None:
+        trust.crl_fetcher.on_stale = watch.crl_changed
     breakers = getattr(dispatcher, "breakers", None)  # a test's stand-in may have none
     for breaker in breakers() if callable(breakers) else ():
         breaker.on_state_change = watch.breaker_changed

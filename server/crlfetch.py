@@ -123,6 +123,8 @@ class _Issuer:
         self.crl: x509.CertificateRevocationList | None = None
         self.fetched_at: _dt.datetime | None = None
         self.last_error: str | None = None
+        #: The last refusal recorded (``crl.refused`` once per distinct reason).
+        self.last_refusal: str | None = None
         #: Wall-clock time of the next background refresh.
         self.next_attempt: _dt.datetime = _dt.datetime.min.replace(tzinfo=_dt.UTC)
         self.lock = threading.Lock()  # one refresh of this issuer at a time
@@ -183,6 +185,16 @@ class CRLFetcher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        #: Record first: called with ``("crl.updated", details)`` *before* a newer CRL
+        #: replaces the one kept (if it raises, the CRL is not taken and the refresh is
+        #: tried again), and with ``("crl.refused", details)`` when a CRL received is
+        #: refused (once per distinct reason). The gateway wires the audit log here.
+        self.on_event: Callable[[str, dict[str, object]], None] | None = None
+        #: Called by the background thread when an issuer's CRL goes stale (True) or is
+        #: current again (False): ``(issuer DN, stale, cause)``; the Journal of
+        #: emergencies (:class:`server.emergency_watch.EmergencyWatch`).
+        self.on_stale: Callable[[str, bool, str], None] | None = None
+        self._stale_reported: dict[str, bool] = {}
 
     # -- what is fetched ------------------------------------------------------------------
     def register_ca_certificates(self, certs: Sequence[x509.Certificate]) -> None:
@@ -275,12 +287,18 @@ class CRLFetcher:
             for url in list(state.urls):
                 try:
                     data = self._get(url)
+                except FetchFailed as exc:
+                    errors.append(f"{url}: {exc}")
+                    continue
+                try:
                     crl = parse_fetched_crl(data)
                     check_published_crl(crl, state.cert, now=self.clock())
                     newer = state.crl is None or is_newer_crl(crl, state.crl)
-                except (FetchFailed, SiogwError) as exc:
-                    text = exc.message if isinstance(exc, SiogwError) else str(exc)
-                    errors.append(f"{url}: {text}")
+                except SiogwError as exc:
+                    errors.append(f"{url}: {exc.message}")
+                    self._refused(state, url, exc.message)
+                    continue
+                if newer and not self._record_update(state, url, crl, errors):
                     continue
                 now = self.clock()
                 if newer:
@@ -299,6 +317,38 @@ class CRLFetcher:
             log.warning("CRL of %s not refreshed (the one kept stays in use): %s",
                         state.name, state.last_error)
             return False
+
+    def _record_update(self, state: _Issuer, url: str, crl: x509.CertificateRevocationList,
+                       errors: list[str]) -> bool:
+        """``crl.updated`` through :attr:`on_event` before the CRL is taken; False (and
+        the reason in ``errors``) when it cannot be recorded."""
+        if self.on_event is None:
+            return True
+        try:
+            self.on_event("crl.updated", {
+                "issuer": state.name, "url": url, "crl_number": crl_number(crl),
+                "this_update": astana_iso(crl.last_update_utc),
+                "next_update": (astana_iso(crl.next_update_utc)
+                                if crl.next_update_utc is not None else None),
+                "revoked": len(crl),
+            })
+        except Exception as exc:  # fail closed: the CRL kept stays, tried again later
+            log.warning("the new CRL of %s cannot be recorded (%s): not taken", state.name,
+                        exc)
+            errors.append(f"{url}: the new CRL could not be recorded in the audit log")
+            return False
+        return True
+
+    def _refused(self, state: _Issuer, url: str, reason: str) -> None:
+        """``crl.refused`` once per distinct reason (a forged CRL served for days is one
+        record, not one per retry)."""
+        if self.on_event is None or state.last_refusal == f"{url}: {reason}":
+            return
+        try:
+            self.on_event("crl.refused", {"issuer": state.name, "url": url, "reason": reason})
+            state.last_refusal = f"{url}: {reason}"
+        except Exception as exc:
+            log.warning("the refused CRL of %s cannot be recorded: %s", state.name, exc)
 
     def _next_attempt(self, state: _Issuer, now: _dt.datetime) -> _dt.datetime:
         crl = state.crl
@@ -425,12 +475,17 @@ class CRLFetcher:
         while not self._stop.is_set():
             try:
                 self.refresh_due()
+                self.report_staleness()
             except Exception:  # never let the refresher die: the next round tries again
                 log.exception("CRL refresh failed")
             states = list(self._issuers.values())
             now = self.clock()
-            wait = min([(s.next_attempt - now).total_seconds() for s in states],
-                       default=MAX_SLEEP_SECONDS)
+            times = [s.next_attempt for s in states]
+            # also wake when a CRL goes stale, to report it
+            times += [s.crl.next_update_utc + self.grace for s in states
+                      if s.crl is not None and s.crl.next_update_utc is not None
+                      and s.crl.next_update_utc + self.grace > now]
+            wait = min([(t - now).total_seconds() for t in times], default=MAX_SLEEP_SECONDS)
             self._wake.wait(max(0.05, min(wait, MAX_SLEEP_SECONDS)))
             self._wake.clear()
 
@@ -441,6 +496,21 @@ class CRLFetcher:
         if self._thread is not None:
             self._thread.join(timeout=self.timeout * self.attempts + 10)
             self._thread = None
+
+    def report_staleness(self) -> None:
+        """Tell :attr:`on_stale` of every issuer whose CRL went stale or fresh again
+        since the last report (the background thread calls it each round)."""
+        if self.on_stale is None:
+            return
+        for status in self.status():
+            if self._stale_reported.get(status.issuer, False) == status.stale:
+                continue
+            nxt = astana_iso(status.next_update) if status.next_update else "none"
+            cause = (f"the CRL of {status.issuer} is stale (nextUpdate {nxt}) and could not "
+                     f"be refreshed from {', '.join(status.urls)}: "
+                     f"{status.last_error or 'no newer CRL published'}")
+            self.on_stale(status.issuer, status.stale, cause[:1000])
+            self._stale_reported[status.issuer] = status.stale
 
     # -- reports ------------------------------------------------------------------------------
     def _stale(self, state: _Issuer, now: _dt.datetime) -> bool:

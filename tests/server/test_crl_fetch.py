@@ -614,3 +614,88 @@ def test_grpc_a_login_of_the_stale_issuer_is_unavailable_and_health_names_it(
     finally:
         channel.close()
         srv.stop()
+
+
+# --- record first; the Journal of emergencies -------------------------------------------------
+def _records(home: Path, event: str) -> list[Any]:
+    from audit.archive import iter_archive_records
+
+    return [rec for _, rec in iter_archive_records(home / "audit") if rec.event == event]
+
+
+def test_gateway_records_each_crl_update_before_it_applies_and_each_refusal_once(
+    gateway: Any, http_crl: CrlServer, tmp_path: Path
+) -> None:
+    ca, gw, _ = gateway
+    fetcher = gw.trust.crl_fetcher
+    boris = make_person(ca, "Boris")
+    fetcher.refresh_all()
+    ca.revoke(boris.cert.serial_number, "keyCompromise")
+    ca.publish_crl()
+    _serve(http_crl, ca)
+    fetcher.refresh_all()
+    updated = _records(tmp_path, "crl.updated")
+    assert [r.details["crl_number"] for r in updated][-1] == 2
+    last = updated[-1]
+    assert last.actor == "system:crl" and last.outcome == "success"
+    assert last.details["issuer"] == "CN=DP Root,C=KZ" and last.details["revoked"] == 1
+    assert last.details["url"] == http_crl.url("/ca.crl")
+
+    forger = CertificateAuthority.init(tmp_path / "forger", "CN=DP Root,C=KZ")
+    for _ in range(3):
+        forger.publish_crl()
+    _serve(http_crl, forger)
+    fetcher.refresh_all()
+    fetcher.refresh_all()  # the same forgery again: not recorded twice
+    [refused] = _records(tmp_path, "crl.refused")
+    assert refused.outcome == "refused" and "signature does not verify" in refused.details["reason"]
+
+
+def test_a_crl_that_cannot_be_recorded_is_not_taken(tmp_path: Path, http_crl: CrlServer) -> None:
+    ca = _ca(tmp_path, http_crl)
+    trust = _material(tmp_path, [ca])
+    fetcher = _fetcher(trust)
+
+    def broken(event: str, details: dict[str, object]) -> None:
+        raise RuntimeError("the audit log failed closed")
+
+    fetcher.on_event = broken
+    assert fetcher.refresh_all() == 0
+    [status] = trust.crl_status()
+    assert status.crl_number is None and "could not be recorded" in (status.last_error or "")
+    with pytest.raises(CRLUnavailable):
+        trust.validate(make_person(ca, "Anna").cert)
+    seen: list[str] = []
+    fetcher.on_event = lambda event, details: seen.append(event)
+    assert fetcher.refresh_all() == 1 and seen == ["crl.updated"]
+
+
+def test_gateway_a_stale_issuer_is_journaled_as_an_emergency_and_resolved(
+    stale_gateway: Any, http_crl: CrlServer
+) -> None:
+    from tests.server.ops.conftest import OPERATOR
+
+    ca, gw, _ = stale_gateway
+    fetcher = gw.trust.crl_fetcher
+    assert fetcher.on_stale == gw.emergencies.crl_changed
+    fetcher.refresh_all()
+    fetcher.report_staleness()
+
+    def open_entries() -> list[Any]:
+        return list(gw.ops.journal.emergencies(OPERATOR, open_only=True))
+
+    deadline = time.monotonic() + 30
+    while not open_entries():
+        assert time.monotonic() < deadline, "the stale CRL was never journaled"
+        time.sleep(0.1)
+    [entry] = open_entries()
+    assert entry.recorded_by == "system:crl:CN=DP Root,C=KZ"
+    assert "is stale" in entry.causes and "CRL_UNAVAILABLE" in entry.measures
+    ca.publish_crl()
+    _serve(http_crl, ca)
+    fetcher.refresh_all()
+    fetcher.report_staleness()
+    deadline = time.monotonic() + 30
+    while open_entries():
+        assert time.monotonic() < deadline, "the emergency was never resolved"
+        time.sleep(0.1)
