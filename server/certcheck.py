@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from server.crlfetch import CRLFetcher, CRLStatus
 from server.store.certificates import fingerprint
 from signing.api import Algorithm, certificate_public_key
-from signing.crl import load_crl
+from signing.crl import crl_number, load_crl
 from signing.errors import BadSignature, StaleCRL
 from signing.trust import TrustStore, describe, load_certificates
 from signing.verify import verify_with_key
@@ -212,9 +212,27 @@ class TrustMaterial:
             crl_fetcher.register_ca_certificates(self._anchors)
 
     def crl_status(self) -> list[CRLStatus]:
-        """The CRLs fetched from distribution points, one per issuer (for the metrics:
-        issuer, thisUpdate, nextUpdate, stale, ...); empty without ``[crl]``."""
-        return self.crl_fetcher.status() if self.crl_fetcher is not None else []
+        """Every CRL in use, for the metrics (issuer, thisUpdate, nextUpdate, stale, ...):
+        first each issuer's CRL fetched from its distribution points, then each
+        ``trust.crls`` file (``urls`` empty, ``health_service`` empty, re-read if it
+        changed on disk)."""
+        fetched = self.crl_fetcher.status() if self.crl_fetcher is not None else []
+        with self._lock:
+            if self._load_crls():
+                self._store = None
+            files = list(self._crls)
+        now = now_utc()
+        return fetched + [
+            CRLStatus(
+                issuer=crl.issuer.rfc4514_string(), urls=(),
+                this_update=crl.last_update_utc, next_update=crl.next_update_utc,
+                crl_number=crl_number(crl),
+                stale=(crl.next_update_utc is None
+                       or now > crl.next_update_utc + self.crl_grace),
+                fetched_at=None, last_error=None, health_service="",
+            )
+            for crl in files
+        ]
 
     def crl_health(self) -> dict[str, bool]:
         """``{siogw.crl.<issuer>: serving}`` of each issuer whose CRL is fetched."""

@@ -174,6 +174,22 @@ def test_siogw_ca_cli_issues_with_a_point_and_writes_the_served_crl(tmp_path: Pa
     out.parent.mkdir()
     assert main(["ca", "crl", "--home", str(home), "--out", str(out), "--der"]) == 0
     assert x509.load_der_x509_crl(out.read_bytes()).issuer == ca.root_certificate.subject
+    assert main(["ca", "crl", "--home", str(home), "--out", str(out), "--der",
+                 "--root-out", str(tmp_path / "www" / "x.crl")]) != 0  # no intermediate
+
+    two = tmp_path / "two"
+    assert main(["ca", "init", "--dir", str(two), "--subject", "CN=Cli Root 2,C=KZ",
+                 "--intermediate", "CN=Cli Issuing,C=KZ",
+                 "--crl-url", "http://127.0.0.1:9/issuing.crl",
+                 "--root-crl-url", "http://127.0.0.1:9/root.crl"]) == 0
+    assert main(["ca", "crl", "--dir", str(two), "--der", "--out", str(out),
+                 "--root-out", str(tmp_path / "www" / "root2.crl")]) == 0
+    inter = CertificateAuthority.open(two)
+    assert inter.intermediate_certificate is not None
+    assert x509.load_der_x509_crl(out.read_bytes()).issuer == \
+        inter.intermediate_certificate.subject
+    assert x509.load_der_x509_crl((tmp_path / "www" / "root2.crl").read_bytes()).issuer == \
+        inter.root_certificate.subject
 
 
 # --- fetching and refreshing --------------------------------------------------------------
@@ -699,3 +715,22 @@ def test_gateway_a_stale_issuer_is_journaled_as_an_emergency_and_resolved(
     while open_entries():
         assert time.monotonic() < deadline, "the emergency was never resolved"
         time.sleep(0.1)
+
+
+def test_crl_status_lists_fetched_and_file_crls_for_the_metrics(
+    tmp_path: Path, http_crl: CrlServer
+) -> None:
+    ca = _ca(tmp_path, http_crl)
+    files_ca = CertificateAuthority.init(tmp_path / "files", "CN=File Root,C=KZ")
+    files_ca.publish_crl(_dt.timedelta(hours=1), now=now_utc() - _dt.timedelta(hours=2))
+    pem = tmp_path / "root.pem"
+    pem.write_bytes(ca.root_certificate.public_bytes(serialization.Encoding.PEM))
+    fetcher = CRLFetcher(tmp_path / "crl-cache", timeout=2, attempts=1)
+    trust = TrustMaterial([pem], [files_ca.directory / "crl.pem"], InMemoryRevocationStore(),
+                          crl_fetcher=fetcher)
+    fetcher.refresh_all()
+    fetched, from_file = trust.crl_status()
+    assert (fetched.issuer, fetched.stale, fetched.crl_number) == ("CN=DP Root,C=KZ", False, 1)
+    assert fetched.next_update is not None and fetched.this_update is not None
+    assert fetched.health_service == "siogw.crl.CN=DP Root,C=KZ"
+    assert (from_file.issuer, from_file.stale, from_file.urls) == ("CN=File Root,C=KZ", True, ())
