@@ -62,6 +62,7 @@ from signing.errors import (
     BadSignature,
     CertificateExpired,
     CertificateRevoked,
+    CRLUnavailable,
     KeyUsageRefused,
     StaleCRL,
     UnknownSigner,
@@ -268,9 +269,11 @@ class TrustStore:
                     detail="gateway revocation list",
                 )
         candidates = [c for c in self.crls if c.issuer == issuer.subject]
+        fetched: list[x509.CertificateRevocationList] = []
         if self.crl_source is not None:
-            candidates += [c for c in self.crl_source(cert, issuer, at)
-                           if c.issuer == issuer.subject]
+            fetched = [c for c in self.crl_source(cert, issuer, at)
+                       if c.issuer == issuer.subject]
+            candidates += fetched
         if not candidates:
             if self.require_crl:
                 raise StaleCRL(f"no CRL of {issuer.subject.rfc4514_string()} is configured")
@@ -286,6 +289,11 @@ class TrustStore:
             is_ca = _is_ca(cert)
             genuine = [c for c in genuine if covers(c, cert, is_ca=is_ca)]
             if not genuine:
+                if fetched:  # an issuer with a distribution point must have a CRL for it
+                    raise CRLUnavailable(
+                        f"no CRL of {issuer.subject.rfc4514_string()} fetched from its "
+                        f"distribution point covers {describe(cert)}"
+                    )
                 if self.require_crl:
                     raise StaleCRL(
                         f"no CRL of {issuer.subject.rfc4514_string()} covers {describe(cert)}"

@@ -734,3 +734,32 @@ def test_crl_status_lists_fetched_and_file_crls_for_the_metrics(
     assert fetched.next_update is not None and fetched.this_update is not None
     assert fetched.health_service == "siogw.crl.CN=DP Root,C=KZ"
     assert (from_file.issuer, from_file.stale, from_file.urls) == ("CN=File Root,C=KZ", True, ())
+
+
+def test_a_fetched_crl_that_does_not_cover_the_certificate_fails_closed(
+    tmp_path: Path, http_crl: CrlServer
+) -> None:
+    """A CRL partitioned by distribution point (issuingDistributionPoint naming another
+    point) says nothing about this certificate: refused, not silently passed."""
+    from cryptography.hazmat.primitives import hashes
+
+    ca = _ca(tmp_path, http_crl)
+    key = serialization.load_pem_private_key(
+        (ca.directory / "root-key.pem").read_bytes(), password=None)
+    now = now_utc()
+    idp = x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(http_crl.url("/other-part.crl"))],
+        relative_name=None, only_contains_user_certs=False, only_contains_ca_certs=False,
+        only_some_reasons=None, indirect_crl=False, only_contains_attribute_certs=False)
+    partial = (x509.CertificateRevocationListBuilder()
+               .issuer_name(ca.root_certificate.subject)
+               .last_update(now - _dt.timedelta(minutes=1))
+               .next_update(now + _dt.timedelta(days=1))
+               .add_extension(x509.CRLNumber(9), critical=False)
+               .add_extension(idp, critical=True)
+               .sign(key, hashes.SHA256()))  # type: ignore[arg-type]
+    http_crl.files["/ca.crl"] = partial.public_bytes(serialization.Encoding.DER)
+    trust = _material(tmp_path, [ca])
+    assert _fetcher(trust).refresh_all() == 1
+    with pytest.raises(CRLUnavailable, match="covers"):
+        trust.validate(make_person(ca, "Anna").cert)
