@@ -763,3 +763,23 @@ def test_a_fetched_crl_that_does_not_cover_the_certificate_fails_closed(
     assert _fetcher(trust).refresh_all() == 1
     with pytest.raises(CRLUnavailable, match="covers"):
         trust.validate(make_person(ca, "Anna").cert)
+
+
+def test_the_crl_section_is_strict_and_bounded(tmp_path: Path) -> None:
+    from siogw_api.errors import ConfigError
+
+    config = load_config(tmp_path, env={})
+    assert config.crl.enabled and config.crl.grace == 0 and config.crl.timeout == 5.0
+    assert config.effective_crl_cache_dir == tmp_path / "crl-cache"
+    (tmp_path / "siogw.toml").write_text('[crl]\ngrase = 60\n')
+    with pytest.raises(ConfigError, match=r"unknown key crl.grase \(did you mean crl.grace\?\)"):
+        load_config(tmp_path, env={})
+    (tmp_path / "siogw.toml").write_text(
+        '[crl]\ngrace = 3600\nrefresh_margin = 7200\ncache_dir = "/var/cache/siogw-crl"\n')
+    config = load_config(tmp_path, env={})
+    assert config.crl.grace == 3600 and config.crl.refresh_margin == 7200
+    assert config.effective_crl_cache_dir == Path("/var/cache/siogw-crl")
+    for key, value in (("timeout", 0), ("attempts", 11), ("grace", -1), ("retry_seconds", 0),
+                       ("max_bytes", 10), ("enabled", "maybe")):
+        with pytest.raises(ConfigError, match=f"crl.{key}"):
+            load_config(tmp_path / "x", env={}, overrides={"crl": {key: value}})
