@@ -34,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from server.batcher import ResultBatcher
 from server.certcheck import TrustMaterial
 from server.config import GatewayConfig
 from server.context import Gateway, ReceiptSource
+from server.crlfetch import CRLFetcher
 from server.emergency_watch import EmergencyWatch
 from server.files import private_dir
 from server.forward import ForwardingHandler
@@ -267,10 +269,12 @@ def build_gateway(
     store = store or Store(config.effective_database_url,
                            pool_size=pool_size_for(config.effective_worker_threads)).open()
     own_log = False
+    trust: TrustMaterial | None = None
     try:
         # the trust anchors and CRL files are read first: a file that cannot be read
         # refuses the start before any token is opened
-        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store))
+        trust = TrustMaterial(config.trust.anchors, config.trust.crls, DbRevocationStore(store),
+                              **crl_fetching(config))
         if not worker:
             store.start_checkpointer()  # SQLite: WAL checkpoints off the query path
             store.start_housekeeper(  # old request ids, sessions, login attempts
@@ -297,13 +301,20 @@ def build_gateway(
             assert audit_log is not None
             wiring = _open_operations(config, store, trust, audit_log, clock)
             audit = ObservedSink(AuditLogSink(audit_log), observers=(wiring.observe,))
+        if trust.crl_fetcher is not None and audit_log is not None:
+            # record first: a CRL update is in the audit log before it applies
+            trust.crl_fetcher.on_event = _crl_recorder(audit_log)
+        trust.start()  # refresh the CRLs of distribution points in the background
     except BaseException:
+        if trust is not None:
+            trust.close()
         if own_log and audit_log is not None:
             audit_log.close()
         if own_store:
             store.close()
         raise
     dispatcher = dispatcher if dispatcher is not None else default_dispatcher(store)
+    assert trust is not None
     return Gateway(
         config=config,
         store=store,
@@ -315,7 +326,7 @@ def build_gateway(
         audit_log=audit_log,
         ops_wiring=wiring,
         screening=None if worker else screening_service(config, store, audit_log),
-        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher),
+        emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher, trust),
         receipts=receipts,
         result_batcher=result_batcher(config, signer),
     )
@@ -328,6 +339,33 @@ def result_batcher(config: GatewayConfig, signer: Signer | None) -> ResultBatche
         return None
     return ResultBatcher(signer, window_ms=config.signer.batch_window_ms,
                          max_batch=config.signer.batch_max)
+
+
+def _crl_recorder(audit_log: AuditLog) -> Callable[[str, dict[str, object]], None]:
+    """The CRL fetcher's ``on_event``: ``crl.updated`` / ``crl.refused`` records appended
+    (blocking, from the fetching thread) to the audit log, actor ``system:crl``."""
+    def record(event: str, details: dict[str, object]) -> None:
+        audit_log.append_sync(AuditRecord(
+            actor="system:crl", event=event,
+            outcome="success" if event == "crl.updated" else "refused",
+            details=dict(details)))
+
+    return record
+
+
+def crl_fetching(config: GatewayConfig) -> dict[str, Any]:
+    """The :class:`TrustMaterial` arguments of ``[crl]``: a fetcher of the CRLs named by
+    distribution points (:mod:`server.crlfetch`; None when ``enabled = false``) and the
+    grace past nextUpdate."""
+    crl = config.crl
+    grace = datetime.timedelta(seconds=crl.grace)
+    if not crl.enabled:
+        return {"crl_fetcher": None, "crl_grace": grace}
+    fetcher = CRLFetcher(config.effective_crl_cache_dir, timeout=crl.timeout,
+                         attempts=crl.attempts, refresh_margin=crl.refresh_margin,
+                         retry_seconds=crl.retry_seconds, grace=crl.grace,
+                         max_bytes=crl.max_bytes)
+    return {"crl_fetcher": fetcher, "crl_grace": grace}
 
 
 def screening_service(config: GatewayConfig, store: Store,
@@ -364,7 +402,7 @@ def fm1_parties(engine: Engine) -> Iterator[SourcedSubject]:
 
 def _watch_emergencies(
     config: GatewayConfig, wiring: OpsWiring | None, audit_log: AuditLog | None,
-    dispatcher: Dispatcher,
+    dispatcher: Dispatcher, trust: TrustMaterial | None = None,
 ) -> EmergencyWatch | None:
     """The Journal of emergencies' own entries (§14, :mod:`server.emergency_watch`):
     the audit log polled, the upstreams' breakers hooked; started here, stopped by
@@ -374,6 +412,8 @@ def _watch_emergencies(
     watch = EmergencyWatch(wiring.ops.auto_journal,
                            audit_health=audit_log.health if audit_log is not None else None,
                            poll_seconds=config.limits.health_poll_seconds)
+    if trust is not None and trust.crl_fetcher is not None:
+        trust.crl_fetcher.on_stale = watch.crl_changed
     breakers = getattr(dispatcher, "breakers", None)  # a test's stand-in may have none
     for breaker in breakers() if callable(breakers) else ():
         breaker.on_state_change = watch.breaker_changed
@@ -402,6 +442,9 @@ async def close_gateway(gw: Gateway) -> None:
     log), then the audit sink (flushing pending records), then the database."""
     if gw.emergencies is not None:
         await asyncio.to_thread(gw.emergencies.stop)
+    close_trust = getattr(gw.trust, "close", None)  # a test may have put in a stand-in
+    if close_trust is not None:
+        await asyncio.to_thread(close_trust)  # the CRL refresher
     if gw.ops_wiring is not None:
         gw.ops_wiring.close()
     aclose = getattr(gw.dispatcher, "aclose", None)  # a test may have put in a stand-in
@@ -552,11 +595,29 @@ def _with_health(
     health_servicer = health.aio.HealthServicer()
     updater = HealthUpdater(gw.store, health_servicer, config.limits.health_poll_seconds,
                             audit_check=audit_check, trust_check=gw.trust.check_crls_current,
-                            # siogw.upstream.N (a stand-in dispatcher may have none)
-                            upstream_check=getattr(gw.dispatcher, "upstream_health", None))
+                            upstream_check=_health_of(
+                                # siogw.upstream.N (a stand-in dispatcher may have none)
+                                getattr(gw.dispatcher, "upstream_health", None),
+                                # siogw.crl.<issuer>: each issuer whose CRL is fetched
+                                getattr(gw.trust, "crl_health", None)))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(service_names(), server)
     return health_servicer, updater
+
+
+def _health_of(
+    *checks: Callable[[], Mapping[str, bool]] | None,
+) -> Callable[[], Mapping[str, bool]]:
+    """One ``{health service: serving}`` check of several (those that are not None)."""
+    present = [c for c in checks if c is not None]
+
+    def merged() -> Mapping[str, bool]:
+        out: dict[str, bool] = {}
+        for check in present:
+            out.update(check())
+        return out
+
+    return merged
 
 
 def log_host_listener(config: GatewayConfig, gw: Gateway) -> Listener:

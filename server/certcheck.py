@@ -37,9 +37,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from server.crlfetch import CRLFetcher, CRLStatus
 from server.store.certificates import fingerprint
 from signing.api import Algorithm, certificate_public_key
-from signing.crl import load_crl
+from signing.crl import crl_number, load_crl
 from signing.errors import BadSignature, StaleCRL
 from signing.trust import TrustStore, describe, load_certificates
 from signing.verify import verify_with_key
@@ -166,8 +167,14 @@ class TrustMaterial:
         revocations: Any,
         *,
         cache: ChainCache | None = None,
+        crl_fetcher: CRLFetcher | None = None,
+        crl_grace: _dt.timedelta = _dt.timedelta(0),
     ) -> None:
         self.anchor_paths = tuple(anchors)
+        #: CRLs fetched from distribution points (``[crl]``); None: files only.
+        self.crl_fetcher = crl_fetcher
+        #: How long past nextUpdate a CRL is still used (``[crl] grace``).
+        self.crl_grace = crl_grace
         self.crl_paths = tuple(crls)
         self.revocations = revocations
         self.cache = cache if cache is not None else ChainCache()
@@ -200,6 +207,46 @@ class TrustMaterial:
         #: fingerprint -> (from, until): the current CRLs list no certificate of that
         #: chain and are all current in that window. Cleared whenever the CRLs change.
         self._crl_clean: dict[str, tuple[_dt.datetime, _dt.datetime]] = {}
+        self._fetch_generation = -1
+        if crl_fetcher is not None:
+            crl_fetcher.register_ca_certificates(self._anchors)
+
+    def crl_status(self) -> list[CRLStatus]:
+        """Every CRL in use, for the metrics (issuer, thisUpdate, nextUpdate, stale, ...):
+        first each issuer's CRL fetched from its distribution points, then each
+        ``trust.crls`` file (``urls`` empty, ``health_service`` empty, re-read if it
+        changed on disk)."""
+        fetched = self.crl_fetcher.status() if self.crl_fetcher is not None else []
+        with self._lock:
+            if self._load_crls():
+                self._store = None
+            files = list(self._crls)
+        now = now_utc()
+        return fetched + [
+            CRLStatus(
+                issuer=crl.issuer.rfc4514_string(), urls=(),
+                this_update=crl.last_update_utc, next_update=crl.next_update_utc,
+                crl_number=crl_number(crl),
+                stale=(crl.next_update_utc is None
+                       or now > crl.next_update_utc + self.crl_grace),
+                fetched_at=None, last_error=None, health_service="",
+            )
+            for crl in files
+        ]
+
+    def crl_health(self) -> dict[str, bool]:
+        """``{siogw.crl.<issuer>: serving}`` of each issuer whose CRL is fetched."""
+        return self.crl_fetcher.health() if self.crl_fetcher is not None else {}
+
+    def start(self) -> None:
+        """Start refreshing the fetched CRLs in the background (if any are fetched)."""
+        if self.crl_fetcher is not None:
+            self.crl_fetcher.start()
+
+    def close(self) -> None:
+        """Stop the background refresh of fetched CRLs."""
+        if self.crl_fetcher is not None:
+            self.crl_fetcher.close()
 
     def _stamps(self) -> tuple[float, ...]:
         stamps = []
@@ -241,16 +288,16 @@ class TrustMaterial:
             if when < crl.last_update_utc:
                 raise StaleCRL(f"CRL of {who} is not yet valid: thisUpdate "
                                f"{astana_iso(crl.last_update_utc)}")
-            if nxt is None or when > nxt:
+            if nxt is None or when > nxt + self.crl_grace:
                 until = astana_iso(nxt) if nxt is not None else "none"
                 raise StaleCRL(f"CRL of {who} is stale: nextUpdate {until}")
 
     def crl_validity(self) -> list[tuple[str, _dt.datetime, _dt.datetime | None]]:
-        """``(issuer, thisUpdate, nextUpdate)`` of each configured CRL (metrics)."""
-        with self._lock:
-            crls = list(self._crls)
-        return [(crl.issuer.rfc4514_string(), crl.last_update_utc, crl.next_update_utc)
-                for crl in crls]
+        """``(issuer, thisUpdate, nextUpdate)`` of each CRL in use, fetched from a
+        distribution point or a ``trust.crls`` file (metrics); an issuer with no CRL yet
+        is left out."""
+        return [(st.issuer, st.this_update, st.next_update) for st in self.crl_status()
+                if st.this_update is not None]
 
     def store(self) -> TrustStore:
         """The current :class:`TrustStore` (rebuilt when a CRL file changes).
@@ -274,12 +321,15 @@ class TrustMaterial:
         """The current store and the CRL memo that belongs to exactly its CRLs."""
         if not self._anchors:
             raise ConfigError("no trust anchors configured (trust.anchors)")
+        fetched = self.crl_fetcher.generation if self.crl_fetcher is not None else 0
         with self._lock:
-            if self._load_crls() or self._store is None:
+            if self._load_crls() or self._store is None or fetched != self._fetch_generation:
                 self._store = TrustStore(
-                    self._anchors, crls=self._crls, revocations=self.revocations
+                    self._anchors, crls=self._crls, revocations=self.revocations,
+                    crl_grace=self.crl_grace, crl_source=self.crl_fetcher,
                 )
                 self._crl_clean = {}
+                self._fetch_generation = fetched
             return self._store, self._crl_clean
 
     def validate(
@@ -310,7 +360,8 @@ class TrustMaterial:
         when = at if at is not None else now_utc()
         store, crl_memo = self._current()
         if revocations is not None:
-            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations)
+            store = TrustStore(store.anchors, crls=store.crls, revocations=revocations,
+                               crl_grace=store.crl_grace, crl_source=store.crl_source)
         chain = self.cache.get(fp, when)
         if chain is None:
             if cert is None:
@@ -351,12 +402,14 @@ class TrustMaterial:
                 if entry is not None and entry.applies_at(when):
                     store._check_revocation(path[i], path[i + 1], when)  # raises, precisely
         crls = store.crls
-        if not crls:
+        source = store.crl_source
+        if not crls and source is None:
             return
         clean = crl_memo.get(chain.fingerprint)
         if clean is not None and clean[0] <= when <= clean[1]:
             return
-        crl_only = TrustStore(store.anchors, crls=crls, revocations=None)
+        crl_only = TrustStore(store.anchors, crls=crls, revocations=None,
+                              crl_grace=store.crl_grace, crl_source=source)
         for i in links:
             crl_only._check_revocation(path[i], path[i + 1], when)
         # Remember only if no CRL of an issuer on the path lists any of its certificates
@@ -365,7 +418,8 @@ class TrustMaterial:
             tzinfo=_dt.UTC
         )
         for i in links:
-            for crl in crls:
+            fetched = list(source(path[i], path[i + 1], when)) if source is not None else []
+            for crl in [*crls, *fetched]:
                 if crl.issuer != path[i + 1].subject:
                     continue
                 if crl.get_revoked_certificate_by_serial_number(path[i].serial_number):

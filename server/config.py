@@ -43,6 +43,10 @@ Example ``siogw.toml``::
     anchors = ["ca/root.pem"]
     crls = ["ca/root.crl"]
 
+    [crl]                 # CRLs from the CAs' distribution points (server.crlfetch)
+    enabled = true        # also: timeout, attempts, refresh_margin, retry_seconds,
+    grace = 0             # cache_dir, max_bytes (CrlSettings)
+
     [limits]
     max_message_bytes = 262144
     clock_skew_seconds = 120
@@ -336,6 +340,34 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class CrlSettings:
+    """``[crl]``: CRLs fetched from the distribution points of the trusted CAs (issue 17,
+    point 4; :mod:`server.crlfetch`, ADR 0002 section 11).
+
+    On by default: it only does something when a trusted CA certificate, or a user
+    certificate being checked, names an ``http``/``https`` cRLDistributionPoint; an
+    issuer with one is then *required* to have a current CRL from it (fail closed,
+    ``CRL_UNAVAILABLE``). ``timeout`` is the total seconds of one HTTP attempt,
+    ``attempts`` the tries per refresh (tenacity, exponential backoff). A CRL is
+    refreshed at 80 % of its thisUpdate..nextUpdate interval, or ``refresh_margin``
+    seconds before its nextUpdate if that is earlier; a failed refresh is retried every
+    ``retry_seconds``. ``grace`` is how many seconds past its nextUpdate a CRL is still
+    used (every CRL, fetched or a ``trust.crls`` file; 0: none, RFC 5280's rule).
+    ``cache_dir`` keeps the last good CRL of each issuer (default ``$SIOGW_HOME/crl-cache``,
+    0700); ``max_bytes`` bounds a CRL's size.
+    """
+
+    enabled: bool = True
+    timeout: float = 5.0
+    attempts: int = 3
+    refresh_margin: float = 0.0
+    retry_seconds: float = 60.0
+    grace: float = 0.0
+    cache_dir: Path | None = None
+    max_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """Everything ``siogw serve`` needs."""
 
@@ -368,6 +400,7 @@ class GatewayConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    crl: CrlSettings = field(default_factory=CrlSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -385,6 +418,10 @@ class GatewayConfig:
     @property
     def effective_audit_dir(self) -> Path:
         return self.audit_dir or self.home / "audit"
+
+    @property
+    def effective_crl_cache_dir(self) -> Path:
+        return self.crl.cache_dir or self.home / "crl-cache"
 
     @property
     def effective_sms_outbox(self) -> Path:
@@ -658,6 +695,34 @@ def _observability(
     return metrics, tracing, logging_
 
 
+def _crl(home: Path, raw: Mapping[str, Any]) -> CrlSettings:
+    """``[crl]`` (see :class:`CrlSettings`)."""
+    settings = CrlSettings(
+        enabled=_coerce(raw.get("enabled", True), bool, "crl.enabled"),
+        timeout=_coerce(raw.get("timeout", 5.0), float, "crl.timeout"),
+        attempts=_coerce(raw.get("attempts", 3), int, "crl.attempts"),
+        refresh_margin=_coerce(raw.get("refresh_margin", 0.0), float, "crl.refresh_margin"),
+        retry_seconds=_coerce(raw.get("retry_seconds", 60.0), float, "crl.retry_seconds"),
+        grace=_coerce(raw.get("grace", 0.0), float, "crl.grace"),
+        cache_dir=_path(home, raw.get("cache_dir") or None, "crl.cache_dir"),
+        max_bytes=_coerce(raw.get("max_bytes", 16 * 1024 * 1024), int, "crl.max_bytes"),
+    )
+    if not 0 < settings.timeout <= 300:
+        raise ConfigError("crl.timeout must be in (0, 300] seconds")
+    if not 1 <= settings.attempts <= 10:
+        raise ConfigError("crl.attempts must be between 1 and 10")
+    if not 0 <= settings.refresh_margin <= 366 * 86400:
+        raise ConfigError("crl.refresh_margin must be 0 (80 % of the interval) or positive, "
+                          "at most a year")
+    if not 1 <= settings.retry_seconds <= 86400:
+        raise ConfigError("crl.retry_seconds must be in [1, 86400]")
+    if not 0 <= settings.grace <= 31 * 86400:
+        raise ConfigError("crl.grace must be in [0, 31 days] seconds")
+    if not 1024 <= settings.max_bytes <= 256 * 1024 * 1024:
+        raise ConfigError("crl.max_bytes must be between 1 KiB and 256 MiB")
+    return settings
+
+
 def _section(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
@@ -788,6 +853,7 @@ def load_config(
         metrics=metrics_cfg,
         tracing=tracing_cfg,
         logging=logging_cfg,
+        crl=_crl(home_path, sections["crl"]),
     )
 
 

@@ -9,7 +9,9 @@
   signing an answer raises a :class:`~siogw_api.errors.SigningError`, and
   :meth:`signer_ok` after each signed answer): ``signer:gateway``;
 * each upstream's circuit breaker (:attr:`server.resources.remote.CircuitBreaker.
-  on_state_change`): opening is ``upstream:<url>``, closing again ends it --
+  on_state_change`): opening is ``upstream:<url>``, closing again ends it;
+* each issuer's CRL fetched from its distribution point (:mod:`server.crlfetch`):
+  going stale is ``crl:<issuer DN>``, a current CRL again ends it --
 
 and writes them to :class:`server.ops.autojournal.AutoJournal` on its own thread, so a
 hook never blocks the event loop or the call that noticed the failure (it only queues).
@@ -74,6 +76,11 @@ class EmergencyWatch:
         if self._signer_failing:  # one flag read on the hot path
             self._signer_failing = False
             self.report(GATEWAY_SIGNER, failing=False)
+
+    def crl_changed(self, issuer: str, stale: bool, cause: str) -> None:
+        """An issuer's fetched CRL went stale (its certificates are refused) or is current
+        again (:attr:`server.crlfetch.CRLFetcher.on_stale`): ``crl:<issuer DN>``."""
+        self.report(f"crl:{issuer}", failing=stale, cause=cause)
 
     def breaker_changed(self, name: str, opened: bool, failures: int) -> None:
         """A circuit breaker opened (``opened``) or closed again."""

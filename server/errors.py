@@ -74,7 +74,7 @@ from server.store.errors import (
     UnknownWindow,
     WindowNotCancellable,
 )
-from signing.errors import MalformedEnvelope
+from signing.errors import CRLUnavailable, MalformedEnvelope
 from siogw_api.errors import (
     AuditError,
     ConfigError,
@@ -234,6 +234,8 @@ STATUS_BY_CLASS: Mapping[type[BaseException], grpc.StatusCode] = {
     NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     MalformedEnvelope: grpc.StatusCode.INVALID_ARGUMENT,
+    # the gateway cannot check revocation of that issuer now: try again later
+    CRLUnavailable: grpc.StatusCode.UNAVAILABLE,
     ReplayDetected: grpc.StatusCode.ALREADY_EXISTS,
     DocumentReplayed: grpc.StatusCode.ALREADY_EXISTS,
     UnknownUser: grpc.StatusCode.NOT_FOUND,

@@ -20,6 +20,12 @@ its own, ``siogw.upstream.<N>`` (``upstream_check``:
 upstream's circuit breaker (in this process) is open, ``SERVING`` otherwise (closed, or
 half-open: a trial call goes through). It does not change the gateway's own status: the
 other resources are still served.
+
+Likewise each issuer whose CRL is fetched from its distribution point has a health
+service ``siogw.crl.<issuer DN>`` (:meth:`server.certcheck.TrustMaterial.crl_health`,
+merged into the same check by :mod:`server.assembly`): ``NOT_SERVING`` while that
+issuer's CRL is past nextUpdate + ``[crl] grace`` (its certificates are refused with
+``CRL_UNAVAILABLE``), the gateway's own status unchanged.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ Directory layout::
                             revocation
     issued/<serial>.pem     each issued certificate
     crl.pem                 the last CRL published by the issuing CA
+    crl.der                 the same in DER, as a distribution point serves it
     root-crl.pem            with an intermediate: the root's CRL, published alongside
+    root-crl.der            the same in DER
 """
 
 from __future__ import annotations
@@ -181,6 +183,18 @@ def ca_extensions(path_length: int | None) -> list[a_x509.Extension]:
     ]
 
 
+def crl_points_extension(urls: Sequence[str]) -> a_x509.Extension:
+    """cRLDistributionPoints (RFC 5280 §4.2.1.13, not critical): one point whose full
+    name is ``urls`` (where the CRL covering the certificate is published over HTTP)."""
+    for url in urls:
+        if not url.lower().startswith(("http://", "https://")):
+            raise InputError(f"a CRL distribution point must be an http(s) URL: {url!r}")
+    return _ext("crl_distribution_points", [
+        {"distribution_point": {"full_name": [
+            a_x509.GeneralName({"uniform_resource_identifier": url}) for url in urls]}}
+    ])
+
+
 def build_crl(
     issuer_signer: Signer,
     issuer_name: x509.Name,
@@ -318,8 +332,15 @@ class CertificateAuthority:
         intermediate_subject: x509.Name | str | None = None,
         days: int = 3650,
         now: _dt.datetime | None = None,
+        crl_url: str | None = None,
+        root_crl_url: str | None = None,
     ) -> CertificateAuthority:
         """Create a CA: a self-signed root, and an intermediate if a subject is given.
+
+        ``crl_url`` is where the issuing CA's CRL will be published (over HTTP): every
+        certificate issued names it as its cRLDistributionPoint, and so does the root
+        when it is the issuing CA. ``root_crl_url`` is where the root's own CRL is
+        published (with an intermediate): the intermediate and the root name it.
 
         The root key is ``key`` (a Signer, e.g. a token key), the key at ``key_uri``
         (recorded in ``ca.json`` to be loaded again), or else a new software P-256 key
@@ -352,6 +373,8 @@ class CertificateAuthority:
             root_spec = {"kind": "file", "path": "root-key.pem"}
 
         not_after = now + _dt.timedelta(days=days)
+        own_url = root_crl_url or (crl_url if intermediate_subject is None else None)
+        root_points = [crl_points_extension([own_url])] if own_url else []
         root = build_certificate(
             root_signer,
             root_name,
@@ -360,7 +383,8 @@ class CertificateAuthority:
             serial=new_serial(),
             not_before=now,
             not_after=not_after,
-            extensions=ca_extensions(1 if intermediate_subject is not None else 0),
+            extensions=[*ca_extensions(1 if intermediate_subject is not None else 0),
+                        *root_points],
         )
         _write(root_dir / "root.pem", _pem(root))
         issuing_signer = root_signer
@@ -381,7 +405,8 @@ class CertificateAuthority:
                 serial=new_serial(),
                 not_before=now,
                 not_after=not_after,
-                extensions=ca_extensions(0),
+                extensions=[*ca_extensions(0),
+                            *([crl_points_extension([root_crl_url])] if root_crl_url else [])],
             )
             _write(root_dir / "intermediate.pem", _pem(inter))
             chain = _pem(inter) + chain
@@ -393,6 +418,9 @@ class CertificateAuthority:
             "intermediate_key": inter_spec,
             "crl_number": 0,
         }
+        if crl_url:
+            crl_points_extension([crl_url])  # checked before anything refers to it
+            config["crl_url"] = crl_url
         _write(root_dir / CONFIG_FILE, json.dumps(config, indent=2).encode() + b"\n")
         _write(root_dir / INDEX_FILE, b'{"version": 1, "certificates": []}\n')
         return cls(root_dir, config, root_signer, issuing_signer)
@@ -457,13 +485,16 @@ class CertificateAuthority:
         *,
         now: _dt.datetime | None = None,
         not_before: _dt.datetime | None = None,
+        crl_url: str | None = None,
     ) -> x509.Certificate:
         """Issue a certificate for a PEM/DER CSR (its signature is checked first).
 
         The subject and key come from the CSR; its requested subjectAltName is honoured
         for server certificates (which get the CN as a DNS name when none is asked).
         The validity ends no later than the issuing CA's. ``not_before`` may be set to
-        back- or forward-date the certificate (tests of expiry).
+        back- or forward-date the certificate (tests of expiry). ``crl_url`` (default:
+        the CA's, ``init(crl_url=...)``) is put in the certificate as its
+        cRLDistributionPoint.
         """
         prof = Profile(profile)
         if days < 1:
@@ -486,6 +517,9 @@ class CertificateAuthority:
             san = _requested_san(req)
             if san:
                 exts.append(_ext("subject_alt_name", san))
+        point = crl_url or self._config.get("crl_url")
+        if point:
+            exts.append(crl_points_extension([str(point)]))
         issuer = self.issuing_certificate
         cert = build_certificate(
             self._issuing_signer,
@@ -579,8 +613,11 @@ class CertificateAuthority:
             self._config["root_crl_number"] = root_number
             _write(self.directory / "root-crl.pem",
                    root_crl.public_bytes(serialization.Encoding.PEM))
+            _write(self.directory / "root-crl.der",
+                   root_crl.public_bytes(serialization.Encoding.DER))
         _write(self.directory / CONFIG_FILE, json.dumps(self._config, indent=2).encode() + b"\n")
         _write(self.directory / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+        _write(self.directory / "crl.der", crl.public_bytes(serialization.Encoding.DER))
         return crl
 
 
@@ -625,6 +662,8 @@ def init_ca(
     key_uri: str | None = None,
     intermediate_subject: x509.Name | str | None = None,
     days: int = 3650,
+    crl_url: str | None = None,
+    root_crl_url: str | None = None,
 ) -> CertificateAuthority:
     """Module-level form of :meth:`CertificateAuthority.init`."""
     return CertificateAuthority.init(
@@ -634,4 +673,6 @@ def init_ca(
         key_uri=key_uri,
         intermediate_subject=intermediate_subject,
         days=days,
+        crl_url=crl_url,
+        root_crl_url=root_crl_url,
     )

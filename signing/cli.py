@@ -144,6 +144,7 @@ def _ca_init(args: argparse.Namespace) -> int:
     ca = CertificateAuthority.init(
         _ca_dir(args), args.subject, key_uri=args.key_uri,
         intermediate_subject=args.intermediate, days=args.days,
+        crl_url=args.crl_url, root_crl_url=args.root_crl_url,
     )
     print(f"CA created in {ca.directory}")
     print(f"trust anchor: {ca.directory / 'root.pem'}")
@@ -161,7 +162,7 @@ def _open_ca(args: argparse.Namespace) -> Any:
 
 def _ca_issue(args: argparse.Namespace) -> int:
     ca = _open_ca(args)
-    cert = ca.issue(_read(args.csr, "CSR"), args.profile, args.days)
+    cert = ca.issue(_read(args.csr, "CSR"), args.profile, args.days, crl_url=args.crl_url)
     pem = cert.public_bytes(serialization.Encoding.PEM)
     if args.out:
         _write_out(args.out, pem)
@@ -192,8 +193,15 @@ def _ca_crl(args: argparse.Namespace) -> int:
     nxt: _dt.datetime | _dt.timedelta
     nxt = parse_iso(args.next_update) if args.next_update else _dt.timedelta(days=args.days)
     crl = ca.publish_crl(nxt)
+    encoding = serialization.Encoding.DER if args.der else serialization.Encoding.PEM
     if args.out:
-        _write_out(args.out, crl.public_bytes(serialization.Encoding.PEM))
+        _write_out(args.out, crl.public_bytes(encoding))
+    if args.root_out:
+        if ca.intermediate_certificate is None:
+            raise InputError("--root-out needs a CA with an intermediate (the root is the "
+                             "issuing CA: its CRL is --out)")
+        _write_out(args.root_out, (ca.directory / "root-crl.der").read_bytes() if args.der
+                   else (ca.directory / "root-crl.pem").read_bytes())
     print(f"CRL {ca.directory / 'crl.pem'}: {len(list(crl))} revoked, next update "
           f"{astana_iso(crl.next_update_utc)}")
     if ca.intermediate_certificate is not None:
@@ -517,6 +525,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--intermediate", default=None, help="subject DN of an issuing intermediate")
     p.add_argument("--key-uri", default=None, help="root key URI (default: new software key)")
     p.add_argument("--days", type=int, default=3650)
+    p.add_argument("--crl-url", default=None,
+                   help="http(s) URL the issuing CA's CRL is published at: every certificate "
+                   "issued names it as its CRL distribution point")
+    p.add_argument("--root-crl-url", default=None,
+                   help="with --intermediate: URL of the root's CRL (named by the "
+                   "intermediate and the root)")
     p.set_defaults(func=_ca_init)
 
     p = ca_sub.add_parser("issue", help="issue a certificate for a CSR")
@@ -525,6 +539,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--profile", choices=[prof.value for prof in Profile], default="user")
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--out", default=None, help="write the certificate here (default: stdout)")
+    p.add_argument("--crl-url", default=None,
+                   help="CRL distribution point to name (default: the CA's --crl-url)")
     p.set_defaults(func=_ca_issue)
 
     p = ca_sub.add_parser("revoke", help="revoke an issued certificate")
@@ -540,7 +556,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ca_common(p)
     p.add_argument("--days", type=int, default=7, help="nextUpdate in days (default 7)")
     p.add_argument("--next-update", default=None, help="nextUpdate as ISO 8601")
-    p.add_argument("--out", default=None, help="also write the CRL here")
+    p.add_argument("--out", default=None,
+                   help="also write the CRL here (the file a distribution point serves)")
+    p.add_argument("--root-out", default=None,
+                   help="with an intermediate: also write the root's CRL here")
+    p.add_argument("--der", action="store_true",
+                   help="write --out/--root-out in DER (what HTTP distribution points serve)")
     p.set_defaults(func=_ca_crl)
 
     p = ca_sub.add_parser("list", help="list issued certificates")

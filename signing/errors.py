@@ -105,6 +105,15 @@ class StaleCRL(TrustError):
     reason_code = "STALE_CRL"
 
 
+class CRLUnavailable(StaleCRL):
+    """The CRL of a certificate's issuer, fetched from its distribution point, is past its
+    nextUpdate plus the configured grace (or was never fetched) and no fresh one could
+    be fetched: the gateway cannot check revocation, so it refuses that issuer's
+    certificates until a fresh CRL arrives (fail closed, ADR 0002 section 11)."""
+
+    reason_code = "CRL_UNAVAILABLE"
+
+
 # --- verification of transparency-log material (signing.merkle, signing.note) ---------
 # Their origin is audit verification: they derive from AuditError (exit code, status).
 class VerificationError(AuditError):

@@ -62,6 +62,7 @@ from signing.errors import (
     BadSignature,
     CertificateExpired,
     CertificateRevoked,
+    CRLUnavailable,
     KeyUsageRefused,
     StaleCRL,
     UnknownSigner,
@@ -88,6 +89,18 @@ GATEWAY_RESULT_EKU = x509.ObjectIdentifier("2.25.2065228887754412362005738344903
 _TLS_ONLY_EKUS = frozenset(
     {x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}
 )
+
+
+class CRLSource(Protocol):
+    """CRLs the store does not hold itself: those fetched from distribution points
+    (``server.crlfetch.CRLFetcher``). Called for every revocation check of ``cert``
+    (issued by ``issuer``) with the CRLs of ``issuer`` it has, ``[]`` when it manages
+    none; raises :class:`~signing.errors.CRLUnavailable` when it manages that issuer's
+    CRL but has none usable at ``at`` (fail closed)."""
+
+    def __call__(
+        self, cert: x509.Certificate, issuer: x509.Certificate, at: _dt.datetime
+    ) -> Sequence[x509.CertificateRevocationList]: ...
 
 
 class TrustChecker(Protocol):
@@ -188,6 +201,8 @@ class TrustStore:
         clock: Clock = now_utc,
         *,
         require_crl: bool = False,
+        crl_grace: _dt.timedelta = _dt.timedelta(0),
+        crl_source: CRLSource | None = None,
     ) -> None:
         if not anchors:
             raise InputError("a trust store needs at least one trust anchor")
@@ -197,6 +212,10 @@ class TrustStore:
         self.revocations = revocations
         self.clock = clock
         self.require_crl = require_crl
+        #: How long past its nextUpdate a CRL is still used (``[crl] grace``; 0: none).
+        self.crl_grace = crl_grace
+        #: Fetched CRLs, asked on every revocation check (see :class:`CRLSource`).
+        self.crl_source = crl_source
 
     # -- path building ------------------------------------------------------------------
     def _build_path(
@@ -250,6 +269,11 @@ class TrustStore:
                     detail="gateway revocation list",
                 )
         candidates = [c for c in self.crls if c.issuer == issuer.subject]
+        fetched: list[x509.CertificateRevocationList] = []
+        if self.crl_source is not None:
+            fetched = [c for c in self.crl_source(cert, issuer, at)
+                       if c.issuer == issuer.subject]
+            candidates += fetched
         if not candidates:
             if self.require_crl:
                 raise StaleCRL(f"no CRL of {issuer.subject.rfc4514_string()} is configured")
@@ -265,13 +289,18 @@ class TrustStore:
             is_ca = _is_ca(cert)
             genuine = [c for c in genuine if covers(c, cert, is_ca=is_ca)]
             if not genuine:
+                if fetched:  # an issuer with a distribution point must have a CRL for it
+                    raise CRLUnavailable(
+                        f"no CRL of {issuer.subject.rfc4514_string()} fetched from its "
+                        f"distribution point covers {describe(cert)}"
+                    )
                 if self.require_crl:
                     raise StaleCRL(
                         f"no CRL of {issuer.subject.rfc4514_string()} covers {describe(cert)}"
                     )
                 return
         crl = genuine[0] if genuine else candidates[0]
-        check_crl(crl, issuer, at)
+        check_crl(crl, issuer, at, grace=self.crl_grace)
         hit = find_revocation(crl, cert.serial_number)
         if hit is not None and (
             hit.reason in COMPROMISE_REASONS or ensure_utc(hit.revoked_at) <= at

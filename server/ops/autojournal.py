@@ -53,6 +53,8 @@ MEASURES = {
     "upstream": "recorded automatically; the circuit breaker answers queries to this "
                 "resource with UNAVAILABLE at once and tries the upstream again after its "
                 "cool-down",
+    "crl": "recorded automatically; certificates of this issuer are refused "
+           "(CRL_UNAVAILABLE) until a current CRL is fetched from its distribution point",
 }
 
 
