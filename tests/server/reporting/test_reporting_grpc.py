@@ -328,6 +328,34 @@ def test_a_late_message_is_accepted_flagged_and_its_lateness_receipted(fm1: Fm1)
     assert outcome[0].details["lateness_seconds"] == late.lateness_seconds
 
 
+@pytest.mark.parametrize(("decided", "due"), [
+    # across a weekend: decided on Friday 14 November 2025 -> due by the end of Monday
+    ("2025-11-14T18:30:00+05:00", "2025-11-18T00:00:00+05:00"),
+    # a public holiday: Independence Day, Tuesday 16 December 2025 -> end of Wednesday
+    ("2025-12-15T09:00:00+05:00", "2025-12-18T00:00:00+05:00"),
+    # a transferred day off: 8 May 2024 (from Saturday 4 May) -> end of Friday 10 May
+    ("2024-05-06T10:00:00+05:00", "2024-05-11T00:00:00+05:00"),
+    # a transferred working day: Saturday 4 May 2024 -> due by the end of that Saturday
+    ("2024-05-03T17:00:00+05:00", "2024-05-05T00:00:00+05:00"),
+])
+def test_the_receipted_deadline_follows_kazakhstans_working_days(
+    fm1: Fm1, decided: str, due: str
+) -> None:
+    """S§35 end to end: the deadline the gateway signs into the receipt is the end of the
+    next working day in Astana time, across a weekend, a holiday and a transferred day;
+    a message sent long after it is accepted, flagged late, with its lateness."""
+    decided_at = _dt.datetime.fromisoformat(decided)
+    msg = sample("suspicious_before", now=decided_at + _dt.timedelta(hours=1))
+    resp, req = fm1.submit("kora", msg)
+    status = resp.status
+    assert _dt.datetime.fromisoformat(status.deadline_at) == _dt.datetime.fromisoformat(due)
+    assert status.late
+    expected = (now_utc() - _dt.datetime.fromisoformat(due)).total_seconds()
+    assert 0 < status.lateness_seconds <= expected + 5
+    info = verify_fm1_receipt(resp, fm1.verifier, sent=req)
+    assert info.late and info.lateness_seconds == status.lateness_seconds
+
+
 # --- the agency side ---------------------------------------------------------------------
 def test_analysts_list_read_and_export_every_read_audited(fm1: Fm1) -> None:
     late = sample("suspicious_after")
