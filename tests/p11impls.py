@@ -32,8 +32,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +44,7 @@ from typing import Any
 import pytest
 
 from signing import Algorithm
+from softhsm.tpm2 import init_token, start_swtpm, tpm2_library
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 IMPLS = ("softhsm", "tpm2", "opencryptoki")
@@ -157,33 +156,6 @@ class Impl:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_for_port(port: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def _first(paths: tuple[str, ...]) -> str | None:
     return next((p for p in paths if Path(p).exists()), None)
 
@@ -209,73 +181,12 @@ def softhsm_impl(softhsm_store: Any) -> Iterator[Impl]:
     os.environ.pop(env, None)
 
 
-# --- tpm2-pkcs11 on swtpm ------------------------------------------------------------------
-@dataclass
-class Swtpm:
-    state: Path
-    store: Path
-    port: int
-    ctrl: int
-    pid: int
-
-    @property
-    def tcti(self) -> str:
-        return f"swtpm:host=127.0.0.1,port={self.port}"
-
-    def env(self) -> dict[str, str]:
-        return {"TPM2_PKCS11_TCTI": self.tcti, "TPM2_PKCS11_STORE": str(self.store)}
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-
-
-def start_swtpm(base: Path) -> Swtpm:
-    """A fresh swtpm (TPM 2.0) on free loopback ports; the caller stops it."""
-    state, store = base / "tpm", base / "store"
-    state.mkdir()
-    store.mkdir()
-    for _ in range(20):
-        # The swtpm TCTI sets the locality on the control channel at port + 1.
-        port = free_port()
-        ctrl = port + 1
-        if port >= 65535 or not _port_free(ctrl):
-            continue
-        pid_file = base / "swtpm.pid"
-        proc = subprocess.run(
-            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",
-             "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
-             "--ctrl", f"type=tcp,port={ctrl},bindaddr=127.0.0.1",
-             "--flags", "not-need-init,startup-clear", "--daemon",
-             "--pid", f"file={pid_file}"],
-            capture_output=True, text=True, timeout=30,
-        )
-        if proc.returncode == 0:
-            wait_for_port(port)
-            return Swtpm(state, store, port, ctrl, int(pid_file.read_text().strip()))
-    raise RuntimeError(f"swtpm did not start: {proc.stderr.strip()}")
-
-
-def _tpm2_library() -> str | None:
-    from signing.modules import TPM2_PKCS11_CANDIDATES
-
-    return _first(TPM2_PKCS11_CANDIDATES)
-
-
+# --- tpm2-pkcs11 on swtpm (softhsm.tpm2: shared with bench/gateway.py) ---------------
 @pytest.fixture(scope="session")
 def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
     from signing.pkcs11_session import close_all_sessions, get_module
 
-    library = _tpm2_library()
+    library = tpm2_library()
     if shutil.which("swtpm") is None or library is None:
         missing("tpm2-pkcs11 or swtpm not installed (make system-deps)")
     assert library is not None
@@ -286,7 +197,7 @@ def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
         os.environ.update(tpm.env())
         label = f"ct-tpm-{secrets.token_hex(4)}"
         pin, so_pin = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-        _init_token_subprocess(library, label, so_pin, pin)
+        init_token(library, label, so_pin, pin)
         env = _pin_env(pin)
         impl = Impl(
             "tpm2", label, pin, env, library,
@@ -306,17 +217,6 @@ def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
             get_module(library).lib().finalize()  # let go of the TPM before it stops
         tpm.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _init_token_subprocess(library: str, label: str, so_pin: str, pin: str) -> None:
-    """C_InitToken + C_InitPIN on the first free slot (PINs on stdin, never argv)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "softhsm._inittoken", "init", "--module", library],
-        input=json.dumps({"label": label, "so_pin": so_pin, "user_pin": pin}),
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"token init on {library} failed: {proc.stderr.strip()[-500:]}")
 
 
 # --- openCryptoki --------------------------------------------------------------------------
