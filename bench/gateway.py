@@ -24,6 +24,7 @@ is asserted. The run is bounded (~60 s).
     .venv/bin/python bench/gateway.py [--seconds 3] [--levels 1,16,64] [--workers N]
                                       [--channels K] [--batch-window-ms W] [--batch-max M]
                                       [--hsm-latency-ms N [--hsm-sessions S]]
+                                      [--gateway-token softhsm|tpm2]
 
 Each level also prints the full path's results per token signature: the answers verified
 over the distinct gateway signatures among them (1 without batch signing; with
@@ -32,6 +33,15 @@ over the distinct gateway signatures among them (1 without batch signing; with
 signature of the gateway's result key (and the floor's) holds one of ``--hsm-sessions``
 slots (default 2) for N ms more; the bench then runs twice, without and with batch
 signing (window W, default 5 ms), and prints the two side by side.
+
+``--gateway-token tpm2`` puts the gateway's result key on a real slow token instead:
+tpm2-pkcs11 on the swtpm TPM 2.0 emulator, started by the bench (``softhsm/tpm2.py``;
+one process may use the bare TPM, so the gateway runs as one process, ``--workers 1``).
+The bench then runs three times, each in its own interpreter: the gateway on SoftHSM,
+on the TPM without batch signing, and on the TPM with it (window W, default 5 ms), and
+prints q/s and results per token signature side by side, against the target: with
+batch signing the TPM keeps >= 0.8 of the SoftHSM full path's q/s. In the TPM runs the
+crypto floor still signs on SoftHSM (the TPM serves one process).
 
 The gateway uses SQLite in a temporary home unless ``SIOGW_DATABASE_URL`` names another
 database (an empty schema, e.g. PostgreSQL with ``?options=-csearch_path%3Dbench``).
@@ -307,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "subjects (a burst of queries about one person: the burst rule raises alerts)",
     )
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1,
+        "--workers", type=int, default=None,
         help="gateway processes on the port (server.workers, ADR 0007; default: one per "
-        "core)",
+        "core, 1 with --gateway-token tpm2)",
     )
     parser.add_argument(
         "--channels", type=int, default=16,
@@ -330,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--hsm-sessions", type=int, default=2,
                         help="signatures the modelled token makes at once (default 2)")
+    parser.add_argument(
+        "--gateway-token", choices=("softhsm", "tpm2"), default="softhsm",
+        help="the token of the gateway's result key: softhsm (default) or tpm2 (tpm2-pkcs11 "
+        "on a swtpm the bench starts; runs SoftHSM, TPM and TPM with batch signing)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--summary-out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
@@ -347,8 +362,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     mix = tuple(int(x) for x in args.mix.split(",") if x.strip())
+    if args.gateway_token == "tpm2" and (args.workers or 1) != 1:
+        parser.error("--gateway-token tpm2 runs one gateway process (--workers 1): a bare "
+                     "TPM serves one process (ADR 0001)")
+    if args.workers is None:
+        args.workers = 1 if args.gateway_token == "tpm2" else (os.cpu_count() or 1)
     os.environ["SIOGW_WORKERS"] = str(args.workers)
     os.environ["SIOGW_SIGNER_BATCH_MAX"] = str(args.batch_max)
+    if args.gateway_token == "tpm2" and args.hsm_latency_ms > 0:
+        parser.error("--gateway-token tpm2 and --hsm-latency-ms are separate runs")
+    if args.gateway_token == "tpm2" and args.summary_out is None:
+        return _tpm2_runs(args, argv if argv is not None else sys.argv[1:])
     if args.hsm_latency_ms > 0 and args.summary_out is None:
         return _model_runs(args, argv if argv is not None else sys.argv[1:])
     window = args.batch_window_ms
@@ -356,9 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     mode = ("off" if window <= 0 else
             f"on: window {window:g} ms, at most {args.batch_max} results per signature")
     print(f"=== batch signing {mode} ===", flush=True)
+    if args.gateway_token == "tpm2":
+        print("=== the gateway's result key on tpm2-pkcs11 over swtpm (TPM 2.0 emulator) ===",
+              flush=True)
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
-        rows = run(home, levels, args.seconds, mix, args.subjects, max(1, args.channels))
+        rows = run(home, levels, args.seconds, mix, args.subjects, max(1, args.channels),
+                   token=args.gateway_token)
     finally:
         if args.keep:
             print(f"kept {home}")
@@ -396,6 +424,55 @@ def _model_runs(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _tpm2_runs(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--gateway-token tpm2``: the bench three times (each in its own interpreter: a
+    token store and a swtpm per run): SoftHSM without batch signing, the TPM without,
+    the TPM with (window W, default 5 ms); then the three side by side."""
+    out_dir = Path(tempfile.mkdtemp(prefix="siogw-bench-tpm2-"))
+    window = args.batch_window_ms or 5.0
+    summaries: list[tuple[str, float, list[dict[str, Any]]]] = []
+    try:
+        for token, win in (("softhsm", 0.0), ("tpm2", 0.0), ("tpm2", window)):
+            out = out_dir / f"summary-{token}-{win:g}.json"
+            proc = subprocess.run(
+                [sys.executable, __file__, *argv, "--workers", "1", "--gateway-token", token,
+                 "--batch-window-ms", str(win), "--summary-out", str(out)], check=False)
+            if proc.returncode != 0:
+                return proc.returncode
+            summaries.append((token, win, json.loads(out.read_text())))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    _print_tpm2_side_by_side(summaries)
+    return 0
+
+
+#: With batch signing the TPM keeps at least this share of the SoftHSM full path's q/s.
+TPM_TARGET = 0.8
+
+
+def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]]) -> None:
+    (_, _, soft), (_, _, tpm_off), (_, window, tpm_on) = runs
+    print()
+    print("the gateway's result key on SoftHSM and on the TPM (tpm2-pkcs11 over swtpm, a TPM "
+          f"2.0 emulator; one gateway process), the TPM without and with batch signing "
+          f"(window {window:g} ms):")
+    print(f"{'conc':>4} | {'SoftHSM q/s':>11} {'p99 ms':>7} | {'TPM q/s':>8} {'p99 ms':>7} "
+          f"{'res/sig':>7} | {'TPM+batch':>9} {'p99 ms':>7} {'res/sig':>7} | "
+          f"{'TPM/soft':>8} {'batch/soft':>10}")
+    worst = float("inf")
+    for a, b, c in zip(soft, tpm_off, tpm_on, strict=True):
+        r_off = b["qps"] / a["qps"] if a["qps"] else float("nan")
+        r_on = c["qps"] / a["qps"] if a["qps"] else float("nan")
+        worst = min(worst, r_on)
+        print(f"{a['concurrency']:>4} | {a['qps']:>11.1f} {a['p99']:>7.1f} | {b['qps']:>8.1f} "
+              f"{b['p99']:>7.1f} {b['per_signature']:>7.1f} | {c['qps']:>9.1f} "
+              f"{c['p99']:>7.1f} {c['per_signature']:>7.1f} | {r_off:>8.2f} {r_on:>10.2f}")
+    verdict = "met" if worst >= TPM_TARGET else "NOT met"
+    print(f"lowest TPM+batch/SoftHSM ratio {worst:.2f}: target >= {TPM_TARGET} {verdict}")
+    print("(res/sig: answers verified / distinct gateway signatures among them; the crypto "
+          "floor of the TPM runs signs on SoftHSM)")
+
+
 def _install_model(model_dir: Path, latency_ms: float, sessions: int) -> None:
     """Have every server process this bench starts wrap the gateway's token signer with
     the latency model (``bench/hsm_model.py``, through a ``sitecustomize``)."""
@@ -430,7 +507,7 @@ def _print_side_by_side(runs: list[tuple[float, list[dict[str, Any]]]], latency_
 
 def run(
     home: Path, levels: list[int], seconds: float, mix: tuple[int, ...], subjects: str,
-    channels: int,
+    channels: int, *, token: str = "softhsm",
 ) -> list[Row]:
     from siogw import demo
 
@@ -442,6 +519,78 @@ def run(
     echo_port, floor_port = free_port(), free_port()
     gateway_procs: list[Any] = []
     workers = int(os.environ["SIOGW_WORKERS"])
+    # The crypto floor signs with the SoftHSM gateway key (its certificate pinned for it).
+    floor_cert = world.gateway_cert
+    env["SIOGW_SIGNER_CERT"] = str(floor_cert)
+    with contextlib.ExitStack() as tpm_stack:
+        if token == "tpm2":
+            world.gateway_cert = tpm2_gateway_key(world, tpm_stack)
+        return _run_servers(world, env, levels, seconds, mix, subjects, channels,
+                            gateway_procs, workers, echo_port, floor_port, floor_cert, t_setup,
+                            token)
+
+
+def tpm2_gateway_key(world: Any, stack: contextlib.ExitStack) -> Path:
+    """Start a swtpm (stopped by ``stack``), make a tpm2-pkcs11 token on it with an EC
+    P-256 key and a gateway certificate from the world's CA, and point the gateway at it
+    through its environment (``SIOGW_SIGNER_*``; ``TPM2_PKCS11_*``). Logs out and lets go
+    of the TPM here: a bare TPM serves one process (ADR 0001). Returns the certificate."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+
+    from signing import load_signer
+    from signing.ca import CertificateAuthority, Profile
+    from signing.csr import build_csr
+    from signing.pkcs11_session import get_module, shared_session
+    from signing.pkcs11_token import Pkcs11Token
+    from signing.uri import Pkcs11URI
+    from softhsm.tpm2 import init_token, start_swtpm, tpm2_library
+
+    library = tpm2_library()
+    if library is None or shutil.which("swtpm") is None:
+        raise SystemExit("--gateway-token tpm2: tpm2-pkcs11 or swtpm is not installed "
+                         "(make system-deps)")
+    base = world.home / "swtpm"
+    base.mkdir()
+    tpm = start_swtpm(base)
+    stack.callback(tpm.stop)
+    os.environ.update(tpm.env())
+    label = "siogw-gateway-tpm"
+    pin = secrets.token_hex(8)
+    pin_file = world.home / "secrets" / "gateway-tpm2.pin"
+    fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pin + "\n")
+    init_token(library, label, secrets.token_hex(8), pin)
+    pin_source = f"file:{pin_file}"
+    ck_id = Pkcs11Token(label, pin_source=pin_source, module_path=library).generate_keypair(
+        "ec", "result")
+    uri = str(Pkcs11URI(token=label, object="result", id=ck_id, type="private",
+                        module_path=library))
+    signer = load_signer(uri, pin_source=pin_source)
+    ca = CertificateAuthority.open(world.ca_dir)
+    cert = ca.issue(build_csr(signer, "CN=IES Gateway (TPM),O=IES operator,C=KZ"),
+                    Profile.GATEWAY, days=30)
+    cert_path = world.home / "certs" / "gateway-tpm2.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # Log out (the TPM unloads the key) and finalise: the gateway process takes the TPM.
+    shared_session(label, library).close()
+    get_module(library).lib().finalize()
+    os.environ.update({"SIOGW_SIGNER_URI": uri, "SIOGW_SIGNER_PIN_SOURCE": pin_source,
+                       "SIOGW_SIGNER_CERT": str(cert_path)})
+    return cert_path
+
+
+def _run_servers(
+    world: Any, env: dict[str, str], levels: list[int], seconds: float,
+    mix: tuple[int, ...], subjects: str, channels: int, gateway_procs: list[Any],
+    workers: int, echo_port: int, floor_port: int, floor_cert: Path, t_setup: float,
+    token: str,
+) -> list[Row]:
+    from siogw import demo
+
+    home = world.home
     with (
         demo.gateway_process(world, started=gateway_procs) as gw_port,
         contextlib.ExitStack() as floor_stack,
@@ -476,6 +625,7 @@ def run(
         print(
             f"setup {time.perf_counter() - t_setup:.1f}s: CA, SoftHSM tokens and keys, "
             f"gateway (pid {gateway_procs[0].pid}, {os.environ['SIOGW_WORKERS']} process(es), "
+            f"result key on {'the TPM' if token == 'tpm2' else 'SoftHSM'}, "
             f"database {database}), crypto floor ({workers} process(es)), echo server, users "
             f"enrolled; load over {channels} "
             "connection(s)",
@@ -486,7 +636,8 @@ def run(
         cpu = ProcessCpu(gateway_procs[0].pid, echo_proc.pid, [p.pid for p in floor_procs])
         ports = Ports(gateway=gw_port, floor=floor_port, echo=echo_port)
         rows = asyncio.run(
-            _measure(world, ports, echo_proc, levels, seconds, mix, pool, cpu, channels)
+            _measure(world, ports, echo_proc, levels, seconds, mix, pool, cpu, channels,
+                     floor_cert)
         )
     _print_table(rows)
     return rows
@@ -550,6 +701,7 @@ async def _measure(
     pool: dict[str, list[str]] | None,
     cpu: ProcessCpu,
     channels: int,
+    floor_cert: Path,
 ) -> list[Row]:
     import grpc
     from grpc import aio
@@ -572,6 +724,8 @@ async def _measure(
         sms_code_provider=demo.sms_reader(world, analyst.user_id),
     )
     await client.sign_consent()
+    # The floor's answers are checked against its own (SoftHSM) gateway certificate.
+    floor_verifier = c.PinnedGatewayVerifier(c.load_certificates(floor_cert))
     mix = [(r, demo.demo_parameters(r)) for r in mix_resources]
     creds = grpc.ssl_channel_credentials(root_certificates=world.ca_file.read_bytes())
     from siogw_api.v1 import query_pb2_grpc
@@ -628,7 +782,7 @@ async def _measure(
         await full_call(p.request())
         await echo_call(p.request().SerializeToString())
         for _ in range(channels):  # every floor connection (and so every floor process)
-            c.verify_result(await floor_call(p.request()), p, client._verifier)
+            c.verify_result(await floor_call(p.request()), p, floor_verifier)
 
     rows: list[Row] = []
     rate_guess = 150.0
@@ -677,7 +831,7 @@ async def _measure(
                 token_sigs.add(bytes(a.result.signatures[0].sig))
         for i, fa in enumerate(floor_answers):
             if fa is not None:  # the floor signs for real: checked as strictly
-                c.verify_result(fa, prepared[i % len(prepared)], client._verifier)
+                c.verify_result(fa, prepared[i % len(prepared)], floor_verifier)
         rate_guess = max(rate_guess, full.qps * 1.2)
         print(
             f"  concurrency {conc:>3}: {budget} envelopes signed on the token in "

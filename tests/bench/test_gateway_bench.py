@@ -86,3 +86,49 @@ def test_gateway_bench_latency_model_runs_without_and_with_batching(tmp_path: Pa
         assert float(m["ratio"]) == pytest.approx(float(m["on"]) / float(m["off"]),
                                           abs=0.006 + 0.1 / float(m["off"]))
     assert not list(tmp_path.glob("siogw-bench-*"))
+
+
+TPM_ROW = re.compile(
+    r"^\s*(?P<conc>\d+) \|\s+(?P<soft>[\d.]+)\s+[\d.]+ \|\s+(?P<tpm>[\d.]+)\s+[\d.]+"
+    r"\s+(?P<tpm_rps>[\d.]+) \|\s+(?P<batch>[\d.]+)\s+[\d.]+\s+(?P<batch_rps>[\d.]+) \|"
+    r"\s+(?P<r_off>[\d.]+)\s+(?P<r_on>[\d.]+)\s*$"
+)
+
+
+@pytest.mark.slow
+def test_gateway_bench_on_a_tpm_token_runs_beside_softhsm(tmp_path: Path) -> None:
+    """``--gateway-token tpm2``: the gateway's result key on tpm2-pkcs11 over a swtpm the
+    bench starts; three runs (SoftHSM, TPM, TPM with batch signing) verify every answer
+    (pinned to the TPM key's certificate in the TPM runs) and the side-by-side table has a
+    row per level, one token signature per result without batching."""
+    import shutil
+
+    from softhsm.tpm2 import tpm2_library
+
+    if shutil.which("swtpm") is None or tpm2_library() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("tpm2-pkcs11 or swtpm not installed (CI=true: a failure)")
+        pytest.skip("tpm2-pkcs11 or swtpm not installed (make system-deps)")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("SIOGW_DATABASE_URL", None)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway.py"), "--seconds", "0.4",
+         "--levels", "1,8", "--channels", "2", "--gateway-token", "tpm2", "--batch-max", "4"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("result key on the TPM, ") == 2
+    assert out.count("result key on SoftHSM, ") == 1
+    assert out.count("every full-path and floor answer verified") == 3
+    rows = {int(m["conc"]): m for line in out.splitlines() if (m := TPM_ROW.match(line))}
+    assert sorted(rows) == [1, 8], out
+    for m in rows.values():
+        assert float(m["soft"]) > 0 and float(m["tpm"]) > 0 and float(m["batch"]) > 0
+        assert float(m["tpm_rps"]) == 1.0  # one TPM signature per result
+        assert 1.0 <= float(m["batch_rps"]) <= 4.0
+        assert float(m["r_on"]) == pytest.approx(float(m["batch"]) / float(m["soft"]),
+                                                 abs=0.006 + 0.1 / float(m["soft"]))
+    assert re.search(r"lowest TPM\+batch/SoftHSM ratio [\d.]+: target >= 0\.8 (met|NOT met)",
+                     out)
+    assert not list(tmp_path.glob("siogw-bench-*"))
