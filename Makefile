@@ -58,6 +58,8 @@ bench: setup
 	$(PY) bench/sign.py
 	$(PY) bench/audit.py
 	$(PY) bench/gateway.py
+	$(PY) bench/gateway.py --gateway-token tpm2
+	$(PY) bench/sessions.py
 	$(PY) bench/screening.py
 	$(PY) bench/fm1.py
 
