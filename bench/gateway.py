@@ -29,7 +29,7 @@ is asserted. The run is bounded (~60 s).
 Each level also prints the full path's results per token signature: the answers verified
 over the distinct gateway signatures among them (1 without batch signing; with
 ``--batch-window-ms W`` the gateway signs results in batches, ADR 0011).
-``--hsm-latency-ms N`` is a *model* of a slow token (``bench/hsm_model.py``): every
+``--hsm-latency-ms N`` is a *model* of a slow token (``bench/_hsm_model.py``): every
 signature of the gateway's result key (and the floor's) holds one of ``--hsm-sessions``
 slots (default 2) for N ms more; the bench then runs twice, without and with batch
 signing (window W, default 5 ms), and prints the two side by side.
@@ -408,7 +408,7 @@ def _model_runs(args: argparse.Namespace, argv: list[str]) -> int:
         _install_model(model_dir, args.hsm_latency_ms, args.hsm_sessions)
         print(f"MODEL of a slow token: every signature of the gateway's result key takes "
               f"{args.hsm_latency_ms:g} ms more, {args.hsm_sessions} at once "
-              "(bench/hsm_model.py; not a measured device)", flush=True)
+              "(bench/_hsm_model.py; not a measured device)", flush=True)
         summaries = []
         for window in (0.0, args.batch_window_ms or 5.0):
             out = model_dir / f"summary-{window:g}.json"
@@ -475,11 +475,11 @@ def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]]
 
 def _install_model(model_dir: Path, latency_ms: float, sessions: int) -> None:
     """Have every server process this bench starts wrap the gateway's token signer with
-    the latency model (``bench/hsm_model.py``, through a ``sitecustomize``)."""
+    the latency model (``bench/_hsm_model.py``, through a ``sitecustomize``)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "_siogw_hsm_model", Path(__file__).resolve().parent / "hsm_model.py")
+        "_siogw_hsm_model", Path(__file__).resolve().parent / "_hsm_model.py")
     assert spec is not None and spec.loader is not None
     hsm_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hsm_model)

@@ -5,9 +5,9 @@ Creates its own temporary token store (SOFTHSM2_CONF is set before PKCS#11 loads
 EC P-256 and one RSA-2048 key on a token and the same key types in software, then prints
 signs/s per backend and thread count, verifies/s, and ratios. Then, for SoftHSM (via
 p11-kit-proxy), tpm2-pkcs11 on a fresh swtpm TPM 2.0 emulator and openCryptoki's software
-token (see tests/p11impls.py and ADR 0001, "Implementations"), signatures/s and ms each
-per key type at 1 and N threads ("-": the implementation cannot sign it; "absent": not
-installed, run `make system-deps`). No assertions on timing.
+token (see softhsm/tpm2.py, softhsm/ock.py and ADR 0001, "Implementations"),
+signatures/s and ms each per key type at 1 and N threads ("-": the implementation cannot
+sign it; "absent": not installed, run `make system-deps`). No assertions on timing.
 
     .venv/bin/python bench/sign.py [--seconds 2] [--threads 8] [--sessions N]
                                    [--impl-seconds 1] [--impls softhsm,tpm2,opencryptoki]
@@ -150,7 +150,8 @@ def _open_implementations(
     names: list[str], softhsm_label: str, home: Path
 ) -> tuple[dict[str, Any], list[Callable[[], None]]]:
     """name -> (token label, module path or None, PIN env) for each one that runs here."""
-    from tests import p11impls
+    from softhsm import ock
+    from softhsm.tpm2 import init_token, start_swtpm, tpm2_library
 
     found: dict[str, Any] = {}
     cleanups: list[Callable[[], None]] = []
@@ -159,38 +160,37 @@ def _open_implementations(
             if name == "softhsm":
                 found[name] = (softhsm_label, None, "env:SIOGW_BENCH_PIN")
             elif name == "tpm2":
-                library = p11impls._tpm2_library()
+                library = tpm2_library()
                 if library is None or shutil.which("swtpm") is None:
                     raise RuntimeError("absent")
                 base = home / "swtpm"
                 base.mkdir()
-                tpm = p11impls.start_swtpm(base)
+                tpm = start_swtpm(base)
                 cleanups.append(tpm.stop)
                 os.environ.update(tpm.env())
                 pin = secrets.token_urlsafe(12)
                 os.environ["SIOGW_BENCH_TPM_PIN"] = pin
-                p11impls._init_token_subprocess(library, "bench-tpm", secrets.token_urlsafe(12),
-                                                pin)
+                init_token(library, "bench-tpm", secrets.token_urlsafe(12), pin)
                 found[name] = ("bench-tpm", library, "env:SIOGW_BENCH_TPM_PIN")
             elif name == "opencryptoki":
-                library = p11impls._ock_library()
+                library = ock.ock_library()
                 if library is None or not Path(
                     shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
                 ).exists():
                     raise RuntimeError("absent")
-                p11impls.ensure_pkcsslotd()
+                ock.ensure_pkcsslotd()
                 import subprocess
 
                 proc = subprocess.run(
-                    [sys.executable, "-m", "tests.p11impls", "ock-init", "--module", library],
-                    input=json.dumps({"label": p11impls.OCK_LABEL, "so_pin": p11impls.OCK_SO_PIN,
-                                      "user_pin": p11impls.OCK_USER_PIN}),
+                    [sys.executable, "-m", "softhsm.ock", "ock-init", "--module", library],
+                    input=json.dumps({"label": ock.OCK_LABEL, "so_pin": ock.OCK_SO_PIN,
+                                      "user_pin": ock.OCK_USER_PIN}),
                     capture_output=True, text=True, timeout=120, cwd=str(ROOT),
                 )
                 if proc.returncode != 0:
                     raise RuntimeError(proc.stderr.strip()[-200:])
-                os.environ["SIOGW_BENCH_OCK_PIN"] = p11impls.OCK_USER_PIN
-                found[name] = (p11impls.OCK_LABEL, library, "env:SIOGW_BENCH_OCK_PIN")
+                os.environ["SIOGW_BENCH_OCK_PIN"] = ock.OCK_USER_PIN
+                found[name] = (ock.OCK_LABEL, library, "env:SIOGW_BENCH_OCK_PIN")
             else:
                 raise RuntimeError("unknown implementation")
         except Exception as exc:

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from signing.modules import TPM2_PKCS11_CANDIDATES
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -111,8 +113,6 @@ def start_swtpm(base: Path) -> Swtpm:
 
 def tpm2_library() -> str | None:
     """The tpm2-pkcs11 module's path, or None when it is not installed."""
-    from signing.modules import TPM2_PKCS11_CANDIDATES
-
     return next((p for p in TPM2_PKCS11_CANDIDATES if Path(p).exists()), None)
 
 

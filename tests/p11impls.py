@@ -20,14 +20,14 @@
 Use: ``p11impl`` (function scope, parametrized over :data:`IMPLS`) gives an :class:`Impl`
 and logs the token out after the test (a bare TPM holds few loaded objects: every key a
 login used stays loaded until logout). Under ``CI=true`` a missing implementation is a
-failure, elsewhere a skip. ``python -m tests.p11impls ock-init`` is the openCryptoki
-initialiser (PINs on standard input, never argv).
+failure, elsewhere a skip. The swtpm and openCryptoki helpers live in :mod:`softhsm.tpm2`
+and :mod:`softhsm.ock` (the benches use them too); ``python -m softhsm.ock ock-init`` is
+the openCryptoki initialiser (PINs on standard input, never argv).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,21 +43,24 @@ from typing import Any
 import pytest
 
 from signing import Algorithm
+from softhsm.ock import (  # noqa: F401  (re-exported: the names tests used from here)
+    OCK_FACTORY_SO_PIN,
+    OCK_LABEL,
+    OCK_SLOT,
+    OCK_SO_PIN,
+    OCK_USER_PIN,
+    PKCSSLOTD_PID,
+    ensure_pkcsslotd,
+    main,
+    ock_library,
+)
 from softhsm.tpm2 import init_token, start_swtpm, tpm2_library
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 IMPLS = ("softhsm", "tpm2", "opencryptoki")
 
-#: openCryptoki's software token: its slot on Debian 12 and the project's known PINs
-#: (PIN length 4-8). The token is machine-global test state, never a production token.
-OCK_SLOT = 3
-OCK_LABEL = "siogw-test-ock"
-OCK_SO_PIN = "siogwSO1"
-OCK_USER_PIN = "siogwUs1"
-OCK_FACTORY_SO_PIN = "87654321"
 #: Labels of the keys this suite generates (swept from the machine-global token).
 KEY_PREFIX = "ct-"
-PKCSSLOTD_PID = Path("/run/pkcsslotd.pid")
 
 #: What each implementation signs (ADR 0001, "Implementations"); the rest it refuses.
 #: SoftHSM's Ed25519 needs a build with CKM_EDDSA (Debian 12's has it).
@@ -156,10 +158,6 @@ class Impl:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def _first(paths: tuple[str, ...]) -> str | None:
-    return next((p for p in paths if Path(p).exists()), None)
-
-
 def _pin_env(pin: str) -> str:
     name = f"SIOGW_TEST_PIN_{secrets.token_hex(4).upper()}"
     os.environ[name] = pin
@@ -220,46 +218,16 @@ def tpm2_impl(softhsm_store: Any) -> Iterator[Impl]:
 
 
 # --- openCryptoki --------------------------------------------------------------------------
-def _pkcsslotd_running() -> bool:
-    try:
-        pid = int(PKCSSLOTD_PID.read_text().strip())
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return False
-    # "pid (comm) state ...": a zombie (state Z) left by a killed daemon is not running
-    comm, _, rest = stat.partition("(")[2].rpartition(")")
-    return comm == "pkcsslotd" and rest.split()[:1] != ["Z"]
-
-
-def ensure_pkcsslotd() -> None:
-    """Start pkcsslotd unless it runs (a second one would tear down the shared memory)."""
-    if _pkcsslotd_running():
-        return
-    exe = shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
-    subprocess.run([exe], check=True, capture_output=True, timeout=30)
-    deadline = time.monotonic() + 10
-    while not _pkcsslotd_running():
-        if time.monotonic() > deadline:
-            raise RuntimeError("pkcsslotd did not start")
-        time.sleep(0.05)
-
-
-def _ock_library() -> str | None:
-    from signing.modules import OPENCRYPTOKI_CANDIDATES
-
-    return _first(OPENCRYPTOKI_CANDIDATES)
-
-
 @pytest.fixture(scope="session")
 def opencryptoki_impl(softhsm_store: Any) -> Iterator[Impl]:
-    library = _ock_library()
+    library = ock_library()
     slotd = shutil.which("pkcsslotd") or "/usr/sbin/pkcsslotd"
     if library is None or not Path(slotd).exists():
         missing("openCryptoki not installed (make system-deps)")
     assert library is not None
     ensure_pkcsslotd()
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.p11impls", "ock-init", "--module", library],
+        [sys.executable, "-m", "softhsm.ock", "ock-init", "--module", library],
         input=json.dumps({"label": OCK_LABEL, "so_pin": OCK_SO_PIN, "user_pin": OCK_USER_PIN}),
         capture_output=True, text=True, timeout=120,
         cwd=str(Path(__file__).resolve().parents[1]),
@@ -296,89 +264,6 @@ def p11impl(request: pytest.FixtureRequest) -> Iterator[Impl]:
     impl.release()
     if impl.name == "opencryptoki":
         impl.delete_keys()
-
-
-# --- openCryptoki token initialisation (a subprocess: python -m tests.p11impls ock-init) ---
-def _ock_init(library: str, label: str, so_pin: str, user_pin: str) -> str:
-    """Make slot OCK_SLOT's token ours: reuse it when the label and user PIN match,
-    else C_InitToken (with our SO PIN, or the factory one), C_InitPIN, C_SetPIN(SO)."""
-    from softhsm._inittoken import (
-        CK_ULONG,
-        CKF_RW_SESSION,
-        CKF_SERIAL_SESSION,
-        CKU_SO,
-        Pkcs11CallError,
-        _Cryptoki,
-        _describe,
-        _padded,
-    )
-
-    cku_user = 1
-    with _Cryptoki(library) as ck:
-        described = _describe(OCK_SLOT, ck.token_info(OCK_SLOT))
-
-        def session() -> Any:
-            handle = CK_ULONG(0)
-            ck.call("C_OpenSession", CK_ULONG(OCK_SLOT),
-                    CK_ULONG(CKF_SERIAL_SESSION | CKF_RW_SESSION), None, None,
-                    ctypes.byref(handle))
-            return handle
-
-        def login(handle: Any, user: int, pin: str) -> None:
-            raw = pin.encode()
-            ck.call("C_Login", handle, CK_ULONG(user), ctypes.c_char_p(raw), CK_ULONG(len(raw)))
-
-        if described["initialized"] and described["label"] == label:
-            handle = session()
-            try:
-                login(handle, cku_user, user_pin)
-                ck._lib.C_Logout(handle)
-                return "reused"
-            except Pkcs11CallError:
-                pass
-            finally:
-                ck._lib.C_CloseSession(handle)
-        last: Exception | None = None
-        for so in (so_pin, OCK_FACTORY_SO_PIN):
-            raw_so = so.encode()
-            try:
-                ck.call("C_InitToken", CK_ULONG(OCK_SLOT), ctypes.c_char_p(raw_so),
-                        CK_ULONG(len(raw_so)), ctypes.c_char_p(_padded(label, 32)))
-            except Pkcs11CallError as exc:
-                last = exc
-                continue
-            handle = session()
-            try:
-                login(handle, CKU_SO, so)
-                raw_user = user_pin.encode()
-                ck.call("C_InitPIN", handle, ctypes.c_char_p(raw_user), CK_ULONG(len(raw_user)))
-                if so != so_pin:
-                    new_so = so_pin.encode()
-                    ck.call("C_SetPIN", handle, ctypes.c_char_p(raw_so), CK_ULONG(len(raw_so)),
-                            ctypes.c_char_p(new_so), CK_ULONG(len(new_so)))
-                ck._lib.C_Logout(handle)
-            finally:
-                ck._lib.C_CloseSession(handle)
-            return "initialised"
-        raise RuntimeError(f"cannot initialise the openCryptoki token: {last}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tests.p11impls")
-    parser.add_argument("action", choices=["ock-init"])
-    parser.add_argument("--module", required=True)
-    args = parser.parse_args(argv)
-    request = json.loads(sys.stdin.read())
-    try:
-        outcome = _ock_init(args.module, request["label"], request["so_pin"],
-                            request["user_pin"])
-    except Exception as exc:  # names functions and return values only, never PINs
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(outcome)
-    return 0
 
 
 if __name__ == "__main__":
