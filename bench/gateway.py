@@ -40,8 +40,8 @@ one process may use the bare TPM, so the gateway runs as one process, ``--worker
 The bench then runs three times, each in its own interpreter: the gateway on SoftHSM,
 on the TPM without batch signing, and on the TPM with it (window W, default 5 ms), and
 prints q/s and results per token signature side by side, against the target: with
-batch signing the TPM keeps >= 0.8 of the SoftHSM full path's q/s. In the TPM runs the
-crypto floor still signs on SoftHSM (the TPM serves one process).
+batch signing the TPM keeps >= 0.8 of the SoftHSM full path's q/s (at concurrency >= 16).
+In the TPM runs the crypto floor still signs on SoftHSM (the TPM serves one process).
 
 The gateway uses SQLite in a temporary home unless ``SIOGW_DATABASE_URL`` names another
 database (an empty schema, e.g. PostgreSQL with ``?options=-csearch_path%3Dbench``).
@@ -448,6 +448,8 @@ def _tpm2_runs(args: argparse.Namespace, argv: list[str]) -> int:
 
 #: With batch signing the TPM keeps at least this share of the SoftHSM full path's q/s.
 TPM_TARGET = 0.8
+#: ... at this concurrency and above (issue 18 states its targets at 16 and 64).
+TPM_TARGET_FROM = 16
 
 
 def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]]) -> None:
@@ -459,16 +461,26 @@ def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]]
     print(f"{'conc':>4} | {'SoftHSM q/s':>11} {'p99 ms':>7} | {'TPM q/s':>8} {'p99 ms':>7} "
           f"{'res/sig':>7} | {'TPM+batch':>9} {'p99 ms':>7} {'res/sig':>7} | "
           f"{'TPM/soft':>8} {'batch/soft':>10}")
-    worst = float("inf")
+    loaded: list[float] = []  # TPM+batch/SoftHSM at concurrency >= 16
+    alone: list[tuple[int, float]] = []
     for a, b, c in zip(soft, tpm_off, tpm_on, strict=True):
         r_off = b["qps"] / a["qps"] if a["qps"] else float("nan")
         r_on = c["qps"] / a["qps"] if a["qps"] else float("nan")
-        worst = min(worst, r_on)
+        if a["concurrency"] >= TPM_TARGET_FROM:
+            loaded.append(r_on)
+        else:
+            alone.append((a["concurrency"], r_on))
         print(f"{a['concurrency']:>4} | {a['qps']:>11.1f} {a['p99']:>7.1f} | {b['qps']:>8.1f} "
               f"{b['p99']:>7.1f} {b['per_signature']:>7.1f} | {c['qps']:>9.1f} "
               f"{c['p99']:>7.1f} {c['per_signature']:>7.1f} | {r_off:>8.2f} {r_on:>10.2f}")
-    verdict = "met" if worst >= TPM_TARGET else "NOT met"
-    print(f"lowest TPM+batch/SoftHSM ratio {worst:.2f}: target >= {TPM_TARGET} {verdict}")
+    if loaded:
+        worst = min(loaded)
+        verdict = "met" if worst >= TPM_TARGET else "NOT met"
+        print(f"lowest TPM+batch/SoftHSM ratio at concurrency >= {TPM_TARGET_FROM}: "
+              f"{worst:.2f}: target >= {TPM_TARGET} {verdict}")
+    for conc, ratio in alone:
+        print(f"(at concurrency {conc}: {ratio:.2f}; nothing to batch with, a lone result "
+              "waits for the window: not counted against the target)")
     print("(res/sig: answers verified / distinct gateway signatures among them; the crypto "
           "floor of the TPM runs signs on SoftHSM)")
 
