@@ -6,11 +6,12 @@ logged in for real (token signature + SMS code) and the consent signed. Then ``N
 further sessions of the analyst (same user and certificate) are written **directly into
 the gateway's sessions table** by this process, in one transaction: a real login is a
 token signature and an SMS round trip per session, far too slow for 10,000. Each session
-then makes one authenticated call (``ListResources``) to the gateway over TLS, so that
-whatever the gateway keeps per session or per call is in memory when RSS is read.
+then makes one signed query (the full path: session read and checks, lookup, the
+gateway's token signature, the audit record; envelopes signed beforehand) over TLS, so
+that whatever the gateway keeps per session or per query is in memory when RSS is read.
 
 Prints the gateway's VmRSS (from ``/proc/<pid>/status``) after start-up and a warm-up,
-after the sessions were written, and after one call on each, the peak (VmHWM), the
+after the sessions were written, and after one query on each, the peak (VmHWM), the
 per-session cost ((after - before) / N) and the verdict against the target: <= 300 MiB
 for one process. No figure is asserted (tests/bench/test_sessions_bench.py checks the
 run and the figures' presence only).
@@ -113,32 +114,58 @@ def write_sessions(home: Path, like_token: str, n: int) -> list[str]:
     return tokens
 
 
-async def call_each(world: Any, port: int, tokens: list[str], concurrency: int) -> int:
-    """One ``ListResources`` per token (``concurrency`` at once); the calls answered."""
+def subject_iins(home: Path, limit: int) -> list[str]:
+    """IINs of the synthetic dataset the gateway seeded (each query asks about another)."""
+    import sqlalchemy as sa
+
+    from server.config import load_config
+    from server.resources.dataset import res_person
+
+    engine = sa.create_engine(load_config(home).effective_database_url)
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                sa.select(res_person.c.iin).order_by("iin").limit(limit))]
+    finally:
+        engine.dispose()
+
+
+async def query_each(world: Any, port: int, tokens: list[str], concurrency: int) -> int:
+    """One signed query (resource 1, a person of the dataset) on each session token,
+    ``concurrency`` at once; the answers verified (gateway signature, binding)."""
     import grpc
     from grpc import aio
 
     from clients import _common as c
     from signing.wire import bearer_metadata
     from siogw import demo
-    from siogw_api.v1 import query_pb2, query_pb2_grpc
+    from siogw_api.v1 import query_pb2_grpc
 
+    signer = world.people["analyst"].signer()
+    iins = subject_iins(world.home, 1000) or [demo.demo_parameters(1)["iin"]]
+    queries = [
+        c.build_query(1, {"iin": iins[i % len(iins)]}, demo.BASIS, "BENCH-MEM",
+                      "memory measurement")
+        for i in range(len(tokens))
+    ]
+    # Signed before the calls, in worker threads (the analyst's token signs).
+    prepared = await asyncio.gather(
+        *(asyncio.to_thread(c.prepare_query, q, signer) for q in queries))
+    verifier = c.PinnedGatewayVerifier(c.load_certificates(world.gateway_cert))
     creds = grpc.ssl_channel_credentials(root_certificates=world.ca_file.read_bytes())
     channel = aio.secure_channel(
         f"127.0.0.1:{port}", creds, options=c.channel_options(demo.TLS_NAME)
     )
     stub = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
-    it = iter(tokens)
+    it = iter(zip(tokens, prepared, strict=True))
     answered = 0
 
     async def worker() -> None:
         nonlocal answered
-        for token in it:
-            resp = await stub.ListResources(
-                query_pb2.ListResourcesRequest(), metadata=bearer_metadata(token), timeout=30
-            )
-            if resp.resources:
-                answered += 1
+        for token, p in it:
+            resp = await stub.Query(p.request(), metadata=bearer_metadata(token), timeout=60)
+            c.verify_result(resp, p, verifier)
+            answered += 1
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
@@ -186,8 +213,8 @@ def run(home: Path, n: int, concurrency: int) -> int:
         pid = procs[0].pid
         demo.bootstrap_users(world, port)
         token = asyncio.run(real_login(world, port))
-        # warm-up: the analyst's real session makes a few calls (caches, prepared statements)
-        asyncio.run(call_each(world, port, [token] * 50, 4))
+        # warm-up: the analyst's real session makes a few queries (caches, statements)
+        asyncio.run(query_each(world, port, [token] * 50, 4))
         before = rss_mib(pid)
         print(
             f"setup {time.perf_counter() - t0:.1f}s: gateway pid {pid}, "
@@ -207,22 +234,24 @@ def run(home: Path, n: int, concurrency: int) -> int:
         )
         print(f"gateway VmRSS with {n} sessions in its database: {written:.1f} MiB", flush=True)
         t2 = time.perf_counter()
-        answered = asyncio.run(call_each(world, port, tokens, concurrency))
+        answered = asyncio.run(query_each(world, port, tokens, concurrency))
         elapsed = time.perf_counter() - t2
         after = rss_mib(pid)
         peak = status_kib(pid, "VmHWM") / 1024.0
     print(
-        f"one authenticated call (ListResources) on each session: {answered} of {n} answered "
-        f"in {elapsed:.1f}s ({answered / elapsed if elapsed else 0:.0f} calls/s, "
-        f"concurrency {concurrency})"
+        f"one signed query on each session (the full path: session read, checks, lookup, "
+        f"signed answer, audit record): {answered} of {n} answered and verified in "
+        f"{elapsed:.1f}s ({answered / elapsed if elapsed else 0:.0f} q/s, concurrency "
+        f"{concurrency}, envelopes signed beforehand)"
     )
     per_session_kib = (after - before) * 1024.0 / n if n else float("nan")
     verdict = "met" if after <= TARGET_MIB else "NOT met"
     print()
     print(f"gateway VmRSS before: {before:.1f} MiB")
-    print(f"gateway VmRSS after {n} live sessions, one call each: {after:.1f} MiB "
+    print(f"gateway VmRSS after {n} live sessions, one query each: {after:.1f} MiB "
           f"(peak VmHWM {peak:.1f} MiB)")
-    print(f"per-session cost: {per_session_kib:.2f} KiB ((after - before) / {n})")
+    print(f"per-session cost: {per_session_kib:.2f} KiB ((after - before) / {n}; a "
+          "session and its one query)")
     print(f"target: <= {TARGET_MIB:.0f} MiB for one process: {verdict} ({after:.1f} MiB)")
     print("(RSS of the gateway's one process from /proc/<pid>/status; a shared, busy "
           "machine: expect noise)")
@@ -240,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=10_000,
                         help="live sessions to hold (default 10000)")
     parser.add_argument("--concurrency", type=int, default=32,
-                        help="calls in flight while each session makes its call")
+                        help="queries in flight while each session makes its query")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
     if args.sessions < 1:

@@ -33,7 +33,7 @@ def test_sessions_bench_runs_and_prints_rss_before_and_after(tmp_path: Path) -> 
     assert "NOT 150 real logins" in out
     assert "150 of 150 answered" in out
     before = re.search(r"^gateway VmRSS before: (?P<mib>[\d.]+) MiB$", out, re.M)
-    after = re.search(r"^gateway VmRSS after 150 live sessions, one call each: "
+    after = re.search(r"^gateway VmRSS after 150 live sessions, one query each: "
                       r"(?P<mib>[\d.]+) MiB \(peak VmHWM (?P<peak>[\d.]+) MiB\)$", out, re.M)
     assert before and after, out
     assert float(before["mib"]) > 0 and float(after["mib"]) > 0
