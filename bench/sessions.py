@@ -16,7 +16,10 @@ per-session cost ((after - before) / N) and the verdict against the target: <= 3
 for one process. No figure is asserted (tests/bench/test_sessions_bench.py checks the
 run and the figures' presence only).
 
-    .venv/bin/python bench/sessions.py [--sessions 10000] [--concurrency 32]
+    .venv/bin/python bench/sessions.py [--sessions 10000] [--concurrency 32] [--one-session]
+
+``--one-session`` is the control: the same number of queries over the analyst's one real
+session, no sessions written; the difference between the two runs is the sessions' cost.
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ async def real_login(world: Any, port: int) -> str:
         await client.close()
 
 
-def run(home: Path, n: int, concurrency: int) -> int:
+def run(home: Path, n: int, concurrency: int, *, one_session: bool = False) -> int:
     from siogw import demo
 
     os.environ["SIOGW_WORKERS"] = "1"
@@ -224,22 +227,30 @@ def run(home: Path, n: int, concurrency: int) -> int:
         )
         print(f"gateway VmRSS after start-up and warm-up: {before:.1f} MiB", flush=True)
         t1 = time.perf_counter()
-        tokens = write_sessions(home, token, n)
-        written = rss_mib(pid)
-        print(
-            f"{n} sessions written directly into the gateway's sessions table by the bench "
-            f"(one transaction, {time.perf_counter() - t1:.1f}s; NOT {n} real logins: the "
-            "analyst's user and certificate, as a real login would write them)",
-            flush=True,
-        )
-        print(f"gateway VmRSS with {n} sessions in its database: {written:.1f} MiB", flush=True)
+        if one_session:
+            tokens = [token] * n
+            print(f"CONTROL (--one-session): no sessions written; the {n} queries all go "
+                  "over the analyst's one real session", flush=True)
+        else:
+            tokens = write_sessions(home, token, n)
+            written = rss_mib(pid)
+            print(
+                f"{n} sessions written directly into the gateway's sessions table by the "
+                f"bench (one transaction, {time.perf_counter() - t1:.1f}s; NOT {n} real "
+                "logins: the analyst's user and certificate, as a real login would write "
+                "them)",
+                flush=True,
+            )
+            print(f"gateway VmRSS with {n} sessions in its database: {written:.1f} MiB",
+                  flush=True)
         t2 = time.perf_counter()
         answered = asyncio.run(query_each(world, port, tokens, concurrency))
         elapsed = time.perf_counter() - t2
         after = rss_mib(pid)
         peak = status_kib(pid, "VmHWM") / 1024.0
     print(
-        f"one signed query on each session (the full path: session read, checks, lookup, "
+        f"one signed query {'each over one session' if one_session else 'on each session'} "
+        "(the full path: session read, checks, lookup, "
         f"signed answer, audit record): {answered} of {n} answered and verified in "
         f"{elapsed:.1f}s ({answered / elapsed if elapsed else 0:.0f} q/s, concurrency "
         f"{concurrency}, envelopes signed beforehand)"
@@ -248,10 +259,15 @@ def run(home: Path, n: int, concurrency: int) -> int:
     verdict = "met" if after <= TARGET_MIB else "NOT met"
     print()
     print(f"gateway VmRSS before: {before:.1f} MiB")
-    print(f"gateway VmRSS after {n} live sessions, one query each: {after:.1f} MiB "
-          f"(peak VmHWM {peak:.1f} MiB)")
-    print(f"per-session cost: {per_session_kib:.2f} KiB ((after - before) / {n}; a "
-          "session and its one query)")
+    if one_session:
+        print(f"gateway VmRSS after {n} queries over one session (CONTROL): {after:.1f} MiB "
+              f"(peak VmHWM {peak:.1f} MiB)")
+        print(f"per-query cost: {per_session_kib:.2f} KiB ((after - before) / {n})")
+    else:
+        print(f"gateway VmRSS after {n} live sessions, one query each: {after:.1f} MiB "
+              f"(peak VmHWM {peak:.1f} MiB)")
+        print(f"per-session cost: {per_session_kib:.2f} KiB ((after - before) / {n}; a "
+              "session and its one query)")
     print(f"target: <= {TARGET_MIB:.0f} MiB for one process: {verdict} ({after:.1f} MiB)")
     print("(RSS of the gateway's one process from /proc/<pid>/status; a shared, busy "
           "machine: expect noise)")
@@ -270,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="live sessions to hold (default 10000)")
     parser.add_argument("--concurrency", type=int, default=32,
                         help="queries in flight while each session makes its query")
+    parser.add_argument(
+        "--one-session", action="store_true",
+        help="control: the same number of queries over one session (what the queries "
+        "alone cost)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
     if args.sessions < 1:
         parser.error("--sessions must be at least 1")
     home = Path(tempfile.mkdtemp(prefix="siogw-bench-"))
     try:
-        return run(home, args.sessions, args.concurrency)
+        return run(home, args.sessions, args.concurrency, one_session=args.one_session)
     finally:
         if args.keep:
             print(f"kept {home}")
