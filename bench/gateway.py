@@ -584,7 +584,7 @@ def tpm2_gateway_key(world: Any, stack: contextlib.ExitStack) -> Path:
     ca = CertificateAuthority.open(world.ca_dir)
     cert = ca.issue(build_csr(signer, "CN=IES Gateway (TPM),O=IES operator,C=KZ"),
                     Profile.GATEWAY, days=30)
-    cert_path = world.home / "certs" / "gateway-tpm2.pem"
+    cert_path: Path = world.home / "certs" / "gateway-tpm2.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     # Log out (the TPM unloads the key) and finalise: the gateway process takes the TPM.
     shared_session(label, library).close()
