@@ -23,13 +23,13 @@ import contextlib
 import json
 import os
 import secrets
-import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clients import cli_admin, cli_fm1, cli_lists, cli_reports
+from clients.exportfile import export_target
 from siogw_api import cmdline
 from siogw_api.errors import ConfigError, InputError
 
@@ -424,22 +424,6 @@ def _cmd_resources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_target(path: str) -> tuple[Path, Path]:
-    """``path`` and its resolved directory, if an export may be created there (see
-    :func:`_write_export`); checked before a query is sent, and again when writing."""
-    target = Path(path)
-    parent = (target.parent if str(target.parent) else Path(".")).resolve()
-    try:
-        st = os.stat(parent)
-    except OSError as exc:
-        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-        raise InputError(f"refusing to write {target}: {parent} is writable by others")
-    if os.path.lexists(target):
-        raise InputError(f"refusing to overwrite {target}")
-    return target, parent
-
-
 def _write_export(path: str, data: bytes) -> Path:
     """A new file, 0600, ``O_EXCL|O_NOFOLLOW``: never an existing file or a planted symlink,
     and not in a directory others may write (unless it is sticky, like ``/tmp``).
@@ -452,7 +436,7 @@ def _write_export(path: str, data: bytes) -> Path:
     # Deferred: the session module is loaded by the commands that use it.
     from clients.session import create_private_file
 
-    target, parent = _export_target(path)
+    target, parent = export_target(path)
     temporary = parent / f".{target.name}.{secrets.token_hex(8)}.part"
     try:
         create_private_file(temporary, data)
@@ -479,7 +463,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     # The export files are checked before the query is sent (a query counts once) ...
     exports = [name for name in (args.export, args.export_request) if name]
     for name in exports:
-        _export_target(name)
+        export_target(name)
     if len(exports) == 2 and Path(exports[0]).absolute() == Path(exports[1]).absolute():
         raise InputError("--export and --export-request name the same file")
     signer = _session_signer(args)

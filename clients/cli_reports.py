@@ -22,16 +22,12 @@ import it: ``clients.cli`` imports this one).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import secrets
-import stat
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from clients.exportfile import stream_to_new_file
 from siogw_api.errors import InputError
 
 #: Widest cells of the table (longer text is clipped; ``--json`` has it whole). In a
@@ -272,51 +268,3 @@ def _cmd_export(args: argparse.Namespace) -> int:
             args.out, lambda out: client.export_queries_csv(out, flt))
     print(f"{info.rows} row(s) ({info.bytes} bytes) written to {target}", file=sys.stderr)
     return 0
-
-
-def stream_to_new_file(path: str, write: Callable[[Any], Any]) -> tuple[Path, Any]:
-    """Call ``write(binary file)`` on a new private file beside ``path``, then give it the
-    name ``path``; returns ``(path, write's result)``.
-
-    Like ``siogw client query --export``: a new file, mode 0600, ``O_EXCL|O_NOFOLLOW``,
-    never an existing file or a planted symlink, not in a directory others may write
-    (unless sticky, like ``/tmp``). The data goes to a temporary file first, fsynced,
-    and is linked to the target name only once ``write`` returned: an error (the
-    gateway's, the stream's, a full disk) leaves no file, partial or temporary.
-    """
-    target = Path(path)
-    parent = (target.parent if str(target.parent) else Path(".")).resolve()
-    try:
-        st = os.stat(parent)
-    except OSError as exc:
-        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-        raise InputError(f"refusing to write {target}: {parent} is writable by others")
-    if os.path.lexists(target):
-        raise InputError(f"refusing to overwrite {target}")
-    temporary = parent / f".{target.name}.{secrets.token_hex(8)}.part"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        raise InputError(f"cannot create {target}", detail="temporary name taken") from None
-    except OSError as exc:
-        raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)  # on the descriptor, whatever the umask
-            result = write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.link(temporary, target, follow_symlinks=False)
-        except FileExistsError:
-            raise InputError(f"refusing to overwrite {target}") from None
-        except OSError as exc:
-            raise InputError(f"cannot create {target}", detail=exc.strerror) from exc
-    except OSError as exc:  # writing (disk full): nothing partial stays
-        raise InputError(f"cannot write {target}", detail=exc.strerror) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    return target, result
