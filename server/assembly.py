@@ -72,6 +72,7 @@ from server.screening import ScreeningService
 from server.screening.match import Subject, Thresholds
 from server.screening.service import SourcedSubject
 from server.screening.servicer import ScreeningServicer
+from server.sessioncache import SessionCache
 from server.sms import OutboxSmsSender
 from server.status import ALL_SERVICES, QUERY_SERVICE, HealthUpdater
 from server.store import Store
@@ -329,6 +330,8 @@ def build_gateway(
         emergencies=_watch_emergencies(config, wiring, audit_log, dispatcher, trust),
         receipts=receipts,
         result_batcher=result_batcher(config, signer),
+        session_cache=(SessionCache(config.limits.session_cache_entries)
+                       if config.limits.session_cache_entries > 0 else None),
     )
 
 

@@ -379,12 +379,28 @@ class TrustMaterial:
         self._check_revocation_now(store, crl_memo, chain, when)
         return chain
 
+    def current_store(self) -> TrustStore:
+        """The trust store checks use now (a new object whenever the material changes)."""
+        return self._current()[0]
+
+    def recheck_crls(self, chain: ValidatedChain, at: _dt.datetime) -> TrustStore:
+        """The CRL part of :meth:`validate`'s revocation check, for a chain validated
+        earlier whose database revocations are known unchanged (the session cache of
+        :class:`server.context.Gateway`); raises as :meth:`validate` does. Returns the
+        store it checked against: a new one means new trust material (a CRL read or
+        fetched), and the caller validates in full instead."""
+        store, crl_memo = self._current()
+        self._check_revocation_now(store, crl_memo, chain, at, db=False)
+        return store
+
     def _check_revocation_now(
         self,
         store: TrustStore,
         crl_memo: dict[str, tuple[_dt.datetime, _dt.datetime]],
         chain: ValidatedChain,
         when: _dt.datetime,
+        *,
+        db: bool = True,
     ) -> None:
         """Revocation of every non-anchor certificate of a cached chain at ``when``.
 
@@ -395,10 +411,10 @@ class TrustMaterial:
         """
         path = chain.path
         links = range(len(path) - 1)  # anchors are not revocation-checked
-        db = store.revocations
-        if db is not None:
+        revocations = store.revocations if db else None
+        if revocations is not None:
             for i in links:
-                entry = db.lookup(path[i].issuer, path[i].serial_number)
+                entry = revocations.lookup(path[i].issuer, path[i].serial_number)
                 if entry is not None and entry.applies_at(when):
                     store._check_revocation(path[i], path[i + 1], when)  # raises, precisely
         crls = store.crls

@@ -53,6 +53,7 @@ Example ``siogw.toml``::
     session_ttl_seconds = 900
     challenge_ttl_seconds = 120
     housekeeping_seconds = 600        # prune old request ids, sessions, logins; 0: never
+    session_cache_entries = 4096      # checked sessions kept per process (epoch-bound); 0: off
     maintenance_notice_hours = 24     # publish a window this long before it starts (§14)
 
 
@@ -194,6 +195,9 @@ class Limits:
     #: How often the database is cleared of request ids, sessions and login attempts no
     #: check needs any more (``server.store.Store.prune``: kept a day at least); 0: never.
     housekeeping_seconds: float = 600.0
+    #: Checked sessions each process keeps for reuse while the database's authentication
+    #: epoch is unchanged (``server.sessioncache``); 0: every call re-reads its session.
+    session_cache_entries: int = 4096
     #: Unauthenticated refusals recorded one by one per peer address and window; beyond
     #: that they are counted by reason and summarised in one record per peer and window
     #: (``server.interceptors.RefusalLimiter``, ADR 0003).
@@ -603,6 +607,8 @@ def _limits(raw: Mapping[str, Any]) -> Limits:
         raise ConfigError("limits.maintenance_notice_hours must be 0 (no minimum) or positive")
     if limits.housekeeping_seconds < 0:
         raise ConfigError("limits.housekeeping_seconds must be 0 (off) or positive")
+    if not 0 <= limits.session_cache_entries <= 1_000_000:
+        raise ConfigError("limits.session_cache_entries must be 0 (off) to 1000000")
     return limits
 
 

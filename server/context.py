@@ -54,6 +54,7 @@ from server.ops import Operations
 from server.ops_wiring import OpsWiring
 from server.resources import Dispatcher
 from server.screening import ScreeningService
+from server.sessioncache import CachedCheck, SessionCache
 from server.store import Store
 from server.store.certificates import CertRow, PrefetchedRevocations, fingerprint
 from server.store.sessions import SessionContext
@@ -108,6 +109,9 @@ class Gateway:
     #: Signs results in batches (``[signer] batch_window_ms`` > 0, ADR 0011), or None:
     #: one token signature per result.
     result_batcher: ResultBatcher | None = None
+    #: Checked sessions reused while the authentication epoch holds
+    #: (``server.sessioncache``; ``[limits] session_cache_entries``), or None: off.
+    session_cache: SessionCache[Session] | None = None
 
     @property
     def ops(self) -> Operations | None:
@@ -209,8 +213,18 @@ class Gateway:
         if token is None:
             raise Unauthenticated("no session: send 'authorization: Bearer <token>'")
         now = now_utc()
+        hashed = token_hash(token)
+        cache = self.session_cache
+        epoch: int | None = None
+        if cache is not None:
+            # Read before anything else: a change committed after it shows as a new
+            # epoch at the next call (server.sessioncache).
+            epoch = self.store.auth_epoch()
+            cached = self._cached_session(cache, hashed, epoch, now)
+            if cached is not None:
+                return cached
         ctx = self.store.session_context(
-            token_hash(token), consent_version=self.config.policy.consent_version, at=now
+            hashed, consent_version=self.config.policy.consent_version, at=now
         )
         if ctx is None:
             raise Unauthenticated("unknown session token")
@@ -233,21 +247,55 @@ class Gateway:
         if cert_row is None or cert_row.user_id != user.user_id:
             self.store.end_session(row.token_hash)
             raise CertificateNotRegistered("the session's certificate is no longer registered")
+        revocations = PrefetchedRevocations(self.store, cert_row.serial_hex, ctx.revocations)
+        trust_store = self.trust.current_store() if cache is not None else None
         try:
             chain = self.trust.validate(
-                der=cert_row.der, fp=cert_row.fingerprint, at=now,
-                revocations=PrefetchedRevocations(
-                    self.store, cert_row.serial_hex, ctx.revocations
-                ),
+                der=cert_row.der, fp=cert_row.fingerprint, at=now, revocations=revocations,
             )
         except Exception:
             self.store.end_session(row.token_hash)
             raise
-        return Session(
+        session = Session(
             token_hash=row.token_hash, user=user, cert_row=cert_row,
             certificate=chain.certificate, expires_at=row.expires_at, chain=chain,
             context=ctx,
         )
+        if cache is not None and epoch is not None and ctx.consented and ctx.window is None \
+                and not revocations.found:
+            # Only a session that passed everything, with no revocation entry on its path
+            # and no window open; reused until the clock alone could change the answer.
+            until = min(row.expires_at, chain.not_after)
+            next_window = self.store.next_window_start(now)
+            if next_window is not None:
+                until = min(until, next_window)
+            if now < until:
+                cache.put(hashed, CachedCheck(epoch=epoch, valid_until=until,
+                                              trust_store=trust_store, value=session))
+        return session
+
+    def _cached_session(
+        self, cache: SessionCache[Session], hashed: str, epoch: int, now: _dt.datetime
+    ) -> Session | None:
+        """The cached check of this session when it still holds (the epoch, the clock, the
+        CRLs and the trust material unchanged), else None (decided in full)."""
+        entry = cache.get(hashed, epoch, now)
+        if entry is None:
+            return None
+        session = entry.value
+        assert session.chain is not None
+        try:
+            store = self.trust.recheck_crls(session.chain, now)
+        except Exception:  # revoked by a CRL, or no usable CRL: the full check decides
+            cache.drop(hashed)
+            return None
+        if store is not entry.trust_store:  # new trust material: check in full again
+            cache.drop(hashed)
+            return None
+        info = current_call()
+        info.user_id = session.user_id
+        info.cert_fingerprint = session.cert_fingerprint
+        return session
 
     def recheck_session(self, token: str | None) -> None:
         """The check of :meth:`authenticate_token` again, for a call that was admitted

@@ -301,13 +301,24 @@ class PrefetchedRevocations(DbRevocationStore):
         self._serial = normalize_serial(serial_hex)
         self._rows = tuple(rows)
 
+    #: Whether any lookup found an entry (in force or not): the gateway's session cache
+    #: keeps only sessions whose whole path has none (a future-dated revocation starts to
+    #: apply without a write to the database).
+    found = False
+
     def lookup(self, issuer: Any, serial: int) -> Any:
         if format(serial, "x") != self._serial:
-            return super().lookup(issuer, serial)
+            entry = super().lookup(issuer, serial)
+            if entry is not None:
+                self.found = True
+            return entry
+        if not self._rows:
+            return None
         name = _issuer_name(issuer)
         hits = [r for r in self._rows if r.issuer in (name, ANY_ISSUER)]
         if not hits:
             return None
+        self.found = True
         rev = min(hits, key=lambda r: r.revoked_at)
         return RevocationEntry(
             issuer=name, serial=serial, revoked_at=rev.revoked_at, reason=_crl_reason(rev.reason)

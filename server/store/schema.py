@@ -749,6 +749,60 @@ def _migration_rules(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
 
 
+# --- migration 10 (issue 18): the authentication epoch --------------------------------
+#: The tables whose rows decide whether a session may act (session, user, certificate,
+#: revocations, consent, maintenance windows): a change to any of them bumps the epoch,
+#: by a trigger of the database, so no write path can forget to (ADR 0007, session cache).
+_EPOCH_TABLES = ("sessions", "users", "certificates", "revocations", "consents",
+                 "maintenance", "maintenance_cancellations")
+_EPOCH_DDL = "CREATE TABLE IF NOT EXISTS auth_epoch (id INTEGER NOT NULL PRIMARY KEY, " \
+    "version BIGINT NOT NULL)"
+_EPOCH_ROW = "INSERT INTO auth_epoch (id, version) SELECT 1, 0 WHERE NOT EXISTS " \
+    "(SELECT 1 FROM auth_epoch WHERE id = 1)"
+_EPOCH_BUMP = "UPDATE auth_epoch SET version = version + 1 WHERE id = 1"
+#: PostgreSQL: one statement-level trigger per table, BEFORE the statement, so that a
+#: transaction takes the epoch's row lock before any row lock of its statement (two
+#: writers then queue on the epoch instead of deadlocking on each other's rows).
+_EPOCH_PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION siogw_bump_auth_epoch() RETURNS trigger LANGUAGE plpgsql "
+    "AS $$ BEGIN UPDATE auth_epoch SET version = version + 1 WHERE id = 1; RETURN NULL; "
+    "END $$")
+_EPOCH_PG_TRIGGER = (
+    "CREATE TRIGGER siogw_epoch_{table} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
+    "ON {table} FOR EACH STATEMENT EXECUTE FUNCTION siogw_bump_auth_epoch()")
+#: SQLite has row triggers only (one writer at a time: no lock order to keep).
+_EPOCH_SQLITE_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS siogw_epoch_{table}_{op} AFTER {op} ON {table} "
+    "BEGIN UPDATE auth_epoch SET version = version + 1 WHERE id = 1; END")
+
+
+def _migration_epoch(conn: Connection) -> None:
+    """The epoch table, its one row, and the triggers that bump it."""
+    conn.exec_driver_sql(_EPOCH_DDL)
+    conn.exec_driver_sql(_EPOCH_ROW)
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql(_EPOCH_PG_FUNCTION)
+        for table in _EPOCH_TABLES:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS siogw_epoch_{table} ON {table}")
+            conn.exec_driver_sql(_EPOCH_PG_TRIGGER.format(table=table))
+    elif dialect == "sqlite":
+        for table in _EPOCH_TABLES:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                conn.exec_driver_sql(_EPOCH_SQLITE_TRIGGER.format(table=table, op=op))
+    else:
+        raise RuntimeError(f"no epoch triggers for the {dialect} database")
+
+
+#: The epoch (live shape; created by migration 10, never by ``create_all``).
+auth_epoch = sa.Table(
+    "auth_epoch",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+
 #: Ordered migrations: (version, description, apply). Append; never edit an applied one:
 #: ``tests/server/test_migration_digests.py`` holds each one's digest and fails when a
 #: shipped migration changes (issue 14, finding 7).
@@ -773,6 +827,9 @@ MIGRATIONS: Sequence[tuple[int, str, Callable[[Connection], None]]] = (
         "results, the providers' outbox", _migration_lists),
     (9, "certificates: the PIN change the client reports at login; maintenance: urgent",
      _migration_rules),
+    (10, "auth_epoch: a version the database bumps (triggers) on every change of sessions, "
+         "users, certificates, revocations, consents and maintenance windows",
+     _migration_epoch),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

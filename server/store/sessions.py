@@ -21,8 +21,9 @@ from server.prepared import Prepared
 from server.store.base import StoreBase
 from server.store.certificates import CertRow, Revocation, fingerprint
 from server.store.errors import StoreUnavailable
-from server.store.maintenance import WindowRow, open_window
+from server.store.maintenance import NOT_CANCELLED, WindowRow, open_window
 from server.store.schema import (
+    auth_epoch,
     certificates,
     consents,
     logins,
@@ -122,10 +123,45 @@ SESSION_CONTEXT = (
 )
 
 
+#: The authentication epoch (migration 10): bumped by the database on every change of a
+#: table that :data:`SESSION_CONTEXT` reads.
+AUTH_EPOCH = sa.select(auth_epoch.c.version).where(auth_epoch.c.id == 1)
+#: The next maintenance window to open after ``at`` (how long a cached session may go
+#: without looking at the windows again).
+NEXT_WINDOW = sa.select(sa.func.min(maintenance.c.starts_at)).where(
+    maintenance.c.starts_at > sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+    NOT_CANCELLED,
+)
+
+
 class SessionStore(StoreBase):
     """The login, session and consent methods of :class:`server.store.Store`."""
 
     _prepared_context: Prepared | None = None
+    _prepared_epoch: Prepared | None = None
+
+    def auth_epoch(self) -> int:
+        """The authentication epoch: it changes with every committed change of a session,
+        user, certificate, revocation, consent or maintenance window (database triggers,
+        migration 10). Equal epochs: :meth:`session_context` would answer the same."""
+        prepared = self._prepared("_prepared_epoch", AUTH_EPOCH)
+        try:
+            rows = prepared.all({}, conn=self._pinned)
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        if not rows:
+            raise StoreUnavailable("control-plane database error",
+                                   detail="the auth_epoch row is missing")
+        return int(rows[0][0])
+
+    def next_window_start(self, at: _dt.datetime) -> _dt.datetime | None:
+        """When the next maintenance window not cancelled opens after ``at`` (None: none)."""
+        try:
+            with self._tx() as conn:
+                value = conn.execute(NEXT_WINDOW, {"at": ensure_utc(at)}).scalar()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
+            raise StoreUnavailable("control-plane database error", detail=str(exc)) from exc
+        return None if value is None else ensure_utc(value)
 
     # --- logins --------------------------------------------------------------------------
     def create_login(
