@@ -468,9 +468,9 @@ TPM_TARGET_FROM = 16
 
 def _idle_text(idle_sign: str) -> str:
     """How a batch leaves, as the bench prints it (``--batch-idle-sign``)."""
-    return ("signed at once while the token is idle (signer.batch_idle_sign)"
+    return ("signer.batch_idle_sign on: signed at once while the token is idle"
             if idle_sign == "on" else
-            "every batch waits out the window unless it fills (signer.batch_idle_sign off)")
+            "signer.batch_idle_sign off: every batch waits out the window unless it fills")
 
 
 def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]],
@@ -479,7 +479,7 @@ def _print_tpm2_side_by_side(runs: list[tuple[str, float, list[dict[str, Any]]]]
     print()
     print("the gateway's result key on SoftHSM and on the TPM (tpm2-pkcs11 over swtpm, a TPM "
           f"2.0 emulator; one gateway process), the TPM without and with batch signing "
-          f"(window {window:g} ms, {_idle_text(idle_sign)}):")
+          f"(window {window:g} ms; {_idle_text(idle_sign)}):")
     print(f"{'conc':>4} | {'SoftHSM q/s':>11} {'p99 ms':>7} | {'TPM q/s':>8} {'p99 ms':>7} "
           f"{'res/sig':>7} | {'TPM+batch':>9} {'p99 ms':>7} {'res/sig':>7} | "
           f"{'TPM/soft':>8} {'batch/soft':>10}")
@@ -531,7 +531,7 @@ def _print_side_by_side(runs: list[tuple[float, list[dict[str, Any]]]], latency_
     (_, off), (window, on) = runs[0], runs[1]
     print()
     print(f"MODEL: {latency_ms:g} ms per token signature, {sessions} at once; the full path "
-          f"without and with batch signing (window {window:g} ms, {_idle_text(idle_sign)}):")
+          f"without and with batch signing (window {window:g} ms; {_idle_text(idle_sign)}):")
     print(f"{'conc':>4} | {'q/s off':>8} {'p99 ms':>7} {'res/sig':>7} | {'q/s on':>8} "
           f"{'p99 ms':>7} {'res/sig':>7} | {'on/off':>6}")
     for a, b in zip(off, on, strict=True):
