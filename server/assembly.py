@@ -341,7 +341,8 @@ def result_batcher(config: GatewayConfig, signer: Signer | None) -> ResultBatche
     if signer is None or config.signer.batch_window_ms <= 0:
         return None
     return ResultBatcher(signer, window_ms=config.signer.batch_window_ms,
-                         max_batch=config.signer.batch_max)
+                         max_batch=config.signer.batch_max,
+                         idle_sign=config.signer.batch_idle_sign)
 
 
 def _crl_recorder(audit_log: AuditLog) -> Callable[[str, dict[str, object]], None]:

@@ -27,6 +27,7 @@ Example ``siogw.toml``::
     sessions = 0                              # PKCS#11 sessions per token; 0: the CPU count
     batch_window_ms = 0       # batch-sign results ready within this window (ADR 0011); 0: off
     batch_max = 64            # at most this many results per batch signature
+    batch_idle_sign = true    # sign at once while no batch is at the token; false: wait the window
 
     [audit]
     # The audit key: signs the log's checkpoints and seals, never query results (a key
@@ -242,6 +243,11 @@ class SignerConfig:
     batch_window_ms: float = 0.0
     #: The most results in one batch; a full batch is signed without waiting the window.
     batch_max: int = 64
+    #: Sign at once while no batch is at the token (natural batching): a lone result does
+    #: not wait out the window; while a batch is at the token the next one gathers until
+    #: the window passes, it is full, or the token is idle again. False: every batch
+    #: waits out the window unless it fills first.
+    batch_idle_sign: bool = True
 
 
 @dataclass(frozen=True)
@@ -457,6 +463,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "SIOGW_PKCS11_SESSIONS": ("signer", "sessions"),
     "SIOGW_SIGNER_BATCH_WINDOW_MS": ("signer", "batch_window_ms"),
     "SIOGW_SIGNER_BATCH_MAX": ("signer", "batch_max"),
+    "SIOGW_SIGNER_BATCH_IDLE_SIGN": ("signer", "batch_idle_sign"),
     "SIOGW_AUDIT_SIGNER_URI": ("audit", "signer_uri"),
     "SIOGW_AUDIT_PIN_SOURCE": ("audit", "pin_source"),
     "SIOGW_MAX_MESSAGE_BYTES": ("limits", "max_message_bytes"),
@@ -794,6 +801,8 @@ def load_config(
         batch_window_ms=_coerce(sig.get("batch_window_ms", 0.0), float,
                                 "signer.batch_window_ms"),
         batch_max=_coerce(sig.get("batch_max", 64), int, "signer.batch_max"),
+        batch_idle_sign=_coerce(sig.get("batch_idle_sign", True), bool,
+                                "signer.batch_idle_sign"),
     )
     if not 0 <= signer_cfg.batch_window_ms <= MAX_BATCH_WINDOW_MS:
         raise ConfigError(f"signer.batch_window_ms must be between 0 (off) and "

@@ -1,10 +1,13 @@
 """Batch signing of results over a real gateway (issue 18, ADR 0011): SoftHSM token, TLS,
 the audit log, both clients and ``siogw verify``.
 
-The gateway runs with ``[signer] batch_window_ms = 1000`` and ``batch_max = 8``: a lone
-query is a batch of one (it waits out the window), and ``batch_max`` queries sent at once
-fill a batch, which leaves as soon as it is full. The batch each result was signed in is
-read from its own signed statement (tree size), not from the gateway's internals.
+The gateway runs with ``[signer] batch_window_ms = 1000``, ``batch_max = 8`` and
+``batch_idle_sign = false`` (these tests are about the envelope, not the timing: with
+idle signing on, the first of the queries sent at once could leave alone on the idle
+token): a lone query is a batch of one (it waits out the window), and ``batch_max``
+queries sent at once fill a batch, which leaves as soon as it is full. The batch each
+result was signed in is read from its own signed statement (tree size), not from the
+gateway's internals.
 """
 
 from __future__ import annotations
@@ -61,11 +64,12 @@ def batch_world(softhsm_store: Any, tmp_path_factory: pytest.TempPathFactory
     demo.write_gateway_config(world, 0)
     demo.bootstrap_operator(world, world.people["operator"])
     config = load_config(home, env={}, overrides={
-        "signer": {"batch_window_ms": 1000, "batch_max": BATCH_MAX},
+        "signer": {"batch_window_ms": 1000, "batch_max": BATCH_MAX,
+                   "batch_idle_sign": False},
         "limits": {"logins_per_peer_per_minute": 100_000,
                    "logins_per_user_per_minute": 100_000},
     })
-    assert config.signer.batch_window_ms == 1000
+    assert config.signer.batch_window_ms == 1000 and not config.signer.batch_idle_sign
     server = ServerThread(config)
     port = server.start()
     try:
