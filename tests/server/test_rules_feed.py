@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -96,5 +97,24 @@ def test_a_long_backlog_is_logged_once(caplog: Any) -> None:
         assert len(warnings) == 1 and "5 records queued" in warnings[0].getMessage()
         feed.settle(10)
         assert engine.seen == list(range(12))
+    finally:
+        feed.close()
+
+
+def test_settle_and_call_cut_the_linger_short() -> None:
+    """A long linger gathers records, but one waiting for them (settle, a job) is not
+    kept waiting for it."""
+    engine = RecordingEngine()
+    feed = RulesFeed(engine, linger=30.0)
+    try:
+        feed.put(event(1))
+        t0 = time.monotonic()
+        feed.settle(10)
+        assert engine.seen == [1]
+        ran = threading.Event()
+        feed.put(event(2))
+        feed.call(ran.set)
+        assert ran.wait(10) and engine.seen == [1, 2]
+        assert time.monotonic() - t0 < 10  # neither waited out the 30 s linger
     finally:
         feed.close()
