@@ -79,6 +79,25 @@ def pg_test_url() -> tuple[str, Callable[[], None]]:
     return fresh_pg_url(url)
 
 
+@pytest.fixture(params=["sqlite", "pg"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An opened control-plane ``Store`` on SQLite and on a fresh PostgreSQL schema (a
+    module may define its own ``store`` instead)."""
+    from server.store import Store
+
+    drop = None
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    if request.param == "pg":
+        url, drop = pg_test_url()
+    opened = Store(url).open()
+    try:
+        yield opened
+    finally:
+        opened.close()
+        if drop is not None:
+            drop()
+
+
 # --- tokens and certificates ---------------------------------------------------------------
 def make_token_signer(
     store: Any, directory: Path, prefix: str, ca: Any = None, *, key_type: str = "ec"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -26,7 +25,7 @@ from server.store import Store
 from server.store.schema import _EPOCH_TABLES
 from siogw_api.timeutil import astana_iso, now_utc
 from siogw_api.v1 import admin_pb2, auth_pb2, common_pb2
-from tests.server.conftest import Harness, bearer, pg_test_url, rpc_error
+from tests.server.conftest import Harness, bearer, rpc_error
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
@@ -161,22 +160,6 @@ def test_a_future_dated_revocation_keeps_the_session_out_of_the_cache(gateway: H
 
 
 # --- the store: the epoch and its triggers ---------------------------------------------------
-@pytest.fixture(params=["sqlite", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
-    drop = None
-    if request.param == "pg":
-        url, drop = pg_test_url()
-    else:
-        url = f"sqlite:///{tmp_path / 'gw.db'}"
-    s = Store(url).open()
-    try:
-        yield s
-    finally:
-        s.close()
-        if drop is not None:
-            drop()
-
-
 def test_every_change_of_a_session_read_table_bumps_the_epoch(store: Store) -> None:
     now = now_utc()
     steps = [

@@ -4,9 +4,6 @@ can simply be sent again; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from server.admin import execute
@@ -15,23 +12,6 @@ from server.reporting.store import ReportingStore
 from server.store import Store
 from siogw_api.errors import StorageError
 from siogw_api.v1 import admin_pb2
-from tests.server.conftest import pg_test_url
-
-
-@pytest.fixture(params=["sqlite", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    drop = None
-    if request.param == "pg":
-        url, drop = pg_test_url()
-    else:
-        url = f"sqlite:///{tmp_path / 'e.db'}"
-    s = Store(url).open()
-    try:
-        yield s
-    finally:
-        s.close()
-        if drop is not None:
-            drop()
 
 
 def enrol(store: Store, user_id: str) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from server.reporting.fm1 import parse_fm1
@@ -17,7 +15,6 @@ from server.reporting.store import ReportingStore, iter_parties, retention_until
 from server.store import Store
 from server.store.schema import fm1_messages, fm1_parties, provider_officers
 from siogw_api.timeutil import now_utc, to_astana
-from tests.server.conftest import pg_test_url
 
 NOW = now_utc()
 
@@ -49,21 +46,6 @@ def test_a_refusal_to_establish_relations_and_a_one_off_count_from_the_decision(
 def test_an_ongoing_relationship_keeps_the_message_without_an_end_date() -> None:
     assert retention_until(parsed("suspicious_before"), NOW) is None  # type: ignore[arg-type]
 
-
-@pytest.fixture(params=["sqlite", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    drop = None
-    if request.param == "pg":
-        url, drop = pg_test_url()
-    else:
-        url = f"sqlite:///{tmp_path / 'r.db'}"
-    s = Store(url).open()
-    try:
-        yield s
-    finally:
-        s.close()
-        if drop is not None:
-            drop()
 
 
 def test_housekeeping_never_deletes_fm1_messages(store: Store) -> None:

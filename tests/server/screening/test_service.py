@@ -4,7 +4,6 @@ reach -- the index rebuilt after a restart, retention dates, sources, the config
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,9 @@ from server.screening.parse import ListEntry
 from server.screening.service import check_subject, retention_date
 from server.store import Store
 from siogw_api.errors import ConfigError, SiogwError
-from tests.server.conftest import pg_test_url
 
 ENTRIES = [ListEntry("X-1", "person", "", ("Қасымов Нұрлан",), "1970-01-01", "KZ", "")]
 
-
-@pytest.fixture(params=["sqlite", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    drop = None
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    if request.param == "pg":
-        url, drop = pg_test_url()
-    s = Store(url).open()
-    try:
-        yield s
-    finally:
-        s.close()
-        if drop is not None:
-            drop()
 
 
 def publish(service: ScreeningService, entries: list[ListEntry]) -> Any:
