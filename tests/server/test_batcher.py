@@ -167,6 +167,17 @@ def test_idle_sign_a_lone_result_does_not_wait_the_window() -> None:
     assert (batcher.batches, batcher.results, batcher.largest) == (1, 1, 1)
 
 
+async def _first_held_then(
+    signer: GatedSigner, batcher: ResultBatcher, n: int
+) -> tuple[asyncio.Task[dsse.Envelope], list[asyncio.Task[dsse.Envelope]]]:
+    """One result sent and held at the (gated) token, then ``n`` more sent."""
+    first = asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"first"))
+    await _until(lambda: signer.entered == 1, "the first result reached the token")
+    rest = [asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"r%d" % i))
+            for i in range(n)]
+    return first, rest
+
+
 def test_idle_sign_results_gather_while_a_batch_is_at_the_token() -> None:
     """A batch held at the token: the results that arrive meanwhile are not signed one
     by one (nor as a second batch in flight) but gather into one next batch, which
@@ -177,10 +188,7 @@ def test_idle_sign_results_gather_while_a_batch_is_at_the_token() -> None:
 
     async def run() -> list[dsse.Envelope]:
         try:
-            first = asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"first"))
-            await _until(lambda: signer.entered == 1, "the first result reached the token")
-            rest = [asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"r%d" % i))
-                    for i in range(5)]
+            first, rest = await _first_held_then(signer, batcher, 5)
             await _until(lambda: len(batcher._pending) == 5, "five results waiting")
             for _ in range(20):
                 await asyncio.sleep(0)
@@ -206,10 +214,7 @@ def test_idle_sign_a_full_batch_leaves_while_another_is_at_the_token() -> None:
 
     async def run() -> list[dsse.Envelope]:
         try:
-            first = asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"first"))
-            await _until(lambda: signer.entered == 1, "the first result reached the token")
-            rest = [asyncio.create_task(batcher.sign(dsse.PAYLOAD_RESULT, b"r%d" % i))
-                    for i in range(3)]
+            first, rest = await _first_held_then(signer, batcher, 3)
             await _until(lambda: signer.entered == 2, "the full batch reached the token")
             signer.gate.set()
             return list(await asyncio.wait_for(asyncio.gather(first, *rest), 2))
